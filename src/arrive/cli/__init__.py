@@ -1,0 +1,1 @@
+"""The ``arrive`` command line."""

@@ -1,0 +1,71 @@
+"""Entry point of the ``arrive`` command.
+
+Each command lives in its own module; this one wires them into one group and
+translates errors: a user's mistake prints one line and exits 2, never a
+traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import click
+from rich.console import Console
+
+from arrive.errors import ArriveError
+
+_stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class _LazyGroup(click.Group):
+    """Imports a command's module only when that command runs (fast ``--help``)."""
+
+    COMMANDS = {
+        "import": "arrive.cli.import_cmd:command",
+        "simulate": "arrive.cli.simulate_cmd:command",
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(self.COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = self.COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, _, attr = target.partition(":")
+        module = __import__(module_name, fromlist=[attr])
+        command: click.Command = getattr(module, attr)
+        return command
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="arrive")
+def cli() -> None:
+    """Arrive: calibrated P50/P90 delivery ETAs from live features."""
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the CLI and exit with its code (2 for user errors)."""
+    sys.exit(run(argv))
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI and return its exit code instead of exiting."""
+    try:
+        result = cli.main(args=list(argv) if argv is not None else None, standalone_mode=False)
+    except click.exceptions.Abort:
+        _stderr.print("aborted")
+        return 130
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except ArriveError as exc:
+        _stderr.print(f"[bold red]error:[/] {exc}", markup=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        _stderr.print("interrupted")
+        return 130
+    return result if isinstance(result, int) else 0

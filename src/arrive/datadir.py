@@ -1,0 +1,128 @@
+"""The layout of a data directory, as written by importers and the simulator.
+
+::
+
+    DIR/orders.parquet          one row per order: canonical columns + target
+    DIR/events/date=YYYY-MM-DD/part-0.parquet
+                                the event log, partitioned by UTC day, time-ordered
+    DIR/quarantine.csv          rows refused by an import: line number and reason
+    DIR/import_summary.json     counts and provenance
+
+A directory is written into a hidden staging folder beside its destination and
+moved into place only when complete, so an interrupted or failed run leaves
+nothing that looks finished.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Final
+
+import msgspec
+import polars as pl
+
+from arrive.errors import ConfigError, InputFileError
+from arrive.schema.frame import UTC_TIME, conform
+
+ORDERS_FILE: Final = "orders.parquet"
+EVENTS_DIR: Final = "events"
+QUARANTINE_FILE: Final = "quarantine.csv"
+SUMMARY_FILE: Final = "import_summary.json"
+
+#: Canonical columns of ``orders.parquet``; sources may add attribute columns after them.
+ORDER_COLUMNS: Final[dict[str, pl.DataType]] = {
+    "order_id": pl.String(),
+    "status": pl.String(),  # "delivered" or "cancelled"
+    "created_at": UTC_TIME,
+    "delivered_at": UTC_TIME,
+    "duration_s": pl.Float64(),  # the target: delivered_at - created_at
+    "store_id": pl.String(),
+    "market_id": pl.String(),
+    "store_category": pl.String(),
+    "courier_id": pl.String(),
+    "pickup_lat": pl.Float64(),
+    "pickup_lon": pl.Float64(),
+    "drop_lat": pl.Float64(),
+    "drop_lon": pl.Float64(),
+    "items": pl.Int32(),
+    "distinct_items": pl.Int32(),
+    "subtotal": pl.Float64(),
+    "source_line": pl.Int64(),  # line of the source file (null for simulated orders)
+}
+
+
+def conform_orders(frame: pl.DataFrame) -> pl.DataFrame:
+    """Canonical columns first (added as nulls when absent, cast), extra columns after,
+    rows ordered by creation time."""
+    missing = [pl.lit(None, t).alias(n) for n, t in ORDER_COLUMNS.items() if n not in frame]
+    extra = [c for c in frame.columns if c not in ORDER_COLUMNS]
+    return (
+        frame.with_columns(missing)
+        .select([pl.col(n).cast(t) for n, t in ORDER_COLUMNS.items()] + extra)
+        .sort("created_at", "order_id", maintain_order=True)
+    )
+
+
+def write_orders(directory: Path, orders: pl.DataFrame) -> None:
+    conform_orders(orders).write_parquet(directory / ORDERS_FILE)
+
+
+def write_events(directory: Path, events: pl.DataFrame) -> None:
+    """Write the event log partitioned by UTC day."""
+    frame = conform(events)
+    days = frame.get_column("event_time").dt.date()
+    root = directory / EVENTS_DIR
+    root.mkdir(parents=True, exist_ok=True)
+    for (day,), part in frame.with_columns(_day=days).group_by("_day", maintain_order=True):
+        folder = root / f"date={day}"
+        folder.mkdir()
+        part.drop("_day").write_parquet(folder / "part-0.parquet")
+
+
+def write_summary(directory: Path, summary: dict[str, Any]) -> None:
+    (directory / SUMMARY_FILE).write_bytes(msgspec.json.format(msgspec.json.encode(summary)))
+
+
+def read_orders(directory: Path) -> pl.DataFrame:
+    """The orders table of a data directory."""
+    path = Path(directory) / ORDERS_FILE
+    if not path.is_file():
+        raise InputFileError(f"{path}: no orders table here (run `arrive import` or `arrive simulate`)")
+    return pl.read_parquet(path)
+
+
+def scan_events(directory: Path) -> pl.LazyFrame:
+    """The event log of a data directory, lazily, in time order within each day."""
+    root = Path(directory) / EVENTS_DIR
+    if not root.is_dir():
+        raise InputFileError(f"{root}: no event log here (run `arrive import` or `arrive simulate`)")
+    return pl.scan_parquet(root / "*" / "*.parquet", hive_partitioning=False)
+
+
+@contextlib.contextmanager
+def staged(destination: Path, *, force: bool = False) -> Iterator[Path]:
+    """Yield a fresh staging folder; on success it replaces ``destination``.
+
+    Raises:
+        ConfigError: ``destination`` exists, is not empty and ``force`` is off.
+    """
+    destination = Path(destination)
+    if destination.exists() and not destination.is_dir():
+        raise ConfigError(f"--out {destination}: exists and is not a directory")
+    if destination.is_dir() and any(destination.iterdir()) and not force:
+        raise ConfigError(f"--out {destination}: directory is not empty (use --force to replace it)")
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{destination.name}.partial-", dir=destination.parent))
+    try:
+        yield stage
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    if destination.exists():
+        shutil.rmtree(destination)
+    os.replace(stage, destination)

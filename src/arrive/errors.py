@@ -1,0 +1,64 @@
+"""Every error Arrive raises on purpose.
+
+One tree, so callers catch what they mean and the CLI and HTTP edges translate
+in one place::
+
+    ArriveError
+    ├── UserError                  the user's input is wrong; CLI exit code 2
+    │   ├── ConfigError            a setting or option is invalid
+    │   ├── InputFileError         a file is missing, unreadable or of the wrong shape
+    │   ├── MappingError           an import mapping (TOML) is malformed
+    │   ├── SchemaError            an event does not match the canonical schema
+    │   └── DataError              the data cannot support what was asked
+    └── InternalError              a bug or an environment failure; CLI exit code 1
+
+No module here imports a web or vendor library.
+"""
+
+from __future__ import annotations
+
+
+class ArriveError(Exception):
+    """Base of every error raised by Arrive on purpose."""
+
+    exit_code = 1
+
+
+class UserError(ArriveError):
+    """The user's input is wrong: the message says what and where."""
+
+    exit_code = 2
+
+
+class ConfigError(UserError):
+    """A setting, option or argument is invalid."""
+
+
+class InputFileError(UserError):
+    """A file is missing, unreadable, or its contents do not have the expected shape."""
+
+
+class MappingError(UserError):
+    """An import mapping file is malformed or does not match its CSV."""
+
+
+class DataError(UserError):
+    """The data cannot support the operation (too little data, no target, ...)."""
+
+
+class SchemaError(UserError):
+    """An event does not match the canonical schema.
+
+    Attributes:
+        field: dotted path of the offending field (``"$"`` for the whole event).
+        reason: why the value was refused.
+    """
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field = field
+        self.reason = reason
+        super().__init__(f"{field}: {reason}")
+
+
+class InternalError(ArriveError):
+    """Something failed that is not the user's fault."""

@@ -1,0 +1,115 @@
+"""The columnar form of canonical events, as stored in an event log.
+
+One wide table: the common fields, then the union of every event type's fields
+(null where a type has no such field), and ``attributes`` as a JSON string.
+Bulk producers (importers, the simulator) build this frame directly; streaming
+code converts to and from :mod:`arrive.schema.events` objects with the two
+functions here, which validate like the JSON decoder does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from typing import Any, Final
+
+import msgspec
+import polars as pl
+
+from arrive.errors import SchemaError
+from arrive.schema.codec import schema_error
+from arrive.schema.events import EVENT_TYPES, AnyEvent, Event
+
+UTC_TIME: Final = pl.Datetime("us", "UTC")
+
+EVENT_COLUMNS: Final[dict[str, pl.DataType]] = {
+    "event_id": pl.String(),
+    "type": pl.String(),
+    "event_time": UTC_TIME,
+    "schema_version": pl.Int16(),
+    "order_id": pl.String(),
+    "store_id": pl.String(),
+    "market_id": pl.String(),
+    "courier_id": pl.String(),
+    "pickup_lat": pl.Float64(),
+    "pickup_lon": pl.Float64(),
+    "drop_lat": pl.Float64(),
+    "drop_lon": pl.Float64(),
+    "items": pl.Int32(),
+    "distinct_items": pl.Int32(),
+    "subtotal": pl.Float64(),
+    "store_category": pl.String(),
+    "vehicle": pl.String(),
+    "rating": pl.Float64(),
+    "reason": pl.String(),
+    "lat": pl.Float64(),
+    "lon": pl.Float64(),
+    "status": pl.String(),
+    "condition": pl.String(),
+    "temperature_c": pl.Float64(),
+    "precipitation_mm": pl.Float64(),
+    "couriers_on_shift": pl.Int32(),
+    "couriers_busy": pl.Int32(),
+    "outstanding_orders": pl.Int32(),
+    "attributes": pl.String(),
+}
+
+_FIELDS: Final[dict[str, tuple[str, ...]]] = {
+    tag: cls.__struct_fields__ for tag, cls in EVENT_TYPES.items()
+}
+_COMMON: Final = set(Event.__struct_fields__) | {"type"}
+_EMPTY_ATTRIBUTES: Final = "{}"
+
+
+def conform(frame: pl.DataFrame) -> pl.DataFrame:
+    """Give ``frame`` exactly the event-log columns, types and order (time, then id).
+
+    Missing columns are added as nulls; unknown columns are refused.
+    """
+    unknown = set(frame.columns) - set(EVENT_COLUMNS)
+    if unknown:
+        raise SchemaError(sorted(unknown)[0], "not a column of the event log")
+    missing = [pl.lit(None, dtype).alias(n) for n, dtype in EVENT_COLUMNS.items() if n not in frame]
+    return (
+        frame.with_columns(missing)
+        .select([pl.col(n).cast(dtype) for n, dtype in EVENT_COLUMNS.items()])
+        .with_columns(pl.col("attributes").fill_null(_EMPTY_ATTRIBUTES))
+        .sort("event_time", "event_id", maintain_order=True)
+    )
+
+
+def events_to_frame(events: Iterable[Event]) -> pl.DataFrame:
+    """Columnar form of ``events`` (sorted by event time)."""
+    rows = []
+    for event in events:
+        row = msgspec.to_builtins(event, builtin_types=(datetime,))
+        if "attributes" in row:
+            row["attributes"] = msgspec.json.encode(row["attributes"]).decode()
+        rows.append(row)
+    if not rows:
+        return conform(pl.DataFrame(schema=EVENT_COLUMNS))
+    return conform(pl.DataFrame(rows, schema_overrides=EVENT_COLUMNS, infer_schema_length=None))
+
+
+def frame_to_events(frame: pl.DataFrame) -> Iterator[AnyEvent]:
+    """Events from their columnar form, validated; a bad row raises SchemaError naming it."""
+    for index, row in enumerate(frame.iter_rows(named=True)):
+        try:
+            yield _row_to_event(row)
+        except SchemaError as exc:
+            raise SchemaError(f"row {index}: {exc.field}", exc.reason) from exc
+
+
+def _row_to_event(row: dict[str, Any]) -> AnyEvent:
+    tag = row.get("type")
+    fields = _FIELDS.get(tag) if isinstance(tag, str) else None
+    if fields is None:
+        raise SchemaError("type", f"unknown event type {tag!r}")
+    data = {k: row[k] for k in fields if row.get(k) is not None or k in _COMMON}
+    data["type"] = tag
+    if "attributes" in data:
+        data["attributes"] = msgspec.json.decode(data["attributes"])
+    try:
+        return msgspec.convert(data, AnyEvent)
+    except msgspec.ValidationError as exc:
+        raise schema_error(str(exc)) from exc
