@@ -63,7 +63,7 @@ def conform_orders(frame: pl.DataFrame) -> pl.DataFrame:
     extra = [c for c in frame.columns if c not in ORDER_COLUMNS]
     return (
         frame.with_columns(missing)
-        .select([pl.col(n).cast(t) for n, t in ORDER_COLUMNS.items()] + extra)
+        .select(*(pl.col(n).cast(t) for n, t in ORDER_COLUMNS.items()), *extra)
         .sort("created_at", "order_id", maintain_order=True)
     )
 
@@ -92,7 +92,9 @@ def read_orders(directory: Path) -> pl.DataFrame:
     """The orders table of a data directory."""
     path = Path(directory) / ORDERS_FILE
     if not path.is_file():
-        raise InputFileError(f"{path}: no orders table here (run `arrive import` or `arrive simulate`)")
+        raise InputFileError(
+            f"{path}: no orders table here (run `arrive import` or `arrive simulate`)"
+        )
     return pl.read_parquet(path)
 
 
@@ -100,7 +102,9 @@ def scan_events(directory: Path) -> pl.LazyFrame:
     """The event log of a data directory, lazily, in time order within each day."""
     root = Path(directory) / EVENTS_DIR
     if not root.is_dir():
-        raise InputFileError(f"{root}: no event log here (run `arrive import` or `arrive simulate`)")
+        raise InputFileError(
+            f"{root}: no event log here (run `arrive import` or `arrive simulate`)"
+        )
     return pl.scan_parquet(root / "*" / "*.parquet", hive_partitioning=False)
 
 
@@ -115,7 +119,9 @@ def staged(destination: Path, *, force: bool = False) -> Iterator[Path]:
     if destination.exists() and not destination.is_dir():
         raise ConfigError(f"--out {destination}: exists and is not a directory")
     if destination.is_dir() and any(destination.iterdir()) and not force:
-        raise ConfigError(f"--out {destination}: directory is not empty (use --force to replace it)")
+        raise ConfigError(
+            f"--out {destination}: directory is not empty (use --force to replace it)"
+        )
     destination.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{destination.name}.partial-", dir=destination.parent))
     try:

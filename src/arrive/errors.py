@@ -10,6 +10,11 @@ in one place::
     │   ├── MappingError           an import mapping (TOML) is malformed
     │   ├── SchemaError            an event does not match the canonical schema
     │   └── DataError              the data cannot support what was asked
+    ├── RegistryError              the model registry refused; CLI exit code 2
+    │   ├── ModelNotFound          no such version, or the alias is not set (also a UserError)
+    │   ├── RegistryConflict       the change would break a registry rule (also a UserError)
+    │   ├── PromotionRefused       the promotion gate said no (also a UserError)
+    │   └── ModelIntegrityError    a stored artifact or index does not match its record
     └── InternalError              a bug or an environment failure; CLI exit code 1
 
 No module here imports a web or vendor library.
@@ -58,6 +63,38 @@ class SchemaError(UserError):
         self.field = field
         self.reason = reason
         super().__init__(f"{field}: {reason}")
+
+
+class RegistryError(ArriveError):
+    """The model registry cannot do what was asked."""
+
+    exit_code = 2
+
+
+class ModelNotFound(RegistryError, UserError):
+    """No model version matches the reference, or the alias named holds no version."""
+
+
+class RegistryConflict(RegistryError, UserError):
+    """The change would break a registry rule (e.g. deleting a version an alias points at)."""
+
+
+class PromotionRefused(RegistryError, UserError):
+    """The promotion gate refused a candidate.
+
+    Attributes:
+        reasons: one sentence per failed check.
+    """
+
+    def __init__(self, message: str, reasons: tuple[str, ...]) -> None:
+        self.reasons = reasons
+        super().__init__(message)
+
+
+class ModelIntegrityError(RegistryError):
+    """A stored artifact is missing or its checksum does not match the one recorded
+    at registration, or the registry's index is unreadable. Never the caller's input:
+    the store was corrupted or edited."""
 
 
 class InternalError(ArriveError):

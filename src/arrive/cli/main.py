@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from typing import ClassVar
 
 import click
 from rich.console import Console
@@ -21,8 +22,10 @@ _stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 class _LazyGroup(click.Group):
     """Imports a command's module only when that command runs (fast ``--help``)."""
 
-    COMMANDS = {
+    COMMANDS: ClassVar[dict[str, str]] = {
         "import": "arrive.cli.import_cmd:command",
+        "models": "arrive.cli.models_cmd:command",
+        "train": "arrive.cli.train_cmd:command",
         "simulate": "arrive.cli.simulate_cmd:command",
     }
 

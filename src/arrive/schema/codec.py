@@ -34,7 +34,8 @@ def decode_event(data: bytes | str) -> AnyEvent:
             field, an out-of-range value or a naive timestamp.
     """
     try:
-        return _decoder.decode(data)
+        event: AnyEvent = _decoder.decode(data)
+        return event
     except msgspec.ValidationError as exc:
         raise schema_error(str(exc)) from exc
     except msgspec.DecodeError as exc:

@@ -18,7 +18,7 @@ import polars as pl
 
 from arrive.errors import SchemaError
 from arrive.schema.codec import schema_error
-from arrive.schema.events import EVENT_TYPES, AnyEvent, Event
+from arrive.schema.events import EVENT_TYPES, SCHEMA_VERSION, AnyEvent, Event
 
 UTC_TIME: Final = pl.Datetime("us", "UTC")
 
@@ -64,7 +64,8 @@ _EMPTY_ATTRIBUTES: Final = "{}"
 def conform(frame: pl.DataFrame) -> pl.DataFrame:
     """Give ``frame`` exactly the event-log columns, types and order (time, then id).
 
-    Missing columns are added as nulls; unknown columns are refused.
+    Missing columns are added as nulls (``schema_version`` as the current version);
+    unknown columns are refused.
     """
     unknown = set(frame.columns) - set(EVENT_COLUMNS)
     if unknown:
@@ -73,7 +74,10 @@ def conform(frame: pl.DataFrame) -> pl.DataFrame:
     return (
         frame.with_columns(missing)
         .select([pl.col(n).cast(dtype) for n, dtype in EVENT_COLUMNS.items()])
-        .with_columns(pl.col("attributes").fill_null(_EMPTY_ATTRIBUTES))
+        .with_columns(
+            pl.col("attributes").fill_null(_EMPTY_ATTRIBUTES),
+            pl.col("schema_version").fill_null(SCHEMA_VERSION),
+        )
         .sort("event_time", "event_id", maintain_order=True)
     )
 
@@ -110,6 +114,7 @@ def _row_to_event(row: dict[str, Any]) -> AnyEvent:
     if "attributes" in data:
         data["attributes"] = msgspec.json.decode(data["attributes"])
     try:
-        return msgspec.convert(data, AnyEvent)
+        event: AnyEvent = msgspec.convert(data, AnyEvent)
+        return event
     except msgspec.ValidationError as exc:
         raise schema_error(str(exc)) from exc

@@ -1,0 +1,200 @@
+"""``arrive models``: inspect the model registry, promote, roll back, clean up.
+
+Every subcommand works on a :class:`~arrive.registry.local.LocalRegistry`
+(``--registry``, default ``.arrive/registry``). Mistakes (an unknown version or
+alias, a refused promotion, a corrupted artifact) end in one line and exit code 2.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import msgspec
+from rich.console import Console
+from rich.table import Table
+
+from arrive.errors import ModelIntegrityError
+from arrive.registry.base import ALIASES, AliasChange, ModelVersion
+from arrive.registry.local import DEFAULT_ROOT, LocalRegistry
+from arrive.registry.promotion import promote
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_METRICS = ("mae_s", "coverage_p90", "late_rate")
+
+
+def _registry_option(function: F) -> F:
+    option = click.option(
+        "--registry",
+        "registry_root",
+        type=click.Path(path_type=Path),
+        default=DEFAULT_ROOT,
+        show_default=True,
+        help="Registry directory.",
+    )
+    return option(function)
+
+
+def _alias_option(default: str) -> Callable[[F], F]:
+    return click.option(
+        "--alias",
+        type=click.Choice(ALIASES),
+        default=default,
+        show_default=True,
+        help="Alias to change.",
+    )
+
+
+@click.group("models")
+def command() -> None:
+    """Inspect and manage registered models."""
+
+
+@command.command("list")
+@_registry_option
+def list_versions(registry_root: Path) -> None:
+    """List versions with their aliases and key metrics."""
+    registry = LocalRegistry(registry_root)
+    versions = registry.versions()
+    if not versions:
+        Console().print(f"no models registered in {registry.root}")
+        return
+    table = Table("version", "created (UTC)", "aliases", *_METRICS, "files")
+    for column in table.columns[:3]:
+        column.no_wrap = True
+    for record in versions:
+        metrics = [_metric(record.metrics.get(name)) for name in _METRICS]
+        table.add_row(
+            record.version,
+            _when(record.created_at),
+            ", ".join(record.aliases),
+            *metrics,
+            str(len(record.files)),
+        )
+    Console().print(table)
+
+
+@command.command("show")
+@click.argument("ref")
+@_registry_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead.")
+def show(ref: str, registry_root: Path, as_json: bool) -> None:
+    """Show a version (REF: a version number or an alias): files, metadata, alias history."""
+    registry = LocalRegistry(registry_root)
+    record = registry.get(ref)
+    history = _history_of(registry, record.version)
+    if as_json:
+        document = {**msgspec.to_builtins(record), "alias_history": msgspec.to_builtins(history)}
+        click.echo(msgspec.json.format(msgspec.json.encode(document)))
+        return
+    console = Console()
+    aliases = f" ({', '.join(record.aliases)})" if record.aliases else ""
+    console.print(f"version {record.version}{aliases}, registered {_when(record.created_at)} UTC")
+    console.print(_files_table(record))
+    console.print_json(data=record.metadata)
+    console.print(_history_table(history) if history else "never held an alias")
+
+
+def _history_of(registry: LocalRegistry, version: str) -> list[AliasChange]:
+    changes = [c for alias in ALIASES for c in registry.alias_history(alias)]
+    mine = [c for c in changes if version in (c.version, c.previous)]
+    return sorted(mine, key=lambda c: c.changed_at)
+
+
+def _files_table(record: ModelVersion) -> Table:
+    table = Table("file", "bytes")
+    table.add_column("sha256", overflow="fold")
+    for name, entry in record.files.items():
+        table.add_row(name, str(entry.size_bytes), entry.sha256)
+    return table
+
+
+def _history_table(history: list[AliasChange]) -> Table:
+    table = Table("changed (UTC)", "alias", "from", "to", "kind", "reason")
+    for change in history:
+        table.add_row(
+            _when(change.changed_at),
+            change.alias,
+            change.previous or "-",
+            change.version or "-",
+            change.kind,
+            change.reason,
+        )
+    return table
+
+
+@command.command("promote")
+@click.argument("ref")
+@_alias_option("production")
+@click.option("--force", is_flag=True, help="Promote even if the gate refuses.")
+@click.option("--reason", default=None, help="Why (kept in the alias history).")
+@_registry_option
+def promote_version(
+    ref: str, alias: str, force: bool, reason: str | None, registry_root: Path
+) -> None:
+    """Point an alias at version REF, if the promotion gate allows it."""
+    registry = LocalRegistry(registry_root)
+    done = promote(registry, ref, alias, force=force, reason=reason)
+    if done.forced:
+        warn = Console(stderr=True, highlight=False)
+        warn.print(f"warning: forced past the gate: {'; '.join(done.decision.reasons)}")
+    was = f" (was {done.change.previous})" if done.change.previous else ""
+    Console(highlight=False).print(f"{alias} -> version {done.change.version}{was}")
+
+
+@command.command("rollback")
+@_alias_option("production")
+@click.option("--reason", default="rollback", show_default=True, help="Why (kept in history).")
+@_registry_option
+def rollback(alias: str, reason: str, registry_root: Path) -> None:
+    """Point an alias back at the version that held it before."""
+    change = LocalRegistry(registry_root).rollback(alias, reason=reason)
+    target = f"version {change.version}" if change.version else "no version (cleared)"
+    Console(highlight=False).print(f"{alias} rolled back: {change.previous} -> {target}")
+
+
+@command.command("gc")
+@click.option("--keep", type=click.IntRange(min=0), required=True, help="Newest versions kept.")
+@click.option("--dry-run", is_flag=True, help="Only say what would be deleted.")
+@_registry_option
+def gc(keep: int, dry_run: bool, registry_root: Path) -> None:
+    """Delete old versions, keeping the newest N, aliased ones and rollback targets."""
+    doomed = LocalRegistry(registry_root).gc(keep, dry_run=dry_run)
+    verb = "would delete" if dry_run else "deleted"
+    listed = ", ".join(doomed) if doomed else "nothing"
+    Console(highlight=False).print(f"{verb} {listed}")
+
+
+@command.command("verify")
+@click.argument("refs", nargs=-1)
+@_registry_option
+def verify(refs: tuple[str, ...], registry_root: Path) -> None:
+    """Check every artifact of REFS (default: all versions) against its checksum."""
+    registry = LocalRegistry(registry_root)
+    targets = list(refs) or [v.version for v in registry.versions()]
+    failures = []
+    console = Console(highlight=False)
+    for ref in targets:
+        try:
+            loaded = registry.open(ref)
+        except ModelIntegrityError as exc:
+            failures.append(str(exc))
+            console.print(f"{ref}: FAILED: {exc}")
+            continue
+        console.print(f"version {loaded.version.version}: {len(loaded.files)} files ok")
+    if failures:
+        raise ModelIntegrityError(f"{len(failures)} of {len(targets)} failed: {failures[0]}")
+
+
+def _metric(value: object) -> str:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "-"
+    return f"{value:.4g}"
+
+
+def _when(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M")

@@ -1,0 +1,168 @@
+"""``arrive train``: build features, train, calibrate, evaluate, report and register."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from arrive.cli.progress import progress
+from arrive.errors import ConfigError
+from arrive.registry.local import DEFAULT_ROOT, LocalRegistry
+from arrive.training.pipeline import STEPS, TrainConfig, TrainResult, run_training
+
+_console = Console(highlight=False)
+
+
+@click.command("train")
+@click.argument("data_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option(
+    "--out",
+    "run_dir",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Run directory: metrics.json, report.html, model/.",
+)
+@click.option(
+    "--split",
+    type=click.Choice(["time", "random"]),
+    default="time",
+    show_default=True,
+    help="time: train on earlier orders, test on the latest. random: only to compare "
+    "with published work (leaks the future).",
+)
+@click.option("--quantiles", default="0.5,0.9", show_default=True, help="Quantiles to predict.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A model parameter, e.g. --param num_leaves=127 (repeatable).",
+)
+@click.option(
+    "--no-selection", is_flag=True, help="Keep every feature group (no validation-based selection)."
+)
+@click.option(
+    "--dask",
+    "dask_address",
+    default=None,
+    metavar="ADDRESS|local",
+    help="Train on a Dask cluster: a scheduler address, or 'local' for a local cluster.",
+)
+@click.option(
+    "--registry",
+    "registry_root",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_ROOT,
+    show_default=True,
+    help="Where to register the model.",
+)
+@click.option("--no-register", is_flag=True, help="Do not register the model.")
+@click.option("--quiet", is_flag=True, help="No progress display.")
+def command(
+    data_dir: Path,
+    run_dir: Path,
+    split: str,
+    quantiles: str,
+    seed: int,
+    params: tuple[str, ...],
+    no_selection: bool,
+    dask_address: str | None,
+    registry_root: Path,
+    no_register: bool,
+    quiet: bool,
+) -> None:
+    """Train a calibrated P50/P90 model on DATA_DIR (from `arrive import` or `arrive simulate`)."""
+    config = TrainConfig(
+        split=split,  # type: ignore[arg-type]
+        quantiles=_quantiles(quantiles),
+        seed=seed,
+        select_groups=not no_selection,
+        model_params=_params(params),
+    )
+    registry = None if no_register else LocalRegistry(registry_root)
+    result = _run(data_dir, run_dir, config, registry, dask_address, quiet)
+    _summary(result)
+
+
+def _run(
+    data_dir: Path,
+    run_dir: Path,
+    config: TrainConfig,
+    registry: LocalRegistry | None,
+    dask_address: str | None,
+    quiet: bool,
+) -> TrainResult:
+    with progress(quiet=quiet) as bar, _dask_client(dask_address) as client:
+        task = bar.add_task("training", total=len(STEPS))
+        if client is not None:
+            config = TrainConfig(**{**config.__dict__, "dask": client})
+
+        def step(name: str) -> None:
+            bar.update(task, completed=STEPS.index(name), description=name)
+
+        result = run_training(data_dir, run_dir, config, registry, on_step=step)
+        bar.update(task, completed=len(STEPS), description="done")
+    return result
+
+
+class _NoClient:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _dask_client(address: str | None) -> Any:
+    if address is None:
+        return _NoClient()
+    from arrive.training.distributed import connect
+
+    return connect(address)
+
+
+def _quantiles(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise ConfigError(f"--quantiles: not a comma-separated list of numbers: {text!r}") from None
+    if 0.5 not in values or 0.9 not in values:
+        raise ConfigError("--quantiles: must include 0.5 and 0.9 (P50 and the P90 promise)")
+    return values
+
+
+def _params(pairs: tuple[str, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise ConfigError(f"--param: expected NAME=VALUE, got {pair!r}")
+        try:
+            out[name] = json.loads(value)
+        except ValueError:
+            out[name] = value
+    return out
+
+
+def _summary(result: TrainResult) -> None:
+    m = result.metrics
+    table = Table(title=f"Trained on a {m['split']} split", show_header=True)
+    table.add_column("metric")
+    table.add_column("model", justify="right")
+    table.add_column("heuristic", justify="right")
+    table.add_row(
+        "MAE of P50", f"{m['mae_s'] / 60:.2f} min", f"{m['heuristic_mae_s'] / 60:.2f} min"
+    )
+    table.add_row("P90 coverage", f"{m['coverage_p90']:.1%}", f"{m['heuristic_coverage_p90']:.1%}")
+    table.add_row("late rate (> P90)", f"{m['late_rate']:.1%}", f"{m['heuristic_late_rate']:.1%}")
+    table.add_row("crossings", str(m["crossings"]), "")
+    table.add_row("test orders", f"{m['n_test']:,}", "")
+    _console.print(table)
+    registered = f", registered as version {result.version}" if result.version else ""
+    _console.print(f"report: {result.run_dir / 'report.html'}{registered}")

@@ -1,0 +1,31 @@
+"""Local time of day and day of week of the order's creation."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from arrive.features.spec import BuildContext, FeatureSpec
+
+name = "calendar"
+
+SPECS = (
+    FeatureSpec("hour_local", "order", "numeric", None, "local hour of creation, fractional"),
+    FeatureSpec("dow_local", "order", "numeric", None, "local day of week, Monday = 0"),
+)
+
+
+def missing(ctx: BuildContext) -> str | None:
+    return None
+
+
+def specs(ctx: BuildContext) -> tuple[FeatureSpec, ...]:
+    return SPECS
+
+
+def offline(ctx: BuildContext) -> pl.DataFrame:
+    local = pl.col("created_at").dt.convert_time_zone(ctx.local_timezone)
+    return ctx.orders.select(
+        "_row",
+        hour_local=local.dt.hour() + local.dt.minute() / 60.0,
+        dow_local=(local.dt.weekday() - 1).cast(pl.Float64),
+    )

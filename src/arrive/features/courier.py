@@ -1,0 +1,192 @@
+"""Couriers: the assigned courier's recent work when the order names one at
+creation, and courier proximity — idle couriers near the pickup point and the
+distance to the nearest — from location pings before ``t``."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+
+from arrive.features.spec import BuildContext, FeatureSpec
+from arrive.features.windows import trailing_stats
+from arrive.geo import haversine_km
+
+name = "courier"
+
+NEAR_RADIUS_KM = 3.0
+PING_TTL = timedelta(minutes=10)
+_HISTORY: dict[str, timedelta | None] = {
+    "1d": timedelta(days=1),
+    "7d": timedelta(days=7),
+    "all": None,
+}
+
+
+def missing(ctx: BuildContext) -> str | None:
+    if _has_history(ctx) or _has_pings(ctx):
+        return None
+    return "no courier known at order creation and no courier pings with pickup coordinates"
+
+
+def specs(ctx: BuildContext) -> tuple[FeatureSpec, ...]:
+    out: list[FeatureSpec] = []
+    if _has_history(ctx):
+        out += [
+            FeatureSpec(
+                f"courier_deliveries_{label}",
+                "courier",
+                "numeric",
+                w.total_seconds() if w else None,
+                f"the courier's deliveries, last {label}",
+            )
+            for label, w in _HISTORY.items()
+        ]
+        out.append(
+            FeatureSpec(
+                "courier_delivery_mean_7d",
+                "courier",
+                "numeric",
+                7 * 86400.0,
+                "the courier's mean delivery s, last 7d",
+                1e-3,
+            )
+        )
+    if _has_pings(ctx):
+        ttl = PING_TTL.total_seconds()
+        out += [
+            FeatureSpec(
+                "idle_couriers_near",
+                "store",
+                "numeric",
+                ttl,
+                f"idle couriers within {NEAR_RADIUS_KM} km of pickup",
+            ),
+            FeatureSpec(
+                "nearest_idle_courier_km",
+                "store",
+                "numeric",
+                ttl,
+                "km from pickup to the nearest idle courier",
+                1e-6,
+            ),
+        ]
+    return tuple(out)
+
+
+def offline(ctx: BuildContext) -> pl.DataFrame:
+    frame = ctx.orders.select("_row")
+    if _has_history(ctx):
+        frame = frame.join(_history(ctx), on="_row")
+    if _has_pings(ctx):
+        frame = frame.join(_proximity(ctx), on="_row")
+    return frame
+
+
+def _has_history(ctx: BuildContext) -> bool:
+    return ctx.has_column("courier_id") and bool(ctx.event_counts.get("delivered"))
+
+
+def _has_pings(ctx: BuildContext) -> bool:
+    return bool(ctx.event_counts.get("courier_ping")) and ctx.has_column("pickup_lat")
+
+
+def _history(ctx: BuildContext) -> pl.DataFrame:
+    queries = ctx.orders.select("_row", "courier_id", t=pl.col("created_at"))
+    deliveries = ctx.lifecycle.select(
+        "courier_id",
+        time=pl.col("delivered"),
+        value=(pl.col("delivered") - pl.col("created")).dt.total_microseconds() / 1e6,
+    )
+    counts = trailing_stats(
+        queries,
+        deliveries,
+        key="courier_id",
+        windows=_HISTORY,
+        prefix="courier_deliveries",
+        stats=("count",),
+    )
+    counts = counts.rename(
+        {f"courier_deliveries_count_{k}": f"courier_deliveries_{k}" for k in _HISTORY}
+    )
+    mean = trailing_stats(
+        queries,
+        deliveries,
+        key="courier_id",
+        windows={"7d": timedelta(days=7)},
+        prefix="courier_delivery",
+        stats=("mean",),
+    )
+    return counts.with_columns(pl.exclude("_row").cast(pl.Float64)).join(mean, on="_row")
+
+
+def _proximity(ctx: BuildContext) -> pl.DataFrame:
+    """Replays pings in time order (the online update, run offline) and reads the
+    courier state strictly before each order's creation."""
+    pings = (
+        ctx.events.filter(pl.col("type") == "courier_ping")
+        .select("event_time", "courier_id", "lat", "lon", "status")
+        .sort("event_time")
+        .collect()
+    )
+    orders = ctx.orders.select("_row", "created_at", "pickup_lat", "pickup_lon").sort("created_at")
+    near, nearest = _sweep(pings, orders)
+    return (
+        orders.select("_row")
+        .with_columns(
+            idle_couriers_near=pl.Series(near).fill_nan(None),
+            nearest_idle_courier_km=pl.Series(nearest).fill_nan(None),
+        )
+        .sort("_row")
+    )
+
+
+def _last_per_courier(batch: npt.NDArray[np.intp]) -> npt.NDArray[np.intp]:
+    """Positions of each courier's last ping within a time-ordered batch."""
+    if batch.size == 1:
+        return np.zeros(1, dtype=np.intp)
+    _, first_from_end = np.unique(batch[::-1], return_index=True)
+    return np.asarray(batch.size - 1 - first_from_end, dtype=np.intp)
+
+
+def _sweep(
+    pings: pl.DataFrame, orders: pl.DataFrame
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    codes, couriers = np.unique(pings.get_column("courier_id").to_numpy(), return_inverse=True)
+    n = len(codes)
+    lat, lon = np.full(n, np.nan), np.full(n, np.nan)
+    seen = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
+    idle = np.zeros(n, dtype=bool)
+    p_time = pings.get_column("event_time").dt.epoch("us").to_numpy()
+    p_lat, p_lon = pings.get_column("lat").to_numpy(), pings.get_column("lon").to_numpy()
+    p_idle = (pings.get_column("status") == "idle").to_numpy()
+    o_time = orders.get_column("created_at").dt.epoch("us").to_numpy()
+    o_lat, o_lon = (
+        orders.get_column("pickup_lat").to_numpy(),
+        orders.get_column("pickup_lon").to_numpy(),
+    )
+    ends = np.searchsorted(p_time, o_time, side="left")  # pings strictly before t
+    ttl_us = int(PING_TTL.total_seconds() * 1e6)
+    near = np.full(len(orders), np.nan)
+    nearest = np.full(len(orders), np.nan)
+    start = 0
+    for i, end in enumerate(ends):
+        if end > start:
+            sel = _last_per_courier(couriers[start:end]) + start
+            idx = couriers[sel]
+            lat[idx], lon[idx], seen[idx], idle[idx] = (
+                p_lat[sel],
+                p_lon[sel],
+                p_time[sel],
+                p_idle[sel],
+            )
+            start = end
+        if np.isnan(o_lat[i]):
+            continue
+        live = idle & (seen >= o_time[i] - ttl_us)
+        dist = haversine_km(o_lat[i], o_lon[i], lat[live], lon[live])
+        near[i] = float(np.count_nonzero(dist <= NEAR_RADIUS_KM))
+        nearest[i] = float(dist.min()) if dist.size else np.nan
+    return near, nearest

@@ -1,0 +1,117 @@
+"""What a feature is: its declaration, and the contract of a feature group.
+
+A feature group (one module under :mod:`arrive.features`) declares its
+features once and computes them offline, point-in-time correct: for an order
+created at ``t`` only events with ``event_time < t`` contribute. The online
+update of the same features lives beside the offline computation in the same
+module, so the two cannot drift.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import polars as pl
+
+Entity = Literal["order", "store", "courier", "market"]
+Kind = Literal["numeric", "categorical"]
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """One feature.
+
+    Attributes:
+        name: column name in the training set and the online store.
+        entity: the entity whose state the value describes.
+        kind: numeric, or categorical (handled natively by the model).
+        ttl_s: how long an online value stays fresh; None for request-time values.
+        description: one line for reports and docs.
+        tolerance: absolute difference allowed between the online and offline values.
+    """
+
+    name: str
+    entity: Entity
+    kind: Kind
+    ttl_s: float | None
+    description: str
+    tolerance: float = 1e-6
+
+
+class BuildContext:
+    """Inputs of an offline feature build, with derived tables computed once.
+
+    Args:
+        orders: the spine, one row per order to featurise (``created_at`` is the
+            as-of time); must hold ``order_id`` and ``created_at`` (UTC).
+        events: the event log (columns of :data:`arrive.schema.frame.EVENT_COLUMNS`).
+        local_timezone: IANA zone of the marketplace, for hour-of-day features.
+        attributes: columns of ``orders`` that are the source's own context attributes.
+    """
+
+    def __init__(
+        self,
+        orders: pl.DataFrame,
+        events: pl.LazyFrame,
+        local_timezone: str = "UTC",
+        attributes: tuple[str, ...] = (),
+    ) -> None:
+        self.orders = orders.with_row_index("_row")
+        self.events = events
+        self.local_timezone = local_timezone
+        self.attributes = attributes
+
+    def has_column(self, name: str) -> bool:
+        """True when the spine has ``name`` with at least one non-null value."""
+        return name in self.orders.columns and self.orders.get_column(name).null_count() < len(
+            self.orders
+        )
+
+    @functools.cached_property
+    def event_counts(self) -> dict[str, int]:
+        """Number of events of each type in the log."""
+        counts = self.events.group_by("type").len().collect()
+        return dict(zip(counts.get_column("type"), counts.get_column("len"), strict=True))
+
+    @functools.cached_property
+    def lifecycle(self) -> pl.DataFrame:
+        """One row per order seen in the log: its entities and lifecycle times (UTC)."""
+        events = self.events.filter(pl.col("order_id").is_not_null())
+        created = events.filter(pl.col("type") == "order_created").select(
+            "order_id", "store_id", "market_id", "courier_id", created=pl.col("event_time")
+        )
+        times = events.group_by("order_id").agg(
+            _first_time("order_confirmed", "confirmed"),
+            _first_time("food_ready", "ready"),
+            _first_time("delivered", "delivered"),
+            _first_time("cancelled", "cancelled"),
+        )
+        return (
+            created.join(times, on="order_id", how="left")
+            .with_columns(terminal=pl.min_horizontal("delivered", "cancelled"))
+            .collect()
+        )
+
+
+def _first_time(event_type: str, alias: str) -> pl.Expr:
+    return pl.col("event_time").filter(pl.col("type") == event_type).min().alias(alias)
+
+
+class FeatureGroup(Protocol):
+    """A family of features computed together.
+
+    To implement, provide at least ``name``, ``specs(ctx)`` (the features this
+    data supports), ``missing(ctx)`` (why the group cannot be built here, or
+    None) and ``offline(ctx)`` (one row per spine row, in spine order, one
+    column per spec).
+    """
+
+    name: str
+
+    def missing(self, ctx: BuildContext) -> str | None: ...
+
+    def specs(self, ctx: BuildContext) -> tuple[FeatureSpec, ...]: ...
+
+    def offline(self, ctx: BuildContext) -> pl.DataFrame: ...

@@ -1,0 +1,219 @@
+"""Small random marketplaces as event frames, for tests and docs.
+
+:func:`random_marketplace` draws a few stores in a couple of markets, orders with
+a full lifecycle (created, confirmed, food ready, picked up, delivered or
+cancelled), courier pings, weather observations and market snapshots, all in
+the event-log layout of :mod:`arrive.schema.frame`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from arrive import datadir
+from arrive.schema.frame import UTC_TIME, conform
+
+START = datetime(2025, 3, 3, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Marketplace:
+    """An event log and the orders table it implies."""
+
+    events: pl.DataFrame
+    orders: pl.DataFrame
+
+
+def random_marketplace(seed: int, n_orders: int = 60, days: float = 2.0) -> Marketplace:
+    """A reproducible random marketplace with ``n_orders`` orders over ``days`` days."""
+    rng = np.random.default_rng(seed)
+    span_s = days * 86400
+    created = np.sort(rng.uniform(0, span_s, n_orders)).round()
+    store = rng.integers(0, 4, n_orders)
+    prep = rng.uniform(300, 1500, n_orders).round()
+    total = prep + rng.uniform(600, 2400, n_orders).round()
+    cancelled = rng.random(n_orders) < 0.1
+    orders = pl.DataFrame(
+        {
+            "order_id": [f"o{i:04d}" for i in range(n_orders)],
+            "store_id": [f"s{s}" for s in store],
+            "market_id": [f"m{s % 2}" for s in store],
+            "courier_id": [f"c{c}" for c in rng.integers(0, 5, n_orders)],
+            "pickup_lat": 52.5 + store * 0.01,
+            "pickup_lon": 13.4 + store * 0.01,
+            "drop_lat": 52.5 + rng.uniform(-0.05, 0.05, n_orders),
+            "drop_lon": 13.4 + rng.uniform(-0.05, 0.05, n_orders),
+            "items": rng.integers(1, 6, n_orders),
+            "created_s": created,
+            "prep_s": prep,
+            "total_s": total,
+            "cancelled": cancelled,
+        }
+    )
+    events = pl.concat(
+        [_lifecycle(orders), _pings(rng, span_s), _weather(rng, span_s), _snapshots(rng, span_s)],
+        how="diagonal_relaxed",
+    )
+    table = orders.select(
+        "order_id",
+        "store_id",
+        "market_id",
+        "courier_id",
+        "pickup_lat",
+        "pickup_lon",
+        "drop_lat",
+        "drop_lon",
+        "items",
+        status=pl.when("cancelled").then(pl.lit("cancelled")).otherwise(pl.lit("delivered")),
+        created_at=_at("created_s"),
+        delivered_at=pl.when("cancelled")
+        .then(None)
+        .otherwise(_at(pl.col("created_s") + pl.col("total_s"))),
+        duration_s=pl.when("cancelled").then(None).otherwise(pl.col("total_s")),
+    )
+    return Marketplace(conform(events), table)
+
+
+def order_spine(events: pl.DataFrame) -> pl.DataFrame:
+    """Every order as known at its creation (from its OrderCreated event), in creation order."""
+    columns = (
+        "order_id",
+        "store_id",
+        "market_id",
+        "courier_id",
+        "pickup_lat",
+        "pickup_lon",
+        "drop_lat",
+        "drop_lon",
+        "items",
+    )
+    return (
+        events.filter(pl.col("type") == "order_created")
+        .select(*columns, created_at=pl.col("event_time"))
+        .sort("created_at", "order_id")
+    )
+
+
+def _at(seconds: str | pl.Expr) -> pl.Expr:
+    expr = pl.col(seconds) if isinstance(seconds, str) else seconds
+    return (pl.lit(START) + pl.duration(seconds=expr)).cast(UTC_TIME)
+
+
+def _lifecycle(orders: pl.DataFrame) -> pl.DataFrame:
+    base = ("order_id", "store_id")
+    stages: list[tuple[str, pl.Expr, pl.Expr | bool]] = [
+        ("order_created", pl.col("created_s"), True),
+        ("order_confirmed", pl.col("created_s") + 60, True),
+        ("food_ready", pl.col("created_s") + pl.col("prep_s"), ~pl.col("cancelled")),
+        ("picked_up", pl.col("created_s") + pl.col("prep_s") + 120, ~pl.col("cancelled")),
+        ("delivered", pl.col("created_s") + pl.col("total_s"), ~pl.col("cancelled")),
+        ("cancelled", pl.col("created_s") + pl.col("prep_s") / 2, pl.col("cancelled")),
+    ]
+    frames = []
+    for kind, when, keep in stages:
+        extra = (
+            [
+                pl.col(c)
+                for c in (
+                    "market_id",
+                    "courier_id",
+                    "pickup_lat",
+                    "pickup_lon",
+                    "drop_lat",
+                    "drop_lon",
+                )
+            ]
+            + [pl.col("items").cast(pl.Int32)]
+            if kind == "order_created"
+            else []
+        )
+        frame = orders.filter(keep).select(
+            *base,
+            *extra,
+            event_id=pl.col("order_id") + f":{kind}",
+            type=pl.lit(kind),
+            event_time=_at(when),
+        )
+        if kind == "cancelled":
+            frame = frame.with_columns(reason=pl.lit("customer"))
+        frames.append(frame)
+    return pl.concat(frames, how="diagonal_relaxed")
+
+
+def _pings(rng: np.random.Generator, span_s: float) -> pl.DataFrame:
+    n = int(span_s / 120)
+    return (
+        pl.DataFrame(
+            {
+                "event_id": [f"p{i}" for i in range(n)],
+                "type": "courier_ping",
+                "event_time_s": np.sort(rng.uniform(0, span_s, n)).round(),
+                "courier_id": [f"c{c}" for c in rng.integers(0, 5, n)],
+                "lat": 52.5 + rng.uniform(-0.05, 0.05, n),
+                "lon": 13.4 + rng.uniform(-0.05, 0.05, n),
+                "status": rng.choice(["idle", "busy", "offline"], n),
+            }
+        )
+        .with_columns(event_time=_at("event_time_s"))
+        .drop("event_time_s")
+    )
+
+
+def _weather(rng: np.random.Generator, span_s: float) -> pl.DataFrame:
+    hours = int(span_s / 3600)
+    return (
+        pl.DataFrame(
+            {
+                "event_id": [f"w{i}-{m}" for i in range(hours) for m in range(2)],
+                "type": "weather_observation",
+                "t": [i * 3600.0 for i in range(hours) for _ in range(2)],
+                "market_id": [f"m{m}" for _ in range(hours) for m in range(2)],
+                "condition": rng.choice(["clear", "rain", "storm"], hours * 2),
+                "temperature_c": rng.uniform(0, 30, hours * 2),
+                "precipitation_mm": rng.uniform(0, 5, hours * 2),
+            }
+        )
+        .with_columns(event_time=_at("t"))
+        .drop("t")
+    )
+
+
+def _snapshots(rng: np.random.Generator, span_s: float) -> pl.DataFrame:
+    n = int(span_s / 300)
+    on_shift = rng.integers(1, 20, n * 2)
+    return (
+        pl.DataFrame(
+            {
+                "event_id": [f"m{i}-{m}" for i in range(n) for m in range(2)],
+                "type": "market_snapshot",
+                "t": [i * 300.0 for i in range(n) for _ in range(2)],
+                "market_id": [f"m{m}" for _ in range(n) for m in range(2)],
+                "couriers_on_shift": on_shift,
+                "couriers_busy": rng.integers(0, on_shift + 1),
+                "outstanding_orders": rng.integers(0, 30, n * 2),
+            }
+        )
+        .with_columns(event_time=_at("t"))
+        .drop("t")
+    )
+
+
+def advance(moment: datetime, seconds: float) -> datetime:
+    """``moment`` plus ``seconds`` (a small convenience for tests)."""
+    return moment + timedelta(seconds=seconds)
+
+
+def write_data_dir(
+    directory: Path, market: Marketplace, local_timezone: str = "Europe/Berlin"
+) -> Path:
+    """Write ``market`` in the data-directory layout (as an import would)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    datadir.write_orders(directory, market.orders)
+    datadir.write_events(directory, market.events)
+    datadir.write_summary(directory, {"source": "factories", "local_timezone": local_timezone})
+    return directory

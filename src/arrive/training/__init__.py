@@ -1,0 +1,1 @@
+"""Offline training: datasets, splits, fitting, evaluation and reports."""

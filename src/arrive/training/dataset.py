@@ -1,0 +1,95 @@
+"""The point-in-time training set of a data directory: features, target, segments."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+
+from arrive import datadir
+from arrive.errors import DataError
+from arrive.features import BuildContext, FeatureSet, build_features
+
+_SPINE = (
+    "order_id",
+    "store_id",
+    "market_id",
+    "courier_id",
+    "pickup_lat",
+    "pickup_lon",
+    "drop_lat",
+    "drop_lon",
+    "items",
+    "distinct_items",
+    "subtotal",
+    "store_category",
+)
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    """Delivered orders with their features and target, in creation order.
+
+    Attributes:
+        orders: the spine (``order_id``, ``created_at``, entities, ``duration_s``, ``hour``).
+        features: point-in-time features, row-aligned with ``orders``.
+        local_timezone: the marketplace's zone.
+    """
+
+    orders: pl.DataFrame
+    features: FeatureSet
+    local_timezone: str
+
+    @property
+    def target_s(self) -> npt.NDArray[np.float64]:
+        return self.orders.get_column("duration_s").to_numpy().astype(np.float64)
+
+
+def load_training_set(directory: Path, client: Any = None) -> TrainingSet:
+    """Build the training set of an imported or simulated data directory.
+
+    With a Dask ``client``, feature groups are computed on its cluster.
+
+    Raises:
+        InputFileError: the directory has no orders table or event log.
+        DataError: no delivered order with a target.
+    """
+    directory = Path(directory)
+    orders = datadir.read_orders(directory)
+    events = datadir.scan_events(directory)
+    if "duration_s" not in orders.columns:
+        raise DataError(f"{directory}: the orders table has no target column duration_s")
+    spine = _spine(orders, events)
+    if spine.is_empty():
+        raise DataError(f"{directory}: no delivered order with a known duration")
+    timezone = local_timezone(directory)
+    attributes = tuple(c for c in orders.columns if c not in datadir.ORDER_COLUMNS)
+    features = build_features(BuildContext(spine, events, timezone, attributes), client)
+    local = pl.col("created_at").dt.convert_time_zone(timezone)
+    return TrainingSet(spine.with_columns(hour=local.dt.hour()), features, timezone)
+
+
+def local_timezone(directory: Path) -> str:
+    """The marketplace's zone as recorded by the import (UTC when not recorded)."""
+    path = Path(directory) / datadir.SUMMARY_FILE
+    summary = json.loads(path.read_text()) if path.is_file() else {}
+    return str(summary.get("local_timezone") or "UTC")
+
+
+def _spine(orders: pl.DataFrame, events: pl.LazyFrame) -> pl.DataFrame:
+    """Orders as they were known at creation (from OrderCreated), with their outcome."""
+    created = (
+        events.filter(pl.col("type") == "order_created")
+        .select(*_SPINE, created_at=pl.col("event_time"))
+        .collect()
+    )
+    attributes = [c for c in orders.columns if c not in datadir.ORDER_COLUMNS]
+    outcome = orders.filter(
+        (pl.col("status") == "delivered") & pl.col("duration_s").is_not_null()
+    ).select("order_id", "duration_s", *attributes)
+    return created.join(outcome, on="order_id", how="inner").sort("created_at", "order_id")

@@ -1,0 +1,301 @@
+"""Dataset → split → feature selection → train → calibrate → evaluate → report → register."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+
+import arrive
+from arrive.fallback import HeuristicEta
+from arrive.features import FeatureSet
+from arrive.models import QuantileEta
+from arrive.models.artifact import ModelBundle
+from arrive.registry import ModelRegistry
+from arrive.training.dataset import TrainingSet, load_training_set
+from arrive.training.evaluate import EvalInput, Evaluation, evaluate, metrics_json
+from arrive.training.report import write_report
+from arrive.training.selection import (
+    GroupDecision,
+    drop_wide_categoricals,
+    select_groups,
+    validation_scorer,
+)
+from arrive.training.split import Split, SplitKind, make_split
+
+FloatArray = npt.NDArray[np.float64]
+STEPS = ("features", "split", "selection", "train", "calibrate", "evaluate", "report", "register")
+_HISTORY_BUCKETS = (0, 1, 10, 100)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """What ``arrive train`` does; every field has a sensible default."""
+
+    split: SplitKind = "time"
+    quantiles: tuple[float, ...] = (0.5, 0.9)
+    seed: int = 0
+    max_categories: int = 100
+    select_groups: bool = True
+    model_params: Mapping[str, Any] = field(default_factory=dict)
+    heuristic_min_count: int = 30
+    dask: Any = None  # a dask.distributed Client: train on the cluster
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a run produced."""
+
+    metrics: dict[str, Any]
+    run_dir: Path
+    version: str | None
+    features: FeatureSet
+    decisions: list[GroupDecision]
+
+
+def run_training(
+    data_dir: Path,
+    run_dir: Path,
+    config: TrainConfig,
+    registry: ModelRegistry | None = None,
+    on_step: Callable[[str], None] = lambda _: None,
+) -> TrainResult:
+    """Train, evaluate and report on ``data_dir``; register when ``registry`` is given.
+
+    Writes ``run_dir/metrics.json``, ``run_dir/report.html`` and ``run_dir/model/``.
+    """
+    started = time.perf_counter()
+    on_step("features")
+    ts = load_training_set(data_dir, config.dask)
+    y = ts.target_s
+    on_step("split")
+    split = make_split(ts.orders.get_column("created_at"), config.split, seed=config.seed)
+    on_step("selection")
+    features, decisions = _select(ts, split, config)
+    on_step("train")
+    model = _fit(features, y, split, config)
+    on_step("calibrate")
+    X = features.frame.drop("order_id")
+    model.calibrate(X[split.calib], y[split.calib])
+    heuristic = _heuristic(ts, split, config)
+    on_step("evaluate")
+    evaluation = _evaluate(ts, features, model, heuristic, split)
+    metrics = _metrics(evaluation, ts, split, time.perf_counter() - started)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    bundle = ModelBundle(model, heuristic, _feature_schema(features))
+    _write_model(run_dir / "model", bundle)
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    on_step("report")
+    _report(
+        run_dir,
+        ts=ts,
+        features=features,
+        model=model,
+        evaluation=evaluation,
+        split=split,
+        metrics=metrics,
+        decisions=decisions,
+    )
+    on_step("register")
+    version = _register(registry, bundle, metrics, ts, config) if registry else None
+    return TrainResult(metrics, run_dir, version, features, decisions)
+
+
+def _select(
+    ts: TrainingSet, split: Split, config: TrainConfig
+) -> tuple[FeatureSet, list[GroupDecision]]:
+    features = drop_wide_categoricals(ts.features, split.train, config.max_categories)
+    if not config.select_groups:
+        return features, []
+
+    def fit_mae(
+        Xt: pl.DataFrame, yt: FloatArray, Xv: pl.DataFrame, yv: FloatArray, cat: list[str]
+    ) -> float:
+        probe = QuantileEta((0.5,), seed=config.seed, **config.model_params)
+        probe.fit(Xt, yt, categorical=cat, eval_set=(Xv, yv))
+        return float(np.abs(probe.predict(Xv)[:, 0] - yv).mean())
+
+    return select_groups(features, validation_scorer(split, ts.target_s, fit_mae))
+
+
+def _fit(features: FeatureSet, y: FloatArray, split: Split, config: TrainConfig) -> QuantileEta:
+    X = features.frame.drop("order_id")
+    model = QuantileEta(config.quantiles, seed=config.seed, **config.model_params)
+    eval_set = (X[split.valid], y[split.valid])
+    if config.dask is not None:
+        from arrive.training.distributed import fit_on_dask
+
+        return fit_on_dask(
+            model, X[split.train], y[split.train], features.categorical, eval_set, config.dask
+        )
+    return model.fit(
+        X[split.train], y[split.train], categorical=features.categorical, eval_set=eval_set
+    )
+
+
+def _heuristic(ts: TrainingSet, split: Split, config: TrainConfig) -> HeuristicEta:
+    """The baseline, fitted on every order before the test period (all that the model saw)."""
+    seen = np.concatenate([split.train, split.valid, split.calib])
+    frame = ts.orders[seen]
+    levels = tuple(lv for lv in _levels() if all(c in frame.columns for c in lv))
+    return HeuristicEta(
+        levels, min_count=config.heuristic_min_count, quantiles=config.quantiles
+    ).fit(frame)
+
+
+def _levels() -> tuple[tuple[str, ...], ...]:
+    from arrive.fallback import DEFAULT_LEVELS
+
+    return DEFAULT_LEVELS
+
+
+def _evaluate(
+    ts: TrainingSet, features: FeatureSet, model: QuantileEta, heuristic: HeuristicEta, split: Split
+) -> Evaluation:
+    test = ts.orders[split.test]
+    X = features.frame.drop("order_id")[split.test]
+    return evaluate(
+        EvalInput(
+            y_true_s=ts.target_s[split.test],
+            pred_s=model.predict(X),
+            heuristic_s=heuristic.predict(test),
+            quantiles=model.quantiles_,
+            created_at=test.get_column("created_at"),
+            segments=_segments(test, features.frame[split.test]),
+        )
+    )
+
+
+def _segments(test: pl.DataFrame, features: pl.DataFrame) -> dict[str, pl.Series]:
+    segments = {"local hour": test.get_column("hour").cast(pl.String).str.zfill(2)}
+    for column, label in (("market_id", "market"), ("store_category", "store category")):
+        if test.get_column(column).null_count() < len(test):
+            segments[label] = test.get_column(column)
+    if "store_history_count" in features.columns:
+        segments["store history"] = _history_bucket(features.get_column("store_history_count"))
+    return segments
+
+
+def _history_bucket(count: pl.Series) -> pl.Series:
+    labels = ["new store", "1–9 deliveries", "10–99 deliveries", "100+ deliveries"]
+    edges = list(_HISTORY_BUCKETS[1:])
+    index = np.searchsorted(edges, count.fill_null(0).to_numpy(), side="right")
+    return pl.Series([labels[i] for i in index])
+
+
+def _metrics(
+    evaluation: Evaluation, ts: TrainingSet, split: Split, seconds: float
+) -> dict[str, Any]:
+    created = ts.orders.get_column("created_at")
+    test_created = created[split.test]
+    return {
+        **metrics_json(evaluation),
+        "n_train": int(split.train.size),
+        "n_valid": int(split.valid.size),
+        "n_calib": int(split.calib.size),
+        "split": split.kind,
+        "split_label": split.label,
+        "data_start": str(created.min()),
+        "data_end": str(created.max()),
+        "test_start": str(test_created.min()),
+        "test_end": str(test_created.max()),
+        "train_seconds": round(seconds, 2),
+    }
+
+
+def _feature_schema(features: FeatureSet) -> dict[str, Any]:
+    return {
+        "definitions_hash": features.definitions_hash,
+        "features": [
+            {
+                "name": s.name,
+                "entity": s.entity,
+                "kind": s.kind,
+                "ttl_s": s.ttl_s,
+                "description": s.description,
+            }
+            for s in features.specs
+        ],
+        "left_out": features.left_out,
+    }
+
+
+def _write_model(directory: Path, bundle: ModelBundle) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, content in bundle.to_files().items():
+        (directory / name).write_bytes(content)
+
+
+def _report(
+    run_dir: Path,
+    *,
+    ts: TrainingSet,
+    features: FeatureSet,
+    model: QuantileEta,
+    evaluation: Evaluation,
+    split: Split,
+    metrics: Mapping[str, Any],
+    decisions: list[GroupDecision],
+) -> None:
+    test = ts.orders[split.test]
+    pred = model.predict(features.frame.drop("order_id")[split.test])
+    sample = pl.DataFrame(
+        {
+            "created_at": test.get_column("created_at"),
+            "y_true_s": ts.target_s[split.test],
+            "p50_s": pred[:, 0],
+            "p90_s": pred[:, -1],
+        }
+    )
+    context = {
+        "split": split.label,
+        "data range": f"{metrics['data_start']} → {metrics['data_end']}",
+        "test period": f"{metrics['test_start']} → {metrics['test_end']}",
+        "orders": " · ".join(
+            f"{part} {metrics[f'n_{part}']:,}" for part in ("train", "valid", "calib", "test")
+        ),
+        "training time": f"{metrics['train_seconds']} s",
+        "local time zone": ts.local_timezone,
+    }
+    notes = [f"left out: {name} — {why}" for name, why in features.left_out.items()]
+    notes += [
+        f"feature group '{d.group}': validation MAE {d.mae_with_s / 60:.3f} min with, "
+        f"{d.mae_without_s / 60:.3f} min without → {'kept' if d.kept else 'dropped'}"
+        for d in decisions
+    ]
+    write_report(
+        run_dir / "report.html",
+        title="Arrive — ETA model evaluation",
+        evaluation=evaluation,
+        feature_importance=model.feature_importance(),
+        sample=sample,
+        context=context,
+        notes=notes,
+    )
+
+
+def _register(
+    registry: ModelRegistry,
+    bundle: ModelBundle,
+    metrics: Mapping[str, Any],
+    ts: TrainingSet,
+    config: TrainConfig,
+) -> str:
+    metadata = {
+        "metrics": dict(metrics),
+        "data_range": {"start": metrics["data_start"], "end": metrics["data_end"]},
+        "features": bundle.model.features_,
+        "definitions_hash": bundle.definitions_hash,
+        "params": bundle.model.get_params(),
+        "quantiles": list(config.quantiles),
+        "code_version": arrive.__version__,
+        "local_timezone": ts.local_timezone,
+    }
+    return registry.register(bundle.to_files(), metadata).version

@@ -1,0 +1,587 @@
+"""The self-contained HTML evaluation report of a trained ETA model.
+
+One file a person opens in a browser: inline CSS, plots as inline SVG (see
+:mod:`arrive.training.plots`), no script and no external resource. Durations are
+shown in minutes (the JSON beside it keeps seconds). Every caller-supplied text
+is HTML-escaped.
+
+:func:`render_report` builds the page (pure); :func:`write_report` writes it
+atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from html import escape
+from pathlib import Path
+from typing import Final, Literal
+
+import numpy as np
+import polars as pl
+
+from arrive.errors import ConfigError, DataError
+from arrive.training import plots
+from arrive.training.evaluate import Evaluation, SegmentRow, SideMetrics, metrics_json
+
+__all__ = ["BAND_COLUMNS", "RANDOM_SPLIT_LABEL", "render_report", "write_report"]
+
+BAND_COLUMNS: Final = ("created_at", "y_true_s", "p50_s", "p90_s")
+RANDOM_SPLIT_LABEL: Final = "random split, for comparison with published work only"
+BAND_MAX_ROWS: Final = 400
+SEGMENT_PLOT_VALUES: Final = 12
+SEGMENT_TABLE_ROWS: Final = 50
+BandOrder = Literal["p50", "time"]
+
+
+def write_report(
+    path: str | os.PathLike[str],
+    *,
+    title: str,
+    evaluation: Evaluation,
+    feature_importance: Mapping[str, float],
+    sample: pl.DataFrame,
+    reliability: Mapping[float, float] | None = None,
+    context: Mapping[str, str] | None = None,
+    notes: Sequence[str] = (),
+    band_order: BandOrder = "p50",
+) -> Path:
+    """Write the report to ``path`` atomically (a reader never sees half a file).
+
+    Arguments are those of :func:`render_report`. Missing parent folders are created.
+
+    Returns:
+        The path written.
+
+    Raises:
+        ConfigError: ``path`` is a directory.
+        DataError: as :func:`render_report`.
+    """
+    html = render_report(
+        title=title,
+        evaluation=evaluation,
+        feature_importance=feature_importance,
+        sample=sample,
+        reliability=reliability,
+        context=context,
+        notes=notes,
+        band_order=band_order,
+    )
+    return _write_atomic(Path(path), html)
+
+
+def render_report(
+    *,
+    title: str,
+    evaluation: Evaluation,
+    feature_importance: Mapping[str, float],
+    sample: pl.DataFrame,
+    reliability: Mapping[float, float] | None = None,
+    context: Mapping[str, str] | None = None,
+    notes: Sequence[str] = (),
+    band_order: BandOrder = "p50",
+) -> str:
+    """The report as one HTML document.
+
+    Args:
+        title: the page title (any text; escaped).
+        evaluation: the result of :func:`arrive.training.evaluate.evaluate`.
+        feature_importance: gain per feature name; the 20 largest are drawn. May be empty.
+        sample: a sample of test orders with the columns ``created_at``, ``y_true_s``,
+            ``p50_s``, ``p90_s`` (seconds), for the P50–P90 band plot; at most 400
+            rows are drawn, evenly spaced in the plot's order.
+        reliability: observed coverage per nominal quantile (``{0.5: 0.51, ...}``);
+            defaults to the evaluated quantiles' coverage.
+        context: key facts shown at the top, in order (split, data range, n_train,
+            model version, training time, ...). A ``split`` entry mentioning
+            "random" is labelled as a comparison-only random split.
+        notes: free-text remarks listed at the end.
+        band_order: order of the band plot's orders: by P50 or by creation time.
+
+    Raises:
+        DataError: the sample lacks a column or has a null / NaN value; an importance
+            or reliability value is not finite or out of range.
+    """
+    facts = dict(context or {})
+    # Validate everything before drawing anything.
+    coverage = _reliability(evaluation, reliability)
+    band = _band_rows(sample, band_order)
+    importance = _importance(feature_importance)
+    sections = [
+        _header(title, facts),
+        _kpis(evaluation, facts),
+        _headline_section(evaluation),
+        _calibration_section(evaluation, coverage),
+        _band_section(band, band_order),
+        _segments_section(evaluation),
+        _importance_section(importance),
+        _notes_section(notes),
+        _json_section(evaluation),
+    ]
+    return _page(title, "\n".join(s for s in sections if s))
+
+
+# -- validation ----------------------------------------------------------------------------
+
+
+def _reliability(
+    evaluation: Evaluation, reliability: Mapping[float, float] | None
+) -> dict[float, float]:
+    if reliability is None:
+        return {m.quantile: m.coverage for m in evaluation.model.quantiles}
+    for nominal, observed in reliability.items():
+        if not (0 < nominal < 1 and math.isfinite(observed) and 0 <= observed <= 1):
+            raise DataError(
+                f"reliability[{nominal!r}] = {observed!r}: nominal must be in (0, 1)"
+                " and observed coverage in [0, 1]"
+            )
+    return dict(reliability)
+
+
+def _importance(importance: Mapping[str, float]) -> dict[str, float]:
+    for name, gain in importance.items():
+        if not (math.isfinite(gain) and gain >= 0):
+            raise DataError(
+                f"feature_importance[{name!r}] = {gain!r}: gain must be finite and >= 0"
+            )
+    return dict(importance)
+
+
+def _band_rows(sample: pl.DataFrame, order: BandOrder) -> pl.DataFrame:
+    missing = [c for c in BAND_COLUMNS if c not in sample.columns]
+    if missing:
+        raise DataError(f"sample: missing column(s) {missing}; expected {list(BAND_COLUMNS)}")
+    rows = sample.select(BAND_COLUMNS)
+    bad = rows.select(pl.any_horizontal(pl.all().is_null()) | _nan(rows)).to_series()
+    if bad.any():
+        raise DataError(f"sample: {bad.sum()} of {len(rows)} rows have a null or NaN value")
+    rows = rows.sort("p50_s" if order == "p50" else "created_at", maintain_order=True)
+    if len(rows) <= BAND_MAX_ROWS:
+        return rows
+    return rows[np.linspace(0, len(rows) - 1, BAND_MAX_ROWS).round().astype(np.int64)]
+
+
+def _nan(rows: pl.DataFrame) -> pl.Expr:
+    return pl.any_horizontal(pl.col(c).cast(pl.Float64).is_nan() for c in BAND_COLUMNS[1:])
+
+
+# -- sections ------------------------------------------------------------------------------
+
+
+def _header(title: str, facts: Mapping[str, str]) -> str:
+    split = _split_value(facts)
+    banner = ""
+    if split is None:
+        banner = _banner("warn", "The split kind is not stated: read these numbers with care.")
+    elif "random" in split.lower():
+        banner = _banner(
+            "warn",
+            f"<strong>{escape(RANDOM_SPLIT_LABEL.capitalize())}.</strong> A random split leaks"
+            " the future and flatters every model; judge the model on a time-based split.",
+        )
+    items = "".join(
+        f"<div><dt>{escape(k)}</dt><dd>{escape(_fact(k, v))}</dd></div>" for k, v in facts.items()
+    )
+    facts_html = f'<dl class="facts">{items}</dl>' if items else ""
+    return (
+        f'<header><p class="eyebrow">Arrive · model evaluation</p><h1>{escape(title)}</h1>'
+        f"{banner}{facts_html}</header>"
+    )
+
+
+def _split_value(facts: Mapping[str, str]) -> str | None:
+    for key, value in facts.items():
+        if key.strip().lower() in {"split", "split kind", "split_kind"}:
+            return value
+    return None
+
+
+def _fact(key: str, value: str) -> str:
+    if key.strip().lower().startswith("split") and "random" in value.lower():
+        return f"{value} ({RANDOM_SPLIT_LABEL})"
+    return value
+
+
+def _banner(kind: str, html: str) -> str:
+    return f'<p class="banner {kind}" role="note">{html}</p>'
+
+
+def _kpis(evaluation: Evaluation, facts: Mapping[str, str]) -> str:
+    model, heuristic = evaluation.model, evaluation.heuristic
+    p90 = model.at(0.9).coverage
+    cards = [
+        (
+            "MAE of P50",
+            _min(model.mae_s),
+            f"heuristic {_min(heuristic.mae_s)} · " + _relative_text(evaluation.mae_improvement),
+            _tone_relative(evaluation.mae_improvement),
+        ),
+        (
+            "P90 coverage",
+            _pct(p90),
+            f"target 90 % · heuristic {_pct(heuristic.at(0.9).coverage)}",
+            _tone_gap(p90, heuristic.at(0.9).coverage, 0.9),
+        ),
+        (
+            "Late rate (actual > P90)",
+            _pct(model.late_rate),
+            f"heuristic {_pct(heuristic.late_rate)}",
+            _tone_gap(model.late_rate, heuristic.late_rate, 0.1),
+        ),
+        ("Test orders", f"{model.n:,}", _train_text(facts), ""),
+    ]
+    return '<section class="kpis">' + "".join(_card(*card) for card in cards) + "</section>"
+
+
+def _card(label: str, value: str, sub: str, tone: str) -> str:
+    return (
+        f'<div class="kpi"><div class="label">{escape(label)}</div>'
+        f'<div class="value {tone}">{escape(value)}</div>'
+        f'<div class="sub">{escape(sub)}</div></div>'
+    )
+
+
+def _train_text(facts: Mapping[str, str]) -> str:
+    for key, value in facts.items():
+        if key.strip().lower() in {"n_train", "train orders", "training orders"}:
+            return f"trained on {value}"
+    return "held-out orders scored"
+
+
+def _headline_section(evaluation: Evaluation) -> str:
+    rows = "".join(_headline_rows(evaluation.model, evaluation.heuristic))
+    return (
+        '<section><h2>Model vs heuristic</h2><table class="headline"><thead><tr>'
+        '<th>metric</th><th class="num">model</th><th class="num">heuristic</th>'
+        f'<th class="num">model vs heuristic</th></tr></thead><tbody>{rows}</tbody></table>'
+        '<p class="caption">Durations in minutes. Coverage is the share of actual delivery'
+        " times at or below the prediction; ideally it equals the quantile. Late means the"
+        " actual exceeded P90, the promise shown to users.</p></section>"
+    )
+
+
+@dataclass(frozen=True)
+class _Row:
+    label: str
+    model: str
+    heuristic: str
+    delta: str
+    tone: str
+
+
+def _headline_rows(model: SideMetrics, heuristic: SideMetrics) -> list[str]:
+    rows = [
+        _error_row("MAE of P50", model.mae_s, heuristic.mae_s),
+        _error_row("RMSE of P50", model.rmse_s, heuristic.rmse_s),
+    ]
+    rows += [
+        _error_row(f"Pinball loss P{_q(m.quantile)}", m.pinball_s, h.pinball_s, digits=2)
+        for m, h in zip(model.quantiles, heuristic.quantiles, strict=True)
+    ]
+    rows += [
+        _coverage_row(m.quantile, m.coverage, h.coverage)
+        for m, h in zip(model.quantiles, heuristic.quantiles, strict=True)
+    ]
+    rows += [
+        _late_row(model.late_rate, heuristic.late_rate),
+        _Row(
+            "Mean width P90 − P50",
+            _min(model.width_s),
+            _min(heuristic.width_s),
+            _relative_change(model.width_s, heuristic.width_s),
+            "",
+        ),
+        _Row(
+            "Quantile crossings (rows)",
+            f"{model.crossings:,}",
+            f"{heuristic.crossings:,}",
+            "",
+            "good" if model.crossings == 0 else "bad",
+        ),
+        _Row("Test orders", f"{model.n:,}", f"{heuristic.n:,}", "", ""),
+    ]
+    return [_row_html(row) for row in rows]
+
+
+def _error_row(label: str, model_s: float, heuristic_s: float, digits: int = 1) -> _Row:
+    improvement = (heuristic_s - model_s) / heuristic_s if heuristic_s else None
+    return _Row(
+        label,
+        _min(model_s, digits),
+        _min(heuristic_s, digits),
+        _relative_text(improvement),
+        _tone_relative(improvement),
+    )
+
+
+def _coverage_row(quantile: float, model: float, heuristic: float) -> _Row:
+    return _Row(
+        f"Coverage P{_q(quantile)} (target {_pct(quantile, 0)})",
+        _pct(model),
+        _pct(heuristic),
+        f"{(model - heuristic) * 100:+.1f} pp",
+        _tone_gap(model, heuristic, quantile),
+    )
+
+
+def _late_row(model: float, heuristic: float) -> _Row:
+    return _Row(
+        "Late rate: actual > P90 (target 10 %)",
+        _pct(model),
+        _pct(heuristic),
+        f"{(model - heuristic) * 100:+.1f} pp",
+        _tone_gap(model, heuristic, 0.1),
+    )
+
+
+def _row_html(row: _Row) -> str:
+    return (
+        f"<tr><td>{escape(row.label)}</td><td class='num strong'>{escape(row.model)}</td>"
+        f"<td class='num'>{escape(row.heuristic)}</td>"
+        f"<td class='num {row.tone}'>{escape(row.delta)}</td></tr>"
+    )
+
+
+def _calibration_section(evaluation: Evaluation, reliability: Mapping[float, float]) -> str:
+    heuristic = {m.quantile: m.coverage for m in evaluation.heuristic.quantiles}
+    return (
+        '<section><h2>Calibration and time of day</h2><div class="grid2">'
+        + _figure(
+            plots.reliability_svg("reliability", reliability, heuristic),
+            "Observed coverage per nominal quantile. On the dashed diagonal, P90 covers 90 %"
+            " of orders; below it, the quantile is too optimistic.",
+        )
+        + _figure(
+            plots.hourly_mae_svg("hourly", evaluation.by_hour),
+            "MAE of P50 by hour of order creation (UTC); grey bars count the test orders.",
+        )
+        + "</div></section>"
+    )
+
+
+def _band_section(rows: pl.DataFrame, order: BandOrder) -> str:
+    x_label = "test orders, sorted by P50" if order == "p50" else "test orders, by creation time"
+    svg = plots.band_svg(
+        "band",
+        rows["y_true_s"].cast(pl.Float64).to_numpy(),
+        rows["p50_s"].cast(pl.Float64).to_numpy(),
+        rows["p90_s"].cast(pl.Float64).to_numpy(),
+        x_label,
+    )
+    return (
+        "<section><h2>Predictions against actuals</h2>"
+        + _figure(
+            svg,
+            f"{len(rows):,} test orders: the shaded band runs from P50 to P90; dots are actual"
+            " delivery times, red when later than P90.",
+        )
+        + "</section>"
+    )
+
+
+def _segments_section(evaluation: Evaluation) -> str:
+    if not evaluation.segments:
+        return ""
+    cards = "".join(
+        _segment_card(index, name, rows)
+        for index, (name, rows) in enumerate(evaluation.segments.items())
+    )
+    return f'<section><h2>By segment</h2><div class="grid2">{cards}</div></section>'
+
+
+def _segment_card(index: int, name: str, rows: Sequence[SegmentRow]) -> str:
+    svg = plots.segment_mae_svg(f"segment{index}", name, rows, SEGMENT_PLOT_VALUES)
+    shown = min(len(rows), SEGMENT_PLOT_VALUES)
+    caption = f"MAE of P50 per {name} value, model vs heuristic"
+    if shown < len(rows):
+        caption += f"; the {shown} values with the most orders, of {len(rows):,}"
+    return (
+        f"<div><h3>By {escape(name)}</h3>"
+        + _figure(svg, caption + ".")
+        + _segment_table(name, rows)
+        + "</div>"
+    )
+
+
+def _segment_table(name: str, rows: Sequence[SegmentRow]) -> str:
+    shown = rows[:SEGMENT_TABLE_ROWS]
+    more = (
+        f" (the {len(shown)} largest of {len(rows):,}; all are in the evaluation JSON)"
+        if len(shown) < len(rows)
+        else ""
+    )
+    body = "".join(
+        f"<tr><td>{escape(r.value)}</td><td class='num'>{r.n:,}</td>"
+        f"<td class='num strong'>{_min(r.model.mae_s)}</td><td class='num'>"
+        f"{_min(r.heuristic.mae_s)}</td><td class='num strong'>{_pct(r.model.coverage_p90)}</td>"
+        f"<td class='num'>{_pct(r.heuristic.coverage_p90)}</td></tr>"
+        for r in shown
+    )
+    return (
+        f"<details><summary>Table by {escape(name)}{escape(more)}</summary>"
+        f"<table class='small'><thead><tr><th>{escape(name)}</th><th class='num'>orders</th>"
+        "<th class='num'>MAE model</th><th class='num'>MAE heuristic</th>"
+        "<th class='num'>P90 cov. model</th><th class='num'>P90 cov. heuristic</th></tr></thead>"
+        f"<tbody>{body}</tbody></table></details>"
+    )
+
+
+def _importance_section(importance: Mapping[str, float]) -> str:
+    if not importance:
+        return '<section><h2>Feature importance</h2><p class="caption">Not given.</p></section>'
+    top = min(20, len(importance))
+    return (
+        '<section><h2>Feature importance</h2><div class="narrow">'
+        + _figure(
+            plots.importance_svg("importance", importance, top=20),
+            f"The {top} features with the largest total gain, as a share of all features' gain.",
+        )
+        + "</div></section>"
+    )
+
+
+def _notes_section(notes: Sequence[str]) -> str:
+    if not notes:
+        return ""
+    items = "".join(f"<li>{escape(note)}</li>" for note in notes)
+    return f"<section><h2>Notes</h2><ul class='notes'>{items}</ul></section>"
+
+
+def _json_section(evaluation: Evaluation) -> str:
+    text = json.dumps(metrics_json(evaluation), indent=2)
+    return (
+        "<section><details><summary>metrics.json (seconds)</summary>"
+        f"<pre>{escape(text)}</pre></details></section>"
+    )
+
+
+def _figure(svg: str, caption: str) -> str:
+    return f"<figure>{svg}<figcaption>{escape(caption)}</figcaption></figure>"
+
+
+# -- formatting ----------------------------------------------------------------------------
+
+
+def _min(seconds: float, digits: int = 1) -> str:
+    return f"{seconds / 60:,.{digits}f} min"
+
+
+def _pct(share: float, digits: int = 1) -> str:
+    return f"{share * 100:.{digits}f} %"
+
+
+def _q(quantile: float) -> str:
+    return f"{quantile * 100:g}"
+
+
+def _relative_text(improvement: float | None) -> str:
+    if improvement is None:
+        return "n/a"
+    if abs(improvement) < 0.0005:
+        return "same"
+    return f"{abs(improvement):.1%} {'lower' if improvement > 0 else 'higher'}"
+
+
+def _relative_change(model: float, heuristic: float) -> str:
+    if heuristic == 0:
+        return "n/a"
+    return (
+        _relative_text((heuristic - model) / abs(heuristic))
+        .replace("lower", "narrower")
+        .replace("higher", "wider")
+    )
+
+
+def _tone_relative(improvement: float | None) -> str:
+    if improvement is None or abs(improvement) < 0.0005:
+        return ""
+    return "good" if improvement > 0 else "bad"
+
+
+def _tone_gap(model: float, heuristic: float, target: float) -> str:
+    gap_model, gap_heuristic = abs(model - target), abs(heuristic - target)
+    if math.isclose(gap_model, gap_heuristic, abs_tol=5e-4):
+        return ""
+    return "good" if gap_model < gap_heuristic else "bad"
+
+
+# -- page ----------------------------------------------------------------------------------
+
+
+def _page(title: str, body: str) -> str:
+    return (
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{escape(title)}</title><style>{_CSS}</style></head>"
+        f"<body><main>\n{body}\n<footer>Generated by Arrive. Self-contained: no scripts,"
+        " no external resources.</footer></main></body></html>\n"
+    )
+
+
+def _write_atomic(path: Path, text: str) -> Path:
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a directory, expected a report file path")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # open(..., "x") rather than mkstemp: the file gets the usual umask-based mode, not 0600.
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial")
+    try:
+        with tmp.open("x", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+_CSS: Final = """
+:root{--ink:#1f2937;--muted:#6b7280;--line:#e5e7eb;--bg:#f8fafc;--card:#fff;
+--model:#2563eb;--heur:#f59e0b;--good:#047857;--bad:#b91c1c;--warn-bg:#fff7ed;--warn:#9a3412}
+*{box-sizing:border-box}
+body{margin:0;background:var(--bg);color:var(--ink);
+font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;
+font-variant-numeric:tabular-nums}
+main{max-width:1180px;margin:0 auto;padding:32px 28px 48px}
+.eyebrow{margin:0;color:var(--muted);font-size:13px;letter-spacing:.06em;text-transform:uppercase}
+h1{margin:4px 0 16px;font-size:28px;line-height:1.2;font-weight:700}
+h2{margin:0 0 14px;font-size:18px;font-weight:650}
+h3{margin:0 0 6px;font-size:15px;font-weight:650}
+section{background:var(--card);border:1px solid var(--line);border-radius:10px;
+padding:20px 22px;margin:18px 0}
+.banner{margin:0 0 16px;padding:10px 14px;border-radius:8px;font-size:14px}
+.banner.warn{background:var(--warn-bg);color:var(--warn);border:1px solid #fed7aa}
+dl.facts{display:grid;grid-template-columns:repeat(auto-fill,minmax(200px,1fr));gap:10px 24px;
+margin:0}
+dl.facts dt{color:var(--muted);font-size:12px;text-transform:uppercase;letter-spacing:.04em}
+dl.facts dd{margin:2px 0 0;font-weight:600;font-size:14px;overflow-wrap:anywhere}
+section.kpis{display:grid;grid-template-columns:repeat(4,1fr);gap:14px;background:none;border:0;
+padding:0}
+.kpi{background:var(--card);border:1px solid var(--line);border-radius:10px;padding:14px 16px}
+.kpi .label{color:var(--muted);font-size:13px}
+.kpi .value{font-size:28px;font-weight:700;margin:2px 0}
+.kpi .sub{color:var(--muted);font-size:13px}
+table{border-collapse:collapse;width:100%}
+th,td{padding:7px 10px;border-bottom:1px solid var(--line);text-align:left}
+th{color:var(--muted);font-weight:600;font-size:13px}
+td.num,th.num{text-align:right;white-space:nowrap}
+td.strong{font-weight:650}
+table.headline td{font-size:15px}
+table.small td,table.small th{font-size:13px;padding:4px 8px}
+.good{color:var(--good)}.bad{color:var(--bad)}
+.caption,figcaption{color:var(--muted);font-size:13px;margin:8px 0 0}
+figure{margin:0}
+figure svg{display:block;width:100%;height:auto}
+.grid2{display:grid;grid-template-columns:1fr 1fr;gap:24px;align-items:start}
+.narrow{max-width:720px}
+details{margin-top:10px}
+summary{cursor:pointer;color:var(--muted);font-size:13px}
+pre{background:var(--bg);border:1px solid var(--line);border-radius:8px;padding:12px;
+font-size:12px;overflow:auto;max-height:420px}
+ul.notes{margin:0;padding-left:20px}
+footer{color:var(--muted);font-size:12px;text-align:center;margin-top:24px}
+@media (max-width:820px){.grid2,section.kpis{grid-template-columns:1fr}}
+"""

@@ -1,0 +1,88 @@
+"""Choosing which features a model uses, on the validation window only.
+
+Two rules, both decided without looking at the test period:
+
+* a categorical id with more distinct values than ``max_categories`` in the
+  training rows is left out as a raw category (its history features carry it);
+* feature groups built from history are tried out one at a time (backward
+  elimination): a group stays only if dropping it makes the validation MAE of
+  the P50 model worse. History aggregates that are noise on a given
+  marketplace then do not dilute the model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from arrive.features import FeatureSet
+from arrive.training.split import Split
+
+#: Groups that are always kept: what the order itself says and when it was placed.
+ALWAYS_KEPT = ("order", "calendar", "travel")
+
+FitScore = Callable[[FeatureSet], float]
+
+
+@dataclass(frozen=True)
+class GroupDecision:
+    """Validation MAE with and without a group, and what was decided."""
+
+    group: str
+    mae_with_s: float
+    mae_without_s: float
+    kept: bool
+
+
+def drop_wide_categoricals(
+    features: FeatureSet, train_rows: npt.NDArray[np.int64], max_categories: int
+) -> FeatureSet:
+    """Leave out categoricals with more than ``max_categories`` values in the training rows."""
+    frame = features.frame[train_rows]
+    wide = {c for c in features.categorical if frame.get_column(c).n_unique() > max_categories}
+    reason = f"more than {max_categories} categories: represented by its history features"
+    return features.without(wide, reason) if wide else features
+
+
+def select_groups(
+    features: FeatureSet, fit_score: FitScore, *, tolerance: float = 0.002
+) -> tuple[FeatureSet, list[GroupDecision]]:
+    """Backward elimination over history groups, scored by ``fit_score`` (validation MAE, s).
+
+    A group is dropped when the MAE without it is lower than with it by more than
+    ``tolerance`` (relative).
+    """
+    decisions = []
+    current = features
+    best = fit_score(current)
+    for group, names in features.groups.items():
+        if group in ALWAYS_KEPT or not names:
+            continue
+        candidate = current.without(set(names), f"group '{group}' did not help on validation")
+        score = fit_score(candidate)
+        drop = score < best * (1.0 - tolerance)
+        decisions.append(GroupDecision(group, best, score, kept=not drop))
+        if drop:
+            current, best = candidate, score
+    return current, decisions
+
+
+def validation_scorer(
+    split: Split, target_s: npt.NDArray[np.float64], fit_mae: Callable[..., float]
+) -> FitScore:
+    """A scorer that trains on ``split.train`` and returns the MAE on ``split.valid``."""
+
+    def score(features: FeatureSet) -> float:
+        X = features.frame.drop("order_id")
+        return fit_mae(
+            X[split.train],
+            target_s[split.train],
+            X[split.valid],
+            target_s[split.valid],
+            features.categorical,
+        )
+
+    return score

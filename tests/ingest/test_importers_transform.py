@@ -1,0 +1,211 @@
+"""Value conversion and row checks, one rule at a time, through :func:`import_csv`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from arrive.clock import ManualClock
+from arrive.ingest import ImportResult, import_csv, parse_mapping
+
+HEAD = """
+name = "unit"
+timezone = "Europe/Berlin"
+[timestamps.created_at]
+column = "at"
+format = "%Y-%m-%d %H:%M"
+[target]
+duration = { column = "took", unit = "min" }
+"""
+
+
+def _import(tmp_path: Path, extra: str, rows: list[str], header: str = "at,took") -> ImportResult:
+    path = tmp_path / "x.csv"
+    path.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
+    clock = ManualClock(datetime(2030, 1, 1, tzinfo=UTC))
+    return import_csv(path, parse_mapping(HEAD + extra), clock=clock)
+
+
+def _reasons(result: ImportResult) -> list[str]:
+    return [row.reason for row in result.quarantine]
+
+
+def test_dst_gap_is_unparseable_and_overlap_takes_the_earlier(tmp_path: Path) -> None:
+    result = _import(tmp_path, "", ["2024-03-31 02:30,20", "2024-10-27 02:30,20"])
+    assert _reasons(result) == [
+        "created_at: unparseable value (expected %Y-%m-%d %H:%M)",
+    ]
+    assert result.orders["created_at"].to_list() == [datetime(2024, 10, 27, 0, 30, tzinfo=UTC)]
+
+
+def test_time_only_end_rolls_over_midnight(tmp_path: Path) -> None:
+    extra = '\nend = { time_column = "end", time_format = "%H:%M" }\nmax_s = 7200\n'
+    mapping = HEAD.replace('duration = { column = "took", unit = "min" }', "") + extra
+    path = tmp_path / "x.csv"
+    path.write_text("at,end\n2024-05-01 23:40,00:10\n2024-05-01 12:00,11:00\n", encoding="utf-8")
+    result = import_csv(path, parse_mapping(mapping))
+    assert result.orders["duration_s"].to_list() == [1800]
+    # 11:00 before 12:00 means the next day: 23 h, above the plausible maximum.
+    assert _reasons(result) == ["duration_s: above the plausible maximum of 7200 s"]
+
+
+def test_duration_units_and_patterns(tmp_path: Path) -> None:
+    text = HEAD.replace(
+        '{ column = "took", unit = "min" }',
+        '{ column = "took", pattern = "(\\\\d+)h", unit = "h" }',
+    )
+    path = tmp_path / "x.csv"
+    path.write_text("at,took\n2024-05-01 10:00,2h\n2024-05-01 10:00,soon\n", encoding="utf-8")
+    result = import_csv(path, parse_mapping(text))
+    assert result.orders["duration_s"].to_list() == [7200]
+    assert _reasons(result) == ["duration_s: does not match the pattern"]
+
+
+@pytest.mark.parametrize(
+    ("spec", "values", "imported", "reasons"),
+    [
+        (
+            "type = 'bool'",
+            ["Yes", "n", "TRUE", "0", "-"],
+            [True, False, True, False],
+            ["x: not a boolean (true/false, yes/no, 1/0)"],
+        ),
+        ("type = 'int'", ["3", "3.0", "3.5", "1e2"], [3, 3, 100], ["x: not a whole number"]),
+        ("type = 'int', scale = 0.01", ["250", "300"], [3], ["x: not a whole number"]),
+        (
+            "type = 'float', min = 0, max = 1",
+            ["0", "1", "1.01", "-0.1", "inf"],
+            [0.0, 1.0],
+            ["x: above the maximum 1", "x: below the minimum 0", "x: not a number"],
+        ),
+        ("map = { a = 'A', gone = '' }", ["a", "b", "gone"], ["A", "b", None], []),
+        (
+            "strip_prefix = 'id:', pattern = '^(\\d+)$'",
+            ["id:12", "12", "id:x"],
+            ["12", "12"],
+            ["x: does not match the pattern"],
+        ),
+    ],
+)
+def test_attribute_conversion(
+    tmp_path: Path, spec: str, values: list[str], imported: list[object], reasons: list[str]
+) -> None:
+    extra = f"[attributes]\nx = {{ column = 'x', {spec} }}\n"
+    rows = [f"2024-05-01 10:{i:02d},20,{value}" for i, value in enumerate(values)]
+    result = _import(tmp_path, extra, rows, header="at,took,x")
+    assert result.orders["x"].to_list() == imported
+    assert _reasons(result) == reasons
+
+
+def test_canonical_field_rules(tmp_path: Path) -> None:
+    extra = """
+[fields]
+store_id = { column = "s" }
+items = { column = "n" }
+subtotal = { column = "p" }
+"""
+    rows = [
+        "2024-05-01 10:00,20,s1,2,9.5",
+        f"2024-05-01 10:01,20,{'s' * 257},2,9.5",
+        "2024-05-01 10:02,20,s1,-1,9.5",
+        "2024-05-01 10:03,20,s1,3000000000,9.5",
+        "2024-05-01 10:04,20,s1,2,-0.5",
+    ]
+    result = _import(tmp_path, extra, rows, header="at,took,s,n,p")
+    assert result.orders.select("store_id", "items", "subtotal").rows() == [("s1", 2, 9.5)]
+    assert _reasons(result) == [
+        "store_id: longer than 256 characters",
+        "items: negative",
+        "items: too large",
+        "subtotal: negative",
+    ]
+
+
+def test_decimal_comma_and_unknown_coordinates(tmp_path: Path) -> None:
+    extra = (
+        "[csv]\ndelimiter = ';'\ndecimal = ','\n[coordinates]\n"
+        "pickup = { lat = 'a', lon = 'o' }\nmissing = [[0.0, 0.0], [-1.0, -1.0]]\n"
+    )
+    rows = [
+        "2024-05-01 10:00;20;52,5;13,4",
+        "2024-05-01 10:01;20;-1;-1",
+        "2024-05-01 10:02;20;0;0,0",
+    ]
+    result = _import(tmp_path, extra, rows, header="at;took;a;o")
+    assert result.orders.select("pickup_lat", "pickup_lon").rows() == [
+        (52.5, 13.4),
+        (None, None),
+        (None, None),
+    ]
+
+
+def test_lifecycle_outside_the_order_is_refused(tmp_path: Path) -> None:
+    extra = "[timestamps.ready_at]\ncolumn = 'r'\nformat = '%Y-%m-%d %H:%M'\n"
+    rows = [
+        "2024-05-01 10:00,20,2024-05-01 10:05",
+        "2024-05-01 10:00,20,2024-05-01 09:59",
+        "2024-05-01 10:00,20,2024-05-01 10:21",
+    ]
+    result = _import(tmp_path, extra, rows, header="at,took,r")
+    assert _reasons(result) == ["ready_at: before created_at", "ready_at: after delivered_at"]
+    assert result.events.filter(pl.col("type") == "food_ready").height == 1
+
+
+def test_lifecycle_outside_the_order_can_be_dropped_instead(tmp_path: Path) -> None:
+    extra = (
+        "[timestamps]\non_conflict = 'drop'\n"
+        "[timestamps.ready_at]\ncolumn = 'r'\nformat = '%Y-%m-%d %H:%M'\n"
+    )
+    rows = [
+        "2024-05-01 10:00,20,2024-05-01 10:05",
+        "2024-05-01 10:00,20,2024-05-01 09:59",
+        "2024-05-01 10:00,20,2024-05-01 10:21",
+    ]
+    result = _import(tmp_path, extra, rows, header="at,took,r")
+    assert result.summary["rows_imported"] == 3
+    assert result.events.filter(pl.col("type") == "food_ready").height == 1
+    assert result.summary["events_not_written"] == {"food_ready": 2}
+
+
+def test_summary_is_stamped_by_the_injected_clock(tmp_path: Path) -> None:
+    result = _import(tmp_path, "", ["2024-05-01 10:00,20"])
+    assert result.summary["imported_at"] == "2030-01-01T00:00:00+00:00"
+    assert result.summary["created_at_min"] == "2024-05-01T08:00:00+00:00"
+
+
+def test_courier_assigned_needs_a_courier(tmp_path: Path) -> None:
+    extra = """
+[csv]
+missing = ["-"]
+[fields]
+courier_id = { column = "c" }
+[timestamps.assigned_at]
+time_column = "a"
+time_format = "%H:%M"
+"""
+    rows = [
+        "2024-05-01 10:00,20,c1,10:02",
+        "2024-05-01 10:00,20,-,10:03",
+        "2024-05-01 10:00,20,-,-",
+    ]
+    result = _import(tmp_path, extra, rows, header="at,took,c,a")
+    assert result.events.filter(pl.col("type") == "courier_assigned")["courier_id"].to_list() == [
+        "c1"
+    ]
+    # one has no courier, one has no assignment time
+    assert result.summary["events_not_written"] == {"courier_assigned": 2}
+    assert result.summary["rows_imported"] == 3
+
+
+def test_absurd_numbers_are_refused_not_crashed_on(tmp_path: Path) -> None:
+    extra = "[attributes]\nn = { column = 'n', type = 'int' }\n"
+    rows = ["2024-05-01 10:00,1e300,1", "2024-05-01 10:00,20,1e300", "2024-05-01 10:00,nan,1"]
+    result = _import(tmp_path, extra, rows, header="at,took,n")
+    assert _reasons(result) == [
+        "duration_s: above the plausible maximum of 86400 s",
+        "n: not a whole number",
+        "duration_s: not a number",
+    ]
