@@ -23,6 +23,7 @@ class _LazyGroup(click.Group):
     """Imports a command's module only when that command runs (fast ``--help``)."""
 
     COMMANDS: ClassVar[dict[str, str]] = {
+        "demo": "arrive.cli.demo_cmd:command",
         "import": "arrive.cli.import_cmd:command",
         "models": "arrive.cli.models_cmd:command",
         "train": "arrive.cli.train_cmd:command",

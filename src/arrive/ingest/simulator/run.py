@@ -45,9 +45,12 @@ class Simulation:
         config: the parameters it was simulated with.
         orders: one row per order (``datadir.ORDER_COLUMNS``, then ``traffic``).
         events: the event log (``schema.frame.EVENT_COLUMNS``), sorted by time then id.
-        truth: per order, the hidden causes of its duration (store speed, prep
-            time, open orders, nearest idle courier, congestion, weather, ...);
-            never written to disk, for tests and for judging features.
+        truth: per order (aligned with ``orders``), the hidden causes of its
+            duration: ``hour``, ``congestion``, ``weather``, ``precipitation_mm``,
+            ``speed_share``, ``store_speed``, ``peak_sensitivity``, ``prep_s``,
+            ``open_orders``, ``nearest_idle_km`` (null: nobody idle),
+            ``idle_couriers``, ``courier_wait_s``, ``drop_km``. Never written to
+            disk: for tests and for judging features.
         summary: what ``import_summary.json`` holds.
     """
 

@@ -1,0 +1,130 @@
+"""``arrive demo``: the whole offline flow on the embedded default, in one command.
+
+Imports the Food Delivery data (or simulates a marketplace), builds
+point-in-time features, trains and calibrates a P50/P90 model on the earlier
+weeks, evaluates it on the latest days against the heuristic, writes the HTML
+report, registers the model and promotes it to ``production`` when it passes
+the promotion gate. No external service is needed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from arrive.cli import import_cmd, simulate_cmd, train_cmd
+from arrive.errors import ConfigError, PromotionRefused
+from arrive.registry import LocalRegistry, promote
+
+_console = Console(highlight=False, stderr=True)
+_CANDIDATES = (
+    Path("../shared/data/food_delivery.csv.gz"),
+    Path("shared/data/food_delivery.csv.gz"),
+    Path("data/food_delivery.csv.gz"),
+)
+
+
+@click.command("demo")
+@click.option(
+    "--data",
+    "data_csv",
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar="ARRIVE_DEMO_DATA",
+    show_envvar=True,
+    help="The Food Delivery CSV (default: found under ../shared/data, shared/data or data).",
+)
+@click.option("--simulate", is_flag=True, help="Use a simulated marketplace instead of the CSV.")
+@click.option(
+    "--days",
+    type=click.IntRange(2, 28),
+    default=7,
+    show_default=True,
+    help="With --simulate: days to simulate.",
+)
+@click.option(
+    "--workdir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path(".arrive/demo"),
+    show_default=True,
+    help="Where the data, the run and the registry go.",
+)
+@click.option("--quiet", is_flag=True, help="No progress display.")
+@click.pass_context
+def command(
+    ctx: click.Context, data_csv: Path | None, simulate: bool, days: int, workdir: Path, quiet: bool
+) -> None:
+    """Import (or simulate), train, evaluate, report and register a model."""
+    data_dir, run_dir, registry_dir = workdir / "data", workdir / "run", workdir / "registry"
+    if simulate:
+        _say("simulating a marketplace", quiet)
+        ctx.invoke(simulate_cmd.command, out=data_dir, days=days, force=True, quiet=quiet)
+    else:
+        source = _find_data(data_csv)
+        _say(f"importing {source}", quiet)
+        ctx.invoke(
+            import_cmd.command,
+            source="food-delivery",
+            input_path=source,
+            out=data_dir,
+            force=True,
+            quiet=quiet,
+        )
+    _say("training on the earlier orders, testing on the latest", quiet)
+    ctx.invoke(
+        train_cmd.command,
+        data_dir=data_dir,
+        run_dir=run_dir,
+        registry_root=registry_dir,
+        quiet=quiet,
+    )
+    _promote(registry_dir, quiet)
+    _recap(data_dir, run_dir)
+
+
+def _find_data(given: Path | None) -> Path:
+    if given is not None:
+        if not given.is_file():
+            raise ConfigError(f"--data {given}: no such file")
+        return given
+    for candidate in _CANDIDATES:
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(
+        "no Food Delivery CSV found (looked in "
+        + ", ".join(map(str, _CANDIDATES))
+        + "): pass --data PATH, set ARRIVE_DEMO_DATA, or run `arrive demo --simulate`"
+    )
+
+
+def _promote(registry_dir: Path, quiet: bool) -> None:
+    registry = LocalRegistry(registry_dir)
+    latest = registry.versions()[-1].version
+    try:
+        promote(registry, latest, "production", reason="arrive demo")
+    except PromotionRefused as refused:
+        _say(f"version {latest} stays unpromoted: {refused}", quiet)
+        return
+    _say(f"version {latest} is now production", quiet)
+
+
+def _recap(data_dir: Path, run_dir: Path) -> None:
+    summary = json.loads((data_dir / "import_summary.json").read_text())
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    improvement = 1.0 - metrics["mae_s"] / metrics["heuristic_mae_s"]
+    click.echo(
+        f"orders: {summary['rows_in']:,} in, {summary['rows_imported']:,} used, "
+        f"{summary['rows_quarantined']:,} quarantined\n"
+        f"P50 MAE {metrics['mae_s'] / 60:.2f} min vs heuristic "
+        f"{metrics['heuristic_mae_s'] / 60:.2f} min "
+        f"({improvement:.0%} lower); P90 coverage {metrics['coverage_p90']:.1%}; "
+        f"late rate {metrics['late_rate']:.1%}; crossings {metrics['crossings']}\n"
+        f"report: {run_dir / 'report.html'}"
+    )
+
+
+def _say(message: str, quiet: bool) -> None:
+    if not quiet:
+        _console.print(f"[bold]arrive demo[/]: {message}")
