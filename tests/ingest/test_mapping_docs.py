@@ -1,4 +1,4 @@
-"""docs/mapping.md: its example mapping imports its example CSV as the text says."""
+"""docs/mapping.md and README.md: the example mapping imports the example CSV as the text says."""
 
 from __future__ import annotations
 
@@ -13,22 +13,29 @@ import pytest
 from arrive import datadir
 from arrive.cli.main import run
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "mapping.md"
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = (ROOT / "docs" / "mapping.md", ROOT / "README.md")
 
 
-def _block(kind: str) -> str:
-    match = re.search(rf"```{kind}\n(.*?)```", DOC.read_text(encoding="utf-8"), re.DOTALL)
+def _block(doc: Path, kind: str) -> str:
+    match = re.search(rf"```{kind}\n(.*?)```", doc.read_text(encoding="utf-8"), re.DOTALL)
     if match is None:
-        pytest.fail(f"docs/mapping.md has no {kind} block")
+        pytest.fail(f"{doc.name} has no {kind} block")
     return match.group(1)
 
 
+@pytest.fixture(params=DOCS, ids=lambda p: p.name)
+def doc(request: pytest.FixtureRequest) -> Path:
+    path: Path = request.param
+    return path
+
+
 @pytest.fixture
-def imported(tmp_path: Path) -> Path:
+def imported(tmp_path: Path, doc: Path) -> Path:
     mapping = tmp_path / "parcel-express.toml"
-    mapping.write_text(_block("toml"), encoding="utf-8")
+    mapping.write_text(_block(doc, "toml"), encoding="utf-8")
     data = tmp_path / "export.csv"
-    data.write_text(_block("csv"), encoding="utf-8")
+    data.write_text(_block(doc, "csv"), encoding="utf-8")
     out = tmp_path / "out"
     assert run(["import", str(mapping), str(data), "--out", str(out), "--quiet"]) == 0
     return out

@@ -45,6 +45,13 @@ _CANDIDATES = (
     help="With --simulate: days to simulate.",
 )
 @click.option(
+    "--orders-per-day",
+    type=click.IntRange(100, 100_000),
+    default=16_000,
+    show_default=True,
+    help="With --simulate: orders per day.",
+)
+@click.option(
     "--workdir",
     type=click.Path(path_type=Path, file_okay=False),
     default=Path(".arrive/demo"),
@@ -54,13 +61,26 @@ _CANDIDATES = (
 @click.option("--quiet", is_flag=True, help="No progress display.")
 @click.pass_context
 def command(
-    ctx: click.Context, data_csv: Path | None, simulate: bool, days: int, workdir: Path, quiet: bool
+    ctx: click.Context,
+    data_csv: Path | None,
+    simulate: bool,
+    days: int,
+    orders_per_day: int,
+    workdir: Path,
+    quiet: bool,
 ) -> None:
     """Import (or simulate), train, evaluate, report and register a model."""
     data_dir, run_dir, registry_dir = workdir / "data", workdir / "run", workdir / "registry"
     if simulate:
         _say("simulating a marketplace", quiet)
-        ctx.invoke(simulate_cmd.command, out=data_dir, days=days, force=True, quiet=quiet)
+        ctx.invoke(
+            simulate_cmd.command,
+            out=data_dir,
+            days=days,
+            orders_per_day=orders_per_day,
+            force=True,
+            quiet=quiet,
+        )
     else:
         source = _find_data(data_csv)
         _say(f"importing {source}", quiet)

@@ -1,0 +1,66 @@
+"""`arrive demo` end to end: on the real Food Delivery data and on a small simulation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from arrive.cli.main import run
+from arrive.registry import LocalRegistry
+
+
+@pytest.mark.slow
+def test_demo_on_food_delivery_meets_the_model_targets(
+    food_delivery_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = run(["demo", "--data", str(food_delivery_csv), "--workdir", str(tmp_path), "--quiet"])
+    assert code == 0
+    summary = json.loads((tmp_path / "data" / "import_summary.json").read_text())
+    assert summary["rows_in"] == 45_593
+    assert summary["rows_in"] == summary["rows_imported"] + summary["rows_quarantined"]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["split"] == "time"
+    assert (
+        metrics["mae_s"] <= 0.85 * metrics["heuristic_mae_s"]
+    )  # at least 15 % below the heuristic
+    assert abs(metrics["coverage_p90"] - 0.90) <= 0.015
+    assert metrics["crossings"] == 0
+    registry = LocalRegistry(tmp_path / "registry")
+    assert registry.get("production").version == "1"
+    out = capsys.readouterr().out
+    assert "P50 MAE" in out
+    assert "report.html" in out
+
+
+def test_demo_on_a_small_simulation(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = run(
+        [
+            "demo",
+            "--simulate",
+            "--days",
+            "8",
+            "--orders-per-day",
+            "1200",
+            "--workdir",
+            str(tmp_path),
+            "--quiet",
+        ]
+    )
+    assert code == 0
+    html = (tmp_path / "run" / "report.html").read_text()
+    assert html.count("<svg") >= 4
+    assert "P90 coverage" in capsys.readouterr().out
+
+
+def test_demo_without_data_says_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ARRIVE_DEMO_DATA", raising=False)
+    assert run(["demo", "--workdir", str(tmp_path / "w"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "--simulate" in err
+    assert "Traceback" not in err
+    assert run(["demo", "--data", str(tmp_path / "nope.csv"), "--quiet"]) == 2
