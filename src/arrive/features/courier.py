@@ -95,11 +95,7 @@ def _has_pings(ctx: BuildContext) -> bool:
 
 def _history(ctx: BuildContext) -> pl.DataFrame:
     queries = ctx.orders.select("_row", "courier_id", t=pl.col("created_at"))
-    deliveries = ctx.lifecycle.select(
-        "courier_id",
-        time=pl.col("delivered"),
-        value=(pl.col("delivered") - pl.col("created")).dt.total_microseconds() / 1e6,
-    )
+    deliveries = ctx.deliveries("courier_id")
     counts = trailing_stats(
         queries,
         deliveries,

@@ -60,12 +60,7 @@ def specs(ctx: BuildContext) -> tuple[FeatureSpec, ...]:
 
 def offline(ctx: BuildContext) -> pl.DataFrame:
     queries = ctx.orders.select("_row", "market_id", t=pl.col("created_at"))
-    life = ctx.lifecycle
-    deliveries = life.select(
-        "market_id",
-        time=pl.col("delivered"),
-        value=(pl.col("delivered") - pl.col("created")).dt.total_microseconds() / 1e6,
-    )
+    deliveries = ctx.deliveries("market_id")
     frame = load_offline(ctx, "market_id").join(
         trailing_stats(
             queries,
@@ -78,30 +73,15 @@ def offline(ctx: BuildContext) -> pl.DataFrame:
         on="_row",
     )
     if ctx.event_counts.get("market_snapshot"):
-        frame = frame.join(_snapshot(ctx, queries), on="_row")
+        frame = frame.join(_snapshot(ctx), on="_row")
     return frame
 
 
-def _snapshot(ctx: BuildContext, queries: pl.DataFrame) -> pl.DataFrame:
-    snaps = (
-        ctx.events.filter(pl.col("type") == "market_snapshot")
-        .select("market_id", "event_time", *_SNAPSHOT)
-        .sort("event_time")
-        .collect()
-    )
-    joined = queries.sort("t").join_asof(
-        snaps,
-        left_on="t",
-        right_on="event_time",
-        by="market_id",
-        strategy="backward",
-        allow_exact_matches=False,
-        tolerance=SNAPSHOT_TTL,
-        check_sortedness=False,
-    )
+def _snapshot(ctx: BuildContext) -> pl.DataFrame:
+    latest = ctx.latest_before("market_snapshot", "market_id", _SNAPSHOT, SNAPSHOT_TTL)
     on_shift = pl.col("couriers_on_shift").cast(pl.Float64)
     ratio_base = pl.when(on_shift > 0).then(on_shift)
-    return joined.sort("_row").select(
+    return latest.select(
         "_row",
         *(pl.col(c).cast(pl.Float64).alias(f"market_{c}") for c in _SNAPSHOT),
         market_busy_ratio=pl.col("couriers_busy") / ratio_base,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Literal, Protocol
 
 import polars as pl
@@ -93,6 +94,43 @@ class BuildContext:
             .with_columns(terminal=pl.min_horizontal("delivered", "cancelled"))
             .collect()
         )
+
+    def deliveries(self, key: str) -> pl.DataFrame:
+        """Delivery durations in seconds, observed when delivered, keyed by the order's ``key``."""
+        return self.lifecycle.select(
+            key, time=pl.col("delivered"), value=_seconds("created", "delivered")
+        )
+
+    def latest_before(
+        self, event_type: str, key: str, columns: tuple[str, ...], ttl: timedelta
+    ) -> pl.DataFrame:
+        """For each spine row, ``columns`` of the last ``event_type`` event with the same
+        ``key`` strictly before the order's creation and at most ``ttl`` old (else null)."""
+        observations = (
+            self.events.filter(pl.col("type") == event_type)
+            .select(key, "event_time", *columns)
+            .sort("event_time")
+            .collect()
+        )
+        joined = (
+            self.orders.select("_row", key, "created_at")
+            .sort("created_at")
+            .join_asof(
+                observations,
+                left_on="created_at",
+                right_on="event_time",
+                by=key,
+                strategy="backward",
+                allow_exact_matches=False,
+                tolerance=ttl,
+                check_sortedness=False,
+            )
+        )
+        return joined.sort("_row").select("_row", *columns)
+
+
+def _seconds(start: str, end: str) -> pl.Expr:
+    return (pl.col(end) - pl.col(start)).dt.total_microseconds() / 1e6
 
 
 def _first_time(event_type: str, alias: str) -> pl.Expr:

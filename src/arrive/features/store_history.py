@@ -93,11 +93,7 @@ def specs(ctx: BuildContext) -> tuple[FeatureSpec, ...]:
 def offline(ctx: BuildContext) -> pl.DataFrame:
     queries = ctx.orders.select("_row", "store_id", t=pl.col("created_at"))
     life = ctx.lifecycle
-    deliveries = life.select(
-        "store_id",
-        time=pl.col("delivered"),
-        value=(pl.col("delivered") - pl.col("created")).dt.total_microseconds() / 1e6,
-    )
+    deliveries = ctx.deliveries("store_id")
     frame = (
         trailing_stats(
             queries, deliveries, key="store_id", windows=DELIVERY_WINDOWS, prefix="store_delivery"

@@ -30,26 +30,6 @@ def specs(ctx: BuildContext) -> tuple[FeatureSpec, ...]:
 
 
 def offline(ctx: BuildContext) -> pl.DataFrame:
-    observations = (
-        ctx.events.filter(pl.col("type") == "weather_observation")
-        .select("market_id", "event_time", "condition", "temperature_c", "precipitation_mm")
-        .sort("event_time")
-        .collect()
-    )
-    joined = (
-        ctx.orders.select("_row", "market_id", "created_at")
-        .sort("created_at")
-        .join_asof(
-            observations,
-            left_on="created_at",
-            right_on="event_time",
-            by="market_id",
-            strategy="backward",
-            allow_exact_matches=False,
-            tolerance=WEATHER_TTL,
-            check_sortedness=False,
-        )
-    )
-    return joined.sort("_row").select(
-        "_row", pl.col("condition").alias("weather_condition"), "temperature_c", "precipitation_mm"
-    )
+    columns = ("condition", "temperature_c", "precipitation_mm")
+    latest = ctx.latest_before("weather_observation", "market_id", columns, WEATHER_TTL)
+    return latest.rename({"condition": "weather_condition"})

@@ -18,7 +18,7 @@ import polars as pl
 
 from arrive.errors import SchemaError
 from arrive.schema.codec import schema_error
-from arrive.schema.events import EVENT_TYPES, SCHEMA_VERSION, AnyEvent, Event
+from arrive.schema.events import EVENT_TYPES, SCHEMA_VERSION, AnyEvent, Event, OrderCreated
 
 UTC_TIME: Final = pl.Datetime("us", "UTC")
 
@@ -59,6 +59,22 @@ _FIELDS: Final[dict[str, tuple[str, ...]]] = {
 }
 _COMMON: Final = set(Event.__struct_fields__) | {"type"}
 _EMPTY_ATTRIBUTES: Final = "{}"
+
+
+#: What an OrderCreated event says of its order, besides its id, time and attributes.
+ORDER_FIELDS: Final = tuple(
+    f for f in OrderCreated.__struct_fields__ if f not in _COMMON | {"order_id", "attributes"}
+)
+
+
+def created_orders(events: pl.LazyFrame) -> pl.LazyFrame:
+    """Every order as known at its creation: ``order_id``, ``created_at`` and
+    :data:`ORDER_FIELDS`, in creation order."""
+    return (
+        events.filter(pl.col("type") == "order_created")
+        .select("order_id", *ORDER_FIELDS, created_at=pl.col("event_time"))
+        .sort("created_at", "order_id")
+    )
 
 
 def conform(frame: pl.DataFrame) -> pl.DataFrame:

@@ -16,9 +16,10 @@ import numpy as np
 import polars as pl
 
 from arrive import datadir
-from arrive.schema.frame import UTC_TIME, conform
+from arrive.schema.frame import UTC_TIME, conform, created_orders
 
 START = datetime(2025, 3, 3, tzinfo=UTC)
+_FACTS = ("store_id", "market_id", "courier_id", "pickup_lat", "pickup_lon", "drop_lat", "drop_lon")
 
 
 @dataclass(frozen=True)
@@ -61,13 +62,7 @@ def random_marketplace(seed: int, n_orders: int = 60, days: float = 2.0) -> Mark
     )
     table = orders.select(
         "order_id",
-        "store_id",
-        "market_id",
-        "courier_id",
-        "pickup_lat",
-        "pickup_lon",
-        "drop_lat",
-        "drop_lon",
+        *_FACTS,
         "items",
         status=pl.when("cancelled").then(pl.lit("cancelled")).otherwise(pl.lit("delivered")),
         created_at=_at("created_s"),
@@ -81,22 +76,7 @@ def random_marketplace(seed: int, n_orders: int = 60, days: float = 2.0) -> Mark
 
 def order_spine(events: pl.DataFrame) -> pl.DataFrame:
     """Every order as known at its creation (from its OrderCreated event), in creation order."""
-    columns = (
-        "order_id",
-        "store_id",
-        "market_id",
-        "courier_id",
-        "pickup_lat",
-        "pickup_lon",
-        "drop_lat",
-        "drop_lon",
-        "items",
-    )
-    return (
-        events.filter(pl.col("type") == "order_created")
-        .select(*columns, created_at=pl.col("event_time"))
-        .sort("created_at", "order_id")
-    )
+    return created_orders(events.lazy()).collect()
 
 
 def _at(seconds: str | pl.Expr) -> pl.Expr:
@@ -106,6 +86,7 @@ def _at(seconds: str | pl.Expr) -> pl.Expr:
 
 def _lifecycle(orders: pl.DataFrame) -> pl.DataFrame:
     base = ("order_id", "store_id")
+    created_fields = [pl.col(c) for c in _FACTS if c not in base] + [pl.col("items").cast(pl.Int32)]
     stages: list[tuple[str, pl.Expr, pl.Expr | bool]] = [
         ("order_created", pl.col("created_s"), True),
         ("order_confirmed", pl.col("created_s") + 60, True),
@@ -116,22 +97,7 @@ def _lifecycle(orders: pl.DataFrame) -> pl.DataFrame:
     ]
     frames = []
     for kind, when, keep in stages:
-        extra = (
-            [
-                pl.col(c)
-                for c in (
-                    "market_id",
-                    "courier_id",
-                    "pickup_lat",
-                    "pickup_lon",
-                    "drop_lat",
-                    "drop_lon",
-                )
-            ]
-            + [pl.col("items").cast(pl.Int32)]
-            if kind == "order_created"
-            else []
-        )
+        extra = created_fields if kind == "order_created" else []
         frame = orders.filter(keep).select(
             *base,
             *extra,

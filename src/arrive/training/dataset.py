@@ -14,21 +14,7 @@ import polars as pl
 from arrive import datadir
 from arrive.errors import DataError
 from arrive.features import BuildContext, FeatureSet, build_features
-
-_SPINE = (
-    "order_id",
-    "store_id",
-    "market_id",
-    "courier_id",
-    "pickup_lat",
-    "pickup_lon",
-    "drop_lat",
-    "drop_lon",
-    "items",
-    "distinct_items",
-    "subtotal",
-    "store_category",
-)
+from arrive.schema.frame import created_orders
 
 
 @dataclass(frozen=True)
@@ -83,11 +69,7 @@ def local_timezone(directory: Path) -> str:
 
 def _spine(orders: pl.DataFrame, events: pl.LazyFrame) -> pl.DataFrame:
     """Orders as they were known at creation (from OrderCreated), with their outcome."""
-    created = (
-        events.filter(pl.col("type") == "order_created")
-        .select(*_SPINE, created_at=pl.col("event_time"))
-        .collect()
-    )
+    created = created_orders(events).collect()
     attributes = [c for c in orders.columns if c not in datadir.ORDER_COLUMNS]
     outcome = orders.filter(
         (pl.col("status") == "delivered") & pl.col("duration_s").is_not_null()

@@ -21,7 +21,7 @@ import polars as pl
 
 from arrive.ingest.importers.mapping import MARKET, Mapping
 from arrive.schema.events import SCHEMA_VERSION
-from arrive.schema.frame import EVENT_COLUMNS, conform
+from arrive.schema.frame import EVENT_COLUMNS, ORDER_FIELDS, conform
 
 #: Lifecycle timestamp → (event type, order fields it carries).
 LIFECYCLE_EVENTS: Final[dict[str, tuple[str, tuple[str, ...]]]] = {
@@ -32,19 +32,6 @@ LIFECYCLE_EVENTS: Final[dict[str, tuple[str, tuple[str, ...]]]] = {
 }
 # Fields without which the event type is invalid (the others are optional).
 _REQUIRED: Final = {"courier_assigned": "courier_id", "market_snapshot": "market_id"}
-_CREATED_FIELDS: Final = (
-    "store_id",
-    "market_id",
-    "courier_id",
-    "pickup_lat",
-    "pickup_lon",
-    "drop_lat",
-    "drop_lon",
-    "items",
-    "distinct_items",
-    "subtotal",
-    "store_category",
-)
 
 
 def order_events(orders: pl.DataFrame, mapping: Mapping) -> tuple[pl.DataFrame, dict[str, int]]:
@@ -58,7 +45,7 @@ def order_events(orders: pl.DataFrame, mapping: Mapping) -> tuple[pl.DataFrame, 
         The conformed event frame (time-ordered) and ``{type: events not written}``.
     """
     parts = [
-        _event(orders, "order_created", "created_at", _CREATED_FIELDS, _attributes(mapping)),
+        _event(orders, "order_created", "created_at", ORDER_FIELDS, _attributes(mapping)),
         _event(orders, "delivered", "delivered_at", ("courier_id",)),
     ]
     skipped: dict[str, int] = {}
