@@ -24,3 +24,25 @@ def doordash_csv() -> Path:
     if not DOORDASH_CSV.is_file():
         pytest.fail(f"{DOORDASH_CSV} is missing: the real-data tests need ../shared/data")
     return DOORDASH_CSV
+
+
+# --- online feature store: a private redis-server for the whole session ------------------------
+
+
+@pytest.fixture(scope="session")
+def redis_url(request: pytest.FixtureRequest) -> str:
+    """URL of a throw-away redis-server on a free loopback port (no persistence).
+
+    Fails (never skips) when ``redis-server`` is missing or does not start: the
+    ``redis`` tests are part of the suite.
+    """
+    from arrive.errors import InternalError
+    from arrive.testing.redis_server import RedisServer
+
+    server = RedisServer()
+    try:
+        server.start()
+    except InternalError as exc:
+        pytest.fail(f"the redis tests need a redis-server: {exc}")
+    request.addfinalizer(server.stop)  # noqa: PT021 - keeps this block free of new imports
+    return server.url

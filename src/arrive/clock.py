@@ -23,6 +23,17 @@ class Clock(Protocol):
     def monotonic(self) -> float: ...
 
 
+class SleepingClock(Clock, Protocol):
+    """A clock that can also wait, for pacing (e.g. replaying events at a speed factor).
+
+    To implement, provide at least ``now()``, ``monotonic()`` and
+    ``sleep_until(monotonic_s)``, which returns once ``monotonic()`` has reached
+    ``monotonic_s`` (at once if it already has).
+    """
+
+    def sleep_until(self, monotonic_s: float) -> None: ...
+
+
 class SystemClock:
     """The machine's clock."""
 
@@ -31,6 +42,11 @@ class SystemClock:
 
     def monotonic(self) -> float:
         return time.monotonic()
+
+    def sleep_until(self, monotonic_s: float) -> None:
+        delay_s = monotonic_s - time.monotonic()
+        if delay_s > 0:
+            time.sleep(delay_s)
 
 
 class ManualClock:
@@ -54,6 +70,11 @@ class ManualClock:
             raise ValueError("a clock cannot go backwards")
         self._now += timedelta(seconds=seconds)
         self._mono += seconds
+
+    def sleep_until(self, monotonic_s: float) -> None:
+        """Move the clock forward to ``monotonic_s`` at once (no-op if already there)."""
+        if monotonic_s > self._mono:
+            self.advance(monotonic_s - self._mono)
 
     def set(self, when: datetime) -> None:
         """Jump the wall clock to ``when`` (not earlier than now)."""

@@ -15,7 +15,10 @@ in one place::
     │   ├── RegistryConflict       the change would break a registry rule (also a UserError)
     │   ├── PromotionRefused       the promotion gate said no (also a UserError)
     │   └── ModelIntegrityError    a stored artifact or index does not match its record
+    ├── StoreError                 the online feature store failed (bad stored value, script error)
+    │   └── FeatureStoreUnavailable the store cannot be reached or refuses requests
     └── InternalError              a bug or an environment failure; CLI exit code 1
+        └── SourceUnavailable      an event source or dead-letter backend cannot be reached
 
 No module here imports a web or vendor library.
 """
@@ -97,5 +100,20 @@ class ModelIntegrityError(RegistryError):
     the store was corrupted or edited."""
 
 
+class StoreError(ArriveError):
+    """The online feature store failed: it holds a value it cannot decode, or it
+    refused a command. The message names the backend (never its credentials)."""
+
+
+class FeatureStoreUnavailable(StoreError):
+    """The online feature store cannot be reached, timed out, or refuses requests
+    for now (loading, read-only replica, out of memory). Callers fall back."""
+
+
 class InternalError(ArriveError):
     """Something failed that is not the user's fault."""
+
+
+class SourceUnavailable(InternalError):
+    """An event source (Kafka, Redis Streams) or a dead-letter backend cannot be reached
+    or refused a request; the message names the backend and the reason."""

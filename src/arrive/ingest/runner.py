@@ -1,0 +1,233 @@
+"""The ingest loop: poll → decode and validate → dead-letter → apply → commit.
+
+One transport-neutral core for every :class:`~arrive.ingest.source.EventSource`.
+The guarantees:
+
+* a bad message (malformed JSON, unknown type, missing or mistyped field, an event
+  time too far in the future) never stops the stream and is never lost: it goes to
+  the dead letter with its reason and raw payload;
+* a batch is committed only after its valid events were applied and its refused
+  messages durably dead-lettered, so a crash at any point means redelivery, never
+  loss (at least once: ``apply`` must be idempotent, the runner does not dedupe);
+* in-flight work is bounded by ``batch_size``: the next poll happens only after the
+  previous batch was committed;
+* :meth:`IngestRunner.stop` (safe from a signal handler or another thread) lets the
+  batch in hand finish and commit, then :meth:`IngestRunner.run` returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from arrive.clock import Clock
+from arrive.errors import ConfigError, SchemaError
+from arrive.ingest.deadletter import DeadLetter, DeadLetterRecord
+from arrive.ingest.source import EventSource, RawMessage
+from arrive.schema.codec import decode_event
+from arrive.schema.events import AnyEvent
+
+logger = logging.getLogger(__name__)
+
+Apply = Callable[[Sequence[AnyEvent]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class IngestStats:
+    """A snapshot of a runner's progress.
+
+    Attributes:
+        messages: raw messages received.
+        events_applied: events handed to ``apply`` (and committed).
+        dead_lettered: messages written to the dead letter.
+        batches: batches committed.
+        applied_per_s: events applied per second over the last ``rate_window_s``.
+        lag_s: now minus the event time of the last applied event (``None`` before any).
+        last_event_time: event time of the last applied event.
+    """
+
+    messages: int
+    events_applied: int
+    dead_lettered: int
+    batches: int
+    applied_per_s: float
+    lag_s: float | None
+    last_event_time: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Decoded:
+    events: list[AnyEvent]
+    refused: list[DeadLetterRecord]
+
+
+class IngestRunner:
+    """Consume ``source``, apply valid events, dead-letter the rest, commit.
+
+    Args:
+        source: where raw messages come from (not closed by the runner).
+        apply: takes a batch of valid events in source order; must be idempotent.
+            If it raises, the batch is not committed and the error propagates.
+        dead_letter: where refused messages go.
+        clock: for the far-future check, lag and rates.
+        max_future_s: refuse events whose time is more than this many seconds
+            after ``clock.now()`` (``None``: no limit).
+        batch_size: most messages per poll, hence the bound on in-flight messages.
+        poll_timeout_s: how long one poll waits; also how quickly :meth:`stop` is seen.
+        rate_window_s: window of :attr:`IngestStats.applied_per_s`.
+
+    Raises:
+        ConfigError: a non-positive ``batch_size``, ``poll_timeout_s`` or negative
+            ``max_future_s``.
+    """
+
+    def __init__(
+        self,
+        source: EventSource,
+        apply: Apply,
+        dead_letter: DeadLetter,
+        clock: Clock,
+        *,
+        max_future_s: float | None = 300.0,
+        batch_size: int = 500,
+        poll_timeout_s: float = 1.0,
+        rate_window_s: float = 60.0,
+    ) -> None:
+        _check_settings(max_future_s, batch_size, poll_timeout_s)
+        self.source = source
+        self.apply = apply
+        self.dead_letter = dead_letter
+        self.clock = clock
+        self.max_future_s = max_future_s
+        self.batch_size = batch_size
+        self.poll_timeout_s = poll_timeout_s
+        self.rate_window_s = rate_window_s
+        self._stop = threading.Event()
+        self._counts = {"messages": 0, "applied": 0, "dead": 0, "batches": 0}
+        self._last_event_time: datetime | None = None
+        self._samples: deque[tuple[float, int]] = deque([(clock.monotonic(), 0)])
+
+    def run(self) -> IngestStats:
+        """Handle batches until :meth:`stop` is called or a finite source is exhausted."""
+        while not self._stop.is_set():
+            handled = self.run_once()
+            if not handled and self.source.exhausted:
+                break
+        return self.stats()
+
+    def run_once(self) -> int:
+        """Poll one batch and handle it to the commit; returns how many messages it held."""
+        batch = self.source.poll(self.batch_size, self.poll_timeout_s)
+        if not batch:
+            return 0
+        decoded = self._decode(batch)
+        if decoded.refused:
+            self.dead_letter.write(decoded.refused)
+            _log_refused(decoded.refused)
+        if decoded.events:
+            self.apply(decoded.events)
+        self.source.commit([message.position for message in batch])
+        self._record(batch, decoded)
+        return len(batch)
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to return after the batch in hand is committed."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def stats(self) -> IngestStats:
+        """Counters, rate and lag as of now."""
+        now_mono = self.clock.monotonic()
+        first_mono, first_applied = self._baseline(now_mono)
+        elapsed_s = now_mono - first_mono
+        rate = (self._counts["applied"] - first_applied) / elapsed_s if elapsed_s > 0 else 0.0
+        last = self._last_event_time
+        return IngestStats(
+            messages=self._counts["messages"],
+            events_applied=self._counts["applied"],
+            dead_lettered=self._counts["dead"],
+            batches=self._counts["batches"],
+            applied_per_s=rate,
+            lag_s=(self.clock.now() - last).total_seconds() if last else None,
+            last_event_time=last,
+        )
+
+    def _baseline(self, now_mono: float) -> tuple[float, int]:
+        """The latest sample at least ``rate_window_s`` old (else the oldest one)."""
+        cutoff = now_mono - self.rate_window_s
+        baseline = self._samples[0]
+        for sample in self._samples:
+            if sample[0] > cutoff:
+                break
+            baseline = sample
+        return baseline
+
+    def _decode(self, batch: list[RawMessage]) -> _Decoded:
+        now = self.clock.now()
+        limit_s = self.max_future_s
+        horizon = None if limit_s is None else now + timedelta(seconds=limit_s)
+        events: list[AnyEvent] = []
+        refused: list[DeadLetterRecord] = []
+        for message in batch:
+            try:
+                event = decode_event(message.payload)
+            except SchemaError as exc:
+                refused.append(_refuse(message, exc.field, exc.reason, now))
+                continue
+            if horizon is not None and event.event_time > horizon:
+                ahead_s = (event.event_time - now).total_seconds()
+                reason = f"{ahead_s:.0f} s in the future (limit {limit_s:g} s)"
+                refused.append(_refuse(message, "event_time", reason, now))
+                continue
+            events.append(event)
+        return _Decoded(events, refused)
+
+    def _record(self, batch: list[RawMessage], decoded: _Decoded) -> None:
+        self._counts["messages"] += len(batch)
+        self._counts["applied"] += len(decoded.events)
+        self._counts["dead"] += len(decoded.refused)
+        self._counts["batches"] += 1
+        if decoded.events:
+            self._last_event_time = decoded.events[-1].event_time
+        now_mono = self.clock.monotonic()
+        self._samples.append((now_mono, self._counts["applied"]))
+        while len(self._samples) > 2 and self._samples[1][0] <= now_mono - self.rate_window_s:
+            self._samples.popleft()
+
+
+def _refuse(message: RawMessage, field: str, reason: str, now: datetime) -> DeadLetterRecord:
+    return DeadLetterRecord(
+        reason=reason,
+        field=field,
+        payload=message.payload,
+        position=message.position,
+        time=now,
+        key=message.key,
+    )
+
+
+def _log_refused(records: list[DeadLetterRecord]) -> None:
+    first = records[0]
+    logger.warning(
+        "dead-lettered %d message(s); first at %s: %s: %s",
+        len(records),
+        first.position,
+        first.field,
+        first.reason,
+    )
+
+
+def _check_settings(max_future_s: float | None, batch_size: int, poll_timeout_s: float) -> None:
+    if batch_size < 1:
+        raise ConfigError(f"batch_size: must be at least 1, got {batch_size}")
+    if poll_timeout_s < 0:
+        raise ConfigError(f"poll_timeout_s: must not be negative, got {poll_timeout_s}")
+    if max_future_s is not None and max_future_s < 0:
+        raise ConfigError(f"max_future_s: must not be negative, got {max_future_s}")
