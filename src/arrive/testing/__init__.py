@@ -1,10 +1,16 @@
-"""Shipped test support: conformance suites and fakes for Arrive's pluggable parts.
+"""Shipped test support: conformance suites, real servers for tests, and factories.
 
 Import the module you need; nothing is re-exported here, so importing
 ``arrive.testing`` pulls in neither pytest nor any backend.
 
 * :mod:`arrive.testing.registry_contract` — the suite every
   :class:`~arrive.registry.base.ModelRegistry` backend passes unchanged.
+* :mod:`arrive.testing.store_contract` — the suite every online store passes.
+* :mod:`arrive.testing.source_contract` — the suite every event source passes.
+* :mod:`arrive.testing.redis_server` — a throw-away ``redis-server`` on a free port.
+* :mod:`arrive.testing.kafka_broker` — a throw-away Kafka-protocol broker (tansu).
+* :mod:`arrive.testing.ingest_child` — a runner in a child process, for kill tests.
+* :mod:`arrive.testing.factories` — small random marketplaces as event logs.
 """
 
 __all__: list[str] = []
