@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from arrive.ingest.deadletter import (
 from arrive.ingest.kafka import KafkaEventProducer, KafkaSource
 from arrive.ingest.runner import IngestRunner
 from arrive.schema.events import AnyEvent
-from arrive.testing.ingest_child import EventIdLog, run_and_kill
+from arrive.testing.ingest_child import CrashingApply, EventIdLog, run_and_kill
 from arrive.testing.kafka_broker import create_topic
 from arrive.testing.source_contract import (
     FAST_FETCH_CONFIG,
@@ -86,21 +85,12 @@ def test_a_consumer_interrupted_mid_batch_loses_nothing_after_a_restart(
 ) -> None:
     events = _publish(kafka_bootstrap, topic, 60)
     applied = EventIdLog(tmp_path / "applied.txt")
-    batches = 0
-
-    def crash_in_third_batch(batch: Sequence[AnyEvent]) -> None:
-        nonlocal batches
-        batches += 1
-        if batches == 3:
-            applied.apply(batch[:4])
-            raise RuntimeError("killed")
-        applied.apply(batch)
 
     first = _source(kafka_bootstrap, topic, "interrupted")
     dead = FileDeadLetter(tmp_path / "dead.jsonl")
     with pytest.raises(RuntimeError, match="killed"):
         run_until(
-            IngestRunner(first, crash_in_third_batch, dead, clock, batch_size=10), lambda: False
+            IngestRunner(first, CrashingApply(applied), dead, clock, batch_size=10), lambda: False
         )
     first.close()  # the third batch was never committed
     _recover(kafka_bootstrap, topic, "interrupted", applied, dead, clock, len(events))

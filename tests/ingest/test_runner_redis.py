@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,7 +14,7 @@ from arrive.ingest.deadletter import FileDeadLetter, RedisStreamDeadLetter, read
 from arrive.ingest.redis_streams import RedisStreamProducer, RedisStreamSource
 from arrive.ingest.runner import IngestRunner
 from arrive.schema.events import AnyEvent
-from arrive.testing.ingest_child import EventIdLog, run_and_kill
+from arrive.testing.ingest_child import CrashingApply, EventIdLog, run_and_kill
 from arrive.testing.source_contract import POISON, START, mixed_messages, run_until, unique_name
 
 pytestmark = pytest.mark.redis
@@ -77,20 +77,11 @@ def test_a_consumer_interrupted_mid_batch_loses_nothing_after_a_restart(
 ) -> None:
     events = _publish(redis_url, stream, 60)
     applied = EventIdLog(tmp_path / "applied.txt")
-    batches = 0
-
-    def crash_in_third_batch(batch: Sequence[AnyEvent]) -> None:
-        nonlocal batches
-        batches += 1
-        if batches == 3:
-            applied.apply(batch[:4])
-            raise RuntimeError("killed")
-        applied.apply(batch)
 
     first = RedisStreamSource(redis_url, stream)
     dead = FileDeadLetter(tmp_path / "dead.jsonl")
     with pytest.raises(RuntimeError, match="killed"):
-        IngestRunner(first, crash_in_third_batch, dead, clock, batch_size=10).run()
+        IngestRunner(first, CrashingApply(applied), dead, clock, batch_size=10).run()
     first.close()  # nothing of the third batch was acknowledged
     assert _pending(client, stream) == 10
     _recover(redis_url, stream, applied, dead, clock, {e.event_id for e in events})

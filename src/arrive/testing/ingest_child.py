@@ -53,6 +53,25 @@ class EventIdLog:
         return set(self.path.read_text(encoding="utf-8").split())
 
 
+class CrashingApply:
+    """Applies whole batches to ``log`` until batch number ``crash_at``, of which it
+    applies only the first ``partial`` events before raising ``RuntimeError("killed")``:
+    a consumer that dies mid-batch, before the batch is committed."""
+
+    def __init__(self, log: EventIdLog, crash_at: int = 3, partial: int = 4) -> None:
+        self.log = log
+        self.crash_at = crash_at
+        self.partial = partial
+        self.batches = 0
+
+    def __call__(self, events: Sequence[AnyEvent]) -> None:
+        self.batches += 1
+        if self.batches == self.crash_at:
+            self.log.apply(events[: self.partial])
+            raise RuntimeError("killed")
+        self.log.apply(events)
+
+
 class _BlockingApply:
     """Applies events one at a time and, after ``limit`` of them, announces it and hangs."""
 
