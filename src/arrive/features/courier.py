@@ -4,6 +4,7 @@ distance to the nearest — from location pings before ``t``."""
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 
 import numpy as np
@@ -11,18 +12,35 @@ import numpy.typing as npt
 import polars as pl
 
 from arrive.features.spec import BuildContext, FeatureSpec
-from arrive.features.windows import trailing_stats
+from arrive.features.windows import Trailing
 from arrive.geo import haversine_km
 
 name = "courier"
 
 NEAR_RADIUS_KM = 3.0
+NEAREST_MAX_KM = 5.0
+"""The nearest idle courier is looked for within this distance (farther: unknown)."""
 PING_TTL = timedelta(minutes=10)
 _HISTORY: dict[str, timedelta | None] = {
     "1d": timedelta(days=1),
     "7d": timedelta(days=7),
     "all": None,
 }
+
+
+COUNTS = Trailing(
+    "delivery",
+    "courier_id",
+    _HISTORY,
+    "courier_deliveries",
+    stats=("count",),
+    rename={f"courier_deliveries_count_{k}": f"courier_deliveries_{k}" for k in _HISTORY},
+)
+MEAN = Trailing(
+    "delivery", "courier_id", {"7d": timedelta(days=7)}, "courier_delivery", stats=("mean",)
+)
+ONLINE = (COUNTS, MEAN)
+"""Online twins of the history features; proximity's online twin is :class:`CourierCells`."""
 
 
 def missing(ctx: BuildContext) -> str | None:
@@ -39,7 +57,7 @@ def specs(ctx: BuildContext) -> tuple[FeatureSpec, ...]:
                 f"courier_deliveries_{label}",
                 "courier",
                 "numeric",
-                w.total_seconds() if w else None,
+                None,
                 f"the courier's deliveries, last {label}",
             )
             for label, w in _HISTORY.items()
@@ -49,7 +67,7 @@ def specs(ctx: BuildContext) -> tuple[FeatureSpec, ...]:
                 "courier_delivery_mean_7d",
                 "courier",
                 "numeric",
-                7 * 86400.0,
+                None,
                 "the courier's mean delivery s, last 7d",
                 1e-3,
             )
@@ -69,7 +87,7 @@ def specs(ctx: BuildContext) -> tuple[FeatureSpec, ...]:
                 "store",
                 "numeric",
                 ttl,
-                "km from pickup to the nearest idle courier",
+                f"km from pickup to the nearest idle courier within {NEAREST_MAX_KM} km",
                 1e-6,
             ),
         ]
@@ -94,28 +112,13 @@ def _has_pings(ctx: BuildContext) -> bool:
 
 
 def _history(ctx: BuildContext) -> pl.DataFrame:
-    queries = ctx.orders.select("_row", "courier_id", t=pl.col("created_at"))
-    deliveries = ctx.deliveries("courier_id")
-    counts = trailing_stats(
-        queries,
-        deliveries,
-        key="courier_id",
-        windows=_HISTORY,
-        prefix="courier_deliveries",
-        stats=("count",),
+    queries = ctx.queries("courier_id")
+    deliveries = ctx.observations("delivery", "courier_id")
+    return (
+        COUNTS.offline(queries, deliveries)
+        .with_columns(pl.exclude("_row").cast(pl.Float64))
+        .join(MEAN.offline(queries, deliveries), on="_row")
     )
-    counts = counts.rename(
-        {f"courier_deliveries_count_{k}": f"courier_deliveries_{k}" for k in _HISTORY}
-    )
-    mean = trailing_stats(
-        queries,
-        deliveries,
-        key="courier_id",
-        windows={"7d": timedelta(days=7)},
-        prefix="courier_delivery",
-        stats=("mean",),
-    )
-    return counts.with_columns(pl.exclude("_row").cast(pl.Float64)).join(mean, on="_row")
 
 
 def _proximity(ctx: BuildContext) -> pl.DataFrame:
@@ -183,6 +186,13 @@ def _sweep(
             continue
         live = idle & (seen >= o_time[i] - ttl_us)
         dist = haversine_km(o_lat[i], o_lon[i], lat[live], lon[live])
-        near[i] = float(np.count_nonzero(dist <= NEAR_RADIUS_KM))
-        nearest[i] = float(dist.min()) if dist.size else np.nan
+        near[i], nearest[i] = proximity_of(dist)
     return near, nearest
+
+
+def proximity_of(distances_km: npt.NDArray[np.float64]) -> tuple[float, float]:
+    """Idle couriers within :data:`NEAR_RADIUS_KM` and the nearest within
+    :data:`NEAREST_MAX_KM` (NaN when none), from live idle couriers' distances."""
+    near = float(np.count_nonzero(distances_km <= NEAR_RADIUS_KM))
+    reachable = distances_km[distances_km <= NEAREST_MAX_KM]
+    return near, float(reachable.min()) if reachable.size else math.nan

@@ -9,7 +9,7 @@ from typing import Literal
 import polars as pl
 
 from arrive.features.spec import BuildContext, FeatureSpec
-from arrive.features.windows import trailing_stats
+from arrive.features.windows import Trailing
 
 _RECENT: dict[str, timedelta] = {"15m": timedelta(minutes=15), "1h": timedelta(hours=1)}
 
@@ -18,7 +18,7 @@ def load_specs(entity: Literal["store", "market"]) -> tuple[FeatureSpec, ...]:
     """The load features of ``entity``."""
     out = [
         FeatureSpec(
-            f"{entity}_open_orders", entity, "numeric", 3600.0, f"orders open at the {entity} now"
+            f"{entity}_open_orders", entity, "numeric", None, f"orders open at the {entity} now"
         )
     ]
     out += [
@@ -26,7 +26,7 @@ def load_specs(entity: Literal["store", "market"]) -> tuple[FeatureSpec, ...]:
             f"{entity}_orders_{label}",
             entity,
             "numeric",
-            length.total_seconds(),
+            None,
             f"orders placed, last {label}",
         )
         for label, length in _RECENT.items()
@@ -34,32 +34,34 @@ def load_specs(entity: Literal["store", "market"]) -> tuple[FeatureSpec, ...]:
     return tuple(out)
 
 
+def load_online(key: str) -> tuple[Trailing, Trailing]:
+    """The declarations of the load features keyed by ``key`` (``store_id`` or ``market_id``)."""
+    entity = key.removesuffix("_id")
+    open_now = Trailing(
+        "open",
+        key,
+        {"all": None},
+        "_open",
+        stats=("sum",),
+        rename={"_open_sum_all": f"{entity}_open_orders"},
+    )
+    recent = Trailing(
+        "created",
+        key,
+        _RECENT,
+        f"{entity}_orders",
+        stats=("count",),
+        rename={f"{entity}_orders_count_{label}": f"{entity}_orders_{label}" for label in _RECENT},
+    )
+    return open_now, recent
+
+
 def load_offline(ctx: BuildContext, key: str) -> pl.DataFrame:
     """Open and recent orders per ``key`` column (``store_id`` or ``market_id``)."""
-    prefix = key.removesuffix("_id")
-    queries = ctx.orders.select("_row", key, t=pl.col("created_at"))
-    life = ctx.lifecycle
-    created = life.select(key, time=pl.col("created"), value=pl.lit(1.0))
-    ended = life.select(key, time=pl.col("terminal"), value=pl.lit(1.0))
-    placed = trailing_stats(
-        queries,
-        created,
-        key=key,
-        windows={"all": None, **dict[str, timedelta | None](_RECENT)},
-        prefix="_c",
-        stats=("count",),
-    )
-    done = trailing_stats(
-        queries, ended, key=key, windows={"all": None}, prefix="_d", stats=("count",)
-    )
-    return placed.join(done, on="_row").select(
-        "_row",
-        pl.col("_c_count_all")
-        .sub(pl.col("_d_count_all"))
-        .cast(pl.Float64)
-        .alias(f"{prefix}_open_orders"),
-        *(
-            pl.col(f"_c_count_{label}").cast(pl.Float64).alias(f"{prefix}_orders_{label}")
-            for label in _RECENT
-        ),
+    open_now, recent = load_online(key)
+    queries = ctx.queries(key)
+    return (
+        open_now.offline(queries, ctx.observations("open", key))
+        .join(recent.offline(queries, ctx.observations("created", key)), on="_row")
+        .with_columns(pl.exclude("_row").cast(pl.Float64))
     )

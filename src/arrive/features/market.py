@@ -4,19 +4,20 @@ how long deliveries in the market have been taking lately."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 
 import polars as pl
 
-from arrive.features.load import load_offline, load_specs
-from arrive.features.spec import BuildContext, FeatureSpec
-from arrive.features.windows import trailing_stats
+from arrive.features.load import load_offline, load_online, load_specs
+from arrive.features.spec import BuildContext, FeatureScalar, FeatureSpec, Latest
+from arrive.features.windows import Trailing
 
 name = "market"
 
 SNAPSHOT_TTL = timedelta(minutes=30)
 _SNAPSHOT = ("couriers_on_shift", "couriers_busy", "outstanding_orders")
-_RECENT_DELIVERY: dict[str, timedelta] = {"1h": timedelta(hours=1), "1d": timedelta(days=1)}
+_RECENT_DELIVERY: dict[str, timedelta | None] = {"1h": timedelta(hours=1), "1d": timedelta(days=1)}
 
 
 def missing(ctx: BuildContext) -> str | None:
@@ -31,11 +32,11 @@ def specs(ctx: BuildContext) -> tuple[FeatureSpec, ...]:
             f"market_delivery_mean_{label}",
             "market",
             "numeric",
-            w.total_seconds(),
+            None,
             f"mean delivery s in the market, last {label}",
             1e-3,
         )
-        for label, w in _RECENT_DELIVERY.items()
+        for label in _RECENT_DELIVERY
     ]
     if ctx.event_counts.get("market_snapshot"):
         out += [
@@ -58,19 +59,38 @@ def specs(ctx: BuildContext) -> tuple[FeatureSpec, ...]:
     return tuple(out)
 
 
+DELIVERIES = Trailing("delivery", "market_id", _RECENT_DELIVERY, "market_delivery", stats=("mean",))
+
+
+def _ratios(values: Mapping[str, FeatureScalar]) -> dict[str, FeatureScalar]:
+    """Online twin of the ratio expressions in :func:`_snapshot`."""
+    on_shift = values["market_couriers_on_shift"]
+    return {
+        "market_busy_ratio": _ratio(values["market_couriers_busy"], on_shift),
+        "market_orders_per_courier": _ratio(values["market_outstanding_orders"], on_shift),
+    }
+
+
+def _ratio(part: FeatureScalar, whole: FeatureScalar) -> float | None:
+    if isinstance(part, float) and isinstance(whole, float) and whole > 0:
+        return part / whole
+    return None
+
+
+SNAPSHOT = Latest(
+    "market_snapshot",
+    "market_id",
+    {c: f"market_{c}" for c in _SNAPSHOT},
+    SNAPSHOT_TTL,
+    derive=_ratios,
+)
+ONLINE = (*load_online("market_id"), DELIVERIES, SNAPSHOT)
+
+
 def offline(ctx: BuildContext) -> pl.DataFrame:
-    queries = ctx.orders.select("_row", "market_id", t=pl.col("created_at"))
-    deliveries = ctx.deliveries("market_id")
+    queries = ctx.queries("market_id")
     frame = load_offline(ctx, "market_id").join(
-        trailing_stats(
-            queries,
-            deliveries,
-            key="market_id",
-            windows=dict[str, timedelta | None](_RECENT_DELIVERY),
-            prefix="market_delivery",
-            stats=("mean",),
-        ),
-        on="_row",
+        DELIVERIES.offline(queries, ctx.observations("delivery", "market_id")), on="_row"
     )
     if ctx.event_counts.get("market_snapshot"):
         frame = frame.join(_snapshot(ctx), on="_row")
@@ -78,12 +98,12 @@ def offline(ctx: BuildContext) -> pl.DataFrame:
 
 
 def _snapshot(ctx: BuildContext) -> pl.DataFrame:
-    latest = ctx.latest_before("market_snapshot", "market_id", _SNAPSHOT, SNAPSHOT_TTL)
-    on_shift = pl.col("couriers_on_shift").cast(pl.Float64)
+    latest = SNAPSHOT.offline(ctx)
+    on_shift = pl.col("market_couriers_on_shift").cast(pl.Float64)
     ratio_base = pl.when(on_shift > 0).then(on_shift)
     return latest.select(
         "_row",
-        *(pl.col(c).cast(pl.Float64).alias(f"market_{c}") for c in _SNAPSHOT),
-        market_busy_ratio=pl.col("couriers_busy") / ratio_base,
-        market_orders_per_courier=pl.col("outstanding_orders") / ratio_base,
+        *(pl.col(f"market_{c}").cast(pl.Float64) for c in _SNAPSHOT),
+        market_busy_ratio=pl.col("market_couriers_busy") / ratio_base,
+        market_orders_per_courier=pl.col("market_outstanding_orders") / ratio_base,
     )

@@ -10,12 +10,14 @@ module, so the two cannot drift.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal, Protocol
 
 import polars as pl
 
+FeatureScalar = float | str | None
 Entity = Literal["order", "store", "courier", "market"]
 Kind = Literal["numeric", "categorical"]
 
@@ -39,6 +41,39 @@ class FeatureSpec:
     ttl_s: float | None
     description: str
     tolerance: float = 1e-6
+
+
+@dataclass(frozen=True)
+class Latest:
+    """Features that are the latest observation of one event type per entity.
+
+    Offline: the last such event strictly before ``t`` and at most ``ttl`` old.
+    Online: the ingest engine stores each observation at its event time, and the
+    reader's TTL rule (the features' ``ttl_s``) leaves out what is too old.
+
+    Attributes:
+        event_type: e.g. ``"weather_observation"``.
+        key: the event field that keys it (e.g. ``"market_id"``).
+        columns: event field → feature name.
+        ttl: how long an observation stays current.
+        derive: features computed from one observation's renamed values, online
+            (the offline twin is the group's own expression).
+    """
+
+    event_type: str
+    key: str
+    columns: Mapping[str, str]
+    ttl: timedelta
+    derive: Callable[[Mapping[str, FeatureScalar]], dict[str, FeatureScalar]] | None = None
+
+    @property
+    def entity(self) -> str:
+        return self.key.removesuffix("_id")
+
+    def offline(self, ctx: BuildContext) -> pl.DataFrame:
+        """``_row`` and one column per feature, in spine order."""
+        latest = ctx.latest_before(self.event_type, self.key, tuple(self.columns), self.ttl)
+        return latest.rename(dict(self.columns))
 
 
 class BuildContext:
@@ -95,11 +130,36 @@ class BuildContext:
             .collect()
         )
 
-    def deliveries(self, key: str) -> pl.DataFrame:
-        """Delivery durations in seconds, observed when delivered, keyed by the order's ``key``."""
-        return self.lifecycle.select(
-            key, time=pl.col("delivered"), value=_seconds("created", "delivered")
+    def observations(self, stream: str, key: str) -> pl.DataFrame:
+        """The observations of ``stream`` (see :data:`arrive.features.windows.Stream`) as
+        ``key``, ``time`` and ``value``; ``key`` is an order field or a local-day key."""
+        life = self.lifecycle.with_columns(
+            day=local_day_key(pl.col("created"), self.local_timezone),
+            market_day=local_day_key(pl.col("created"), self.local_timezone, pl.col("market_id")),
         )
+        if stream == "delivery":
+            return life.select(
+                key, time=pl.col("delivered"), value=_seconds("created", "delivered")
+            )
+        if stream == "prep":
+            start = pl.coalesce("confirmed", "created")
+            value = (pl.col("ready") - start).dt.total_microseconds() / 1e6
+            return life.select(key, time=pl.col("ready"), value=value)
+        created = life.select(key, time=pl.col("created"), value=pl.lit(1.0))
+        if stream == "created":
+            return created
+        ended = life.select(key, time=pl.col("terminal"), value=pl.lit(-1.0))
+        return pl.concat([created, ended])
+
+    def queries(self, key: str) -> pl.DataFrame:
+        """``_row``, ``key`` and ``t`` (the as-of time) per spine row; ``key`` as in
+        :meth:`observations`."""
+        t = pl.col("created_at")
+        keys = {
+            "day": local_day_key(t, self.local_timezone),
+            "market_day": local_day_key(t, self.local_timezone, pl.col("market_id")),
+        }
+        return self.orders.select("_row", keys.get(key, pl.col(key)).alias(key), t=t)
 
     def latest_before(
         self, event_type: str, key: str, columns: tuple[str, ...], ttl: timedelta
@@ -127,6 +187,12 @@ class BuildContext:
             )
         )
         return joined.sort("_row").select("_row", *columns)
+
+
+def local_day_key(time: pl.Expr, timezone: str, prefix: pl.Expr | None = None) -> pl.Expr:
+    """The local calendar day of ``time`` (optionally prefixed by an entity id) as a key."""
+    day = time.dt.convert_time_zone(timezone).dt.date().cast(pl.String)
+    return day if prefix is None else prefix + pl.lit("|") + day
 
 
 def _seconds(start: str, end: str) -> pl.Expr:

@@ -8,7 +8,7 @@ from datetime import timedelta
 import polars as pl
 
 from arrive.features.spec import BuildContext, FeatureSpec
-from arrive.features.windows import trailing_stats
+from arrive.features.windows import Trailing
 
 name = "store_history"
 
@@ -43,8 +43,8 @@ def specs(ctx: BuildContext) -> tuple[FeatureSpec, ...]:
             "deliveries of the store so far (cold start)",
         )
     ]
-    for label, length in DELIVERY_WINDOWS.items():
-        ttl = length.total_seconds() if length else None
+    for label in DELIVERY_WINDOWS:
+        ttl = None  # maintained by the ingest engine, fresh while its watermark is current
         out.append(
             FeatureSpec(
                 f"store_delivery_count_{label}",
@@ -66,12 +66,12 @@ def specs(ctx: BuildContext) -> tuple[FeatureSpec, ...]:
         )
     out.append(
         FeatureSpec(
-            "store_delivery_std_7d", "store", "numeric", 7 * 86400.0, "std of delivery s, 7d", 1e-3
+            "store_delivery_std_7d", "store", "numeric", None, "std of delivery s, 7d", 1e-3
         )
     )
     if ctx.event_counts.get("food_ready"):
-        for label, length in PREP_WINDOWS.items():
-            ttl = length.total_seconds() if length else None
+        for label in PREP_WINDOWS:
+            ttl = None  # maintained by the ingest engine, fresh while its watermark is current
             out.append(
                 FeatureSpec(
                     f"store_prep_mean_{label}",
@@ -90,48 +90,29 @@ def specs(ctx: BuildContext) -> tuple[FeatureSpec, ...]:
     return tuple(out)
 
 
+DELIVERIES = Trailing("delivery", "store_id", DELIVERY_WINDOWS, "store_delivery")
+DELIVERY_SPREAD = Trailing(
+    "delivery", "store_id", {"7d": timedelta(days=7)}, "store_delivery", stats=("std",)
+)
+HISTORY = Trailing(
+    "delivery",
+    "store_id",
+    {"all": None},
+    "store_history",
+    stats=("count",),
+    rename={"store_history_count_all": "store_history_count"},
+)
+PREPS = Trailing("prep", "store_id", PREP_WINDOWS, "store_prep")
+ONLINE = (DELIVERIES, DELIVERY_SPREAD, HISTORY, PREPS)
+"""The online twins of the offline computation below (applied by the ingest engine)."""
+
+
 def offline(ctx: BuildContext) -> pl.DataFrame:
-    queries = ctx.orders.select("_row", "store_id", t=pl.col("created_at"))
-    life = ctx.lifecycle
-    deliveries = ctx.deliveries("store_id")
-    frame = (
-        trailing_stats(
-            queries, deliveries, key="store_id", windows=DELIVERY_WINDOWS, prefix="store_delivery"
-        )
-        .join(
-            trailing_stats(
-                queries,
-                deliveries,
-                key="store_id",
-                windows={"7d": timedelta(days=7)},
-                prefix="store_delivery",
-                stats=("std",),
-            ),
-            on="_row",
-        )
-        .join(
-            trailing_stats(
-                queries,
-                deliveries,
-                key="store_id",
-                windows={"all": None},
-                prefix="store_history",
-                stats=("count",),
-            ).rename({"store_history_count_all": "store_history_count"}),
-            on="_row",
-        )
-    )
+    queries = ctx.queries("store_id")
+    deliveries = ctx.observations("delivery", "store_id")
+    frame = queries.select("_row")
+    for part in (DELIVERIES, DELIVERY_SPREAD, HISTORY):
+        frame = frame.join(part.offline(queries, deliveries), on="_row")
     if ctx.event_counts.get("food_ready"):
-        start = pl.coalesce("confirmed", "created")
-        preps = life.select(
-            "store_id",
-            time=pl.col("ready"),
-            value=(pl.col("ready") - start).dt.total_microseconds() / 1e6,
-        )
-        frame = frame.join(
-            trailing_stats(
-                queries, preps, key="store_id", windows=PREP_WINDOWS, prefix="store_prep"
-            ),
-            on="_row",
-        )
+        frame = frame.join(PREPS.offline(queries, ctx.observations("prep", "store_id")), on="_row")
     return frame

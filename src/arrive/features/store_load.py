@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from arrive.features.load import load_offline, load_specs
+from arrive.features.load import load_offline, load_online, load_specs
 from arrive.features.spec import BuildContext, FeatureSpec
 
 name = "store_load"
@@ -16,6 +16,9 @@ def missing(ctx: BuildContext) -> str | None:
 
 def specs(ctx: BuildContext) -> tuple[FeatureSpec, ...]:
     return load_specs("store")
+
+
+ONLINE = load_online("store_id")
 
 
 def offline(ctx: BuildContext) -> pl.DataFrame:

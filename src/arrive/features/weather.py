@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import polars as pl
 
-from arrive.features.spec import BuildContext, FeatureSpec
+from arrive.features.spec import BuildContext, FeatureSpec, Latest
 
 name = "weather"
 
@@ -29,7 +29,18 @@ def specs(ctx: BuildContext) -> tuple[FeatureSpec, ...]:
     return SPECS
 
 
+LATEST = Latest(
+    "weather_observation",
+    "market_id",
+    {
+        "condition": "weather_condition",
+        "temperature_c": "temperature_c",
+        "precipitation_mm": "precipitation_mm",
+    },
+    WEATHER_TTL,
+)
+ONLINE = (LATEST,)
+
+
 def offline(ctx: BuildContext) -> pl.DataFrame:
-    columns = ("condition", "temperature_c", "precipitation_mm")
-    latest = ctx.latest_before("weather_observation", "market_id", columns, WEATHER_TTL)
-    return latest.rename({"condition": "weather_condition"})
+    return LATEST.offline(ctx)
