@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import polars as pl
 
-from arrive.features.spec import BuildContext, FeatureSpec
+from arrive.features.spec import BuildContext, FeatureScalar, FeatureSpec
+from arrive.schema.events import OrderCreated
 
 name = "calendar"
 
@@ -29,3 +32,8 @@ def offline(ctx: BuildContext) -> pl.DataFrame:
         hour_local=local.dt.hour() + local.dt.minute() / 60.0,
         dow_local=(local.dt.weekday() - 1).cast(pl.Float64),
     )
+
+
+def online(order: OrderCreated, local: datetime) -> dict[str, FeatureScalar]:
+    """Online twin of :func:`offline` for one order created at ``local`` (its local time)."""
+    return {"hour_local": local.hour + local.minute / 60.0, "dow_local": float(local.weekday())}

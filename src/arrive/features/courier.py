@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import math
 from datetime import timedelta
+from typing import Any
 
+import msgspec
 import numpy as np
 import numpy.typing as npt
 import polars as pl
@@ -196,3 +198,95 @@ def proximity_of(distances_km: npt.NDArray[np.float64]) -> tuple[float, float]:
     near = float(np.count_nonzero(distances_km <= NEAR_RADIUS_KM))
     reachable = distances_km[distances_km <= NEAREST_MAX_KM]
     return near, float(reachable.min()) if reachable.size else math.nan
+
+
+CELL_DEG = NEAREST_MAX_KM / 111.0
+"""Grid cell side in degrees: a little over :data:`NEAREST_MAX_KM` of latitude."""
+_PING_TTL_US = int(PING_TTL.total_seconds() * 1e6)
+
+Position = tuple[float, float, int]
+"""``(lat, lon, last ping µs)`` of an idle courier."""
+
+
+def cell_of(lat: float, lon: float) -> str:
+    """The grid cell holding a point."""
+    return f"{math.floor(lat / CELL_DEG)}:{math.floor(lon / CELL_DEG)}"
+
+
+def cells_around(lat: float, lon: float) -> list[str]:
+    """Cells covering every point within :data:`NEAREST_MAX_KM` of ``(lat, lon)``."""
+    row = math.floor(lat / CELL_DEG)
+    widest = math.cos(math.radians(min(abs(lat) + CELL_DEG, 89.0)))
+    span = NEAREST_MAX_KM / (111.0 * widest)
+    first, last = math.floor((lon - span) / CELL_DEG), math.floor((lon + span) / CELL_DEG)
+    return [f"{r}:{c}" for r in (row - 1, row, row + 1) for c in range(first, last + 1)]
+
+
+class CourierCells:
+    """Online twin of :func:`_sweep`: each courier's last ping, and the idle ones by cell.
+
+    A ping older than the courier's last one changes nothing, so applying pings
+    again (at-least-once delivery) leaves the same state.
+    """
+
+    def __init__(self) -> None:
+        self.last: dict[str, tuple[int, str | None]] = {}  # courier → (ping µs, idle cell)
+        self.cells: dict[str, dict[str, Position]] = {}
+
+    def ping(self, courier_id: str, lat: float, lon: float, idle: bool, time_us: int) -> set[str]:
+        """Apply one ping; returns the cells whose idle couriers changed."""
+        seen, old_cell = self.last.get(courier_id, (-1, None))
+        if time_us < seen:
+            return set()
+        changed: set[str] = set()
+        if old_cell is not None:
+            del self.cells[old_cell][courier_id]
+            changed.add(old_cell)
+        new_cell = cell_of(lat, lon) if idle else None
+        if new_cell is not None:
+            self.cells.setdefault(new_cell, {})[courier_id] = (lat, lon, time_us)
+            changed.add(new_cell)
+        self.last[courier_id] = (time_us, new_cell)
+        return changed
+
+    def packed(self, cell: str) -> str:
+        """The idle couriers of ``cell`` as stored online (JSON of ``[id, lat, lon, µs]``)."""
+        members = self.cells.get(cell, {})
+        return msgspec.json.encode([[c, *p] for c, p in members.items()]).decode()
+
+    def to_state(self) -> dict[str, list[object]]:
+        """A msgpack-ready snapshot (for checkpoints)."""
+        return {
+            c: [t, cell, *self.cells[cell][c]] if cell else [t]
+            for c, (t, cell) in self.last.items()
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, list[Any]]) -> CourierCells:
+        """The cells :meth:`to_state` described."""
+        cells = cls()
+        for courier_id, (time_us, *rest) in state.items():
+            cell = rest[0] if rest else None
+            cells.last[courier_id] = (time_us, cell)
+            if cell is not None:
+                cells.cells.setdefault(cell, {})[courier_id] = (rest[1], rest[2], rest[3])
+        return cells
+
+
+def proximity_online(
+    lat: float, lon: float, at_us: int, packed_cells: list[str | None]
+) -> tuple[float, float | None]:
+    """Online twin of the sweep's read: near count and nearest km at ``at_us`` from the
+    packed cells around ``(lat, lon)`` (see :func:`cells_around`)."""
+    positions = [
+        p
+        for packed in packed_cells
+        if packed
+        for p in msgspec.json.decode(packed)
+        if p[3] >= at_us - _PING_TTL_US
+    ]
+    distances = haversine_km(
+        lat, lon, np.array([p[1] for p in positions]), np.array([p[2] for p in positions])
+    )
+    near, nearest = proximity_of(np.atleast_1d(distances))
+    return near, None if math.isnan(nearest) else nearest

@@ -3,10 +3,14 @@ source's own context attributes (known when the order is placed)."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import polars as pl
 
-from arrive.features.spec import BuildContext, Entity, FeatureSpec, Kind
+from arrive.features.spec import BuildContext, Entity, FeatureScalar, FeatureSpec, Kind
+from arrive.features.travel import order_distance_km
 from arrive.geo import haversine_km_expr
+from arrive.schema.events import OrderCreated
 
 name = "order"
 
@@ -62,3 +66,14 @@ def _attribute_spec(column: str, dtype: pl.DataType) -> FeatureSpec:
     numeric = dtype.is_numeric() or dtype == pl.Boolean
     kind: Kind = "numeric" if numeric else "categorical"
     return FeatureSpec(column, "order", kind, None, f"source attribute '{column}' at creation")
+
+
+def online(order: OrderCreated, local: datetime) -> dict[str, FeatureScalar]:
+    """Online twin of :func:`offline` for one order (every field it may use)."""
+    values: dict[str, FeatureScalar] = {"distance_km": order_distance_km(order)}
+    for name in (*_NUMERIC, *_IDS):
+        raw = getattr(order, name)
+        values[name] = float(raw) if isinstance(raw, int | float) else raw
+    for name, raw in order.attributes.items():
+        values[name] = float(raw) if isinstance(raw, bool | int | float) else raw
+    return values

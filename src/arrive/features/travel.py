@@ -3,11 +3,14 @@ profile by local hour (the estimate a provider chain ends in, which cannot fail)
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import numpy as np
 import polars as pl
 
-from arrive.features.spec import BuildContext, FeatureSpec
-from arrive.geo import haversine_km_expr
+from arrive.features.spec import BuildContext, FeatureScalar, FeatureSpec
+from arrive.geo import haversine_km, haversine_km_expr
+from arrive.schema.events import OrderCreated
 
 name = "travel"
 
@@ -78,3 +81,20 @@ def offline(ctx: BuildContext) -> pl.DataFrame:
     return ctx.orders.select(
         "_row", travel_estimate_s=travel_estimate_s(distance, local.dt.hour().cast(pl.Int64))
     )
+
+
+def online(order: OrderCreated, local: datetime) -> dict[str, FeatureScalar]:
+    """Online twin of :func:`offline` for one order created at ``local`` (its local time)."""
+    distance = order_distance_km(order)
+    if distance is None:
+        return {"travel_estimate_s": None}
+    speed = float(SPEED_KMH_BY_HOUR[local.hour])
+    return {"travel_estimate_s": distance * DETOUR_FACTOR / speed * 3600.0}
+
+
+def order_distance_km(order: OrderCreated) -> float | None:
+    """Pickup-to-drop great-circle km of one order (None without coordinates)."""
+    lat1, lon1, lat2, lon2 = order.pickup_lat, order.pickup_lon, order.drop_lat, order.drop_lon
+    if lat1 is None or lon1 is None or lat2 is None or lon2 is None:
+        return None
+    return float(haversine_km(lat1, lon1, lat2, lon2))

@@ -50,7 +50,7 @@ def load_training_set(directory: Path, client: Any = None) -> TrainingSet:
     events = datadir.scan_events(directory)
     if "duration_s" not in orders.columns:
         raise DataError(f"{directory}: the orders table has no target column duration_s")
-    spine = _spine(orders, events)
+    spine = spine_of(orders, events)
     if spine.is_empty():
         raise DataError(f"{directory}: no delivered order with a known duration")
     timezone = local_timezone(directory)
@@ -67,7 +67,7 @@ def local_timezone(directory: Path) -> str:
     return str(summary.get("local_timezone") or "UTC")
 
 
-def _spine(orders: pl.DataFrame, events: pl.LazyFrame) -> pl.DataFrame:
+def spine_of(orders: pl.DataFrame, events: pl.LazyFrame) -> pl.DataFrame:
     """Orders as they were known at creation (from OrderCreated), with their outcome."""
     created = created_orders(events).collect()
     attributes = [c for c in orders.columns if c not in datadir.ORDER_COLUMNS]
