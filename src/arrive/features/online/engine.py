@@ -30,7 +30,7 @@ import msgspec
 from arrive.errors import ConfigError
 from arrive.features.courier import CourierCells
 from arrive.features.online.parts import CELL_KIND, LATEST, PIPELINE_KEY, TRAILING, order_keys
-from arrive.features.windows import WindowState
+from arrive.features.windows import Stat, WindowState
 from arrive.schema.events import (
     EVENT_TYPES,
     AnyEvent,
@@ -114,10 +114,16 @@ class OnlineEngine:
         self._windows: dict[tuple[int, str], dict[str, WindowState]] = {}
         self._due: list[tuple[int, int, str, str]] = []  # (expiry µs, part, entity id, window)
         self._couriers = CourierCells()
-        self._dirty: set[tuple[int, str]] = set()
+        self._dirty: dict[tuple[int, str], set[str]] = {}  # → windows that changed
         self._dirty_cells: set[str] = set()
         self._pending: list[tuple[EntityKey, dict[str, FeatureValue]]] = []
         self._streams: dict[str, list[int]] = {}
+        self._columns: list[dict[str, list[tuple[Stat, str]]]] = []
+        for part in TRAILING:
+            by_window: dict[str, list[tuple[Stat, str]]] = {}
+            for (label, stat), name in part.columns().items():
+                by_window.setdefault(label, []).append((stat, name))
+            self._columns.append(by_window)
         for index, part in enumerate(TRAILING):
             self._streams.setdefault(part.stream, []).append(index)
 
@@ -214,7 +220,7 @@ class OnlineEngine:
                 if window.length_us is not None:
                     due = (time_us + window.length_us, index, entity_id, label)
                     heapq.heappush(self._due, due)
-            self._dirty.add((index, entity_id))
+            self._dirty[(index, entity_id)] = set(windows)
 
     def _observed(self, event: WeatherObservation | MarketSnapshot, time_us: int) -> None:
         for part in LATEST:
@@ -238,7 +244,7 @@ class OnlineEngine:
         while due and due[0][0] < now_us:
             _, index, entity_id, label = heapq.heappop(due)
             self._windows[(index, entity_id)][label].expire(now_us)
-            self._dirty.add((index, entity_id))
+            self._dirty.setdefault((index, entity_id), set()).add(label)
         horizon = now_us - self.retention_us
         while self._finished and self._finished[0][0] < horizon:
             self._orders.pop(self._finished.popleft()[1], None)
@@ -250,12 +256,14 @@ class OnlineEngine:
         if mark is None:
             return
         rows: dict[EntityKey, dict[str, FeatureValue]] = {}
-        for index, entity_id in self._dirty:
-            part = TRAILING[index]
+        for (index, entity_id), labels in self._dirty.items():
             windows = self._windows[(index, entity_id)]
-            row = rows.setdefault((part.entity, entity_id), {})
-            for (label, stat), name in part.columns().items():
-                row[name] = FeatureValue(windows[label].stat(stat), mark)
+            row = rows.setdefault((TRAILING[index].entity, entity_id), {})
+            columns = self._columns[index]
+            for label in labels:
+                window = windows[label]
+                for stat, name in columns[label]:
+                    row[name] = FeatureValue(window.stat(stat), mark)
         for cell in self._dirty_cells:
             rows[(CELL_KIND, cell)] = {"idle": FeatureValue(self._couriers.packed(cell), mark)}
         rows[PIPELINE_KEY] = {"watermark": FeatureValue(float(mark), mark)}

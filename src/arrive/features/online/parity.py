@@ -88,10 +88,24 @@ def run_parity(
     if end is not None:
         events = events.filter(pl.col("event_time") < end)
     spine = _sample(spine_of(datadir.read_orders(directory), events), sample, seed, start)
-    timezone = local_timezone(directory)
+    return compare_online_offline(
+        events, spine, local_timezone(directory), store=store, on_progress=on_progress
+    )
+
+
+def compare_online_offline(
+    events: pl.LazyFrame,
+    spine: pl.DataFrame,
+    timezone: str,
+    *,
+    store: OnlineStore | None = None,
+    on_progress: Progress | None = None,
+) -> ParityReport:
+    """Every order of ``spine`` (``order_id``, ``created_at``, order fields, attributes)
+    featurised offline from ``events`` and online by replaying them into ``store``."""
     attributes = tuple(c for c in spine.columns if c not in datadir.ORDER_COLUMNS)
     offline = build_features(BuildContext(spine, events, timezone, attributes))
-    log = events.collect()
+    log = events.sort("event_time", "event_id", maintain_order=True).collect()
     created = _created_events(log, spine)
     reader = OnlineFeatures(offline.names, {s.name: s.ttl_s for s in offline.specs}, timezone)
     engine = OnlineEngine(store or InMemoryStore(), local_timezone=timezone)

@@ -1,0 +1,211 @@
+"""Settings of the ETA service (``arrive serve``), loaded once at the edge.
+
+Sources, later ones winning: the defaults below, a TOML file (top-level keys named
+as the fields), ``ARRIVE_<FIELD>`` environment variables (e.g. ``ARRIVE_PORT``),
+then explicit overrides (the command's options). Every value is validated; a bad
+one raises :class:`~arrive.errors.ConfigError` naming the setting and where it came
+from. Environment variables starting with ``ARRIVE_`` that name no setting here are
+left alone (other components read their own).
+
+The table of settings in ``docs/configuration.md`` is :func:`settings_table`'s
+output; a test keeps the two equal.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Final, Literal
+
+import msgspec
+
+from arrive.errors import ConfigError
+from arrive.registry.local import DEFAULT_ROOT
+
+ENV_PREFIX: Final = "ARRIVE_"
+
+_STORE_URL = r"^(memory|(redis|rediss|unix)://.+)$"
+
+
+def _doc(text: str, **constraints: Any) -> msgspec.Meta:
+    return msgspec.Meta(description=text, **constraints)
+
+
+class ServeSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Everything ``arrive serve`` and the ETA app need; see each field's description.
+
+    Build it with :func:`load_settings` (files, environment, overrides) or directly
+    in tests (``ServeSettings(port=0)``); direct construction does not validate, so
+    pass it through :func:`validated` when the values come from outside.
+    """
+
+    host: Annotated[str, _doc("Interface to listen on.", min_length=1)] = "127.0.0.1"
+    port: Annotated[int, _doc("TCP port to listen on.", ge=1, le=65535)] = 8000
+    workers: Annotated[int, _doc("Worker processes (each runs the whole app).", ge=1, le=64)] = 1
+    registry_dir: Annotated[Path, _doc("Model registry directory.")] = DEFAULT_ROOT
+    alias: Annotated[
+        Literal["production", "canary", "shadow"], _doc("Registry alias whose model is served.")
+    ] = "production"
+    store_url: Annotated[
+        str,
+        _doc(
+            "Online feature store: `memory` (in-process) or a `redis://`, `rediss://` "
+            "or `unix://` URL.",
+            pattern=_STORE_URL,
+        ),
+    ] = "memory"
+    replay_dir: Annotated[
+        Path | None,
+        _doc("Data directory whose event log fills the in-process store at start (memory only)."),
+    ] = None
+    deadline_ms: Annotated[
+        float, _doc("Budget for one request's feature read and model (ms).", gt=0, le=60_000)
+    ] = 25.0
+    max_in_flight: Annotated[
+        int, _doc("Requests in progress per worker before new ones get the fallback.", ge=1)
+    ] = 256
+    max_batch: Annotated[
+        int, _doc("Most orders in one /v1/eta/batch request.", ge=1, le=10_000)
+    ] = 500
+    max_body_bytes: Annotated[
+        int, _doc("Largest request body accepted (bytes); larger gets 413.", ge=1024)
+    ] = 1_048_576
+    admin_token: Annotated[
+        Annotated[str, msgspec.Meta(min_length=16)] | None,
+        _doc("Bearer token of the /admin endpoints (at least 16 characters); unset disables them."),
+    ] = None
+    prediction_log_dir: Annotated[
+        Path | None, _doc("Directory of the prediction log (Parquet); unset disables it.")
+    ] = Path(".arrive/predictions")
+    prediction_log_rotate_s: Annotated[
+        float, _doc("Start a new prediction-log file after this many seconds.", gt=0)
+    ] = 3600.0
+    prediction_log_retention_days: Annotated[
+        float, _doc("Delete prediction-log files older than this (days).", gt=0)
+    ] = 7.0
+    prediction_log_buffer: Annotated[
+        int, _doc("Predictions held in memory before new ones are dropped and counted.", ge=1)
+    ] = 100_000
+    prediction_log_flush_s: Annotated[
+        float, _doc("How often buffered predictions are written (seconds).", gt=0)
+    ] = 1.0
+    reload_interval_s: Annotated[
+        float, _doc("How often the alias is checked for a new model (seconds); 0 disables.", ge=0)
+    ] = 10.0
+    max_stale_fraction: Annotated[
+        float,
+        _doc("Largest share of stale or missing features the model may answer with.", ge=0, le=1),
+    ] = 0.5
+    log_level: Annotated[
+        Literal["debug", "info", "warning", "error"], _doc("Logging level of the service.")
+    ] = "info"
+
+
+FIELDS: Final = ServeSettings.__struct_fields__
+
+
+def env_name(field: str) -> str:
+    """The environment variable of setting ``field`` (``port`` → ``ARRIVE_PORT``)."""
+    return ENV_PREFIX + field.upper()
+
+
+def load_settings(
+    config_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> ServeSettings:
+    """The settings from defaults, ``config_file``, ``environ`` and ``overrides``.
+
+    Args:
+        config_file: a TOML file of settings, or None.
+        environ: the environment to read ``ARRIVE_*`` variables from (pass
+            ``os.environ`` at the edge; tests pass a dict). None reads none.
+        overrides: values that win over everything (``None`` values are ignored).
+
+    Raises:
+        ConfigError: the file is missing or not TOML, a key names no setting, or a
+            value is invalid; the message names the setting and its source.
+    """
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    if config_file is not None:
+        _merge(values, sources, _read_toml(config_file), str(config_file))
+    _merge(values, sources, _from_env(environ or {}), "environment")
+    _merge(values, sources, {k: v for k, v in (overrides or {}).items() if v is not None}, "option")
+    return _convert(values, sources)
+
+
+def validated(settings: ServeSettings) -> ServeSettings:
+    """``settings`` checked against every constraint (ConfigError when one fails)."""
+    values = msgspec.structs.asdict(settings)
+    return _convert(values, dict.fromkeys(values, "value"))
+
+
+def settings_table() -> str:
+    """The Markdown table documenting every setting: name, variable, default, meaning."""
+    rows = ["| setting | environment variable | default | meaning |", "|---|---|---|---|"]
+    defaults = ServeSettings()
+    for name, meaning in _descriptions().items():
+        default = _show(getattr(defaults, name))
+        rows.append(f"| `{name}` | `{env_name(name)}` | {default} | {meaning} |")
+    return "\n".join(rows) + "\n"
+
+
+def _merge(
+    values: dict[str, Any], sources: dict[str, str], new: Mapping[str, Any], source: str
+) -> None:
+    for key, value in new.items():
+        if key not in FIELDS:
+            raise ConfigError(f"{source}: unknown setting {key!r} (known: {', '.join(FIELDS)})")
+        values[key] = value
+        sources[key] = env_name(key) if source == "environment" else source
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path}: cannot read it ({exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path}: not valid TOML ({exc})") from None
+
+
+def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for name in FIELDS:
+        raw = environ.get(env_name(name))
+        if raw is not None:
+            found[name] = None if raw.strip() == "" else raw.strip()
+    return found
+
+
+def _convert(values: dict[str, Any], sources: Mapping[str, str]) -> ServeSettings:
+    try:
+        return msgspec.convert(values, ServeSettings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(_explain(str(exc), sources)) from None
+
+
+def _explain(message: str, sources: Mapping[str, str]) -> str:
+    match = re.search(r" - at `\$\.(\w+)`", message)
+    if match is None:
+        return f"invalid settings: {message}"
+    field = match.group(1)
+    reason = message[: match.start()]
+    return f"setting {field} (from {sources.get(field, 'defaults')}): {reason}"
+
+
+def _descriptions() -> dict[str, str]:
+    schema = msgspec.json.schema(ServeSettings)
+    props = schema["$defs"]["ServeSettings"]["properties"]
+    return {name: str(props[name].get("description", "")) for name in FIELDS}
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "unset"
+    return f"`{value}`"
