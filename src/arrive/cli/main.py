@@ -25,9 +25,12 @@ class _LazyGroup(click.Group):
     COMMANDS: ClassVar[dict[str, str]] = {
         "demo": "arrive.cli.demo_cmd:command",
         "import": "arrive.cli.import_cmd:command",
+        "ingest": "arrive.cli.ingest_cmd:command",
         "models": "arrive.cli.models_cmd:command",
+        "parity": "arrive.cli.parity_cmd:command",
         "train": "arrive.cli.train_cmd:command",
         "simulate": "arrive.cli.simulate_cmd:command",
+        "serve": "arrive.cli.serve_cmd:command",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:

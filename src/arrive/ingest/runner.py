@@ -23,17 +23,36 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from arrive.clock import Clock
 from arrive.errors import ConfigError, SchemaError
 from arrive.ingest.deadletter import DeadLetter, DeadLetterRecord
-from arrive.ingest.source import EventSource, RawMessage
+from arrive.ingest.source import EventSource, Position, RawMessage
 from arrive.schema.codec import decode_event
 from arrive.schema.events import AnyEvent
 
 logger = logging.getLogger(__name__)
 
 Apply = Callable[[Sequence[AnyEvent]], None]
+
+
+class Checkpointer(Protocol):
+    """State that ``apply`` keeps outside the source, saved durably from time to time.
+
+    With one, the runner commits the source only right after :meth:`save`, so the
+    committed position never runs ahead of the saved state: a restart from the last
+    save and the last commit redelivers exactly what the state has not seen (or a
+    little more, which an idempotent ``apply`` absorbs).
+    """
+
+    def due(self) -> bool:
+        """True when a save is wanted now (e.g. every few seconds)."""
+        ...
+
+    def save(self) -> None:
+        """Save the state durably."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +98,7 @@ class IngestRunner:
         batch_size: most messages per poll, hence the bound on in-flight messages.
         poll_timeout_s: how long one poll waits; also how quickly :meth:`stop` is seen.
         rate_window_s: window of :attr:`IngestStats.applied_per_s`.
+        checkpointer: when given, commits wait for its saves (see :class:`Checkpointer`).
 
     Raises:
         ConfigError: a non-positive ``batch_size``, ``poll_timeout_s`` or negative
@@ -96,6 +116,7 @@ class IngestRunner:
         batch_size: int = 500,
         poll_timeout_s: float = 1.0,
         rate_window_s: float = 60.0,
+        checkpointer: Checkpointer | None = None,
     ) -> None:
         _check_settings(max_future_s, batch_size, poll_timeout_s)
         self.source = source
@@ -106,6 +127,8 @@ class IngestRunner:
         self.batch_size = batch_size
         self.poll_timeout_s = poll_timeout_s
         self.rate_window_s = rate_window_s
+        self.checkpointer = checkpointer
+        self._uncommitted: list[Position] = []
         self._stop = threading.Event()
         self._counts = {"messages": 0, "applied": 0, "dead": 0, "batches": 0}
         self._last_event_time: datetime | None = None
@@ -117,6 +140,7 @@ class IngestRunner:
             handled = self.run_once()
             if not handled and self.source.exhausted:
                 break
+        self.flush()
         return self.stats()
 
     def run_once(self) -> int:
@@ -130,9 +154,19 @@ class IngestRunner:
             _log_refused(decoded.refused)
         if decoded.events:
             self.apply(decoded.events)
-        self.source.commit([message.position for message in batch])
+        self._uncommitted += [message.position for message in batch]
+        if self.checkpointer is None or self.checkpointer.due():
+            self.flush()
         self._record(batch, decoded)
         return len(batch)
+
+    def flush(self) -> None:
+        """Save the checkpointer's state (if any), then commit everything applied."""
+        if self.checkpointer is not None:
+            self.checkpointer.save()
+        if self._uncommitted:
+            self.source.commit(self._uncommitted)
+            self._uncommitted = []
 
     def stop(self) -> None:
         """Ask :meth:`run` to return after the batch in hand is committed."""

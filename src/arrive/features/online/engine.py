@@ -150,6 +150,8 @@ class OnlineEngine:
             self._expire(time_us)
             self._apply_one(event, time_us)
             self.counts.applied += 1
+        if self.watermark_us is not None:
+            self._expire(self.watermark_us)
         self._flush()
         return refused
 
@@ -235,17 +237,18 @@ class OnlineEngine:
     # -- time ------------------------------------------------------------
 
     def _expire(self, now_us: int) -> None:
-        """Advance the watermark to ``now_us`` and drop observations that left their window
-        (an observation at ``o`` counts for queries at ``t`` while ``o + length >= t``)."""
-        if self.watermark_us is not None and now_us <= self.watermark_us:
-            return
-        self.watermark_us = now_us
+        """Advance the watermark to ``now_us`` (if later) and drop observations that left
+        their window (an observation at ``o`` counts at ``t`` while ``o + length >= t``).
+        Also catches late observations that arrived already outside a window."""
+        if self.watermark_us is None or now_us > self.watermark_us:
+            self.watermark_us = now_us
+        mark = self.watermark_us
         due = self._due
-        while due and due[0][0] < now_us:
+        while due and due[0][0] < mark:
             _, index, entity_id, label = heapq.heappop(due)
-            self._windows[(index, entity_id)][label].expire(now_us)
+            self._windows[(index, entity_id)][label].expire(mark)
             self._dirty.setdefault((index, entity_id), set()).add(label)
-        horizon = now_us - self.retention_us
+        horizon = mark - self.retention_us
         while self._finished and self._finished[0][0] < horizon:
             self._orders.pop(self._finished.popleft()[1], None)
 

@@ -1,0 +1,72 @@
+"""Sources and stores named by a URL, as the command line and settings give them.
+
+* Sources: a data directory (file replay), ``redis://host:port/db?stream=S&group=G``
+  (Redis Streams) or ``kafka://host:port?topic=T&group=G`` (Kafka).
+* Stores: ``memory`` or ``redis://host:port/db[?prefix=P]``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+from arrive.errors import ConfigError
+from arrive.ingest.source import EventSource
+from arrive.store.base import OnlineStore
+from arrive.store.memory import InMemoryStore
+
+
+def open_source(spec: str, *, speed: float | None = None) -> EventSource:
+    """The event source ``spec`` names.
+
+    Raises:
+        ConfigError: an unknown scheme or a missing parameter (named).
+        InputFileError: a data directory without an event log.
+    """
+    parts = urlsplit(spec)
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    group = query.get("group", "arrive-ingest")
+    if parts.scheme in ("redis", "rediss", "unix"):
+        from arrive.ingest.redis_streams import RedisStreamSource
+
+        url = spec.split("?", 1)[0]
+        return RedisStreamSource(url, _required(query, "stream", spec), group=group)
+    if parts.scheme == "kafka":
+        from arrive.ingest.kafka import KafkaSource
+
+        return KafkaSource(parts.netloc, _required(query, "topic", spec), group)
+    if parts.scheme in ("", "file"):
+        from arrive.ingest.files import FileReplaySource
+
+        return FileReplaySource(Path(parts.path), speed=speed)
+    raise ConfigError(f"--source {spec}: unknown scheme {parts.scheme!r} (redis, kafka or a path)")
+
+
+def open_store(spec: str) -> OnlineStore:
+    """The online store ``spec`` names (``memory`` or a Redis URL).
+
+    Raises:
+        ConfigError: an unknown store.
+    """
+    if spec == "memory":
+        return InMemoryStore()
+    parts = urlsplit(spec)
+    if parts.scheme in ("redis", "rediss", "unix"):
+        from arrive.store.redis import RedisStore, RedisStoreConfig
+
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        url = spec.split("?", 1)[0]
+        prefix = query.get("prefix")
+        config = RedisStoreConfig(url=url, socket_timeout_s=5.0, connect_timeout_s=5.0)
+        if prefix:
+            config = RedisStoreConfig(
+                url=url, key_prefix=prefix, socket_timeout_s=5.0, connect_timeout_s=5.0
+            )
+        return RedisStore(config)
+    raise ConfigError(f"--store {spec}: expected 'memory' or a redis:// URL")
+
+
+def _required(query: dict[str, str], name: str, spec: str) -> str:
+    if name not in query:
+        raise ConfigError(f"--source {spec}: missing ?{name}=...")
+    return query[name]
