@@ -69,9 +69,7 @@ def command(
     sink = FeatureSink(engine, dead, clock, state_path=state, every_s=checkpoint_s)
     resumed = sink.resume()
     events = open_source(source, speed=speed)
-    runner = IngestRunner(
-        events, sink, dead, clock, batch_size=batch_size, checkpointer=sink, max_future_s=None
-    )
+    runner = IngestRunner(events, sink, dead, clock, batch_size=batch_size, checkpointer=sink)
     console = Console(stderr=True, highlight=False)
     if resumed and not quiet:
         console.print(f"resumed from {state}")

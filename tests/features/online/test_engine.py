@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from arrive.errors import ConfigError
 from arrive.features.online.engine import OnlineEngine
 from arrive.features.online.reader import OnlineFeatures
+from arrive.ingest.source import entity_key
 from arrive.schema.events import AnyEvent, Delivered, OrderCreated, WeatherObservation
 from arrive.schema.frame import frame_to_events
 from arrive.store.base import EntityKey, FeatureRow
@@ -139,3 +141,23 @@ def test_aggregates_read_as_stale_when_the_engine_stalls() -> None:
     features = reader.read(store, [_created("q", late)], late)[0]
     assert features.values == {"store_open_orders": None}
     assert features.stale == ("store_open_orders",)
+
+
+def test_partitions_interleaved_within_the_lateness_give_the_in_order_features() -> None:
+    events = _events(11)
+    partitions: list[list[AnyEvent]] = [[], [], []]
+    for event in events:  # per-entity order holds, as with Kafka keys
+        partitions[sum(entity_key(event).encode()) % 3].append(event)
+    rng, merged, taken = random.Random(1), [], [0, 0, 0]
+    while any(taken[i] < len(p) for i, p in enumerate(partitions)):
+        i = rng.choice([j for j, p in enumerate(partitions) if taken[j] < len(p)])
+        step = rng.randint(1, 60)
+        merged += partitions[i][taken[i] : taken[i] + step]
+        taken[i] += step
+    assert merged != events
+    store = InMemoryStore()
+    engine = OnlineEngine(store, local_timezone="Europe/Berlin", lateness_s=3 * 86400.0)
+    for i in range(0, len(merged), 40):
+        engine.apply(merged[i : i + 40])
+    assert engine.counts.late == 0
+    assert _state(store) == _state(_run(events))

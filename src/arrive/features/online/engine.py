@@ -90,7 +90,7 @@ class OnlineEngine:
         local_timezone: the marketplace's IANA zone (local-day features).
         lateness_s: how far behind the watermark an event may be and still apply.
         retention_s: how long a finished order is remembered (duplicates of its
-            events within this time change nothing).
+            events within this time change nothing); default: 2 days or the lateness.
     """
 
     def __init__(
@@ -99,8 +99,9 @@ class OnlineEngine:
         *,
         local_timezone: str = "UTC",
         lateness_s: float = 60.0,
-        retention_s: float = 2 * 86400.0,
+        retention_s: float | None = None,
     ) -> None:
+        retention_s = max(2 * 86400.0, lateness_s) if retention_s is None else retention_s
         if lateness_s < 0 or retention_s < lateness_s:
             raise ConfigError("lateness_s: must be ≥ 0 and no more than retention_s")
         self.store = store
@@ -108,6 +109,7 @@ class OnlineEngine:
         self.lateness_us = int(lateness_s * _US)
         self.retention_us = int(retention_s * _US)
         self.watermark_us: int | None = None
+        self._stamp_us = 0  # event time of the last write of maintained values
         self.counts = EngineCounts()
         self._orders: dict[str, OrderState] = {}
         self._finished: deque[tuple[int, str]] = deque()
@@ -255,10 +257,16 @@ class OnlineEngine:
     # -- writing ---------------------------------------------------------
 
     def _flush(self) -> None:
-        mark = self.watermark_us
-        if mark is None:
+        """Write what changed. Maintained values are stamped with the watermark, or just
+        after the previous stamp (of this run, or of a killed earlier one: see
+        :meth:`restore`) if that is later, so every write supersedes the ones before it
+        even when late events leave the watermark where it was."""
+        if self.watermark_us is None:
             return
-        rows: dict[EntityKey, dict[str, FeatureValue]] = {}
+        mark = self._stamp_us = max(self.watermark_us, self._stamp_us + 1)
+        rows: dict[EntityKey, dict[str, FeatureValue]] = {
+            PIPELINE_KEY: {"watermark": FeatureValue(float(self.watermark_us), mark)}
+        }
         for (index, entity_id), labels in self._dirty.items():
             windows = self._windows[(index, entity_id)]
             row = rows.setdefault((TRAILING[index].entity, entity_id), {})
@@ -269,8 +277,7 @@ class OnlineEngine:
                     row[name] = FeatureValue(window.stat(stat), mark)
         for cell in self._dirty_cells:
             rows[(CELL_KIND, cell)] = {"idle": FeatureValue(self._couriers.packed(cell), mark)}
-        rows[PIPELINE_KEY] = {"watermark": FeatureValue(float(mark), mark)}
-        batch = [*self._pending, *rows.items()]
+        batch = [*rows.items(), *self._pending]  # the watermark first: see restore
         self.store.put_many(batch)
         self.counts.writes += len(batch)
         self._dirty.clear()
@@ -328,6 +335,11 @@ class OnlineEngine:
         self._due = [tuple(d) for d in state["due"]]
         heapq.heapify(self._due)
         self._couriers = CourierCells.from_state(state["couriers"])
+        # A run killed after this checkpoint may have written later stamps; the
+        # watermark row is written first in every batch, so its stamp bounds them.
+        last = (self.store.get_many([PIPELINE_KEY])[0] or {}).get("watermark")
+        if last is not None:
+            self._stamp_us = max(self._stamp_us, last.event_time_us + 1)
 
 
 def _length_us(length: Any) -> int | None:

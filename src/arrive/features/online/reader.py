@@ -121,7 +121,8 @@ class OnlineFeatures:
         at_us = to_epoch_us(at)
         pipeline = by_key.get(PIPELINE_KEY) or {}
         mark = pipeline.get("watermark")
-        lagging = mark is None or at_us - mark.event_time_us > self.max_lag_us
+        mark_us = mark.value if mark is not None and isinstance(mark.value, float) else None
+        lagging = mark_us is None or at_us - mark_us > self.max_lag_us
         return [self._one(item, at, at_us, by_key, lagging) for item in orders]
 
     def read(
