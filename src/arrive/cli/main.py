@@ -30,7 +30,6 @@ class _LazyGroup(click.Group):
         "parity": "arrive.cli.parity_cmd:command",
         "train": "arrive.cli.train_cmd:command",
         "simulate": "arrive.cli.simulate_cmd:command",
-        "serve": "arrive.cli.serve_cmd:command",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
