@@ -89,7 +89,7 @@ def run_training(
     evaluation = _evaluate(ts, features, model, heuristic, split)
     metrics = _metrics(evaluation, ts, split, time.perf_counter() - started)
     run_dir.mkdir(parents=True, exist_ok=True)
-    bundle = ModelBundle(model, heuristic, _feature_schema(features))
+    bundle = ModelBundle(model, heuristic, _feature_schema(features, ts.local_timezone))
     _write_model(run_dir / "model", bundle)
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     on_step("report")
@@ -210,9 +210,10 @@ def _metrics(
     }
 
 
-def _feature_schema(features: FeatureSet) -> dict[str, Any]:
+def _feature_schema(features: FeatureSet, local_timezone: str) -> dict[str, Any]:
     return {
         "definitions_hash": features.definitions_hash,
+        "local_timezone": local_timezone,
         "features": [
             {
                 "name": s.name,
