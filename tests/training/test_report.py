@@ -193,3 +193,18 @@ def test_rendering_is_deterministic(
     html: str, evaluation: Evaluation, sample: pl.DataFrame
 ) -> None:
     assert _render(evaluation, sample) == html
+
+
+def test_extra_sections_follow_the_headline_table(
+    evaluation: Evaluation, sample: pl.DataFrame
+) -> None:
+    from arrive.training import plots
+    from arrive.training.report import figure_html
+
+    latency = np.array([0.8, 1.0, 1.1, 1.3, 2.0, 9.0])
+    extra = "<section><h2>Latency</h2>" + figure_html(plots.latency_svg("lat", latency), "rt")
+    html = _render(evaluation, sample, extra_sections=[extra + "</section>"])
+    assert html.index("Model vs heuristic") < html.index("<h2>Latency</h2>")
+    assert html.index("<h2>Latency</h2>") < html.index("Calibration")
+    assert 'aria-label="Latency of ETA requests"' in html
+    assert "p99 " in html

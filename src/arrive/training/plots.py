@@ -35,6 +35,7 @@ __all__ = [
     "band_svg",
     "hourly_mae_svg",
     "importance_svg",
+    "latency_svg",
     "reliability_svg",
     "segment_mae_svg",
 ]
@@ -216,6 +217,24 @@ def band_svg(
         ax.legend(loc="upper left", ncols=4, markerscale=1.8)
 
     return _render(key, "P50 to P90 band against actuals", draw, (FULL_WIDTH_IN, 4.2))
+
+
+def latency_svg(key: str, latency_ms: npt.NDArray[np.float64]) -> str:
+    """Histogram of request round-trip times (log-spaced bins) with P50 and P99 marked."""
+
+    def draw(fig: Figure) -> None:
+        ax = fig.add_subplot()
+        values = np.clip(latency_ms, 1e-3, None)
+        bins = np.geomspace(values.min(), max(values.max(), values.min() * 1.01), 40)
+        ax.hist(values, bins=bins.tolist(), color=MODEL_COLOR, alpha=0.75)
+        ax.set_xscale("log")
+        for q, style in ((50, "-"), (99, "--")):
+            point = float(np.percentile(values, q))
+            ax.axvline(point, color=_INK, ls=style, lw=1, label=f"p{q} {point:.2f} ms")
+        ax.set(xlabel="round trip (ms, log scale)", ylabel="requests")
+        ax.legend(loc="upper right")
+
+    return _render(key, "Latency of ETA requests", draw, (HALF_WIDTH_IN, 4.0))
 
 
 def _reliability_line(

@@ -28,7 +28,13 @@ from arrive.errors import ConfigError, DataError
 from arrive.training import plots
 from arrive.training.evaluate import Evaluation, SegmentRow, SideMetrics, metrics_json
 
-__all__ = ["BAND_COLUMNS", "RANDOM_SPLIT_LABEL", "render_report", "write_report"]
+__all__ = [
+    "BAND_COLUMNS",
+    "RANDOM_SPLIT_LABEL",
+    "figure_html",
+    "render_report",
+    "write_report",
+]
 
 BAND_COLUMNS: Final = ("created_at", "y_true_s", "p50_s", "p90_s")
 RANDOM_SPLIT_LABEL: Final = "random split, for comparison with published work only"
@@ -49,6 +55,7 @@ def write_report(
     context: Mapping[str, str] | None = None,
     notes: Sequence[str] = (),
     band_order: BandOrder = "p50",
+    extra_sections: Sequence[str] = (),
 ) -> Path:
     """Write the report to ``path`` atomically (a reader never sees half a file).
 
@@ -70,6 +77,7 @@ def write_report(
         context=context,
         notes=notes,
         band_order=band_order,
+        extra_sections=extra_sections,
     )
     return _write_atomic(Path(path), html)
 
@@ -84,6 +92,7 @@ def render_report(
     context: Mapping[str, str] | None = None,
     notes: Sequence[str] = (),
     band_order: BandOrder = "p50",
+    extra_sections: Sequence[str] = (),
 ) -> str:
     """The report as one HTML document.
 
@@ -101,6 +110,8 @@ def render_report(
             "random" is labelled as a comparison-only random split.
         notes: free-text remarks listed at the end.
         band_order: order of the band plot's orders: by P50 or by creation time.
+        extra_sections: trusted HTML ``<section>`` elements shown after the headline
+            table (built by Arrive itself, e.g. the live replay's latency; not escaped).
 
     Raises:
         DataError: the sample lacks a column or has a null / NaN value; an importance
@@ -115,6 +126,7 @@ def render_report(
         _header(title, facts),
         _kpis(evaluation, facts),
         _headline_section(evaluation),
+        *extra_sections,
         _calibration_section(evaluation, coverage),
         _band_section(band, band_order),
         _segments_section(evaluation),
@@ -457,6 +469,11 @@ def _json_section(evaluation: Evaluation) -> str:
         "<section><details><summary>metrics.json (seconds)</summary>"
         f"<pre>{escape(text)}</pre></details></section>"
     )
+
+
+def figure_html(svg: str, caption: str) -> str:
+    """A plot with its caption (escaped), as the report shows it."""
+    return _figure(svg, caption)
 
 
 def _figure(svg: str, caption: str) -> str:

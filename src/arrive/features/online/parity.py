@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -23,9 +23,9 @@ from arrive.errors import DataError
 from arrive.features.offline import FeatureSet, build_features
 from arrive.features.online.engine import OnlineEngine
 from arrive.features.online.reader import OnlineFeatures
+from arrive.features.online.replay import created_events, replay_until
 from arrive.features.spec import BuildContext, FeatureScalar, FeatureSpec
-from arrive.schema.events import AnyEvent, OrderCreated
-from arrive.schema.frame import frame_to_events
+from arrive.schema.events import OrderCreated
 from arrive.store.base import OnlineStore
 from arrive.store.memory import InMemoryStore
 from arrive.training.dataset import local_timezone, spine_of
@@ -106,7 +106,7 @@ def compare_online_offline(
     attributes = tuple(c for c in spine.columns if c not in datadir.ORDER_COLUMNS)
     offline = build_features(BuildContext(spine, events, timezone, attributes))
     log = events.sort("event_time", "event_id", maintain_order=True).collect()
-    created = _created_events(log, spine)
+    created = created_events(log, spine.get_column("order_id"))
     reader = OnlineFeatures(offline.names, {s.name: s.ttl_s for s in offline.specs}, timezone)
     engine = OnlineEngine(store or InMemoryStore(), local_timezone=timezone)
     online = _replay(log, created, engine, reader, on_progress)
@@ -122,13 +122,6 @@ def _sample(spine: pl.DataFrame, n: int, seed: int, start: datetime | None) -> p
     return spine[rows]
 
 
-def _created_events(log: pl.DataFrame, spine: pl.DataFrame) -> dict[str, OrderCreated]:
-    frame = log.filter(
-        (pl.col("type") == "order_created") & pl.col("order_id").is_in(spine["order_id"])
-    )
-    return {e.order_id: e for e in frame_to_events(frame) if isinstance(e, OrderCreated)}
-
-
 def _replay(
     log: pl.DataFrame,
     created: dict[str, OrderCreated],
@@ -137,20 +130,11 @@ def _replay(
     on_progress: Progress | None,
 ) -> dict[str, dict[str, FeatureScalar]]:
     """Online features of each sampled order, read at its creation time."""
-    queries = sorted(created.values(), key=lambda e: (e.event_time, e.order_id))
-    times = log.get_column("event_time")
-    stream: Iterator[AnyEvent] = frame_to_events(log)
-    position = 0
     out: dict[str, dict[str, FeatureScalar]] = {}
-    for done, query in enumerate(queries, 1):
-        end = int(times.search_sorted(query.event_time, side="left"))
-        if end > position:
-            engine.apply([next(stream) for _ in range(end - position)])
-            position = end
-        engine.advance(query.event_time)
+    for done, query in enumerate(replay_until(log, created.values(), engine), 1):
         out[query.order_id] = reader.read(engine.store, [query], query.event_time)[0].values
         if on_progress:
-            on_progress(done, len(queries))
+            on_progress(done, len(created))
     return out
 
 
