@@ -1,6 +1,7 @@
 """Ingest throughput into online features: events/s of one process, decode → engine → store.
 
-Usage: python bench/ingest_features.py DATA_DIR [--events 400000] [--runs 3] [--redis-url URL]
+Usage: python bench/ingest_features.py DATA_DIR [--events 400000] [--runs 3] [--batch-size 1000]
+                                        [--stores in-process,redis] [--redis-url URL]
 
 The first ``--events`` events of DATA_DIR's log (e.g. ``arrive simulate --out DATA_DIR``)
 are encoded as the JSON a Kafka or Redis consumer receives and held in memory; each
@@ -40,13 +41,18 @@ def _payloads(directory: Path, n: int) -> list[bytes]:
     return [encode_event(e) for e in frame_to_events(log)]
 
 
-def _run(payloads: list[bytes], store: OnlineStore) -> float:
+def _run(payloads: list[bytes], store: OnlineStore, batch_size: int) -> float:
     stream = MemoryStream(entries=[(None, p) for p in payloads])
     clock = SystemClock()
     dead = MemoryDeadLetter()
     sink = FeatureSink(OnlineEngine(store), dead, clock)
     runner = IngestRunner(
-        MemorySource(stream, finite=True), sink, dead, clock, batch_size=1000, max_future_s=None
+        MemorySource(stream, finite=True),
+        sink,
+        dead,
+        clock,
+        batch_size=batch_size,
+        max_future_s=None,
     )
     started = time.perf_counter()
     stats = runner.run()
@@ -69,6 +75,8 @@ def main() -> None:
     parser.add_argument("data_dir", type=Path)
     parser.add_argument("--events", type=int, default=400_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--stores", default="in-process,redis")
     parser.add_argument("--redis-url")
     args = parser.parse_args()
     payloads = _payloads(args.data_dir, args.events)
@@ -82,14 +90,18 @@ def main() -> None:
                 RedisStoreConfig(url=url, key_prefix=f"bench{i}", socket_timeout_s=5.0)
             ),
         }
-        for name, make in makers.items():
-            results[name] = [round(_run(payloads, make(i))) for i in range(args.runs)]
+        for name in args.stores.split(","):
+            make = makers[name]
+            results[name] = [
+                round(_run(payloads, make(i), args.batch_size)) for i in range(args.runs)
+            ]
     print(
         json.dumps(
             {
                 "date": datetime.now(UTC).isoformat(timespec="seconds"),
                 "machine": f"{platform.machine()}, {os.cpu_count()} cores",
                 "events": len(payloads),
+                "batch_size": args.batch_size,
                 "median_events_per_s": {k: statistics.median(v) for k, v in results.items()},
                 "runs": results,
             },

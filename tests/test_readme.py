@@ -25,3 +25,11 @@ def test_quick_start_has_exactly_two_commands() -> None:
 @pytest.mark.parametrize("code", _blocks("python"), ids=lambda c: c.splitlines()[-1][:40])
 def test_python_example_runs(code: str) -> None:
     exec(compile(code, str(README), "exec"), {"__name__": "readme_example"})
+
+
+def test_configuration_table_is_the_settings_reference() -> None:
+    from arrive.serving.settings import settings_table
+
+    text = README.read_text(encoding="utf-8")
+    table = text.split("<!-- settings:start -->\n", 1)[1].split("<!-- settings:end -->", 1)[0]
+    assert table == settings_table()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from arrive.cli.main import run
@@ -32,6 +33,13 @@ def test_demo_on_food_delivery_meets_the_model_targets(
     out = capsys.readouterr().out
     assert "P50 MAE" in out
     assert "report.html" in out
+    # The live replay: every test order answered by the service, joined, and equal to offline.
+    answers = pl.read_parquet(tmp_path / "live" / "answers.parquet")
+    # (orders created at the very instant the test window starts are replayed too)
+    assert metrics["n_test"] <= answers.height <= metrics["n_test"] + 10
+    assert answers.get_column("fallback").null_count() == answers.height
+    assert "— agree" in out
+    assert (tmp_path / "live" / "report.html").is_file()
 
 
 def test_demo_on_a_small_simulation(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -51,7 +59,13 @@ def test_demo_on_a_small_simulation(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert code == 0
     html = (tmp_path / "run" / "report.html").read_text()
     assert html.count("<svg") >= 4
-    assert "P90 coverage" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "P90 coverage" in out
+    assert "online vs offline on the same orders" in out
+    assert "— agree" in out
+    live = (tmp_path / "live" / "report.html").read_text()
+    assert "<h2>Online equals offline</h2>" in live
+    assert 'aria-label="Latency of ETA requests"' in live
 
 
 def test_demo_without_data_says_what_to_do(

@@ -1,22 +1,29 @@
-"""``arrive demo``: the whole offline flow on the embedded default, in one command.
+"""``arrive demo``: the whole flow on the embedded default, in one command.
 
 Imports the Food Delivery data (or simulates a marketplace), builds
 point-in-time features, trains and calibrates a P50/P90 model on the earlier
 weeks, evaluates it on the latest days against the heuristic, writes the HTML
 report, registers the model and promotes it to ``production`` when it passes
-the promotion gate. No external service is needed.
+the promotion gate. Then it starts the ETA service on loopback and replays the
+latest days as live traffic: events flow through ingest into the in-process
+online store, each order asks the service for its ETA at its creation time, and
+each answer is joined to the delivery. The live report compares the service's
+answers with an offline evaluation of the same model on the same orders. No
+external service is needed.
 """
 
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 
 import click
 from rich.console import Console
 
 from arrive.cli import import_cmd, simulate_cmd, train_cmd
-from arrive.errors import ConfigError, PromotionRefused
+from arrive.cli.progress import progress
+from arrive.errors import ConfigError, InternalError, PromotionRefused
 from arrive.registry import LocalRegistry, promote
 
 _console = Console(highlight=False, stderr=True)
@@ -58,6 +65,13 @@ _CANDIDATES = (
     show_default=True,
     help="Where the data, the run and the registry go.",
 )
+@click.option(
+    "--live-orders",
+    type=click.IntRange(1, 1_000_000),
+    default=None,
+    help="Replay only the latest N orders of the test days as live traffic (default: all).",
+)
+@click.option("--no-live", is_flag=True, help="Stop after training: no service, no live replay.")
 @click.option("--quiet", is_flag=True, help="No progress display.")
 @click.pass_context
 def command(
@@ -67,9 +81,12 @@ def command(
     days: int,
     orders_per_day: int,
     workdir: Path,
+    live_orders: int | None,
+    no_live: bool,
     quiet: bool,
 ) -> None:
-    """Import (or simulate), train, evaluate, report and register a model."""
+    """Import (or simulate), train, evaluate, register a model, then serve it and
+    replay the latest days as live traffic."""
     data_dir, run_dir, registry_dir = workdir / "data", workdir / "run", workdir / "registry"
     if simulate:
         _say("simulating a marketplace", quiet)
@@ -102,6 +119,8 @@ def command(
     )
     _promote(registry_dir, quiet)
     _recap(data_dir, run_dir)
+    if not no_live:
+        _live(data_dir, registry_dir, workdir, live_orders, quiet)
 
 
 def _find_data(given: Path | None) -> Path:
@@ -143,6 +162,53 @@ def _recap(data_dir: Path, run_dir: Path) -> None:
         f"late rate {metrics['late_rate']:.1%}; crossings {metrics['crossings']}\n"
         f"report: {run_dir / 'report.html'}"
     )
+
+
+def _live(
+    data_dir: Path, registry_dir: Path, workdir: Path, limit: int | None, quiet: bool
+) -> None:
+    from arrive.demo import live, outcome, report
+    from arrive.models.artifact import ModelBundle
+    from arrive.serving.settings import ServeSettings
+
+    registry = LocalRegistry(registry_dir)
+    served = registry.open("production")
+    start = datetime.fromisoformat(served.version.metrics["test_start"])
+    _say(
+        f"serving version {served.version.version}; replaying the test days as live traffic", quiet
+    )
+    plan = live.plan_live(data_dir, start, limit)
+    settings = ServeSettings(
+        registry_dir=registry_dir,
+        prediction_log_dir=workdir / "predictions",
+        compile_cache_dir=workdir / "compiled",
+        reload_interval_s=0.0,
+    )
+    with progress(quiet=quiet) as bar:
+        task = bar.add_task("live replay", total=len(plan.orders))
+        answers = live.run_live(
+            plan, settings, on_progress=lambda done, _: bar.update(task, completed=done)
+        )
+    bundle = ModelBundle.from_files(served.files)
+    result = outcome.join_outcomes(answers, data_dir, bundle)
+    path = report.write_live_report(
+        workdir / "live" / "report.html",
+        result,
+        facts={
+            "model version": served.version.version,
+            "split": "time-based (the replayed days are the model's test days)",
+            "replayed from": plan.orders[0].event_time.isoformat(),
+            "orders sent": f"{len(plan.orders):,}",
+        },
+        feature_importance=bundle.model.feature_importance(),
+    )
+    answers.write_parquet(workdir / "live" / "answers.parquet")
+    click.echo("\n".join([*report.summary_lines(result), f"live report: {path}"]))
+    if not result.agreement.holds:
+        raise InternalError(
+            "the service's answers and the offline evaluation of the same model disagree "
+            f"beyond {outcome.AGREEMENT_TOLERANCE:.0%}; see {path}"
+        )
 
 
 def _say(message: str, quiet: bool) -> None:

@@ -41,9 +41,22 @@ from arrive.training.dataset import local_timezone
 )
 @click.option("--timezone", help="Marketplace IANA zone (default: the data directory's, or UTC).")
 @click.option("--lateness-s", default=60.0, show_default=True, help="Allowed lateness.")
-@click.option("--batch-size", default=1000, show_default=True, help="Events per poll.")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 100_000),
+    default=5000,
+    show_default=True,
+    help="Most events per poll (a trickle is applied at once, without waiting for a batch).",
+)
 @click.option("--checkpoint-s", default=5.0, show_default=True, help="Seconds between saves.")
 @click.option("--speed", type=float, help="Replay at this multiple of real time (files only).")
+@click.option(
+    "--idle-advance/--no-idle-advance",
+    default=None,
+    help="When a stream is idle, move event time to now minus the lateness so windows "
+    "expire (default: on for redis:// and kafka:// sources; turn off to feed past events "
+    "through a stream; never for a data directory).",
+)
 @click.option("--quiet", is_flag=True, help="No live status line.")
 def command(
     source: str,
@@ -55,6 +68,7 @@ def command(
     batch_size: int,
     checkpoint_s: float,
     speed: float | None,
+    idle_advance: bool | None,
     quiet: bool,
 ) -> None:
     """Apply events to the online feature store until stopped (or a replay ends).
@@ -63,13 +77,24 @@ def command(
     stream. SIGTERM or Ctrl-C finishes the batch in hand, saves, commits, exits.
     """
     clock = SystemClock()
-    zone = timezone or (local_timezone(Path(source)) if Path(source).is_dir() else "UTC")
+    replay = Path(source).is_dir()
+    if idle_advance and replay:
+        raise click.UsageError("--idle-advance: a data directory is a replay of past events")
+    zone = timezone or (local_timezone(Path(source)) if replay else "UTC")
     engine = OnlineEngine(open_store(store), local_timezone=zone, lateness_s=lateness_s)
     dead = FileDeadLetter(dead_letter)
     sink = FeatureSink(engine, dead, clock, state_path=state, every_s=checkpoint_s)
     resumed = sink.resume()
     events = open_source(source, speed=speed)
-    runner = IngestRunner(events, sink, dead, clock, batch_size=batch_size, checkpointer=sink)
+    runner = IngestRunner(
+        events,
+        sink,
+        dead,
+        clock,
+        batch_size=batch_size,
+        checkpointer=sink,
+        on_idle=sink.idle if (not replay if idle_advance is None else idle_advance) else None,
+    )
     console = Console(stderr=True, highlight=False)
     if resumed and not quiet:
         console.print(f"resumed from {state}")

@@ -28,6 +28,7 @@ class _LazyGroup(click.Group):
         "ingest": "arrive.cli.ingest_cmd:command",
         "models": "arrive.cli.models_cmd:command",
         "parity": "arrive.cli.parity_cmd:command",
+        "serve": "arrive.cli.serve_cmd:command",
         "train": "arrive.cli.train_cmd:command",
         "simulate": "arrive.cli.simulate_cmd:command",
     }

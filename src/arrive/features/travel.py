@@ -3,13 +3,14 @@ profile by local hour (the estimate a provider chain ends in, which cannot fail)
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 
 import numpy as np
 import polars as pl
 
 from arrive.features.spec import BuildContext, FeatureScalar, FeatureSpec
-from arrive.geo import haversine_km, haversine_km_expr
+from arrive.geo import EARTH_RADIUS_KM, haversine_km_expr
 from arrive.schema.events import OrderCreated
 
 name = "travel"
@@ -44,6 +45,7 @@ SPEED_KMH_BY_HOUR = np.array(
     ],
     dtype=np.float64,
 )
+_SPEED_KMH: tuple[float, ...] = tuple(float(v) for v in SPEED_KMH_BY_HOUR)
 DETOUR_FACTOR = 1.3  # road distance / great-circle distance, typical of cities
 SPECS = (
     FeatureSpec(
@@ -88,8 +90,7 @@ def online(order: OrderCreated, local: datetime) -> dict[str, FeatureScalar]:
     distance = order_distance_km(order)
     if distance is None:
         return {"travel_estimate_s": None}
-    speed = float(SPEED_KMH_BY_HOUR[local.hour])
-    return {"travel_estimate_s": distance * DETOUR_FACTOR / speed * 3600.0}
+    return {"travel_estimate_s": distance * DETOUR_FACTOR / _SPEED_KMH[local.hour] * 3600.0}
 
 
 def order_distance_km(order: OrderCreated) -> float | None:
@@ -97,4 +98,12 @@ def order_distance_km(order: OrderCreated) -> float | None:
     lat1, lon1, lat2, lon2 = order.pickup_lat, order.pickup_lon, order.drop_lat, order.drop_lon
     if lat1 is None or lon1 is None or lat2 is None or lon2 is None:
         return None
-    return float(haversine_km(lat1, lon1, lat2, lon2))
+    return _haversine_km(lat1, lon1, lat2, lon2)
+
+
+def _haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """:func:`arrive.geo.haversine_km` of one pair of points, on Python floats
+    (the same formula; no NumPy arrays on the request path)."""
+    p1, l1, p2, l2 = (math.radians(v) for v in (lat1, lon1, lat2, lon2))
+    a = math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin((l2 - l1) / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * math.asin(math.sqrt(min(max(a, 0.0), 1.0)))

@@ -6,8 +6,8 @@ excluded, so nothing at or after the order's creation leaks in.
 
 * Offline (:func:`trailing_stats`): per-key cumulative sums read with strict
   as-of joins, vectorised.
-* Online (:class:`WindowState`): the same sums kept per key and window, updated
-  per observation and expired as event time advances.
+* Online (:class:`Observations`): the same sums kept per key, exactly (in
+  integers), updated per observation and expired as event time advances.
 
 A :class:`Trailing` declares one family of such features (the stream it reads, the
 entity it is keyed by, windows, statistics, names) and both paths take their
@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Literal
+from typing import Final, Literal
 
 import polars as pl
 
@@ -156,84 +156,179 @@ def _stats(delta: pl.DataFrame, name: str, stats: tuple[Stat, ...]) -> list[pl.S
     return [builders[stat]().alias(name.format(stat)) for stat in stats]
 
 
-class WindowState:
-    """Online twin of one key's window: observations with ``time >= t - length``.
+UNIT: Final = 1_000_000
+"""Online observation values are integers in millionths (µs for durations, 10**6 for a
+count of one), so :class:`Observations` sums them exactly."""
 
-    Observations may arrive slightly out of order (they are inserted in time
-    order); :meth:`expire` drops those that left the window.
+
+class Observations:
+    """Online twin of one key's trailing windows over one stream.
+
+    Holds the key's observations once, whatever the number of windows: each finite
+    window keeps the index of its oldest observation still inside (its head) and
+    the sums of those that left it. Sums are exact integers (values in millionths,
+    see :data:`UNIT`), so the statistics depend only on which observations a window
+    holds, never on the order they arrived in, how they were batched, or when
+    expiry ran. Observations may arrive out of order (they are inserted in time
+    order; one older than a window's head counts as already gone from it).
 
     Args:
-        length_us: window length in µs; None keeps all history.
+        lengths: window lengths in µs, each finite (all history needs no window:
+            it is :attr:`n`, :attr:`s`, :attr:`ss`).
+
+    Attributes:
+        due: per window, when its head leaves it (``head time + length``; None when
+            the window is empty); the caller schedules :meth:`expire` from it.
     """
 
-    __slots__ = ("head", "length_us", "n", "s", "ss", "times", "values")
+    __slots__ = ("due", "heads", "lengths", "n", "out", "s", "ss", "times", "values")
 
-    def __init__(self, length_us: int | None) -> None:
-        self.length_us = length_us
+    def __init__(self, lengths: tuple[int, ...]) -> None:
+        self.lengths = lengths
         self.times: list[int] = []
-        self.values: list[float] = []
-        self.head = 0
+        self.values: list[int] = []
+        self.heads = [0] * len(lengths)
+        self.due: list[int | None] = [None] * len(lengths)
+        self.out = [[0, 0, 0] for _ in lengths]  # per window: n, s, ss of those that left
         self.n = 0
-        self.s = 0.0
-        self.ss = 0.0
+        self.s = 0
+        self.ss = 0
 
-    def add(self, time_us: int, value: float) -> None:
-        """Count one observation (the caller checks it is still inside the window)."""
+    def add(self, time_us: int, value: int) -> Sequence[tuple[int, int]]:
+        """Count one observation (``value`` in millionths).
+
+        Returns:
+            ``(window, due)`` of each window whose :attr:`due` moved earlier (to schedule).
+        """
         self.n += 1
         self.s += value
         self.ss += value * value
-        if self.length_us is None:
-            return
-        if not self.times or time_us >= self.times[-1]:
-            self.times.append(time_us)
+        if not self.lengths:
+            return ()
+        times = self.times
+        if not times or time_us >= times[-1]:
+            at = len(times)
+            times.append(time_us)
             self.values.append(value)
-            return
-        at = bisect.bisect_right(self.times, time_us, lo=self.head)
-        self.times.insert(at, time_us)
-        self.values.insert(at, value)
+            if max(self.heads) < at:  # in order, and no window was empty: the common case
+                return ()
+        else:
+            at = bisect.bisect_right(times, time_us)
+            times.insert(at, time_us)
+            self.values.insert(at, value)
+        moved: list[tuple[int, int]] = []
+        heads, due = self.heads, self.due
+        for w, head in enumerate(heads):
+            if at < head:  # older than observations that already left this window
+                heads[w] = head + 1
+                out = self.out[w]
+                out[0] += 1
+                out[1] += value
+                out[2] += value * value
+            elif at == head:  # the window's new oldest observation
+                when = time_us + self.lengths[w]
+                old = due[w]
+                if old is None or when < old:
+                    due[w] = when
+                    moved.append((w, when))
+        return moved
 
-    def expire(self, now_us: int) -> bool:
-        """Drop observations older than ``now_us - length``; True when any was dropped."""
-        if self.length_us is None:
-            return False
-        cutoff = now_us - self.length_us
-        start = self.head
-        while self.head < len(self.times) and self.times[self.head] < cutoff:
-            value = self.values[self.head]
-            self.n -= 1
-            self.s -= value
-            self.ss -= value * value
-            self.head += 1
-        if self.head > 512 and self.head * 2 > len(self.times):
-            del self.times[: self.head], self.values[: self.head]
-            self.head = 0
-        if self.n == 0:  # an empty window sums to exactly zero, whatever rounding left behind
-            self.s = self.ss = 0.0
-        return self.head != start
+    def expire(self, w: int, now_us: int) -> bool:
+        """Drop from window ``w`` what is older than ``now_us`` minus its length (an
+        observation at ``o`` counts at ``t`` while ``o + length >= t``); True when any left."""
+        length = self.lengths[w]
+        cutoff = now_us - length
+        times, values = self.times, self.values
+        start = head = self.heads[w]
+        end = len(times)
+        if head < end and times[head] < cutoff:
+            out = self.out[w]
+            n, s, ss = out
+            while head < end and times[head] < cutoff:
+                value = values[head]
+                n += 1
+                s += value
+                ss += value * value
+                head += 1
+            out[0], out[1], out[2] = n, s, ss
+            self.heads[w] = head
+        self.due[w] = times[head] + length if head < end else None
+        if head != start:
+            if head > 512:
+                self._compact()
+            return True
+        return False
 
-    def stat(self, stat: Stat) -> float | None:
-        """The statistic now (None for a mean or std of an empty window)."""
-        if stat == "count":
-            return float(self.n)
-        if stat == "sum":
-            return self.s
-        if self.n == 0:
-            return None
-        mean = self.s / self.n
-        if stat == "mean":
-            return mean
-        return math.sqrt(max(self.ss / self.n - mean * mean, 0.0))
+    def expire_all(self, now_us: int) -> int:
+        """:meth:`expire` every window that is due before ``now_us``; returns the windows
+        that changed as a bit mask (bit ``w`` for window ``w``)."""
+        changed = 0
+        for w, when in enumerate(self.due):
+            if when is not None and when < now_us and self.expire(w, now_us):
+                changed |= 1 << w
+        return changed
 
-    def to_state(self) -> WindowSnapshot:
-        """A msgpack-ready snapshot (for checkpoints)."""
-        return (self.times[self.head :], self.values[self.head :], self.n, self.s, self.ss)
+    def next_due(self) -> int | None:
+        """The earliest :attr:`due` of any window (None when all are empty)."""
+        return min((when for when in self.due if when is not None), default=None)
+
+    def _compact(self) -> None:
+        first = min(self.heads)
+        if first > 512 and first * 2 > len(self.times):
+            del self.times[:first], self.values[:first]
+            self.heads = [head - first for head in self.heads]
+
+    def stat(self, w: int | None, stat: Stat) -> float | None:
+        """Statistic ``stat`` of window ``w`` (None: all history) now; None for a mean
+        or std of an empty window."""
+        return self.stats(w, (stat,))[0]
+
+    def stats(self, w: int | None, stats: Sequence[Stat]) -> list[float | None]:
+        """Each of ``stats`` of window ``w`` (None: all history), as :meth:`stat`."""
+        n, s, ss = self.n, self.s, self.ss
+        if w is not None:
+            out = self.out[w]
+            n, s, ss = n - out[0], s - out[1], ss - out[2]
+        values: list[float | None] = []
+        for stat in stats:
+            if stat == "count":
+                values.append(float(n))
+            elif stat == "sum":
+                values.append(s / UNIT)
+            elif n == 0:
+                values.append(None)
+            elif stat == "mean":
+                values.append(s / (n * UNIT))
+            else:
+                values.append(math.sqrt(max(n * ss - s * s, 0)) / (n * UNIT))
+        return values
+
+    def to_state(self) -> ObservationsSnapshot:
+        """A msgpack-ready snapshot (for checkpoints); sums as decimal strings (they
+        may exceed 64 bits)."""
+        first = min(self.heads, default=len(self.times))
+        heads = [head - first for head in self.heads]
+        sums = [str(x) for x in (self.n, self.s, self.ss)]
+        outs = [[str(x) for x in out] for out in self.out]
+        return (self.times[first:], self.values[first:], heads, sums, outs)
 
     @classmethod
-    def from_state(cls, length_us: int | None, state: WindowSnapshot) -> WindowState:
-        """The window :meth:`to_state` described."""
-        window = cls(length_us)
-        window.times, window.values, window.n, window.s, window.ss = state
-        return window
+    def from_state(cls, lengths: tuple[int, ...], state: ObservationsSnapshot) -> Observations:
+        """The observations :meth:`to_state` described."""
+        made = cls(lengths)
+        made.load(state)
+        return made
+
+    def load(self, state: ObservationsSnapshot) -> None:
+        """Replace these observations with those :meth:`to_state` described (same lengths)."""
+        times, values, heads, sums, outs = state
+        self.times, self.values, self.heads = list(times), list(values), list(heads)
+        self.n, self.s, self.ss = (int(x) for x in sums)
+        self.out = [[int(x) for x in out] for out in outs]
+        self.due = [
+            times[head] + length if head < len(times) else None
+            for head, length in zip(heads, self.lengths, strict=True)
+        ]
 
 
-WindowSnapshot = tuple[list[int], list[float], int, float, float]
+ObservationsSnapshot = tuple[list[int], list[int], list[int], list[str], list[list[str]]]

@@ -71,6 +71,13 @@ class FeatureSink:
                 ]
             )
 
+    def idle(self) -> None:
+        """No event is arriving: let the engine's watermark follow the clock (see
+        :meth:`OnlineEngine.idle`). For live sources only — pass it as the runner's
+        ``on_idle`` — never for a replay of past events, whose times the clock says
+        nothing about."""
+        self.engine.idle(self.clock.now())
+
     def resume(self) -> bool:
         """Restore the engine from the checkpoint file if there is one; True if restored.
 

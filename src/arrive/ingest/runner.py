@@ -11,6 +11,14 @@ The guarantees:
   loss (at least once: ``apply`` must be idempotent, the runner does not dedupe);
 * in-flight work is bounded by ``batch_size``: the next poll happens only after the
   previous batch was committed;
+* a batch is never held back to fill up: the runner waits (up to ``poll_timeout_s``)
+  for one message only, then takes whatever else is already there without waiting,
+  so under a trickle each message is applied as soon as the batch before it is done,
+  even from a source that fills a batch before returning it (Kafka's ``consume``);
+  while more arrives, batches grow by themselves (up to ``batch_size``);
+* a poll that brings nothing from a live source calls ``on_idle`` (e.g.
+  :meth:`~arrive.ingest.feature_sink.FeatureSink.idle`, so event-time windows
+  expire as the clock moves on) and commits what a due save allows;
 * :meth:`IngestRunner.stop` (safe from a signal handler or another thread) lets the
   batch in hand finish and commit, then :meth:`IngestRunner.run` returns.
 """
@@ -96,9 +104,11 @@ class IngestRunner:
         max_future_s: refuse events whose time is more than this many seconds
             after ``clock.now()`` (``None``: no limit).
         batch_size: most messages per poll, hence the bound on in-flight messages.
-        poll_timeout_s: how long one poll waits; also how quickly :meth:`stop` is seen.
+        poll_timeout_s: how long a poll waits for the first message of a batch; also
+            how quickly :meth:`stop` is seen and how often ``on_idle`` runs.
         rate_window_s: window of :attr:`IngestStats.applied_per_s`.
         checkpointer: when given, commits wait for its saves (see :class:`Checkpointer`).
+        on_idle: called after a poll of a live source that brought nothing.
 
     Raises:
         ConfigError: a non-positive ``batch_size``, ``poll_timeout_s`` or negative
@@ -117,6 +127,7 @@ class IngestRunner:
         poll_timeout_s: float = 1.0,
         rate_window_s: float = 60.0,
         checkpointer: Checkpointer | None = None,
+        on_idle: Callable[[], None] | None = None,
     ) -> None:
         _check_settings(max_future_s, batch_size, poll_timeout_s)
         self.source = source
@@ -128,6 +139,7 @@ class IngestRunner:
         self.poll_timeout_s = poll_timeout_s
         self.rate_window_s = rate_window_s
         self.checkpointer = checkpointer
+        self.on_idle = on_idle
         self._uncommitted: list[Position] = []
         self._stop = threading.Event()
         self._counts = {"messages": 0, "applied": 0, "dead": 0, "batches": 0}
@@ -145,8 +157,9 @@ class IngestRunner:
 
     def run_once(self) -> int:
         """Poll one batch and handle it to the commit; returns how many messages it held."""
-        batch = self.source.poll(self.batch_size, self.poll_timeout_s)
+        batch = self._poll()
         if not batch:
+            self._idle()
             return 0
         decoded = self._decode(batch)
         if decoded.refused:
@@ -159,6 +172,20 @@ class IngestRunner:
             self.flush()
         self._record(batch, decoded)
         return len(batch)
+
+    def _poll(self) -> list[RawMessage]:
+        """One message (waiting for it), then whatever else is there (not waiting)."""
+        batch = self.source.poll(1, self.poll_timeout_s)
+        if batch and self.batch_size > 1:
+            batch += self.source.poll(self.batch_size - len(batch), 0.0)
+        return batch
+
+    def _idle(self) -> None:
+        """Nothing arrived: commit what a due save allows, and tell ``on_idle``."""
+        if self._uncommitted and (self.checkpointer is None or self.checkpointer.due()):
+            self.flush()
+        if self.on_idle is not None and not self.source.exhausted:
+            self.on_idle()
 
     def flush(self) -> None:
         """Save the checkpointer's state (if any), then commit everything applied."""

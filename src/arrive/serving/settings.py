@@ -63,9 +63,23 @@ class ServeSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     deadline_ms: Annotated[
         float, _doc("Budget for one request's feature read and model (ms).", gt=0, le=60_000)
     ] = 25.0
+    store_timeout_ms: Annotated[
+        float,
+        _doc(
+            "Redis socket connect/read timeout (ms): a read slower than this marks the store "
+            "down until a ping succeeds; a read merely past `deadline_ms` does not.",
+            gt=0,
+            le=60_000,
+        ),
+    ] = 1000.0
     max_in_flight: Annotated[
-        int, _doc("Requests in progress per worker before new ones get the fallback.", ge=1)
-    ] = 256
+        int,
+        _doc(
+            "Requests in progress per worker (feature reads past their deadline included) "
+            "before new ones get the heuristic with reason `overload`.",
+            ge=1,
+        ),
+    ] = 48
     max_batch: Annotated[
         int, _doc("Most orders in one /v1/eta/batch request.", ge=1, le=10_000)
     ] = 500
@@ -76,6 +90,13 @@ class ServeSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
         Annotated[str, msgspec.Meta(min_length=16)] | None,
         _doc("Bearer token of the /admin endpoints (at least 16 characters); unset disables them."),
     ] = None
+    access_log: Annotated[
+        bool, _doc("Log every HTTP request (costs throughput; off by default).")
+    ] = False
+    shutdown_timeout_s: Annotated[
+        float,
+        _doc("On SIGTERM, how long in-flight requests may finish before closing (seconds).", gt=0),
+    ] = 10.0
     prediction_log_dir: Annotated[
         Path | None, _doc("Directory of the prediction log (Parquet); unset disables it.")
     ] = Path(".arrive/predictions")
@@ -101,6 +122,44 @@ class ServeSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     log_level: Annotated[
         Literal["debug", "info", "warning", "error"], _doc("Logging level of the service.")
     ] = "info"
+    compile_backend: Annotated[
+        Literal["lleaves", "tl2cgen", "none"],
+        _doc(
+            "Compiler of the model's trees (built in the background; plain LightGBM "
+            "serves until it is ready); `none` serves with LightGBM only."
+        ),
+    ] = "lleaves"
+    compile_cache_dir: Annotated[
+        Path, _doc("Directory of compiled models, by the SHA-256 of each booster.")
+    ] = Path(".arrive/compiled")
+    store_check_interval_s: Annotated[
+        float,
+        _doc(
+            "How often the feature store is pinged (seconds): readiness, and recovery "
+            "after it was unreachable.",
+            gt=0,
+        ),
+    ] = 1.0
+    max_feature_lag_s: Annotated[
+        float,
+        _doc(
+            "How far the ingest watermark may trail the read time before the maintained "
+            "aggregates count as stale (seconds).",
+            gt=0,
+        ),
+    ] = 300.0
+    no_model_p50_s: Annotated[
+        float,
+        _doc(
+            "P50 answered (fallback `no_model`) when no model version of the registry "
+            "can be loaded at all, so no heuristic exists either (seconds).",
+            gt=0,
+        ),
+    ] = 2700.0
+    no_model_p90_s: Annotated[
+        float,
+        _doc("P90 answered in the same case (seconds; at least `no_model_p50_s`).", gt=0),
+    ] = 3600.0
 
 
 FIELDS: Final = ServeSettings.__struct_fields__
@@ -185,9 +244,16 @@ def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
 
 def _convert(values: dict[str, Any], sources: Mapping[str, str]) -> ServeSettings:
     try:
-        return msgspec.convert(values, ServeSettings, strict=False)
+        return msgspec.convert(values, ServeSettings, strict=False, dec_hook=_from_text)
     except msgspec.ValidationError as exc:
         raise ConfigError(_explain(str(exc), sources)) from None
+
+
+def _from_text(kind: type, value: Any) -> Any:
+    """Paths from the environment and TOML files arrive as strings (in code, as paths)."""
+    if kind is Path and isinstance(value, str | Path):
+        return Path(value)
+    raise TypeError(f"Expected `{kind.__name__}`, got `{type(value).__name__}`")
 
 
 def _explain(message: str, sources: Mapping[str, str]) -> str:
@@ -200,9 +266,16 @@ def _explain(message: str, sources: Mapping[str, str]) -> str:
 
 
 def _descriptions() -> dict[str, str]:
-    schema = msgspec.json.schema(ServeSettings)
-    props = schema["$defs"]["ServeSettings"]["properties"]
-    return {name: str(props[name].get("description", "")) for name in FIELDS}
+    # msgspec.inspect, not msgspec.json.schema: the latter cannot encode Path defaults
+    info = msgspec.inspect.type_info(ServeSettings)
+    fields = info.fields if isinstance(info, msgspec.inspect.StructType) else ()
+    return {field.name: _description(field.type) for field in fields}
+
+
+def _description(kind: msgspec.inspect.Type) -> str:
+    if isinstance(kind, msgspec.inspect.Metadata) and kind.extra_json_schema:
+        return str(kind.extra_json_schema.get("description", ""))
+    return ""
 
 
 def _show(value: Any) -> str:

@@ -9,9 +9,10 @@ from arrive.store.base import (
     EntityKey,
     FeatureRow,
     FeatureValue,
+    ValidRows,
     checked_key,
-    checked_row,
     merge_row,
+    valid_row,
 )
 
 
@@ -26,6 +27,7 @@ class InMemoryStore:
 
     def __init__(self) -> None:
         self._rows: dict[EntityKey, dict[str, FeatureValue]] = {}
+        self._newest: dict[EntityKey, int] = {}  # latest event time stored per entity
         self._lock = threading.Lock()
 
     def get_many(self, keys: Sequence[EntityKey]) -> list[FeatureRow | None]:
@@ -35,12 +37,26 @@ class InMemoryStore:
             return [None if row is None else dict(row) for row in found]
 
     def put_many(self, rows: Sequence[tuple[EntityKey, FeatureRow]]) -> None:
-        """See :meth:`arrive.store.base.OnlineStore.put_many`."""
-        batch = [(checked_key(key), checked_row(key, row)) for key, row in rows]
+        """See :meth:`arrive.store.base.OnlineStore.put_many`; a
+        :class:`~arrive.store.base.ValidRows` is merged without validating it again."""
+        if type(rows) is ValidRows:
+            batch: Sequence[tuple[EntityKey, FeatureRow]] = rows
+        else:
+            batch = [(checked_key(key), valid_row(key, row)) for key, row in rows]
+        stored_rows, newest = self._rows, self._newest
         with self._lock:
             for key, row in batch:
-                if row:
-                    merge_row(self._rows.setdefault(key, {}), row)
+                if not row:
+                    continue
+                stamps = [fv[1] for fv in row.values()]
+                stored = stored_rows.get(key)
+                if stored is None:
+                    stored_rows[key] = dict(row)
+                elif min(stamps) > newest[key]:  # every value newer than all stored: all win
+                    stored.update(row)
+                else:
+                    merge_row(stored, row)
+                newest[key] = max(newest.get(key, stamps[0]), *stamps)
 
     def ping(self) -> None:
         """Always ready."""

@@ -23,7 +23,6 @@ from arrive.features.online.parts import (
     CELL_KIND,
     PIPELINE_KEY,
     latest_columns,
-    order_keys,
     trailing_columns,
 )
 from arrive.features.spec import FeatureScalar
@@ -37,6 +36,11 @@ _REQUEST: tuple[Callable[[OrderCreated, datetime], dict[str, FeatureScalar]], ..
 )
 _PROXIMITY = ("idle_couriers_near", "nearest_idle_courier_km")
 _EMPTY_STATS = {"count": 0.0, "sum": 0.0}
+_ORDER_IDS = ("store_id", "market_id", "courier_id")
+_EMPTY: FeatureRow = {}
+_ABSENT: Any = object()
+# how each feature of a plan is served (``_Slot.how``)
+_TRAILING, _LATEST, _OTHER = 0, 1, 2
 
 
 class OrderFeatures(NamedTuple):
@@ -53,8 +57,38 @@ class OrderFeatures(NamedTuple):
     missing: tuple[str, ...]
 
 
+class ReadPlan(NamedTuple):
+    """One read of :meth:`OnlineFeatures.plan`: the keys to fetch, and where each
+    order's entities are among them (so the rows are matched without re-keying).
+
+    Attributes:
+        keys: every entity to read, without duplicates (the engine's first).
+        rows: per order, the index in ``keys`` of each keyed entity of the plan
+            (-1 when the order lacks the id), then of its proximity cells.
+        local: the read time in the marketplace's zone.
+        at_us: the read time in epoch µs.
+    """
+
+    keys: list[EntityKey]
+    rows: list[tuple[int, ...]]
+    local: datetime
+    at_us: int
+
+
+class _Slot(NamedTuple):
+    name: str
+    how: int  # _TRAILING, _LATEST or _OTHER
+    entity: int  # index into the plan's keyed entities (-1: none)
+    empty: float | None  # trailing: the value of an empty window
+    ttl_us: int  # latest: the TTL
+
+
 class OnlineFeatures:
     """Reads the features a model needs.
+
+    Everything that depends only on the model (which entities, which column of
+    which row, the TTLs) is worked out once here; a read then costs one pass over
+    the orders to key them and one pass over the features of each.
 
     Args:
         names: the features, in the model's order.
@@ -62,9 +96,6 @@ class OnlineFeatures:
         local_timezone: the marketplace's IANA zone.
         max_lag_s: how far the engine's watermark may trail the read time before
             the aggregates it maintains count as stale.
-
-    Raises:
-        ConfigError: a feature this reader cannot compute online.
     """
 
     def __init__(
@@ -77,9 +108,24 @@ class OnlineFeatures:
         self.names = tuple(names)
         self.zone = ZoneInfo(local_timezone)
         self.max_lag_us = int(max_lag_s * 1e6)
-        self._ttl_us = {n: int(t * 1e6) for n, t in ttl_s.items() if t is not None}
-        self._trailing = {n: v for n, v in trailing_columns().items() if n in self.names}
-        self._latest = {n: p for n, p in latest_columns().items() if n in self.names}
+        ttl_us = {n: int(t * 1e6) for n, t in ttl_s.items() if t is not None}
+        trailing = trailing_columns()
+        latest = latest_columns()
+        entities: dict[tuple[str, str], int] = {}  # (entity kind, order id field) → index
+        slots = []
+        for name in self.names:
+            if name in trailing:
+                part, stat = trailing[name]
+                at = entities.setdefault((part.entity, part.key), len(entities))
+                slots.append(_Slot(name, _TRAILING, at, _EMPTY_STATS.get(stat), 0))
+            elif name in latest:
+                family = latest[name]
+                at = entities.setdefault((family.entity, family.key), len(entities))
+                slots.append(_Slot(name, _LATEST, at, None, ttl_us.get(name, 2**62)))
+            else:
+                slots.append(_Slot(name, _OTHER, -1, None, 0))
+        self._entities = tuple(entities)
+        self._slots = tuple(slots)
         self._proximity = any(n in self.names for n in _PROXIMITY)
 
     @classmethod
@@ -93,22 +139,41 @@ class OnlineFeatures:
             max_lag_s,
         )
 
-    def keys(self, orders: Sequence[OrderCreated], at: datetime) -> list[EntityKey]:
-        """Every entity the features of ``orders`` at ``at`` need (no duplicates)."""
-        keys: dict[EntityKey, None] = {PIPELINE_KEY: None}
-        day = at.astimezone(self.zone).date().isoformat()
+    def plan(self, orders: Sequence[OrderCreated], at: datetime) -> ReadPlan:
+        """The keys the features of ``orders`` at ``at`` need, and where each order's are."""
+        local = at.astimezone(self.zone)
+        day = local.date().isoformat()
+        index: dict[EntityKey, int] = {PIPELINE_KEY: 0}
+        per_order = []
         for item in orders:
-            ids = order_keys(item, day)
-            for part, _ in self._trailing.values():
-                if part.key in ids:
-                    keys[(part.entity, ids[part.key])] = None
-            for latest in self._latest.values():
-                if latest.key in ids:
-                    keys[(latest.entity, ids[latest.key])] = None
+            found = [
+                -1 if entity_id is None else index.setdefault((kind, entity_id), len(index))
+                for kind, entity_id in self._ids(item, day)
+            ]
             if self._proximity and item.pickup_lat is not None and item.pickup_lon is not None:
                 for cell in courier.cells_around(item.pickup_lat, item.pickup_lon):
-                    keys[(CELL_KIND, cell)] = None
-        return list(keys)
+                    found.append(index.setdefault((CELL_KIND, cell), len(index)))
+            per_order.append(tuple(found))
+        return ReadPlan(list(index), per_order, local, to_epoch_us(at))
+
+    def features(
+        self, orders: Sequence[OrderCreated], plan: ReadPlan, rows: Sequence[FeatureRow | None]
+    ) -> list[OrderFeatures]:
+        """The features of ``orders`` from ``rows`` read for ``plan.keys``."""
+        if len(rows) != len(plan.keys):
+            raise ValueError(f"{len(plan.keys)} keys planned but {len(rows)} rows read")
+        pipeline = rows[0] or _EMPTY
+        mark = pipeline.get("watermark")
+        mark_us = mark.value if mark is not None and isinstance(mark.value, float) else None
+        lagging = mark_us is None or plan.at_us - mark_us > self.max_lag_us
+        return [
+            self._one(item, plan.local, plan.at_us, rows, found, lagging)
+            for item, found in zip(orders, plan.rows, strict=True)
+        ]
+
+    def keys(self, orders: Sequence[OrderCreated], at: datetime) -> list[EntityKey]:
+        """Every entity the features of ``orders`` at ``at`` need (no duplicates)."""
+        return self.plan(orders, at).keys
 
     def assemble(
         self,
@@ -117,84 +182,83 @@ class OnlineFeatures:
         rows: Sequence[FeatureRow | None],
     ) -> list[OrderFeatures]:
         """The features of ``orders`` at ``at`` from ``rows`` read for :meth:`keys`."""
-        by_key = dict(zip(self.keys(orders, at), rows, strict=True))
-        at_us = to_epoch_us(at)
-        pipeline = by_key.get(PIPELINE_KEY) or {}
-        mark = pipeline.get("watermark")
-        mark_us = mark.value if mark is not None and isinstance(mark.value, float) else None
-        lagging = mark_us is None or at_us - mark_us > self.max_lag_us
-        return [self._one(item, at, at_us, by_key, lagging) for item in orders]
+        return self.features(orders, self.plan(orders, at), rows)
 
     def read(
         self, store: OnlineStore, orders: Sequence[OrderCreated], at: datetime
     ) -> list[OrderFeatures]:
-        """:meth:`keys`, one ``store.get_many``, :meth:`assemble`."""
-        return self.assemble(orders, at, store.get_many(self.keys(orders, at)))
+        """:meth:`plan`, one ``store.get_many``, :meth:`features`."""
+        plan = self.plan(orders, at)
+        return self.features(orders, plan, store.get_many(plan.keys))
+
+    def _ids(self, item: OrderCreated, day: str) -> list[tuple[str, str | None]]:
+        """``(entity kind, id or None)`` of each keyed entity of the plan for ``item``."""
+        out: list[tuple[str, str | None]] = []
+        for kind, field in self._entities:
+            if field == "day":
+                out.append((kind, day))
+            elif field == "market_day":
+                market = item.market_id
+                out.append((kind, None if market is None else f"{market}|{day}"))
+            elif field in _ORDER_IDS:
+                out.append((kind, getattr(item, field)))
+            else:
+                out.append((kind, None))
+        return out
 
     def _one(
         self,
         item: OrderCreated,
-        at: datetime,
+        local: datetime,
         at_us: int,
-        by_key: Mapping[EntityKey, FeatureRow | None],
+        rows: Sequence[FeatureRow | None],
+        found: tuple[int, ...],
         lagging: bool,
     ) -> OrderFeatures:
-        local = at.astimezone(self.zone)
         values: dict[str, FeatureScalar] = {}
         for compute in _REQUEST:
             values |= compute(item, local)
+        if self._proximity:
+            cells = [rows[i] for i in found[len(self._entities) :]]
+            values |= self._near(item, at_us, cells)
+        entity_rows = [(rows[i] or _EMPTY) if i >= 0 else _EMPTY for i in found]
         stale: list[str] = []
         missing: list[str] = []
-        ids = order_keys(item, local.date().isoformat())
-        if self._proximity:
-            values |= self._near(item, at_us, by_key)
         out: dict[str, FeatureScalar] = {}
-        for name in self.names:
-            if name in values:
-                out[name] = values[name]
-            elif name in self._trailing:
-                part, stat = self._trailing[name]
-                row = by_key.get((part.entity, ids.get(part.key, ""))) or {}
-                out[name] = _maintained(name, row, _EMPTY_STATS.get(stat), lagging, stale)
-            elif name in self._latest:
-                latest = self._latest[name]
-                row = by_key.get((latest.entity, ids.get(latest.key, ""))) or {}
-                out[name] = self._observed(name, row, at_us, stale, missing)
+        for name, how, entity, empty, ttl_us in self._slots:
+            value = values.get(name, _ABSENT)
+            if value is not _ABSENT:
+                out[name] = value
+            elif how == _TRAILING:
+                if lagging:
+                    stale.append(name)
+                    out[name] = None
+                else:
+                    stored = entity_rows[entity].get(name)
+                    out[name] = empty if stored is None else stored.value
+            elif how == _LATEST:
+                stored = entity_rows[entity].get(name)
+                if stored is None:
+                    missing.append(name)
+                    out[name] = None
+                elif at_us - stored.event_time_us > ttl_us:
+                    stale.append(name)
+                    out[name] = None
+                else:
+                    out[name] = stored.value
             else:
                 out[name] = None
                 missing.append(name)
         return OrderFeatures(out, tuple(stale), tuple(missing))
 
-    def _observed(
-        self, name: str, row: FeatureRow, at_us: int, stale: list[str], missing: list[str]
-    ) -> FeatureScalar:
-        stored = row.get(name)
-        if stored is None:
-            missing.append(name)
-            return None
-        if at_us - stored.event_time_us > self._ttl_us.get(name, 2**62):
-            stale.append(name)
-            return None
-        return stored.value
-
     def _near(
-        self, item: OrderCreated, at_us: int, by_key: Mapping[EntityKey, FeatureRow | None]
+        self, item: OrderCreated, at_us: int, cells: list[FeatureRow | None]
     ) -> dict[str, FeatureScalar]:
         if item.pickup_lat is None or item.pickup_lon is None:
             return dict.fromkeys(_PROXIMITY)
         packed: list[str | None] = []
-        for cell in courier.cells_around(item.pickup_lat, item.pickup_lon):
-            stored = (by_key.get((CELL_KIND, cell)) or {}).get("idle")
+        for row in cells:
+            stored = (row or _EMPTY).get("idle")
             packed.append(stored.value if stored and isinstance(stored.value, str) else None)
         near, nearest = courier.proximity_online(item.pickup_lat, item.pickup_lon, at_us, packed)
         return {"idle_couriers_near": near, "nearest_idle_courier_km": nearest}
-
-
-def _maintained(
-    name: str, row: FeatureRow, empty: float | None, lagging: bool, stale: list[str]
-) -> FeatureScalar:
-    if lagging:
-        stale.append(name)
-        return None
-    stored = row.get(name)
-    return empty if stored is None else stored.value

@@ -1,0 +1,334 @@
+"""The ETA service under load: wrk and an open-loop generator against ``arrive serve``.
+
+Usage: python bench/serve_bench.py [--registry DIR] [--repeats 3] [--seconds 30]
+(or ``./dev bench``, which installs wrk first).
+
+1. Serves the production model of ``--registry DIR`` (default ``.arrive/bench-registry``),
+   training a Food Delivery model into it first when it has none.
+2. Starts its own redis-server on a free port and fills it with real features: the
+   Food Delivery event log, shifted so that it ends now, replayed through the online
+   engine (the requests are its last orders, so their features are fresh).
+3. Starts ``arrive serve --workers 2 --store redis://...`` and waits until readiness
+   is 200 and ``arrive_model_info`` shows the compiled (lleaves) trees.
+4. Measures, each ``--repeats`` times (medians reported):
+   * max sustained single-order throughput: ``wrk -t1 -c16`` and ``-c64``;
+   * latency at a fixed 1,000 req/s: an open-loop generator (wrk2 is not in Debian
+     and wrk is closed-loop); latency counts from the scheduled send time, so a
+     stalled server cannot hide its queue (no coordinated omission);
+   * a batch of 100 orders: ``wrk -t1 -c1`` on /v1/eta/batch (p50/p99);
+   * overload: ``wrk -t2 -c640`` (10x the 64-connection concurrency): throughput,
+     p99, socket timeouts, and the share of ``overload`` answers (from /metrics).
+   The answers' fallback reasons during each phase come from ``/metrics`` deltas.
+
+The load generator, redis-server and the two workers share the machine's cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from arrive import datadir
+from arrive.ingest.importers import import_csv, load_mapping, write_import
+from arrive.registry import LocalRegistry
+from arrive.serving.feeder import ReplayFeeder
+from arrive.store.redis import RedisStore, RedisStoreConfig
+from arrive.testing.eta_service import ServeProcess, order_body, wait_for
+from arrive.testing.redis_server import RedisServer
+from arrive.training.pipeline import TrainConfig, run_training
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CSV = ROOT.parent / "shared" / "data" / "food_delivery.csv.gz"
+LUA = ROOT / "bench" / "serve_orders.lua"
+_UNIT = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--csv", type=Path, default=DEFAULT_CSV)
+    parser.add_argument(
+        "--registry",
+        type=Path,
+        default=ROOT / ".arrive" / "bench-registry",
+        help="registry to serve (production alias); trained into when it has none",
+    )
+    parser.add_argument("--cache", type=Path, default=ROOT / ".arrive" / "bench-compiled")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=30)
+    parser.add_argument("--rate", type=int, default=1000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="arrive-serve-bench-") as tmp:
+        work = Path(tmp)
+        data = _import(args.csv, work / "data")
+        registry = _registry(args.registry, data, work)
+        live = _shifted(data, work / "live")
+        with RedisServer() as redis:
+            _fill(redis.url, live)
+            bodies = _bodies(live, work)
+            results = _run_phases(args, registry, redis.url, bodies, work)
+    _print(results, args)
+
+
+def _import(csv: Path, data: Path) -> Path:
+    with datadir.staged(data) as stage:
+        write_import(stage, import_csv(csv, load_mapping("food-delivery")))
+    return data
+
+
+def _registry(root: Path, data: Path, work: Path) -> Path:
+    """``root`` with a production model, trained on ``data`` (no group selection) if needed."""
+    registry = LocalRegistry(root)
+    if any("production" in v.aliases for v in registry.versions()):
+        return registry.root
+    print(f"training the Food Delivery model into {root} ...", file=sys.stderr)
+    config = TrainConfig(select_groups=False)
+    result = run_training(data, work / "run", config, registry)
+    registry.set_alias("production", result.version, reason="serve bench")
+    return registry.root
+
+
+def _shifted(data: Path, live: Path) -> Path:
+    """The data directory with every time moved so the log ends now (fresh features)."""
+    events = datadir.scan_events(data).collect()
+    delta = datetime.now(UTC) - events.get_column("event_time").max()  # type: ignore[operator]
+    orders = datadir.read_orders(data)
+    times = [c for c in orders.columns if orders.schema[c] == events.schema["event_time"]]
+    live.mkdir(parents=True)
+    datadir.write_events(live, events.with_columns(pl.col("event_time") + delta))
+    datadir.write_orders(live, orders.with_columns(pl.col(c) + delta for c in times))
+    summary = json.loads((data / datadir.SUMMARY_FILE).read_text())
+    datadir.write_summary(live, summary)
+    return live
+
+
+def _fill(url: str, live: Path) -> None:
+    print("replaying the event log into redis ...", file=sys.stderr)
+    store = RedisStore(RedisStoreConfig(url=url))
+    feeder = ReplayFeeder(live, store)
+    feeder.start()
+    feeder.wait()
+    store.close()
+    if feeder.error:
+        raise SystemExit(f"replay failed: {feeder.error}")
+
+
+def _bodies(live: Path, work: Path) -> dict[str, Path]:
+    orders = datadir.read_orders(live).sort("created_at").tail(2000)
+    rows = [order_body(row) for row in orders.iter_rows(named=True)]
+    single = work / "orders.jsonl"
+    single.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    batch = work / "batches.jsonl"
+    chunks = [rows[i : i + 100] for i in range(0, len(rows) - 99, 100)]
+    batch.write_text("".join(json.dumps({"orders": c}) + "\n" for c in chunks))
+    return {"single": single, "batch": batch}
+
+
+def _run_phases(
+    args: argparse.Namespace, registry: Path, url: str, bodies: dict[str, Path], work: Path
+) -> dict[str, Any]:
+    env = {
+        "ARRIVE_REGISTRY_DIR": str(registry),
+        "ARRIVE_STORE_URL": url,
+        "ARRIVE_COMPILE_CACHE_DIR": str(args.cache),
+        "ARRIVE_PREDICTION_LOG_DIR": str(work / "predictions"),
+        "ARRIVE_MAX_FEATURE_LAG_S": "86400",
+        "ARRIVE_LOG_LEVEL": "warning",
+    }
+    with ServeProcess(env, workers=2, log_path=work / "serve.log") as service:
+        service.wait_ready(timeout_s=300)
+        print("waiting for the compiled trees ...", file=sys.stderr)
+        wait_for(lambda: _compiled(service.url), 900, "compiled trees")
+        out: dict[str, Any] = {}
+        for conns in (16, 64):
+            out[f"wrk -c{conns}"] = _repeat(
+                args.repeats,
+                service.url,
+                lambda c=conns: _wrk(
+                    service.url, bodies["single"], "/v1/eta", conns=c, seconds=args.seconds
+                ),
+            )
+        out[f"open loop {args.rate}/s"] = _repeat(
+            args.repeats,
+            service.url,
+            lambda: _open_loop(service.url, bodies["single"], args.rate, args.seconds),
+        )
+        out["batch 100, wrk -c1"] = _repeat(
+            args.repeats,
+            service.url,
+            lambda: _wrk(
+                service.url, bodies["batch"], "/v1/eta/batch", conns=1, seconds=args.seconds
+            ),
+        )
+        out["overload wrk -t2 -c640"] = _repeat(
+            args.repeats,
+            service.url,
+            lambda: _wrk(
+                service.url, bodies["single"], "/v1/eta", conns=640, seconds=args.seconds, threads=2
+            ),
+        )
+        out["_log"] = service.log()
+    return out
+
+
+def _compiled(url: str) -> bool:
+    return bool(re.search(r'arrive_model_info\{[^}]*backend="lleaves"[^}]*\} 1\.0', _metrics(url)))
+
+
+def _metrics(url: str) -> str:
+    import urllib.request
+
+    with urllib.request.urlopen(url + "/metrics", timeout=10) as answer:
+        return str(answer.read().decode())
+
+
+def _answers(url: str) -> dict[str, float]:
+    found: dict[str, float] = {}
+    pattern = r'arrive_predictions_total\{fallback="([^"]+)",variant="[^"]+"\} ([0-9.e+]+)'
+    for reason, value in re.findall(pattern, _metrics(url)):
+        found[reason] = found.get(reason, 0.0) + float(value)
+    return found
+
+
+def _repeat(repeats: int, url: str, run: Callable[[], dict[str, float]]) -> dict[str, Any]:
+    runs = []
+    for _ in range(repeats):
+        before = _answers(url)
+        result = run()
+        after = _answers(url)
+        delta = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after}
+        total = sum(delta.values()) or 1.0
+        result["model_share"] = delta.get("none", 0.0) / total
+        result["overload_share"] = delta.get("overload", 0.0) / total
+        runs.append(result)
+        result["fallbacks"] = ", ".join(  # type: ignore[assignment]
+            f"{k} {v / total:.1%}" for k, v in sorted(delta.items()) if k != "none" and v
+        )
+        print(f"  {result}", file=sys.stderr)
+    numbers = [k for k in runs[0] if k != "fallbacks"]
+    medians = {k: statistics.median(r[k] for r in runs) for k in numbers}
+    return medians | {"fallbacks": runs[-1]["fallbacks"], "runs": runs}
+
+
+def _wrk(
+    url: str, bodies: Path, path: str, *, conns: int, seconds: int, threads: int = 1
+) -> dict[str, float]:
+    command = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{seconds}s", "--latency", "--timeout", "5s"]
+    env = {**os.environ, "BODIES": str(bodies), "PATH_": path}
+    text = subprocess.run(
+        [*command, "-s", str(LUA), url], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    latency = dict(re.findall(r"^\s+(50|90|99)(?:\.0+)?%\s+([0-9.]+\w+)", text, re.MULTILINE))
+    timeouts = re.search(r"timeout (\d+)", text)
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    return {
+        "req_s": float(re.search(r"Requests/sec:\s+([0-9.]+)", text)[1]),  # type: ignore[index]
+        "p50_ms": _ms(latency["50"]),
+        "p99_ms": _ms(latency["99"]),
+        "timeouts": float(timeouts[1]) if timeouts else 0.0,
+        "non_2xx": float(non_2xx[1]) if non_2xx else 0.0,
+    }
+
+
+def _ms(text: str) -> float:
+    number, unit = re.fullmatch(r"([0-9.]+)(\w+)", text).groups()  # type: ignore[union-attr]
+    return float(number) * _UNIT[unit]
+
+
+def _open_loop(url: str, bodies: Path, rate: int, seconds: int) -> dict[str, float]:
+    """Requests sent on a fixed schedule over a pool of keep-alive connections."""
+    return asyncio.run(_open_loop_async(url, bodies.read_text().splitlines(), rate, seconds))
+
+
+async def _open_loop_async(
+    url: str, bodies: list[str], rate: int, seconds: int
+) -> dict[str, float]:
+    host, port = url.removeprefix("http://").split(":")
+    pool: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
+    for _ in range(64):
+        pool.put_nowait(await asyncio.open_connection(host, int(port)))
+    requests = [_request(host, b.encode()) for b in bodies]
+    latencies: list[float] = []
+    errors = 0
+
+    async def one(i: int, scheduled: float) -> None:
+        nonlocal errors
+        reader, writer = await pool.get()
+        try:
+            writer.write(requests[i % len(requests)])
+            status = await _response(reader)
+            errors += status != 200
+            latencies.append(time.perf_counter() - scheduled)
+        finally:
+            pool.put_nowait((reader, writer))
+
+    start = time.perf_counter() + 0.05
+    tasks = []
+    for i in range(rate * seconds):
+        scheduled = start + i / rate
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(i, scheduled)))
+    await asyncio.gather(*tasks)
+    latencies.sort()
+    return {
+        "req_s": len(latencies) / (time.perf_counter() - start),
+        "p50_ms": latencies[len(latencies) // 2] * 1e3,
+        "p99_ms": latencies[int(len(latencies) * 0.99)] * 1e3,
+        "timeouts": 0.0,
+        "non_2xx": float(errors),
+    }
+
+
+def _request(host: str, body: bytes) -> bytes:
+    head = (
+        f"POST /v1/eta HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+async def _response(reader: asyncio.StreamReader) -> int:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    length = int(re.search(rb"(?i)content-length: (\d+)", head)[1])  # type: ignore[index]
+    await reader.readexactly(length)
+    return status
+
+
+def _print(results: dict[str, Any], args: argparse.Namespace) -> None:
+    print(
+        f"\n{datetime.now(UTC):%Y-%m-%d} {os.cpu_count()} cores, {args.repeats} repeats x "
+        f"{args.seconds} s, medians (2 workers, redis-server and load generator on the box)\n"
+    )
+    print(
+        "| phase | req/s | p50 ms | p99 ms | model answers | overload | timeouts | non-2xx "
+        "| fallbacks (last run) |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    for name, r in results.items():
+        if name.startswith("_"):
+            continue
+        print(
+            f"| {name} | {r['req_s']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
+            f"{r['model_share']:.1%} | {r['overload_share']:.1%} | {r['timeouts']:.0f} | "
+            f"{r['non_2xx']:.0f} | {r['fallbacks'] or '-'} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

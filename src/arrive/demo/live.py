@@ -1,0 +1,151 @@
+"""Replay the latest days of a data directory as live traffic through the service.
+
+Events flow in event time through the ingest engine into an in-process online
+store; at each order's creation time the replay moves the service's clock there,
+asks the ETA service (over HTTP, on loopback) for the order's P50/P90 and records
+the answer and its round-trip time. :mod:`arrive.demo.outcome` joins the answers
+to the deliveries.
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import polars as pl
+
+from arrive import datadir
+from arrive.clock import ManualClock
+from arrive.demo.outcome import ANSWER_SCHEMA
+from arrive.demo.server import LoopbackServer
+from arrive.errors import DataError, InternalError
+from arrive.features.online.engine import OnlineEngine
+from arrive.features.online.replay import replay_until
+from arrive.schema.events import OrderCreated
+from arrive.schema.frame import frame_to_events
+from arrive.serving.http.schema import EtaRequest
+from arrive.serving.settings import ServeSettings
+from arrive.store.memory import InMemoryStore
+from arrive.training.dataset import local_timezone
+
+Progress = Callable[[int, int], None]
+_REQUEST_FIELDS = frozenset(EtaRequest.__struct_fields__) - {"request_id", "created_at"}
+
+
+@dataclass(frozen=True)
+class LivePlan:
+    """What a live replay sends: the event log up to the last order, and the orders."""
+
+    log: pl.DataFrame
+    orders: list[OrderCreated]
+    timezone: str
+
+
+def plan_live(data_dir: Path, start: datetime, limit: int | None = None) -> LivePlan:
+    """The orders created at or after ``start`` (the latest ``limit`` of them when
+    given) and every event up to the last one's creation.
+
+    Raises:
+        DataError: no order was created at or after ``start``.
+    """
+    log = (
+        datadir.scan_events(data_dir).sort("event_time", "event_id", maintain_order=True).collect()
+    )
+    created = log.filter((pl.col("type") == "order_created") & (pl.col("event_time") >= start))
+    if limit is not None:
+        created = created.tail(limit)
+    if created.is_empty():
+        raise DataError(f"live replay: no order was created at or after {start.isoformat()}")
+    last = created.get_column("event_time").max()
+    orders = [e for e in frame_to_events(created) if isinstance(e, OrderCreated)]
+    return LivePlan(log.filter(pl.col("event_time") <= last), orders, local_timezone(data_dir))
+
+
+def run_live(
+    plan: LivePlan,
+    settings: ServeSettings,
+    *,
+    on_progress: Progress | None = None,
+) -> pl.DataFrame:
+    """Replay ``plan`` through an in-process store and the ETA service of ``settings``
+    (its store setting is ignored: the replay's in-process store is used).
+
+    Returns:
+        One row per order (:data:`arrive.demo.outcome.ANSWER_SCHEMA`).
+    """
+    from arrive.serving.http.app import create_app
+    from arrive.serving.predictor import build_predictor
+
+    store = InMemoryStore()
+    engine = OnlineEngine(store, local_timezone=plan.timezone)
+    clock = ManualClock(plan.orders[0].event_time)
+    app = create_app(
+        settings, clock=clock, build=lambda s: build_predictor(s, store=store, clock=clock)
+    )
+    rows: list[dict[str, Any]] = []
+    with LoopbackServer(app) as server:
+        client = _Client(server.port)
+        try:
+            for done, order in enumerate(replay_until(plan.log, plan.orders, engine), 1):
+                clock.set(order.event_time)
+                rows.append(client.eta(order))
+                if on_progress is not None:
+                    on_progress(done, len(plan.orders))
+        finally:
+            client.close()
+    return pl.DataFrame(rows, schema=ANSWER_SCHEMA)
+
+
+class _NoDelayConnection(http.client.HTTPConnection):
+    """Sends each request at once: without TCP_NODELAY, Nagle's algorithm holds the body
+    back until the headers are acknowledged, and delayed ACKs make that ~40 ms."""
+
+    def connect(self) -> None:
+        super().connect()
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class _Client:
+    """One keep-alive HTTP connection to the service."""
+
+    def __init__(self, port: int) -> None:
+        self._conn = _NoDelayConnection("127.0.0.1", port, timeout=30)
+
+    def eta(self, order: OrderCreated) -> dict[str, Any]:
+        body = msgspec.json.encode(request_of(order))
+        started = time.perf_counter()
+        self._conn.request("POST", "/v1/eta", body, {"Content-Type": "application/json"})
+        response = self._conn.getresponse()
+        payload = response.read()
+        latency_ms = (time.perf_counter() - started) * 1e3
+        if response.status != 200:
+            raise InternalError(
+                f"the ETA service answered {response.status} for order {order.order_id}: "
+                f"{payload[:300]!r}"
+            )
+        answer = msgspec.json.decode(payload)
+        return {
+            "order_id": order.order_id,
+            "created_at": order.event_time,
+            "p50_s": answer["p50_s"],
+            "p90_s": answer["p90_s"],
+            "fallback": answer["fallback"],
+            "model_version": answer["model_version"],
+            "latency_ms": latency_ms,
+        }
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def request_of(order: OrderCreated) -> EtaRequest:
+    """The ETA request of an ``order_created`` event (its fields, created at its time)."""
+    fields = {name: getattr(order, name) for name in _REQUEST_FIELDS}
+    return EtaRequest(created_at=order.event_time, **fields)

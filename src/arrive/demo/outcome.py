@@ -1,0 +1,177 @@
+"""Joining the service's answers to delivery outcomes, and checking them against offline.
+
+The service's answers of a live replay are joined to what really happened (the
+order's delivery duration). The same model is then evaluated offline on the same
+orders, from point-in-time features built by the offline builder: when features,
+service and join agree end to end, the two evaluations agree within 1 %.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+
+from arrive import datadir
+from arrive.errors import DataError
+from arrive.features import BuildContext, build_features
+from arrive.models.artifact import ModelBundle
+from arrive.training.dataset import local_timezone, spine_of
+from arrive.training.evaluate import EvalInput, Evaluation, evaluate
+
+AGREEMENT_TOLERANCE: Final = 0.01
+ANSWER_SCHEMA: Final = pl.Schema(
+    {
+        "order_id": pl.String(),
+        "created_at": pl.Datetime("us", "UTC"),
+        "p50_s": pl.Float64(),
+        "p90_s": pl.Float64(),
+        "fallback": pl.String(),
+        "model_version": pl.String(),
+        "latency_ms": pl.Float64(),
+    }
+)
+LATENCY_PERCENTILES: Final = (50.0, 90.0, 99.0, 99.9)
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """Online against offline on the same orders.
+
+    Attributes:
+        orders: orders compared (answered online and delivered).
+        online_mae_s, offline_mae_s: P50 MAE of each path.
+        online_coverage, offline_coverage: share of orders delivered by the P90.
+        max_p50_gap_s: the largest per-order difference of the P50s.
+    """
+
+    orders: int
+    online_mae_s: float
+    offline_mae_s: float
+    online_coverage: float
+    offline_coverage: float
+    max_p50_gap_s: float
+
+    @property
+    def mae_gap(self) -> float:
+        """Relative difference of the two MAEs (0.01 = 1 %)."""
+        return abs(self.online_mae_s - self.offline_mae_s) / max(self.offline_mae_s, 1e-9)
+
+    @property
+    def coverage_gap(self) -> float:
+        """Absolute difference of the two P90 coverages."""
+        return abs(self.online_coverage - self.offline_coverage)
+
+    @property
+    def holds(self) -> bool:
+        """Both gaps within :data:`AGREEMENT_TOLERANCE`."""
+        return max(self.mae_gap, self.coverage_gap) <= AGREEMENT_TOLERANCE
+
+
+@dataclass(frozen=True)
+class LiveOutcome:
+    """What a live replay measured.
+
+    Attributes:
+        answers: one row per answered order (:data:`ANSWER_SCHEMA` plus ``duration_s``,
+            null when the order was not delivered).
+        evaluation: the online answers against actual durations, heuristic beside.
+        agreement: online against offline on the same delivered orders.
+        latency_ms: request round-trip percentiles (keys ``p50``, ``p90``, ...).
+        fallbacks: answers per fallback reason (``model`` when the model answered).
+    """
+
+    answers: pl.DataFrame
+    evaluation: Evaluation
+    agreement: Agreement
+    latency_ms: dict[str, float]
+    fallbacks: dict[str, int]
+
+    @property
+    def fallback_rate(self) -> float:
+        answered = len(self.answers)
+        return 0.0 if answered == 0 else 1.0 - self.fallbacks.get("model", 0) / answered
+
+
+def join_outcomes(answers: pl.DataFrame, data_dir: Path, bundle: ModelBundle) -> LiveOutcome:
+    """Join ``answers`` (:data:`ANSWER_SCHEMA`) to ``data_dir``'s outcomes and compare
+    them with ``bundle``'s offline predictions for the same orders.
+
+    Raises:
+        DataError: no answered order was delivered.
+    """
+    orders = datadir.read_orders(data_dir)
+    events = datadir.scan_events(data_dir)
+    zone = local_timezone(data_dir)
+    spine = spine_of(orders, events).filter(pl.col("order_id").is_in(answers["order_id"]))
+    if spine.is_empty():
+        raise DataError("live replay: none of the answered orders was delivered")
+    online = spine.select("order_id").join(
+        answers, on="order_id", how="left", maintain_order="left"
+    )
+    attributes = tuple(c for c in orders.columns if c not in datadir.ORDER_COLUMNS)
+    features = build_features(BuildContext(spine, events, zone, attributes))
+    offline = bundle.model.predict(features.frame.drop("order_id"))
+    keyed = spine.with_columns(hour=pl.col("created_at").dt.convert_time_zone(zone).dt.hour())
+    heuristic = bundle.heuristic.predict(keyed)
+    y = spine.get_column("duration_s").to_numpy().astype(np.float64)
+    served = online.select("p50_s", "p90_s").to_numpy().astype(np.float64)
+    evaluation = _evaluate(y, served, heuristic, bundle, spine)
+    outcomes = spine.select("order_id", "duration_s")
+    return LiveOutcome(
+        answers=answers.join(outcomes, on="order_id", how="left", maintain_order="left"),
+        evaluation=evaluation,
+        agreement=_agreement(y, served, _p50_p90(offline, bundle)),
+        latency_ms=latency_percentiles(answers.get_column("latency_ms").to_numpy()),
+        fallbacks=dict(Counter(f or "model" for f in answers.get_column("fallback").to_list())),
+    )
+
+
+def latency_percentiles(latency_ms: npt.ArrayLike) -> dict[str, float]:
+    """Percentiles of round-trip times (``p50``, ``p90``, ``p99``, ``p99.9``)."""
+    values = np.asarray(latency_ms, dtype=np.float64)
+    if values.size == 0:
+        return {}
+    points = np.percentile(values, LATENCY_PERCENTILES)
+    return {f"p{p:g}": float(v) for p, v in zip(LATENCY_PERCENTILES, points, strict=True)}
+
+
+def _p50_p90(predictions: FloatArray, bundle: ModelBundle) -> FloatArray:
+    index = [bundle.model.quantiles_.index(q) for q in (0.5, 0.9)]
+    return predictions[:, index]
+
+
+def _evaluate(
+    y: FloatArray,
+    served: FloatArray,
+    heuristic: FloatArray,
+    bundle: ModelBundle,
+    spine: pl.DataFrame,
+) -> Evaluation:
+    columns = [list(bundle.heuristic.quantiles).index(q) for q in (0.5, 0.9)]
+    return evaluate(
+        EvalInput(
+            y_true_s=y,
+            pred_s=served,
+            heuristic_s=np.asarray(heuristic, dtype=np.float64)[:, columns],
+            quantiles=(0.5, 0.9),
+            created_at=spine.get_column("created_at"),
+        )
+    )
+
+
+def _agreement(y: FloatArray, online: FloatArray, offline: FloatArray) -> Agreement:
+    return Agreement(
+        orders=len(y),
+        online_mae_s=float(np.mean(np.abs(online[:, 0] - y))),
+        offline_mae_s=float(np.mean(np.abs(offline[:, 0] - y))),
+        online_coverage=float(np.mean(y <= online[:, 1])),
+        offline_coverage=float(np.mean(y <= offline[:, 1])),
+        max_p50_gap_s=float(np.max(np.abs(online[:, 0] - offline[:, 0]))),
+    )

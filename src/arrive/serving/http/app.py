@@ -1,0 +1,124 @@
+"""The ETA service as a Starlette app: :func:`create_app` wires settings, predictor and routes.
+
+Given a started predictor, the app uses it as is (the caller owns its lifecycle);
+given none, the app's lifespan builds one with
+:func:`arrive.serving.predictor.build_predictor`, starts it, and closes it at
+shutdown.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Protocol
+
+import msgspec
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from arrive.clock import Clock, SystemClock
+from arrive.serving.answer import Predictor
+from arrive.serving.http.admin import admin_routes
+from arrive.serving.http.errors import (
+    JSON,
+    HttpError,
+    on_http_error,
+    on_starlette_error,
+    on_unexpected,
+)
+from arrive.serving.http.openapi import docs_page, openapi_document
+from arrive.serving.http.routes import public_routes
+from arrive.serving.http.service import Service
+from arrive.serving.settings import ServeSettings
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(
+    settings: ServeSettings,
+    predictor: Predictor | None = None,
+    *,
+    clock: Clock | None = None,
+    build: Callable[[ServeSettings], ManagedPredictor] | None = None,
+) -> Starlette:
+    """The ETA service's ASGI app.
+
+    Args:
+        settings: validated settings (see :func:`arrive.serving.settings.load_settings`).
+        predictor: a started predictor to serve with; None builds one in the lifespan.
+        clock: the clock giving the creation time of orders that carry none.
+        build: what the lifespan builds the predictor with (default
+            :func:`arrive.serving.predictor.build_predictor`); unused with ``predictor``.
+    """
+    service = Service(settings, clock or SystemClock(), predictor)
+    routes: list[BaseRoute] = [
+        *public_routes(service),
+        *admin_routes(service),
+        *_doc_routes(settings),
+    ]
+    return Starlette(
+        routes=routes,
+        exception_handlers={
+            HttpError: on_http_error,
+            HTTPException: on_starlette_error,
+            Exception: on_unexpected,
+        },
+        lifespan=None if predictor is not None else _lifespan(service, build),
+    )
+
+
+def _doc_routes(settings: ServeSettings) -> list[BaseRoute]:
+    document = msgspec.json.encode(openapi_document(settings))
+    page = docs_page()
+
+    async def openapi(request: Request) -> Response:
+        return Response(document, media_type=JSON)
+
+    async def docs(request: Request) -> Response:
+        return HTMLResponse(page)
+
+    return [
+        Route("/openapi.json", openapi, methods=["GET"]),
+        Route("/docs", docs, methods=["GET"]),
+    ]
+
+
+class ManagedPredictor(Predictor, Protocol):
+    """A predictor with a lifecycle: started before serving, closed after."""
+
+    async def start(self) -> None:
+        """Load what the predictor needs and start its background tasks."""
+        ...
+
+    async def aclose(self) -> None:
+        """Stop the background tasks and release resources."""
+        ...
+
+
+def _default_build(settings: ServeSettings) -> ManagedPredictor:
+    from arrive.serving.predictor import build_predictor
+
+    return build_predictor(settings)
+
+
+def _lifespan(
+    service: Service, build: Callable[[ServeSettings], ManagedPredictor] | None
+) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        predictor = (build or _default_build)(service.settings)
+        await predictor.start()
+        service.predictor = predictor
+        logger.info("ETA service ready to answer (pid %d)", os.getpid())
+        try:
+            yield
+        finally:
+            service.predictor = None
+            await predictor.aclose()
+
+    return lifespan

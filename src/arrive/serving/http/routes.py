@@ -1,0 +1,135 @@
+"""The public routes: ETAs (one order, a batch), liveness, readiness and metrics.
+
+Thin on purpose: decode and validate with msgspec, call the predictor, encode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Final, TypeVar
+
+import msgspec
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from arrive.serving import metrics as service_metrics
+from arrive.serving.http.body import read_body
+from arrive.serving.http.errors import JSON, HttpError, invalid, malformed
+from arrive.serving.http.request_id import header_request_id, new_request_id, remember
+from arrive.serving.http.schema import (
+    BatchAnswer,
+    BatchRequest,
+    EtaRequest,
+    Health,
+    Readiness,
+    to_order,
+)
+from arrive.serving.http.service import Service
+
+T = TypeVar("T")
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+_eta_decoder: Final = msgspec.json.Decoder(EtaRequest)
+_batch_decoder: Final = msgspec.json.Decoder(BatchRequest)
+_encoder: Final = msgspec.json.Encoder()
+_HEALTH: Final = msgspec.json.encode(Health())
+_READY: Final = msgspec.json.encode(Readiness(ready=True))
+
+
+def public_routes(service: Service) -> list[BaseRoute]:
+    """The routes of the ETA API bound to ``service``."""
+    return [
+        Route("/v1/eta", _eta(service), methods=["POST"]),
+        Route("/v1/eta/batch", _batch(service), methods=["POST"]),
+        Route("/healthz", _healthz, methods=["GET"]),
+        Route("/readyz", _readyz(service), methods=["GET"]),
+        Route("/metrics", _metrics, methods=["GET"]),
+    ]
+
+
+def decode(decoder: msgspec.json.Decoder[T], body: bytes) -> T:
+    """``body`` decoded: 400 when it is not JSON, 422 naming the field when it does not fit."""
+    try:
+        return decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        raise invalid(exc) from None
+    except msgspec.DecodeError as exc:
+        raise malformed(exc) from None
+
+
+def caller_request_id(request: Request) -> str | None:
+    """The ``X-Request-ID`` header (422 when malformed), recorded for error answers."""
+    try:
+        rid = header_request_id(request.scope)
+    except ValueError:
+        raise HttpError(
+            422, "X-Request-ID: must be 1-128 of A-Z a-z 0-9 . _ : -", field="X-Request-ID"
+        ) from None
+    if rid is not None:
+        remember(request.scope, rid)
+    return rid
+
+
+def _eta(service: Service) -> Endpoint:
+    limit = service.settings.max_body_bytes
+
+    async def eta(request: Request) -> Response:
+        header_rid = caller_request_id(request)
+        payload = decode(_eta_decoder, await read_body(request, limit))
+        rid = remember(request.scope, payload.request_id or header_rid or new_request_id())
+        predictor = service.require()
+        order = to_order(payload, rid, service.clock.now())
+        answers = await predictor.predict([order], [rid])
+        return Response(_encoder.encode(answers[0]), media_type=JSON, headers={"x-request-id": rid})
+
+    return eta
+
+
+def _batch(service: Service) -> Endpoint:
+    limit = service.settings.max_body_bytes
+    max_batch = service.settings.max_batch
+
+    async def batch(request: Request) -> Response:
+        header_rid = caller_request_id(request)
+        payload = decode(_batch_decoder, await read_body(request, limit))
+        rid = remember(request.scope, header_rid or new_request_id())
+        if len(payload.orders) > max_batch:
+            raise HttpError(
+                422,
+                f"orders: at most {max_batch} orders per batch, got {len(payload.orders)}",
+                field="orders",
+            )
+        predictor = service.require()
+        now = service.clock.now()
+        rids = [o.request_id or f"{rid}-{i}" for i, o in enumerate(payload.orders)]
+        orders = [to_order(o, r, now) for o, r in zip(payload.orders, rids, strict=True)]
+        answers = await predictor.predict(orders, rids)
+        body = _encoder.encode(BatchAnswer(answers=answers))
+        return Response(body, media_type=JSON, headers={"x-request-id": rid})
+
+    return batch
+
+
+async def _healthz(request: Request) -> Response:
+    return Response(_HEALTH, media_type=JSON)
+
+
+def _readyz(service: Service) -> Endpoint:
+    async def readyz(request: Request) -> Response:
+        if service.predictor is None:
+            ready, reason = False, "the service is starting"
+        else:
+            ready, reason = service.predictor.ready()
+        if ready:
+            return Response(_READY, media_type=JSON)
+        body = _encoder.encode(Readiness(ready=False, reason=reason))
+        return Response(body, status_code=503, media_type=JSON)
+
+    return readyz
+
+
+async def _metrics(request: Request) -> Response:
+    text, content_type = await run_in_threadpool(service_metrics.render)
+    return Response(text, headers={"content-type": content_type})

@@ -1,0 +1,112 @@
+"""Running the app under uvicorn (uvloop + httptools), with one or several worker processes.
+
+The settings are loaded once, by the command; worker processes receive them
+encoded in an environment variable and rebuild the app with :func:`worker_app`.
+With several workers, ``PROMETHEUS_MULTIPROC_DIR`` points at a fresh temporary
+directory (unless already set) so ``/metrics`` sums over every worker.
+SIGTERM and SIGINT stop gracefully: no new connections, in-flight requests get
+``shutdown_timeout_s`` to finish, then the lifespan closes the predictor.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Final
+
+import msgspec
+import uvicorn
+from starlette.applications import Starlette
+from uvicorn.config import LOGGING_CONFIG
+
+from arrive.errors import InternalError
+from arrive.serving.http.app import create_app
+from arrive.serving.metrics import MULTIPROC_ENV
+from arrive.serving.settings import ServeSettings
+
+SETTINGS_ENV: Final = "ARRIVE_SERVE_SETTINGS_JSON"
+_STARTUP_FAILURE: Final = 3
+
+
+def serve(settings: ServeSettings) -> None:
+    """Serve until SIGTERM or SIGINT; returns after a graceful stop.
+
+    Raises:
+        InternalError: the app failed to start (the log above says why).
+    """
+    os.environ[SETTINGS_ENV] = encode_settings(settings)
+    with _metrics_dir(settings.workers):
+        try:
+            uvicorn.run(
+                "arrive.serving.http.server:worker_app",
+                factory=True,
+                host=settings.host,
+                port=settings.port,
+                workers=settings.workers,
+                loop="uvloop",
+                http="httptools",
+                lifespan="on",
+                access_log=settings.access_log,
+                log_level=settings.log_level,
+                log_config=_logging_config(settings.log_level),
+                timeout_graceful_shutdown=int(settings.shutdown_timeout_s + 0.999),
+                server_header=False,
+            )
+        except SystemExit as exc:
+            if exc.code not in (0, None):
+                raise InternalError(
+                    f"the ETA service failed to start (exit code {exc.code}); see the log above"
+                ) from None
+
+
+def worker_app() -> Starlette:
+    """The app of one worker process, from the settings the command encoded (uvicorn factory)."""
+    encoded = os.environ.get(SETTINGS_ENV)
+    if encoded is None:
+        raise InternalError(f"{SETTINGS_ENV} is not set: start the service with `arrive serve`")
+    return create_app(decode_settings(encoded))
+
+
+def encode_settings(settings: ServeSettings) -> str:
+    """``settings`` as JSON (paths as strings), for :func:`decode_settings`."""
+    return msgspec.json.encode(settings, enc_hook=str).decode()
+
+
+def decode_settings(encoded: str) -> ServeSettings:
+    """The settings :func:`encode_settings` encoded."""
+    return msgspec.json.decode(encoded, type=ServeSettings, dec_hook=_path_hook)
+
+
+def _path_hook(kind: type, value: Any) -> Any:
+    if kind is Path:
+        return Path(value)
+    raise NotImplementedError(kind)
+
+
+@contextmanager
+def _metrics_dir(workers: int) -> Iterator[None]:
+    if workers == 1 or os.environ.get(MULTIPROC_ENV):
+        yield
+        return
+    directory = tempfile.mkdtemp(prefix="arrive-metrics-")
+    os.environ[MULTIPROC_ENV] = directory
+    try:
+        yield
+    finally:
+        del os.environ[MULTIPROC_ENV]
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _logging_config(level: str) -> dict[str, Any]:
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["arrive"] = {
+        "handlers": ["default"],
+        "level": level.upper(),
+        "propagate": False,
+    }
+    return config

@@ -1,0 +1,96 @@
+"""Every Prometheus metric of the ETA service, defined in one place with its labels.
+
+The objects live in ``prometheus_client``'s default registry. With several worker
+processes, set ``PROMETHEUS_MULTIPROC_DIR`` to an empty directory before the
+workers start: ``prometheus_client`` then keeps each value in a per-process file
+and :func:`render` merges them (gauges by the mode given below). Without it,
+:func:`render` shows this process's values.
+
+Names (all prefixed ``arrive_``):
+
+* ``predictions_total{variant,fallback}`` — answers; ``fallback="none"`` when the model answered.
+* ``predict_seconds`` — time of one ``predict`` call (one request, single or batch).
+* ``model_info{alias,version,backend}`` — 1 for the model serving now (backend of its trees).
+* ``model_reloads_total{outcome}`` — ``loaded`` or ``refused`` (checksum or load failed).
+* ``prediction_log_dropped_total`` / ``prediction_log_written_total`` — prediction-log records.
+* ``store_errors_total{kind}`` — ``unavailable``, ``error`` or ``deadline`` feature reads.
+* ``in_flight`` — requests in progress (summed over live workers).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Final
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
+
+PREDICTIONS: Final = Counter(
+    "arrive_predictions", "ETA answers by variant and fallback reason", ["variant", "fallback"]
+)
+PREDICT_SECONDS: Final = Histogram(
+    "arrive_predict_seconds",
+    "Time of one predict call (one request: feature read, model, answers)",
+    buckets=(0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+)
+MODEL_INFO: Final = Gauge(
+    "arrive_model_info",
+    "1 for the model version serving now, with the backend of its trees",
+    ["alias", "version", "backend"],
+    multiprocess_mode="livemax",
+)
+MODEL_RELOADS: Final = Counter(
+    "arrive_model_reloads", "Model loads by outcome (loaded, refused)", ["outcome"]
+)
+LOG_DROPPED: Final = Counter(
+    "arrive_prediction_log_dropped", "Prediction-log records dropped because the buffer was full"
+)
+LOG_WRITTEN: Final = Counter(
+    "arrive_prediction_log_written", "Prediction-log records written to Parquet"
+)
+STORE_ERRORS: Final = Counter(
+    "arrive_store_errors", "Failed feature reads (unavailable, error, deadline)", ["kind"]
+)
+IN_FLIGHT: Final = Gauge("arrive_in_flight", "Requests in progress", multiprocess_mode="livesum")
+
+
+def render() -> tuple[bytes, str]:
+    """The exposition text of every metric (merged over workers in multiprocess mode)
+    and its content type, for a ``/metrics`` route."""
+    if os.environ.get(MULTIPROC_ENV):
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+def process_exited(pid: int) -> None:
+    """Drop a dead worker's live gauges (call from the process manager when one exits)."""
+    if os.environ.get(MULTIPROC_ENV):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+
+
+def set_model_info(alias: str, version: str | None, backend: str) -> None:
+    """Show ``version`` (and its backend) as the one serving ``alias``; zero the others."""
+    for labels in _SHOWN:
+        MODEL_INFO.labels(*labels).set(0)
+    _SHOWN.clear()
+    if version is not None:
+        _SHOWN.append((alias, version, backend))
+        MODEL_INFO.labels(alias, version, backend).set(1)
+
+
+_SHOWN: list[tuple[str, str, str]] = []

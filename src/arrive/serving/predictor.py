@@ -1,0 +1,527 @@
+"""The ETA hot path: features in one store round trip under a deadline, compiled trees,
+and the heuristic with a reason code whenever the model cannot answer.
+
+For a request (one order or a batch), :class:`EtaPredictor`:
+
+1. answers at once with the heuristic when the kill switch is on (``kill_switch``),
+   when ``max_in_flight`` requests are already in progress (``overload``: load
+   shedding, so latency stays bounded instead of queueing), when no model is loaded
+   (``no_model``), or while the store is known to be down (``store_unavailable``);
+2. reads every order's features with ONE ``get_many`` under the deadline
+   (``deadline`` when it passes: the read is left to finish in the background,
+   not cancelled, so its connection stays usable, and it keeps counting as in
+   flight until it ends; ``store_unavailable`` when the store fails to connect or
+   answer within its own ``store_timeout_ms``, which also marks it down until a
+   background ping succeeds again — a passed deadline never does);
+3. drops stale values through the served model's freshness gate (the TTLs of its
+   feature schema) and assembles each order's features at ``clock.now()``;
+4. answers each order whose share of stale or missing features is at most
+   ``max_stale_fraction`` with the model (``stale_features`` otherwise), in one
+   compiled-tree call for the whole batch (``model_error`` if it raises or
+   returns a non-finite value).
+
+Every answer is counted in :mod:`arrive.serving.metrics` and appended to the
+prediction log. Nothing here raises for the conditions above.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import math
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, timedelta
+from typing import Any, cast
+
+from arrive.clock import Clock, SystemClock
+from arrive.errors import ConfigError, FeatureStoreUnavailable, ModelNotFound, RegistryError
+from arrive.features.online.reader import OrderFeatures
+from arrive.features.spec import FeatureScalar
+from arrive.registry.base import ModelRegistry
+from arrive.registry.local import LocalRegistry
+from arrive.schema.events import OrderCreated
+from arrive.serving import metrics
+from arrive.serving.answer import EtaAnswer, FallbackReason, Variant
+from arrive.serving.feeder import ReplayFeeder
+from arrive.serving.prediction_log import PredictionLog, PredictionRecord
+from arrive.serving.settings import ServeSettings
+from arrive.serving.slot import HeuristicAnswer, ModelSlot, ServedModel, SlotConfig
+from arrive.store.base import AsyncOnlineStore, EntityKey, FeatureRow, OnlineStore
+from arrive.store.memory import AsyncInMemoryStore, InMemoryStore
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PredictorConfig:
+    """The hot path's limits and background intervals (from :class:`ServeSettings`)."""
+
+    variant: Variant = "production"
+    deadline_s: float = 0.025
+    max_in_flight: int = 48
+    max_stale_fraction: float = 0.5
+    reload_interval_s: float = 10.0
+    store_check_interval_s: float = 1.0
+    log_flush_s: float = 1.0
+    close_timeout_s: float = 5.0
+
+    @classmethod
+    def from_settings(cls, settings: ServeSettings) -> PredictorConfig:
+        """The config of ``settings``."""
+        return cls(
+            variant=settings.alias,
+            deadline_s=settings.deadline_ms / 1000.0,
+            max_in_flight=settings.max_in_flight,
+            max_stale_fraction=settings.max_stale_fraction,
+            reload_interval_s=settings.reload_interval_s,
+            store_check_interval_s=settings.store_check_interval_s,
+            log_flush_s=settings.prediction_log_flush_s,
+        )
+
+
+class ThreadedStore:
+    """A blocking :class:`OnlineStore` awaited through the event loop's thread pool."""
+
+    def __init__(self, store: OnlineStore) -> None:
+        self.store = store
+
+    async def get_many(self, keys: Sequence[EntityKey]) -> list[FeatureRow | None]:
+        """See :meth:`arrive.store.base.OnlineStore.get_many`."""
+        return await asyncio.to_thread(self.store.get_many, keys)
+
+    async def put_many(self, rows: Sequence[tuple[EntityKey, FeatureRow]]) -> None:
+        """See :meth:`arrive.store.base.OnlineStore.put_many`."""
+        await asyncio.to_thread(self.store.put_many, rows)
+
+    async def ping(self) -> None:
+        """See :meth:`arrive.store.base.OnlineStore.ping`."""
+        await asyncio.to_thread(self.store.ping)
+
+    async def close(self) -> None:
+        """See :meth:`arrive.store.base.OnlineStore.close`."""
+        await asyncio.to_thread(self.store.close)
+
+
+def as_async(store: OnlineStore | AsyncOnlineStore) -> AsyncOnlineStore:
+    """``store`` as an async store: async ones as they are, the in-memory store inline
+    (it never blocks), any other blocking store through the thread pool."""
+    if inspect.iscoroutinefunction(store.get_many):
+        return cast(AsyncOnlineStore, store)
+    if isinstance(store, InMemoryStore):
+        return AsyncInMemoryStore(store)
+    return ThreadedStore(cast(OnlineStore, store))
+
+
+class EtaPredictor:
+    """The :class:`~arrive.serving.answer.Predictor` of the service.
+
+    Args:
+        slot: the served model (reloaded by :meth:`start`'s background task).
+        store: the online feature store.
+        clock: features are read as of ``clock.now()``.
+        config: limits and intervals.
+        log: the prediction log, or None.
+        feeder: the embedded replay feeding ``store``, started by :meth:`start`.
+    """
+
+    def __init__(
+        self,
+        slot: ModelSlot,
+        store: AsyncOnlineStore,
+        clock: Clock,
+        config: PredictorConfig,
+        *,
+        log: PredictionLog | None = None,
+        feeder: ReplayFeeder | None = None,
+    ) -> None:
+        self.slot = slot
+        self.store = store
+        self.clock = clock
+        self.config = config
+        self.log = log
+        self.feeder = feeder
+        self.killed = False
+        self.in_flight = 0
+        self.store_ok: bool | None = None  # None: not checked yet
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = asyncio.Event()
+        self._counters: dict[tuple[str, str], Any] = {}
+        self._late: set[asyncio.Future[list[FeatureRow | None]]] = set()
+        self._inline = type(store) is AsyncInMemoryStore
+
+    # -- the Predictor protocol ---------------------------------------------------------
+
+    async def predict(
+        self, orders: Sequence[OrderCreated], request_ids: Sequence[str]
+    ) -> list[EtaAnswer]:
+        """See :meth:`arrive.serving.answer.Predictor.predict`.
+
+        Raises:
+            ValueError: ``orders`` and ``request_ids`` differ in length (a caller bug).
+        """
+        if len(orders) != len(request_ids):
+            raise ValueError(f"{len(orders)} orders but {len(request_ids)} request ids")
+        started = self.clock.monotonic()
+        if self.killed:
+            answers = self._fallback(orders, request_ids, "kill_switch")
+        elif self.in_flight >= self.config.max_in_flight:
+            answers = self._fallback(orders, request_ids, "overload")
+        else:
+            answers = await self._admitted(orders, request_ids)
+        metrics.PREDICT_SECONDS.observe(self.clock.monotonic() - started)
+        return answers
+
+    def ready(self) -> tuple[bool, str]:
+        """See :meth:`arrive.serving.answer.Predictor.ready` (no IO: cached state)."""
+        if self.slot.current is None:
+            return False, f"no model loaded ({self.slot.last_error or 'not loaded yet'})"
+        if self.store_ok is None:
+            return False, "feature store not checked yet"
+        if not self.store_ok:
+            return False, "feature store unreachable"
+        if self.feeder is not None and not self.feeder.done:
+            return False, f"replaying events ({self.feeder.applied} applied)"
+        return True, ""
+
+    async def reload(self) -> str:
+        """See :meth:`arrive.serving.answer.Predictor.reload`.
+
+        Raises:
+            RegistryError: the alias points at a version that was refused (its
+                checksum or load failed; the previous model keeps serving).
+            ModelNotFound: no model serves (the message says why).
+        """
+        version = await asyncio.to_thread(self.slot.reload, force=True)
+        target = self.slot.target
+        if target is not None and target != version and target in self.slot.refused:
+            keeps = f"version {version} keeps serving" if version else "the heuristic answers"
+            raise RegistryError(f"version {target} refused ({self.slot.refused[target]}); {keeps}")
+        if version is None:
+            raise ModelNotFound(f"no model serves: {self.slot.last_error or 'unknown reason'}")
+        return version
+
+    def set_kill_switch(self, on: bool) -> None:
+        """See :meth:`arrive.serving.answer.Predictor.set_kill_switch`."""
+        self.killed = bool(on)
+        logger.warning("kill switch %s", "on: the heuristic answers" if on else "off")
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load the model, check the store, start the replay and the background tasks."""
+        await asyncio.to_thread(self.slot.reload)
+        await self._check_store()
+        if self.feeder is not None:
+            self.feeder.start()
+        config = self.config
+        self._every(config.store_check_interval_s, self._check_store)
+        if config.reload_interval_s > 0:
+            self._every(config.reload_interval_s, self._poll_reload)
+        if self.log is not None:
+            self._every(config.log_flush_s, self._flush_log)
+
+    async def aclose(self) -> None:
+        """Stop the background tasks, write the prediction log, release the store.
+
+        Bounded: background jobs still running after ``close_timeout_s`` are cancelled
+        and left behind (logged), so shutting down never hangs.
+        """
+        self._stopping.set()
+        for read in list(self._late):  # nobody waits for these answers any more
+            read.cancel()
+        tasks: list[asyncio.Future[Any]] = [*self._tasks, *self._late]
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=self.config.close_timeout_s)
+            for task in pending:
+                task.cancel()
+            if pending:
+                logger.warning("%d background jobs did not stop in time", len(pending))
+        self._tasks.clear()
+        self.slot.close()
+        if self.feeder is not None:
+            await asyncio.to_thread(self.feeder.stop)
+        if self.log is not None:
+            await asyncio.to_thread(self.log.close)
+        with contextlib.suppress(Exception):
+            await self.store.close()
+
+    def _every(self, interval_s: float, job: Callable[[], Awaitable[None]]) -> None:
+        stopping = self._stopping
+
+        async def loop() -> None:
+            while not stopping.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stopping.wait(), interval_s)
+                if stopping.is_set():
+                    return
+                try:
+                    await job()
+                except Exception:
+                    logger.exception("background task %s failed", job.__name__)
+
+        self._tasks.append(asyncio.create_task(loop(), name=f"arrive-{job.__name__}"))
+
+    async def _check_store(self) -> None:
+        try:
+            async with asyncio.timeout(max(self.config.deadline_s, 1.0)):
+                await self.store.ping()
+        except Exception as exc:
+            if self.store_ok is not False:
+                logger.warning("feature store unreachable: %s", exc)
+            self.store_ok = False
+            return
+        if self.store_ok is False:
+            logger.warning("feature store reachable again")
+        self.store_ok = True
+
+    async def _poll_reload(self) -> None:
+        await asyncio.to_thread(self.slot.reload)
+
+    async def _flush_log(self) -> None:
+        if self.log is not None:
+            await asyncio.to_thread(self.log.flush)
+
+    # -- the hot path ------------------------------------------------------------------------
+
+    async def _admitted(
+        self, orders: Sequence[OrderCreated], request_ids: Sequence[str]
+    ) -> list[EtaAnswer]:
+        self.in_flight += 1
+        metrics.IN_FLIGHT.inc()
+        late = False
+        try:
+            served = self.slot.current
+            if served is None:
+                return self._fallback(orders, request_ids, "no_model")
+            if self.store_ok is False:
+                return self._fallback(orders, request_ids, "store_unavailable", served.fallback)
+            plan = served.reader.plan(orders, self.clock.now())
+            if self._inline:  # the in-process store answers at once: no task, no timer
+                rows: list[FeatureRow | None] | None = await self.store.get_many(plan.keys)
+            else:
+                read = asyncio.ensure_future(self.store.get_many(plan.keys))
+                await asyncio.wait((read,), timeout=self.config.deadline_s)
+                if not read.done():
+                    late = True
+                    self._late.add(read)
+                    read.add_done_callback(self._late_read_done)
+                    metrics.STORE_ERRORS.labels("deadline").inc()
+                    return self._fallback(orders, request_ids, "deadline", served.fallback)
+                rows = self._rows(read)
+            if rows is None:
+                return self._fallback(orders, request_ids, "store_unavailable", served.fallback)
+            features = served.reader.features(orders, plan, served.gate.filter(rows))
+            return self._score(served, orders, request_ids, features)
+        finally:
+            if not late:  # a late read counts as in flight until it ends
+                self.in_flight -= 1
+                metrics.IN_FLIGHT.dec()
+
+    def _rows(
+        self, read: asyncio.Future[list[FeatureRow | None]]
+    ) -> list[FeatureRow | None] | None:
+        exc = read.exception()
+        if exc is None:
+            return read.result()
+        if isinstance(exc, FeatureStoreUnavailable):
+            self._store_down(exc)
+        else:
+            metrics.STORE_ERRORS.labels("error").inc()
+            logger.warning("feature read failed: %s", exc)
+        return None
+
+    def _late_read_done(self, read: asyncio.Future[list[FeatureRow | None]]) -> None:
+        self._late.discard(read)
+        self.in_flight -= 1
+        metrics.IN_FLIGHT.dec()
+        if read.cancelled():
+            return
+        exc = read.exception()
+        if isinstance(exc, FeatureStoreUnavailable):  # it failed, not merely late
+            self._store_down(exc)
+
+    def _store_down(self, exc: Exception) -> None:
+        metrics.STORE_ERRORS.labels("unavailable").inc()
+        if self.store_ok is not False:
+            logger.warning("feature store unavailable, answering with the heuristic: %s", exc)
+        self.store_ok = False
+
+    def _score(
+        self,
+        served: ServedModel,
+        orders: Sequence[OrderCreated],
+        request_ids: Sequence[str],
+        features: list[OrderFeatures],
+    ) -> list[EtaAnswer]:
+        limit = self.config.max_stale_fraction * len(served.names)
+        usable = [i for i, f in enumerate(features) if len(f.stale) + len(f.missing) <= limit]
+        preds = self._model(served, [features[i].values for i in usable]) if usable else None
+        by_order = dict(zip(usable, range(len(usable)), strict=True))
+        answers = []
+        for i, (order, request_id, found) in enumerate(
+            zip(orders, request_ids, features, strict=True)
+        ):
+            stale = [*found.stale, *found.missing]
+            row = by_order.get(i)
+            pair = None if row is None or preds is None else preds[row]
+            reason: FallbackReason
+            if row is None:
+                reason = "stale_features"
+            elif pair is None or not (math.isfinite(pair[0]) and math.isfinite(pair[1])):
+                reason = "model_error"
+            else:
+                answer = self._make(order, request_id, *pair, served.version, None, stale)
+                answers.append(self._logged(answer, found.values))
+                continue
+            p50, p90 = served.fallback.eta(order)
+            answer = self._make(order, request_id, p50, p90, None, reason, stale)
+            answers.append(self._logged(answer, found.values))
+        return answers
+
+    def _model(
+        self, served: ServedModel, rows: list[dict[str, FeatureScalar]]
+    ) -> list[tuple[float, float]] | None:
+        try:
+            out = served.compiled.predict(rows)
+        except Exception:
+            logger.exception("model version %s failed to predict", served.version)
+            return None
+        return list(zip(out[:, served.p50].tolist(), out[:, served.p90].tolist(), strict=True))
+
+    def _fallback(
+        self,
+        orders: Sequence[OrderCreated],
+        request_ids: Sequence[str],
+        reason: FallbackReason,
+        heuristic: HeuristicAnswer | None = None,
+    ) -> list[EtaAnswer]:
+        source = heuristic or self.slot.fallback
+        answers = []
+        for order, request_id in zip(orders, request_ids, strict=True):
+            p50, p90 = source.eta(order)
+            answers.append(
+                self._logged(self._make(order, request_id, p50, p90, None, reason, []), None)
+            )
+        return answers
+
+    def _make(
+        self,
+        order: OrderCreated,
+        request_id: str,
+        p50: float,
+        p90: float,
+        version: str | None,
+        reason: FallbackReason | None,
+        stale: list[str],
+    ) -> EtaAnswer:
+        created = order.event_time.astimezone(UTC)
+        return EtaAnswer(
+            request_id=request_id,
+            order_id=order.order_id,
+            p50_s=p50,
+            p90_s=p90,
+            promised_at=created + timedelta(seconds=p90),
+            model_version=version,
+            variant=self.config.variant if reason is None else "heuristic",
+            fallback=reason,
+            stale_features=stale,
+        )
+
+    def _logged(self, answer: EtaAnswer, values: dict[str, Any] | None) -> EtaAnswer:
+        key = (answer.variant, answer.fallback or "none")
+        counter = self._counters.get(key)
+        if counter is None:
+            counter = self._counters[key] = metrics.PREDICTIONS.labels(*key)
+        counter.inc()
+        if self.log is not None:
+            self.log.append(
+                PredictionRecord(
+                    answer.request_id,
+                    answer.order_id,
+                    self.clock.now(),
+                    answer.variant,
+                    answer.model_version,
+                    values,
+                    answer.p50_s,
+                    answer.p90_s,
+                    answer.fallback,
+                )
+            )
+        return answer
+
+
+def build_predictor(
+    settings: ServeSettings,
+    *,
+    store: OnlineStore | AsyncOnlineStore | None = None,
+    clock: Clock | None = None,
+    registry: ModelRegistry | None = None,
+) -> EtaPredictor:
+    """The predictor ``settings`` describe; call ``await start()`` before serving.
+
+    Args:
+        settings: the service's settings.
+        store: the feature store; default from ``settings.store_url`` (``memory``: an
+            in-process store, fed by a replay of ``settings.replay_dir`` when set).
+        clock: the time features are read at; default the system clock (the replay's
+            time when the embedded replay feeds the store).
+        registry: default a :class:`LocalRegistry` at ``settings.registry_dir``.
+
+    Raises:
+        ConfigError: ``replay_dir`` with a store other than ``memory``, or
+            ``no_model_p90_s`` below ``no_model_p50_s``.
+        InputFileError: ``replay_dir`` has no event log.
+    """
+    if settings.no_model_p90_s < settings.no_model_p50_s:
+        raise ConfigError("setting no_model_p90_s: must be at least no_model_p50_s")
+    if settings.replay_dir is not None and (store is not None or settings.store_url != "memory"):
+        raise ConfigError("setting replay_dir: needs store_url `memory` (the in-process store)")
+    feeder = None
+    if store is None:
+        store, feeder = _store(settings)
+    if feeder is not None and clock is None:
+        clock = feeder.clock
+    clock = clock or SystemClock()
+    slot = ModelSlot(
+        registry if registry is not None else LocalRegistry(settings.registry_dir),
+        clock,
+        SlotConfig(
+            alias=settings.alias,
+            backend=settings.compile_backend,
+            cache_dir=settings.compile_cache_dir,
+            max_lag_s=settings.max_feature_lag_s,
+            default_s=(settings.no_model_p50_s, settings.no_model_p90_s),
+        ),
+    )
+    log = None
+    if settings.prediction_log_dir is not None:
+        log = PredictionLog(
+            settings.prediction_log_dir,
+            clock,
+            buffer=settings.prediction_log_buffer,
+            rotate_s=settings.prediction_log_rotate_s,
+            retention_days=settings.prediction_log_retention_days,
+        )
+    config = PredictorConfig.from_settings(settings)
+    return EtaPredictor(slot, as_async(store), clock, config, log=log, feeder=feeder)
+
+
+def _store(settings: ServeSettings) -> tuple[AsyncOnlineStore, ReplayFeeder | None]:
+    if settings.store_url == "memory":
+        memory = InMemoryStore()
+        feeder = ReplayFeeder(settings.replay_dir, memory) if settings.replay_dir else None
+        return AsyncInMemoryStore(memory), feeder
+    from arrive.store.redis import AsyncRedisStore, RedisStoreConfig
+
+    timeout_s = settings.store_timeout_ms / 1000.0
+    config = RedisStoreConfig(
+        url=settings.store_url,
+        retries=0,
+        socket_timeout_s=timeout_s,
+        connect_timeout_s=timeout_s,
+        max_connections=settings.max_in_flight + 8,
+    )
+    return AsyncRedisStore(config), None

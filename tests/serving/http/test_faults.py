@@ -1,0 +1,110 @@
+"""Faults through HTTP with features in a real redis-server: Redis stopped mid-run and
+restarted, and overload. Every answer is a 200; the reason code says what happened."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import httpx2
+import msgspec
+import pytest
+
+from arrive.serving.feeder import ReplayClock, ReplayFeeder
+from arrive.serving.http import create_app
+from arrive.serving.predictor import build_predictor
+from arrive.serving.settings import ServeSettings
+from arrive.store.redis import RedisStore, RedisStoreConfig
+from arrive.testing import redis_server
+from arrive.testing.eta_service import wait_for
+from arrive.testing.redis_server import RedisServer
+
+pytestmark = pytest.mark.redis
+
+
+def _fill(url: str, trained: Any) -> ReplayClock:
+    """Replays the trained marketplace's events into Redis; the replay's clock."""
+    store = RedisStore(RedisStoreConfig(url=url))
+    feeder = ReplayFeeder(trained.data_dir, store)
+    feeder.start()
+    assert feeder.wait(60), "the replay did not finish"
+    assert feeder.error is None, feeder.error
+    store.close()
+    return feeder.clock
+
+
+@pytest.fixture
+def redis() -> Iterator[RedisServer]:
+    server = RedisServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+def _redis_settings(serve_settings: ServeSettings, url: str, **changes: Any) -> ServeSettings:
+    changes = {"store_url": url, "replay_dir": None, "deadline_ms": 250.0, **changes}
+    return msgspec.structs.replace(serve_settings, **changes)
+
+
+def test_redis_stopped_mid_run_answers_store_unavailable_then_recovers(
+    serve: Any,
+    serve_settings: ServeSettings,
+    trained: Any,
+    redis: RedisServer,
+    orders: list[dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = _fill(redis.url, trained)
+    settings = _redis_settings(serve_settings, redis.url)
+    with serve(settings, clock=clock) as (client, _):
+        wait_for(lambda: client.get("/readyz").status_code == 200, what="readiness")
+        before = [client.post("/v1/eta", json=o) for o in orders[:5]]
+
+        redis.stop()
+        during = [client.post("/v1/eta", json=o) for o in orders[:20]]
+        batch = client.post("/v1/eta/batch", json={"orders": orders[:5]})
+        wait_for(lambda: client.get("/readyz").status_code == 503, what="readiness to drop")
+        reason = client.get("/readyz").json()["reason"]
+
+        port = redis.port
+        monkeypatch.setattr(redis_server, "_free_port", lambda: port)
+        redis.start()  # the same port, empty: the features are written again
+        _fill(redis.url, trained)
+        wait_for(lambda: client.get("/readyz").status_code == 200, what="recovery")
+        after = [client.post("/v1/eta", json=o) for o in orders[:5]]
+
+    assert [r.json()["fallback"] for r in before] == [None] * 5
+    assert [r.status_code for r in during] == [200] * 20
+    assert {r.json()["fallback"] for r in during} == {"store_unavailable"}
+    assert {r.json()["variant"] for r in during} == {"heuristic"}
+    assert all(0 < r.json()["p50_s"] <= r.json()["p90_s"] for r in during)
+    assert batch.status_code == 200
+    assert {a["fallback"] for a in batch.json()["answers"]} == {"store_unavailable"}
+    assert "unreachable" in reason
+    assert [r.json()["fallback"] for r in after] == [None] * 5
+
+
+def test_overload_answers_with_the_fallback_and_never_times_out(
+    serve_settings: ServeSettings, trained: Any, redis: RedisServer, orders: list[dict[str, Any]]
+) -> None:
+    clock = _fill(redis.url, trained)
+    settings = _redis_settings(serve_settings, redis.url, max_in_flight=2, deadline_ms=2000.0)
+
+    async def burst() -> list[httpx2.Response]:
+        predictor = build_predictor(settings, clock=clock, registry=trained.registry())
+        await predictor.start()
+        transport = httpx2.ASGITransport(app=create_app(settings, predictor))
+        try:
+            async with httpx2.AsyncClient(transport=transport, base_url="http://eta") as client:
+                requests = [client.post("/v1/eta", json=o) for o in orders * 4]
+                return await asyncio.gather(*requests)
+        finally:  # bounded: a close that hangs fails the test instead of stalling it
+            await asyncio.wait_for(predictor.aclose(), timeout=30)
+
+    responses = asyncio.run(burst())
+    reasons = [r.json()["fallback"] for r in responses]
+    assert [r.status_code for r in responses] == [200] * len(orders) * 4
+    assert reasons.count("overload") >= len(responses) // 2
+    assert reasons.count(None) >= 2
+    assert set(reasons) <= {None, "overload"}

@@ -1,0 +1,96 @@
+"""``arrive serve``: options and settings errors in-process, and the real command in a child
+process with two workers, talked to over HTTP and stopped with SIGTERM."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+
+from arrive.cli.main import run
+from arrive.registry import LocalRegistry
+from arrive.testing.eta_service import ServeProcess
+
+
+def test_help_lists_every_option(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["serve", "--help"]) == 0
+    out = capsys.readouterr().out
+    for option in ("--host", "--port", "--workers", "--store", "--registry", "--replay-dir"):
+        assert option in out
+    assert "--config" in out
+    assert "ARRIVE_" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "named"),
+    [
+        (["--port", "0"], {}, "setting port (from option)"),
+        (["--workers", "0"], {}, "setting workers"),
+        ([], {"ARRIVE_WORKERS": "many"}, "setting workers (from ARRIVE_WORKERS)"),
+        ([], {"ARRIVE_STORE_URL": "postgres://db"}, "setting store_url"),
+        ([], {"ARRIVE_ADMIN_TOKEN": "short"}, "setting admin_token"),
+        ([], {"ARRIVE_DEADLINE_MS": "-1"}, "setting deadline_ms"),
+    ],
+)
+def test_bad_settings_are_one_line_naming_the_setting(
+    args: list[str],
+    env: dict[str, str],
+    named: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert run(["serve", *args]) == 2
+    err = capsys.readouterr().err
+    assert named in err
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_bad_config_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "arrive.toml"
+    config.write_text("port = 8080\nwokers = 2\n")
+    assert run(["serve", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown setting 'wokers'" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_arrive_serve_answers_over_http_and_stops_gracefully(
+    tmp_path: Path,
+    trained: Any,
+    local_registry: Callable[[int], LocalRegistry],
+    orders: list[dict[str, Any]],
+) -> None:
+    registry = local_registry(1)
+    env = {
+        "ARRIVE_REGISTRY_DIR": str(registry.root),
+        "ARRIVE_REPLAY_DIR": str(trained.data_dir),
+        "ARRIVE_COMPILE_BACKEND": "none",
+        "ARRIVE_PREDICTION_LOG_DIR": str(tmp_path / "predictions"),
+        "ARRIVE_RELOAD_INTERVAL_S": "0",
+        "ARRIVE_LOG_LEVEL": "warning",
+    }
+    service = ServeProcess(env, workers=2, log_path=tmp_path / "serve.log")
+    with service:
+        service.wait_ready()
+        with httpx2.Client(base_url=service.url, timeout=10.0) as client:
+            answers = [client.post("/v1/eta", json=o) for o in orders[:10]]
+            invalid = client.post("/v1/eta", json={"order_id": "o1", "items": -1})
+            metrics = client.get("/metrics").text
+            document = client.get("/openapi.json").json()
+        code = service.stop()
+    assert [a.status_code for a in answers] == [200] * 10, service.log()
+    assert {a.json()["fallback"] for a in answers} == {None}
+    assert invalid.status_code == 422
+    assert invalid.json()["field"] == "items"
+    assert "arrive_predictions_total" in metrics
+    assert document["openapi"] == "3.1.0"
+    assert code == 0, service.log()
+    assert "Traceback" not in service.log()
+    assert list((tmp_path / "predictions").rglob("*.parquet")), "the log was not flushed at exit"

@@ -1,0 +1,469 @@
+"""The hot path: model answers equal the offline model, and every fallback has its reason."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import math
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pytest
+
+from arrive import datadir
+from arrive.clock import ManualClock
+from arrive.errors import ModelNotFound
+from arrive.features.offline import build_features
+from arrive.features.spec import BuildContext
+from arrive.registry import InMemoryRegistry
+from arrive.schema.events import OrderCreated
+from arrive.schema.frame import frame_to_events
+from arrive.serving import metrics
+from arrive.serving.answer import EtaAnswer
+from arrive.serving.predictor import EtaPredictor, build_predictor
+from arrive.store.base import EntityKey, FeatureRow
+from arrive.store.memory import InMemoryStore
+from arrive.testing.factories import order_spine
+
+Replay = Callable[[InMemoryStore, datetime], None]
+Eventually = Callable[[Callable[[], bool]], Awaitable[None]]
+
+
+def _orders(frame: pl.DataFrame) -> list[OrderCreated]:
+    return [e for e in frame_to_events(frame) if isinstance(e, OrderCreated)]
+
+
+def _ids(orders: Sequence[OrderCreated]) -> list[str]:
+    return [f"r-{o.order_id}" for o in orders]
+
+
+async def _ask(predictor: EtaPredictor, orders: Sequence[OrderCreated]) -> list[EtaAnswer]:
+    return await predictor.predict(orders, _ids(orders))
+
+
+def _late_orders(created: pl.DataFrame, n: int) -> list[OrderCreated]:
+    """``n`` orders from the second half of the marketplace (the stores have history)."""
+    return _orders(created[len(created) // 2 :: 7].head(n))
+
+
+def _same(online: Any, offline: Any) -> bool:
+    if offline is None or (isinstance(offline, float) and math.isnan(offline)):
+        return online is None
+    if isinstance(offline, str) or isinstance(online, str):
+        return str(online) == str(offline)
+    return online is not None and abs(float(online) - float(offline)) <= 1e-9 * max(
+        1.0, abs(float(offline))
+    )
+
+
+def test_answers_equal_the_offline_model_on_exact_features(
+    trained: Any, settings_for: Any, created_orders: pl.DataFrame, replay_until: Replay
+) -> None:
+    bundle = trained.bundle()
+    events = trained.market.events
+    spine = order_spine(events)
+    attributes = tuple(c for c in spine.columns if c not in datadir.ORDER_COLUMNS)
+    offline = build_features(BuildContext(spine, events.lazy(), "Europe/Berlin", attributes))
+    orders = _late_orders(created_orders, 30)
+    frame = offline.frame.filter(pl.col("order_id").is_in([o.order_id for o in orders]))
+    frame = frame.sort(pl.col("order_id").replace_strict([o.order_id for o in orders], range(30)))
+    want = bundle.model.predict(frame.select(bundle.model.features_))
+
+    async def run() -> list[tuple[EtaAnswer, bool]]:
+        out = []
+        for order, row in zip(orders, frame.iter_rows(named=True), strict=True):
+            store = InMemoryStore()
+            replay_until(store, order.event_time)
+            clock = ManualClock(order.event_time)
+            predictor = build_predictor(
+                settings_for(), store=store, clock=clock, registry=trained.registry()
+            )
+            await predictor.start()
+            served = predictor.slot.current
+            assert served is not None
+            rows = store.get_many(served.reader.keys([order], clock.now()))
+            values = served.reader.assemble([order], clock.now(), rows)[0].values
+            exact = all(_same(values[n], row[n]) for n in served.names)
+            out.append(((await _ask(predictor, [order]))[0], exact))
+            await predictor.aclose()
+        return out
+
+    results = asyncio.run(run())
+    exact = [i for i, (answer, ok) in enumerate(results) if ok and answer.fallback is None]
+    assert len(exact) >= 24, [a.fallback for a, _ in results]
+    for i in exact:
+        answer = results[i][0]
+        assert answer.variant == "production"
+        assert answer.model_version == "1"
+        np.testing.assert_allclose([answer.p50_s, answer.p90_s], want[i], rtol=1e-6)
+        assert answer.promised_at == orders[i].event_time + timedelta(seconds=answer.p90_s)
+
+
+def test_a_batch_gets_one_store_round_trip_and_answers_in_order(
+    trained: Any, settings_for: Any, created_orders: pl.DataFrame, replay_until: Replay
+) -> None:
+    orders = _late_orders(created_orders, 12)
+    at = max(o.event_time for o in orders)
+    store = _CountingStore()
+    replay_until(store, at)
+    predictor = build_predictor(
+        settings_for(), store=store, clock=ManualClock(at), registry=trained.registry()
+    )
+
+    async def run() -> list[EtaAnswer]:
+        await predictor.start()
+        store.reads = 0
+        try:
+            return await _ask(predictor, orders)
+        finally:
+            await predictor.aclose()
+
+    answers = asyncio.run(run())
+    assert store.reads == 1
+    assert [a.order_id for a in answers] == [o.order_id for o in orders]
+    assert [a.request_id for a in answers] == _ids(orders)
+    assert all(a.p90_s >= a.p50_s > 0 for a in answers)
+    assert any(a.fallback is None for a in answers)
+
+
+class _CountingStore(InMemoryStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    def get_many(self, keys: Sequence[EntityKey]) -> list[FeatureRow | None]:
+        self.reads += 1
+        return super().get_many(keys)
+
+
+class _GatedStore:
+    """An async store whose reads wait until ``gate`` is set."""
+
+    def __init__(self, inner: InMemoryStore) -> None:
+        self.inner = inner
+        self.gate = asyncio.Event()
+        self.waiting = 0
+
+    async def get_many(self, keys: Sequence[EntityKey]) -> list[FeatureRow | None]:
+        self.waiting += 1
+        try:
+            await self.gate.wait()
+        finally:
+            self.waiting -= 1
+        return self.inner.get_many(keys)
+
+    async def put_many(self, rows: Sequence[tuple[EntityKey, FeatureRow]]) -> None:
+        self.inner.put_many(rows)
+
+    async def ping(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+def _heuristic_eta(trained: Any, order: OrderCreated) -> tuple[float, float]:
+    from zoneinfo import ZoneInfo
+
+    from arrive.serving.slot import HeuristicAnswer
+
+    return HeuristicAnswer(trained.bundle().heuristic, ZoneInfo("Europe/Berlin"), (1, 2)).eta(order)
+
+
+def test_kill_switch_forces_the_heuristic_and_can_be_lifted(
+    trained: Any, settings_for: Any, created_orders: pl.DataFrame, replay_until: Replay
+) -> None:
+    orders = _late_orders(created_orders, 3)
+    at = max(o.event_time for o in orders)
+    store = InMemoryStore()
+    replay_until(store, at)
+    predictor = build_predictor(
+        settings_for(), store=store, clock=ManualClock(at), registry=trained.registry()
+    )
+
+    async def run() -> tuple[list[EtaAnswer], list[EtaAnswer]]:
+        await predictor.start()
+        predictor.set_kill_switch(True)
+        killed = await _ask(predictor, orders)
+        predictor.set_kill_switch(False)
+        lifted = await _ask(predictor, orders)
+        await predictor.aclose()
+        return killed, lifted
+
+    killed, lifted = asyncio.run(run())
+    assert {(a.fallback, a.variant, a.model_version) for a in killed} == {
+        ("kill_switch", "heuristic", None)
+    }
+    for answer, order in zip(killed, orders, strict=True):
+        assert (answer.p50_s, answer.p90_s) == _heuristic_eta(trained, order)
+    assert all(a.fallback != "kill_switch" for a in lifted)
+
+
+def test_overload_sheds_new_requests_at_once(
+    trained: Any,
+    settings_for: Any,
+    created_orders: pl.DataFrame,
+    replay_until: Replay,
+    eventually: Eventually,
+) -> None:
+    orders = _late_orders(created_orders, 2)
+    at = max(o.event_time for o in orders)
+    memory = InMemoryStore()
+    replay_until(memory, at)
+
+    async def run() -> tuple[list[EtaAnswer], list[EtaAnswer]]:
+        store = _GatedStore(memory)
+        predictor = build_predictor(
+            settings_for(max_in_flight=2, deadline_ms=30_000),
+            store=store,
+            clock=ManualClock(at),
+            registry=trained.registry(),
+        )
+        await predictor.start()
+        held = [asyncio.create_task(_ask(predictor, orders[:1])) for _ in range(2)]
+        await eventually(lambda: store.waiting == 2)
+        shed = await _ask(predictor, orders)
+        store.gate.set()
+        first = [answers[0] for answers in await asyncio.gather(*held)]
+        await predictor.aclose()
+        return shed, first
+
+    before = metrics.PREDICTIONS.labels("heuristic", "overload")._value.get()
+    shed, first = asyncio.run(run())
+    assert [a.fallback for a in shed] == ["overload", "overload"]
+    assert all(a.fallback != "overload" for a in first)
+    assert metrics.PREDICTIONS.labels("heuristic", "overload")._value.get() == before + 2
+
+
+def test_a_read_past_its_deadline_keeps_the_store_up_and_counts_until_it_ends(
+    trained: Any,
+    settings_for: Any,
+    created_orders: pl.DataFrame,
+    replay_until: Replay,
+    eventually: Eventually,
+) -> None:
+    orders = _late_orders(created_orders, 1)
+    at = orders[0].event_time
+    memory = InMemoryStore()
+    replay_until(memory, at)
+
+    async def run() -> tuple[list[str | None], bool | None, int, int]:
+        store = _GatedStore(memory)
+        predictor = build_predictor(
+            settings_for(deadline_ms=20, max_in_flight=1),
+            store=store,
+            clock=ManualClock(at),
+            registry=trained.registry(),
+        )
+        await predictor.start()
+        late = await _ask(predictor, orders)  # its read is still held at the gate
+        held_in_flight = predictor.in_flight
+        shed = await _ask(predictor, orders)  # the late read still occupies the slot
+        store.gate.set()
+        await eventually(lambda: predictor.in_flight == 0 and store.waiting == 0)
+        served = await _ask(predictor, orders)
+        store_ok = predictor.store_ok
+        reads_left = len(predictor._late)
+        await predictor.aclose()
+        reasons = [a.fallback for a in (*late, *shed, *served)]
+        return reasons, store_ok, held_in_flight, reads_left
+
+    reasons, store_ok, held_in_flight, reads_left = asyncio.run(run())
+    assert reasons == ["deadline", "overload", None]
+    assert store_ok is True  # a passed deadline is not a store failure
+    assert held_in_flight == 1
+    assert reads_left == 0
+
+
+def test_aclose_is_bounded_when_a_background_job_hangs(
+    trained: Any, settings_for: Any, created_orders: pl.DataFrame, eventually: Eventually
+) -> None:
+    orders = _late_orders(created_orders, 1)
+
+    class _HangingPing(_GatedStore):
+        hang = False
+
+        async def ping(self) -> None:
+            if self.hang:
+                self.waiting += 1
+                await asyncio.Event().wait()
+
+    async def run() -> list[bool]:
+        store = _HangingPing(InMemoryStore())
+        predictor = build_predictor(
+            settings_for(store_check_interval_s=0.01),
+            store=store,
+            clock=ManualClock(orders[0].event_time),
+            registry=trained.registry(),
+        )
+        predictor.config = dataclasses.replace(predictor.config, close_timeout_s=0.05)
+        await predictor.start()
+        loops = list(predictor._tasks)
+        store.hang = True
+        await eventually(lambda: store.waiting >= 1)  # the periodic ping is stuck
+        await asyncio.wait_for(predictor.aclose(), timeout=10)
+        return [loop.done() for loop in loops]
+
+    assert all(asyncio.run(run()))
+
+
+def test_a_slow_store_answers_with_the_deadline_fallback(
+    trained: Any, settings_for: Any, created_orders: pl.DataFrame
+) -> None:
+    orders = _late_orders(created_orders, 2)
+
+    async def run() -> list[EtaAnswer]:
+        store = _GatedStore(InMemoryStore())  # never opened
+        predictor = build_predictor(
+            settings_for(deadline_ms=20),
+            store=store,
+            clock=ManualClock(orders[-1].event_time),
+            registry=trained.registry(),
+        )
+        await predictor.start()
+        answers = await _ask(predictor, orders)
+        await predictor.aclose()
+        return answers
+
+    answers = asyncio.run(run())
+    assert [a.fallback for a in answers] == ["deadline", "deadline"]
+    assert all(a.variant == "heuristic" and a.model_version is None for a in answers)
+
+
+def test_too_many_stale_or_missing_features_fall_back(
+    trained: Any, settings_for: Any, created_orders: pl.DataFrame
+) -> None:
+    orders = _late_orders(created_orders, 2)
+    predictor = build_predictor(
+        settings_for(),
+        store=InMemoryStore(),  # empty: nothing known, the pipeline's watermark missing
+        clock=ManualClock(orders[-1].event_time),
+        registry=trained.registry(),
+    )
+
+    async def run() -> list[EtaAnswer]:
+        await predictor.start()
+        answers = await _ask(predictor, orders)
+        await predictor.aclose()
+        return answers
+
+    answers = asyncio.run(run())
+    assert [a.fallback for a in answers] == ["stale_features", "stale_features"]
+    assert all(len(a.stale_features) > len(trained.bundle().model.features_) / 2 for a in answers)
+    assert "store_delivery_mean_7d" in answers[0].stale_features
+
+
+def test_a_failing_model_falls_back_with_model_error(
+    trained: Any,
+    settings_for: Any,
+    created_orders: pl.DataFrame,
+    replay_until: Replay,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    orders = _late_orders(created_orders, 2)
+    at = max(o.event_time for o in orders)
+    store = InMemoryStore()
+    replay_until(store, at)
+    predictor = build_predictor(
+        settings_for(), store=store, clock=ManualClock(at), registry=trained.registry()
+    )
+
+    def broken(rows: object) -> object:
+        raise RuntimeError("boom")
+
+    async def run() -> list[EtaAnswer]:
+        await predictor.start()
+        served = predictor.slot.current
+        assert served is not None
+        monkeypatch.setattr(served.compiled, "predict", broken)
+        answers = await _ask(predictor, orders)
+        await predictor.aclose()
+        return answers
+
+    answers = asyncio.run(run())
+    assert [a.fallback for a in answers] == ["model_error", "model_error"]
+    for answer, order in zip(answers, orders, strict=True):
+        assert (answer.p50_s, answer.p90_s) == _heuristic_eta(trained, order)
+
+
+def test_no_model_answers_with_the_newest_loadable_heuristic_and_is_not_ready(
+    trained: Any, settings_for: Any, created_orders: pl.DataFrame
+) -> None:
+    orders = _late_orders(created_orders, 2)
+    registry = InMemoryRegistry()
+    registry.register(dict(trained.files), dict(trained.metadata))  # no alias set
+    predictor = build_predictor(
+        settings_for(), store=InMemoryStore(), clock=ManualClock(), registry=registry
+    )
+
+    async def run() -> tuple[list[EtaAnswer], tuple[bool, str]]:
+        await predictor.start()
+        answers = await _ask(predictor, orders)
+        ready = predictor.ready()
+        with pytest.raises(ModelNotFound, match="alias production is not set"):
+            await predictor.reload()
+        await predictor.aclose()
+        return answers, ready
+
+    answers, ready = asyncio.run(run())
+    assert ready == (False, "no model loaded (alias production is not set)")
+    assert [a.fallback for a in answers] == ["no_model", "no_model"]
+    for answer, order in zip(answers, orders, strict=True):
+        assert (answer.p50_s, answer.p90_s) == _heuristic_eta(trained, order)
+
+
+def test_an_empty_registry_answers_the_configured_constants(
+    settings_for: Any, created_orders: pl.DataFrame
+) -> None:
+    orders = _late_orders(created_orders, 1)
+    predictor = build_predictor(
+        settings_for(no_model_p50_s=1200, no_model_p90_s=1800),
+        store=InMemoryStore(),
+        registry=InMemoryRegistry(),
+    )
+
+    async def run() -> list[EtaAnswer]:
+        await predictor.start()
+        answers = await _ask(predictor, orders)
+        await predictor.aclose()
+        return answers
+
+    (answer,) = asyncio.run(run())
+    assert (answer.fallback, answer.p50_s, answer.p90_s) == ("no_model", 1200.0, 1800.0)
+    assert answer.promised_at == orders[0].event_time + timedelta(seconds=1800)
+
+
+def test_ready_needs_a_model_and_a_reachable_store(
+    trained: Any, settings_for: Any, eventually: Eventually
+) -> None:
+    class Flaky(_GatedStore):
+        up = True
+
+        async def ping(self) -> None:
+            if not self.up:
+                from arrive.errors import FeatureStoreUnavailable
+
+                raise FeatureStoreUnavailable("down")
+
+    store = Flaky(InMemoryStore())
+    predictor = build_predictor(settings_for(), store=store, registry=trained.registry())
+
+    async def run() -> list[tuple[bool, str]]:
+        seen = [predictor.ready()]
+        await predictor.start()
+        seen.append(predictor.ready())
+        store.up = False
+        await eventually(lambda: not predictor.ready()[0])
+        seen.append(predictor.ready())
+        store.up = True
+        await eventually(lambda: predictor.ready()[0])
+        await predictor.aclose()
+        return seen
+
+    seen = asyncio.run(run())
+    assert seen[0][0] is False
+    assert seen[1] == (True, "")
+    assert seen[2] == (False, "feature store unreachable")

@@ -1,0 +1,182 @@
+"""Hot reload: the alias moves, requests in flight finish, broken versions are refused."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+
+from arrive.clock import ManualClock
+from arrive.errors import RegistryError
+from arrive.registry import LocalRegistry
+from arrive.schema.events import OrderCreated
+from arrive.schema.frame import frame_to_events
+from arrive.serving import metrics
+from arrive.serving.answer import EtaAnswer
+from arrive.serving.predictor import build_predictor
+from arrive.store.base import EntityKey, FeatureRow
+from arrive.store.memory import InMemoryStore
+
+
+class _GatedStore:
+    """An async store whose reads wait until ``gate`` is set."""
+
+    def __init__(self, inner: InMemoryStore) -> None:
+        self.inner = inner
+        self.gate = asyncio.Event()
+        self.waiting = 0
+
+    async def get_many(self, keys: Sequence[EntityKey]) -> list[FeatureRow | None]:
+        self.waiting += 1
+        try:
+            await self.gate.wait()
+        finally:
+            self.waiting -= 1
+        return self.inner.get_many(keys)
+
+    async def put_many(self, rows: Sequence[tuple[EntityKey, FeatureRow]]) -> None:
+        self.inner.put_many(rows)
+
+    async def ping(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+def _orders(created: pl.DataFrame, n: int) -> list[OrderCreated]:
+    frame = created[len(created) // 2 :: 5].head(n)
+    return [e for e in frame_to_events(frame) if isinstance(e, OrderCreated)]
+
+
+def _local(trained: Any, root: Path) -> LocalRegistry:
+    registry = LocalRegistry(root)
+    registry.register(dict(trained.files), dict(trained.metadata))
+    registry.set_alias("production", "1", reason="test")
+    return registry
+
+
+def _serving(predictor: Any) -> str | None:
+    current = predictor.slot.current
+    return None if current is None else str(current.version)
+
+
+def _model_version(answers: list[EtaAnswer]) -> set[str | None]:
+    return {a.model_version for a in answers}
+
+
+def test_hot_reload_with_requests_in_flight_fails_none(
+    trained: Any,
+    settings_for: Any,
+    created_orders: pl.DataFrame,
+    replay_until: Any,
+    eventually: Any,
+    tmp_path: Path,
+) -> None:
+    orders = _orders(created_orders, 4)
+    at = max(o.event_time for o in orders)
+    memory = InMemoryStore()
+    replay_until(memory, at)
+    registry = _local(trained, tmp_path / "registry")
+    registry.register(dict(trained.files), {**trained.metadata, "note": "second"})
+
+    async def run() -> tuple[list[list[EtaAnswer]], list[list[EtaAnswer]], list[EtaAnswer]]:
+        store = _GatedStore(memory)
+        predictor = build_predictor(
+            settings_for(reload_interval_s=0.02, deadline_ms=30_000),
+            store=store,
+            clock=ManualClock(at),
+            registry=registry,
+        )
+        await predictor.start()
+        old = [asyncio.create_task(predictor.predict(orders, ["a"] * 4)) for _ in range(8)]
+        await eventually(lambda: store.waiting == 8)
+        registry.set_alias("production", "2", reason="roll out")
+        await eventually(lambda: _serving(predictor) == "2")
+        new = [asyncio.create_task(predictor.predict(orders, ["b"] * 4)) for _ in range(8)]
+        await eventually(lambda: store.waiting == 16)
+        store.gate.set()
+        done_old = await asyncio.gather(*old)
+        done_new = await asyncio.gather(*new)
+        after = await predictor.predict(orders, ["c"] * 4)
+        await predictor.aclose()
+        return done_old, done_new, after
+
+    done_old, done_new, after = asyncio.run(run())
+    for answers in done_old:
+        assert len(answers) == 4
+        assert _model_version([a for a in answers if a.fallback is None]) == {"1"}
+    for answers in done_new:
+        assert _model_version([a for a in answers if a.fallback is None]) == {"2"}
+    assert {a.fallback for answers in done_old + done_new for a in answers} <= {
+        None,
+        "stale_features",
+    }
+    assert "2" in _model_version(after)
+
+
+def test_a_corrupted_or_unloadable_version_is_refused_and_the_previous_serves(
+    trained: Any,
+    settings_for: Any,
+    created_orders: pl.DataFrame,
+    replay_until: Any,
+    tmp_path: Path,
+) -> None:
+    orders = _orders(created_orders, 3)
+    at = max(o.event_time for o in orders)
+    store = InMemoryStore()
+    replay_until(store, at)
+    registry = _local(trained, tmp_path / "registry")
+    corrupt = registry.register(dict(trained.files), dict(trained.metadata)).version
+    victim = next(p for p in (tmp_path / "registry/versions" / corrupt).iterdir())
+    victim.write_bytes(victim.read_bytes()[:-20] + b"corrupted!corrupted!")
+    broken = registry.register({**trained.files, "model.json": b"{}"}, dict(trained.metadata))
+    refused = metrics.MODEL_RELOADS.labels("refused")
+    before = refused._value.get()
+
+    async def run() -> list[tuple[str, list[EtaAnswer]]]:
+        predictor = build_predictor(
+            settings_for(), store=store, clock=ManualClock(at), registry=registry
+        )
+        await predictor.start()
+        seen = []
+        for version in (corrupt, broken.version):
+            registry.set_alias("production", version, reason="bad")
+            with pytest.raises(RegistryError, match=f"version {version} refused"):
+                await predictor.reload()
+            serving = predictor.slot.current.version if predictor.slot.current else ""
+            seen.append((serving, await predictor.predict(orders, ["r"] * 3)))
+        await predictor.aclose()
+        assert "ModelIntegrityError" in predictor.slot.refused[corrupt]
+        assert "InputFileError" in predictor.slot.refused[broken.version]
+        assert predictor.ready() == (True, "")
+        return seen
+
+    seen = asyncio.run(run())
+    for serving, answers in seen:
+        assert serving == "1"
+        assert _model_version([a for a in answers if a.fallback is None]) == {"1"}
+    assert refused._value.get() == before + 2
+
+
+def test_the_poll_does_not_retry_a_refused_version_until_the_alias_moves(
+    trained: Any, settings_for: Any, tmp_path: Path
+) -> None:
+    registry = _local(trained, tmp_path / "registry")
+    bad = registry.register({**trained.files, "model.json": b"{}"}, dict(trained.metadata))
+    good = registry.register(dict(trained.files), dict(trained.metadata))
+    predictor = build_predictor(settings_for(), store=InMemoryStore(), registry=registry)
+    slot = predictor.slot
+    assert slot.reload() == "1"
+    registry.set_alias("production", bad.version, reason="bad")
+    refused = metrics.MODEL_RELOADS.labels("refused")
+    before = refused._value.get()
+    assert slot.reload() == "1"
+    assert slot.reload() == "1"
+    assert refused._value.get() == before + 1
+    registry.set_alias("production", good.version, reason="fixed")
+    assert slot.reload() == good.version

@@ -1,0 +1,72 @@
+"""Redis stopped mid-run: answers continue as ``store_unavailable``, then recover."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import polars as pl
+import pytest
+
+from arrive.clock import ManualClock
+from arrive.schema.events import OrderCreated
+from arrive.schema.frame import frame_to_events
+from arrive.serving.answer import EtaAnswer
+from arrive.serving.predictor import build_predictor
+from arrive.store.redis import RedisStore, RedisStoreConfig
+from arrive.testing import redis_server
+from arrive.testing.redis_server import RedisServer
+
+
+@pytest.mark.redis
+def test_redis_stopped_mid_run_falls_back_and_recovers(
+    trained: Any,
+    settings_for: Any,
+    created_orders: pl.DataFrame,
+    replay_until: Any,
+    eventually: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    frame = created_orders[len(created_orders) // 2 :: 9].head(3)
+    orders = [e for e in frame_to_events(frame) if isinstance(e, OrderCreated)]
+    at = max(o.event_time for o in orders)
+    server = RedisServer()
+    server.start()
+
+    def fill() -> None:
+        store = RedisStore(RedisStoreConfig(url=server.url))
+        replay_until(store, at)
+        store.close()
+
+    async def run() -> dict[str, list[EtaAnswer]]:
+        fill()
+        predictor = build_predictor(
+            settings_for(store_url=server.url, deadline_ms=500),
+            clock=ManualClock(at),
+            registry=trained.registry(),
+        )
+        await predictor.start()
+        seen = {"up": await predictor.predict(orders, ["a"] * 3)}
+        port = server.port
+        server.stop()
+        seen["down"] = await predictor.predict(orders, ["b"] * 3)
+        seen["still down"] = await predictor.predict(orders, ["c"] * 3)
+        assert predictor.ready() == (False, "feature store unreachable")
+        monkeypatch.setattr(redis_server, "_free_port", lambda: port)
+        server.start()
+        fill()
+        await eventually(lambda: predictor.ready()[0])
+        seen["back"] = await predictor.predict(orders, ["d"] * 3)
+        await predictor.aclose()
+        return seen
+
+    try:
+        seen = asyncio.run(run())
+    finally:
+        server.stop()
+    assert all(a.fallback is None and a.model_version == "1" for a in seen["up"])
+    for phase in ("down", "still down"):
+        assert [a.fallback for a in seen[phase]] == ["store_unavailable"] * 3
+        assert all(a.variant == "heuristic" and a.p90_s >= a.p50_s > 0 for a in seen[phase])
+    assert [a.p50_s for a in seen["back"]] == [a.p50_s for a in seen["up"]]
+    assert all(a.fallback is None for a in seen["back"])
