@@ -56,6 +56,7 @@ from arrive.schema.codec import encode_event
 from arrive.schema.frame import frame_to_events
 from arrive.store.base import EntityKey, FeatureRow, OnlineStore
 from arrive.store.memory import InMemoryStore
+from arrive.testing.redis_server import redis_at
 
 _LEAD_S = 2.0  # between preparing the schedule and the first emission
 _POLL_S = 0.001  # reader poll interval
@@ -240,17 +241,6 @@ def _reader(ctx: Any, backend: str, url: str, prefix: str, store: OnlineStore) -
     yield finish_thread
 
 
-@contextlib.contextmanager
-def _redis(url: str | None) -> Iterator[str]:
-    if url:
-        yield url
-        return
-    from arrive.testing.redis_server import RedisServer
-
-    with RedisServer() as server:
-        yield server.url
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("data_dir", type=Path)
@@ -263,7 +253,7 @@ def main() -> None:
     args = parser.parse_args()
     events = _events(args.data_dir, int(args.rate * args.seconds))
     results: dict[str, list[dict[str, Any]]] = {}
-    with _redis(args.redis_url) as url:
+    with redis_at(args.redis_url) as url:
         for backend in args.stores.split(","):
             results[backend] = [
                 _run(url, events, args.rate, backend, i, args.checkpoint_s)

@@ -13,13 +13,12 @@ redis-server unless --redis-url is given). Prints JSON with every run and the me
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -34,6 +33,7 @@ from arrive.schema.codec import encode_event
 from arrive.schema.frame import frame_to_events
 from arrive.store.base import OnlineStore
 from arrive.store.memory import InMemoryStore
+from arrive.testing.redis_server import redis_at
 
 
 def _payloads(directory: Path, n: int) -> list[bytes]:
@@ -59,17 +59,6 @@ def _run(payloads: list[bytes], store: OnlineStore, batch_size: int) -> float:
     return stats.events_applied / (time.perf_counter() - started)
 
 
-@contextlib.contextmanager
-def _redis(url: str | None) -> Iterator[str]:
-    if url:
-        yield url
-        return
-    from arrive.testing.redis_server import RedisServer
-
-    with RedisServer() as server:
-        yield server.url
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data_dir", type=Path)
@@ -81,7 +70,7 @@ def main() -> None:
     args = parser.parse_args()
     payloads = _payloads(args.data_dir, args.events)
     results: dict[str, list[float]] = {}
-    with _redis(args.redis_url) as url:
+    with redis_at(args.redis_url) as url:
         from arrive.store.redis import RedisStore, RedisStoreConfig
 
         makers: dict[str, Callable[[int], OnlineStore]] = {

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import platform
 import random
 import statistics
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from arrive.clock import SystemClock
@@ -37,7 +36,7 @@ from arrive.store import (
     RedisStoreConfig,
 )
 from arrive.store.base import EntityKey
-from arrive.testing.redis_server import RedisServer
+from arrive.testing.redis_server import redis_at
 
 POPULATION = 2_000
 TTL_S = {f"f{j}": 3600.0 for j in range(64)}
@@ -55,19 +54,10 @@ def main() -> None:
         "--updates", type=int, default=200_000, help="entity-feature updates per run"
     )
     args = parser.parse_args()
-    with _redis(args.redis_url) as url:
+    with redis_at(args.redis_url) as url:
         results = [_bench(name, make, args) for name, make in _backends(url).items()]
     _print_table(results)
     print(json.dumps({"bench": "store", "python": platform.python_version(), "results": results}))
-
-
-@contextlib.contextmanager
-def _redis(url: str | None) -> Iterator[str]:
-    if url:
-        yield url
-        return
-    with RedisServer() as server:
-        yield server.url
 
 
 def _backends(url: str) -> dict[str, Callable[[], Any]]:

@@ -27,6 +27,7 @@ from arrive.serving.predictor import EtaPredictor, build_predictor
 from arrive.store.base import EntityKey, FeatureRow
 from arrive.store.memory import InMemoryStore
 from arrive.testing.factories import order_spine
+from arrive.testing.stores import GatedStore
 
 Replay = Callable[[InMemoryStore, datetime], None]
 Eventually = Callable[[Callable[[], bool]], Awaitable[None]]
@@ -139,32 +140,6 @@ class _CountingStore(InMemoryStore):
         return super().get_many(keys)
 
 
-class _GatedStore:
-    """An async store whose reads wait until ``gate`` is set."""
-
-    def __init__(self, inner: InMemoryStore) -> None:
-        self.inner = inner
-        self.gate = asyncio.Event()
-        self.waiting = 0
-
-    async def get_many(self, keys: Sequence[EntityKey]) -> list[FeatureRow | None]:
-        self.waiting += 1
-        try:
-            await self.gate.wait()
-        finally:
-            self.waiting -= 1
-        return self.inner.get_many(keys)
-
-    async def put_many(self, rows: Sequence[tuple[EntityKey, FeatureRow]]) -> None:
-        self.inner.put_many(rows)
-
-    async def ping(self) -> None:
-        return None
-
-    async def close(self) -> None:
-        return None
-
-
 def _heuristic_eta(trained: Any, order: OrderCreated) -> tuple[float, float]:
     from zoneinfo import ZoneInfo
 
@@ -215,7 +190,7 @@ def test_overload_sheds_new_requests_at_once(
     replay_until(memory, at)
 
     async def run() -> tuple[list[EtaAnswer], list[EtaAnswer]]:
-        store = _GatedStore(memory)
+        store = GatedStore(memory)
         predictor = build_predictor(
             settings_for(max_in_flight=2, deadline_ms=30_000),
             store=store,
@@ -251,7 +226,7 @@ def test_a_read_past_its_deadline_keeps_the_store_up_and_counts_until_it_ends(
     replay_until(memory, at)
 
     async def run() -> tuple[list[str | None], bool | None, int, int]:
-        store = _GatedStore(memory)
+        store = GatedStore(memory)
         predictor = build_predictor(
             settings_for(deadline_ms=20, max_in_flight=1),
             store=store,
@@ -283,7 +258,7 @@ def test_aclose_is_bounded_when_a_background_job_hangs(
 ) -> None:
     orders = _late_orders(created_orders, 1)
 
-    class _HangingPing(_GatedStore):
+    class _HangingPing(GatedStore):
         hang = False
 
         async def ping(self) -> None:
@@ -316,7 +291,7 @@ def test_a_slow_store_answers_with_the_deadline_fallback(
     orders = _late_orders(created_orders, 2)
 
     async def run() -> list[EtaAnswer]:
-        store = _GatedStore(InMemoryStore())  # never opened
+        store = GatedStore(InMemoryStore())  # never opened
         predictor = build_predictor(
             settings_for(deadline_ms=20),
             store=store,
@@ -439,7 +414,7 @@ def test_an_empty_registry_answers_the_configured_constants(
 def test_ready_needs_a_model_and_a_reachable_store(
     trained: Any, settings_for: Any, eventually: Eventually
 ) -> None:
-    class Flaky(_GatedStore):
+    class Flaky(GatedStore):
         up = True
 
         async def ping(self) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,34 +17,8 @@ from arrive.schema.frame import frame_to_events
 from arrive.serving import metrics
 from arrive.serving.answer import EtaAnswer
 from arrive.serving.predictor import build_predictor
-from arrive.store.base import EntityKey, FeatureRow
 from arrive.store.memory import InMemoryStore
-
-
-class _GatedStore:
-    """An async store whose reads wait until ``gate`` is set."""
-
-    def __init__(self, inner: InMemoryStore) -> None:
-        self.inner = inner
-        self.gate = asyncio.Event()
-        self.waiting = 0
-
-    async def get_many(self, keys: Sequence[EntityKey]) -> list[FeatureRow | None]:
-        self.waiting += 1
-        try:
-            await self.gate.wait()
-        finally:
-            self.waiting -= 1
-        return self.inner.get_many(keys)
-
-    async def put_many(self, rows: Sequence[tuple[EntityKey, FeatureRow]]) -> None:
-        self.inner.put_many(rows)
-
-    async def ping(self) -> None:
-        return None
-
-    async def close(self) -> None:
-        return None
+from arrive.testing.stores import GatedStore
 
 
 def _orders(created: pl.DataFrame, n: int) -> list[OrderCreated]:
@@ -85,7 +58,7 @@ def test_hot_reload_with_requests_in_flight_fails_none(
     registry.register(dict(trained.files), {**trained.metadata, "note": "second"})
 
     async def run() -> tuple[list[list[EtaAnswer]], list[list[EtaAnswer]], list[EtaAnswer]]:
-        store = _GatedStore(memory)
+        store = GatedStore(memory)
         predictor = build_predictor(
             settings_for(reload_interval_s=0.02, deadline_ms=30_000),
             store=store,

@@ -110,8 +110,13 @@ class ServeSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
         int, _doc("Predictions held in memory before new ones are dropped and counted.", ge=1)
     ] = 100_000
     prediction_log_flush_s: Annotated[
-        float, _doc("How often buffered predictions are written (seconds).", gt=0)
-    ] = 1.0
+        float,
+        _doc(
+            "How often buffered predictions are written (seconds); small, so that each "
+            "write holds the interpreter only briefly.",
+            gt=0,
+        ),
+    ] = 0.1
     reload_interval_s: Annotated[
         float, _doc("How often the alias is checked for a new model (seconds); 0 disables.", ge=0)
     ] = 10.0

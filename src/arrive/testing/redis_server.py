@@ -9,11 +9,13 @@ ready once it answers PING, stopped by process id::
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Final
@@ -107,6 +109,16 @@ class RedisServer:
         log = log_path.read_text(errors="replace")[-2000:] if log_path and log_path.exists() else ""
         self.stop()
         return InternalError(f"{reason} (port {self.port}); its log ends:\n{log}")
+
+
+@contextlib.contextmanager
+def redis_at(url: str | None) -> Iterator[str]:
+    """``url`` when given; else the URL of a throw-away server that lives for the block."""
+    if url:
+        yield url
+        return
+    with RedisServer() as server:
+        yield server.url
 
 
 def _command(binary: str, port: int, workdir: Path) -> list[str]:
