@@ -54,7 +54,7 @@ _CANDIDATES = (
 @click.option(
     "--orders-per-day",
     type=click.IntRange(100, 100_000),
-    default=16_000,
+    default=4_000,
     show_default=True,
     help="With --simulate: orders per day.",
 )
