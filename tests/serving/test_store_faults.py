@@ -14,7 +14,6 @@ from arrive.schema.frame import frame_to_events
 from arrive.serving.answer import EtaAnswer
 from arrive.serving.predictor import build_predictor
 from arrive.store.redis import RedisStore, RedisStoreConfig
-from arrive.testing import redis_server
 from arrive.testing.redis_server import RedisServer
 
 
@@ -25,7 +24,6 @@ def test_redis_stopped_mid_run_falls_back_and_recovers(
     created_orders: pl.DataFrame,
     replay_until: Any,
     eventually: Any,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     frame = created_orders[len(created_orders) // 2 :: 9].head(3)
     orders = [e for e in frame_to_events(frame) if isinstance(e, OrderCreated)]
@@ -52,8 +50,7 @@ def test_redis_stopped_mid_run_falls_back_and_recovers(
         seen["down"] = await predictor.predict(orders, ["b"] * 3)
         seen["still down"] = await predictor.predict(orders, ["c"] * 3)
         assert predictor.ready() == (False, "feature store unreachable")
-        monkeypatch.setattr(redis_server, "_free_port", lambda: port)
-        server.start()
+        server.start(port)
         fill()
         await eventually(lambda: predictor.ready()[0])
         seen["back"] = await predictor.predict(orders, ["d"] * 3)

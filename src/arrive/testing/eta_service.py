@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -25,6 +24,7 @@ from types import TracebackType
 from typing import Any, Final
 
 from arrive.errors import InternalError
+from arrive.testing.ports import free_port
 
 HOST: Final = "127.0.0.1"
 
@@ -61,14 +61,6 @@ def order_body(row: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
     return {**body, **extra}
 
 
-def free_port() -> int:
-    """A TCP port free on the loopback interface right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 class ServeProcess:
     """``arrive serve`` in a child process on a free loopback port (stopped by its pid).
 
@@ -86,7 +78,7 @@ class ServeProcess:
         args: tuple[str, ...] = (),
         log_path: Path | None = None,
     ) -> None:
-        self.port = free_port()
+        self.port = free_port(HOST)
         self.url = f"http://{HOST}:{self.port}"
         self.env = {**os.environ, **env}
         self.command = [

@@ -33,6 +33,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from arrive.errors import InternalError
+from arrive.testing.ports import free_port
 
 #: librdkafka consumer settings that make group joins take ~3 s instead of ~23 s.
 FAST_GROUP_CONFIG: Final[dict[str, str | int | float | bool]] = {
@@ -106,7 +107,7 @@ def running_broker(start_timeout_s: float = 30.0) -> Iterator[KafkaBroker]:
         InternalError: the binary is missing, or the broker exited or did not become
             ready within ``start_timeout_s`` (the message holds its output).
     """
-    broker = _start(tansu_binary(), _free_port())
+    broker = _start(tansu_binary(), free_port())
     try:
         _wait_ready(broker, time.monotonic() + start_timeout_s)
         yield broker
@@ -161,10 +162,3 @@ def _stdout_fd(broker: KafkaBroker) -> int:
     if broker.process.stdout is None:
         raise InternalError("tansu was started without a stdout pipe")
     return broker.process.stdout.fileno()
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port

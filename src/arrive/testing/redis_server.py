@@ -21,6 +21,7 @@ from types import TracebackType
 from typing import Final
 
 from arrive.errors import InternalError
+from arrive.testing.ports import free_port
 
 _HOST: Final = "127.0.0.1"
 _START_ATTEMPTS: Final = 3
@@ -51,8 +52,13 @@ class RedisServer:
         """``redis://127.0.0.1:{port}/0``."""
         return f"redis://{_HOST}:{self.port}/0"
 
-    def start(self) -> None:
-        """Start the server and return once it answers PING (retries if the port was taken)."""
+    def start(self, port: int | None = None) -> None:
+        """Start the server and return once it answers PING.
+
+        Args:
+            port: the port to listen on (e.g. the one of a server stopped earlier, to
+                bring "the same" server back); default a free one, retried if taken.
+        """
         binary = shutil.which(self.executable)
         if binary is None:
             raise InternalError(
@@ -60,7 +66,7 @@ class RedisServer:
             )
         workdir = self._dir = Path(tempfile.mkdtemp(prefix="arrive-redis-"))
         for _ in range(_START_ATTEMPTS):
-            self.port = _free_port()
+            self.port = port or free_port(_HOST)
             self._proc = subprocess.Popen(
                 _command(binary, self.port, workdir), stdin=subprocess.DEVNULL
             )
@@ -128,13 +134,6 @@ def _command(binary: str, port: int, workdir: Path) -> list[str]:
         *("--save", "", "--appendonly", "no"),
         *("--dir", str(workdir), "--logfile", str(workdir / _LOG)),
     ]
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((_HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _pong(port: int) -> bool:

@@ -16,7 +16,6 @@ from arrive.serving.http import create_app
 from arrive.serving.predictor import build_predictor
 from arrive.serving.settings import ServeSettings
 from arrive.store.redis import RedisStore, RedisStoreConfig
-from arrive.testing import redis_server
 from arrive.testing.eta_service import wait_for
 from arrive.testing.redis_server import RedisServer
 
@@ -53,7 +52,6 @@ def test_redis_stopped_mid_run_answers_store_unavailable_then_recovers(
     trained: Any,
     redis: RedisServer,
     orders: list[dict[str, Any]],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     clock = _fill(redis.url, trained)
     settings = _redis_settings(serve_settings, redis.url)
@@ -68,8 +66,7 @@ def test_redis_stopped_mid_run_answers_store_unavailable_then_recovers(
         reason = client.get("/readyz").json()["reason"]
 
         port = redis.port
-        monkeypatch.setattr(redis_server, "_free_port", lambda: port)
-        redis.start()  # the same port, empty: the features are written again
+        redis.start(port)  # the same port, empty: the features are written again
         _fill(redis.url, trained)
         wait_for(lambda: client.get("/readyz").status_code == 200, what="recovery")
         after = [client.post("/v1/eta", json=o) for o in orders[:5]]
