@@ -57,15 +57,16 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class PredictorConfig:
-    """The hot path's limits and background intervals (from :class:`ServeSettings`)."""
+    """The hot path's limits and background intervals (from :class:`ServeSettings`, which
+    holds their defaults)."""
 
-    variant: Variant = "production"
-    deadline_s: float = 0.025
-    max_in_flight: int = 48
-    max_stale_fraction: float = 0.5
-    reload_interval_s: float = 10.0
-    store_check_interval_s: float = 1.0
-    log_flush_s: float = 1.0
+    variant: Variant
+    deadline_s: float
+    max_in_flight: int
+    max_stale_fraction: float
+    reload_interval_s: float
+    store_check_interval_s: float
+    log_flush_s: float
     close_timeout_s: float = 5.0
 
     @classmethod
