@@ -39,6 +39,7 @@ from arrive.store.base import (
 )
 from arrive.store.codec import MERGE_SCRIPT, pack_row, unpack_row
 from arrive.store.keys import DEFAULT_PREFIX, KeyLayout
+from arrive.store.redis_pipe import PipelinedRedis
 
 MERGE_SHA: Final = hashlib.sha1(MERGE_SCRIPT.encode()).hexdigest()
 _MergeCall = tuple[int, list[str | bytes | int]]
@@ -263,10 +264,12 @@ class RedisStore:
 
 
 class AsyncRedisStore:
-    """An :class:`~arrive.store.base.AsyncOnlineStore` in Redis (``redis.asyncio``).
+    """An :class:`~arrive.store.base.AsyncOnlineStore` in Redis, for the service.
 
-    The same keys, packing and merge as :class:`RedisStore`. Use it from one
-    event loop (the one of its first call).
+    The same keys, packing and merge as :class:`RedisStore`. Reads and pings share
+    one pipelined connection (:class:`~arrive.store.redis_pipe.PipelinedRedis`: the
+    reads of concurrent requests go out in one write); writes use ``redis.asyncio``.
+    Use it from one event loop (the one of its first call).
 
     Args:
         config: where Redis is and how to use it; no connection is opened until
@@ -278,14 +281,19 @@ class AsyncRedisStore:
         self._plan = _Plan(config)
         retry = redis.asyncio.retry.Retry(NoBackoff(), config.retries)
         self._client = redis.asyncio.Redis.from_url(config.url, retry=retry, **_options(config))
+        self._reads = PipelinedRedis(
+            config.url,
+            where=self._plan.where,
+            socket_timeout_s=config.socket_timeout_s,
+            connect_timeout_s=config.connect_timeout_s,
+        )
 
     async def get_many(self, keys: Sequence[EntityKey]) -> list[FeatureRow | None]:
         """See :meth:`arrive.store.base.OnlineStore.get_many`."""
         if not keys:
             return []
         names = self._plan.read_keys(keys)
-        with _translated(self._plan.where):
-            packed = await self._client.mget(names)
+        packed = await self._reads.execute("MGET", *names)
         return self._plan.rows(names, packed)
 
     async def put_many(self, rows: Sequence[tuple[EntityKey, FeatureRow]]) -> None:
@@ -308,9 +316,9 @@ class AsyncRedisStore:
 
     async def ping(self) -> None:
         """See :meth:`arrive.store.base.OnlineStore.ping`."""
-        with _translated(self._plan.where):
-            await self._client.ping()
+        await self._reads.execute("PING")
 
     async def close(self) -> None:
-        """Closes every pooled connection."""
+        """Closes every connection."""
+        await self._reads.aclose()
         await self._client.aclose()
