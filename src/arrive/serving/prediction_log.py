@@ -1,9 +1,12 @@
 """The prediction log: every answer, buffered in memory, written to Parquet in the background.
 
-:meth:`PredictionLog.append` only adds to a bounded list (never blocks, never does
-IO); when the list is full the record is dropped and counted. :meth:`PredictionLog.flush`
-(run by the service's background task, in a thread) writes what is buffered as one
-row group of the current file. A file covers ``rotate_s`` seconds of the injected
+:meth:`PredictionLog.append` only adds the record's values to bounded column lists
+(never blocks, never does IO; the features are JSON-encoded right there); when the
+buffer is full the record is dropped and counted. The service's background task
+takes the buffered columns on the event loop (:meth:`~PredictionLog.take`) and
+writes them in a thread (:meth:`~PredictionLog.write`) as one row group of the current
+file: the thread only hands ready lists to Arrow, so it never holds the interpreter
+for long while requests wait. A file covers ``rotate_s`` seconds of the injected
 clock; it is written under a hidden temporary name and renamed into place when it
 is complete (at rotation or :meth:`PredictionLog.close`), so readers only ever see
 whole files. Names carry the start time and the process id, so worker processes
@@ -51,6 +54,10 @@ SCHEMA: Final = pa.schema(
         ("fallback", pa.string()),
     ]
 )
+_FEATURES: Final = SCHEMA.names.index("features")
+_encode: Final = msgspec.json.encode
+Batch = tuple[list[Any], ...]
+"""Buffered records as one list per column of :data:`SCHEMA` (features as JSON)."""
 _NAME: Final = re.compile(r"^predictions-(\d{8}T\d{6}Z)-pid\d+-\d+\.parquet$")
 _STAMP: Final = "%Y%m%dT%H%M%SZ"
 
@@ -79,8 +86,8 @@ class PredictionLog:
         rotate_s: seconds of clock time one file covers.
         retention_days: files that started longer ago than this are deleted.
 
-    ``append`` is for one thread (the event loop); ``flush`` and ``close`` may run
-    in another.
+    ``append`` and ``take`` are for one thread (the event loop); ``write`` and
+    ``close`` (once appending has stopped) may run in another.
     """
 
     def __init__(
@@ -101,8 +108,8 @@ class PredictionLog:
         self.retention = timedelta(days=retention_days)
         self.dropped = 0
         self.written = 0
-        self._records: list[PredictionRecord] = []
-        self._swap = threading.Lock()
+        self._columns = _empty()
+        self._size = 0
         self._io = threading.Lock()
         self._writer: pq.ParquetWriter | None = None
         self._tmp: Path | None = None
@@ -112,33 +119,45 @@ class PredictionLog:
 
     def append(self, record: PredictionRecord) -> bool:
         """Buffer ``record``; False (and counted) when the buffer is full."""
-        records = self._records
-        if len(records) >= self.capacity:
+        if self._size >= self.capacity:
             self.dropped += 1
             metrics.LOG_DROPPED.inc()
             return False
-        records.append(record)
+        self._size += 1
+        features = record.features
+        for column, value in zip(self._columns, record, strict=True):
+            column.append(value)
+        if features is not None:
+            self._columns[_FEATURES][-1] = _encode(features)
         return True
 
     def __len__(self) -> int:
         """Records buffered now."""
-        return len(self._records)
+        return self._size
 
-    def flush(self) -> int:
-        """Write the buffered records to the current file (rotating first if due)."""
-        with self._swap:
-            batch, self._records = self._records, []
+    def take(self) -> Batch:
+        """The buffered records (the buffer starts empty again); same thread as ``append``."""
+        batch, self._columns, self._size = self._columns, _empty(), 0
+        return batch
+
+    def write(self, batch: Batch) -> int:
+        """Write ``batch`` to the current file (rotating first if due); any thread."""
         with self._io:
             now = self.clock.now()
             if self._started is not None and now - self._started >= self.rotate:
                 self._finish()
-            if not batch:
+            count = len(batch[0])
+            if not count:
                 return 0
             writer = self._writer or self._open(now)
-            writer.write_table(_table(batch))
-            self.written += len(batch)
-            metrics.LOG_WRITTEN.inc(len(batch))
-            return len(batch)
+            writer.write_table(pa.table(dict(zip(SCHEMA.names, batch, strict=True)), SCHEMA))
+            self.written += count
+            metrics.LOG_WRITTEN.inc(count)
+            return count
+
+    def flush(self) -> int:
+        """``write(take())``: for callers that also append from this thread."""
+        return self.write(self.take())
 
     def close(self) -> None:
         """Write what is buffered and complete the current file."""
@@ -181,18 +200,5 @@ class PredictionLog:
                 logger.info("prediction log %s deleted (older than the retention)", path.name)
 
 
-def _table(batch: list[PredictionRecord]) -> pa.Table:
-    columns: dict[str, list[Any]] = {name: [] for name in SCHEMA.names}
-    encode = msgspec.json.encode
-    for record in batch:
-        columns["request_id"].append(record.request_id)
-        columns["order_id"].append(record.order_id)
-        columns["time"].append(record.time)
-        columns["variant"].append(record.variant)
-        columns["model_version"].append(record.model_version)
-        features = record.features
-        columns["features"].append(None if features is None else encode(features).decode())
-        columns["p50_s"].append(record.p50_s)
-        columns["p90_s"].append(record.p90_s)
-        columns["fallback"].append(record.fallback)
-    return pa.table(columns, schema=SCHEMA)
+def _empty() -> Batch:
+    return tuple([] for _ in SCHEMA.names)

@@ -33,7 +33,7 @@ import logging
 import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from arrive.clock import Clock, SystemClock
@@ -166,12 +166,13 @@ class EtaPredictor:
         if len(orders) != len(request_ids):
             raise ValueError(f"{len(orders)} orders but {len(request_ids)} request ids")
         started = self.clock.monotonic()
+        now = self.clock.now()
         if self.killed:
-            answers = self._fallback(orders, request_ids, "kill_switch")
+            answers = self._fallback(orders, request_ids, now, "kill_switch")
         elif self.in_flight >= self.config.max_in_flight:
-            answers = self._fallback(orders, request_ids, "overload")
+            answers = self._fallback(orders, request_ids, now, "overload")
         else:
-            answers = await self._admitted(orders, request_ids)
+            answers = await self._admitted(orders, request_ids, now)
         metrics.PREDICT_SECONDS.observe(self.clock.monotonic() - started)
         return answers
 
@@ -283,12 +284,12 @@ class EtaPredictor:
 
     async def _flush_log(self) -> None:
         if self.log is not None:
-            await asyncio.to_thread(self.log.flush)
+            await asyncio.to_thread(self.log.write, self.log.take())
 
     # -- the hot path ------------------------------------------------------------------------
 
     async def _admitted(
-        self, orders: Sequence[OrderCreated], request_ids: Sequence[str]
+        self, orders: Sequence[OrderCreated], request_ids: Sequence[str], now: datetime
     ) -> list[EtaAnswer]:
         self.in_flight += 1
         metrics.IN_FLIGHT.inc()
@@ -296,10 +297,12 @@ class EtaPredictor:
         try:
             served = self.slot.current
             if served is None:
-                return self._fallback(orders, request_ids, "no_model")
+                return self._fallback(orders, request_ids, now, "no_model")
             if self.store_ok is False:
-                return self._fallback(orders, request_ids, "store_unavailable", served.fallback)
-            plan = served.reader.plan(orders, self.clock.now())
+                return self._fallback(
+                    orders, request_ids, now, "store_unavailable", served.fallback
+                )
+            plan = served.reader.plan(orders, now)
             if self._inline:  # the in-process store answers at once: no task, no timer
                 rows: list[FeatureRow | None] | None = await self.store.get_many(plan.keys)
             else:
@@ -310,12 +313,14 @@ class EtaPredictor:
                     self._late.add(read)
                     read.add_done_callback(self._late_read_done)
                     metrics.STORE_ERRORS.labels("deadline").inc()
-                    return self._fallback(orders, request_ids, "deadline", served.fallback)
+                    return self._fallback(orders, request_ids, now, "deadline", served.fallback)
                 rows = self._rows(read)
             if rows is None:
-                return self._fallback(orders, request_ids, "store_unavailable", served.fallback)
+                return self._fallback(
+                    orders, request_ids, now, "store_unavailable", served.fallback
+                )
             features = served.reader.features(orders, plan, served.gate.filter(rows))
-            return self._score(served, orders, request_ids, features)
+            return self._score(served, orders, request_ids, features, now)
         finally:
             if not late:  # a late read counts as in flight until it ends
                 self.in_flight -= 1
@@ -356,6 +361,7 @@ class EtaPredictor:
         orders: Sequence[OrderCreated],
         request_ids: Sequence[str],
         features: list[OrderFeatures],
+        now: datetime,
     ) -> list[EtaAnswer]:
         limit = self.config.max_stale_fraction * len(served.names)
         usable = [i for i, f in enumerate(features) if len(f.stale) + len(f.missing) <= limit]
@@ -375,11 +381,11 @@ class EtaPredictor:
                 reason = "model_error"
             else:
                 answer = self._make(order, request_id, *pair, served.version, None, stale)
-                answers.append(self._logged(answer, found.values))
+                answers.append(self._logged(answer, found.values, now))
                 continue
             p50, p90 = served.fallback.eta(order)
             answer = self._make(order, request_id, p50, p90, None, reason, stale)
-            answers.append(self._logged(answer, found.values))
+            answers.append(self._logged(answer, found.values, now))
         return answers
 
     def _model(
@@ -396,6 +402,7 @@ class EtaPredictor:
         self,
         orders: Sequence[OrderCreated],
         request_ids: Sequence[str],
+        now: datetime,
         reason: FallbackReason,
         heuristic: HeuristicAnswer | None = None,
     ) -> list[EtaAnswer]:
@@ -404,7 +411,7 @@ class EtaPredictor:
         for order, request_id in zip(orders, request_ids, strict=True):
             p50, p90 = source.eta(order)
             answers.append(
-                self._logged(self._make(order, request_id, p50, p90, None, reason, []), None)
+                self._logged(self._make(order, request_id, p50, p90, None, reason, []), None, now)
             )
         return answers
 
@@ -431,7 +438,7 @@ class EtaPredictor:
             stale_features=stale,
         )
 
-    def _logged(self, answer: EtaAnswer, values: dict[str, Any] | None) -> EtaAnswer:
+    def _logged(self, answer: EtaAnswer, values: dict[str, Any] | None, now: datetime) -> EtaAnswer:
         key = (answer.variant, answer.fallback or "none")
         counter = self._counters.get(key)
         if counter is None:
@@ -442,7 +449,7 @@ class EtaPredictor:
                 PredictionRecord(
                     answer.request_id,
                     answer.order_id,
-                    self.clock.now(),
+                    now,
                     answer.variant,
                     answer.model_version,
                     values,

@@ -11,9 +11,9 @@ from __future__ import annotations
 import gc
 import logging
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 import msgspec
 from starlette.applications import Starlette
@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from arrive.clock import Clock, SystemClock
 from arrive.serving.answer import Predictor
@@ -33,7 +34,7 @@ from arrive.serving.http.errors import (
     on_unexpected,
 )
 from arrive.serving.http.openapi import docs_page, openapi_document
-from arrive.serving.http.routes import public_routes
+from arrive.serving.http.routes import hot_endpoints, public_routes
 from arrive.serving.http.service import Service
 from arrive.serving.settings import ServeSettings
 
@@ -63,7 +64,8 @@ def create_app(
         *admin_routes(service),
         *_doc_routes(settings),
     ]
-    return Starlette(
+    return EtaApp(
+        hot_endpoints(service),
         routes=routes,
         exception_handlers={
             HttpError: on_http_error,
@@ -72,6 +74,28 @@ def create_app(
         },
         lifespan=None if predictor is not None else _lifespan(service, build),
     )
+
+
+class EtaApp(Starlette):
+    """Starlette, except that ``POST`` to a path of ``hot`` goes straight to its endpoint.
+
+    The ETA endpoints answer their own errors, so they need neither the middleware
+    (error handling) nor the router; skipping both takes a measurable share of each
+    request's CPU (docs/benchmarks.md). Every other request, and any request that
+    does not match exactly (a trailing slash, another method), takes Starlette's way.
+    """
+
+    def __init__(self, hot: Mapping[str, ASGIApp], **options: Any) -> None:
+        super().__init__(**options)
+        self.hot = hot
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            endpoint = self.hot.get(scope["path"])
+            if endpoint is not None:
+                await endpoint(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
 
 
 def _doc_routes(settings: ServeSettings) -> list[BaseRoute]:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 from typing import Final
 
 import msgspec
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Scope
 
 from arrive.errors import ArriveError, FeatureStoreUnavailable, RegistryError, StoreError
 from arrive.serving.http.request_id import request_id_of
@@ -80,20 +82,36 @@ def from_arrive_error(exc: ArriveError) -> HttpError:
     return HttpError(500, "internal error")
 
 
-def error_response(
-    request: Request, status: int, message: str, field: str | None = None, **headers: str
-) -> Response:
-    """The JSON error answer, echoing the request id in the body and ``X-Request-ID``."""
-    rid = request_id_of(request.scope)
+def error_parts(
+    scope: Scope,
+    status: int,
+    message: str,
+    field: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> tuple[bytes, dict[str, str]]:
+    """The JSON error body and headers, echoing the request id in both."""
+    rid = request_id_of(scope)
     body = ErrorBody(
         error=_CODES.get(status, "error"), message=message, field=field, request_id=rid
     )
-    return Response(
-        msgspec.json.encode(body),
-        status_code=status,
-        media_type=JSON,
-        headers={"x-request-id": rid, **headers},
+    return msgspec.json.encode(body), {"x-request-id": rid, **(headers or {})}
+
+
+def error_response(
+    request: Request, status: int, message: str, field: str | None = None, **headers: str
+) -> Response:
+    """The JSON error answer (see :func:`error_parts`) as a Starlette response."""
+    body, all_headers = error_parts(request.scope, status, message, field, headers)
+    return Response(body, status_code=status, media_type=JSON, headers=all_headers)
+
+
+def unexpected_message(scope: Scope, exc: Exception) -> str:
+    """Log ``exc``'s traceback with the request id; the message a client may see."""
+    rid = request_id_of(scope)
+    logger.error(
+        "request %s %s failed (request id %s)", scope["method"], scope["path"], rid, exc_info=exc
     )
+    return f"internal error (request id {rid})"
 
 
 async def on_http_error(request: Request, exc: Exception) -> Response:
@@ -115,11 +133,7 @@ async def on_starlette_error(request: Request, exc: Exception) -> Response:
 
 async def on_unexpected(request: Request, exc: Exception) -> Response:
     """Catch-all: log the traceback with the request id, answer 500 without it."""
-    rid = request_id_of(request.scope)
-    logger.error(
-        "request %s %s failed (request id %s)", request.method, request.url.path, rid, exc_info=exc
-    )
-    return error_response(request, 500, f"internal error (request id {rid})")
+    return error_response(request, 500, unexpected_message(request.scope, exc))
 
 
 def _field_and_reason(message: str) -> tuple[str | None, str]:

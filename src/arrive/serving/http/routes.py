@@ -1,6 +1,8 @@
 """The public routes: ETAs (one order, a batch), liveness, readiness and metrics.
 
-Thin on purpose: decode and validate with msgspec, call the predictor, encode.
+Thin on purpose: decode and validate with msgspec, call the predictor, encode. The
+ETA routes are raw ASGI endpoints (:class:`~arrive.serving.http.asgi.JsonEndpoint`)
+that the app calls before its middleware and router.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import Receive, Scope
 
 from arrive.serving import metrics as service_metrics
-from arrive.serving.http.body import read_body
+from arrive.serving.http.asgi import Handler, JsonEndpoint, read_body
 from arrive.serving.http.errors import JSON, HttpError, invalid, malformed
 from arrive.serving.http.request_id import header_request_id, new_request_id, remember
 from arrive.serving.http.schema import (
@@ -40,13 +43,18 @@ _READY: Final = msgspec.json.encode(Readiness(ready=True))
 
 def public_routes(service: Service) -> list[BaseRoute]:
     """The routes of the ETA API bound to ``service``."""
+    hot = hot_endpoints(service)
     return [
-        Route("/v1/eta", _eta(service), methods=["POST"]),
-        Route("/v1/eta/batch", _batch(service), methods=["POST"]),
+        *(Route(path, endpoint, methods=["POST"]) for path, endpoint in hot.items()),
         Route("/healthz", _healthz, methods=["GET"]),
         Route("/readyz", _readyz(service), methods=["GET"]),
         Route("/metrics", _metrics, methods=["GET"]),
     ]
+
+
+def hot_endpoints(service: Service) -> dict[str, JsonEndpoint]:
+    """The ETA endpoints by path: raw ASGI, so the app can reach them before its router."""
+    return {"/v1/eta": JsonEndpoint(_eta(service)), "/v1/eta/batch": JsonEndpoint(_batch(service))}
 
 
 def decode(decoder: msgspec.json.Decoder[T], body: bytes) -> T:
@@ -59,42 +67,42 @@ def decode(decoder: msgspec.json.Decoder[T], body: bytes) -> T:
         raise malformed(exc) from None
 
 
-def caller_request_id(request: Request) -> str | None:
+def caller_request_id(scope: Scope) -> str | None:
     """The ``X-Request-ID`` header (422 when malformed), recorded for error answers."""
     try:
-        rid = header_request_id(request.scope)
+        rid = header_request_id(scope)
     except ValueError:
         raise HttpError(
             422, "X-Request-ID: must be 1-128 of A-Z a-z 0-9 . _ : -", field="X-Request-ID"
         ) from None
     if rid is not None:
-        remember(request.scope, rid)
+        remember(scope, rid)
     return rid
 
 
-def _eta(service: Service) -> Endpoint:
+def _eta(service: Service) -> Handler:
     limit = service.settings.max_body_bytes
 
-    async def eta(request: Request) -> Response:
-        header_rid = caller_request_id(request)
-        payload = decode(_eta_decoder, await read_body(request, limit))
-        rid = remember(request.scope, payload.request_id or header_rid or new_request_id())
+    async def eta(scope: Scope, receive: Receive) -> tuple[bytes, str]:
+        header_rid = caller_request_id(scope)
+        payload = decode(_eta_decoder, await read_body(scope, receive, limit))
+        rid = remember(scope, payload.request_id or header_rid or new_request_id())
         predictor = service.require()
         order = to_order(payload, rid, service.clock.now())
         answers = await predictor.predict([order], [rid])
-        return Response(_encoder.encode(answers[0]), media_type=JSON, headers={"x-request-id": rid})
+        return _encoder.encode(answers[0]), rid
 
     return eta
 
 
-def _batch(service: Service) -> Endpoint:
+def _batch(service: Service) -> Handler:
     limit = service.settings.max_body_bytes
     max_batch = service.settings.max_batch
 
-    async def batch(request: Request) -> Response:
-        header_rid = caller_request_id(request)
-        payload = decode(_batch_decoder, await read_body(request, limit))
-        rid = remember(request.scope, header_rid or new_request_id())
+    async def batch(scope: Scope, receive: Receive) -> tuple[bytes, str]:
+        header_rid = caller_request_id(scope)
+        payload = decode(_batch_decoder, await read_body(scope, receive, limit))
+        rid = remember(scope, header_rid or new_request_id())
         if len(payload.orders) > max_batch:
             raise HttpError(
                 422,
@@ -106,8 +114,7 @@ def _batch(service: Service) -> Endpoint:
         rids = [o.request_id or f"{rid}-{i}" for i, o in enumerate(payload.orders)]
         orders = [to_order(o, r, now) for o, r in zip(payload.orders, rids, strict=True)]
         answers = await predictor.predict(orders, rids)
-        body = _encoder.encode(BatchAnswer(answers=answers))
-        return Response(body, media_type=JSON, headers={"x-request-id": rid})
+        return _encoder.encode(BatchAnswer(answers=answers)), rid
 
     return batch
 

@@ -26,6 +26,7 @@ from uvicorn.config import LOGGING_CONFIG
 
 from arrive.errors import InternalError
 from arrive.serving.http.app import create_app
+from arrive.serving.http.protocol import OneWriteHttpToolsProtocol
 from arrive.serving.metrics import MULTIPROC_ENV
 from arrive.serving.settings import ServeSettings
 
@@ -49,7 +50,8 @@ def serve(settings: ServeSettings) -> None:
                 port=settings.port,
                 workers=settings.workers,
                 loop="uvloop",
-                http="httptools",
+                http=OneWriteHttpToolsProtocol,
+                ws="none",
                 lifespan="on",
                 access_log=settings.access_log,
                 log_level=settings.log_level,

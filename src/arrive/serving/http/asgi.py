@@ -1,0 +1,99 @@
+"""Raw ASGI for the busiest routes: header lookup, body reading under a cap, JSON answers.
+
+The ETA routes run as plain ASGI endpoints (:class:`JsonEndpoint`) reached before
+Starlette's middleware and router (see :mod:`arrive.serving.http.app`); they answer
+their own errors exactly as the app's exception handlers would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Final
+
+from starlette.requests import ClientDisconnect
+from starlette.types import Receive, Scope, Send
+
+from arrive.serving.http.errors import HttpError, error_parts, unexpected_message
+
+Handler = Callable[[Scope, Receive], Awaitable[tuple[bytes, str]]]
+"""Answers a request with its JSON body and request id, or raises :class:`HttpError`."""
+_JSON: Final = (b"content-type", b"application/json")
+
+
+def header(scope: Scope, name: bytes) -> str | None:
+    """The value of header ``name`` (lower case), or None."""
+    for key, value in scope["headers"]:
+        if key == name:
+            text: str = value.decode("latin-1")
+            return text
+    return None
+
+
+async def read_body(scope: Scope, receive: Receive, max_bytes: int) -> bytes:
+    """The whole body, refusing with 413 once it exceeds ``max_bytes``.
+
+    A ``Content-Length`` above the cap is refused before reading; the bytes are
+    counted while streaming too (chunked bodies, or a lying header).
+
+    Raises:
+        HttpError: 413 (too large) or 400 (a malformed ``Content-Length``).
+        ClientDisconnect: the client went away before the body was whole.
+    """
+    declared = header(scope, b"content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise HttpError(
+                400, "the Content-Length header is not a number", field="Content-Length"
+            )
+        if int(declared) > max_bytes:
+            raise _too_large(max_bytes)
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > max_bytes:
+            raise _too_large(max_bytes)
+        if chunk:
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _too_large(max_bytes: int) -> HttpError:
+    return HttpError(413, f"the body is larger than {max_bytes} bytes", field="body")
+
+
+class JsonEndpoint:
+    """An ASGI endpoint around ``handler``: 200 with its body and ``X-Request-ID``, or the
+    error answer of an :class:`HttpError`, or a 500 without details for anything else
+    (logged with its traceback). A client gone mid-request gets no answer."""
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            body, rid = await self.handler(scope, receive)
+            status, headers = 200, {"x-request-id": rid}
+        except ClientDisconnect:
+            return
+        except HttpError as exc:
+            status = exc.status
+            body, headers = error_parts(scope, status, exc.message, exc.field, exc.headers)
+        except Exception as exc:
+            status = 500
+            body, headers = error_parts(scope, status, unexpected_message(scope, exc))
+        await send_json(send, status, body, headers)
+
+
+async def send_json(send: Send, status: int, body: bytes, headers: Mapping[str, str]) -> None:
+    """Answer ``status`` with the JSON ``body`` and ``headers``."""
+    raw: list[tuple[bytes, bytes]] = [_JSON, (b"content-length", b"%d" % len(body))]
+    raw.extend((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items())
+    start: dict[str, Any] = {"type": "http.response.start", "status": status, "headers": raw}
+    await send(start)
+    await send({"type": "http.response.body", "body": body})
