@@ -26,6 +26,8 @@ _IDS: dict[str, tuple[Entity, str]] = {
     "courier_id": ("courier", "courier id when known at creation (categorical)"),
 }
 _COORDS = ("pickup_lat", "pickup_lon", "drop_lat", "drop_lon")
+_ONLINE_FIELDS = (*_NUMERIC, *_IDS)
+_NUMBER = (int, float)  # bool included: it is an int
 
 
 def missing(ctx: BuildContext) -> str | None:
@@ -71,9 +73,9 @@ def _attribute_spec(column: str, dtype: pl.DataType) -> FeatureSpec:
 def online(order: OrderCreated, local: datetime) -> dict[str, FeatureScalar]:
     """Online twin of :func:`offline` for one order (every field it may use)."""
     values: dict[str, FeatureScalar] = {"distance_km": order_distance_km(order)}
-    for name in (*_NUMERIC, *_IDS):
+    for name in _ONLINE_FIELDS:
         raw = getattr(order, name)
-        values[name] = float(raw) if isinstance(raw, int | float) else raw
+        values[name] = float(raw) if isinstance(raw, _NUMBER) else raw
     for name, raw in order.attributes.items():
-        values[name] = float(raw) if isinstance(raw, bool | int | float) else raw
+        values[name] = float(raw) if isinstance(raw, _NUMBER) else raw
     return values

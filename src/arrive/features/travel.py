@@ -104,6 +104,7 @@ def order_distance_km(order: OrderCreated) -> float | None:
 def _haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     """:func:`arrive.geo.haversine_km` of one pair of points, on Python floats
     (the same formula; no NumPy arrays on the request path)."""
-    p1, l1, p2, l2 = (math.radians(v) for v in (lat1, lon1, lat2, lon2))
+    radians = math.radians
+    p1, l1, p2, l2 = radians(lat1), radians(lon1), radians(lat2), radians(lon2)
     a = math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin((l2 - l1) / 2) ** 2
     return 2 * EARTH_RADIUS_KM * math.asin(math.sqrt(min(max(a, 0.0), 1.0)))

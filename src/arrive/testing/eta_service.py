@@ -23,6 +23,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
 
+from arrive.datadir import ORDER_COLUMNS
 from arrive.errors import InternalError
 from arrive.testing.ports import free_port
 
@@ -44,7 +45,8 @@ def wait_for(condition: Callable[[], bool], timeout_s: float = 30.0, what: str =
 
 
 def order_body(row: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
-    """The ``/v1/eta`` body of one row of an orders table (:mod:`arrive.schema.frame` layout)."""
+    """The ``/v1/eta`` body of one row of an orders table (:func:`arrive.datadir.read_orders`):
+    its columns beyond :data:`~arrive.datadir.ORDER_COLUMNS` are the order's attributes."""
     body: dict[str, Any] = {"order_id": str(row["order_id"])}
     created = row.get("created_at")
     if created is not None:
@@ -58,6 +60,9 @@ def order_body(row: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
     for name in ("items", "distinct_items"):
         if row.get(name) is not None:
             body[name] = int(row[name])
+    attributes = {k: v for k, v in row.items() if k not in ORDER_COLUMNS and v is not None}
+    if attributes:
+        body["attributes"] = attributes
     return {**body, **extra}
 
 

@@ -127,6 +127,11 @@ class OnlineFeatures:
         self._entities = tuple(entities)
         self._slots = tuple(slots)
         self._proximity = any(n in self.names for n in _PROXIMITY)
+        # the slots by how they are served, so a read loops over each kind without branching
+        self._other = tuple(s.name for s in slots if s.how == _OTHER)
+        self._trailing = tuple((s.name, s.entity, s.empty) for s in slots if s.how == _TRAILING)
+        self._latest = tuple((s.name, s.entity, s.ttl_us) for s in slots if s.how == _LATEST)
+        self._stored = frozenset(s.name for s in slots if s.how != _OTHER)
 
     @classmethod
     def from_schema(cls, schema: Mapping[str, Any], max_lag_s: float = 300.0) -> OnlineFeatures:
@@ -217,38 +222,37 @@ class OnlineFeatures:
     ) -> OrderFeatures:
         values: dict[str, FeatureScalar] = {}
         for compute in _REQUEST:
-            values |= compute(item, local)
+            values.update(compute(item, local))
         if self._proximity:
             cells = [rows[i] for i in found[len(self._entities) :]]
-            values |= self._near(item, at_us, cells)
-        entity_rows = [(rows[i] or _EMPTY) if i >= 0 else _EMPTY for i in found]
+            values.update(self._near(item, at_us, cells))
+        out = {name: values.get(name) for name in self._other}
+        missing = [name for name in self._other if name not in values]
         stale: list[str] = []
-        missing: list[str] = []
-        out: dict[str, FeatureScalar] = {}
-        for name, how, entity, empty, ttl_us in self._slots:
-            value = values.get(name, _ABSENT)
-            if value is not _ABSENT:
-                out[name] = value
-            elif how == _TRAILING:
-                if lagging:
-                    stale.append(name)
-                    out[name] = None
-                else:
-                    stored = entity_rows[entity].get(name)
-                    out[name] = empty if stored is None else stored.value
-            elif how == _LATEST:
-                stored = entity_rows[entity].get(name)
-                if stored is None:
-                    missing.append(name)
-                    out[name] = None
-                elif at_us - stored.event_time_us > ttl_us:
-                    stale.append(name)
-                    out[name] = None
-                else:
-                    out[name] = stored.value
-            else:
-                out[name] = None
+        entity_rows = [(rows[i] or _EMPTY) if i >= 0 else _EMPTY for i in found]
+        if lagging:
+            stale.extend(name for name, _, _ in self._trailing)
+            out.update((name, None) for name, _, _ in self._trailing)
+        else:
+            out.update(
+                (name, empty if (stored := entity_rows[entity].get(name)) is None else stored[0])
+                for name, entity, empty in self._trailing
+            )
+        for name, entity, ttl_us in self._latest:
+            stored = entity_rows[entity].get(name)
+            if stored is None:
                 missing.append(name)
+                out[name] = None
+            elif at_us - stored[1] > ttl_us:
+                stale.append(name)
+                out[name] = None
+            else:
+                out[name] = stored[0]
+        clash = self._stored.intersection(values)
+        if clash:  # a value the request gives wins over the stored one
+            out.update((name, values[name]) for name in clash)
+            stale = [name for name in stale if name not in clash]
+            missing = [name for name in missing if name not in clash]
         return OrderFeatures(out, tuple(stale), tuple(missing))
 
     def _near(
