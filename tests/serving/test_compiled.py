@@ -111,3 +111,23 @@ def test_check_equal_refuses_trees_that_differ(trained: Any) -> None:
 
     with pytest.raises(Exception, match="differs from LightGBM"):
         check_equal(reference, Off(), sample_rows(reference.boosters[0], 16))
+
+
+def test_row_encoder_takes_every_kind_of_value_with_or_without_numpy_at_once() -> None:
+    encoder = RowEncoder(["a", "b", "c"], {"c": ["x", "y", "7"]})
+    nan = np.nan
+    whole = [
+        {"a": 1.5, "b": None, "c": "y"},
+        {"a": True, "b": "2.5", "c": None},
+        {"a": 3, "b": 4.0, "c": "zz"},
+    ]
+    np.testing.assert_array_equal(
+        encoder.encode(whole), [[1.5, nan, 1.0], [1.0, 2.5, nan], [3.0, 4.0, nan]]
+    )
+    # an absent feature and a string that is no number: value by value, same meaning
+    quirky = [*whole, {"a": "abc", "c": 7}]
+    got = encoder.encode(quirky)
+    np.testing.assert_array_equal(got[:3], encoder.encode(whole))
+    np.testing.assert_array_equal(got[3], [nan, nan, 2.0])
+    assert got.flags.c_contiguous
+    assert encoder.encode([]).shape == (0, 3)

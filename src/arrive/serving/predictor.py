@@ -31,6 +31,7 @@ import contextlib
 import inspect
 import logging
 import math
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -53,6 +54,8 @@ from arrive.store.base import AsyncOnlineStore, EntityKey, FeatureRow, OnlineSto
 from arrive.store.memory import AsyncInMemoryStore, InMemoryStore
 
 logger = logging.getLogger(__name__)
+Scored = tuple[list[EtaAnswer], list[dict[str, FeatureScalar]] | None]
+"""Answers, and the features each was given (None when none were read)."""
 
 
 @dataclass(frozen=True)
@@ -167,12 +170,14 @@ class EtaPredictor:
             raise ValueError(f"{len(orders)} orders but {len(request_ids)} request ids")
         started = self.clock.monotonic()
         now = self.clock.now()
+        values: list[dict[str, FeatureScalar]] | None = None
         if self.killed:
-            answers = self._fallback(orders, request_ids, now, "kill_switch")
+            answers = self._fallback(orders, request_ids, "kill_switch")
         elif self.in_flight >= self.config.max_in_flight:
-            answers = self._fallback(orders, request_ids, now, "overload")
+            answers = self._fallback(orders, request_ids, "overload")
         else:
-            answers = await self._admitted(orders, request_ids, now)
+            answers, values = await self._admitted(orders, request_ids, now)
+        self._record(answers, values, now)
         metrics.PREDICT_SECONDS.observe(self.clock.monotonic() - started)
         return answers
 
@@ -290,18 +295,19 @@ class EtaPredictor:
 
     async def _admitted(
         self, orders: Sequence[OrderCreated], request_ids: Sequence[str], now: datetime
-    ) -> list[EtaAnswer]:
+    ) -> Scored:
         self.in_flight += 1
         metrics.IN_FLIGHT.inc()
         late = False
         try:
             served = self.slot.current
             if served is None:
-                return self._fallback(orders, request_ids, now, "no_model")
+                return self._fallback(orders, request_ids, "no_model"), None
             if self.store_ok is False:
-                return self._fallback(
-                    orders, request_ids, now, "store_unavailable", served.fallback
+                unavailable = self._fallback(
+                    orders, request_ids, "store_unavailable", served.fallback
                 )
+                return unavailable, None
             plan = served.reader.plan(orders, now)
             if self._inline:  # the in-process store answers at once: no task, no timer
                 rows: list[FeatureRow | None] | None = await self.store.get_many(plan.keys)
@@ -313,14 +319,15 @@ class EtaPredictor:
                     self._late.add(read)
                     read.add_done_callback(self._late_read_done)
                     metrics.STORE_ERRORS.labels("deadline").inc()
-                    return self._fallback(orders, request_ids, now, "deadline", served.fallback)
+                    return self._fallback(orders, request_ids, "deadline", served.fallback), None
                 rows = self._rows(read)
             if rows is None:
-                return self._fallback(
-                    orders, request_ids, now, "store_unavailable", served.fallback
+                unavailable = self._fallback(
+                    orders, request_ids, "store_unavailable", served.fallback
                 )
+                return unavailable, None
             features = served.reader.features(orders, plan, served.gate.filter(rows))
-            return self._score(served, orders, request_ids, features, now)
+            return self._score(served, orders, request_ids, features)
         finally:
             if not late:  # a late read counts as in flight until it ends
                 self.in_flight -= 1
@@ -361,8 +368,7 @@ class EtaPredictor:
         orders: Sequence[OrderCreated],
         request_ids: Sequence[str],
         features: list[OrderFeatures],
-        now: datetime,
-    ) -> list[EtaAnswer]:
+    ) -> Scored:
         limit = self.config.max_stale_fraction * len(served.names)
         usable = [i for i, f in enumerate(features) if len(f.stale) + len(f.missing) <= limit]
         preds = self._model(served, [features[i].values for i in usable]) if usable else None
@@ -380,13 +386,11 @@ class EtaPredictor:
             elif pair is None or not (math.isfinite(pair[0]) and math.isfinite(pair[1])):
                 reason = "model_error"
             else:
-                answer = self._make(order, request_id, *pair, served.version, None, stale)
-                answers.append(self._logged(answer, found.values, now))
+                answers.append(self._make(order, request_id, *pair, served.version, None, stale))
                 continue
             p50, p90 = served.fallback.eta(order)
-            answer = self._make(order, request_id, p50, p90, None, reason, stale)
-            answers.append(self._logged(answer, found.values, now))
-        return answers
+            answers.append(self._make(order, request_id, p50, p90, None, reason, stale))
+        return answers, [found.values for found in features]
 
     def _model(
         self, served: ServedModel, rows: list[dict[str, FeatureScalar]]
@@ -402,7 +406,6 @@ class EtaPredictor:
         self,
         orders: Sequence[OrderCreated],
         request_ids: Sequence[str],
-        now: datetime,
         reason: FallbackReason,
         heuristic: HeuristicAnswer | None = None,
     ) -> list[EtaAnswer]:
@@ -410,9 +413,7 @@ class EtaPredictor:
         answers = []
         for order, request_id in zip(orders, request_ids, strict=True):
             p50, p90 = source.eta(order)
-            answers.append(
-                self._logged(self._make(order, request_id, p50, p90, None, reason, []), None, now)
-            )
+            answers.append(self._make(order, request_id, p50, p90, None, reason, []))
         return answers
 
     def _make(
@@ -438,13 +439,23 @@ class EtaPredictor:
             stale_features=stale,
         )
 
-    def _logged(self, answer: EtaAnswer, values: dict[str, Any] | None, now: datetime) -> EtaAnswer:
-        key = (answer.variant, answer.fallback or "none")
-        counter = self._counters.get(key)
-        if counter is None:
-            counter = self._counters[key] = metrics.PREDICTIONS.labels(*key)
-        counter.inc()
-        if self.log is not None:
+    def _record(
+        self,
+        answers: list[EtaAnswer],
+        values: list[dict[str, FeatureScalar]] | None,
+        now: datetime,
+    ) -> None:
+        """Count ``answers`` (one increment per variant and reason) and log each with the
+        features it was given (``values``, None for answers made without reading any)."""
+        counts = Counter((answer.variant, answer.fallback or "none") for answer in answers)
+        for key, count in counts.items():
+            counter = self._counters.get(key)
+            if counter is None:
+                counter = self._counters[key] = metrics.PREDICTIONS.labels(*key)
+            counter.inc(count)
+        if self.log is None:
+            return
+        for i, answer in enumerate(answers):
             self.log.append(
                 PredictionRecord(
                     answer.request_id,
@@ -452,13 +463,12 @@ class EtaPredictor:
                     now,
                     answer.variant,
                     answer.model_version,
-                    values,
+                    None if values is None else values[i],
                     answer.p50_s,
                     answer.p90_s,
                     answer.fallback,
                 )
             )
-        return answer
 
 
 def build_predictor(
