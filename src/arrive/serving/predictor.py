@@ -47,6 +47,7 @@ from arrive.schema.events import OrderCreated
 from arrive.serving import metrics
 from arrive.serving.answer import EtaAnswer, FallbackReason, Variant
 from arrive.serving.feeder import ReplayFeeder
+from arrive.serving.kill_switch import KillSwitch, SharedKillSwitch
 from arrive.serving.prediction_log import PredictionLog, PredictionRecord
 from arrive.serving.settings import ServeSettings
 from arrive.serving.slot import HeuristicAnswer, ModelSlot, ServedModel, SlotConfig
@@ -129,6 +130,7 @@ class EtaPredictor:
         config: limits and intervals.
         log: the prediction log, or None.
         feeder: the embedded replay feeding ``store``, started by :meth:`start`.
+        kill_switch: default a switch of this process only.
     """
 
     def __init__(
@@ -140,6 +142,7 @@ class EtaPredictor:
         *,
         log: PredictionLog | None = None,
         feeder: ReplayFeeder | None = None,
+        kill_switch: KillSwitch | None = None,
     ) -> None:
         self.slot = slot
         self.store = store
@@ -147,7 +150,7 @@ class EtaPredictor:
         self.config = config
         self.log = log
         self.feeder = feeder
-        self.killed = False
+        self.kill_switch = kill_switch or KillSwitch()
         self.in_flight = 0
         self.store_ok: bool | None = None  # None: not checked yet
         self._tasks: list[asyncio.Task[None]] = []
@@ -171,7 +174,7 @@ class EtaPredictor:
         started = self.clock.monotonic()
         now = self.clock.now()
         values: list[dict[str, FeatureScalar]] | None = None
-        if self.killed:
+        if self.kill_switch.on:
             answers = self._fallback(orders, request_ids, "kill_switch")
         elif self.in_flight >= self.config.max_in_flight:
             answers = self._fallback(orders, request_ids, "overload")
@@ -212,7 +215,7 @@ class EtaPredictor:
 
     def set_kill_switch(self, on: bool) -> None:
         """See :meth:`arrive.serving.answer.Predictor.set_kill_switch`."""
-        self.killed = bool(on)
+        self.kill_switch.set(on)
         logger.warning("kill switch %s", "on: the heuristic answers" if on else "off")
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -248,6 +251,7 @@ class EtaPredictor:
                 logger.warning("%d background jobs did not stop in time", len(pending))
         self._tasks.clear()
         self.slot.close()
+        self.kill_switch.close()
         if self.feeder is not None:
             await asyncio.to_thread(self.feeder.stop)
         if self.log is not None:
@@ -524,7 +528,14 @@ def build_predictor(
             retention_days=settings.prediction_log_retention_days,
         )
     config = PredictorConfig.from_settings(settings)
-    return EtaPredictor(slot, as_async(store), clock, config, log=log, feeder=feeder)
+    switch = (
+        KillSwitch()
+        if settings.kill_switch_file is None
+        else SharedKillSwitch(settings.kill_switch_file)
+    )
+    return EtaPredictor(
+        slot, as_async(store), clock, config, log=log, feeder=feeder, kill_switch=switch
+    )
 
 
 def _store(settings: ServeSettings) -> tuple[AsyncOnlineStore, ReplayFeeder | None]:

@@ -90,6 +90,13 @@ class ServeSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
         Annotated[str, msgspec.Meta(min_length=16)] | None,
         _doc("Bearer token of the /admin endpoints (at least 16 characters); unset disables them."),
     ] = None
+    kill_switch_file: Annotated[
+        Path | None,
+        _doc(
+            "File holding the kill switch, shared by the worker processes and kept across "
+            "restarts; unset: `arrive serve` makes a temporary one for several workers."
+        ),
+    ] = None
     access_log: Annotated[
         bool, _doc("Log every HTTP request (costs throughput; off by default).")
     ] = False

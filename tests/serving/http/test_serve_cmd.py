@@ -66,6 +66,7 @@ def test_arrive_serve_answers_over_http_and_stops_gracefully(
     trained: Any,
     local_registry: Callable[[int], LocalRegistry],
     orders: list[dict[str, Any]],
+    admin_token: str,
 ) -> None:
     registry = local_registry(1)
     env = {
@@ -75,6 +76,7 @@ def test_arrive_serve_answers_over_http_and_stops_gracefully(
         "ARRIVE_PREDICTION_LOG_DIR": str(tmp_path / "predictions"),
         "ARRIVE_RELOAD_INTERVAL_S": "0",
         "ARRIVE_LOG_LEVEL": "warning",
+        "ARRIVE_ADMIN_TOKEN": admin_token,
     }
     service = ServeProcess(env, workers=2, log_path=tmp_path / "serve.log")
     with service:
@@ -84,7 +86,19 @@ def test_arrive_serve_answers_over_http_and_stops_gracefully(
             invalid = client.post("/v1/eta", json={"order_id": "o1", "items": -1})
             metrics = client.get("/metrics").text
             document = client.get("/openapi.json").json()
+            switched = client.post(
+                "/admin/kill-switch",
+                json={"on": True},
+                headers={"Authorization": f"Bearer {admin_token}"},
+            )
+        # each on a new connection: they reach both workers, not only the one switched
+        after = [
+            httpx2.post(f"{service.url}/v1/eta", json=o, timeout=10.0).json()["fallback"]
+            for o in orders[:20]
+        ]
         code = service.stop()
+    assert switched.status_code == 200
+    assert after == ["kill_switch"] * 20
     assert [a.status_code for a in answers] == [200] * 10, service.log()
     assert {a.json()["fallback"] for a in answers} == {None}
     assert invalid.status_code == 422

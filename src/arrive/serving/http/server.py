@@ -3,7 +3,9 @@
 The settings are loaded once, by the command; worker processes receive them
 encoded in an environment variable and rebuild the app with :func:`worker_app`.
 With several workers, ``PROMETHEUS_MULTIPROC_DIR`` points at a fresh temporary
-directory (unless already set) so ``/metrics`` sums over every worker.
+directory (unless already set) so ``/metrics`` sums over every worker, and the
+workers share a kill-switch file (a temporary one unless ``kill_switch_file`` is
+set), so an admin call that reaches one worker switches them all.
 SIGTERM and SIGINT stop gracefully: no new connections, in-flight requests get
 ``shutdown_timeout_s`` to finish, then the lifespan closes the predictor.
 """
@@ -40,8 +42,8 @@ def serve(settings: ServeSettings) -> None:
     Raises:
         InternalError: the app failed to start (the log above says why).
     """
-    os.environ[SETTINGS_ENV] = encode_settings(settings)
-    with _metrics_dir(settings.workers):
+    with _metrics_dir(settings.workers), _shared_kill_switch(settings) as shared:
+        os.environ[SETTINGS_ENV] = encode_settings(shared)
         try:
             uvicorn.run(
                 "arrive.serving.http.server:worker_app",
@@ -101,6 +103,20 @@ def _metrics_dir(workers: int) -> Iterator[None]:
         yield
     finally:
         del os.environ[MULTIPROC_ENV]
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@contextmanager
+def _shared_kill_switch(settings: ServeSettings) -> Iterator[ServeSettings]:
+    """``settings`` with a kill-switch file the workers share (a temporary one, removed at
+    the end, when several workers run and none is configured)."""
+    if settings.workers == 1 or settings.kill_switch_file is not None:
+        yield settings
+        return
+    directory = Path(tempfile.mkdtemp(prefix="arrive-switch-"))
+    try:
+        yield msgspec.structs.replace(settings, kill_switch_file=directory / "kill-switch")
+    finally:
         shutil.rmtree(directory, ignore_errors=True)
 
 

@@ -1,0 +1,45 @@
+"""The kill switch shared by worker processes through a mapped file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from arrive.errors import ConfigError
+from arrive.serving.kill_switch import KillSwitch, SharedKillSwitch
+
+
+def test_a_flip_by_one_holder_is_seen_by_every_other(tmp_path: Path) -> None:
+    path = tmp_path / "kill-switch"
+    first, second = SharedKillSwitch(path), SharedKillSwitch(path)
+    assert (first.on, second.on) == (False, False)
+    first.set(True)
+    assert second.on
+    second.set(False)
+    assert not first.on
+    first.close()
+    second.close()
+
+
+def test_the_state_outlives_its_holders(tmp_path: Path) -> None:
+    path = tmp_path / "kill-switch"
+    switch = SharedKillSwitch(path)
+    switch.set(True)
+    switch.close()
+    again = SharedKillSwitch(path)
+    assert again.on
+    again.close()
+
+
+def test_a_file_that_cannot_be_made_names_the_setting(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="setting kill_switch_file: cannot use"):
+        SharedKillSwitch(tmp_path / "no-such-dir" / "kill-switch")
+
+
+def test_the_process_switch_is_a_flag() -> None:
+    switch = KillSwitch()
+    switch.set(True)
+    assert switch.on
+    switch.set(False)
+    assert not switch.on
