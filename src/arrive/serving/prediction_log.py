@@ -1,17 +1,18 @@
 """The prediction log: every answer, buffered in memory, written to Parquet in the background.
 
 :meth:`PredictionLog.append` only adds the record's values to bounded column lists
-(never blocks, never does IO; the features are JSON-encoded right there); when the
-buffer is full the record is dropped and counted. The service's background task
-takes the buffered columns on the event loop (:meth:`~PredictionLog.take`) and
-writes them in a thread (:meth:`~PredictionLog.write`) as one row group of the current
-file: the thread only hands ready lists to Arrow, so it never holds the interpreter
-for long while requests wait. A file covers ``rotate_s`` seconds of the injected
-clock; it is written under a hidden temporary name and renamed into place when it
-is complete (at rotation or :meth:`PredictionLog.close`), so readers only ever see
-whole files. Names carry the start time and the process id, so worker processes
-never collide: ``predictions-20250303T120000Z-pid4242-0.parquet``. Files whose
-start is older than the retention are deleted at each rotation.
+(never blocks, never does IO; the features are JSON-encoded right there), turned
+into Arrow record batches every few hundred records; when the buffer is full the
+record is dropped and counted. The service's background task takes the batches on
+the event loop (:meth:`~PredictionLog.take`) and writes them in a thread
+(:meth:`~PredictionLog.write`) as one row group of the current file: Parquet
+encoding runs without the interpreter lock, so the writer never stalls requests.
+A file covers ``rotate_s`` seconds of the injected clock; it is written under a
+hidden temporary name and renamed into place when it is complete (at rotation or
+:meth:`PredictionLog.close`), so readers only ever see whole files. Names carry
+the start time and the process id, so worker processes never collide:
+``predictions-20250303T120000Z-pid4242-0.parquet``. Files whose start is older than
+the retention are deleted at each rotation.
 
 Columns: ``request_id``, ``order_id``, ``time`` (UTC), ``variant``,
 ``model_version``, ``features`` (the model's feature values as a JSON object;
@@ -38,6 +39,7 @@ from arrive.clock import Clock
 from arrive.errors import ConfigError
 from arrive.features.spec import FeatureScalar
 from arrive.serving import metrics
+from arrive.store.base import to_epoch_us
 
 logger = logging.getLogger(__name__)
 
@@ -55,9 +57,13 @@ SCHEMA: Final = pa.schema(
     ]
 )
 _FEATURES: Final = SCHEMA.names.index("features")
+_TIME: Final = SCHEMA.names.index("time")
+_CHUNK: Final = 512
+"""Records converted to Arrow at a time."""
 _encode: Final = msgspec.json.encode
-Batch = tuple[list[Any], ...]
-"""Buffered records as one list per column of :data:`SCHEMA` (features as JSON)."""
+Columns = tuple[list[Any], ...]
+"""Buffered records as one list per column of :data:`SCHEMA` (time in epoch µs,
+features as JSON)."""
 _NAME: Final = re.compile(r"^predictions-(\d{8}T\d{6}Z)-pid\d+-\d+\.parquet$")
 _STAMP: Final = "%Y%m%dT%H%M%SZ"
 
@@ -109,7 +115,10 @@ class PredictionLog:
         self.dropped = 0
         self.written = 0
         self._columns = _empty()
+        self._batches: list[pa.RecordBatch] = []
         self._size = 0
+        self._time: datetime | None = None
+        self._time_us = 0
         self._io = threading.Lock()
         self._writer: pq.ParquetWriter | None = None
         self._tmp: Path | None = None
@@ -124,36 +133,51 @@ class PredictionLog:
             metrics.LOG_DROPPED.inc()
             return False
         self._size += 1
-        features = record.features
-        for column, value in zip(self._columns, record, strict=True):
+        columns = self._columns
+        for column, value in zip(columns, record, strict=True):
             column.append(value)
-        if features is not None:
-            self._columns[_FEATURES][-1] = _encode(features)
+        if record.time is not self._time:  # the answers of one request share their time
+            self._time, self._time_us = record.time, to_epoch_us(record.time)
+        columns[_TIME][-1] = self._time_us
+        if record.features is not None:
+            columns[_FEATURES][-1] = _encode(record.features)
+        if len(columns[0]) >= _CHUNK:
+            self._seal()
         return True
 
     def __len__(self) -> int:
         """Records buffered now."""
         return self._size
 
-    def take(self) -> Batch:
+    def take(self) -> list[pa.RecordBatch]:
         """The buffered records (the buffer starts empty again); same thread as ``append``."""
-        batch, self._columns, self._size = self._columns, _empty(), 0
-        return batch
+        self._seal()
+        batches, self._batches, self._size = self._batches, [], 0
+        return batches
 
-    def write(self, batch: Batch) -> int:
-        """Write ``batch`` to the current file (rotating first if due); any thread."""
+    def write(self, batches: list[pa.RecordBatch]) -> int:
+        """Write ``batches`` to the current file (rotating first if due); any thread."""
         with self._io:
             now = self.clock.now()
             if self._started is not None and now - self._started >= self.rotate:
                 self._finish()
-            count = len(batch[0])
+            count: int = sum(batch.num_rows for batch in batches)
             if not count:
                 return 0
             writer = self._writer or self._open(now)
-            writer.write_table(pa.table(dict(zip(SCHEMA.names, batch, strict=True)), SCHEMA))
+            writer.write_table(pa.Table.from_batches(batches, SCHEMA))
             self.written += count
             metrics.LOG_WRITTEN.inc(count)
             return count
+
+    def _seal(self) -> None:
+        """Turn the buffered columns into an Arrow batch, here, on the appending thread: in
+        chunks of :data:`_CHUNK` each conversion is short, and the writer thread then
+        holds the interpreter only for moments (a long conversion there would stall
+        every request waiting for it)."""
+        if self._columns[0]:
+            self._batches.append(pa.record_batch(list(self._columns), schema=SCHEMA))
+            self._columns = _empty()
 
     def flush(self) -> int:
         """``write(take())``: for callers that also append from this thread."""
@@ -200,5 +224,5 @@ class PredictionLog:
                 logger.info("prediction log %s deleted (older than the retention)", path.name)
 
 
-def _empty() -> Batch:
+def _empty() -> Columns:
     return tuple([] for _ in SCHEMA.names)
