@@ -102,3 +102,23 @@ def test_a_full_buffer_drops_and_counts_and_never_blocks(tmp_path: Path) -> None
     log.close()
     assert log.written == 4
     assert sum(pl.read_parquet(p).height for p in log.files()) == 4
+
+
+def test_many_records_cross_the_arrow_chunks_intact_with_their_own_times(tmp_path: Path) -> None:
+    clock = ManualClock(START)
+    log = PredictionLog(tmp_path, clock)
+    for i in range(1_300):  # over two chunks of 512, then a partial one
+        at = START + timedelta(microseconds=i // 100)  # a request's answers share a time
+        log.append(_record(i, at, "overload" if i % 7 == 0 else None))
+    assert len(log) == 1_300
+    batches = log.take()
+    assert len(log) == 0
+    assert log.write(batches) == 1_300
+    log.close()
+    frame = pl.read_parquet(log.files())
+    assert frame.get_column("order_id").to_list() == [f"o{i}" for i in range(1_300)]
+    assert frame.get_column("time").to_list() == [
+        START + timedelta(microseconds=i // 100) for i in range(1_300)
+    ]
+    assert frame.get_column("fallback").null_count() == 1_300 - len(range(0, 1_300, 7))
+    assert frame.get_column("features")[1] == '{"distance_km":1.0,"store_id":"s1","x":null}'
