@@ -8,13 +8,16 @@ Usage: python bench/serve_bench.py [--registry DIR] [--repeats 3] [--seconds 30]
 2. Starts its own redis-server on a free port and fills it with real features: the
    Food Delivery event log, shifted so that it ends now, replayed through the online
    engine (the requests are its last orders, so their features are fresh).
-3. Starts ``arrive serve --workers 2 --store redis://...`` and waits until readiness
-   is 200 and ``arrive_model_info`` shows the compiled (lleaves) trees.
+3. Starts ``arrive serve --workers 2 --store redis://...``, waits until readiness
+   is 200 and ``arrive_model_info`` shows the compiled (lleaves) trees, then warms
+   up with 10 s of load that is not measured.
 4. Measures, each ``--repeats`` times (medians reported):
    * max sustained single-order throughput: ``wrk -t1 -c16`` and ``-c64``;
    * latency at a fixed 1,000 req/s: an open-loop generator (wrk2 is not in Debian
      and wrk is closed-loop); latency counts from the scheduled send time, so a
-     stalled server cannot hide its queue (no coordinated omission);
+     stalled server cannot hide its queue (no coordinated omission); the generator
+     runs on uvloop with its garbage collector off, so its own pauses are not
+     counted;
    * a batch of 100 orders: ``wrk -t1 -c1`` on /v1/eta/batch (p50/p99);
    * overload: ``wrk -t2 -c640`` (10x the 64-connection concurrency): throughput,
      p99, socket timeouts, and the share of ``overload`` answers (from /metrics).
@@ -154,6 +157,8 @@ def _run_phases(
         service.wait_ready(timeout_s=300)
         print("waiting for the compiled trees ...", file=sys.stderr)
         wait_for(lambda: _compiled(service.url), 900, "compiled trees")
+        print("warming up (10 s, not measured) ...", file=sys.stderr)
+        _wrk(service.url, bodies["single"], "/v1/eta", conns=16, seconds=10)
         out: dict[str, Any] = {}
         for conns in (16, 64):
             out[f"wrk -c{conns}"] = _repeat(
