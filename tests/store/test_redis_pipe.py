@@ -171,13 +171,19 @@ def test_an_error_reply_fails_only_its_command() -> None:
     assert pong == b"PONG"
 
 
+async def _ping_error(url: str) -> BaseException:
+    """What one PING to ``url`` raises."""
+    client = _client(url)
+    (error,) = await asyncio.gather(client.execute("PING"), return_exceptions=True)
+    await client.aclose()
+    assert isinstance(error, BaseException), f"PING answered {error!r}"
+    return error
+
+
 def test_a_reply_that_is_not_redis_protocol_closes_the_connection() -> None:
-    async def scenario() -> BaseException | None:
+    async def scenario() -> BaseException:
         async with _fake_server(lambda _n, _d: b"?what\r\n") as url:
-            client = _client(url)
-            (error,) = await asyncio.gather(client.execute("PING"), return_exceptions=True)
-            await client.aclose()
-        return error  # type: ignore[return-value]
+            return await _ping_error(url)
 
     error = asyncio.run(scenario())
     assert isinstance(error, FeatureStoreUnavailable)
@@ -185,13 +191,10 @@ def test_a_reply_that_is_not_redis_protocol_closes_the_connection() -> None:
 
 
 def test_nobody_listening_is_unavailable() -> None:
-    async def scenario() -> BaseException | None:
+    async def scenario() -> BaseException:
         async with _fake_server(lambda _n, _d: None) as url:
             pass  # closed: the port refuses connections now
-        client = _client(url)
-        (error,) = await asyncio.gather(client.execute("PING"), return_exceptions=True)
-        await client.aclose()
-        return error  # type: ignore[return-value]
+        return await _ping_error(url)
 
     error = asyncio.run(scenario())
     assert isinstance(error, FeatureStoreUnavailable)
