@@ -38,12 +38,11 @@ def test_a_replayed_data_dir_answers_from_real_features_and_logs_them(
     )
 
     async def run() -> tuple[list[EtaAnswer], tuple[bool, str]]:
-        await predictor.start()
-        await eventually(lambda: predictor.ready()[0])
-        ready = predictor.ready()
-        answers = await predictor.predict([order], ["req-1"])
-        await predictor.aclose()
-        return answers, ready
+        async with predictor:
+            await eventually(lambda: predictor.ready()[0])
+            ready = predictor.ready()
+            answers = await predictor.predict([order], ["req-1"])
+            return answers, ready
 
     (answer,), ready = asyncio.run(run())
     assert ready == (True, "")

@@ -82,14 +82,13 @@ def test_answers_equal_the_offline_model_on_exact_features(
             predictor = build_predictor(
                 settings_for(), store=store, clock=clock, registry=trained.registry()
             )
-            await predictor.start()
-            served = predictor.slot.current
-            assert served is not None
-            rows = store.get_many(served.reader.keys([order], clock.now()))
-            values = served.reader.assemble([order], clock.now(), rows)[0].values
-            exact = all(_same(values[n], row[n]) for n in served.names)
-            out.append(((await _ask(predictor, [order]))[0], exact))
-            await predictor.aclose()
+            async with predictor:
+                served = predictor.slot.current
+                assert served is not None
+                rows = store.get_many(served.reader.keys([order], clock.now()))
+                values = served.reader.assemble([order], clock.now(), rows)[0].values
+                exact = all(_same(values[n], row[n]) for n in served.names)
+                out.append(((await _ask(predictor, [order]))[0], exact))
         return out
 
     results = asyncio.run(run())
@@ -115,12 +114,9 @@ def test_a_batch_gets_one_store_round_trip_and_answers_in_order(
     )
 
     async def run() -> list[EtaAnswer]:
-        await predictor.start()
-        store.reads = 0
-        try:
+        async with predictor:
+            store.reads = 0
             return await _ask(predictor, orders)
-        finally:
-            await predictor.aclose()
 
     answers = asyncio.run(run())
     assert store.reads == 1
@@ -160,13 +156,12 @@ def test_kill_switch_forces_the_heuristic_and_can_be_lifted(
     )
 
     async def run() -> tuple[list[EtaAnswer], list[EtaAnswer]]:
-        await predictor.start()
-        predictor.set_kill_switch(True)
-        killed = await _ask(predictor, orders)
-        predictor.set_kill_switch(False)
-        lifted = await _ask(predictor, orders)
-        await predictor.aclose()
-        return killed, lifted
+        async with predictor:
+            predictor.set_kill_switch(True)
+            killed = await _ask(predictor, orders)
+            predictor.set_kill_switch(False)
+            lifted = await _ask(predictor, orders)
+            return killed, lifted
 
     killed, lifted = asyncio.run(run())
     assert {(a.fallback, a.variant, a.model_version) for a in killed} == {
@@ -197,14 +192,13 @@ def test_overload_sheds_new_requests_at_once(
             clock=ManualClock(at),
             registry=trained.registry(),
         )
-        await predictor.start()
-        held = [asyncio.create_task(_ask(predictor, orders[:1])) for _ in range(2)]
-        await eventually(lambda: store.waiting == 2)
-        shed = await _ask(predictor, orders)
-        store.gate.set()
-        first = [answers[0] for answers in await asyncio.gather(*held)]
-        await predictor.aclose()
-        return shed, first
+        async with predictor:
+            held = [asyncio.create_task(_ask(predictor, orders[:1])) for _ in range(2)]
+            await eventually(lambda: store.waiting == 2)
+            shed = await _ask(predictor, orders)
+            store.gate.set()
+            first = [answers[0] for answers in await asyncio.gather(*held)]
+            return shed, first
 
     before = metrics.PREDICTIONS.labels("heuristic", "overload")._value.get()
     shed, first = asyncio.run(run())
@@ -233,16 +227,15 @@ def test_a_read_past_its_deadline_keeps_the_store_up_and_counts_until_it_ends(
             clock=ManualClock(at),
             registry=trained.registry(),
         )
-        await predictor.start()
-        late = await _ask(predictor, orders)  # its read is still held at the gate
-        held_in_flight = predictor.in_flight
-        shed = await _ask(predictor, orders)  # the late read still occupies the slot
-        store.gate.set()
-        await eventually(lambda: predictor.in_flight == 0 and store.waiting == 0)
-        served = await _ask(predictor, orders)
-        store_ok = predictor.store_ok
-        reads_left = len(predictor._late)
-        await predictor.aclose()
+        async with predictor:
+            late = await _ask(predictor, orders)  # its read is still held at the gate
+            held_in_flight = predictor.in_flight
+            shed = await _ask(predictor, orders)  # the late read still occupies the slot
+            store.gate.set()
+            await eventually(lambda: predictor.in_flight == 0 and store.waiting == 0)
+            served = await _ask(predictor, orders)
+            store_ok = predictor.store_ok
+            reads_left = len(predictor._late)
         reasons = [a.fallback for a in (*late, *shed, *served)]
         return reasons, store_ok, held_in_flight, reads_left
 
@@ -298,10 +291,8 @@ def test_a_slow_store_answers_with_the_deadline_fallback(
             clock=ManualClock(orders[-1].event_time),
             registry=trained.registry(),
         )
-        await predictor.start()
-        answers = await _ask(predictor, orders)
-        await predictor.aclose()
-        return answers
+        async with predictor:
+            return await _ask(predictor, orders)
 
     answers = asyncio.run(run())
     assert [a.fallback for a in answers] == ["deadline", "deadline"]
@@ -320,10 +311,8 @@ def test_too_many_stale_or_missing_features_fall_back(
     )
 
     async def run() -> list[EtaAnswer]:
-        await predictor.start()
-        answers = await _ask(predictor, orders)
-        await predictor.aclose()
-        return answers
+        async with predictor:
+            return await _ask(predictor, orders)
 
     answers = asyncio.run(run())
     assert [a.fallback for a in answers] == ["stale_features", "stale_features"]
@@ -350,13 +339,11 @@ def test_a_failing_model_falls_back_with_model_error(
         raise RuntimeError("boom")
 
     async def run() -> list[EtaAnswer]:
-        await predictor.start()
-        served = predictor.slot.current
-        assert served is not None
-        monkeypatch.setattr(served.compiled, "predict", broken)
-        answers = await _ask(predictor, orders)
-        await predictor.aclose()
-        return answers
+        async with predictor:
+            served = predictor.slot.current
+            assert served is not None
+            monkeypatch.setattr(served.compiled, "predict", broken)
+            return await _ask(predictor, orders)
 
     answers = asyncio.run(run())
     assert [a.fallback for a in answers] == ["model_error", "model_error"]
@@ -375,13 +362,12 @@ def test_no_model_answers_with_the_newest_loadable_heuristic_and_is_not_ready(
     )
 
     async def run() -> tuple[list[EtaAnswer], tuple[bool, str]]:
-        await predictor.start()
-        answers = await _ask(predictor, orders)
-        ready = predictor.ready()
-        with pytest.raises(ModelNotFound, match="alias production is not set"):
-            await predictor.reload()
-        await predictor.aclose()
-        return answers, ready
+        async with predictor:
+            answers = await _ask(predictor, orders)
+            ready = predictor.ready()
+            with pytest.raises(ModelNotFound, match="alias production is not set"):
+                await predictor.reload()
+            return answers, ready
 
     answers, ready = asyncio.run(run())
     assert ready == (False, "no model loaded (alias production is not set)")
@@ -401,10 +387,8 @@ def test_an_empty_registry_answers_the_configured_constants(
     )
 
     async def run() -> list[EtaAnswer]:
-        await predictor.start()
-        answers = await _ask(predictor, orders)
-        await predictor.aclose()
-        return answers
+        async with predictor:
+            return await _ask(predictor, orders)
 
     (answer,) = asyncio.run(run())
     assert (answer.fallback, answer.p50_s, answer.p90_s) == ("no_model", 1200.0, 1800.0)
@@ -428,15 +412,14 @@ def test_ready_needs_a_model_and_a_reachable_store(
 
     async def run() -> list[tuple[bool, str]]:
         seen = [predictor.ready()]
-        await predictor.start()
-        seen.append(predictor.ready())
-        store.up = False
-        await eventually(lambda: not predictor.ready()[0])
-        seen.append(predictor.ready())
-        store.up = True
-        await eventually(lambda: predictor.ready()[0])
-        await predictor.aclose()
-        return seen
+        async with predictor:
+            seen.append(predictor.ready())
+            store.up = False
+            await eventually(lambda: not predictor.ready()[0])
+            seen.append(predictor.ready())
+            store.up = True
+            await eventually(lambda: predictor.ready()[0])
+            return seen
 
     seen = asyncio.run(run())
     assert seen[0][0] is False

@@ -65,19 +65,18 @@ def test_hot_reload_with_requests_in_flight_fails_none(
             clock=ManualClock(at),
             registry=registry,
         )
-        await predictor.start()
-        old = [asyncio.create_task(predictor.predict(orders, ["a"] * 4)) for _ in range(8)]
-        await eventually(lambda: store.waiting == 8)
-        registry.set_alias("production", "2", reason="roll out")
-        await eventually(lambda: _serving(predictor) == "2")
-        new = [asyncio.create_task(predictor.predict(orders, ["b"] * 4)) for _ in range(8)]
-        await eventually(lambda: store.waiting == 16)
-        store.gate.set()
-        done_old = await asyncio.gather(*old)
-        done_new = await asyncio.gather(*new)
-        after = await predictor.predict(orders, ["c"] * 4)
-        await predictor.aclose()
-        return done_old, done_new, after
+        async with predictor:
+            old = [asyncio.create_task(predictor.predict(orders, ["a"] * 4)) for _ in range(8)]
+            await eventually(lambda: store.waiting == 8)
+            registry.set_alias("production", "2", reason="roll out")
+            await eventually(lambda: _serving(predictor) == "2")
+            new = [asyncio.create_task(predictor.predict(orders, ["b"] * 4)) for _ in range(8)]
+            await eventually(lambda: store.waiting == 16)
+            store.gate.set()
+            done_old = await asyncio.gather(*old)
+            done_new = await asyncio.gather(*new)
+            after = await predictor.predict(orders, ["c"] * 4)
+            return done_old, done_new, after
 
     done_old, done_new, after = asyncio.run(run())
     for answers in done_old:
@@ -115,15 +114,14 @@ def test_a_corrupted_or_unloadable_version_is_refused_and_the_previous_serves(
         predictor = build_predictor(
             settings_for(), store=store, clock=ManualClock(at), registry=registry
         )
-        await predictor.start()
-        seen = []
-        for version in (corrupt, broken.version):
-            registry.set_alias("production", version, reason="bad")
-            with pytest.raises(RegistryError, match=f"version {version} refused"):
-                await predictor.reload()
-            serving = predictor.slot.current.version if predictor.slot.current else ""
-            seen.append((serving, await predictor.predict(orders, ["r"] * 3)))
-        await predictor.aclose()
+        async with predictor:
+            seen = []
+            for version in (corrupt, broken.version):
+                registry.set_alias("production", version, reason="bad")
+                with pytest.raises(RegistryError, match=f"version {version} refused"):
+                    await predictor.reload()
+                serving = predictor.slot.current.version if predictor.slot.current else ""
+                seen.append((serving, await predictor.predict(orders, ["r"] * 3)))
         assert "ModelIntegrityError" in predictor.slot.refused[corrupt]
         assert "InputFileError" in predictor.slot.refused[broken.version]
         assert predictor.ready() == (True, "")

@@ -43,19 +43,18 @@ def test_redis_stopped_mid_run_falls_back_and_recovers(
             clock=ManualClock(at),
             registry=trained.registry(),
         )
-        await predictor.start()
-        seen = {"up": await predictor.predict(orders, ["a"] * 3)}
-        port = server.port
-        server.stop()
-        seen["down"] = await predictor.predict(orders, ["b"] * 3)
-        seen["still down"] = await predictor.predict(orders, ["c"] * 3)
-        assert predictor.ready() == (False, "feature store unreachable")
-        server.start(port)
-        fill()
-        await eventually(lambda: predictor.ready()[0])
-        seen["back"] = await predictor.predict(orders, ["d"] * 3)
-        await predictor.aclose()
-        return seen
+        async with predictor:
+            seen = {"up": await predictor.predict(orders, ["a"] * 3)}
+            port = server.port
+            server.stop()
+            seen["down"] = await predictor.predict(orders, ["b"] * 3)
+            seen["still down"] = await predictor.predict(orders, ["c"] * 3)
+            assert predictor.ready() == (False, "feature store unreachable")
+            server.start(port)
+            fill()
+            await eventually(lambda: predictor.ready()[0])
+            seen["back"] = await predictor.predict(orders, ["d"] * 3)
+            return seen
 
     try:
         seen = asyncio.run(run())

@@ -233,6 +233,15 @@ class EtaPredictor:
         if self.log is not None:
             self._every(config.log_flush_s, self._flush_log)
 
+    async def __aenter__(self) -> EtaPredictor:
+        """:meth:`start`, for ``async with predictor:``."""
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        """:meth:`aclose`, whatever happened inside the block."""
+        await self.aclose()
+
     async def aclose(self) -> None:
         """Stop the background tasks, write the prediction log, release the store.
 
