@@ -30,13 +30,12 @@ from arrive.features.online.engine import OnlineEngine
 from arrive.features.online.replay import replay_until
 from arrive.schema.events import OrderCreated
 from arrive.schema.frame import frame_to_events
-from arrive.serving.http.schema import EtaRequest
+from arrive.serving.http.schema import to_request
 from arrive.serving.settings import ServeSettings
 from arrive.store.memory import InMemoryStore
 from arrive.training.dataset import local_timezone
 
 Progress = Callable[[int, int], None]
-_REQUEST_FIELDS = frozenset(EtaRequest.__struct_fields__) - {"request_id", "created_at"}
 
 
 @dataclass(frozen=True)
@@ -119,7 +118,7 @@ class _Client:
         self._conn = _NoDelayConnection("127.0.0.1", port, timeout=30)
 
     def eta(self, order: OrderCreated) -> dict[str, Any]:
-        body = msgspec.json.encode(request_of(order))
+        body = msgspec.json.encode(to_request(order))
         started = time.perf_counter()
         self._conn.request("POST", "/v1/eta", body, {"Content-Type": "application/json"})
         response = self._conn.getresponse()
@@ -143,9 +142,3 @@ class _Client:
 
     def close(self) -> None:
         self._conn.close()
-
-
-def request_of(order: OrderCreated) -> EtaRequest:
-    """The ETA request of an ``order_created`` event (its fields, created at its time)."""
-    fields = {name: getattr(order, name) for name in _REQUEST_FIELDS}
-    return EtaRequest(created_at=order.event_time, **fields)

@@ -163,3 +163,13 @@ def to_order(request: EtaRequest, request_id: str, now: datetime) -> OrderCreate
         courier_id=request.courier_id,
         attributes=request.attributes,
     )
+
+
+_REQUEST_FIELDS: Final = frozenset(EtaRequest.__struct_fields__) - {"request_id", "created_at"}
+
+
+def to_request(order: OrderCreated) -> EtaRequest:
+    """The ETA request of an ``order_created`` event (its fields, created at its time):
+    :func:`to_order`'s inverse, for clients that hold events (the demo's replay)."""
+    fields = {name: getattr(order, name) for name in _REQUEST_FIELDS}
+    return EtaRequest(created_at=order.event_time, **fields)
