@@ -59,13 +59,14 @@ def create_app(
             :func:`arrive.serving.predictor.build_predictor`); unused with ``predictor``.
     """
     service = Service(settings, clock or SystemClock(), predictor)
+    hot = hot_endpoints(service)
     routes: list[BaseRoute] = [
-        *public_routes(service),
+        *public_routes(service, hot),
         *admin_routes(service),
         *_doc_routes(settings),
     ]
     return EtaApp(
-        hot_endpoints(service),
+        hot,
         routes=routes,
         exception_handlers={
             HttpError: on_http_error,

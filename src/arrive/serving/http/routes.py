@@ -7,7 +7,7 @@ that the app calls before its middleware and router.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Final, TypeVar
 
 import msgspec
@@ -41,9 +41,9 @@ _HEALTH: Final = msgspec.json.encode(Health())
 _READY: Final = msgspec.json.encode(Readiness(ready=True))
 
 
-def public_routes(service: Service) -> list[BaseRoute]:
-    """The routes of the ETA API bound to ``service``."""
-    hot = hot_endpoints(service)
+def public_routes(service: Service, hot: Mapping[str, JsonEndpoint]) -> list[BaseRoute]:
+    """The routes of the ETA API bound to ``service``, with the ETA endpoints ``hot``
+    (from :func:`hot_endpoints`)."""
     return [
         *(Route(path, endpoint, methods=["POST"]) for path, endpoint in hot.items()),
         Route("/healthz", _healthz, methods=["GET"]),
