@@ -20,6 +20,8 @@ Names (all prefixed ``arrive_``):
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Final
 
 from prometheus_client import (
@@ -31,6 +33,8 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -66,13 +70,41 @@ IN_FLIGHT: Final = Gauge("arrive_in_flight", "Requests in progress", multiproces
 def render() -> tuple[bytes, str]:
     """The exposition text of every metric (merged over workers in multiprocess mode)
     and its content type, for a ``/metrics`` route."""
-    if os.environ.get(MULTIPROC_ENV):
-        from prometheus_client import multiprocess
-
+    directory = os.environ.get(MULTIPROC_ENV)
+    if directory:
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        registry.register(_WorkerFiles(directory))
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+class _WorkerFiles(Collector):
+    """prometheus_client's multiprocess collector without its empty-file failure.
+
+    A worker creates each metrics file before sizing it; a scrape in between reads an
+    empty file and fails whole (a 500 on /metrics), and a file left empty by a worker
+    killed at that moment fails every later scrape (prometheus/client_python#1199,
+    unfixed in the pinned release). Empty files hold no values yet: they are skipped.
+    """
+
+    def __init__(self, directory: str) -> None:
+        self.directory = Path(directory)
+
+    def collect(self) -> Iterable[Metric]:
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        files = [str(path) for path in self.directory.glob("*.db") if _filled(path)]
+        merged: Iterable[Metric] = MultiProcessCollector.merge(  # type: ignore[no-untyped-call]
+            files, accumulate=True
+        )
+        return merged
+
+
+def _filled(path: Path) -> bool:
+    try:
+        return path.stat().st_size > 0
+    except FileNotFoundError:  # a dead worker's file, just removed
+        return False
 
 
 def process_exited(pid: int) -> None:
