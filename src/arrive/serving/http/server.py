@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import copy
 import os
-import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -97,13 +96,12 @@ def _metrics_dir(workers: int) -> Iterator[None]:
     if workers == 1 or os.environ.get(MULTIPROC_ENV):
         yield
         return
-    directory = tempfile.mkdtemp(prefix="arrive-metrics-")
-    os.environ[MULTIPROC_ENV] = directory
-    try:
-        yield
-    finally:
-        del os.environ[MULTIPROC_ENV]
-        shutil.rmtree(directory, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix="arrive-metrics-", ignore_cleanup_errors=True) as path:
+        os.environ[MULTIPROC_ENV] = path
+        try:
+            yield
+        finally:
+            del os.environ[MULTIPROC_ENV]
 
 
 @contextmanager
@@ -113,11 +111,8 @@ def _shared_kill_switch(settings: ServeSettings) -> Iterator[ServeSettings]:
     if settings.workers == 1 or settings.kill_switch_file is not None:
         yield settings
         return
-    directory = Path(tempfile.mkdtemp(prefix="arrive-switch-"))
-    try:
-        yield msgspec.structs.replace(settings, kill_switch_file=directory / "kill-switch")
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix="arrive-switch-", ignore_cleanup_errors=True) as path:
+        yield msgspec.structs.replace(settings, kill_switch_file=Path(path) / "kill-switch")
 
 
 def _logging_config(level: str) -> dict[str, Any]:
