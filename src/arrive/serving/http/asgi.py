@@ -1,4 +1,4 @@
-"""Raw ASGI for the busiest routes: header lookup, body reading under a cap, JSON answers.
+"""Raw ASGI for the busiest routes: body reading under a cap, JSON answers.
 
 The ETA routes run as plain ASGI endpoints (:class:`JsonEndpoint`) reached before
 Starlette's middleware and router (see :mod:`arrive.serving.http.app`); they answer
@@ -14,19 +14,11 @@ from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
 from arrive.serving.http.errors import HttpError, error_parts, unexpected_message
+from arrive.serving.http.request_id import header
 
 Handler = Callable[[Scope, Receive], Awaitable[tuple[bytes, str]]]
 """Answers a request with its JSON body and request id, or raises :class:`HttpError`."""
 _JSON: Final = (b"content-type", b"application/json")
-
-
-def header(scope: Scope, name: bytes) -> str | None:
-    """The value of header ``name`` (lower case), or None."""
-    for key, value in scope["headers"]:
-        if key == name:
-            text: str = value.decode("latin-1")
-            return text
-    return None
 
 
 async def read_body(scope: Scope, receive: Receive, max_bytes: int) -> bytes:

@@ -19,19 +19,25 @@ def new_request_id() -> str:
     return os.urandom(16).hex()
 
 
+def header(scope: MutableMapping[str, Any], name: bytes) -> str | None:
+    """The value of header ``name`` (lower case) in an ASGI scope, or None."""
+    for key, value in scope["headers"]:
+        if key == name:
+            text: str = value.decode("latin-1")
+            return text
+    return None
+
+
 def header_request_id(scope: MutableMapping[str, Any]) -> str | None:
     """The ``X-Request-ID`` header when present and valid; None when absent.
 
     Raises:
         ValueError: the header is present but not a valid request id.
     """
-    for name, value in scope["headers"]:
-        if name == HEADER:
-            text: str = value.decode("latin-1")
-            if _VALID.fullmatch(text) is None:
-                raise ValueError(text)
-            return text
-    return None
+    text = header(scope, HEADER)
+    if text is not None and _VALID.fullmatch(text) is None:
+        raise ValueError(text)
+    return text
 
 
 def remember(scope: MutableMapping[str, Any], request_id: str) -> str:
