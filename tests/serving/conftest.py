@@ -15,6 +15,7 @@ import pytest
 from arrive.features.online.engine import OnlineEngine
 from arrive.models.artifact import ModelBundle
 from arrive.registry import InMemoryRegistry
+from arrive.schema.events import OrderCreated
 from arrive.schema.frame import frame_to_events
 from arrive.serving.settings import ServeSettings, validated
 from arrive.store.base import OnlineStore
@@ -66,6 +67,18 @@ def created_orders(trained: Trained) -> pl.DataFrame:
     """The order_created events of the trained marketplace, in time order."""
     events = trained.market.events
     return events.filter(pl.col("type") == "order_created").sort("event_time", "event_id")
+
+
+@pytest.fixture
+def late_orders(created_orders: pl.DataFrame) -> Callable[..., list[OrderCreated]]:
+    """``n`` order_created events, every ``every``-th from the second half of the
+    marketplace (so their stores have history)."""
+
+    def pick(n: int, every: int = 7) -> list[OrderCreated]:
+        frame = created_orders[len(created_orders) // 2 :: every].head(n)
+        return [e for e in frame_to_events(frame) if isinstance(e, OrderCreated)]
+
+    return pick
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ from arrive.features.offline import build_features
 from arrive.features.spec import BuildContext
 from arrive.registry import InMemoryRegistry
 from arrive.schema.events import OrderCreated
-from arrive.schema.frame import frame_to_events
 from arrive.serving import metrics
 from arrive.serving.answer import EtaAnswer
 from arrive.serving.predictor import EtaPredictor, build_predictor
@@ -29,12 +28,9 @@ from arrive.store.memory import InMemoryStore
 from arrive.testing.factories import order_spine
 from arrive.testing.stores import GatedStore
 
+Pick = Callable[..., list[OrderCreated]]
 Replay = Callable[[InMemoryStore, datetime], None]
 Eventually = Callable[[Callable[[], bool]], Awaitable[None]]
-
-
-def _orders(frame: pl.DataFrame) -> list[OrderCreated]:
-    return [e for e in frame_to_events(frame) if isinstance(e, OrderCreated)]
 
 
 def _ids(orders: Sequence[OrderCreated]) -> list[str]:
@@ -43,11 +39,6 @@ def _ids(orders: Sequence[OrderCreated]) -> list[str]:
 
 async def _ask(predictor: EtaPredictor, orders: Sequence[OrderCreated]) -> list[EtaAnswer]:
     return await predictor.predict(orders, _ids(orders))
-
-
-def _late_orders(created: pl.DataFrame, n: int) -> list[OrderCreated]:
-    """``n`` orders from the second half of the marketplace (the stores have history)."""
-    return _orders(created[len(created) // 2 :: 7].head(n))
 
 
 def _same(online: Any, offline: Any) -> bool:
@@ -61,14 +52,14 @@ def _same(online: Any, offline: Any) -> bool:
 
 
 def test_answers_equal_the_offline_model_on_exact_features(
-    trained: Any, settings_for: Any, created_orders: pl.DataFrame, replay_until: Replay
+    trained: Any, settings_for: Any, late_orders: Pick, replay_until: Replay
 ) -> None:
     bundle = trained.bundle()
     events = trained.market.events
     spine = order_spine(events)
     attributes = tuple(c for c in spine.columns if c not in datadir.ORDER_COLUMNS)
     offline = build_features(BuildContext(spine, events.lazy(), "Europe/Berlin", attributes))
-    orders = _late_orders(created_orders, 30)
+    orders = late_orders(30)
     frame = offline.frame.filter(pl.col("order_id").is_in([o.order_id for o in orders]))
     frame = frame.sort(pl.col("order_id").replace_strict([o.order_id for o in orders], range(30)))
     want = bundle.model.predict(frame.select(bundle.model.features_))
@@ -103,9 +94,9 @@ def test_answers_equal_the_offline_model_on_exact_features(
 
 
 def test_a_batch_gets_one_store_round_trip_and_answers_in_order(
-    trained: Any, settings_for: Any, created_orders: pl.DataFrame, replay_until: Replay
+    trained: Any, settings_for: Any, late_orders: Pick, replay_until: Replay
 ) -> None:
-    orders = _late_orders(created_orders, 12)
+    orders = late_orders(12)
     at = max(o.event_time for o in orders)
     store = _CountingStore()
     replay_until(store, at)
@@ -145,9 +136,9 @@ def _heuristic_eta(trained: Any, order: OrderCreated) -> tuple[float, float]:
 
 
 def test_kill_switch_forces_the_heuristic_and_can_be_lifted(
-    trained: Any, settings_for: Any, created_orders: pl.DataFrame, replay_until: Replay
+    trained: Any, settings_for: Any, late_orders: Pick, replay_until: Replay
 ) -> None:
-    orders = _late_orders(created_orders, 3)
+    orders = late_orders(3)
     at = max(o.event_time for o in orders)
     store = InMemoryStore()
     replay_until(store, at)
@@ -175,11 +166,11 @@ def test_kill_switch_forces_the_heuristic_and_can_be_lifted(
 def test_overload_sheds_new_requests_at_once(
     trained: Any,
     settings_for: Any,
-    created_orders: pl.DataFrame,
+    late_orders: Pick,
     replay_until: Replay,
     eventually: Eventually,
 ) -> None:
-    orders = _late_orders(created_orders, 2)
+    orders = late_orders(2)
     at = max(o.event_time for o in orders)
     memory = InMemoryStore()
     replay_until(memory, at)
@@ -210,11 +201,11 @@ def test_overload_sheds_new_requests_at_once(
 def test_a_read_past_its_deadline_keeps_the_store_up_and_counts_until_it_ends(
     trained: Any,
     settings_for: Any,
-    created_orders: pl.DataFrame,
+    late_orders: Pick,
     replay_until: Replay,
     eventually: Eventually,
 ) -> None:
-    orders = _late_orders(created_orders, 1)
+    orders = late_orders(1)
     at = orders[0].event_time
     memory = InMemoryStore()
     replay_until(memory, at)
@@ -247,9 +238,9 @@ def test_a_read_past_its_deadline_keeps_the_store_up_and_counts_until_it_ends(
 
 
 def test_aclose_is_bounded_when_a_background_job_hangs(
-    trained: Any, settings_for: Any, created_orders: pl.DataFrame, eventually: Eventually
+    trained: Any, settings_for: Any, late_orders: Pick, eventually: Eventually
 ) -> None:
-    orders = _late_orders(created_orders, 1)
+    orders = late_orders(1)
 
     class _HangingPing(GatedStore):
         hang = False
@@ -279,9 +270,9 @@ def test_aclose_is_bounded_when_a_background_job_hangs(
 
 
 def test_a_slow_store_answers_with_the_deadline_fallback(
-    trained: Any, settings_for: Any, created_orders: pl.DataFrame
+    trained: Any, settings_for: Any, late_orders: Pick
 ) -> None:
-    orders = _late_orders(created_orders, 2)
+    orders = late_orders(2)
 
     async def run() -> list[EtaAnswer]:
         store = GatedStore(InMemoryStore())  # never opened
@@ -300,9 +291,9 @@ def test_a_slow_store_answers_with_the_deadline_fallback(
 
 
 def test_too_many_stale_or_missing_features_fall_back(
-    trained: Any, settings_for: Any, created_orders: pl.DataFrame
+    trained: Any, settings_for: Any, late_orders: Pick
 ) -> None:
-    orders = _late_orders(created_orders, 2)
+    orders = late_orders(2)
     predictor = build_predictor(
         settings_for(),
         store=InMemoryStore(),  # empty: nothing known, the pipeline's watermark missing
@@ -323,11 +314,11 @@ def test_too_many_stale_or_missing_features_fall_back(
 def test_a_failing_model_falls_back_with_model_error(
     trained: Any,
     settings_for: Any,
-    created_orders: pl.DataFrame,
+    late_orders: Pick,
     replay_until: Replay,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    orders = _late_orders(created_orders, 2)
+    orders = late_orders(2)
     at = max(o.event_time for o in orders)
     store = InMemoryStore()
     replay_until(store, at)
@@ -352,9 +343,9 @@ def test_a_failing_model_falls_back_with_model_error(
 
 
 def test_no_model_answers_with_the_newest_loadable_heuristic_and_is_not_ready(
-    trained: Any, settings_for: Any, created_orders: pl.DataFrame
+    trained: Any, settings_for: Any, late_orders: Pick
 ) -> None:
-    orders = _late_orders(created_orders, 2)
+    orders = late_orders(2)
     registry = InMemoryRegistry()
     registry.register(dict(trained.files), dict(trained.metadata))  # no alias set
     predictor = build_predictor(
@@ -377,9 +368,9 @@ def test_no_model_answers_with_the_newest_loadable_heuristic_and_is_not_ready(
 
 
 def test_an_empty_registry_answers_the_configured_constants(
-    settings_for: Any, created_orders: pl.DataFrame
+    settings_for: Any, late_orders: Pick
 ) -> None:
-    orders = _late_orders(created_orders, 1)
+    orders = late_orders(1)
     predictor = build_predictor(
         settings_for(no_model_p50_s=1200, no_model_p90_s=1800),
         store=InMemoryStore(),

@@ -6,24 +6,16 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-import polars as pl
 import pytest
 
 from arrive.clock import ManualClock
 from arrive.errors import RegistryError
 from arrive.registry import LocalRegistry
-from arrive.schema.events import OrderCreated
-from arrive.schema.frame import frame_to_events
 from arrive.serving import metrics
 from arrive.serving.answer import EtaAnswer
 from arrive.serving.predictor import build_predictor
 from arrive.store.memory import InMemoryStore
 from arrive.testing.stores import GatedStore
-
-
-def _orders(created: pl.DataFrame, n: int) -> list[OrderCreated]:
-    frame = created[len(created) // 2 :: 5].head(n)
-    return [e for e in frame_to_events(frame) if isinstance(e, OrderCreated)]
 
 
 def _local(trained: Any, root: Path) -> LocalRegistry:
@@ -45,12 +37,12 @@ def _model_version(answers: list[EtaAnswer]) -> set[str | None]:
 def test_hot_reload_with_requests_in_flight_fails_none(
     trained: Any,
     settings_for: Any,
-    created_orders: pl.DataFrame,
+    late_orders: Any,
     replay_until: Any,
     eventually: Any,
     tmp_path: Path,
 ) -> None:
-    orders = _orders(created_orders, 4)
+    orders = late_orders(4, every=5)
     at = max(o.event_time for o in orders)
     memory = InMemoryStore()
     replay_until(memory, at)
@@ -94,11 +86,11 @@ def test_hot_reload_with_requests_in_flight_fails_none(
 def test_a_corrupted_or_unloadable_version_is_refused_and_the_previous_serves(
     trained: Any,
     settings_for: Any,
-    created_orders: pl.DataFrame,
+    late_orders: Any,
     replay_until: Any,
     tmp_path: Path,
 ) -> None:
-    orders = _orders(created_orders, 3)
+    orders = late_orders(3, every=5)
     at = max(o.event_time for o in orders)
     store = InMemoryStore()
     replay_until(store, at)

@@ -5,12 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import polars as pl
 import pytest
 
 from arrive.clock import ManualClock
-from arrive.schema.events import OrderCreated
-from arrive.schema.frame import frame_to_events
 from arrive.serving.answer import EtaAnswer
 from arrive.serving.predictor import build_predictor
 from arrive.store.redis import RedisStore, RedisStoreConfig
@@ -21,12 +18,11 @@ from arrive.testing.redis_server import RedisServer
 def test_redis_stopped_mid_run_falls_back_and_recovers(
     trained: Any,
     settings_for: Any,
-    created_orders: pl.DataFrame,
+    late_orders: Any,
     replay_until: Any,
     eventually: Any,
 ) -> None:
-    frame = created_orders[len(created_orders) // 2 :: 9].head(3)
-    orders = [e for e in frame_to_events(frame) if isinstance(e, OrderCreated)]
+    orders = late_orders(3, every=9)
     at = max(o.event_time for o in orders)
     server = RedisServer()
     server.start()
