@@ -41,6 +41,16 @@ async def _ask(predictor: EtaPredictor, orders: Sequence[OrderCreated]) -> list[
     return await predictor.predict(orders, _ids(orders))
 
 
+def _answers(predictor: EtaPredictor, orders: Sequence[OrderCreated]) -> list[EtaAnswer]:
+    """Start ``predictor``, ask for ``orders``, close it."""
+
+    async def run() -> list[EtaAnswer]:
+        async with predictor:
+            return await _ask(predictor, orders)
+
+    return asyncio.run(run())
+
+
 def _same(online: Any, offline: Any) -> bool:
     if offline is None or (isinstance(offline, float) and math.isnan(offline)):
         return online is None
@@ -301,11 +311,7 @@ def test_too_many_stale_or_missing_features_fall_back(
         registry=trained.registry(),
     )
 
-    async def run() -> list[EtaAnswer]:
-        async with predictor:
-            return await _ask(predictor, orders)
-
-    answers = asyncio.run(run())
+    answers = _answers(predictor, orders)
     assert [a.fallback for a in answers] == ["stale_features", "stale_features"]
     assert all(len(a.stale_features) > len(trained.bundle().model.features_) / 2 for a in answers)
     assert "store_delivery_mean_7d" in answers[0].stale_features
@@ -377,11 +383,7 @@ def test_an_empty_registry_answers_the_configured_constants(
         registry=InMemoryRegistry(),
     )
 
-    async def run() -> list[EtaAnswer]:
-        async with predictor:
-            return await _ask(predictor, orders)
-
-    (answer,) = asyncio.run(run())
+    (answer,) = _answers(predictor, orders)
     assert (answer.fallback, answer.p50_s, answer.p90_s) == ("no_model", 1200.0, 1800.0)
     assert answer.promised_at == orders[0].event_time + timedelta(seconds=1800)
 
