@@ -103,16 +103,8 @@ class _WorkerFiles(Collector):
 def _filled(path: Path) -> bool:
     try:
         return path.stat().st_size > 0
-    except FileNotFoundError:  # a dead worker's file, just removed
+    except FileNotFoundError:  # removed since the listing
         return False
-
-
-def process_exited(pid: int) -> None:
-    """Drop a dead worker's live gauges (call from the process manager when one exits)."""
-    if os.environ.get(MULTIPROC_ENV):
-        from prometheus_client import multiprocess
-
-        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
 
 
 def set_model_info(alias: str, version: str | None, backend: str) -> None:
