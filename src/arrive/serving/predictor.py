@@ -13,8 +13,8 @@ For a request (one order or a batch), :class:`EtaPredictor`:
    flight until it ends; ``store_unavailable`` when the store fails to connect or
    answer within its own ``store_timeout_ms``, which also marks it down until a
    background ping succeeds again — a passed deadline never does);
-3. drops stale values through the served model's freshness gate (the TTLs of its
-   feature schema) and assembles each order's features at ``clock.now()``;
+3. assembles each order's features at ``clock.now()`` (a value older than its
+   feature's TTL counts as stale);
 4. answers each order whose share of stale or missing features is at most
    ``max_stale_fraction`` with the model (``stale_features`` otherwise), in one
    compiled-tree call for the whole batch (``model_error`` if it raises or
@@ -339,7 +339,7 @@ class EtaPredictor:
                     orders, request_ids, "store_unavailable", served.fallback
                 )
                 return unavailable, None
-            features = served.reader.features(orders, plan, served.gate.filter(rows))
+            features = served.reader.features(orders, plan, rows)
             return self._score(served, orders, request_ids, features)
         finally:
             if not late:  # a late read counts as in flight until it ends
@@ -518,7 +518,6 @@ def build_predictor(
     clock = clock or SystemClock()
     slot = ModelSlot(
         registry if registry is not None else LocalRegistry(settings.registry_dir),
-        clock,
         SlotConfig(
             alias=settings.alias,
             backend=settings.compile_backend,

@@ -22,10 +22,9 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 from zoneinfo import ZoneInfo
 
-from arrive.clock import Clock
 from arrive.errors import ConfigError, DataError, ModelNotFound
 from arrive.fallback import HeuristicEta
 from arrive.features.online.reader import OnlineFeatures
@@ -34,7 +33,6 @@ from arrive.registry.base import ModelRegistry
 from arrive.schema.events import OrderCreated
 from arrive.serving import metrics
 from arrive.serving.compiled import Backend, CompiledModel
-from arrive.store.freshness import FreshnessGate
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +94,6 @@ class ServedModel:
     bundle: ModelBundle
     compiled: CompiledModel
     reader: OnlineFeatures
-    gate: FreshnessGate
     fallback: HeuristicAnswer
     p50: int
     p90: int
@@ -123,15 +120,13 @@ class ModelSlot:
 
     Args:
         registry: where models come from.
-        clock: the freshness gates' "now" (the time features are read at).
         config: alias, compile backend and cache, lag limit, no-model constants.
 
     Thread-safe: reloads are serialised; readers take :attr:`current` without a lock.
     """
 
-    def __init__(self, registry: ModelRegistry, clock: Clock, config: SlotConfig) -> None:
+    def __init__(self, registry: ModelRegistry, config: SlotConfig) -> None:
         self.registry = registry
-        self.clock = clock
         self.config = config
         self.current: ServedModel | None = None
         self.fallback = HeuristicAnswer(None, ZoneInfo("UTC"), config.default_s)
@@ -208,7 +203,6 @@ class ModelSlot:
                 model, self.config.backend, self.config.cache_dir, self._switched(version)
             ),
             reader=reader,
-            gate=FreshnessGate(_ttls(bundle.features), self.clock),
             fallback=HeuristicAnswer(bundle.heuristic, zone, self.config.default_s),
             p50=quantile_index(model.quantiles_, P50, f"version {version}"),
             p90=quantile_index(model.quantiles_, P90, f"version {version}"),
@@ -240,11 +234,3 @@ class ModelSlot:
 
     def _name(self) -> str:
         return "nothing" if self.current is None else f"version {self.current.version}"
-
-
-def _ttls(schema: dict[str, Any]) -> dict[str, float]:
-    return {
-        str(spec["name"]): float(spec["ttl_s"])
-        for spec in schema.get("features", [])
-        if spec.get("ttl_s") is not None
-    }
