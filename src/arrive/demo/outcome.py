@@ -21,8 +21,9 @@ from arrive import datadir
 from arrive.errors import DataError
 from arrive.features import BuildContext, build_features
 from arrive.models.artifact import ModelBundle
+from arrive.serving.slot import quantile_index
 from arrive.training.dataset import local_timezone, spine_of
-from arrive.training.evaluate import EvalInput, Evaluation, evaluate
+from arrive.training.evaluate import P50, P90, EvalInput, Evaluation, evaluate
 
 AGREEMENT_TOLERANCE: Final = 0.01
 ANSWER_SCHEMA: Final = pl.Schema(
@@ -143,7 +144,7 @@ def latency_percentiles(latency_ms: npt.ArrayLike) -> dict[str, float]:
 
 
 def _p50_p90(predictions: FloatArray, bundle: ModelBundle) -> FloatArray:
-    index = [bundle.model.quantiles_.index(q) for q in (0.5, 0.9)]
+    index = [quantile_index(bundle.model.quantiles_, q, "the served model") for q in (P50, P90)]
     return predictions[:, index]
 
 
@@ -154,13 +155,14 @@ def _evaluate(
     bundle: ModelBundle,
     spine: pl.DataFrame,
 ) -> Evaluation:
-    columns = [list(bundle.heuristic.quantiles).index(q) for q in (0.5, 0.9)]
+    quantiles = tuple(bundle.heuristic.quantiles)
+    columns = [quantile_index(quantiles, q, "the heuristic") for q in (P50, P90)]
     return evaluate(
         EvalInput(
             y_true_s=y,
             pred_s=served,
             heuristic_s=np.asarray(heuristic, dtype=np.float64)[:, columns],
-            quantiles=(0.5, 0.9),
+            quantiles=(P50, P90),
             created_at=spine.get_column("created_at"),
         )
     )

@@ -33,11 +33,10 @@ from arrive.registry.base import ModelRegistry
 from arrive.schema.events import OrderCreated
 from arrive.serving import metrics
 from arrive.serving.compiled import Backend, CompiledModel
+from arrive.training.evaluate import P50, P90
 
 logger = logging.getLogger(__name__)
 
-P50: Final = 0.5
-P90: Final = 0.9
 _FALLBACK_SCAN: Final = 5  # newest versions tried for a heuristic when nothing serves
 
 
