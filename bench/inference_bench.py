@@ -31,8 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from arrive import datadir
-from arrive.ingest.importers import import_csv, load_mapping, write_import
+from arrive.ingest.importers import import_into, load_mapping
 from arrive.models.artifact import ModelBundle
 from arrive.registry import InMemoryRegistry, LocalRegistry, ModelRegistry
 from arrive.serving.compiled import CompiledModel
@@ -88,9 +87,9 @@ def _model_and_rows(
     if args.registry is not None:
         registry = LocalRegistry(args.registry)
         bundle = ModelBundle.from_files(registry.open(args.ref).files)
-        data = args.data or _import(args.csv, tmp)
+        data = args.data or import_into(tmp / "data", args.csv, load_mapping("food-delivery"))
     else:
-        data = _import(args.csv, tmp)
+        data = import_into(tmp / "data", args.csv, load_mapping("food-delivery"))
         registry = InMemoryRegistry()
         result = run_training(data, tmp / "run", TrainConfig(), registry)
         bundle = ModelBundle.from_files(registry.open(result.version or "1").files)
@@ -98,13 +97,6 @@ def _model_and_rows(
     sample = np.random.default_rng(0).choice(frame.height, min(1000, frame.height), replace=False)
     rows = frame[sorted(sample.tolist())].select(bundle.model.features_).to_dicts()
     return bundle, rows
-
-
-def _import(csv: Path, tmp: Path) -> Path:
-    data = tmp / "data"
-    with datadir.staged(data) as stage:
-        write_import(stage, import_csv(csv, load_mapping("food-delivery")))
-    return data
 
 
 def _bench(

@@ -48,7 +48,7 @@ import polars as pl
 import uvloop
 
 from arrive import datadir
-from arrive.ingest.importers import import_csv, load_mapping, write_import
+from arrive.ingest.importers import import_into, load_mapping
 from arrive.registry import LocalRegistry
 from arrive.serving.feeder import ReplayFeeder
 from arrive.store.redis import RedisStore, RedisStoreConfig
@@ -78,7 +78,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="arrive-serve-bench-") as tmp:
         work = Path(tmp)
-        data = _import(args.csv, work / "data")
+        data = import_into(work / "data", args.csv, load_mapping("food-delivery"))
         registry = _registry(args.registry, data, work)
         live = _shifted(data, work / "live")
         with RedisServer() as redis:
@@ -86,12 +86,6 @@ def main() -> None:
             bodies = _bodies(live, work)
             results = _run_phases(args, registry, redis.url, bodies, work)
     _print(results, args)
-
-
-def _import(csv: Path, data: Path) -> Path:
-    with datadir.staged(data) as stage:
-        write_import(stage, import_csv(csv, load_mapping("food-delivery")))
-    return data
 
 
 def _registry(root: Path, data: Path, work: Path) -> Path:

@@ -18,8 +18,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from arrive import datadir
-from arrive.ingest.importers import import_csv, load_mapping, write_import
+from arrive.ingest.importers import import_into, load_mapping
 from arrive.training.pipeline import TrainConfig, run_training
 
 DEFAULT_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "food_delivery.csv.gz"
@@ -31,9 +30,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        data = Path(tmp) / "data"
-        with datadir.staged(data) as stage:
-            write_import(stage, import_csv(args.csv, load_mapping("food-delivery")))
+        data = import_into(Path(tmp) / "data", args.csv, load_mapping("food-delivery"))
         rows = [_bench(data, Path(tmp), split, args.runs) for split in ("time", "random")]
     print(
         json.dumps(

@@ -8,9 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from arrive import datadir
 from arrive.features.online.parity import compare_online_offline, run_parity
-from arrive.ingest.importers import import_csv, load_mapping, write_import
+from arrive.ingest.importers import import_into, load_mapping
 from arrive.testing.factories import order_spine, random_marketplace
 
 
@@ -28,9 +27,8 @@ def test_online_features_equal_offline_on_random_marketplaces(seed: int) -> None
 
 
 def test_parity_holds_on_the_food_delivery_log(food_delivery_csv: Path, tmp_path: Path) -> None:
-    with datadir.staged(tmp_path / "fd") as stage:
-        write_import(stage, import_csv(food_delivery_csv, load_mapping("food-delivery")))
-    report = run_parity(tmp_path / "fd", sample=300, seed=1)
+    data = import_into(tmp_path / "fd", food_delivery_csv, load_mapping("food-delivery"))
+    report = run_parity(data, sample=300, seed=1)
     assert report.orders == 300
     assert {"store_delivery_mean_7d", "platform_orders_today"} <= {f.name for f in report.features}
     assert report.mismatches == 0, [f.examples for f in report.features if f.mismatches]

@@ -10,6 +10,7 @@ from arrive.ingest.importers.importer import (
     ImportResult,
     QuarantinedRow,
     import_csv,
+    import_into,
     write_import,
     write_quarantine,
 )
@@ -21,6 +22,7 @@ __all__ = [
     "Mapping",
     "QuarantinedRow",
     "import_csv",
+    "import_into",
     "load_mapping",
     "parse_mapping",
     "preset_names",

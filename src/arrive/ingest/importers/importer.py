@@ -123,6 +123,14 @@ def write_import(
     report("write", len(steps), len(steps))
 
 
+def import_into(directory: Path, path: Path, mapping: Mapping) -> Path:
+    """Import the CSV at ``path`` through ``mapping`` into the new data directory
+    ``directory`` (staged: a failure leaves nothing that looks complete); returns it."""
+    with datadir.staged(directory) as stage:
+        write_import(stage, import_csv(path, mapping))
+    return Path(directory)
+
+
 def write_quarantine(path: Path, result: ImportResult) -> None:
     """The refused records as CSV: ``line``, ``reason``, then the fields as written
     (a record with the wrong field count keeps its own count)."""
