@@ -9,38 +9,44 @@ import polars as pl
 
 from arrive.clock import ManualClock
 from arrive.serving import metrics
-from arrive.serving.prediction_log import PredictionLog, PredictionRecord
+from arrive.serving.prediction_log import PredictionLog, Predictions
 
 START = datetime(2025, 3, 3, 12, tzinfo=UTC)
 
 
-def _record(i: int, at: datetime, fallback: str | None = None) -> PredictionRecord:
-    features = None if fallback else {"distance_km": float(i), "store_id": "s1", "x": None}
-    return PredictionRecord(
-        f"r{i}",
-        f"o{i}",
+def _request(at: datetime, *records: tuple[int, str | None]) -> Predictions:
+    """The predictions of one request: ``(i, fallback)`` per record."""
+    return Predictions(
+        [f"r{i}" for i, _ in records],
+        [f"o{i}" for i, _ in records],
         at,
-        "production",
-        None if fallback else "3",
-        features,
-        600.0,
-        900.0,
-        fallback,
+        ["production"] * len(records),
+        [None if fallback else "3" for _, fallback in records],
+        [
+            None if fallback else {"distance_km": float(i), "store_id": "s1", "x": None}
+            for i, fallback in records
+        ],
+        [600.0] * len(records),
+        [900.0] * len(records),
+        [fallback for _, fallback in records],
     )
+
+
+def _one(i: int, at: datetime, fallback: str | None = None) -> Predictions:
+    return _request(at, (i, fallback))
 
 
 def test_records_are_written_to_parquet_and_files_rotate(tmp_path: Path) -> None:
     clock = ManualClock(START)
     log = PredictionLog(tmp_path, clock, rotate_s=600)
-    log.append(_record(1, clock.now()))
-    log.append(_record(2, clock.now(), "deadline"))
+    assert log.extend(_request(clock.now(), (1, None), (2, "deadline"))) == 2
     assert log.flush() == 2
     assert log.files() == []  # the file in progress is hidden until complete
     clock.advance(300)
-    log.append(_record(3, clock.now()))
+    log.extend(_one(3, clock.now()))
     log.flush()
     clock.advance(301)
-    log.append(_record(4, clock.now()))
+    log.extend(_one(4, clock.now()))
     log.flush()  # rotation: the first file is complete, record 4 opens the next
     first = log.files()
     assert len(first) == 1
@@ -75,14 +81,14 @@ def test_files_older_than_the_retention_are_deleted(tmp_path: Path) -> None:
     for path in (old, recent, other):
         path.write_bytes(b"x")
     log = PredictionLog(tmp_path, clock, retention_days=1.0)
-    log.append(_record(1, clock.now()))
+    log.extend(_one(1, clock.now()))
     log.close()
     assert not old.exists()
     assert recent.exists()
     assert other.exists()
     (first,) = (p for p in log.files() if p != recent)
     clock.advance(timedelta(hours=13).total_seconds())
-    log.append(_record(2, clock.now()))
+    log.extend(_one(2, clock.now()))
     log.close()
     assert not recent.exists()  # started 25 h ago
     assert first.exists()  # started 13 h ago
@@ -93,23 +99,26 @@ def test_a_full_buffer_drops_and_counts_and_never_blocks(tmp_path: Path) -> None
     clock = ManualClock(START)
     log = PredictionLog(tmp_path, clock, buffer=3)
     before = metrics.LOG_DROPPED._value.get()
-    kept = [log.append(_record(i, clock.now())) for i in range(5)]
-    assert kept == [True, True, True, False, False]
-    assert log.dropped == 2
-    assert metrics.LOG_DROPPED._value.get() == before + 2
+    assert log.extend(_request(clock.now(), (0, None), (1, None))) == 2
+    assert log.extend(_request(clock.now(), *((i, None) for i in range(2, 5)))) == 1
+    assert log.extend(_one(5, clock.now())) == 0
+    assert log.dropped == 3
+    assert metrics.LOG_DROPPED._value.get() == before + 3
     assert log.flush() == 3
-    assert log.append(_record(9, clock.now()))
+    assert log.extend(_one(9, clock.now())) == 1
     log.close()
     assert log.written == 4
-    assert sum(pl.read_parquet(p).height for p in log.files()) == 4
+    frame = pl.read_parquet(log.files())
+    assert frame.get_column("order_id").to_list() == ["o0", "o1", "o2", "o9"]
 
 
 def test_many_records_cross_the_arrow_chunks_intact_with_their_own_times(tmp_path: Path) -> None:
     clock = ManualClock(START)
     log = PredictionLog(tmp_path, clock)
-    for i in range(1_300):  # over two chunks of 512, then a partial one
-        at = START + timedelta(microseconds=i // 100)  # a request's answers share a time
-        log.append(_record(i, at, "overload" if i % 7 == 0 else None))
+    for first in range(0, 1_300, 100):  # over two chunks of 512, then a partial one
+        at = START + timedelta(microseconds=first // 100)  # a request's answers share a time
+        ids = range(first, first + 100)
+        log.extend(_request(at, *((i, "overload" if i % 7 == 0 else None) for i in ids)))
     assert len(log) == 1_300
     batches = log.take()
     assert len(log) == 0

@@ -87,10 +87,15 @@ def offline(ctx: BuildContext) -> pl.DataFrame:
 
 def online(order: OrderCreated, local: datetime) -> dict[str, FeatureScalar]:
     """Online twin of :func:`offline` for one order created at ``local`` (its local time)."""
-    distance = order_distance_km(order)
-    if distance is None:
-        return {"travel_estimate_s": None}
-    return {"travel_estimate_s": distance * DETOUR_FACTOR / _SPEED_KMH[local.hour] * 3600.0}
+    return {"travel_estimate_s": estimate_s(order_distance_km(order), local.hour)}
+
+
+def estimate_s(distance_km: float | None, hour: int) -> float | None:
+    """The travel estimate of a pickup-to-drop distance at a local ``hour`` (None without
+    a distance): for callers that already have the distance."""
+    if distance_km is None:
+        return None
+    return distance_km * DETOUR_FACTOR / _SPEED_KMH[hour] * 3600.0
 
 
 def order_distance_km(order: OrderCreated) -> float | None:

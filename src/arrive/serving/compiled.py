@@ -33,6 +33,7 @@ import fcntl
 import hashlib
 import logging
 import math
+import operator
 import os
 import subprocess
 import sys
@@ -68,6 +69,11 @@ class RowEncoder:
     Equal to :func:`arrive.models.encoding.to_matrix` on the same values: a
     categorical becomes its index in the vocabulary (NaN when unseen or unknown), a
     number its float value (NaN when unknown).
+
+    Rows that hold every feature, with numbers (or None) as numeric values, take the
+    quick way: NumPy converts the numeric columns in C and only the categorical
+    columns are mapped in Python. Any other rows (a feature absent, a number sent as
+    text) are encoded value by value.
     """
 
     def __init__(self, features: Sequence[str], vocabulary: Mapping[str, Sequence[str]]) -> None:
@@ -77,9 +83,35 @@ class RowEncoder:
             for f in self.features
         )
         self._plan = tuple(zip(self.features, self._codes, strict=True))
+        numeric = [j for j, codes in enumerate(self._codes) if codes is None]
+        categorical = [j for j, codes in enumerate(self._codes) if codes is not None]
+        self._numeric = np.array(numeric, dtype=np.intp)
+        self._take_numeric = _taker([self.features[j] for j in numeric])
+        self._categorical = tuple((j, self.features[j], self._codes[j]) for j in categorical)
 
     def encode(self, rows: Sequence[Mapping[str, FeatureScalar]]) -> FloatArray:
         """A C-contiguous ``(len(rows), n_features)`` float64 matrix."""
+        try:
+            return self._quick(rows)
+        except (KeyError, TypeError, ValueError):  # not every feature, or text for a number
+            return self._careful(rows)
+
+    def _quick(self, rows: Sequence[Mapping[str, FeatureScalar]]) -> FloatArray:
+        take = self._take_numeric
+        numbers = np.array([take(row) for row in rows], dtype=np.float64)
+        if numbers.ndim != 2:  # no rows at all
+            raise TypeError("not a float matrix")
+        matrix = np.empty((len(rows), len(self.features)), dtype=np.float64)
+        matrix[:, self._numeric] = numbers
+        nan = math.nan
+        for j, name, codes in self._categorical:
+            matrix[:, j] = [
+                codes.get(value, nan) if type(value) is str else _code(value, codes)  # type: ignore[union-attr]
+                for value in (row[name] for row in rows)
+            ]
+        return matrix
+
+    def _careful(self, rows: Sequence[Mapping[str, FeatureScalar]]) -> FloatArray:
         flat: list[float] = []
         add = flat.append
         nan = math.nan
@@ -94,6 +126,16 @@ class RowEncoder:
                 else:
                     add(codes.get(value, nan) if type(value) is str else _code(value, codes))
         return np.array(flat, dtype=np.float64).reshape(len(rows), len(self.features))
+
+
+def _taker(names: Sequence[str]) -> Callable[[Mapping[str, FeatureScalar]], tuple[Any, ...]]:
+    """The values of ``names`` of a row as a tuple (KeyError when one is absent)."""
+    if len(names) == 1:
+        name = names[0]
+        return lambda row: (row[name],)
+    if not names:
+        return lambda row: ()
+    return operator.itemgetter(*names)
 
 
 def _gap(diff: float) -> float:

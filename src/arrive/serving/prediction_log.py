@@ -1,9 +1,9 @@
 """The prediction log: every answer, buffered in memory, written to Parquet in the background.
 
-:meth:`PredictionLog.append` only adds the record's values to bounded column lists
-(never blocks, never does IO; the features are JSON-encoded right there), turned
-into Arrow record batches every few hundred records; when the buffer is full the
-record is dropped and counted. The service's background task takes the batches on
+:meth:`PredictionLog.extend` only adds a request's predictions to bounded column
+lists, column by column (never blocks, never does IO; the features are JSON-encoded
+right there), turned into Arrow record batches every few hundred records; when the
+buffer is full the predictions that do not fit are dropped and counted. The service's background task takes the batches on
 the event loop (:meth:`~PredictionLog.take`) and writes them in a thread
 (:meth:`~PredictionLog.write`) as one row group of the current file: Parquet
 encoding runs without the interpreter lock, so the writer never stalls requests.
@@ -26,7 +26,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, NamedTuple
@@ -68,18 +68,19 @@ _NAME: Final = re.compile(r"^predictions-(\d{8}T\d{6}Z)-pid\d+-\d+\.parquet$")
 _STAMP: Final = "%Y%m%dT%H%M%SZ"
 
 
-class PredictionRecord(NamedTuple):
-    """One logged prediction (see the module docstring for the columns)."""
+class Predictions(NamedTuple):
+    """The predictions of one request, column by column (see the module docstring for
+    the columns); they share one time."""
 
-    request_id: str
-    order_id: str
+    request_id: Sequence[str]
+    order_id: Sequence[str]
     time: datetime
-    variant: str
-    model_version: str | None
-    features: Mapping[str, FeatureScalar] | None
-    p50_s: float
-    p90_s: float
-    fallback: str | None
+    variant: Sequence[str]
+    model_version: Sequence[str | None]
+    features: Sequence[Mapping[str, FeatureScalar] | None]
+    p50_s: Sequence[float]
+    p90_s: Sequence[float]
+    fallback: Sequence[str | None]
 
 
 class PredictionLog:
@@ -92,8 +93,8 @@ class PredictionLog:
         rotate_s: seconds of clock time one file covers.
         retention_days: files that started longer ago than this are deleted.
 
-    ``append`` and ``take`` are for one thread (the event loop); ``write`` and
-    ``close`` (once appending has stopped) may run in another.
+    ``extend`` and ``take`` are for one thread (the event loop); ``write`` and
+    ``close`` (once extending has stopped) may run in another.
     """
 
     def __init__(
@@ -117,8 +118,6 @@ class PredictionLog:
         self._columns = _empty()
         self._batches: list[pa.RecordBatch] = []
         self._size = 0
-        self._time: datetime | None = None
-        self._time_us = 0
         self._io = threading.Lock()
         self._writer: pq.ParquetWriter | None = None
         self._tmp: Path | None = None
@@ -126,31 +125,36 @@ class PredictionLog:
         self._started: datetime | None = None
         self._seq = 0
 
-    def append(self, record: PredictionRecord) -> bool:
-        """Buffer ``record``; False (and counted) when the buffer is full."""
-        if self._size >= self.capacity:
-            self.dropped += 1
-            metrics.LOG_DROPPED.inc()
-            return False
-        self._size += 1
+    def extend(self, predictions: Predictions) -> int:
+        """Buffer ``predictions``; returns how many were kept: those beyond the buffer's
+        capacity are dropped (and counted)."""
+        count = len(predictions.request_id)
+        kept = max(0, min(count, self.capacity - self._size))
+        if kept < count:
+            self.dropped += count - kept
+            metrics.LOG_DROPPED.inc(count - kept)
+        if not kept:
+            return 0
+        self._size += kept
         columns = self._columns
-        for column, value in zip(columns, record, strict=True):
-            column.append(value)
-        if record.time is not self._time:  # the answers of one request share their time
-            self._time, self._time_us = record.time, to_epoch_us(record.time)
-        columns[_TIME][-1] = self._time_us
-        if record.features is not None:
-            columns[_FEATURES][-1] = _encode(record.features)
+        for at, values in enumerate(predictions):
+            if at == _TIME:
+                columns[at].extend([to_epoch_us(values)] * kept)
+            else:
+                part = values if kept == count else values[:kept]
+                if at == _FEATURES:
+                    part = [None if found is None else _encode(found) for found in part]
+                columns[at].extend(part)
         if len(columns[0]) >= _CHUNK:
             self._seal()
-        return True
+        return kept
 
     def __len__(self) -> int:
         """Records buffered now."""
         return self._size
 
     def take(self) -> list[pa.RecordBatch]:
-        """The buffered records (the buffer starts empty again); same thread as ``append``."""
+        """The buffered records (the buffer starts empty again); same thread as ``extend``."""
         self._seal()
         batches, self._batches, self._size = self._batches, [], 0
         return batches
@@ -180,7 +184,7 @@ class PredictionLog:
             self._columns = _empty()
 
     def flush(self) -> int:
-        """``write(take())``: for callers that also append from this thread."""
+        """``write(take())``: for callers that also extend from this thread."""
         return self.write(self.take())
 
     def close(self) -> None:

@@ -48,7 +48,7 @@ from arrive.serving import metrics
 from arrive.serving.answer import EtaAnswer, FallbackReason, Variant
 from arrive.serving.feeder import ReplayFeeder
 from arrive.serving.kill_switch import KillSwitch, SharedKillSwitch
-from arrive.serving.prediction_log import PredictionLog, PredictionRecord
+from arrive.serving.prediction_log import PredictionLog, Predictions
 from arrive.serving.settings import ServeSettings
 from arrive.serving.slot import HeuristicAnswer, ModelSlot, ServedModel, SlotConfig
 from arrive.store.base import AsyncOnlineStore, EntityKey, FeatureRow, OnlineStore
@@ -466,20 +466,18 @@ class EtaPredictor:
             if counter is None:
                 counter = self._counters[key] = metrics.PREDICTIONS.labels(*key)
             counter.inc(count)
-        if self.log is None:
-            return
-        for i, answer in enumerate(answers):
-            self.log.append(
-                PredictionRecord(
-                    answer.request_id,
-                    answer.order_id,
+        if self.log is not None:
+            self.log.extend(
+                Predictions(
+                    [answer.request_id for answer in answers],
+                    [answer.order_id for answer in answers],
                     now,
-                    answer.variant,
-                    answer.model_version,
-                    None if values is None else values[i],
-                    answer.p50_s,
-                    answer.p90_s,
-                    answer.fallback,
+                    [answer.variant for answer in answers],
+                    [answer.model_version for answer in answers],
+                    [None] * len(answers) if values is None else values,
+                    [answer.p50_s for answer in answers],
+                    [answer.p90_s for answer in answers],
+                    [answer.fallback for answer in answers],
                 )
             )
 

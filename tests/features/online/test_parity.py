@@ -42,10 +42,7 @@ def test_a_broken_online_value_is_reported(monkeypatch: pytest.MonkeyPatch) -> N
     def wrong_hour(order, local):  # type: ignore[no-untyped-def]
         return {"hour_local": 99.0, "dow_local": float(local.weekday())}
 
-    monkeypatch.setattr(calendar, "online", wrong_hour)
-    from arrive.features.online import reader
-
-    monkeypatch.setattr(reader, "_REQUEST", (reader.order.online, wrong_hour, reader.travel.online))
+    monkeypatch.setattr(calendar, "online", wrong_hour)  # what the reader calls
     report = compare_online_offline(
         market.events.lazy(), order_spine(market.events), "Europe/Berlin"
     )

@@ -13,7 +13,7 @@ more than ``max_lag_s`` behind the read time (a stalled pipeline).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
@@ -29,11 +29,6 @@ from arrive.features.spec import FeatureScalar
 from arrive.schema.events import OrderCreated
 from arrive.store.base import EntityKey, FeatureRow, OnlineStore, to_epoch_us
 
-_REQUEST: tuple[Callable[[OrderCreated, datetime], dict[str, FeatureScalar]], ...] = (
-    order.online,
-    calendar.online,
-    travel.online,
-)
 _PROXIMITY = ("idle_couriers_near", "nearest_idle_courier_km")
 _EMPTY_STATS = {"count": 0.0, "sum": 0.0}
 _ORDER_IDS = ("store_id", "market_id", "courier_id")
@@ -47,7 +42,7 @@ class OrderFeatures(NamedTuple):
     """One order's features.
 
     Attributes:
-        values: every feature asked for; None when unknown.
+        values: every feature asked for, in the order asked; None when unknown.
         stale: features whose stored value was too old (served as None).
         missing: features with no stored value at all (served as None).
     """
@@ -129,9 +124,15 @@ class OnlineFeatures:
         self._proximity = any(n in self.names for n in _PROXIMITY)
         # the slots by how they are served, so a read loops over each kind without branching
         self._other = tuple(s.name for s in slots if s.how == _OTHER)
-        self._trailing = tuple((s.name, s.entity, s.empty) for s in slots if s.how == _TRAILING)
+        self._trailing_names = tuple(s.name for s in slots if s.how == _TRAILING)
+        self._trailing = tuple(
+            (at, tuple((s.name, s.empty) for s in slots if s.how == _TRAILING and s.entity == at))
+            for at in range(len(entities))
+            if any(s.how == _TRAILING and s.entity == at for s in slots)
+        )
         self._latest = tuple((s.name, s.entity, s.ttl_us) for s in slots if s.how == _LATEST)
         self._stored = frozenset(s.name for s in slots if s.how != _OTHER)
+        self._template: dict[str, FeatureScalar] = dict.fromkeys(self.names)
 
     @classmethod
     def from_schema(cls, schema: Mapping[str, Any], max_lag_s: float = 300.0) -> OnlineFeatures:
@@ -171,8 +172,9 @@ class OnlineFeatures:
         mark = pipeline.get("watermark")
         mark_us = mark.value if mark is not None and isinstance(mark.value, float) else None
         lagging = mark_us is None or plan.at_us - mark_us > self.max_lag_us
+        when = calendar.online(orders[0], plan.local) if orders else {}  # the read time's
         return [
-            self._one(item, plan.local, plan.at_us, rows, found, lagging)
+            self._one(item, plan, when, rows, found, lagging)
             for item, found in zip(orders, plan.rows, strict=True)
         ]
 
@@ -214,38 +216,43 @@ class OnlineFeatures:
     def _one(
         self,
         item: OrderCreated,
-        local: datetime,
-        at_us: int,
+        plan: ReadPlan,
+        when: Mapping[str, FeatureScalar],
         rows: Sequence[FeatureRow | None],
         found: tuple[int, ...],
         lagging: bool,
     ) -> OrderFeatures:
-        values: dict[str, FeatureScalar] = {}
-        for compute in _REQUEST:
-            values.update(compute(item, local))
+        values = order.online(item, plan.local)
+        values.update(when)
+        values["travel_estimate_s"] = travel.estimate_s(values["distance_km"], plan.local.hour)
         if self._proximity:
             cells = [rows[i] for i in found[len(self._entities) :]]
-            values.update(self._near(item, at_us, cells))
-        out = {name: values.get(name) for name in self._other}
-        missing = [name for name in self._other if name not in values]
+            values.update(self._near(item, plan.at_us, cells))
+        out = self._template.copy()  # every feature, in the model's order
+        missing: list[str] = []
+        for name in self._other:
+            value = values.get(name, _ABSENT)
+            if value is _ABSENT:
+                missing.append(name)
+            else:
+                out[name] = value
         stale: list[str] = []
-        entity_rows = [(rows[i] or _EMPTY) if i >= 0 else _EMPTY for i in found]
         if lagging:
-            stale.extend(name for name, _, _ in self._trailing)
-            out.update((name, None) for name, _, _ in self._trailing)
+            stale.extend(self._trailing_names)
         else:
-            out.update(
-                (name, empty if (stored := entity_rows[entity].get(name)) is None else stored[0])
-                for name, entity, empty in self._trailing
-            )
+            for entity, slots in self._trailing:
+                at = found[entity]
+                get = ((rows[at] or _EMPTY) if at >= 0 else _EMPTY).get
+                for name, empty in slots:
+                    stored = get(name)
+                    out[name] = empty if stored is None else stored[0]
         for name, entity, ttl_us in self._latest:
-            stored = entity_rows[entity].get(name)
+            at = found[entity]
+            stored = ((rows[at] or _EMPTY) if at >= 0 else _EMPTY).get(name)
             if stored is None:
                 missing.append(name)
-                out[name] = None
-            elif at_us - stored[1] > ttl_us:
+            elif plan.at_us - stored[1] > ttl_us:
                 stale.append(name)
-                out[name] = None
             else:
                 out[name] = stored[0]
         clash = self._stored.intersection(values)
