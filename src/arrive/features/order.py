@@ -72,7 +72,12 @@ def _attribute_spec(column: str, dtype: pl.DataType) -> FeatureSpec:
 
 def online(order: OrderCreated, local: datetime) -> dict[str, FeatureScalar]:
     """Online twin of :func:`offline` for one order (every field it may use)."""
-    values: dict[str, FeatureScalar] = {"distance_km": order_distance_km(order)}
+    return given(order, order_distance_km(order))
+
+
+def given(order: OrderCreated, distance_km: float | None) -> dict[str, FeatureScalar]:
+    """:func:`online` for a caller that has the order's distance already."""
+    values: dict[str, FeatureScalar] = {"distance_km": distance_km}
     for name in _ONLINE_FIELDS:
         raw = getattr(order, name)
         values[name] = float(raw) if isinstance(raw, _NUMBER) else raw

@@ -14,7 +14,8 @@ For a request (one order or a batch), :class:`EtaPredictor`:
    answer within its own ``store_timeout_ms``, which also marks it down until a
    background ping succeeds again — a passed deadline never does);
 3. assembles each order's features at ``clock.now()`` (a value older than its
-   feature's TTL counts as stale);
+   feature's TTL counts as stale); a batch works out what its orders give
+   themselves (order fields, calendar, travel estimate) while the read travels;
 4. answers each order whose share of stale or missing features is at most
    ``max_stale_fraction`` with the model (``stale_features`` otherwise), in one
    compiled-tree call for the whole batch (``model_error`` if it raises or
@@ -35,7 +36,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any, Final, cast
 
 from arrive.clock import Clock, SystemClock
 from arrive.errors import ConfigError, FeatureStoreUnavailable, ModelNotFound, RegistryError
@@ -55,6 +56,11 @@ from arrive.store.base import AsyncOnlineStore, EntityKey, FeatureRow, OnlineSto
 from arrive.store.memory import AsyncInMemoryStore, InMemoryStore
 
 logger = logging.getLogger(__name__)
+_OVERLAP_MIN: Final = 8
+"""Orders from which a request works out their own features while the store answers."""
+_SEND_TURNS: Final = 2
+"""Event-loop turns a read takes to reach the socket (its task starts, then the
+store's connection writes the turn's commands)."""
 Scored = tuple[list[EtaAnswer], list[dict[str, FeatureScalar]] | None]
 """Answers, and the features each was given (None when none were read)."""
 
@@ -321,12 +327,20 @@ class EtaPredictor:
                     orders, request_ids, "store_unavailable", served.fallback
                 )
                 return unavailable, None
-            plan = served.reader.plan(orders, now)
+            reader = served.reader
+            plan = reader.plan(orders, now)
+            requested = None
             if self._inline:  # the in-process store answers at once: no task, no timer
                 rows: list[FeatureRow | None] | None = await self.store.get_many(plan.keys)
             else:
+                started = self.clock.monotonic()
                 read = asyncio.ensure_future(self.store.get_many(plan.keys))
-                await asyncio.wait((read,), timeout=self.config.deadline_s)
+                if len(orders) >= _OVERLAP_MIN:  # send the read, then work while it travels
+                    for _ in range(_SEND_TURNS):
+                        await asyncio.sleep(0)
+                    requested = reader.requested(orders, plan)
+                left = self.config.deadline_s - (self.clock.monotonic() - started)
+                await asyncio.wait((read,), timeout=max(left, 0.0))
                 if not read.done():
                     late = True
                     self._late.add(read)
@@ -339,7 +353,7 @@ class EtaPredictor:
                     orders, request_ids, "store_unavailable", served.fallback
                 )
                 return unavailable, None
-            features = served.reader.features(orders, plan, rows)
+            features = reader.features(orders, plan, rows, requested)
             return self._score(served, orders, request_ids, features)
         finally:
             if not late:  # a late read counts as in flight until it ends

@@ -2,9 +2,10 @@
 
 Request-time features (the order itself, calendar, travel estimate) come from the
 order; trailing aggregates, latest observations and courier proximity come from
-the rows the ingest engine keeps. The IO-free halves (:meth:`OnlineFeatures.keys`
-and :meth:`OnlineFeatures.assemble`) let a sync or async caller do the one
-``get_many`` itself under its own deadline.
+the rows the ingest engine keeps. The IO-free parts (:meth:`OnlineFeatures.plan`,
+:meth:`OnlineFeatures.requested` and :meth:`OnlineFeatures.features`) let a sync or
+async caller do the one ``get_many`` itself under its own deadline, and work out
+what the orders themselves give while the store answers.
 
 Freshness: a latest observation older than its feature's TTL is served as unknown
 and named stale; aggregates the engine maintains are stale when its watermark is
@@ -50,6 +51,23 @@ class OrderFeatures(NamedTuple):
     values: dict[str, FeatureScalar]
     stale: tuple[str, ...]
     missing: tuple[str, ...]
+
+
+class Requested(NamedTuple):
+    """What one order gives itself, before its stored features are read
+    (:meth:`OnlineFeatures.requested`; each is used by one :meth:`~OnlineFeatures.features`).
+
+    Attributes:
+        values: every value the request gives (order, calendar, travel estimate).
+        out: the model's features in its order, those the request gives filled in.
+        missing: the model's request-time features the request lacks.
+        clash: stored features the request gives too (its value wins).
+    """
+
+    values: dict[str, FeatureScalar]
+    out: dict[str, FeatureScalar]
+    missing: list[str]
+    clash: frozenset[str]
 
 
 class ReadPlan(NamedTuple):
@@ -123,7 +141,9 @@ class OnlineFeatures:
         self._slots = tuple(slots)
         self._proximity = any(n in self.names for n in _PROXIMITY)
         # the slots by how they are served, so a read loops over each kind without branching
-        self._other = tuple(s.name for s in slots if s.how == _OTHER)
+        self._other = tuple(
+            s.name for s in slots if s.how == _OTHER and not (self._proximity and s.name in _PROXIMITY)
+        )
         self._trailing_names = tuple(s.name for s in slots if s.how == _TRAILING)
         self._trailing = tuple(
             (at, tuple((s.name, s.empty) for s in slots if s.how == _TRAILING and s.entity == at))
@@ -162,20 +182,33 @@ class OnlineFeatures:
             per_order.append(tuple(found))
         return ReadPlan(list(index), per_order, local, to_epoch_us(at))
 
+    def requested(self, orders: Sequence[OrderCreated], plan: ReadPlan) -> list[Requested]:
+        """What ``orders`` give themselves at ``plan``'s time: no rows needed, so a caller
+        can work this out while the store answers."""
+        when = calendar.online(orders[0], plan.local) if orders else {}  # the read time's
+        hour = plan.local.hour
+        return [self._requested(item, when, hour) for item in orders]
+
     def features(
-        self, orders: Sequence[OrderCreated], plan: ReadPlan, rows: Sequence[FeatureRow | None]
+        self,
+        orders: Sequence[OrderCreated],
+        plan: ReadPlan,
+        rows: Sequence[FeatureRow | None],
+        requested: Sequence[Requested] | None = None,
     ) -> list[OrderFeatures]:
-        """The features of ``orders`` from ``rows`` read for ``plan.keys``."""
+        """The features of ``orders`` from ``rows`` read for ``plan.keys`` (and
+        ``requested``, from :meth:`requested`, when the caller has it already)."""
         if len(rows) != len(plan.keys):
             raise ValueError(f"{len(plan.keys)} keys planned but {len(rows)} rows read")
         pipeline = rows[0] or _EMPTY
         mark = pipeline.get("watermark")
         mark_us = mark.value if mark is not None and isinstance(mark.value, float) else None
         lagging = mark_us is None or plan.at_us - mark_us > self.max_lag_us
-        when = calendar.online(orders[0], plan.local) if orders else {}  # the read time's
+        if requested is None:
+            requested = self.requested(orders, plan)
         return [
-            self._one(item, plan, when, rows, found, lagging)
-            for item, found in zip(orders, plan.rows, strict=True)
+            self._one(item, given, plan.at_us, rows, found, lagging)
+            for item, given, found in zip(orders, requested, plan.rows, strict=True)
         ]
 
     def keys(self, orders: Sequence[OrderCreated], at: datetime) -> list[EntityKey]:
@@ -213,21 +246,13 @@ class OnlineFeatures:
                 out.append((kind, None))
         return out
 
-    def _one(
-        self,
-        item: OrderCreated,
-        plan: ReadPlan,
-        when: Mapping[str, FeatureScalar],
-        rows: Sequence[FeatureRow | None],
-        found: tuple[int, ...],
-        lagging: bool,
-    ) -> OrderFeatures:
-        values = order.online(item, plan.local)
+    def _requested(
+        self, item: OrderCreated, when: Mapping[str, FeatureScalar], hour: int
+    ) -> Requested:
+        distance = travel.order_distance_km(item)
+        values = order.given(item, distance)
         values.update(when)
-        values["travel_estimate_s"] = travel.estimate_s(values["distance_km"], plan.local.hour)
-        if self._proximity:
-            cells = [rows[i] for i in found[len(self._entities) :]]
-            values.update(self._near(item, plan.at_us, cells))
+        values["travel_estimate_s"] = travel.estimate_s(distance, hour)
         out = self._template.copy()  # every feature, in the model's order
         missing: list[str] = []
         for name in self._other:
@@ -236,6 +261,21 @@ class OnlineFeatures:
                 missing.append(name)
             else:
                 out[name] = value
+        return Requested(values, out, missing, self._stored.intersection(values))
+
+    def _one(
+        self,
+        item: OrderCreated,
+        given: Requested,
+        at_us: int,
+        rows: Sequence[FeatureRow | None],
+        found: tuple[int, ...],
+        lagging: bool,
+    ) -> OrderFeatures:
+        out, missing = given.out, given.missing
+        if self._proximity:
+            cells = [rows[i] for i in found[len(self._entities) :]]
+            out.update(self._near(item, at_us, cells))
         stale: list[str] = []
         if lagging:
             stale.extend(self._trailing_names)
@@ -251,13 +291,13 @@ class OnlineFeatures:
             stored = ((rows[at] or _EMPTY) if at >= 0 else _EMPTY).get(name)
             if stored is None:
                 missing.append(name)
-            elif plan.at_us - stored[1] > ttl_us:
+            elif at_us - stored[1] > ttl_us:
                 stale.append(name)
             else:
                 out[name] = stored[0]
-        clash = self._stored.intersection(values)
+        clash = given.clash
         if clash:  # a value the request gives wins over the stored one
-            out.update((name, values[name]) for name in clash)
+            out.update((name, given.values[name]) for name in clash)
             stale = [name for name in stale if name not in clash]
             missing = [name for name in missing if name not in clash]
         return OrderFeatures(out, tuple(stale), tuple(missing))
