@@ -113,7 +113,7 @@ def test_check_equal_refuses_trees_that_differ(trained: Any) -> None:
         check_equal(reference, Off(), sample_rows(reference.boosters[0], 16))
 
 
-def test_row_encoder_takes_every_kind_of_value_with_or_without_numpy_at_once() -> None:
+def test_row_encoder_takes_every_kind_of_value_for_few_rows_or_many() -> None:
     encoder = RowEncoder(["a", "b", "c"], {"c": ["x", "y", "7"]})
     nan = np.nan
     whole = [
@@ -121,13 +121,14 @@ def test_row_encoder_takes_every_kind_of_value_with_or_without_numpy_at_once() -
         {"a": True, "b": "2.5", "c": None},
         {"a": 3, "b": 4.0, "c": "zz"},
     ]
-    np.testing.assert_array_equal(
-        encoder.encode(whole), [[1.5, nan, 1.0], [1.0, 2.5, nan], [3.0, 4.0, nan]]
-    )
+    want = [[1.5, nan, 1.0], [1.0, 2.5, nan], [3.0, 4.0, nan]]
+    np.testing.assert_array_equal(encoder.encode(whole), want)  # few rows: value by value
+    many = encoder.encode(whole * 4)  # many: NumPy converts the numeric columns
+    np.testing.assert_array_equal(many, want * 4)
+    assert many.flags.c_contiguous
     # an absent feature and a string that is no number: value by value, same meaning
-    quirky = [*whole, {"a": "abc", "c": 7}]
-    got = encoder.encode(quirky)
-    np.testing.assert_array_equal(got[:3], encoder.encode(whole))
-    np.testing.assert_array_equal(got[3], [nan, nan, 2.0])
+    got = encoder.encode([*whole * 4, {"a": "abc", "c": 7}])
+    np.testing.assert_array_equal(got[:12], want * 4)
+    np.testing.assert_array_equal(got[12], [nan, nan, 2.0])
     assert got.flags.c_contiguous
     assert encoder.encode([]).shape == (0, 3)
