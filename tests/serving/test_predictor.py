@@ -17,6 +17,7 @@ from arrive import datadir
 from arrive.clock import ManualClock
 from arrive.errors import ModelNotFound
 from arrive.features.offline import build_features
+from arrive.features.online.reader import OnlineFeatures
 from arrive.features.spec import BuildContext
 from arrive.registry import InMemoryRegistry
 from arrive.schema.events import OrderCreated
@@ -125,6 +126,59 @@ def test_a_batch_gets_one_store_round_trip_and_answers_in_order(
     assert [a.request_id for a in answers] == _ids(orders)
     assert all(a.p90_s >= a.p50_s > 0 for a in answers)
     assert any(a.fallback is None for a in answers)
+
+
+def test_a_batch_works_out_its_own_features_while_the_read_is_out(
+    trained: Any,
+    settings_for: Any,
+    late_orders: Pick,
+    replay_until: Replay,
+    monkeypatch: pytest.MonkeyPatch,
+    eventually: Eventually,
+) -> None:
+    """A store that is not in process: what the orders give themselves is worked out
+    before the rows arrive, and the answers are exactly those of an inline read."""
+    orders = late_orders(12)
+    at = max(o.event_time for o in orders)
+    early: list[int] = []
+    requested = OnlineFeatures.requested
+
+    def spy(reader: OnlineFeatures, *args: Any) -> Any:
+        early.append(len(args[0]))
+        return requested(reader, *args)
+
+    monkeypatch.setattr(OnlineFeatures, "requested", spy)
+
+    def predictor_on(store: Any) -> EtaPredictor:
+        settings = settings_for(deadline_ms=60_000)  # the gate, not the deadline, decides
+        return build_predictor(
+            settings, store=store, clock=ManualClock(at), registry=trained.registry()
+        )
+
+    async def inline() -> list[EtaAnswer]:
+        memory = InMemoryStore()
+        replay_until(memory, at)
+        async with predictor_on(memory) as predictor:
+            return await _ask(predictor, orders)
+
+    async def gated() -> list[EtaAnswer]:
+        memory = InMemoryStore()
+        replay_until(memory, at)
+        store = GatedStore(memory)
+        store.gate.set()  # the start-up checks pass
+        async with predictor_on(store) as predictor:
+            store.gate.clear()
+            asking = asyncio.ensure_future(_ask(predictor, orders))
+            await eventually(lambda: store.waiting == 1)
+            await eventually(lambda: early == [12])  # while the read waits at the gate
+            store.gate.set()
+            return await asking
+
+    want = asyncio.run(inline())
+    early.clear()
+    assert asyncio.run(gated()) == want
+    assert early == [12]
+    assert any(a.fallback is None for a in want)
 
 
 class _CountingStore(InMemoryStore):

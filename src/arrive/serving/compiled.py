@@ -90,7 +90,9 @@ class RowEncoder:
         categorical = [j for j, codes in enumerate(self._codes) if codes is not None]
         self._numeric = np.array(numeric, dtype=np.intp)
         self._take_numeric = _taker([self.features[j] for j in numeric])
-        self._categorical = tuple((j, self._codes[j]) for j in categorical)
+        self._categorical = tuple(
+            (j, codes) for j, codes in enumerate(self._codes) if codes is not None
+        )
         self._take_categorical = _taker([self.features[j] for j in categorical])
 
     def encode(self, rows: Sequence[Mapping[str, FeatureScalar]]) -> FloatArray:
@@ -105,16 +107,14 @@ class RowEncoder:
     def _quick(self, rows: Sequence[Mapping[str, FeatureScalar]]) -> FloatArray:
         take = self._take_numeric
         numbers = np.array([take(row) for row in rows], dtype=np.float64)
-        if numbers.ndim != 2:  # no rows at all
-            raise TypeError("not a float matrix")
         matrix = np.empty((len(rows), len(self.features)), dtype=np.float64)
         matrix[:, self._numeric] = numbers
         nan = math.nan
         take = self._take_categorical
         columns = zip(*[take(row) for row in rows], strict=True)
-        for (j, codes), column in zip(self._categorical, columns):
+        for (j, codes), column in zip(self._categorical, columns, strict=True):
             matrix[:, j] = [
-                codes.get(value, nan) if type(value) is str else _code(value, codes)  # type: ignore[union-attr]
+                codes.get(value, nan) if type(value) is str else _code(value, codes)
                 for value in column
             ]
         return matrix

@@ -3,8 +3,9 @@
 :meth:`PredictionLog.extend` only adds a request's predictions to bounded column
 lists, column by column (never blocks, never does IO; the features are JSON-encoded
 right there), turned into Arrow record batches every few hundred records; when the
-buffer is full the predictions that do not fit are dropped and counted. The service's background task takes the batches on
-the event loop (:meth:`~PredictionLog.take`) and writes them in a thread
+buffer is full the predictions that do not fit are dropped and counted. The
+service's background task takes the batches on the event loop
+(:meth:`~PredictionLog.take`) and writes them in a thread
 (:meth:`~PredictionLog.write`) as one row group of the current file: Parquet
 encoding runs without the interpreter lock, so the writer never stalls requests.
 A file covers ``rotate_s`` seconds of the injected clock; it is written under a
@@ -56,8 +57,6 @@ SCHEMA: Final = pa.schema(
         ("fallback", pa.string()),
     ]
 )
-_FEATURES: Final = SCHEMA.names.index("features")
-_TIME: Final = SCHEMA.names.index("time")
 _CHUNK: Final = 512
 """Records converted to Arrow at a time."""
 _encode: Final = msgspec.json.encode
@@ -136,15 +135,22 @@ class PredictionLog:
         if not kept:
             return 0
         self._size += kept
+        given = predictions
+        encoded = [None if found is None else _encode(found) for found in given.features[:kept]]
+        values: tuple[Sequence[Any], ...] = (
+            given.request_id,
+            given.order_id,
+            [to_epoch_us(given.time)] * kept,
+            given.variant,
+            given.model_version,
+            encoded,
+            given.p50_s,
+            given.p90_s,
+            given.fallback,
+        )
         columns = self._columns
-        for at, values in enumerate(predictions):
-            if at == _TIME:
-                columns[at].extend([to_epoch_us(values)] * kept)
-            else:
-                part = values if kept == count else values[:kept]
-                if at == _FEATURES:
-                    part = [None if found is None else _encode(found) for found in part]
-                columns[at].extend(part)
+        for column, part in zip(columns, values, strict=True):
+            column.extend(part if len(part) == kept else part[:kept])
         if len(columns[0]) >= _CHUNK:
             self._seal()
         return kept

@@ -141,15 +141,14 @@ class OnlineFeatures:
         self._slots = tuple(slots)
         self._proximity = any(n in self.names for n in _PROXIMITY)
         # the slots by how they are served, so a read loops over each kind without branching
-        self._other = tuple(
-            s.name for s in slots if s.how == _OTHER and not (self._proximity and s.name in _PROXIMITY)
-        )
+        near = _PROXIMITY if self._proximity else ()  # from the rows, not the request
+        self._other = tuple(s.name for s in slots if s.how == _OTHER and s.name not in near)
         self._trailing_names = tuple(s.name for s in slots if s.how == _TRAILING)
-        self._trailing = tuple(
-            (at, tuple((s.name, s.empty) for s in slots if s.how == _TRAILING and s.entity == at))
-            for at in range(len(entities))
-            if any(s.how == _TRAILING and s.entity == at for s in slots)
-        )
+        by_entity: dict[int, list[tuple[str, float | None]]] = {}
+        for s in slots:
+            if s.how == _TRAILING:
+                by_entity.setdefault(s.entity, []).append((s.name, s.empty))
+        self._trailing = tuple((at, tuple(pairs)) for at, pairs in by_entity.items())
         self._latest = tuple((s.name, s.entity, s.ttl_us) for s in slots if s.how == _LATEST)
         self._stored = frozenset(s.name for s in slots if s.how != _OTHER)
         self._template: dict[str, FeatureScalar] = dict.fromkeys(self.names)
@@ -273,22 +272,21 @@ class OnlineFeatures:
         lagging: bool,
     ) -> OrderFeatures:
         out, missing = given.out, given.missing
+        keyed = len(self._entities)
         if self._proximity:
-            cells = [rows[i] for i in found[len(self._entities) :]]
-            out.update(self._near(item, at_us, cells))
+            out.update(self._near(item, at_us, [rows[i] for i in found[keyed:]]))
+        entity_rows = [(rows[i] or _EMPTY) if i >= 0 else _EMPTY for i in found[:keyed]]
         stale: list[str] = []
         if lagging:
             stale.extend(self._trailing_names)
         else:
             for entity, slots in self._trailing:
-                at = found[entity]
-                get = ((rows[at] or _EMPTY) if at >= 0 else _EMPTY).get
+                get = entity_rows[entity].get
                 for name, empty in slots:
                     stored = get(name)
                     out[name] = empty if stored is None else stored[0]
         for name, entity, ttl_us in self._latest:
-            at = found[entity]
-            stored = ((rows[at] or _EMPTY) if at >= 0 else _EMPTY).get(name)
+            stored = entity_rows[entity].get(name)
             if stored is None:
                 missing.append(name)
             elif at_us - stored[1] > ttl_us:
