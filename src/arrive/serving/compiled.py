@@ -87,13 +87,12 @@ class RowEncoder:
         )
         self._plan = tuple(zip(self.features, self._codes, strict=True))
         numeric = [j for j, codes in enumerate(self._codes) if codes is None]
-        categorical = [j for j, codes in enumerate(self._codes) if codes is not None]
         self._numeric = np.array(numeric, dtype=np.intp)
         self._take_numeric = _taker([self.features[j] for j in numeric])
         self._categorical = tuple(
             (j, codes) for j, codes in enumerate(self._codes) if codes is not None
         )
-        self._take_categorical = _taker([self.features[j] for j in categorical])
+        self._take_categorical = _taker([self.features[j] for j, _ in self._categorical])
 
     def encode(self, rows: Sequence[Mapping[str, FeatureScalar]]) -> FloatArray:
         """A C-contiguous ``(len(rows), n_features)`` float64 matrix."""

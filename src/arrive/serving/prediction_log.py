@@ -135,18 +135,18 @@ class PredictionLog:
         if not kept:
             return 0
         self._size += kept
-        given = predictions
-        encoded = [None if found is None else _encode(found) for found in given.features[:kept]]
-        values: tuple[Sequence[Any], ...] = (
-            given.request_id,
-            given.order_id,
-            [to_epoch_us(given.time)] * kept,
-            given.variant,
-            given.model_version,
+        got = predictions
+        encoded = [None if found is None else _encode(found) for found in got.features[:kept]]
+        values: tuple[Sequence[Any], ...] = (  # in the order of SCHEMA
+            got.request_id,
+            got.order_id,
+            [to_epoch_us(got.time)] * kept,
+            got.variant,
+            got.model_version,
             encoded,
-            given.p50_s,
-            given.p90_s,
-            given.fallback,
+            got.p50_s,
+            got.p90_s,
+            got.fallback,
         )
         columns = self._columns
         for column, part in zip(columns, values, strict=True):
