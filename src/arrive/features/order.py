@@ -26,8 +26,10 @@ _IDS: dict[str, tuple[Entity, str]] = {
     "courier_id": ("courier", "courier id when known at creation (categorical)"),
 }
 _COORDS = ("pickup_lat", "pickup_lon", "drop_lat", "drop_lon")
-_ONLINE_FIELDS = (*_NUMERIC, *_IDS)
-_NUMBER = (int, float)  # bool included: it is an int
+ONLINE_FIELDS = (*_NUMERIC, *_IDS)
+"""The order's own fields :func:`online` gives (numbers as floats)."""
+NUMBER = (int, float)  # bool included: it is an int
+"""Types :func:`online` gives as floats."""
 
 
 def missing(ctx: BuildContext) -> str | None:
@@ -78,9 +80,9 @@ def online(order: OrderCreated, local: datetime) -> dict[str, FeatureScalar]:
 def given(order: OrderCreated, distance_km: float | None) -> dict[str, FeatureScalar]:
     """:func:`online` for a caller that has the order's distance already."""
     values: dict[str, FeatureScalar] = {"distance_km": distance_km}
-    for name in _ONLINE_FIELDS:
+    for name in ONLINE_FIELDS:
         raw = getattr(order, name)
-        values[name] = float(raw) if isinstance(raw, _NUMBER) else raw
+        values[name] = float(raw) if isinstance(raw, NUMBER) else raw
     for name, raw in order.attributes.items():
-        values[name] = float(raw) if isinstance(raw, _NUMBER) else raw
+        values[name] = float(raw) if isinstance(raw, NUMBER) else raw
     return values

@@ -6,6 +6,7 @@ import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from msgspec.structs import replace
 
 from arrive.errors import ConfigError
 from arrive.features.online.engine import OnlineEngine
@@ -141,6 +142,31 @@ def test_aggregates_read_as_stale_when_the_engine_stalls() -> None:
     features = reader.read(store, [_created("q", late)], late)[0]
     assert features.values == {"store_open_orders": None}
     assert features.stale == ("store_open_orders",)
+
+
+def test_what_a_request_gives_wins_as_offline_except_over_calendar_and_travel() -> None:
+    """An attribute wins over the order's own field and distance and over a stored
+    value (which is then neither stale nor missing), never over the calendar or the
+    travel estimate; a feature nothing gives is missing."""
+    store = InMemoryStore()
+    OnlineEngine(store).apply([_created("o1", T0)])
+    names = ["items", "distance_km", "hour_local", "travel_estimate_s", "store_open_orders"]
+    reader = OnlineFeatures([*names, "weather", "subtotal"], {})
+    plain = replace(_created("q", T0), items=2, pickup_lat=52.5, pickup_lon=13.4)
+    plain = replace(plain, drop_lat=52.51, drop_lon=13.41)
+    given = replace(plain, attributes=dict.fromkeys(names, 7))
+    base = reader.read(store, [plain], T0)[0]
+    got = reader.read(store, [given], T0)[0]
+    assert base.values["items"] == 2.0
+    assert base.values["store_open_orders"] == 1.0
+    assert got.values["items"] == got.values["distance_km"] == 7.0
+    assert got.values["store_open_orders"] == 7.0
+    for name in ("hour_local", "travel_estimate_s"):
+        assert got.values[name] == base.values[name] != 7.0
+    assert list(got.values) == [*names, "weather", "subtotal"]
+    assert got.missing == base.missing == ("weather",)
+    assert got.values["subtotal"] is None  # an order field, given as unknown
+    assert got.stale == ()
 
 
 def test_partitions_interleaved_within_the_lateness_give_the_in_order_features() -> None:

@@ -31,6 +31,12 @@ from arrive.schema.events import OrderCreated
 from arrive.store.base import EntityKey, FeatureRow, OnlineStore, to_epoch_us
 
 _PROXIMITY = ("idle_couriers_near", "nearest_idle_courier_km")
+_CALENDAR = frozenset(spec.name for spec in calendar.SPECS)  # one value per read
+_TRAVEL = travel.SPECS[0].name
+_DISTANCE = "distance_km"
+# where a request-time feature comes from (after the order's attributes, which win
+# over its fields and distance but not over the calendar or the travel estimate)
+_FROM_TRAVEL, _FROM_DISTANCE, _FROM_FIELD, _FROM_ATTRIBUTE = 0, 1, 2, 3
 _EMPTY_STATS = {"count": 0.0, "sum": 0.0}
 _ORDER_IDS = ("store_id", "market_id", "courier_id")
 _EMPTY: FeatureRow = {}
@@ -58,16 +64,16 @@ class Requested(NamedTuple):
     (:meth:`OnlineFeatures.requested`; each is used by one :meth:`~OnlineFeatures.features`).
 
     Attributes:
-        values: every value the request gives (order, calendar, travel estimate).
         out: the model's features in its order, those the request gives filled in.
         missing: the model's request-time features the request lacks.
         clash: stored features the request gives too (its value wins).
+        values: every value the request gives when there is a clash (else empty).
     """
 
-    values: dict[str, FeatureScalar]
     out: dict[str, FeatureScalar]
     missing: list[str]
     clash: frozenset[str]
+    values: dict[str, FeatureScalar]
 
 
 class ReadPlan(NamedTuple):
@@ -143,6 +149,8 @@ class OnlineFeatures:
         # the slots by how they are served, so a read loops over each kind without branching
         near = _PROXIMITY if self._proximity else ()  # from the rows, not the request
         self._other = tuple(s.name for s in slots if s.how == _OTHER and s.name not in near)
+        self._calendar = tuple(name for name in self._other if name in _CALENDAR)
+        self._own = tuple((name, _source(name)) for name in self._other if name not in _CALENDAR)
         self._trailing_names = tuple(s.name for s in slots if s.how == _TRAILING)
         by_entity: dict[int, list[tuple[str, float | None]]] = {}
         for s in slots:
@@ -151,6 +159,8 @@ class OnlineFeatures:
         self._trailing = tuple((at, tuple(pairs)) for at, pairs in by_entity.items())
         self._latest = tuple((s.name, s.entity, s.ttl_us) for s in slots if s.how == _LATEST)
         self._stored = frozenset(s.name for s in slots if s.how != _OTHER)
+        always = {*_CALENDAR, _TRAVEL, _DISTANCE, *order.ONLINE_FIELDS}  # given by any order
+        self._always_clash = self._stored.intersection(always)
         self._template: dict[str, FeatureScalar] = dict.fromkeys(self.names)
 
     @classmethod
@@ -185,8 +195,11 @@ class OnlineFeatures:
         """What ``orders`` give themselves at ``plan``'s time: no rows needed, so a caller
         can work this out while the store answers."""
         when = calendar.online(orders[0], plan.local) if orders else {}  # the read time's
+        base = self._template.copy()
+        for name in self._calendar:
+            base[name] = when[name]
         hour = plan.local.hour
-        return [self._requested(item, when, hour) for item in orders]
+        return [self._requested(item, base, when, hour) for item in orders]
 
     def features(
         self,
@@ -246,21 +259,41 @@ class OnlineFeatures:
         return out
 
     def _requested(
-        self, item: OrderCreated, when: Mapping[str, FeatureScalar], hour: int
+        self,
+        item: OrderCreated,
+        base: dict[str, FeatureScalar],
+        when: Mapping[str, FeatureScalar],
+        hour: int,
     ) -> Requested:
+        attributes = item.attributes
+        given = attributes.get
+        number = order.NUMBER
         distance = travel.order_distance_km(item)
-        values = order.given(item, distance)
-        values.update(when)
-        values["travel_estimate_s"] = travel.estimate_s(distance, hour)
-        out = self._template.copy()  # every feature, in the model's order
+        out = base.copy()  # every feature in the model's order, the calendar's filled in
         missing: list[str] = []
-        for name in self._other:
-            value = values.get(name, _ABSENT)
-            if value is _ABSENT:
-                missing.append(name)
-            else:
-                out[name] = value
-        return Requested(values, out, missing, self._stored.intersection(values))
+        for name, source in self._own:
+            if source == _FROM_TRAVEL:
+                out[name] = travel.estimate_s(distance, hour)
+                continue
+            raw = given(name, _ABSENT)
+            if raw is _ABSENT:
+                if source == _FROM_DISTANCE:
+                    out[name] = distance
+                    continue
+                if source != _FROM_FIELD:
+                    missing.append(name)
+                    continue
+                raw = getattr(item, name)
+            out[name] = float(raw) if isinstance(raw, number) else raw
+        clash = self._stored.intersection(attributes)
+        if self._always_clash:
+            clash |= self._always_clash
+        if not clash:
+            return Requested(out, missing, clash, {})
+        values = order.given(item, distance)  # rare: the request's values, as it gives them
+        values.update(when)
+        values[_TRAVEL] = travel.estimate_s(distance, hour)
+        return Requested(out, missing, clash, values)
 
     def _one(
         self,
@@ -311,3 +344,14 @@ class OnlineFeatures:
             packed.append(stored.value if stored and isinstance(stored.value, str) else None)
         near, nearest = courier.proximity_online(item.pickup_lat, item.pickup_lon, at_us, packed)
         return {"idle_couriers_near": near, "nearest_idle_courier_km": nearest}
+
+
+def _source(name: str) -> int:
+    """Where the request-time feature ``name`` comes from when no attribute gives it."""
+    if name == _TRAVEL:
+        return _FROM_TRAVEL
+    if name == _DISTANCE:
+        return _FROM_DISTANCE
+    if name in order.ONLINE_FIELDS:
+        return _FROM_FIELD
+    return _FROM_ATTRIBUTE
