@@ -43,3 +43,33 @@ def test_the_process_switch_is_a_flag() -> None:
     assert switch.on
     switch.set(False)
     assert not switch.on
+
+
+def test_reloads_counted_by_one_holder_are_seen_by_every_other(tmp_path: Path) -> None:
+    path = tmp_path / "kill-switch"
+    first, second = SharedKillSwitch(path), SharedKillSwitch(path)
+    assert (first.reloads, second.reloads) == (0, 0)
+    assert first.count_reload() == 1
+    assert second.count_reload() == 2
+    assert first.reloads == 2
+    first.set(True)
+    assert second.reloads == 2  # the switch and the count do not disturb each other
+    first.close()
+    second.close()
+
+
+def test_a_one_byte_file_of_an_earlier_version_keeps_its_switch(tmp_path: Path) -> None:
+    path = tmp_path / "kill-switch"
+    path.write_bytes(b"\1")
+    switch = SharedKillSwitch(path)
+    assert switch.on
+    assert switch.reloads == 0
+    assert switch.count_reload() == 1
+    switch.close()
+
+
+def test_the_process_switch_counts_reloads() -> None:
+    switch = KillSwitch()
+    assert switch.reloads == 0
+    assert switch.count_reload() == 1
+    assert switch.reloads == 1

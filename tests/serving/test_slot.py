@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -143,3 +144,29 @@ def test_the_poll_does_not_retry_a_refused_version_until_the_alias_moves(
     assert refused._value.get() == before + 1
     registry.set_alias("production", good.version, reason="fixed")
     assert slot.reload() == good.version
+
+
+def test_an_admin_reload_reaches_every_worker_sharing_the_file(
+    trained: Any, settings_for: Any, eventually: Any, tmp_path: Path
+) -> None:
+    """Two predictors stand for two worker processes: the admin call reaches one, the
+    other follows through the shared file, with alias polling off."""
+    registry = _local(trained, tmp_path / "registry")
+    registry.register(dict(trained.files), {**trained.metadata, "note": "second"})
+    settings = settings_for(reload_interval_s=0.0, kill_switch_file=tmp_path / "control")
+
+    def worker() -> Any:
+        predictor = build_predictor(settings, store=InMemoryStore(), registry=registry)
+        predictor.config = dataclasses.replace(predictor.config, follow_interval_s=0.02)
+        return predictor
+
+    async def run() -> tuple[str | None, str | None]:
+        a, b = worker(), worker()
+        async with a, b:
+            assert (_serving(a), _serving(b)) == ("1", "1")
+            registry.set_alias("production", "2", reason="roll out")
+            assert await a.reload() == "2"
+            await eventually(lambda: _serving(b) == "2")
+            return _serving(a), _serving(b)
+
+    assert asyncio.run(run()) == ("2", "2")

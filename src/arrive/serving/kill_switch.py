@@ -1,20 +1,26 @@
-"""The kill switch: while it is on, every answer is the heuristic's (reason ``kill_switch``).
+"""The kill switch: while it is on, every answer is the heuristic's (reason ``kill_switch``),
+and the count of admin reloads, which every worker follows.
 
-An admin call reaches one worker process, yet the switch must hold for all of them:
-:class:`SharedKillSwitch` keeps it in a one-byte file that every worker maps into
-memory, so a flip by one is seen by the others at their next request (a memory
-read, no system call). ``arrive serve`` with several workers creates that file; set
-``kill_switch_file`` to keep the switch across restarts too. A single process
-without a file uses :class:`KillSwitch`, a plain flag.
+An admin call reaches one worker process, yet the switch must hold for all of them,
+and a reload must reach them all: :class:`SharedKillSwitch` keeps both in a small
+file that every worker maps into memory (byte 0 the switch, then the reload count),
+so a flip by one is seen by the others at their next request (a memory read, no
+system call) and a reload within their next check. ``arrive serve`` with several
+workers creates that file; set ``kill_switch_file`` to keep the switch across
+restarts too. A single process without a file uses :class:`KillSwitch`, plain fields.
 """
 
 from __future__ import annotations
 
 import mmap
 import os
+import struct
 from pathlib import Path
 
 from arrive.errors import ConfigError
+
+_SIZE = 9  # the switch, then the reload count (little-endian unsigned 64 bits)
+_COUNT = struct.Struct("<Q")
 
 
 class KillSwitch:
@@ -22,6 +28,7 @@ class KillSwitch:
 
     def __init__(self) -> None:
         self._on = False
+        self._reloads = 0
 
     @property
     def on(self) -> bool:
@@ -31,6 +38,16 @@ class KillSwitch:
     def set(self, on: bool) -> None:
         """Turn the switch on or off."""
         self._on = bool(on)
+
+    @property
+    def reloads(self) -> int:
+        """Admin reloads so far (a holder that sees it grow reloads its model)."""
+        return self._reloads
+
+    def count_reload(self) -> int:
+        """Count one admin reload; returns the new count."""
+        self._reloads += 1
+        return self._reloads
 
     def close(self) -> None:
         """Release what the switch holds (nothing here)."""
@@ -49,9 +66,9 @@ class SharedKillSwitch(KillSwitch):
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
             try:
-                if os.fstat(fd).st_size < 1:
-                    os.write(fd, b"\0")
-                self._map = mmap.mmap(fd, 1)
+                if os.fstat(fd).st_size < _SIZE:  # new, or from a version without the count
+                    os.ftruncate(fd, _SIZE)
+                self._map = mmap.mmap(fd, _SIZE)
             finally:
                 os.close(fd)
         except OSError as exc:
@@ -65,6 +82,22 @@ class SharedKillSwitch(KillSwitch):
     def set(self, on: bool) -> None:
         """Turn the switch on or off for every process sharing the file."""
         self._map[0] = 1 if on else 0
+
+    @property
+    def reloads(self) -> int:
+        """Admin reloads so far, by any process sharing the file."""
+        count: int = _COUNT.unpack_from(self._map, 1)[0]
+        return count
+
+    def count_reload(self) -> int:
+        """Count one admin reload for every process sharing the file; returns the new count.
+
+        Two processes counting at the same moment may count once: either way every
+        holder sees the count move and reloads.
+        """
+        count = self.reloads + 1
+        _COUNT.pack_into(self._map, 1, count)
+        return count
 
     def close(self) -> None:
         """Unmap the file (the switch's state stays in it)."""

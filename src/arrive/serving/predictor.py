@@ -78,6 +78,8 @@ class PredictorConfig:
     store_check_interval_s: float
     log_flush_s: float
     close_timeout_s: float = 5.0
+    follow_interval_s: float = 0.25
+    """How often a worker checks whether another one took an admin reload."""
 
     @classmethod
     def from_settings(cls, settings: ServeSettings) -> PredictorConfig:
@@ -158,6 +160,7 @@ class EtaPredictor:
         self.feeder = feeder
         self.kill_switch = kill_switch or KillSwitch()
         self.in_flight = 0
+        self._reloads_seen = self.kill_switch.reloads
         self.store_ok: bool | None = None  # None: not checked yet
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
@@ -203,13 +206,15 @@ class EtaPredictor:
         return True, ""
 
     async def reload(self) -> str:
-        """See :meth:`arrive.serving.answer.Predictor.reload`.
+        """See :meth:`arrive.serving.answer.Predictor.reload`. Counted in the kill switch,
+        so every predictor sharing its file reloads too (within ``follow_interval_s``).
 
         Raises:
             RegistryError: the alias points at a version that was refused (its
                 checksum or load failed; the previous model keeps serving).
             ModelNotFound: no model serves (the message says why).
         """
+        self._reloads_seen = self.kill_switch.count_reload()  # the other workers follow
         version = await asyncio.to_thread(self.slot.reload, force=True)
         target = self.slot.target
         if target is not None and target != version and target in self.slot.refused:
@@ -234,6 +239,7 @@ class EtaPredictor:
             self.feeder.start()
         config = self.config
         self._every(config.store_check_interval_s, self._check_store)
+        self._every(config.follow_interval_s, self._follow_reloads)
         if config.reload_interval_s > 0:
             self._every(config.reload_interval_s, self._poll_reload)
         if self.log is not None:
@@ -302,6 +308,13 @@ class EtaPredictor:
         if self.store_ok is False:
             logger.warning("feature store reachable again")
         self.store_ok = True
+
+    async def _follow_reloads(self) -> None:
+        """Reload (forced, as the admin call did) when another worker took an admin reload."""
+        count = self.kill_switch.reloads
+        if count != self._reloads_seen:
+            self._reloads_seen = count
+            await asyncio.to_thread(self.slot.reload, force=True)
 
     async def _poll_reload(self) -> None:
         await asyncio.to_thread(self.slot.reload)

@@ -93,8 +93,9 @@ class ServeSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     kill_switch_file: Annotated[
         Path | None,
         _doc(
-            "File holding the kill switch, shared by the worker processes and kept across "
-            "restarts; unset: `arrive serve` makes a temporary one for several workers."
+            "File holding the kill switch and the count of admin reloads, shared by the "
+            "worker processes and kept across restarts; unset: `arrive serve` makes a "
+            "temporary one for several workers."
         ),
     ] = None
     access_log: Annotated[

@@ -3,6 +3,7 @@ process with two workers, talked to over HTTP and stopped with SIGTERM."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import pytest
 
 from arrive.cli.main import run
 from arrive.registry import LocalRegistry
-from arrive.testing.eta_service import ServeProcess
+from arrive.testing.eta_service import ServeProcess, wait_for
 
 
 def test_help_lists_every_option(capsys: pytest.CaptureFixture[str]) -> None:
@@ -68,7 +69,7 @@ def test_arrive_serve_answers_over_http_and_stops_gracefully(
     orders: list[dict[str, Any]],
     admin_token: str,
 ) -> None:
-    registry = local_registry(1)
+    registry = local_registry(2)
     env = {
         "ARRIVE_REGISTRY_DIR": str(registry.root),
         "ARRIVE_REPLAY_DIR": str(trained.data_dir),
@@ -92,13 +93,21 @@ def test_arrive_serve_answers_over_http_and_stops_gracefully(
                 headers={"Authorization": f"Bearer {admin_token}"},
             )
         # each on a new connection: they reach both workers, not only the one switched
-        after = [
-            httpx2.post(f"{service.url}/v1/eta", json=o, timeout=10.0).json()["fallback"]
-            for o in orders[:20]
-        ]
+        after = [_answer(service.url, o)["fallback"] for o in orders[:20]]
+        auth = {"Authorization": f"Bearer {admin_token}"}
+        httpx2.post(f"{service.url}/admin/kill-switch", json={"on": False}, headers=auth)
+        registry.set_alias("production", "2", reason="roll out")
+        reloaded = httpx2.post(f"{service.url}/admin/reload", headers=auth, timeout=60.0)
+        # the call reached one worker; alias polling is off, yet every worker follows:
+        # arrive_model_info is the highest over the live workers, so version 1 reads 0
+        # only once none serves it
+        wait_for(lambda: _serving(service.url) == {"2"}, 60, "every worker serving version 2")
+        versions = {_answer(service.url, o)["model_version"] for o in orders[:20]}
         code = service.stop()
     assert switched.status_code == 200
     assert after == ["kill_switch"] * 20
+    assert reloaded.json() == {"model_version": "2"}
+    assert versions == {"2"}
     assert [a.status_code for a in answers] == [200] * 10, service.log()
     assert {a.json()["fallback"] for a in answers} == {None}
     assert invalid.status_code == 422
@@ -108,3 +117,16 @@ def test_arrive_serve_answers_over_http_and_stops_gracefully(
     assert code == 0, service.log()
     assert "Traceback" not in service.log()
     assert list((tmp_path / "predictions").rglob("*.parquet")), "the log was not flushed at exit"
+
+
+def _answer(url: str, order: dict[str, Any]) -> dict[str, Any]:
+    """The answer to ``order`` on a new connection (so the calls spread over the workers)."""
+    answer: dict[str, Any] = httpx2.post(f"{url}/v1/eta", json=order, timeout=10.0).json()
+    return answer
+
+
+def _serving(url: str) -> set[str]:
+    """The versions some worker serves, from ``arrive_model_info`` in ``/metrics``."""
+    text = httpx2.get(f"{url}/metrics", timeout=10.0).text
+    found = re.findall(r'^arrive_model_info\{[^}]*version="([^"]+)"[^}]*\} 1\.0$', text, re.M)
+    return set(found)
