@@ -3,12 +3,9 @@ source's own context attributes (known when the order is placed)."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import polars as pl
 
 from arrive.features.spec import BuildContext, Entity, FeatureScalar, FeatureSpec, Kind
-from arrive.features.travel import order_distance_km
 from arrive.geo import haversine_km_expr
 from arrive.schema.events import OrderCreated
 
@@ -72,13 +69,9 @@ def _attribute_spec(column: str, dtype: pl.DataType) -> FeatureSpec:
     return FeatureSpec(column, "order", kind, None, f"source attribute '{column}' at creation")
 
 
-def online(order: OrderCreated, local: datetime) -> dict[str, FeatureScalar]:
-    """Online twin of :func:`offline` for one order (every field it may use)."""
-    return given(order, order_distance_km(order))
-
-
-def given(order: OrderCreated, distance_km: float | None) -> dict[str, FeatureScalar]:
-    """:func:`online` for a caller that has the order's distance already."""
+def online(order: OrderCreated, distance_km: float | None) -> dict[str, FeatureScalar]:
+    """Online twin of :func:`offline` for one order (every field it may use), with its
+    distance (:func:`arrive.features.travel.order_distance_km`)."""
     values: dict[str, FeatureScalar] = {"distance_km": distance_km}
     for name in ONLINE_FIELDS:
         raw = getattr(order, name)

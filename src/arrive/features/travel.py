@@ -4,12 +4,11 @@ profile by local hour (the estimate a provider chain ends in, which cannot fail)
 from __future__ import annotations
 
 import math
-from datetime import datetime
 
 import numpy as np
 import polars as pl
 
-from arrive.features.spec import BuildContext, FeatureScalar, FeatureSpec
+from arrive.features.spec import BuildContext, FeatureSpec
 from arrive.geo import EARTH_RADIUS_KM, haversine_km_expr
 from arrive.schema.events import OrderCreated
 
@@ -85,14 +84,9 @@ def offline(ctx: BuildContext) -> pl.DataFrame:
     )
 
 
-def online(order: OrderCreated, local: datetime) -> dict[str, FeatureScalar]:
-    """Online twin of :func:`offline` for one order created at ``local`` (its local time)."""
-    return {"travel_estimate_s": estimate_s(order_distance_km(order), local.hour)}
-
-
 def estimate_s(distance_km: float | None, hour: int) -> float | None:
-    """The travel estimate of a pickup-to-drop distance at a local ``hour`` (None without
-    a distance): for callers that already have the distance."""
+    """Online twin of :func:`offline`: the estimate for an order's pickup-to-drop
+    distance (:func:`order_distance_km`) at the local ``hour`` (None without a distance)."""
     if distance_km is None:
         return None
     return distance_km * DETOUR_FACTOR / _SPEED_KMH[hour] * 3600.0

@@ -135,18 +135,19 @@ class PredictionLog:
         if not kept:
             return 0
         self._size += kept
-        got = predictions
-        encoded = [None if found is None else _encode(found) for found in got.features[:kept]]
+        encoded = [
+            None if found is None else _encode(found) for found in predictions.features[:kept]
+        ]
         values: tuple[Sequence[Any], ...] = (  # in the order of SCHEMA
-            got.request_id,
-            got.order_id,
-            [to_epoch_us(got.time)] * kept,
-            got.variant,
-            got.model_version,
+            predictions.request_id,
+            predictions.order_id,
+            [to_epoch_us(predictions.time)] * kept,
+            predictions.variant,
+            predictions.model_version,
             encoded,
-            got.p50_s,
-            got.p90_s,
-            got.fallback,
+            predictions.p50_s,
+            predictions.p90_s,
+            predictions.fallback,
         )
         columns = self._columns
         for column, part in zip(columns, values, strict=True):

@@ -144,7 +144,6 @@ class OnlineFeatures:
             else:
                 slots.append(_Slot(name, _OTHER, -1, None, 0))
         self._entities = tuple(entities)
-        self._slots = tuple(slots)
         self._proximity = any(n in self.names for n in _PROXIMITY)
         # the slots by how they are served, so a read loops over each kind without branching
         near = _PROXIMITY if self._proximity else ()  # from the rows, not the request
@@ -290,7 +289,7 @@ class OnlineFeatures:
             clash |= self._always_clash
         if not clash:
             return Requested(out, missing, clash, {})
-        values = order.given(item, distance)  # rare: the request's values, as it gives them
+        values = order.online(item, distance)  # rare: the request's values, as it gives them
         values.update(when)
         values[_TRAVEL] = travel.estimate_s(distance, hour)
         return Requested(out, missing, clash, values)
