@@ -20,6 +20,7 @@ Names (all prefixed ``arrive_``):
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Final
@@ -37,6 +38,8 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
+_LIVE_FILE: Final = re.compile(r"^gauge_live[a-z]*_(\d+)\.db$")
+"""A live-mode gauge's file (livesum, livemax, ...) and the process id that wrote it."""
 
 PREDICTIONS: Final = Counter(
     "arrive_predictions", "ETA answers by variant and fallback reason", ["variant", "fallback"]
@@ -79,12 +82,17 @@ def render() -> tuple[bytes, str]:
 
 
 class _WorkerFiles(Collector):
-    """prometheus_client's multiprocess collector without its empty-file failure.
+    """prometheus_client's multiprocess collector without its empty-file failure, and
+    without the live gauges of workers that are gone.
 
     A worker creates each metrics file before sizing it; a scrape in between reads an
     empty file and fails whole (a 500 on /metrics), and a file left empty by a worker
     killed at that moment fails every later scrape (prometheus/client_python#1199,
     unfixed in the pinned release). Empty files hold no values yet: they are skipped.
+    A live gauge (requests in flight, the model serving) only holds while its worker
+    runs; the file of a worker that was killed (and restarted under a new process id)
+    would otherwise count forever, so it is skipped too. Counters and histograms of
+    gone workers still count: what they counted happened.
     """
 
     def __init__(self, directory: str) -> None:
@@ -93,7 +101,11 @@ class _WorkerFiles(Collector):
     def collect(self) -> Iterable[Metric]:
         from prometheus_client.multiprocess import MultiProcessCollector
 
-        files = [str(path) for path in self.directory.glob("*.db") if _filled(path)]
+        files = [
+            str(path)
+            for path in self.directory.glob("*.db")
+            if _filled(path) and not _of_gone_worker(path.name)
+        ]
         merged: Iterable[Metric] = MultiProcessCollector.merge(  # type: ignore[no-untyped-call]
             files, accumulate=True
         )
@@ -105,6 +117,20 @@ def _filled(path: Path) -> bool:
         return path.stat().st_size > 0
     except FileNotFoundError:  # removed since the listing
         return False
+
+
+def _of_gone_worker(name: str) -> bool:
+    """True for the live-gauge file ``name`` of a process that no longer runs."""
+    match = _LIVE_FILE.match(name)
+    if match is None:
+        return False
+    try:
+        os.kill(int(match.group(1)), 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # it exists, under another user
+        return False
+    return False
 
 
 def set_model_info(alias: str, version: str | None, backend: str) -> None:

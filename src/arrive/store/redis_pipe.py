@@ -26,6 +26,7 @@ import hiredis
 from redis.connection import parse_url
 
 from arrive.errors import FeatureStoreUnavailable, StoreError
+from arrive.joined_writes import JoinedWrites
 
 Arg = str | bytes | int | float
 _NOT_NOW: Final = ("LOADING", "READONLY", "OOM", "MASTERDOWN", "NOAUTH", "WRONGPASS")
@@ -145,8 +146,7 @@ class _Replies(asyncio.Protocol):
         self._timeout_s = timeout_s
         self._reader = hiredis.Reader()
         self._waiting: deque[tuple[asyncio.Future[Any], float]] = deque()
-        self._out: list[bytes] = []
-        self._transport: asyncio.Transport | None = None
+        self._transport: JoinedWrites | None = None
         self._timer: asyncio.TimerHandle | None = None
         self.closed = False
         self.lost: asyncio.Future[None] = loop.create_future()
@@ -158,9 +158,8 @@ class _Replies(asyncio.Protocol):
         reply: asyncio.Future[Any] = loop.create_future()
         deadline = loop.time() + self._timeout_s
         self._waiting.append((reply, deadline))
-        if not self._out:
-            loop.call_soon(self._flush)
-        self._out.append(command)
+        if self._transport is not None:
+            self._transport.write(command)
         if self._timer is None:
             self._timer = loop.call_at(deadline, self._check_late)
         return reply
@@ -179,7 +178,7 @@ class _Replies(asyncio.Protocol):
                 reply.set_exception(error)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = transport  # type: ignore[assignment]
+        self._transport = JoinedWrites(transport, self._loop)  # type: ignore[arg-type]
 
     def connection_lost(self, exc: Exception | None) -> None:
         reason = f": {exc}" if exc else ""
@@ -203,11 +202,6 @@ class _Replies(asyncio.Protocol):
                     reply.set_result(answer)
         except hiredis.ProtocolError as exc:
             self.close(FeatureStoreUnavailable(f"redis at {self._where}: bad reply: {exc}"))
-
-    def _flush(self) -> None:
-        out, self._out = self._out, []
-        if not self.closed and self._transport is not None:
-            self._transport.write(b"".join(out))
 
     def _check_late(self) -> None:
         self._timer = None

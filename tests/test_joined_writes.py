@@ -1,11 +1,11 @@
-"""Responses go out in one write: the writes of one event-loop turn are joined."""
+"""The writes of one event-loop turn go out as one write (HTTP answers, Redis commands)."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
-from arrive.serving.http.protocol import JoinedWrites
+from arrive.joined_writes import JoinedWrites
 
 
 class _Transport:
