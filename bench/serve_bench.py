@@ -22,6 +22,11 @@ Usage: python bench/serve_bench.py [--registry DIR] [--repeats 3] [--seconds 30]
    * overload: ``wrk -t2 -c640`` (10x the 64-connection concurrency): throughput,
      p99, socket timeouts, and the share of ``overload`` answers (from /metrics).
    The answers' fallback reasons during each phase come from ``/metrics`` deltas.
+5. Runs the first four phases against the bare path too (``bench/bare_path.py``:
+   uvicorn, one MGET, the same lleaves code, nothing else; 2 workers, the same
+   orders and Redis), each of its runs right after the service's: the host's speed
+   drifts a lot, so each of the service's figures has a baseline taken under the
+   same conditions.
 
 The load generator, redis-server and the two workers share the machine's cores.
 """
@@ -52,7 +57,7 @@ from arrive.ingest.importers import import_into, load_mapping
 from arrive.registry import LocalRegistry
 from arrive.serving.feeder import ReplayFeeder
 from arrive.store.redis import RedisStore, RedisStoreConfig
-from arrive.testing.eta_service import ServeProcess, order_body, wait_for
+from arrive.testing.eta_service import HOST, ServeProcess, order_body, wait_for
 from arrive.testing.redis_server import RedisServer
 from arrive.training.pipeline import TrainConfig, run_training
 
@@ -151,29 +156,12 @@ def _run_phases(
         service.wait_ready(timeout_s=300)
         print("waiting for the compiled trees ...", file=sys.stderr)
         wait_for(lambda: _compiled(service.url), 900, "compiled trees")
-        print("warming up (10 s, not measured) ...", file=sys.stderr)
-        _wrk(service.url, bodies["single"], "/v1/eta", conns=16, seconds=10)
-        out: dict[str, Any] = {}
-        for conns in (16, 64):
-            out[f"wrk -c{conns}"] = _repeat(
-                args.repeats,
-                service.url,
-                lambda c=conns: _wrk(
-                    service.url, bodies["single"], "/v1/eta", conns=c, seconds=args.seconds
-                ),
-            )
-        out[f"open loop {args.rate}/s"] = _repeat(
-            args.repeats,
-            service.url,
-            lambda: _open_loop(service.url, bodies["single"], args.rate, args.seconds),
-        )
-        out["batch 100, wrk -c1"] = _repeat(
-            args.repeats,
-            service.url,
-            lambda: _wrk(
-                service.url, bodies["batch"], "/v1/eta/batch", conns=1, seconds=args.seconds
-            ),
-        )
+        with _bare_path(registry, args.cache, url, work) as bare:
+            bare.wait_ready(timeout_s=300)
+            print("warming up (10 s each, not measured) ...", file=sys.stderr)
+            for target in (service.url, bare.url):
+                _wrk(target, bodies["single"], "/v1/eta", conns=16, seconds=10)
+            out = _compared(args, bodies, service.url, bare.url)
         out["overload wrk -t2 -c640"] = _repeat(
             args.repeats,
             service.url,
@@ -182,6 +170,41 @@ def _run_phases(
             ),
         )
         out["_log"] = service.log()
+    return out
+
+
+def _bare_path(registry: Path, cache: Path, url: str, work: Path) -> ServeProcess:
+    """The bare path (``bench/bare_path.py``) under uvicorn with 2 workers, to start."""
+    env = {"BARE_REGISTRY": str(registry), "BARE_CACHE": str(cache), "BARE_REDIS": url}
+    bare = ServeProcess({**env, "PYTHONPATH": str(ROOT / "bench")}, log_path=work / "bare.log")
+    bare.command = [
+        *(sys.executable, "-m", "uvicorn", "--factory", "bare_path:create", "--workers", "2"),
+        *("--host", HOST, "--port", str(bare.port), "--loop", "uvloop", "--http", "httptools"),
+        *("--no-access-log", "--log-level", "warning"),
+    ]
+    return bare
+
+
+def _compared(
+    args: argparse.Namespace, bodies: dict[str, Path], service: str, bare: str
+) -> dict[str, Any]:
+    """The phases both run, each run of the service followed by one of the bare path."""
+    single, batch, seconds = bodies["single"], bodies["batch"], args.seconds
+    phases: dict[str, Callable[[str], dict[str, float]]] = {
+        "wrk -c16": lambda u: _wrk(u, single, "/v1/eta", conns=16, seconds=seconds),
+        "wrk -c64": lambda u: _wrk(u, single, "/v1/eta", conns=64, seconds=seconds),
+        f"open loop {args.rate}/s": lambda u: _open_loop(u, single, args.rate, seconds),
+        "batch 100, wrk -c1": lambda u: _wrk(u, batch, "/v1/eta/batch", conns=1, seconds=seconds),
+    }
+    out: dict[str, Any] = {}
+    for name, run in phases.items():
+        ours, theirs = [], []
+        for _ in range(args.repeats):
+            ours.append(_counted(service, lambda r=run: r(service)))  # type: ignore[misc]
+            theirs.append(run(bare))
+            print(f"  bare path: {theirs[-1]}", file=sys.stderr)
+        out[name] = _medians(ours)
+        out[f"bare path: {name}"] = _medians(theirs)
     return out
 
 
@@ -205,23 +228,29 @@ def _answers(url: str) -> dict[str, float]:
 
 
 def _repeat(repeats: int, url: str, run: Callable[[], dict[str, float]]) -> dict[str, Any]:
-    runs = []
-    for _ in range(repeats):
-        before = _answers(url)
-        result = run()
-        after = _answers(url)
-        delta = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after}
-        total = sum(delta.values()) or 1.0
-        result["model_share"] = delta.get("none", 0.0) / total
-        result["overload_share"] = delta.get("overload", 0.0) / total
-        runs.append(result)
-        result["fallbacks"] = ", ".join(  # type: ignore[assignment]
-            f"{k} {v / total:.1%}" for k, v in sorted(delta.items()) if k != "none" and v
-        )
-        print(f"  {result}", file=sys.stderr)
+    return _medians([_counted(url, run) for _ in range(repeats)])
+
+
+def _counted(url: str, run: Callable[[], dict[str, float]]) -> dict[str, Any]:
+    """``run()`` and the shares of the service's answers during it (from /metrics)."""
+    before = _answers(url)
+    result: dict[str, Any] = run()
+    after = _answers(url)
+    delta = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after}
+    total = sum(delta.values()) or 1.0
+    result["model_share"] = delta.get("none", 0.0) / total
+    result["overload_share"] = delta.get("overload", 0.0) / total
+    result["fallbacks"] = ", ".join(
+        f"{k} {v / total:.1%}" for k, v in sorted(delta.items()) if k != "none" and v
+    )
+    print(f"  {result}", file=sys.stderr)
+    return result
+
+
+def _medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
     numbers = [k for k in runs[0] if k != "fallbacks"]
     medians = {k: statistics.median(r[k] for r in runs) for k in numbers}
-    return medians | {"fallbacks": runs[-1]["fallbacks"], "runs": runs}
+    return medians | {"fallbacks": runs[-1].get("fallbacks", ""), "runs": runs}
 
 
 def _wrk(
@@ -335,10 +364,12 @@ def _print(results: dict[str, Any], args: argparse.Namespace) -> None:
     for name, r in results.items():
         if name.startswith("_"):
             continue
+        shares = (
+            f"{r['model_share']:.1%} | {r['overload_share']:.1%}" if "model_share" in r else "- | -"
+        )
         print(
-            f"| {name} | {r['req_s']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
-            f"{r['model_share']:.1%} | {r['overload_share']:.1%} | {r['timeouts']:.0f} | "
-            f"{r['non_2xx']:.0f} | {r['fallbacks'] or '-'} |"
+            f"| {name} | {r['req_s']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {shares} | "
+            f"{r['timeouts']:.0f} | {r['non_2xx']:.0f} | {r['fallbacks'] or '-'} |"
         )
 
 
