@@ -3,16 +3,21 @@ process with two workers, talked to over HTTP and stopped with SIGTERM."""
 
 from __future__ import annotations
 
+import http.client
+import json
 import re
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx2
 import pytest
+from prometheus_client.mmap_dict import MmapedDict
 
 from arrive.cli.main import run
 from arrive.registry import LocalRegistry
+from arrive.serving.metrics import MULTIPROC_ENV
 from arrive.testing.eta_service import ServeProcess, wait_for
 
 
@@ -52,6 +57,21 @@ def test_bad_settings_are_one_line_naming_the_setting(
     assert len(err.strip().splitlines()) == 1
 
 
+def test_a_taken_port_is_one_line_for_several_workers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as taken:  # another service, listening with SO_REUSEPORT
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        code = run(["serve", "--workers", "2", "--port", port, "--registry", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"settings host, port: cannot listen on 127.0.0.1:{port}" in err
+    assert "Traceback" not in err
+
+
 def test_bad_config_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = tmp_path / "arrive.toml"
     config.write_text("port = 8080\nwokers = 2\n")
@@ -78,10 +98,17 @@ def test_arrive_serve_answers_over_http_and_stops_gracefully(
         "ARRIVE_RELOAD_INTERVAL_S": "0",
         "ARRIVE_LOG_LEVEL": "warning",
         "ARRIVE_ADMIN_TOKEN": admin_token,
+        MULTIPROC_ENV: str(tmp_path / "metrics"),
     }
+    (tmp_path / "metrics").mkdir()
     service = ServeProcess(env, workers=2, log_path=tmp_path / "serve.log")
     with service:
         service.wait_ready()
+        # a client's keep-alive connections, opened at once: each worker listens on a
+        # socket of its own, so they spread over both (with one shared socket, the
+        # worker that woke first could accept them all)
+        wait_for(lambda: _listening(service.port) == 2, 60, "both workers listening")
+        spread = _answers_by_worker(service.port, tmp_path / "metrics", orders[0], 32)
         with httpx2.Client(base_url=service.url, timeout=10.0) as client:
             answers = [client.post("/v1/eta", json=o) for o in orders[:10]]
             invalid = client.post("/v1/eta", json={"order_id": "o1", "items": -1})
@@ -104,6 +131,8 @@ def test_arrive_serve_answers_over_http_and_stops_gracefully(
         wait_for(lambda: _serving(service.url) == {"2"}, 60, "every worker serving version 2")
         versions = {_answer(service.url, o)["model_version"] for o in orders[:20]}
         code = service.stop()
+    assert len(spread) == 2, spread
+    assert sum(spread.values()) == 32, spread
     assert switched.status_code == 200
     assert after == ["kill_switch"] * 20
     assert reloaded.json() == {"model_version": "2"}
@@ -117,6 +146,43 @@ def test_arrive_serve_answers_over_http_and_stops_gracefully(
     assert code == 0, service.log()
     assert "Traceback" not in service.log()
     assert list((tmp_path / "predictions").rglob("*.parquet")), "the log was not flushed at exit"
+
+
+def _answers_by_worker(
+    port: int, metrics: Path, order: dict[str, Any], count: int
+) -> dict[str, int]:
+    """How many of ``count`` connections, all opened before any is used, each worker
+    answered (by worker pid, from the metrics files)."""
+    connections = [http.client.HTTPConnection("127.0.0.1", port, timeout=10) for _ in range(count)]
+    for connection in connections:
+        connection.connect()
+    before = _predictions_by_worker(metrics)
+    for connection in connections:
+        body = json.dumps(order)
+        connection.request("POST", "/v1/eta", body, {"Content-Type": "application/json"})
+        assert connection.getresponse().status == 200
+        connection.close()
+    after = _predictions_by_worker(metrics)
+    answered = {pid: round(n - before.get(pid, 0.0)) for pid, n in after.items()}
+    return {pid: n for pid, n in answered.items() if n}
+
+
+def _listening(port: int) -> int:
+    """Listening TCP sockets on ``port`` (from the kernel's table)."""
+    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    fields = [row.split() for row in rows]
+    return sum(1 for f in fields if f[1].endswith(f":{port:04X}") and f[3] == "0A")
+
+
+def _predictions_by_worker(metrics: Path) -> dict[str, float]:
+    found = {}
+    for path in metrics.glob("counter_*.db"):
+        values = MmapedDict(str(path), read_mode=True)
+        found[path.stem.split("_")[-1]] = sum(
+            value for key, value, _ in values.read_all_values() if "arrive_predictions_total" in key
+        )
+        values.close()
+    return found
 
 
 def _answer(url: str, order: dict[str, Any]) -> dict[str, Any]:
