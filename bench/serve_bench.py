@@ -24,9 +24,9 @@ Usage: python bench/serve_bench.py [--registry DIR] [--repeats 3] [--seconds 30]
    The answers' fallback reasons during each phase come from ``/metrics`` deltas.
 5. Runs the first four phases against the bare path too (``bench/bare_path.py``:
    uvicorn, one MGET, the same lleaves code, nothing else; 2 workers, the same
-   orders and Redis), each of its runs right after the service's: the host's speed
-   drifts a lot, so each of the service's figures has a baseline taken under the
-   same conditions.
+   orders and Redis), each of its runs next to one of the service's (after it, then
+   before the next, alternating): the host's speed drifts a lot, so each of the
+   service's figures has a baseline taken under the same conditions.
 
 The load generator, redis-server and the two workers share the machine's cores.
 """
@@ -188,7 +188,7 @@ def _bare_path(registry: Path, cache: Path, url: str, work: Path) -> ServeProces
 def _compared(
     args: argparse.Namespace, bodies: dict[str, Path], service: str, bare: str
 ) -> dict[str, Any]:
-    """The phases both run, each run of the service followed by one of the bare path."""
+    """The phases both run, each run of the service next to one of the bare path."""
     single, batch, seconds = bodies["single"], bodies["batch"], args.seconds
     phases: dict[str, Callable[[str], dict[str, float]]] = {
         "wrk -c16": lambda u: _wrk(u, single, "/v1/eta", conns=16, seconds=seconds),
@@ -199,10 +199,12 @@ def _compared(
     out: dict[str, Any] = {}
     for name, run in phases.items():
         ours, theirs = [], []
-        for _ in range(args.repeats):
+        for repeat in range(args.repeats):  # the order alternates: neither always goes first
+            if repeat % 2:
+                theirs.append(_bare_run(run, bare))
             ours.append(_counted(service, lambda r=run: r(service)))  # type: ignore[misc]
-            theirs.append(run(bare))
-            print(f"  bare path: {theirs[-1]}", file=sys.stderr)
+            if not repeat % 2:
+                theirs.append(_bare_run(run, bare))
         out[name] = _medians(ours)
         out[f"bare path: {name}"] = _medians(theirs)
     return out
@@ -225,6 +227,12 @@ def _answers(url: str) -> dict[str, float]:
     for reason, value in re.findall(pattern, _metrics(url)):
         found[reason] = found.get(reason, 0.0) + float(value)
     return found
+
+
+def _bare_run(run: Callable[[str], dict[str, float]], bare: str) -> dict[str, float]:
+    result = run(bare)
+    print(f"  bare path: {result}", file=sys.stderr)
+    return result
 
 
 def _repeat(repeats: int, url: str, run: Callable[[], dict[str, float]]) -> dict[str, Any]:
