@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, cast
 
+from arrive import datadir
 from arrive.clock import Clock, SystemClock
 from arrive.errors import ConfigError, FeatureStoreUnavailable, ModelNotFound, RegistryError
 from arrive.features.online.reader import OrderFeatures
@@ -531,10 +532,7 @@ def build_predictor(
             ``no_model_p90_s`` below ``no_model_p50_s``.
         InputFileError: ``replay_dir`` has no event log.
     """
-    if settings.no_model_p90_s < settings.no_model_p50_s:
-        raise ConfigError("setting no_model_p90_s: must be at least no_model_p50_s")
-    if settings.replay_dir is not None and (store is not None or settings.store_url != "memory"):
-        raise ConfigError("setting replay_dir: needs store_url `memory` (the in-process store)")
+    check_settings(settings, own_store=store is not None)
     feeder = None
     if store is None:
         store, feeder = _store(settings)
@@ -569,6 +567,30 @@ def build_predictor(
     return EtaPredictor(
         slot, as_async(store), clock, config, log=log, feeder=feeder, kill_switch=switch
     )
+
+
+def check_settings(settings: ServeSettings, *, own_store: bool = False) -> None:
+    """Raise what :func:`build_predictor` would for ``settings`` before it builds anything,
+    so a service can refuse them before it starts its workers (one line, no traceback).
+
+    Args:
+        own_store: the caller passes its own store (then ``replay_dir`` cannot feed it).
+
+    Raises:
+        ConfigError: ``replay_dir`` with a store other than ``memory``,
+            ``no_model_p90_s`` below ``no_model_p50_s``, or a ``kill_switch_file``
+            that cannot be created or mapped.
+        InputFileError: ``replay_dir`` has no event log.
+    """
+    if settings.no_model_p90_s < settings.no_model_p50_s:
+        raise ConfigError("setting no_model_p90_s: must be at least no_model_p50_s")
+    if settings.kill_switch_file is not None:
+        SharedKillSwitch(settings.kill_switch_file).close()  # created, as the workers share it
+    if settings.replay_dir is None:
+        return
+    if own_store or settings.store_url != "memory":
+        raise ConfigError("setting replay_dir: needs store_url `memory` (the in-process store)")
+    datadir.scan_events(settings.replay_dir)  # lazy: only finds the log
 
 
 def _store(settings: ServeSettings) -> tuple[AsyncOnlineStore, ReplayFeeder | None]:

@@ -39,6 +39,9 @@ def test_help_lists_every_option(capsys: pytest.CaptureFixture[str]) -> None:
         ([], {"ARRIVE_STORE_URL": "postgres://db"}, "setting store_url"),
         ([], {"ARRIVE_ADMIN_TOKEN": "short"}, "setting admin_token"),
         ([], {"ARRIVE_DEADLINE_MS": "-1"}, "setting deadline_ms"),
+        # refused before any worker starts (a worker's startup would print a traceback)
+        ([], {"ARRIVE_KILL_SWITCH_FILE": "/nonexistent/dir/ks"}, "setting kill_switch_file"),
+        (["--replay-dir", "/nonexistent/replay"], {}, "no event log here"),
     ],
 )
 def test_bad_settings_are_one_line_naming_the_setting(

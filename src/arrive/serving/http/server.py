@@ -38,6 +38,7 @@ from arrive.errors import ConfigError, InternalError
 from arrive.serving.http.app import create_app
 from arrive.serving.http.protocol import OneWriteHttpToolsProtocol
 from arrive.serving.metrics import MULTIPROC_ENV
+from arrive.serving.predictor import check_settings
 from arrive.serving.settings import ServeSettings
 
 SETTINGS_ENV: Final = "ARRIVE_SERVE_SETTINGS_JSON"
@@ -51,10 +52,13 @@ def serve(settings: ServeSettings) -> None:
     """Serve until SIGTERM or SIGINT; returns after a graceful stop.
 
     Raises:
-        ConfigError: several workers and the address is taken.
+        ConfigError: settings the predictor refuses, or several workers and the
+            address is taken.
+        InputFileError: ``replay_dir`` has no event log.
         InternalError: the app failed to start (the log above says why).
     """
     with _metrics_dir(settings.workers), _shared_kill_switch(settings) as shared:
+        check_settings(shared)  # here, once, rather than in every worker's startup
         os.environ[SETTINGS_ENV] = encode_settings(shared)
         options: dict[str, Any] = {
             "factory": True,
@@ -79,7 +83,10 @@ def serve(settings: ServeSettings) -> None:
             logger.info(
                 "listening on %s:%d, %d workers with a socket each", host, port, config.workers
             )
-            Multiprocess(config, sockets=[ReusePortListener(host, port)]).run()  # type: ignore[list-item]
+            supervisor = Multiprocess(config, sockets=[ReusePortListener(host, port)])  # type: ignore[list-item]
+            supervisor.run()
+            if any(worker.exitcode == _STARTUP_FAILURE for worker in supervisor.processes):
+                raise SystemExit(_STARTUP_FAILURE)  # uvicorn stopped, but returned as if done
         except SystemExit as exc:
             if exc.code not in (0, None):
                 raise InternalError(
