@@ -570,27 +570,36 @@ def build_predictor(
 
 
 def check_settings(settings: ServeSettings, *, own_store: bool = False) -> None:
-    """Raise what :func:`build_predictor` would for ``settings`` before it builds anything,
-    so a service can refuse them before it starts its workers (one line, no traceback).
+    """The rules :func:`build_predictor` refuses ``settings`` by (no IO).
 
     Args:
         own_store: the caller passes its own store (then ``replay_dir`` cannot feed it).
 
     Raises:
-        ConfigError: ``replay_dir`` with a store other than ``memory``,
-            ``no_model_p90_s`` below ``no_model_p50_s``, or a ``kill_switch_file``
-            that cannot be created or mapped.
-        InputFileError: ``replay_dir`` has no event log.
+        ConfigError: ``replay_dir`` with a store other than ``memory``, or
+            ``no_model_p90_s`` below ``no_model_p50_s``.
     """
     if settings.no_model_p90_s < settings.no_model_p50_s:
         raise ConfigError("setting no_model_p90_s: must be at least no_model_p50_s")
+    if settings.replay_dir is not None and (own_store or settings.store_url != "memory"):
+        raise ConfigError("setting replay_dir: needs store_url `memory` (the in-process store)")
+
+
+def check_startup(settings: ServeSettings) -> None:
+    """Raise what building a predictor from ``settings`` would, so a service can refuse
+    them before it starts its workers (one line, no traceback from each worker):
+    :func:`check_settings`, and the files it opens.
+
+    Raises:
+        ConfigError: as :func:`check_settings`, or a ``kill_switch_file`` that cannot
+            be created or mapped.
+        InputFileError: ``replay_dir`` has no event log.
+    """
+    check_settings(settings)
     if settings.kill_switch_file is not None:
         SharedKillSwitch(settings.kill_switch_file).close()  # created, as the workers share it
-    if settings.replay_dir is None:
-        return
-    if own_store or settings.store_url != "memory":
-        raise ConfigError("setting replay_dir: needs store_url `memory` (the in-process store)")
-    datadir.scan_events(settings.replay_dir)  # lazy: only finds the log
+    if settings.replay_dir is not None:
+        datadir.scan_events(settings.replay_dir)  # lazy: only finds the log
 
 
 def _store(settings: ServeSettings) -> tuple[AsyncOnlineStore, ReplayFeeder | None]:

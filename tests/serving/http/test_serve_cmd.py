@@ -160,8 +160,8 @@ def _answers_by_worker(
     for connection in connections:
         connection.connect()
     before = _predictions_by_worker(metrics)
+    body = json.dumps(order)
     for connection in connections:
-        body = json.dumps(order)
         connection.request("POST", "/v1/eta", body, {"Content-Type": "application/json"})
         assert connection.getresponse().status == 200
         connection.close()

@@ -38,7 +38,7 @@ from arrive.errors import ConfigError, InternalError
 from arrive.serving.http.app import create_app
 from arrive.serving.http.protocol import OneWriteHttpToolsProtocol
 from arrive.serving.metrics import MULTIPROC_ENV
-from arrive.serving.predictor import check_settings
+from arrive.serving.predictor import check_startup
 from arrive.serving.settings import ServeSettings
 
 SETTINGS_ENV: Final = "ARRIVE_SERVE_SETTINGS_JSON"
@@ -58,7 +58,7 @@ def serve(settings: ServeSettings) -> None:
         InternalError: the app failed to start (the log above says why).
     """
     with _metrics_dir(settings.workers), _shared_kill_switch(settings) as shared:
-        check_settings(shared)  # here, once, rather than in every worker's startup
+        check_startup(shared)  # before any worker starts: a failed startup prints a traceback
         os.environ[SETTINGS_ENV] = encode_settings(shared)
         options: dict[str, Any] = {
             "factory": True,
