@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
+import pyarrow.parquet as pq
 
 from arrive.clock import ManualClock
 from arrive.serving import metrics
@@ -115,7 +116,7 @@ def test_a_full_buffer_drops_and_counts_and_never_blocks(tmp_path: Path) -> None
 def test_many_records_cross_the_arrow_chunks_intact_with_their_own_times(tmp_path: Path) -> None:
     clock = ManualClock(START)
     log = PredictionLog(tmp_path, clock)
-    for first in range(0, 1_300, 100):  # over two chunks of 512, then a partial one
+    for first in range(0, 1_300, 100):  # over several chunks, then a partial one
         at = START + timedelta(microseconds=first // 100)  # a request's answers share a time
         ids = range(first, first + 100)
         log.extend(_request(at, *((i, "overload" if i % 7 == 0 else None) for i in ids)))
@@ -131,3 +132,19 @@ def test_many_records_cross_the_arrow_chunks_intact_with_their_own_times(tmp_pat
     ]
     assert frame.get_column("fallback").null_count() == 1_300 - len(range(0, 1_300, 7))
     assert frame.get_column("features")[1] == '{"distance_km":1.0,"store_id":"s1","x":null}'
+
+
+def test_files_are_zstd_with_dictionaries_only_for_the_few_valued_columns(
+    tmp_path: Path,
+) -> None:
+    log = PredictionLog(tmp_path, ManualClock(START))
+    log.extend(_request(START, *((i, "overload" if i % 3 == 0 else None) for i in range(300))))
+    log.close()
+    (path,) = log.files()
+    group = pq.ParquetFile(path).metadata.row_group(0)
+    chunks = {group.column(j).path_in_schema: group.column(j) for j in range(group.num_columns)}
+    assert {chunk.compression for chunk in chunks.values()} == {"ZSTD"}
+    with_dictionary = {
+        name for name, chunk in chunks.items() if "RLE_DICTIONARY" in chunk.encodings
+    }
+    assert with_dictionary == {"variant", "model_version", "fallback"}

