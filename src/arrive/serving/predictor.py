@@ -591,11 +591,15 @@ def check_startup(settings: ServeSettings) -> None:
     :func:`check_settings`, and the files it opens.
 
     Raises:
-        ConfigError: as :func:`check_settings`, or a ``kill_switch_file`` that cannot
-            be created or mapped.
+        ConfigError: as :func:`check_settings`, a ``registry_dir`` that is not a
+            directory, or a ``kill_switch_file`` that cannot be created or mapped.
         InputFileError: ``replay_dir`` has no event log.
     """
     check_settings(settings)
+    try:
+        LocalRegistry(settings.registry_dir)  # reads nothing; refuses a file
+    except ConfigError as exc:
+        raise ConfigError(f"setting registry_dir: {exc}") from None
     if settings.kill_switch_file is not None:
         SharedKillSwitch(settings.kill_switch_file).close()  # created, as the workers share it
     if settings.replay_dir is not None:

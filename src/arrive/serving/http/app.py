@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import sys
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Final, Protocol
@@ -21,9 +22,10 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from arrive.clock import Clock, SystemClock
+from arrive.errors import UserError
 from arrive.serving.answer import Predictor
 from arrive.serving.http.admin import admin_routes
 from arrive.serving.http.errors import (
@@ -39,6 +41,7 @@ from arrive.serving.http.service import Service
 from arrive.serving.settings import ServeSettings
 
 logger = logging.getLogger(__name__)
+_FAILED: Final = frozenset({"lifespan.startup.failed", "lifespan.shutdown.failed"})
 GC_THRESHOLD: Final = 50_000  # allocations between young collections (CPython's default: 700)
 
 
@@ -96,7 +99,24 @@ class EtaApp(Starlette):
             if endpoint is not None:
                 await endpoint(scope, receive, send)
                 return
+        if scope["type"] == "lifespan":
+            send = _one_line_failures(send)
         await super().__call__(scope, receive, send)
+
+
+def _one_line_failures(send: Send) -> Send:
+    """``send``, except that a lifespan failure caused by the user (a :class:`UserError`,
+    such as a setting refused) carries its one-line message instead of Starlette's
+    traceback, which uvicorn would print from every worker."""
+
+    async def sending(message: Message) -> None:
+        if message["type"] in _FAILED:
+            failure = sys.exc_info()[1]  # Starlette sends this from its ``except`` block
+            if isinstance(failure, UserError):
+                message = {**message, "message": f"cannot start: {failure}"}
+        await send(message)
+
+    return sending
 
 
 def _doc_routes(settings: ServeSettings) -> list[BaseRoute]:
