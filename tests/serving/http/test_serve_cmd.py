@@ -21,6 +21,7 @@ from arrive.cli.main import run
 from arrive.registry import LocalRegistry
 from arrive.serving.metrics import MULTIPROC_ENV
 from arrive.testing.eta_service import ServeProcess, wait_for
+from arrive.testing.ports import free_port
 
 
 def test_help_lists_every_option(capsys: pytest.CaptureFixture[str]) -> None:
@@ -220,9 +221,7 @@ def test_a_worker_that_cannot_start_says_why_in_one_line_and_the_command_fails(
         "server.check_startup = lambda settings: None\n"
         "sys.exit(run(sys.argv[1:]))\n"
     )
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = str(probe.getsockname()[1])
+    port = str(free_port())
     args = ["serve", "--workers", "2", "--port", port, "--registry", str(not_a_directory)]
     done = subprocess.run(
         [sys.executable, "-c", script, *args],
