@@ -528,8 +528,9 @@ def build_predictor(
         registry: default a :class:`LocalRegistry` at ``settings.registry_dir``.
 
     Raises:
-        ConfigError: ``replay_dir`` with a store other than ``memory``, or
-            ``no_model_p90_s`` below ``no_model_p50_s``.
+        ConfigError: ``replay_dir`` with a store other than ``memory``,
+            ``no_model_p90_s`` below ``no_model_p50_s``, or (without ``registry``) a
+            ``registry_dir`` that is not a directory.
         InputFileError: ``replay_dir`` has no event log.
     """
     check_settings(settings, own_store=store is not None)
@@ -540,7 +541,7 @@ def build_predictor(
         clock = feeder.clock
     clock = clock or SystemClock()
     slot = ModelSlot(
-        registry if registry is not None else LocalRegistry(settings.registry_dir),
+        registry if registry is not None else local_registry(settings),
         SlotConfig(
             alias=settings.alias,
             backend=settings.compile_backend,
@@ -596,14 +597,23 @@ def check_startup(settings: ServeSettings) -> None:
         InputFileError: ``replay_dir`` has no event log.
     """
     check_settings(settings)
-    try:
-        LocalRegistry(settings.registry_dir)  # reads nothing; refuses a file
-    except ConfigError as exc:
-        raise ConfigError(f"setting registry_dir: {exc}") from None
+    local_registry(settings)  # reads nothing; refuses a file
     if settings.kill_switch_file is not None:
         SharedKillSwitch(settings.kill_switch_file).close()  # created, as the workers share it
     if settings.replay_dir is not None:
         datadir.scan_events(settings.replay_dir)  # lazy: only finds the log
+
+
+def local_registry(settings: ServeSettings) -> LocalRegistry:
+    """The registry at ``settings.registry_dir``.
+
+    Raises:
+        ConfigError: naming the setting, when the path is not a directory.
+    """
+    try:
+        return LocalRegistry(settings.registry_dir)
+    except ConfigError as exc:
+        raise ConfigError(f"setting registry_dir: {exc}") from None
 
 
 def _store(settings: ServeSettings) -> tuple[AsyncOnlineStore, ReplayFeeder | None]:

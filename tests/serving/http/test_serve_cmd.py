@@ -232,8 +232,9 @@ def test_a_worker_that_cannot_start_says_why_in_one_line_and_the_command_fails(
         check=False,
     )
     assert done.returncode != 0, done.stderr
-    assert f"cannot start: registry {not_a_directory}: exists and is not a directory" in (
-        done.stderr
-    )
+    assert (
+        f"cannot start: setting registry_dir: registry {not_a_directory}: "
+        "exists and is not a directory"
+    ) in done.stderr
     assert "the ETA service failed to start (exit code 3)" in done.stderr
     assert "Traceback" not in done.stderr
