@@ -39,6 +39,7 @@ import gc
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -69,18 +70,33 @@ _UNIT = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--csv", type=Path, default=DEFAULT_CSV)
+    parser.add_argument(
+        "--csv", type=Path, default=DEFAULT_CSV, help="Food Delivery CSV (default %(default)s)"
+    )
     parser.add_argument(
         "--registry",
         type=Path,
         default=ROOT / ".arrive" / "bench-registry",
         help="registry to serve (production alias); trained into when it has none",
     )
-    parser.add_argument("--cache", type=Path, default=ROOT / ".arrive" / "bench-compiled")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--seconds", type=int, default=30)
-    parser.add_argument("--rate", type=int, default=1000)
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=ROOT / ".arrive" / "bench-compiled",
+        help="compiled-trees cache shared by the runs (default %(default)s)",
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="runs of each phase; medians reported"
+    )
+    parser.add_argument("--seconds", type=int, default=30, help="length of each run")
+    parser.add_argument(
+        "--rate", type=int, default=1000, help="open-loop phase: requests per second"
+    )
     args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        parser.error(
+            "wrk is not installed: run ./dev bench (it installs wrk) or apt-get install wrk"
+        )
     with tempfile.TemporaryDirectory(prefix="arrive-serve-bench-") as tmp:
         work = Path(tmp)
         data = import_into(work / "data", args.csv, load_mapping("food-delivery"))
