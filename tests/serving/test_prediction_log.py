@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 
 from arrive.clock import ManualClock
 from arrive.serving import metrics
-from arrive.serving.prediction_log import PredictionLog, Predictions
+from arrive.serving.prediction_log import SCHEMA, PredictionLog, Predictions
 
 START = datetime(2025, 3, 3, 12, tzinfo=UTC)
 
@@ -80,7 +80,7 @@ def test_files_older_than_the_retention_are_deleted(tmp_path: Path) -> None:
     recent = tmp_path / "predictions-20250303T000000Z-pid1-0.parquet"
     other = tmp_path / "notes.parquet"
     for path in (old, recent, other):
-        path.write_bytes(b"x")
+        pq.write_table(SCHEMA.empty_table(), path)
     log = PredictionLog(tmp_path, clock, retention_days=1.0)
     log.extend(_one(1, clock.now()))
     log.close()
@@ -99,12 +99,12 @@ def test_files_older_than_the_retention_are_deleted(tmp_path: Path) -> None:
 def test_a_full_buffer_drops_and_counts_and_never_blocks(tmp_path: Path) -> None:
     clock = ManualClock(START)
     log = PredictionLog(tmp_path, clock, buffer=3)
-    before = metrics.LOG_DROPPED._value.get()
+    before = metrics.LOG_DROPPED.labels("buffer_full")._value.get()
     assert log.extend(_request(clock.now(), (0, None), (1, None))) == 2
     assert log.extend(_request(clock.now(), *((i, None) for i in range(2, 5)))) == 1
     assert log.extend(_one(5, clock.now())) == 0
-    assert log.dropped == 3
-    assert metrics.LOG_DROPPED._value.get() == before + 3
+    assert log.dropped == {"buffer_full": 3}
+    assert metrics.LOG_DROPPED.labels("buffer_full")._value.get() == before + 3
     assert log.flush() == 3
     assert log.extend(_one(9, clock.now())) == 1
     log.close()

@@ -12,7 +12,11 @@ Names (all prefixed ``arrive_``):
 * ``predict_seconds`` — time of one ``predict`` call (one request, single or batch).
 * ``model_info{alias,version,backend}`` — 1 for the model serving now (backend of its trees).
 * ``model_reloads_total{outcome}`` — ``loaded`` or ``refused`` (checksum or load failed).
-* ``prediction_log_dropped_total`` / ``prediction_log_written_total`` — prediction-log records.
+* ``prediction_log_dropped_total{reason}`` — prediction-log records lost: ``buffer_full``
+  (the in-memory buffer), ``no_space``, ``not_permitted``, ``not_found`` or ``io_error``
+  (a failed write: the records of that write and of the unpublished file in progress).
+* ``prediction_log_written_total`` — records in published (complete, readable) files.
+* ``prediction_log_failures_total{reason}`` — failed prediction-log file operations.
 * ``store_errors_total{kind}`` — ``unavailable``, ``error`` or ``deadline`` feature reads.
 * ``in_flight`` — requests in progress (summed over live workers).
 """
@@ -59,10 +63,17 @@ MODEL_RELOADS: Final = Counter(
     "arrive_model_reloads", "Model loads by outcome (loaded, refused)", ["outcome"]
 )
 LOG_DROPPED: Final = Counter(
-    "arrive_prediction_log_dropped", "Prediction-log records dropped because the buffer was full"
+    "arrive_prediction_log_dropped",
+    "Prediction-log records lost, by reason (buffer_full, or the failure that lost them)",
+    ["reason"],
 )
 LOG_WRITTEN: Final = Counter(
-    "arrive_prediction_log_written", "Prediction-log records written to Parquet"
+    "arrive_prediction_log_written", "Prediction-log records in published Parquet files"
+)
+LOG_FAILURES: Final = Counter(
+    "arrive_prediction_log_failures",
+    "Failed prediction-log file operations (open, write, publish), by reason",
+    ["reason"],
 )
 STORE_ERRORS: Final = Counter(
     "arrive_store_errors", "Failed feature reads (unavailable, error, deadline)", ["kind"]

@@ -19,18 +19,44 @@ Columns: ``request_id``, ``order_id``, ``time`` (UTC), ``variant``,
 ``model_version``, ``features`` (the model's feature values as a JSON object;
 null for a heuristic answer made without reading features), ``p50_s``, ``p90_s``,
 ``fallback``.
+
+Failures of the disk (full, the directory removed or replaced by a file, a read-only
+or immutable file) never reach the caller: answers go on, and the log stays honest.
+
+* A file is published only complete: footer written, synced to disk (fsync), read
+  back (its footer and record count), then renamed into place. A file that failed
+  is never published; its temporary file is deleted.
+* ``arrive_prediction_log_written_total`` counts only records in published files, so
+  it moves when a file is published (rotation, close), not at every write.
+* Records lost to a failure are counted in ``arrive_prediction_log_dropped_total``
+  by ``reason``: those of the write that failed plus those already in the file in
+  progress (at most ``rotate_s`` of records). Reasons: ``no_space`` (disk or quota
+  full), ``not_permitted`` (permissions, read-only or immutable), ``not_found`` (the
+  directory or the file in progress was removed, or a file stands where the directory
+  should be), ``io_error`` (anything else); ``buffer_full`` is the in-memory buffer's
+  overflow. ``arrive_prediction_log_failures_total{reason}`` counts failed attempts.
+* One line is logged when failures start (no traceback), none while they last, and
+  one when a write succeeds again. The next write after a failure starts a new file,
+  so the log recovers as soon as the disk does.
+* At start (:meth:`PredictionLog.clean`, also run before the first write) the
+  temporary files of processes that no longer run and published files without a
+  Parquet footer are deleted (one log line). One process writes one log per directory.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import os
 import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, Protocol
 
 import msgspec
 import pyarrow as pa
@@ -71,7 +97,23 @@ Columns = tuple[list[Any], ...]
 """Buffered records as one list per column of :data:`SCHEMA` (time in epoch µs,
 features as JSON)."""
 _NAME: Final = re.compile(r"^predictions-(\d{8}T\d{6}Z)-pid\d+-\d+\.parquet$")
+_TEMP: Final = re.compile(r"^\.predictions-\d{8}T\d{6}Z-pid(\d+)-\d+\.parquet\.tmp$")
+"""A file in progress, and the process writing it."""
 _STAMP: Final = "%Y%m%dT%H%M%SZ"
+_MAGIC: Final = b"PAR1"
+BUFFER_FULL: Final = "buffer_full"
+_REASONS: Final = {
+    errno.ENOSPC: "no_space",
+    errno.EDQUOT: "no_space",
+    errno.EFBIG: "no_space",
+    errno.EACCES: "not_permitted",
+    errno.EPERM: "not_permitted",
+    errno.EROFS: "not_permitted",
+    errno.ENOENT: "not_found",
+    errno.ENOTDIR: "not_found",
+    errno.EEXIST: "not_found",  # a file where the directory should be
+}
+"""The ``reason`` label of a failure, by ``errno``; others are ``io_error``."""
 
 
 class Predictions(NamedTuple):
@@ -89,6 +131,46 @@ class Predictions(NamedTuple):
     fallback: Sequence[str | None]
 
 
+class Sink(Protocol):
+    """A file open for writing, as an :data:`Opener` returns it: pyarrow writes through
+    ``write`` and ``tell``; the log then flushes it, syncs it (``fileno``) and closes it.
+    A native Arrow file and a Python binary file both qualify."""
+
+    def write(self, data: bytes, /) -> int: ...
+
+    def tell(self) -> int: ...
+
+    def flush(self) -> None: ...
+
+    def fileno(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
+Opener = Callable[[Path], Sink]
+"""Creates (or truncates) a file for writing: the seam through which tests inject a
+failing disk (:class:`arrive.testing.disk.FullDisk`)."""
+
+
+def open_native(path: Path) -> Sink:
+    """Create ``path`` as a native Arrow file: pyarrow writes it without taking the
+    interpreter lock (a Python file object would take it at every write)."""
+    opened: Sink = pa.OSFile(str(path), "wb")
+    return opened
+
+
+@dataclass(slots=True)
+class _File:
+    """The file in progress, under its temporary name until published."""
+
+    writer: pq.ParquetWriter
+    sink: Sink
+    tmp: Path
+    final: Path
+    started: datetime
+    rows: int = 0
+
+
 class PredictionLog:
     """A bounded buffer of predictions and the Parquet files it is written to.
 
@@ -98,9 +180,15 @@ class PredictionLog:
         buffer: records held before new ones are dropped.
         rotate_s: seconds of clock time one file covers.
         retention_days: files that started longer ago than this are deleted.
+        opener: creates the files (the real disk by default).
 
-    ``extend`` and ``take`` are for one thread (the event loop); ``write`` and
-    ``close`` (once extending has stopped) may run in another.
+    ``extend`` and ``take`` are for one thread (the event loop); ``write``, ``clean``
+    and ``close`` (once extending has stopped) may run in another.
+
+    Attributes:
+        dropped: records lost, by reason (see the module docstring).
+        written: records in published files.
+        failing: the reason of the failure in progress, or None while writes work.
     """
 
     def __init__(
@@ -111,6 +199,7 @@ class PredictionLog:
         buffer: int = 100_000,
         rotate_s: float = 3600.0,
         retention_days: float = 7.0,
+        opener: Opener = open_native,
     ) -> None:
         if buffer < 1 or rotate_s <= 0 or retention_days <= 0:
             raise ConfigError("prediction log: buffer, rotate_s and retention_days must be > 0")
@@ -119,16 +208,18 @@ class PredictionLog:
         self.capacity = buffer
         self.rotate = timedelta(seconds=rotate_s)
         self.retention = timedelta(days=retention_days)
-        self.dropped = 0
+        self.opener = opener
+        self.dropped: Counter[str] = Counter()
         self.written = 0
+        self.failing: str | None = None
+        self._lost = 0  # records dropped since the failure in progress started
+        self._full = metrics.LOG_DROPPED.labels(BUFFER_FULL)
         self._columns = _empty()
         self._batches: list[pa.RecordBatch] = []
         self._size = 0
         self._io = threading.Lock()
-        self._writer: pq.ParquetWriter | None = None
-        self._tmp: Path | None = None
-        self._final: Path | None = None
-        self._started: datetime | None = None
+        self._file: _File | None = None
+        self._cleaned = False
         self._seq = 0
 
     def extend(self, predictions: Predictions) -> int:
@@ -137,8 +228,8 @@ class PredictionLog:
         count = len(predictions.request_id)
         kept = max(0, min(count, self.capacity - self._size))
         if kept < count:
-            self.dropped += count - kept
-            metrics.LOG_DROPPED.inc(count - kept)
+            self.dropped[BUFFER_FULL] += count - kept
+            self._full.inc(count - kept)
         if not kept:
             return 0
         self._size += kept
@@ -174,19 +265,17 @@ class PredictionLog:
         return batches
 
     def write(self, batches: list[pa.RecordBatch]) -> int:
-        """Write ``batches`` to the current file (rotating first if due); any thread."""
+        """Append ``batches`` to the file in progress (publishing it first if its time is
+        up); any thread. Returns the records appended (written once their file is
+        published), or 0 when a failure dropped them (counted; never raised)."""
         with self._io:
+            self._clean_once()
             now = self.clock.now()
-            if self._started is not None and now - self._started >= self.rotate:
-                self._finish()
-            count: int = sum(batch.num_rows for batch in batches)
-            if not count:
+            if self._file is not None and now - self._file.started >= self.rotate:
+                self._publish()
+            if not sum(batch.num_rows for batch in batches):
                 return 0
-            writer = self._writer or self._open(now)
-            writer.write_table(pa.Table.from_batches(batches, SCHEMA))
-            self.written += count
-            metrics.LOG_WRITTEN.inc(count)
-            return count
+            return self._append(pa.Table.from_batches(batches, SCHEMA), now)
 
     def _seal(self) -> None:
         """Turn the buffered columns into an Arrow batch, here, on the appending thread: in
@@ -202,10 +291,21 @@ class PredictionLog:
         return self.write(self.take())
 
     def close(self) -> None:
-        """Write what is buffered and complete the current file."""
+        """Write what is buffered and publish the file in progress."""
         self.flush()
         with self._io:
-            self._finish()
+            self._publish()
+
+    def clean(self) -> None:
+        """Delete what earlier processes left in the directory; only the first call acts.
+
+        Deleted: temporary files of processes that no longer run (or of an earlier
+        process with this one's id), and published files without a Parquet footer
+        (earlier versions could publish one when the disk filled). :meth:`write` calls
+        this before its first file; the service calls it when it starts.
+        """
+        with self._io:
+            self._clean_once()
 
     def files(self) -> list[Path]:
         """The complete files in the directory, oldest first."""
@@ -213,33 +313,207 @@ class PredictionLog:
             return []
         return sorted(p for p in self.directory.iterdir() if _NAME.match(p.name))
 
-    def _open(self, now: datetime) -> pq.ParquetWriter:
+    def _append(self, table: pa.Table, now: datetime) -> int:
+        try:
+            current = self._file or self._open(now)
+            _check_linked(current)
+            current.writer.write_table(table)
+        except OSError as exc:
+            self._fail(exc, table.num_rows + self._abandon())
+            return 0
+        current.rows += table.num_rows
+        self._recovered()
+        return int(table.num_rows)
+
+    def _open(self, now: datetime) -> _File:
         self.directory.mkdir(parents=True, exist_ok=True)
-        self._started = now
         stamp = now.astimezone(UTC).strftime(_STAMP)
         name = f"predictions-{stamp}-pid{os.getpid()}-{self._seq}.parquet"
         self._seq += 1
-        self._final = self.directory / name
-        self._tmp = self.directory / f".{name}.tmp"
-        self._writer = pq.ParquetWriter(self._tmp, SCHEMA, **_WRITER)
+        tmp = self.directory / f".{name}.tmp"
+        sink = self.opener(tmp)
+        try:
+            writer = pq.ParquetWriter(sink, SCHEMA, **_WRITER)
+        except OSError:
+            _discard(sink, tmp)
+            raise
+        self._file = _File(writer, sink, tmp, self.directory / name, now)
         self._expire(now)
-        return self._writer
+        return self._file
 
-    def _finish(self) -> None:
-        if self._writer is not None and self._tmp is not None and self._final is not None:
-            self._writer.close()
-            os.replace(self._tmp, self._final)
-        self._writer = self._tmp = self._final = None
-        self._started = None
+    def _publish(self) -> None:
+        """Complete the file in progress (footer, fsync, read back) and rename it into
+        place; a failure drops its records instead."""
+        current = self._file
+        if current is None:
+            return
+        try:
+            current.writer.close()
+            current.sink.flush()
+            os.fsync(current.sink.fileno())
+            current.sink.close()
+            _check_complete(current.tmp, current.rows)
+            os.replace(current.tmp, current.final)
+        except OSError as exc:
+            self._fail(exc, self._abandon())
+            return
+        self._file = None
+        _sync_directory(self.directory)
+        self.written += current.rows
+        metrics.LOG_WRITTEN.inc(current.rows)
+
+    def _abandon(self) -> int:
+        """Give up the file in progress (never published, its temporary file deleted);
+        returns the records it held."""
+        current, self._file = self._file, None
+        if current is None:
+            return 0
+        current.writer.is_open = False  # closing would write a footer over a broken file
+        _discard(current.sink, current.tmp)
+        return current.rows
+
+    def _fail(self, exc: OSError, lost: int) -> None:
+        reason = failure_reason(exc)
+        metrics.LOG_FAILURES.labels(reason).inc()
+        if lost:
+            self.dropped[reason] += lost
+            metrics.LOG_DROPPED.labels(reason).inc(lost)
+        self._lost += lost
+        if self.failing is None:
+            self.failing = reason
+            logger.error(
+                "prediction log: cannot write to %s (%s: %s); records are dropped and "
+                "counted until writing works again",
+                self.directory,
+                reason,
+                exc,
+            )
+
+    def _recovered(self) -> None:
+        if self.failing is not None:
+            logger.warning(
+                "prediction log: writing to %s again (%d records dropped while it failed)",
+                self.directory,
+                self._lost,
+            )
+            self.failing, self._lost = None, 0
+
+    def _clean_once(self) -> None:
+        if self._cleaned:
+            return
+        self._cleaned = True
+        try:
+            paths = list(self.directory.iterdir())
+        except OSError:  # missing: nothing to clean; unusable: the first write says why
+            return
+        removed = sorted(path.name for path in paths if _leftover(path) and _removed(path))
+        if removed:
+            logger.warning(
+                "prediction log: deleted %d leftovers of earlier runs in %s: %s",
+                len(removed),
+                self.directory,
+                " ".join(removed),
+            )
 
     def _expire(self, now: datetime) -> None:
         horizon = now - self.retention
-        for path in self.files():
-            match = _NAME.match(path.name)
-            started = datetime.strptime(match.group(1), _STAMP) if match else None
-            if started is not None and started.replace(tzinfo=UTC) < horizon:
-                path.unlink(missing_ok=True)
-                logger.info("prediction log %s deleted (older than the retention)", path.name)
+        try:
+            for path in self.files():
+                match = _NAME.match(path.name)
+                started = datetime.strptime(match.group(1), _STAMP) if match else None
+                if started is not None and started.replace(tzinfo=UTC) < horizon:
+                    path.unlink(missing_ok=True)
+                    logger.info("prediction log %s deleted (older than the retention)", path.name)
+        except OSError as exc:  # the next rotation tries again
+            logger.warning("prediction log: retention in %s failed: %s", self.directory, exc)
+
+
+def failure_reason(exc: OSError) -> str:
+    """The ``reason`` label of a failed file operation (see the module docstring)."""
+    return _REASONS.get(exc.errno or 0, "io_error")
+
+
+def _check_linked(current: _File) -> None:
+    """Raise if the file in progress was deleted (its directory removed): writes would
+    still succeed, into a file that can never be published. One ``fstat`` a write."""
+    if os.fstat(current.sink.fileno()).st_nlink == 0:
+        raise FileNotFoundError(errno.ENOENT, "the file in progress was deleted", str(current.tmp))
+
+
+def _check_complete(path: Path, rows: int) -> None:
+    """Raise unless ``path`` reads back as Parquet holding ``rows`` records."""
+    try:
+        found = pq.read_metadata(path).num_rows
+    except pa.ArrowInvalid as exc:
+        raise OSError(errno.EIO, f"{path.name} does not read back: {exc}") from exc
+    if found != rows:
+        raise OSError(errno.EIO, f"{path.name} holds {found} records, not {rows}")
+
+
+def _discard(sink: Sink, tmp: Path) -> None:
+    """Close and delete a file that will not be published. Either may fail on a broken
+    disk; what stays behind is deleted by the next start's :meth:`PredictionLog.clean`."""
+    with contextlib.suppress(OSError, ValueError):
+        sink.close()
+    with contextlib.suppress(OSError):
+        tmp.unlink(missing_ok=True)
+
+
+def _sync_directory(directory: Path) -> None:
+    """Make a rename durable. The file is already published (readable): a failure here
+    only risks the rename after a power loss, so it is logged, not counted."""
+    try:
+        descriptor = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+    except OSError as exc:
+        logger.warning("prediction log: syncing %s failed: %s", directory, exc)
+
+
+def _leftover(path: Path) -> bool:
+    """True for a temporary file nobody is writing, or a published file without footer."""
+    temp = _TEMP.match(path.name)
+    if temp is not None:
+        return not _runs_elsewhere(int(temp.group(1)))
+    return _NAME.match(path.name) is not None and not _is_parquet(path)
+
+
+def _runs_elsewhere(pid: int) -> bool:
+    """True if ``pid`` is another process that runs now (its file may be in progress)."""
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True
+
+
+def _is_parquet(path: Path) -> bool:
+    """True unless ``path`` lacks Parquet's magic bytes at either end (a file cut short
+    has no footer). A file that cannot be read here is left alone."""
+    try:
+        with path.open("rb") as file:
+            head = file.read(4)
+            size = file.seek(0, os.SEEK_END)
+            file.seek(max(size - 4, 0))
+            tail = file.read(4)
+    except OSError:
+        return True
+    return size >= 12 and head == tail == _MAGIC
+
+
+def _removed(path: Path) -> bool:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as exc:
+        logger.warning("prediction log: cannot delete the leftover %s: %s", path, exc)
+        return False
+    return True
 
 
 def _empty() -> Columns:

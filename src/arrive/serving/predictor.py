@@ -233,8 +233,11 @@ class EtaPredictor:
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Load the model, check the store, start the replay and the background tasks."""
+        """Load the model, check the store, clean the prediction log's directory, start the
+        replay and the background tasks."""
         await asyncio.to_thread(self.slot.reload)
+        if self.log is not None:
+            await asyncio.to_thread(self.log.clean)
         await self._check_store()
         if self.feeder is not None:
             self.feeder.start()
