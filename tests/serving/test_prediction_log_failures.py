@@ -13,7 +13,7 @@ import os
 import shutil
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -219,6 +219,63 @@ def test_a_directory_replaced_by_a_file_drops_by_reason_and_recovers(
     assert log.dropped == {"not_found": 7}
     assert [level for level, _ in _lines(caplog)] == ["ERROR", "WARNING"]
     assert _moved(before) == {"written": 2, "dropped not_found": 7, "failures not_found": 2}
+
+
+@pytest.fixture
+def immutable(tmp_path: Path) -> Iterator[Callable[[Path, bool], None]]:
+    """Sets or clears a directory's immutable attribute (``chattr +i``): nothing can be
+    created, renamed or deleted in it, even by root. Cleared again at the end."""
+    changed: list[Path] = []
+
+    def chattr(path: Path, on: bool) -> None:
+        done = subprocess.run(
+            ["chattr", "+i" if on else "-i", str(path)], capture_output=True, text=True, check=False
+        )
+        if done.returncode != 0:
+            pytest.skip(f"cannot make a directory immutable here: {done.stderr.strip()}")
+        changed.append(path)
+
+    if shutil.which("chattr") is None:
+        pytest.skip("no chattr command (e2fsprogs): cannot make a directory immutable")
+    try:
+        yield chattr
+    finally:
+        for path in changed:
+            subprocess.run(["chattr", "-i", str(path)], check=False)
+
+
+def test_an_immutable_directory_drops_by_reason_and_recovers(
+    tmp_path: Path, immutable: Callable[[Path, bool], None], caplog: pytest.LogCaptureFixture
+) -> None:
+    directory = tmp_path / "log"
+    clock = ManualClock(START)
+    log = PredictionLog(directory, clock, rotate_s=600)
+    before = _counters()
+    log.extend(_orders(0, 3))
+    assert log.flush() == 3
+    immutable(directory, True)
+    with caplog.at_level(logging.DEBUG, logger=LOGGER):
+        clock.advance(600)
+        log.extend(_orders(3, 2))
+        assert log.flush() == 0  # the complete file cannot be renamed, nor a new one made
+        assert log.failing == "not_permitted"
+        log.extend(_orders(5, 2))
+        assert log.flush() == 0
+        immutable(directory, False)
+        log.extend(_orders(7, 2))
+        assert log.flush() == 2
+    log.close()
+    assert [level for level, _ in _lines(caplog)] == ["ERROR", "WARNING"]
+    assert log.dropped == {"not_permitted": 7}
+    assert _moved(before) == {
+        "written": 2,
+        "dropped not_permitted": 7,
+        "failures not_permitted": 3,
+    }
+    (kept,) = _hidden(directory)  # the file that was never published could not be deleted
+    assert kept.endswith("-0.parquet.tmp")
+    PredictionLog(directory, clock).clean()  # the next start deletes it
+    assert _published(directory) == _ids(7, 2)
 
 
 def _exited_pid() -> int:

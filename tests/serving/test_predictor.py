@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import math
+import os
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 
 from arrive import datadir
@@ -472,3 +475,23 @@ def test_ready_needs_a_model_and_a_reachable_store(
     assert seen[0][0] is False
     assert seen[1] == (True, "")
     assert seen[2] == (False, "feature store unreachable")
+
+
+def test_start_deletes_prediction_log_leftovers_and_close_publishes_the_answers(
+    settings_for: Any, late_orders: Pick, tmp_path: Path
+) -> None:
+    orders = late_orders(2)
+    leftover = tmp_path / f".predictions-20250303T110000Z-pid{os.getpid()}-9.parquet.tmp"
+    leftover.write_bytes(b"PAR1")  # a file an earlier process with this id never finished
+    settings = settings_for(prediction_log_dir=tmp_path, prediction_log_flush_s=3600.0)
+    predictor = build_predictor(settings, store=InMemoryStore(), registry=InMemoryRegistry())
+
+    async def run() -> bool:
+        async with predictor:
+            left = leftover.exists()  # started, nothing flushed yet
+            await _ask(predictor, orders)
+            return left
+
+    assert asyncio.run(run()) is False
+    (published,) = tmp_path.iterdir()
+    assert pq.read_table(published).column("request_id").to_pylist() == _ids(orders)

@@ -408,11 +408,13 @@ class PredictionLog:
             return
         removed = sorted(path.name for path in paths if _leftover(path) and _removed(path))
         if removed:
+            more = f" and {len(removed) - 10} more" if len(removed) > 10 else ""
             logger.warning(
-                "prediction log: deleted %d leftovers of earlier runs in %s: %s",
+                "prediction log: deleted %d leftovers of earlier runs in %s: %s%s",
                 len(removed),
                 self.directory,
-                " ".join(removed),
+                " ".join(removed[:10]),
+                more,
             )
 
     def _expire(self, now: datetime) -> None:
