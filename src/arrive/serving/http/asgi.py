@@ -35,7 +35,8 @@ async def read_json(scope: Scope, receive: Receive, max_bytes: int) -> bytes:
 def check_json(scope: Scope) -> None:
     """Refuse with 415 a body declared as anything but UTF-8 JSON (``application/json``
     or ``application/*+json``, charset UTF-8 if one is given). A request without a
-    ``Content-Type`` is read as JSON: plain ``curl -d`` and many clients send none.
+    ``Content-Type`` is read as JSON: clients that post raw bytes (``http.client``,
+    ``httpx`` with ``content=``) send none, and the body says what it is.
 
     Raises:
         HttpError: 415 naming the ``Content-Type`` header.
@@ -46,7 +47,8 @@ def check_json(scope: Scope) -> None:
     if _JSON_TYPE.fullmatch(declared.strip()) is None:
         raise HttpError(
             415,
-            f"Content-Type: the body must be sent as application/json, not {declared.strip()!r}",
+            f"Content-Type: the body must be sent as application/json, not {declared.strip()!r}"
+            " (curl: -H 'content-type: application/json')",
             field="Content-Type",
         )
 
