@@ -20,6 +20,10 @@ _encoder = msgspec.json.Encoder()
 _AT_PATH = re.compile(r"^(?P<reason>.*?)(?: - at `(?P<path>[^`]*)`)?$", re.DOTALL)
 _MISSING = re.compile(r"missing required field `(?P<name>[^`]+)`")
 _NAMED = re.compile(r"^(?P<name>[a-z_]+): (?P<reason>.+)$", re.DOTALL)
+_EMPTY = (
+    "empty message, no event (an empty or null value, "
+    "or a stream entry deleted before it was acknowledged)"
+)
 
 
 def encode_event(event: Event) -> bytes:
@@ -36,7 +40,7 @@ def decode_event(data: bytes | str) -> AnyEvent:
             value or a naive timestamp. Nothing else, whatever the input.
     """
     if not data:
-        raise SchemaError("$", "empty message (no event)")
+        raise SchemaError("$", _EMPTY)
     try:
         event: AnyEvent = _decoder.decode(data)
         return event
