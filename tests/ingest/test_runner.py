@@ -9,6 +9,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from arrive.clock import ManualClock
 from arrive.errors import ConfigError, SourceUnavailable
@@ -219,3 +221,63 @@ def test_sigterm_through_a_handler_stops_after_committing_the_batch(clock: Manua
     finally:
         signal.signal(signal.SIGTERM, previous)
     assert (stats.batches, stream.committed, len(applied.by_id)) == (2, 20, 20)
+
+
+NOT_UTF8 = (
+    b'{"type":"order_confirmed","event_id":"p5\xff\xfe","event_time":"2025-03-03T00:00:00Z",'
+    b'"order_id":"p5"}'
+)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(
+    st.lists(
+        st.one_of(
+            st.binary(max_size=60),
+            st.sampled_from([encode_event(e) for e in contract_events(5)]),
+            st.sampled_from([*(p.payload for p in POISON), NOT_UTF8, b""]),
+        ),
+        max_size=12,
+    )
+)
+@example([NOT_UTF8, encode_event(contract_events(1)[0])])
+def test_any_payloads_are_applied_or_dead_lettered_once_and_all_committed(
+    payloads: list[bytes],
+) -> None:
+    clock = ManualClock(START + timedelta(hours=1))
+    stream = _stream([], payloads)
+    applied, dead = Applied(), MemoryDeadLetter()
+    stats = _runner(stream, applied, dead, clock, batch_size=4).run()
+    assert stats.events_applied + stats.dead_lettered == len(payloads)
+    assert len(dead.records) == stats.dead_lettered
+    assert sorted(int(r.position.offset) for r in dead.records) == sorted(
+        {int(r.position.offset) for r in dead.records}
+    )
+    assert stream.committed == len(payloads)
+
+
+def test_a_decoder_bug_costs_one_dead_letter_not_the_stream(
+    clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Should the codec ever raise something other than SchemaError, the message is
+    dead-lettered with the error and the batch is still applied and committed."""
+    import arrive.ingest.runner as runner_module
+
+    events = contract_events(3)
+    decode = runner_module.decode_event
+
+    def buggy(payload: bytes | str) -> AnyEvent:
+        if payload == b"trigger":
+            raise RuntimeError("decoder bug")
+        return decode(payload)
+
+    monkeypatch.setattr(runner_module, "decode_event", buggy)
+    stream = _stream(events[:2], [b"trigger"])
+    stream.append(encode_event(events[2]))
+    applied, dead = Applied(), MemoryDeadLetter()
+    _runner(stream, applied, dead, clock).run()
+    assert sorted(applied.by_id) == [e.event_id for e in events]
+    ((record,),) = [dead.records]
+    assert (record.field, record.payload) == ("$", b"trigger")
+    assert "RuntimeError: decoder bug" in record.reason
+    assert stream.committed == 4

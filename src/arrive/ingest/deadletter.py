@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import logging
 import os
 from collections.abc import Sequence
@@ -52,9 +53,16 @@ class DeadLetterRecord:
     time: datetime
     key: bytes | None = None
 
-    def to_dict(self) -> dict[str, str]:
+    def to_dict(self, max_payload_bytes: int | None = None) -> dict[str, str]:
         """JSON-ready form: the payload as ``payload_text`` when it is UTF-8, else
-        as ``payload_base64``."""
+        as ``payload_base64``.
+
+        Args:
+            max_payload_bytes: keep at most this many bytes of the payload (``None``:
+                all); a longer one is cut, and ``payload_size`` (its length) and
+                ``payload_sha256`` say what the whole one was.
+        """
+        payload = self.payload
         out = {
             "reason": self.reason,
             "field": self.field,
@@ -64,14 +72,18 @@ class DeadLetterRecord:
             "offset": str(self.position.offset),
             "time": self.time.isoformat(),
         }
+        if max_payload_bytes is not None and len(payload) > max_payload_bytes:
+            out["payload_size"] = str(len(payload))
+            out["payload_sha256"] = hashlib.sha256(payload).hexdigest()
+            payload = payload[:max_payload_bytes]
         try:
-            out["payload_text"] = self.payload.decode("utf-8")
+            out["payload_text"] = payload.decode("utf-8")
         except UnicodeDecodeError:
-            out["payload_base64"] = base64.b64encode(self.payload).decode("ascii")
+            out["payload_base64"] = base64.b64encode(payload).decode("ascii")
         return out
 
-    def to_json(self) -> bytes:
-        return msgspec.json.encode(self.to_dict())
+    def to_json(self, max_payload_bytes: int | None = None) -> bytes:
+        return msgspec.json.encode(self.to_dict(max_payload_bytes))
 
 
 def record_payload(record: dict[str, str]) -> bytes:
@@ -178,12 +190,18 @@ class KafkaDeadLetter:
     """Produces each record as JSON (:meth:`DeadLetterRecord.to_json`) to ``<topic>.dead``,
     keyed like the original message, and flushes before :meth:`write` returns.
 
+    A payload longer than ``max_payload_bytes`` is cut in the record (which says its
+    size and SHA-256; the whole message stays at its position in the source topic):
+    brokers refuse messages over ~1 MB by default, and a dead letter that cannot be
+    written would stop the stream at every restart.
+
     Args:
         bootstrap_servers: ``host:port[,host:port…]``.
         topic: the source topic; records go to ``<topic>.dead`` (which must exist or
             be auto-created by the broker).
         config: extra librdkafka producer settings.
         flush_timeout_s: how long to wait for the broker to acknowledge.
+        max_payload_bytes: most payload bytes kept in a record.
 
     Raises:
         SourceUnavailable: a record was not acknowledged in time or was refused.
@@ -196,6 +214,7 @@ class KafkaDeadLetter:
         *,
         config: dict[str, str | int | float | bool] | None = None,
         flush_timeout_s: float = 30.0,
+        max_payload_bytes: int = 256 * 1024,
     ) -> None:
         from confluent_kafka import Producer
 
@@ -208,16 +227,23 @@ class KafkaDeadLetter:
         }
         self._producer: Producer = Producer(settings)
         self._flush_timeout_s = flush_timeout_s
+        self._max_payload_bytes = max_payload_bytes
         self._failures: list[str] = []
 
     def write(self, records: Sequence[DeadLetterRecord]) -> None:
         if not records:
             return
+        from confluent_kafka import KafkaException
+
         self._failures.clear()
-        for record in records:
-            self._producer.produce(
-                self.topic, value=record.to_json(), key=record.key, on_delivery=self._delivered
-            )
+        try:
+            for record in records:
+                value = record.to_json(self._max_payload_bytes)
+                self._producer.produce(
+                    self.topic, value=value, key=record.key, on_delivery=self._delivered
+                )
+        except (KafkaException, BufferError) as exc:
+            raise SourceUnavailable(f"kafka dead letter {self.topic}: {exc}") from exc
         left = self._producer.flush(self._flush_timeout_s)
         if left or self._failures:
             reason = self._failures[0] if self._failures else f"{left} not acknowledged"

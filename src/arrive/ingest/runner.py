@@ -3,9 +3,9 @@
 One transport-neutral core for every :class:`~arrive.ingest.source.EventSource`.
 The guarantees:
 
-* a bad message (malformed JSON, unknown type, missing or mistyped field, an event
-  time too far in the future) never stops the stream and is never lost: it goes to
-  the dead letter with its reason and raw payload;
+* a bad message (any bytes at all: empty, not UTF-8, malformed JSON, unknown type,
+  missing or mistyped field, an event time too far in the future) never stops the
+  stream and is never lost: it goes to the dead letter with its reason and raw payload;
 * a batch is committed only after its valid events were applied and its refused
   messages durably dead-lettered, so a crash at any point means redelivery, never
   loss (at least once: ``apply`` must be idempotent, the runner does not dedupe);
@@ -238,7 +238,7 @@ class IngestRunner:
         refused: list[DeadLetterRecord] = []
         for message in batch:
             try:
-                event = decode_event(message.payload)
+                event = _decoded(message)
             except SchemaError as exc:
                 refused.append(_refuse(message, exc.field, exc.reason, now))
                 continue
@@ -261,6 +261,22 @@ class IngestRunner:
         self._samples.append((now_mono, self._counts["applied"]))
         while len(self._samples) > 2 and self._samples[1][0] <= now_mono - self.rate_window_s:
             self._samples.popleft()
+
+
+def _decoded(message: RawMessage) -> AnyEvent:
+    """The message's event; any failure to decode it is a :class:`SchemaError`.
+
+    The codec raises nothing else (tests/fuzz), but a decoder bug must cost one dead
+    letter, not the stream: a batch that cannot be decoded is never committed, so it
+    would stop ingestion at every restart.
+    """
+    try:
+        return decode_event(message.payload)
+    except SchemaError:
+        raise
+    except Exception as exc:
+        logger.exception("decoding the message at %s failed", message.position)
+        raise SchemaError("$", f"cannot be decoded ({type(exc).__name__}: {exc})") from exc
 
 
 def _refuse(message: RawMessage, field: str, reason: str, now: datetime) -> DeadLetterRecord:

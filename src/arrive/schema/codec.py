@@ -13,12 +13,17 @@ import msgspec
 
 from arrive.errors import SchemaError
 from arrive.schema.events import AnyEvent, Event
+from arrive.schema.utf8 import invalid_utf8
 
 _decoder = msgspec.json.Decoder(AnyEvent)
 _encoder = msgspec.json.Encoder()
 _AT_PATH = re.compile(r"^(?P<reason>.*?)(?: - at `(?P<path>[^`]*)`)?$", re.DOTALL)
 _MISSING = re.compile(r"missing required field `(?P<name>[^`]+)`")
 _NAMED = re.compile(r"^(?P<name>[a-z_]+): (?P<reason>.+)$", re.DOTALL)
+_EMPTY = (
+    "empty message, no event (an empty or null value, "
+    "or a stream entry deleted before it was acknowledged)"
+)
 
 
 def encode_event(event: Event) -> bytes:
@@ -30,9 +35,12 @@ def decode_event(data: bytes | str) -> AnyEvent:
     """Parse one JSON event.
 
     Raises:
-        SchemaError: malformed JSON, unknown ``type``, a missing or mistyped
-            field, an out-of-range value or a naive timestamp.
+        SchemaError: empty input, malformed JSON, a string that is not valid UTF-8
+            (named), unknown ``type``, a missing or mistyped field, an out-of-range
+            value or a naive timestamp. Nothing else, whatever the input.
     """
+    if not data:
+        raise SchemaError("$", _EMPTY)
     try:
         event: AnyEvent = _decoder.decode(data)
         return event
@@ -40,6 +48,10 @@ def decode_event(data: bytes | str) -> AnyEvent:
         raise schema_error(str(exc)) from exc
     except msgspec.DecodeError as exc:
         raise SchemaError("$", f"not valid JSON ({exc})") from exc
+    except UnicodeDecodeError as exc:
+        raise _utf8_error(data, exc) from exc
+    except UnicodeEncodeError as exc:  # a str holding a lone surrogate
+        raise SchemaError("$", f"not valid Unicode ({exc.reason})") from exc
 
 
 def decode_events(lines: Iterable[bytes | str]) -> list[AnyEvent]:
@@ -51,6 +63,12 @@ def decode_events(lines: Iterable[bytes | str]) -> list[AnyEvent]:
         except SchemaError as exc:
             raise SchemaError(f"line {number}: {exc.field}", exc.reason) from exc
     return events
+
+
+def _utf8_error(data: bytes | str, exc: UnicodeDecodeError) -> SchemaError:
+    raw = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else bytes(data)
+    path, reason = invalid_utf8(raw, exc)
+    return SchemaError(path.removeprefix("$.") if path != "$" else path, reason)
 
 
 def schema_error(message: str) -> SchemaError:

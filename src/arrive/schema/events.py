@@ -39,7 +39,14 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
         if self.event_time.tzinfo is None or self.event_time.utcoffset() is None:
             raise ValueError("event_time: must be timezone-aware (end it in Z or +00:00)")
         if self.event_time.tzinfo is not UTC:
-            msgspec.structs.force_setattr(self, "event_time", self.event_time.astimezone(UTC))
+            msgspec.structs.force_setattr(self, "event_time", _in_utc(self.event_time))
+
+
+def _in_utc(moment: datetime) -> datetime:
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("event_time: out of range once converted to UTC") from None
 
 
 class OrderCreated(Event, frozen=True, kw_only=True, tag="order_created"):

@@ -111,6 +111,8 @@ def read_csv(
     except UnicodeDecodeError as exc:
         line = _undecodable_line(path, options.encoding)
         raise InputFileError(f"{path}: line {line}: not valid {exc.encoding} text") from exc
+    except UnicodeError as exc:  # e.g. UTF-16 without a byte-order mark
+        raise InputFileError(f"{path}: not valid {options.encoding} text ({exc})") from exc
 
 
 def _check_header(header: Sequence[str], wanted: Sequence[tuple[str, str]], path: Path) -> None:

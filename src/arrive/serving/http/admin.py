@@ -18,7 +18,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from arrive.errors import ArriveError
-from arrive.serving.http.asgi import read_body
+from arrive.serving.http.asgi import read_json
 from arrive.serving.http.errors import JSON, HttpError, from_arrive_error
 from arrive.serving.http.request_id import request_id_of
 from arrive.serving.http.routes import caller_request_id, decode
@@ -78,7 +78,7 @@ def _kill_switch(service: Service) -> Endpoint:
     async def kill_switch(request: Request) -> Response:
         caller_request_id(request.scope)
         authorize(request, service.settings.admin_token)
-        payload = decode(_kill_decoder, await read_body(request.scope, request.receive, limit))
+        payload = decode(_kill_decoder, await read_json(request.scope, request.receive, limit))
         service.require().set_kill_switch(payload.on)
         logger.warning("admin kill switch %s", "ON" if payload.on else "off")
         return _json(request, KillSwitchState(kill_switch=payload.on))

@@ -91,6 +91,7 @@ class EtaApp(Starlette):
 
     def __init__(self, hot: Mapping[str, ASGIApp], **options: Any) -> None:
         super().__init__(**options)
+        self.router.redirect_slashes = False  # a redirected POST may come back as a GET
         self.hot = hot
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -7,6 +7,7 @@ their own errors exactly as the app's exception handlers would.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 
@@ -19,6 +20,37 @@ from arrive.serving.http.request_id import header
 Handler = Callable[[Scope, Receive], Awaitable[tuple[bytes, str]]]
 """Answers a request with its JSON body and request id, or raises :class:`HttpError`."""
 _JSON: Final = (b"content-type", b"application/json")
+_JSON_TYPE: Final = re.compile(
+    r'application/(?:[\w.+-]+\+)?json(?:\s*;\s*charset\s*=\s*"?utf-?8"?)?', re.IGNORECASE
+)
+
+
+async def read_json(scope: Scope, receive: Receive, max_bytes: int) -> bytes:
+    """The whole body of a request that sends JSON (see :func:`check_json` and
+    :func:`read_body`)."""
+    check_json(scope)
+    return await read_body(scope, receive, max_bytes)
+
+
+def check_json(scope: Scope) -> None:
+    """Refuse with 415 a body declared as anything but UTF-8 JSON (``application/json``
+    or ``application/*+json``, charset UTF-8 if one is given). A request without a
+    ``Content-Type`` is read as JSON: clients that post raw bytes (``http.client``,
+    ``httpx`` with ``content=``) send none, and the body says what it is.
+
+    Raises:
+        HttpError: 415 naming the ``Content-Type`` header.
+    """
+    declared = header(scope, b"content-type")
+    if declared is None or not declared.strip():
+        return
+    if _JSON_TYPE.fullmatch(declared.strip()) is None:
+        raise HttpError(
+            415,
+            f"Content-Type: the body must be sent as application/json, not {declared.strip()!r}"
+            " (curl: -H 'content-type: application/json')",
+            field="Content-Type",
+        )
 
 
 async def read_body(scope: Scope, receive: Receive, max_bytes: int) -> bytes:

@@ -19,6 +19,7 @@ from starlette.responses import Response
 from starlette.types import Scope
 
 from arrive.errors import ArriveError, FeatureStoreUnavailable, RegistryError, StoreError
+from arrive.schema.utf8 import invalid_utf8
 from arrive.serving.http.request_id import request_id_of
 from arrive.serving.http.schema import ErrorBody
 
@@ -38,6 +39,7 @@ _CODES: Final = {
     405: "method_not_allowed",
     409: "refused",
     413: "body_too_large",
+    415: "unsupported_media_type",
     422: "validation_error",
     500: "internal_error",
     503: "unavailable",
@@ -71,6 +73,13 @@ def invalid(exc: msgspec.ValidationError) -> HttpError:
 def malformed(exc: msgspec.DecodeError) -> HttpError:
     """The 400 for a body that is not JSON."""
     return HttpError(400, f"the body is not valid JSON ({exc})")
+
+
+def not_utf8(body: bytes, exc: UnicodeDecodeError) -> HttpError:
+    """The 400 for a JSON body holding a string that is not UTF-8; names its field."""
+    path, reason = invalid_utf8(body, exc)
+    field = _tidy(path.removeprefix("$")) or "body"
+    return HttpError(400, f"{field}: {reason}", field=field)
 
 
 def from_arrive_error(exc: ArriveError) -> HttpError:
@@ -125,7 +134,7 @@ async def on_starlette_error(request: Request, exc: Exception) -> Response:
     """Handler of Starlette's own errors (unknown route 404, wrong method 405)."""
     if not isinstance(exc, HTTPException):  # pragma: no cover - registered for it only
         return await on_unexpected(request, exc)
-    message = {404: "no such route", 405: f"method {request.method} not allowed here"}.get(
+    message = {404: _no_route(request), 405: f"method {request.method} not allowed here"}.get(
         exc.status_code, str(exc.detail)
     )
     return error_response(request, exc.status_code, message, None, **(exc.headers or {}))
@@ -134,6 +143,17 @@ async def on_starlette_error(request: Request, exc: Exception) -> Response:
 async def on_unexpected(request: Request, exc: Exception) -> Response:
     """Catch-all: log the traceback with the request id, answer 500 without it."""
     return error_response(request, 500, unexpected_message(request.scope, exc))
+
+
+def _no_route(request: Request) -> str:
+    """404's message; names the route a path with a trailing slash was probably meant
+    for (such paths are not redirected: a client would resend a POST as a GET)."""
+    path = request.url.path
+    bare = path.rstrip("/")
+    routes = {getattr(route, "path", None) for route in request.app.router.routes}
+    if bare != path and bare in routes:
+        return f"no such route: {path} (the route is {bare}, without the trailing slash)"
+    return "no such route"
 
 
 def _field_and_reason(message: str) -> tuple[str | None, str]:

@@ -76,11 +76,22 @@ EXAMPLE_REQUEST: Final = {
     "store_category": "pizza",
 }
 _ERRORS: Final = {
-    400: ("The body is not JSON, or a header is malformed.", "malformed_request", None),
+    400: (
+        "The body is not JSON (a string that is not UTF-8 is named in `field`), "
+        "or a header is malformed.",
+        "malformed_request",
+        None,
+    ),
     401: ("Missing, malformed or wrong bearer token.", "unauthorized", "Authorization"),
     403: ("The admin endpoints are disabled: no admin_token is configured.", "forbidden", None),
     409: ("The registry refused the model; the previous one keeps serving.", "refused", None),
     413: ("The body is larger than max_body_bytes.", "body_too_large", "body"),
+    415: (
+        "The Content-Type is not application/json (or application/*+json, UTF-8); "
+        "a request without one is read as JSON.",
+        "unsupported_media_type",
+        "Content-Type",
+    ),
     422: (
         "A field is invalid; `field` names its path.",
         "validation_error",
@@ -176,7 +187,7 @@ def _eta_operation() -> dict[str, Any]:
         "requestBody": _body("EtaRequest", EXAMPLE_REQUEST),
         "responses": {
             "200": _ok("EtaAnswer", {"model": EXAMPLE_ANSWER, "fallback": EXAMPLE_FALLBACK}),
-            **_errors(400, 413, 422, 500, 503),
+            **_errors(400, 413, 415, 422, 500, 503),
         },
     }
 
@@ -194,7 +205,7 @@ def _batch_operation(settings: ServeSettings) -> dict[str, Any]:
         "requestBody": _body("BatchRequest", {"orders": [EXAMPLE_REQUEST]}),
         "responses": {
             "200": _ok("BatchAnswer", {"batch": {"answers": [EXAMPLE_ANSWER, EXAMPLE_FALLBACK]}}),
-            **_errors(400, 413, 422, 500, 503),
+            **_errors(400, 413, 415, 422, 500, 503),
         },
     }
 
@@ -293,7 +304,7 @@ def _kill_switch_operation() -> dict[str, Any]:
         "requestBody": _body("KillSwitchRequest", {"on": True}),
         "responses": {
             "200": _ok("KillSwitchState", {"on": {"kill_switch": True}}),
-            **_errors(400, 401, 403, 413, 422, 500, 503),
+            **_errors(400, 401, 403, 413, 415, 422, 500, 503),
         },
     }
 

@@ -18,8 +18,8 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope
 
 from arrive.serving import metrics as service_metrics
-from arrive.serving.http.asgi import Handler, JsonEndpoint, read_body
-from arrive.serving.http.errors import JSON, HttpError, invalid, malformed
+from arrive.serving.http.asgi import Handler, JsonEndpoint, read_json
+from arrive.serving.http.errors import JSON, HttpError, invalid, malformed, not_utf8
 from arrive.serving.http.request_id import header_request_id, new_request_id, remember
 from arrive.serving.http.schema import (
     BatchAnswer,
@@ -58,13 +58,16 @@ def hot_endpoints(service: Service) -> dict[str, JsonEndpoint]:
 
 
 def decode(decoder: msgspec.json.Decoder[T], body: bytes) -> T:
-    """``body`` decoded: 400 when it is not JSON, 422 naming the field when it does not fit."""
+    """``body`` decoded: 400 when it is not JSON (naming the field of a string that is
+    not UTF-8), 422 naming the field when it does not fit."""
     try:
         return decoder.decode(body)
     except msgspec.ValidationError as exc:
         raise invalid(exc) from None
     except msgspec.DecodeError as exc:
         raise malformed(exc) from None
+    except UnicodeDecodeError as exc:
+        raise not_utf8(body, exc) from None
 
 
 def caller_request_id(scope: Scope) -> str | None:
@@ -85,7 +88,7 @@ def _eta(service: Service) -> Handler:
 
     async def eta(scope: Scope, receive: Receive) -> tuple[bytes, str]:
         header_rid = caller_request_id(scope)
-        payload = decode(_eta_decoder, await read_body(scope, receive, limit))
+        payload = decode(_eta_decoder, await read_json(scope, receive, limit))
         rid = remember(scope, payload.request_id or header_rid or new_request_id())
         predictor = service.require()
         order = to_order(payload, rid, service.clock.now())
@@ -101,7 +104,7 @@ def _batch(service: Service) -> Handler:
 
     async def batch(scope: Scope, receive: Receive) -> tuple[bytes, str]:
         header_rid = caller_request_id(scope)
-        payload = decode(_batch_decoder, await read_body(scope, receive, limit))
+        payload = decode(_batch_decoder, await read_json(scope, receive, limit))
         rid = remember(scope, header_rid or new_request_id())
         if len(payload.orders) > max_batch:
             raise HttpError(
