@@ -99,3 +99,16 @@ def test_without_couriers_or_pings_the_group_is_left_out() -> None:
     assert "courier (group)" in q.left_out
     assert not any(name.startswith("courier_") for name in q.offline)
     q.expect(dict.fromkeys(names))
+
+
+def test_an_order_naming_no_courier_has_the_courier_history_missing_not_zero() -> None:
+    history = _history()
+    _order(history, "q", LAT)  # no courier known at creation, while other orders name one
+    features_both_ways(history)["q"].expect(
+        {
+            "courier_deliveries_1d": None,
+            "courier_deliveries_7d": None,
+            "courier_deliveries_all": None,
+            "courier_delivery_mean_7d": None,
+        }
+    )

@@ -51,3 +51,11 @@ def test_without_market_ids_only_the_platform_count_is_built() -> None:
     q = features_both_ways(history)["q"]
     q.expect({"platform_orders_today": 1.0})
     assert "market_orders_today" not in q.offline
+
+
+def test_an_order_naming_no_market_has_the_market_count_missing_not_zero() -> None:
+    history = _history()
+    history.order("q-nomarket", at(), market_id=None)
+    features_both_ways(history, BERLIN)["q-nomarket"].expect(
+        {"platform_orders_today": 3.0, "market_orders_today": None}  # first, m1, m2
+    )

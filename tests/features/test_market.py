@@ -109,3 +109,17 @@ def test_without_market_ids_the_group_is_left_out() -> None:
     q = features_both_ways(history)["q"]
     assert q.left_out["market (group)"] == "orders carry no market_id"
     assert not any(name.startswith("market_") for name in q.offline)
+
+
+def test_an_order_naming_no_market_has_market_load_missing_not_zero() -> None:
+    history = _history()
+    history.order("q-nomarket", at(), market_id=None)
+    features_both_ways(history)["q-nomarket"].expect(
+        {
+            "market_open_orders": None,
+            "market_orders_15m": None,
+            "market_orders_1h": None,
+            "market_delivery_mean_1h": None,
+            **dict.fromkeys(_SNAPSHOT),
+        }
+    )

@@ -115,3 +115,16 @@ def test_without_food_ready_events_there_are_no_prep_features() -> None:
     q = features_both_ways(history)["q"]
     q.expect({"store_delivery_count_1h": 1.0, "store_prep_mean_1h": None})
     assert not any(name.startswith("store_prep") for name in q.offline)
+
+
+def test_an_order_naming_no_store_has_store_history_missing_not_zero() -> None:
+    history = _deliveries()
+    history.order("q-nostore", at(), store_id=None)
+    features_both_ways(history)["q-nostore"].expect(
+        {
+            "store_history_count": None,
+            "store_delivery_count_1h": None,
+            "store_delivery_count_28d": None,
+            "store_delivery_mean_1h": None,
+        }
+    )

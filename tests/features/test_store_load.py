@@ -61,3 +61,11 @@ def test_without_store_ids_the_group_is_left_out() -> None:
     q = features_both_ways(history)["q"]
     assert q.left_out["store_load (group)"] == "orders carry no store_id"
     assert "store_open_orders" not in q.offline
+
+
+def test_an_order_naming_no_store_has_store_load_missing_not_zero() -> None:
+    history = _history()
+    history.order("q-nostore", at(), store_id=None)
+    features_both_ways(history)["q-nostore"].expect(
+        {"store_open_orders": None, "store_orders_15m": None, "store_orders_1h": None}
+    )
