@@ -128,3 +128,15 @@ def test_an_order_naming_no_store_has_store_history_missing_not_zero() -> None:
             "store_delivery_mean_1h": None,
         }
     )
+
+
+def test_a_confirmation_after_food_ready_does_not_start_the_prep() -> None:
+    history = History()
+    # confirmed only after the food was ready (and after T): prep runs from creation,
+    # 1200 s; the late confirmation must neither shorten it nor leak in from after T
+    history.order("p", at(minutes=-40), ready=at(minutes=-20), confirmed=at(minutes=5))
+    history.order("d", at(hours=-5), delivered=at(hours=-4))
+    history.order("q", at())
+    features_both_ways(history)["q"].expect(
+        {"store_prep_count_1h": 1.0, "store_prep_mean_1h": 1200.0}
+    )
