@@ -21,7 +21,7 @@ from arrive.features import (
 from arrive.features.spec import FeatureGroup, FeatureSpec
 
 #: Bump when the computation of any feature changes meaning.
-DEFINITIONS_VERSION: Final = 2
+DEFINITIONS_VERSION: Final = 3
 
 GROUPS: Final[tuple[FeatureGroup, ...]] = (
     order,

@@ -142,7 +142,9 @@ class BuildContext:
                 key, time=pl.col("delivered"), value=_seconds("created", "delivered")
             )
         if stream == "prep":
-            start = pl.coalesce("confirmed", "created")
+            # from the confirmation when it came first (as the engine sees it), else creation
+            confirmed_first = pl.col("confirmed") <= pl.col("ready")
+            start = pl.when(confirmed_first).then(pl.col("confirmed")).otherwise(pl.col("created"))
             value = (pl.col("ready") - start).dt.total_microseconds() / 1e6
             return life.select(key, time=pl.col("ready"), value=value)
         created = life.select(key, time=pl.col("created"), value=pl.lit(1.0))

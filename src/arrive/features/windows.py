@@ -102,7 +102,8 @@ def trailing_stats(
 
     Returns:
         ``_row`` then one column per window and stat, in ``queries`` order. A mean
-        or std over an empty window is null, a count or sum is 0.
+        or std over an empty window is null, a count or sum is 0; every statistic of a
+        query with a null key is null (no such entity: unknown, not an empty window).
     """
     observations = observations.with_columns(pl.col("time").cast(queries.schema["t"]))
     cum = _cumulative(observations.drop_nulls(["time", "value", key]), key)
@@ -112,7 +113,8 @@ def trailing_stats(
         past = _as_of(queries, cum, key, length)
         delta = now - past
         out = out.with_columns(_stats(delta, f"{prefix}_{{}}_{label}", stats))
-    return out
+    known = queries.get_column(key).is_not_null()
+    return out.with_columns(pl.when(known).then(pl.col(c)).alias(c) for c in out.columns[1:])
 
 
 def _cumulative(observations: pl.DataFrame, key: str) -> pl.DataFrame:

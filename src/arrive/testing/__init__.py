@@ -12,6 +12,7 @@ Import the module you need; nothing is re-exported here, so importing
 * :mod:`arrive.testing.ingest_child` — a runner in a child process, for kill tests.
 * :mod:`arrive.testing.factories` — small random marketplaces as event logs.
 * :mod:`arrive.testing.disk` — a disk that fills up on demand (an opener seam).
+* :mod:`arrive.testing.history` — hand-made event histories featurised offline and online.
 """
 
 __all__: list[str] = []

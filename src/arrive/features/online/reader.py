@@ -313,6 +313,8 @@ class OnlineFeatures:
             stale.extend(self._trailing_names)
         else:
             for entity, slots in self._trailing:
+                if found[entity] < 0:  # the order names no such entity: unknown, as offline
+                    continue
                 get = entity_rows[entity].get
                 for name, empty in slots:
                     stored = get(name)
