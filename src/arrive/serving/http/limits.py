@@ -9,7 +9,8 @@ time, or a body shorter than its ``Content-Length`` would each hold a connection
 * **header size and count**: the request line and headers together may take
   ``max_header_bytes`` and ``max_headers`` lines; past either, the answer is 431
   and the connection closes. Bytes are counted as they arrive, so a single huge
-  header is refused before it is buffered whole (within one socket read);
+  header is refused before it is buffered whole (within one socket read); lines
+  are counted once the headers are complete (the byte limit bounds them meanwhile);
 * **header and body read timeouts**: once a request's first byte arrived, its
   headers must be complete within ``header_timeout_s``, then its body within
   ``body_timeout_s`` (totals, so trickling bytes does not extend them); past
@@ -98,8 +99,6 @@ class LimitedHttpToolsProtocol(OneWriteHttpToolsProtocol):
         self.timeout_keep_alive = limits.keep_alive_timeout_s  # type: ignore[assignment]
         self._phase = _IDLE
         self._head_bytes = 0
-        self._header_count = 0
-        self._phase_started = 0.0
         self._deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -139,37 +138,33 @@ class LimitedHttpToolsProtocol(OneWriteHttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._phase = _HEAD
-        self._header_count = 0
-        self._phase_started = self.loop.time()
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._header_count += 1
-        if self._header_count > self.limits.max_headers:
-            message = f"more than {self.limits.max_headers} header lines"
-            self._refuse(refusal(431, message), "header_count")
-            raise _Refused
-        super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
         if self.transport.is_closing():
             raise _Refused  # refused by an earlier callback of this read
+        if len(self.headers) > self.limits.max_headers:
+            message = f"more than {self.limits.max_headers} header lines"
+            self._refuse(refusal(431, message), "header_count")
+            raise _Refused
         self._phase = _BODY
         self._head_bytes = 0
-        self._phase_started = self.loop.time()
-        self._disarm()
+        if self._deadline is not None:
+            self._disarm()
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
         self._phase = _IDLE
-        self._disarm()
+        if self._deadline is not None:
+            self._disarm()
         super().on_message_complete()
 
     # -- deadlines ---------------------------------------------------------------------------
 
     def _arm(self) -> None:
+        """Armed at the end of the read in which the phase began (whose bytes arrived
+        together), so the deadline counts from the phase's first byte."""
         limit = self.limits.header_timeout_s if self._phase == _HEAD else self.limits.body_timeout_s
-        at = self._phase_started + limit
-        self._deadline = self.loop.call_at(at, self._timed_out)
+        self._deadline = self.loop.call_later(limit, self._timed_out)
 
     def _disarm(self) -> None:
         if self._deadline is not None:
