@@ -7,7 +7,7 @@ Usage: python bench/limits_ab.py --baseline-src DIR [--repeats 5] [--seconds 10]
 ``git archive 584e1ff src | tar -x -C /tmp/base`` then ``--baseline-src /tmp/base/src``.
 
 1. Writes a random marketplace whose events end now, trains a small model on it.
-2. Starts both services (``arrive serve --workers 2``, the embedded store replaying
+2. Starts both services (``arrive serve --workers N``, default 1, the embedded store replaying
    the marketplace, LightGBM trees unless ``--compile lleaves``), each ready.
 3. Runs ``wrk -t1 -cN`` for ``--seconds`` on ``/v1/eta`` with the marketplace's latest
    orders, for each connection count, ``--repeats`` times, the two services
@@ -47,6 +47,7 @@ def main() -> None:
         "--conns", type=int, nargs="+", default=[16, 64], help="wrk connection counts"
     )
     parser.add_argument("--compile", choices=["none", "lleaves"], default="none")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes per service")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         parser.error("wrk is not installed: apt-get install wrk")
@@ -61,7 +62,8 @@ def _run(args: argparse.Namespace, work: Path) -> dict[str, dict[int, list[dict[
     market = ending_now(random_marketplace(seed=5, n_orders=3000, days=10))
     data = write_data_dir(work / "data", market)
     registry = LocalRegistry(work / "registry")
-    trained = run_training(data, work / "run", TrainConfig(select_groups=False), registry)
+    config = TrainConfig(select_groups=False, model_params={"n_estimators": 200})
+    trained = run_training(data, work / "run", config, registry)
     registry.set_alias("production", trained.version, reason="limits bench")
     bodies = work / "orders.jsonl"
     latest = market.orders.sort("created_at").tail(500).iter_rows(named=True)
@@ -77,8 +79,8 @@ def _run(args: argparse.Namespace, work: Path) -> dict[str, dict[int, list[dict[
     base_env = {**env, "PYTHONPATH": str(args.baseline_src.resolve())}
     out: dict[str, dict[int, list[dict[str, float]]]] = {"limits": {}, "baseline": {}}
     with (
-        ServeProcess(env, workers=2, log_path=work / "limits.log") as new,
-        ServeProcess(base_env, workers=2, log_path=work / "base.log") as base,
+        ServeProcess(env, workers=args.workers, log_path=work / "limits.log") as new,
+        ServeProcess(base_env, workers=args.workers, log_path=work / "base.log") as base,
     ):
         new.wait_ready(300)
         base.wait_ready(300)
@@ -96,7 +98,8 @@ def _run(args: argparse.Namespace, work: Path) -> dict[str, dict[int, list[dict[
 
 
 def _print(results: dict[str, dict[int, list[dict[str, float]]]], args: argparse.Namespace) -> None:
-    print(f"wrk -t1, {args.seconds} s runs, {args.repeats} per cell; medians")
+    runs = f"{args.seconds} s runs, {args.repeats} per cell, {args.workers} worker(s)"
+    print(f"wrk -t1, {runs}; medians")
     print("| load | service | req/s | p50 ms | p99 ms | non-2xx |")
     print("|---|---|---:|---:|---:|---:|")
     for conns in args.conns:
