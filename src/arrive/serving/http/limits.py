@@ -97,8 +97,11 @@ class LimitedHttpToolsProtocol(OneWriteHttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self.limits = limits
         self.timeout_keep_alive = limits.keep_alive_timeout_s  # type: ignore[assignment]
+        self._max_head = limits.max_header_bytes
+        self._max_headers = limits.max_headers
         self._phase = _IDLE
         self._head_bytes = 0
+        self._refused = False
         self._deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -117,33 +120,30 @@ class LimitedHttpToolsProtocol(OneWriteHttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         if self._phase != _BODY:
+            self._phase = _HEAD  # a request begins (or goes on) with these bytes
             self._head_bytes += len(data)
-            if self._head_bytes > self.limits.max_header_bytes and self._head_overflows(data):
+            if self._head_bytes > self._max_head and self._head_overflows(data):
                 return
         self._unset_keepalive_if_required()
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError:
-            if not self.transport.is_closing():  # else refused already, by a callback
+            if not self._refused:  # else refused already, by a callback
                 self.logger.warning("Invalid HTTP request received.")
                 self.send_400_response("Invalid HTTP request received.")
             return
         except httptools.HttpParserUpgrade:
             self._unsupported_upgrade_warning()  # the service has no WebSocket routes
-        if self._phase != _IDLE and self._deadline is None and not self.transport.is_closing():
-            self._arm()
+        if self._phase and self._deadline is None and not self._refused:
+            self._arm()  # the read ended inside a request
 
     # -- parser callbacks -------------------------------------------------------------------
 
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        self._phase = _HEAD
-
     def on_headers_complete(self) -> None:
-        if self.transport.is_closing():
+        if self._refused:
             raise _Refused  # refused by an earlier callback of this read
-        if len(self.headers) > self.limits.max_headers:
-            message = f"more than {self.limits.max_headers} header lines"
+        if len(self.headers) > self._max_headers:
+            message = f"more than {self._max_headers} header lines"
             self._refuse(refusal(431, message), "header_count")
             raise _Refused
         self._phase = _BODY
@@ -200,6 +200,7 @@ class LimitedHttpToolsProtocol(OneWriteHttpToolsProtocol):
 
     def _refuse(self, answer: bytes, reason: str) -> None:
         metrics.CONNECTIONS_REFUSED.labels(reason).inc()
+        self._refused = True
         self._disarm()
         self._unset_keepalive_if_required()
         self._phase = _IDLE
