@@ -405,7 +405,7 @@ def test_a_failing_model_falls_back_with_model_error(
         assert (answer.p50_s, answer.p90_s) == _heuristic_eta(trained, order)
 
 
-def test_no_model_answers_with_the_newest_loadable_heuristic_and_is_not_ready(
+def test_no_model_answers_with_the_newest_loadable_heuristic_and_is_ready(
     trained: Any, settings_for: Any, late_orders: Pick
 ) -> None:
     orders = late_orders(2)
@@ -424,7 +424,11 @@ def test_no_model_answers_with_the_newest_loadable_heuristic_and_is_not_ready(
             return answers, ready
 
     answers, ready = asyncio.run(run())
-    assert ready == (False, "no model loaded (alias production is not set)")
+    assert ready == (True, "")  # the heuristic can answer
+    assert predictor.health().problems == [
+        "no model serves (alias production is not set); the heuristic answers",
+        "2 of the last 2 answers from the heuristic (mostly no_model)",
+    ]
     assert [a.fallback for a in answers] == ["no_model", "no_model"]
     for answer, order in zip(answers, orders, strict=True):
         assert (answer.p50_s, answer.p90_s) == _heuristic_eta(trained, order)
@@ -442,10 +446,12 @@ def test_an_empty_registry_answers_the_configured_constants(
 
     (answer,) = _answers(predictor, orders)
     assert (answer.fallback, answer.p50_s, answer.p90_s) == ("no_model", 1200.0, 1800.0)
+    ready, reason = predictor.ready()  # constants are no answer to send traffic to
+    assert (ready, reason.split(" (")[0]) == (False, "no model and no heuristic loaded")
     assert answer.promised_at == orders[0].event_time + timedelta(seconds=1800)
 
 
-def test_ready_needs_a_model_and_a_reachable_store(
+def test_ready_does_not_depend_on_the_store_whose_state_health_reports(
     trained: Any, settings_for: Any, eventually: Eventually
 ) -> None:
     class Flaky(GatedStore):
@@ -460,21 +466,29 @@ def test_ready_needs_a_model_and_a_reachable_store(
     store = Flaky(InMemoryStore())
     predictor = build_predictor(settings_for(), store=store, registry=trained.registry())
 
-    async def run() -> list[tuple[bool, str]]:
-        seen = [predictor.ready()]
+    async def run() -> list[tuple[tuple[bool, str], str, list[str]]]:
+        seen = []
+
+        def look() -> None:
+            health = predictor.health()
+            seen.append((predictor.ready(), health.store, health.problems))
+
+        look()
         async with predictor:
-            seen.append(predictor.ready())
+            look()
             store.up = False
-            await eventually(lambda: not predictor.ready()[0])
-            seen.append(predictor.ready())
+            await eventually(lambda: predictor.store_ok is False)
+            look()
             store.up = True
-            await eventually(lambda: predictor.ready()[0])
+            await eventually(lambda: predictor.store_ok is True)
+            look()
             return seen
 
     seen = asyncio.run(run())
-    assert seen[0][0] is False
-    assert seen[1] == (True, "")
-    assert seen[2] == (False, "feature store unreachable")
+    assert seen[0][0][0] is False  # nothing loaded before start
+    assert seen[1] == ((True, ""), "up", [])
+    assert seen[2] == ((True, ""), "down", ["feature store unreachable; the heuristic answers"])
+    assert seen[3] == ((True, ""), "up", [])
 
 
 def test_start_deletes_prediction_log_leftovers_and_close_publishes_the_answers(

@@ -7,9 +7,10 @@ and, when the heuristic answered, the reason code.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Final, Literal, Protocol
+from typing import Annotated, Final, Literal, Protocol
 
 import msgspec
 
@@ -62,6 +63,54 @@ class EtaAnswer(msgspec.Struct, frozen=True):
     stale_features: list[str]
 
 
+class Health(msgspec.Struct, frozen=True, kw_only=True):
+    """The process is alive (``/healthz`` always answers 200 with this), and how its
+    dependencies fare: ``status`` is ``degraded`` when ``problems`` is not empty."""
+
+    status: Literal["ok", "degraded"] = "ok"
+    ready: bool = True
+    model_version: Annotated[
+        str | None, msgspec.Meta(description="The model serving; null when the heuristic does.")
+    ] = None
+    store: Annotated[
+        Literal["up", "down", "unchecked"],
+        msgspec.Meta(description="The feature store, as its last ping or read found it."),
+    ] = "unchecked"
+    kill_switch: bool = False
+    recent_answers: Annotated[
+        int, msgspec.Meta(description="Answers of this worker counted in `recent_fallbacks`.")
+    ] = 0
+    recent_fallbacks: Annotated[
+        dict[str, int],
+        msgspec.Meta(description="Of the recent answers, those of the heuristic by reason."),
+    ] = {}
+    problems: Annotated[
+        list[str], msgspec.Meta(description="What is wrong with a dependency, for people.")
+    ] = []
+
+
+class RecentAnswers:
+    """Answers by fallback reason (``none`` for the model's) over the last ``size`` to
+    ``2 * size`` answers: two windows, the older dropped when the newer fills."""
+
+    def __init__(self, size: int = 1000) -> None:
+        self.size = size
+        self.current: Counter[str] = Counter()
+        self.previous: Counter[str] = Counter()
+        self._filled = 0
+
+    def add(self, reason: str, count: int) -> None:
+        """Count ``count`` answers with ``reason``."""
+        self.current[reason] += count
+        self._filled += count
+        if self._filled >= self.size:
+            self.previous, self.current, self._filled = self.current, Counter(), 0
+
+    def counts(self) -> Counter[str]:
+        """The recent answers by reason."""
+        return self.previous + self.current
+
+
 class Predictor(Protocol):
     """The transport-neutral ETA hot path."""
 
@@ -73,7 +122,14 @@ class Predictor(Protocol):
         ...
 
     def ready(self) -> tuple[bool, str]:
-        """``(True, "")`` when a model is loaded and the store reachable, else the reason."""
+        """``(True, "")`` when this replica can answer (a model, or at least a heuristic
+        learnt from the registry, is loaded), else the reason. Dependencies such as the
+        feature store do not count: their failures are answered with the heuristic,
+        and reported by :meth:`health`."""
+        ...
+
+    def health(self) -> Health:
+        """How the replica and its dependencies fare (no IO: cached state)."""
         ...
 
     async def reload(self) -> str:

@@ -19,6 +19,11 @@ Names (all prefixed ``arrive_``):
 * ``prediction_log_failures_total{reason}`` — failed prediction-log file operations.
 * ``store_errors_total{kind}`` — ``unavailable``, ``error`` or ``deadline`` feature reads.
 * ``in_flight`` — requests in progress (summed over live workers).
+* ``connections_refused_total{reason}`` — connections answered 431, 408 or 503 and closed
+  by the request limits: ``header_bytes``, ``header_count``, ``header_timeout``,
+  ``body_timeout``, ``max_connections``.
+* ``store_up`` — 1 while the feature store answers its pings, 0 while it does not
+  (the lowest over live workers); readiness does not depend on it.
 """
 
 from __future__ import annotations
@@ -79,6 +84,16 @@ STORE_ERRORS: Final = Counter(
     "arrive_store_errors", "Failed feature reads (unavailable, error, deadline)", ["kind"]
 )
 IN_FLIGHT: Final = Gauge("arrive_in_flight", "Requests in progress", multiprocess_mode="livesum")
+CONNECTIONS_REFUSED: Final = Counter(
+    "arrive_connections_refused",
+    "Connections answered and closed by the request limits, by reason",
+    ["reason"],
+)
+STORE_UP: Final = Gauge(
+    "arrive_store_up",
+    "1 while the feature store answers its pings, else 0",
+    multiprocess_mode="livemin",
+)
 
 
 def render() -> tuple[bytes, str]:

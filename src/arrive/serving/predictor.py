@@ -47,7 +47,13 @@ from arrive.registry.base import ModelRegistry
 from arrive.registry.local import LocalRegistry
 from arrive.schema.events import OrderCreated
 from arrive.serving import metrics
-from arrive.serving.answer import EtaAnswer, FallbackReason, Variant
+from arrive.serving.answer import (
+    EtaAnswer,
+    FallbackReason,
+    Health,
+    RecentAnswers,
+    Variant,
+)
 from arrive.serving.feeder import ReplayFeeder
 from arrive.serving.kill_switch import KillSwitch, SharedKillSwitch
 from arrive.serving.prediction_log import PredictionLog, Predictions
@@ -168,6 +174,7 @@ class EtaPredictor:
         self._counters: dict[tuple[str, str], Any] = {}
         self._late: set[asyncio.Future[list[FeatureRow | None]]] = set()
         self._inline = type(store) is AsyncInMemoryStore
+        self.recent = RecentAnswers()
 
     # -- the Predictor protocol ---------------------------------------------------------
 
@@ -195,16 +202,35 @@ class EtaPredictor:
         return answers
 
     def ready(self) -> tuple[bool, str]:
-        """See :meth:`arrive.serving.answer.Predictor.ready` (no IO: cached state)."""
-        if self.slot.current is None:
-            return False, f"no model loaded ({self.slot.last_error or 'not loaded yet'})"
-        if self.store_ok is None:
-            return False, "feature store not checked yet"
-        if not self.store_ok:
-            return False, "feature store unreachable"
+        """See :meth:`arrive.serving.answer.Predictor.ready` (no IO: cached state).
+
+        The feature store's state does not count: every replica shares it, so a store
+        outage would take them all out of rotation at once while each could still
+        answer with the heuristic (:meth:`health` and the metrics report it)."""
+        if self.slot.current is None and self.slot.fallback.heuristic is None:
+            why = self.slot.last_error or "not loaded yet"
+            return False, f"no model and no heuristic loaded ({why})"
         if self.feeder is not None and not self.feeder.done:
             return False, f"replaying events ({self.feeder.applied} applied)"
         return True, ""
+
+    def health(self) -> Health:
+        """See :meth:`arrive.serving.answer.Predictor.health`."""
+        served = self.slot.current
+        recent = self.recent.counts()
+        fallbacks = {reason: n for reason, n in recent.items() if reason != "none" and n}
+        problems = _problems(self, served is None, recent, fallbacks)
+        store = {None: "unchecked", True: "up", False: "down"}[self.store_ok]
+        return Health(
+            status="degraded" if problems else "ok",
+            ready=self.ready()[0],
+            model_version=None if served is None else served.version,
+            store=store,  # type: ignore[arg-type]
+            kill_switch=self.kill_switch.on,
+            recent_answers=sum(recent.values()),
+            recent_fallbacks=fallbacks,
+            problems=problems,
+        )
 
     async def reload(self) -> str:
         """See :meth:`arrive.serving.answer.Predictor.reload`. Counted in the kill switch,
@@ -307,11 +333,15 @@ class EtaPredictor:
         except Exception as exc:
             if self.store_ok is not False:
                 logger.warning("feature store unreachable: %s", exc)
-            self.store_ok = False
+            self._set_store(False)
             return
         if self.store_ok is False:
             logger.warning("feature store reachable again")
-        self.store_ok = True
+        self._set_store(True)
+
+    def _set_store(self, up: bool) -> None:
+        self.store_ok = up
+        metrics.STORE_UP.set(1 if up else 0)
 
     async def _follow_reloads(self) -> None:
         """Reload (forced, as the admin call did) when another worker took an admin reload."""
@@ -404,7 +434,7 @@ class EtaPredictor:
         metrics.STORE_ERRORS.labels("unavailable").inc()
         if self.store_ok is not False:
             logger.warning("feature store unavailable, answering with the heuristic: %s", exc)
-        self.store_ok = False
+        self._set_store(False)
 
     def _score(
         self,
@@ -497,6 +527,7 @@ class EtaPredictor:
             if counter is None:
                 counter = self._counters[key] = metrics.PREDICTIONS.labels(*key)
             counter.inc(count)
+            self.recent.add(key[1], count)
         if self.log is not None:
             self.log.extend(
                 Predictions(
@@ -511,6 +542,31 @@ class EtaPredictor:
                     [answer.fallback for answer in answers],
                 )
             )
+
+
+_DEGRADED_SHARE: Final = 0.2
+"""Share of recent answers from the heuristic above which health reports a problem."""
+
+
+def _problems(
+    predictor: EtaPredictor, no_model: bool, recent: Counter[str], fallbacks: dict[str, int]
+) -> list[str]:
+    problems = []
+    if no_model:
+        why = predictor.slot.last_error or "not loaded yet"
+        problems.append(f"no model serves ({why}); the heuristic answers")
+    if predictor.store_ok is False:
+        problems.append("feature store unreachable; the heuristic answers")
+    if predictor.kill_switch.on:
+        problems.append("kill switch on; the heuristic answers")
+    total = sum(recent.values())
+    if total and sum(fallbacks.values()) > _DEGRADED_SHARE * total:
+        top = max(fallbacks, key=fallbacks.__getitem__)
+        problems.append(
+            f"{sum(fallbacks.values())} of the last {total} answers from the heuristic "
+            f"(mostly {top})"
+        )
+    return problems
 
 
 def build_predictor(

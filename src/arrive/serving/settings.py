@@ -86,6 +86,50 @@ class ServeSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     max_body_bytes: Annotated[
         int, _doc("Largest request body accepted (bytes); larger gets 413.", ge=1024)
     ] = 1_048_576
+    max_header_bytes: Annotated[
+        int,
+        _doc(
+            "Largest request line plus headers accepted (bytes); larger gets 431 and the "
+            "connection closes.",
+            ge=1024,
+            le=1_048_576,
+        ),
+    ] = 16_384
+    max_headers: Annotated[
+        int,
+        _doc("Most header lines in one request; more gets 431 and the connection closes.", ge=8),
+    ] = 100
+    header_timeout_s: Annotated[
+        float,
+        _doc(
+            "Time a request's line and headers may take to arrive, from its first byte "
+            "(seconds); slower gets 408 and the connection closes.",
+            gt=0,
+        ),
+    ] = 10.0
+    body_timeout_s: Annotated[
+        float,
+        _doc(
+            "Time a request's body may take to arrive after its headers (seconds); "
+            "slower (e.g. shorter than its Content-Length) gets 408 and the connection closes.",
+            gt=0,
+        ),
+    ] = 15.0
+    keep_alive_timeout_s: Annotated[
+        float,
+        _doc(
+            "A connection with no request in progress (new, or kept alive after an answer) "
+            "closes after this long (seconds); keep it above your load balancer's idle timeout.",
+            gt=0,
+        ),
+    ] = 20.0
+    max_connections: Annotated[
+        int,
+        _doc(
+            "Open connections per worker; past it a new connection gets 503 and is closed.",
+            ge=1,
+        ),
+    ] = 1024
     admin_token: Annotated[
         Annotated[str, msgspec.Meta(min_length=16)] | None,
         _doc("Bearer token of the /admin endpoints (at least 16 characters); unset disables them."),

@@ -10,7 +10,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -155,3 +157,96 @@ class ServeProcess:
     ) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.stop()
+
+
+class EtaClient:
+    """An ETA service at ``url`` driven over HTTP, for tests: answers, readiness, health,
+    metrics as numbers, and polling for a condition with a bounded deadline.
+
+    Args:
+        url: the service's base URL.
+        process: the :class:`ServeProcess` running it, if any (kept for its log).
+    """
+
+    def __init__(self, url: str, process: ServeProcess | None = None) -> None:
+        self.url = url
+        self.process = process
+
+    def request(
+        self, method: str, path: str, body: Any = None, timeout_s: float = 30.0
+    ) -> tuple[int, Any]:
+        """``(status, decoded JSON body)`` of one request (text for non-JSON answers)."""
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.url + path, data=data, method=method)
+        request.add_header("content-type", "application/json")
+        try:
+            with urllib.request.urlopen(request, timeout=timeout_s) as answer:
+                status, raw = answer.status, answer.read()
+        except urllib.error.HTTPError as exc:
+            status, raw = exc.code, exc.read()
+        text = raw.decode()
+        return status, json.loads(text) if text.startswith(("{", "[")) else text
+
+    def eta(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The answer to one order; fails unless it is a 200."""
+        status, answer = self.request("POST", "/v1/eta", body)
+        if status != 200:
+            raise InternalError(f"/v1/eta answered {status}: {answer}")
+        return dict(answer)
+
+    def ready(self) -> int:
+        """The status of ``/readyz``."""
+        return self.request("GET", "/readyz")[0]
+
+    def health(self) -> dict[str, Any]:
+        """The body of ``/healthz`` (which is always a 200)."""
+        status, body = self.request("GET", "/healthz")
+        if status != 200:
+            raise InternalError(f"/healthz answered {status}: {body}")
+        return dict(body)
+
+    def metric(self, name: str, **labels: str) -> float:
+        """The sum of the samples of ``name`` whose labels include ``labels``."""
+        text = self.request("GET", "/metrics")[1]
+        total = 0.0
+        for line in str(text).splitlines():
+            match = _SAMPLE.match(line)
+            if match is None or match["name"] != name:
+                continue
+            found = dict(_LABEL.findall(match["labels"] or ""))
+            if all(found.get(k) == v for k, v in labels.items()):
+                total += float(match["value"])
+        return total
+
+    def wait(self, condition: Callable[[], bool], what: str, timeout_s: float = 30.0) -> None:
+        """Poll ``condition`` until it holds (fails after ``timeout_s``)."""
+        wait_for(condition, timeout_s, what)
+
+    def answers_with_model(self, body: dict[str, Any]) -> bool:
+        """True when the model (not the heuristic) answers ``body``."""
+        return self.eta(body)["fallback"] is None
+
+
+_SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][\w:]*)(?:\{(?P<labels>[^}]*)\})? (?P<value>\S+)$")
+_LABEL = re.compile(r'(\w+)="([^"]*)"')
+
+
+def fill_redis(url: str, data_dir: Path, timeout_s: float = 120.0) -> None:
+    """Replay ``data_dir``'s event log into the Redis at ``url`` through the online engine.
+
+    Raises:
+        InternalError: the replay failed or did not finish within ``timeout_s``.
+    """
+    from arrive.serving.feeder import ReplayFeeder
+    from arrive.store.redis import RedisStore, RedisStoreConfig
+
+    store = RedisStore(RedisStoreConfig(url=url))
+    feeder = ReplayFeeder(data_dir, store)
+    feeder.start()
+    try:
+        if not feeder.wait(timeout_s):
+            raise InternalError(f"the replay into {url} did not finish in {timeout_s} s")
+        if feeder.error is not None:
+            raise InternalError(f"the replay into {url} failed: {feeder.error}")
+    finally:
+        store.close()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import polars.selectors as cs
 
 from arrive import datadir
 from arrive.schema.frame import UTC_TIME, conform, created_orders
@@ -172,6 +173,16 @@ def _snapshots(rng: np.random.Generator, span_s: float) -> pl.DataFrame:
 def advance(moment: datetime, seconds: float) -> datetime:
     """``moment`` plus ``seconds`` (a small convenience for tests)."""
     return moment + timedelta(seconds=seconds)
+
+
+def ending_now(market: Marketplace) -> Marketplace:
+    """``market`` with every time moved so that its last event happens now (so the features
+    a service reads at the wall clock are fresh)."""
+    delta = datetime.now(UTC) - market.events.get_column("event_time").max()  # type: ignore[operator]
+    return Marketplace(
+        market.events.with_columns(cs.datetime() + delta),
+        market.orders.with_columns(cs.datetime() + delta),
+    )
 
 
 def write_data_dir(

@@ -10,7 +10,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from arrive.schema.events import OrderCreated
-from arrive.serving.answer import EtaAnswer
+from arrive.serving.answer import EtaAnswer, Health
 from arrive.serving.http import create_app
 from arrive.serving.settings import ServeSettings
 
@@ -131,6 +131,9 @@ class _BrokenPredictor:
 
     def ready(self) -> tuple[bool, str]:
         return True, ""
+
+    def health(self) -> Health:
+        return Health()
 
     async def reload(self) -> str:
         return "1"

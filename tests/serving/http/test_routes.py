@@ -77,13 +77,16 @@ def test_batch_answers_match_single_answers(
 
 
 def test_healthz_and_readyz(client: TestClient) -> None:
-    assert client.get("/healthz").json() == {"status": "ok"}
+    health = client.get("/healthz").json()
+    assert (health["status"], health["store"], health["problems"]) == ("ok", "up", [])
+    assert health["ready"] is True
+    assert health["model_version"] == "1"
     ready = client.get("/readyz")
     assert ready.status_code == 200
     assert ready.json() == {"ready": True, "reason": None}
 
 
-def test_without_a_model_readyz_is_503_and_the_heuristic_answers(
+def test_without_a_model_the_heuristic_answers_and_readyz_stays_200(
     serve: Any, serve_settings: ServeSettings, trained: Any, orders: list[dict[str, Any]]
 ) -> None:
     registry = trained.registry()
@@ -91,13 +94,30 @@ def test_without_a_model_readyz_is_503_and_the_heuristic_answers(
     with serve(serve_settings, registry=registry) as (client, _):
         ready = client.get("/readyz")
         answer = client.post("/v1/eta", json=orders[0])
-    assert ready.status_code == 503
-    assert ready.json()["ready"] is False
-    assert "no model" in ready.json()["reason"]
+        health = client.get("/healthz")
+    assert ready.status_code == 200
+    assert health.status_code == 200
+    assert health.json()["status"] == "degraded"
+    assert health.json()["model_version"] is None
+    assert "no model serves" in health.json()["problems"][0]
     assert answer.status_code == 200
     assert answer.json()["fallback"] == "no_model"
     assert answer.json()["variant"] == "heuristic"
     assert answer.json()["model_version"] is None
+
+
+def test_with_nothing_loadable_readyz_is_503(
+    serve: Any, serve_settings: ServeSettings, orders: list[dict[str, Any]]
+) -> None:
+    from arrive.registry import InMemoryRegistry
+
+    with serve(serve_settings, registry=InMemoryRegistry()) as (client, _):
+        ready = client.get("/readyz")
+        answer = client.post("/v1/eta", json=orders[0])
+    assert ready.status_code == 503
+    assert ready.json()["ready"] is False
+    assert "no model and no heuristic" in ready.json()["reason"]
+    assert answer.json()["fallback"] == "no_model"
 
 
 def test_metrics_count_the_answers(client: TestClient, orders: list[dict[str, Any]]) -> None:

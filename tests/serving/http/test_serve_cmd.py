@@ -46,6 +46,8 @@ def test_help_lists_every_option(capsys: pytest.CaptureFixture[str]) -> None:
         ([], {"ARRIVE_KILL_SWITCH_FILE": "/nonexistent/dir/ks"}, "setting kill_switch_file"),
         (["--replay-dir", "/nonexistent/replay"], {}, "no event log here"),
         (["--registry", __file__], {}, "setting registry_dir: registry"),
+        ([], {"ARRIVE_MAX_HEADERS": "3"}, "setting max_headers (from ARRIVE_MAX_HEADERS)"),
+        ([], {"ARRIVE_HEADER_TIMEOUT_S": "0"}, "setting header_timeout_s"),
     ],
 )
 def test_bad_settings_are_one_line_naming_the_setting(

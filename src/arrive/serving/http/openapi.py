@@ -13,13 +13,12 @@ from typing import Any, Final
 
 import msgspec
 
-from arrive.serving.answer import EtaAnswer
+from arrive.serving.answer import EtaAnswer, Health
 from arrive.serving.http.schema import (
     BatchAnswer,
     BatchRequest,
     ErrorBody,
     EtaRequest,
-    Health,
     KillSwitchRequest,
     KillSwitchState,
     Readiness,
@@ -210,12 +209,28 @@ def _batch_operation(settings: ServeSettings) -> dict[str, Any]:
     }
 
 
+_HEALTH_EXAMPLE: Final = {
+    "status": "degraded",
+    "ready": True,
+    "model_version": "3",
+    "store": "down",
+    "kill_switch": False,
+    "recent_answers": 1000,
+    "recent_fallbacks": {"store_unavailable": 940},
+    "problems": [
+        "feature store unreachable; the heuristic answers",
+        "940 of the last 1000 answers from the heuristic (mostly store_unavailable)",
+    ],
+}
+
+
 def _health_operation() -> dict[str, Any]:
     return {
         "operationId": "health",
-        "summary": "Liveness: the process answers",
+        "summary": "Liveness (always 200 while the process answers), with the state of "
+        "the model and the feature store and the recent fallback reasons",
         "tags": ["operations"],
-        "responses": {"200": _ok("Health", {"ok": {"status": "ok"}}, request_id=False)},
+        "responses": {"200": _ok("Health", {"ok": _HEALTH_EXAMPLE}, request_id=False)},
     }
 
 
@@ -223,7 +238,8 @@ def _ready_operation() -> dict[str, Any]:
     not_ready = {"ready": False, "reason": "no model is loaded"}
     return {
         "operationId": "ready",
-        "summary": "Readiness: a model is loaded and the store reachable",
+        "summary": "Readiness: this replica can answer (a model, or at least the "
+        "heuristic, is loaded); the feature store's state does not count",
         "tags": ["operations"],
         "responses": {
             "200": _ok("Readiness", {"ready": {"ready": True, "reason": None}}, request_id=False),

@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope
 
 from arrive.serving import metrics as service_metrics
+from arrive.serving.answer import Health
 from arrive.serving.http.asgi import Handler, JsonEndpoint, read_json
 from arrive.serving.http.errors import JSON, HttpError, invalid, malformed, not_utf8
 from arrive.serving.http.request_id import header_request_id, new_request_id, remember
@@ -25,7 +26,6 @@ from arrive.serving.http.schema import (
     BatchAnswer,
     BatchRequest,
     EtaRequest,
-    Health,
     Readiness,
     to_order,
 )
@@ -37,7 +37,7 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 _eta_decoder: Final = msgspec.json.Decoder(EtaRequest)
 _batch_decoder: Final = msgspec.json.Decoder(BatchRequest)
 _encoder: Final = msgspec.json.Encoder()
-_HEALTH: Final = msgspec.json.encode(Health())
+_STARTING: Final = Health(status="degraded", ready=False, problems=["the service is starting"])
 _READY: Final = msgspec.json.encode(Readiness(ready=True))
 
 
@@ -46,7 +46,7 @@ def public_routes(service: Service, hot: Mapping[str, JsonEndpoint]) -> list[Bas
     (from :func:`hot_endpoints`)."""
     return [
         *(Route(path, endpoint, methods=["POST"]) for path, endpoint in hot.items()),
-        Route("/healthz", _healthz, methods=["GET"]),
+        Route("/healthz", _healthz(service), methods=["GET"]),
         Route("/readyz", _readyz(service), methods=["GET"]),
         Route("/metrics", _metrics, methods=["GET"]),
     ]
@@ -122,8 +122,13 @@ def _batch(service: Service) -> Handler:
     return batch
 
 
-async def _healthz(request: Request) -> Response:
-    return Response(_HEALTH, media_type=JSON)
+def _healthz(service: Service) -> Endpoint:
+    async def healthz(request: Request) -> Response:
+        predictor = service.predictor
+        health = _STARTING if predictor is None else predictor.health()
+        return Response(_encoder.encode(health), media_type=JSON)
+
+    return healthz
 
 
 def _readyz(service: Service) -> Endpoint:

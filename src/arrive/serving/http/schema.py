@@ -9,7 +9,7 @@ is ``created_at`` (defaults to the server's clock), and ``request_id`` is option
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Final, Literal
+from typing import Annotated, Final
 
 import msgspec
 
@@ -113,14 +113,9 @@ class ErrorBody(msgspec.Struct, frozen=True, kw_only=True):
     request_id: str
 
 
-class Health(msgspec.Struct, frozen=True, kw_only=True):
-    """The process is alive."""
-
-    status: Literal["ok"] = "ok"
-
-
 class Readiness(msgspec.Struct, frozen=True, kw_only=True):
-    """Whether the service can answer with the model; ``reason`` says why not."""
+    """Whether this replica can answer (a model, or at least the heuristic, is loaded);
+    ``reason`` says why not. The feature store's state does not count (see ``/healthz``)."""
 
     ready: bool
     reason: str | None = None

@@ -11,6 +11,9 @@ With several workers, ``PROMETHEUS_MULTIPROC_DIR`` points at a fresh temporary
 directory (unless already set) so ``/metrics`` sums over every worker, and the
 workers share a kill-switch file (a temporary one unless ``kill_switch_file`` is
 set), so an admin call that reaches one worker switches them all.
+Each connection runs under the request limits of the settings (header size and count,
+read and idle timeouts, open connections per worker:
+:mod:`arrive.serving.http.limits`).
 SIGTERM and SIGINT stop gracefully: no new connections, in-flight requests get
 ``shutdown_timeout_s`` to finish, then the lifespan closes the predictor.
 """
@@ -18,6 +21,7 @@ SIGTERM and SIGINT stop gracefully: no new connections, in-flight requests get
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import os
 import socket
@@ -36,7 +40,7 @@ from uvicorn.supervisors import Multiprocess
 
 from arrive.errors import ConfigError, InternalError
 from arrive.serving.http.app import create_app
-from arrive.serving.http.protocol import OneWriteHttpToolsProtocol
+from arrive.serving.http.limits import LimitedHttpToolsProtocol, RequestLimits
 from arrive.serving.metrics import MULTIPROC_ENV
 from arrive.serving.predictor import check_startup
 from arrive.serving.settings import ServeSettings
@@ -64,13 +68,16 @@ def serve(settings: ServeSettings) -> None:
             "factory": True,
             "host": settings.host,
             "loop": "uvloop",
-            "http": OneWriteHttpToolsProtocol,
+            "http": functools.partial(
+                LimitedHttpToolsProtocol, limits=RequestLimits.from_settings(settings)
+            ),
             "ws": "none",
             "lifespan": "on",
             "access_log": settings.access_log,
             "log_level": settings.log_level,
             "log_config": _logging_config(settings.log_level),
             "timeout_graceful_shutdown": int(settings.shutdown_timeout_s + 0.999),
+            "timeout_keep_alive": settings.keep_alive_timeout_s,
             "server_header": False,
         }
         try:
