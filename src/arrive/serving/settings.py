@@ -149,6 +149,16 @@ class ServeSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
         float,
         _doc("On SIGTERM, how long in-flight requests may finish before closing (seconds).", gt=0),
     ] = 10.0
+    worker_healthcheck_timeout_s: Annotated[
+        float,
+        _doc(
+            "With several workers, how long a worker may take to answer the supervisor's "
+            "liveness ping, starting included, before it is killed and replaced (seconds); "
+            "keep it well above a worker's start-up time on a busy host.",
+            ge=1,
+            le=3600,
+        ),
+    ] = 60.0
     prediction_log_dir: Annotated[
         Path | None, _doc("Directory of the prediction log (Parquet); unset disables it.")
     ] = Path(".arrive/predictions")

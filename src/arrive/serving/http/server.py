@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import functools
 import logging
+import math
 import os
 import socket
 import sys
@@ -77,6 +78,7 @@ def serve(settings: ServeSettings) -> None:
             "log_level": settings.log_level,
             "log_config": _logging_config(settings.log_level),
             "timeout_graceful_shutdown": int(settings.shutdown_timeout_s + 0.999),
+            "timeout_worker_healthcheck": math.ceil(settings.worker_healthcheck_timeout_s),
             "timeout_keep_alive": settings.keep_alive_timeout_s,
             "server_header": False,
         }
