@@ -29,6 +29,7 @@ REQUIRED = (
     "n_train",
     "n_test",
     "split",
+    "heuristic_levels",
 )
 
 
@@ -47,6 +48,7 @@ def test_writes_metrics_report_and_registers(data_dir: Path, tmp_path: Path) -> 
     assert set(REQUIRED) <= set(metrics)
     assert metrics["split"] == "time"
     assert metrics["crossings"] == 0
+    assert metrics["heuristic_levels"][-1] == "global"
     delivered = read_orders(data_dir).filter(pl.col("status") == "delivered").height
     parts = ("n_train", "n_valid", "n_calib", "n_test")
     assert sum(metrics[p] for p in parts) == delivered

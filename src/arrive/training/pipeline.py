@@ -95,6 +95,7 @@ def run_training(
     on_step("evaluate")
     evaluation = _evaluate(ts, features, model, heuristic, split)
     metrics = _metrics(evaluation, ts, split, time.perf_counter() - started)
+    metrics["heuristic_levels"] = list(heuristic.level_names_)
     run_dir.mkdir(parents=True, exist_ok=True)
     bundle = ModelBundle(model, heuristic, _feature_schema(features, ts.local_timezone))
     _write_model(run_dir / "model", bundle)
