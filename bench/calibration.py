@@ -1,17 +1,20 @@
-"""P90 calibration and the fallback heuristic on time splits: this method against the old one.
+"""P90 calibration and the fallback heuristic on time splits, with and without a refit.
 
-Usage: python bench/calibration.py DATA_DIR [DATA_DIR ...] [--no-selection] [--threads 1]
+Usage: python bench/calibration.py DATA_DIR [DATA_DIR ...] [--no-selection]
+       [--heuristic-only] [--threads 1]
 
 Each DATA_DIR comes from ``arrive import`` or ``arrive simulate``. On the default time
 split (train on the earliest orders, early-stop on the next, calibrate on the next, test
-on the latest) the script trains once and scores, on the same test orders:
+on the latest) the script scores, on the same test orders:
 
-* ``old``: the booster trained on the training orders only, calibrated on the
-  calibration window with equal weights (the method before this change);
-* ``new``: what ``arrive train`` does now (:func:`arrive.training.pipeline.fit_model`
-  and :func:`~arrive.training.pipeline.calibrate_model`);
+* ``model_first_fit``: the boosters trained on the training orders, calibrated on the
+  calibration window (``arrive train``'s default);
+* ``model_refit_pooled``: trained again on training + validation orders, the P90 scale
+  pooling the first fit's validation window with the calibration window
+  (``arrive train --refit``);
+* ``model_refit_calib_window_only``: the refit calibrated on the calibration window;
 * the heuristic with the fixed levels (store × hour → … → global) and with the levels
-  chosen on validation (:func:`~arrive.training.pipeline.fit_heuristic`).
+  chosen from the data (:func:`~arrive.training.pipeline.fit_heuristic`).
 
 Prints one JSON record per dataset: P50 MAE (minutes), P50 and P90 coverage, and the
 seconds each part took.
@@ -50,6 +53,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data_dirs", type=Path, nargs="+")
     parser.add_argument("--no-selection", action="store_true", help="Keep every feature group.")
+    parser.add_argument("--heuristic-only", action="store_true", help="Skip the models.")
     parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
     args = parser.parse_args()
     config = TrainConfig(select_groups=not args.no_selection, model_params={"n_jobs": args.threads})
@@ -59,7 +63,10 @@ def main() -> None:
                 "date": datetime.now(UTC).isoformat(timespec="seconds"),
                 "machine": f"{platform.machine()}, {os.cpu_count()} cores",
                 "selection": config.select_groups,
-                "results": [_bench(d, config) for d in args.data_dirs],
+                "results": [
+                    _heuristics(d) if args.heuristic_only else _bench(d, config)
+                    for d in args.data_dirs
+                ],
             },
             indent=2,
         )
@@ -80,7 +87,7 @@ def _bench(data_dir: Path, config: TrainConfig) -> dict[str, Any]:
     old.calibrate(X[split.calib], y[split.calib])
     seconds["old_model"] = time.perf_counter() - started
     started = time.perf_counter()
-    new, backtest = fit_model(features, y, split, config)
+    new, backtest = fit_model(features, y, split, replace(config, refit=True))
     calibrate_model(new, features, y, split, backtest)
     seconds["new_model"] = time.perf_counter() - started
     new_scores = _scores(y[test], new.predict(X[test]))
@@ -91,14 +98,29 @@ def _bench(data_dir: Path, config: TrainConfig) -> dict[str, Any]:
     return {
         "data": data_dir.name,
         "n_train_valid_calib_test": [int(p.size) for p in _parts(split)],
-        "model_old": _scores(y[test], old.predict(X[test])),
-        "model_new": new_scores,
+        "model_first_fit": _scores(y[test], old.predict(X[test])),
+        "model_refit_pooled": new_scores,
         "model_refit_calib_window_only": refit_only,
-        "heuristic_old": _scores(y[test], _fixed_heuristic(ts, split).predict(ts.orders[test])),
-        "heuristic_new": _scores(y[test], chosen.predict(ts.orders[test])),
+        "heuristic_fixed_levels": _scores(
+            y[test], _fixed_heuristic(ts, split).predict(ts.orders[test])
+        ),
+        "heuristic_chosen_levels": _scores(y[test], chosen.predict(ts.orders[test])),
         "heuristic_levels": list(chosen.level_names_),
         "rounds": {str(q): r for q, r in new.rounds_.items()},
         "seconds": {k: round(v, 1) for k, v in seconds.items()},
+    }
+
+
+def _heuristics(data_dir: Path) -> dict[str, Any]:
+    ts = load_training_set(data_dir)
+    split = make_split(ts.orders.get_column("created_at"))
+    y, test = ts.target_s[split.test], ts.orders[split.test]
+    chosen = fit_heuristic(ts, split, TrainConfig())
+    return {
+        "data": data_dir.name,
+        "heuristic_fixed_levels": _scores(y, _fixed_heuristic(ts, split).predict(test)),
+        "heuristic_chosen_levels": _scores(y, chosen.predict(test)),
+        "heuristic_levels": list(chosen.level_names_),
     }
 
 

@@ -55,7 +55,7 @@ def main() -> None:
     before = np.concatenate([split.valid, split.calib])
     quarter = before[-len(before) // 4 :]
     variants: dict[str, tuple[QuantileEta, list[Window], float | None]] = {
-        "first fit, calibration window (old)": (first, [window(first, split.calib)], None),
+        "first fit, calibration window (default)": (first, [window(first, split.calib)], None),
         "first fit, validation window (older)": (first, [window(first, split.valid)], None),
         "first fit, validation + calibration": (first, [window(first, before)], None),
         "first fit, last quarter of validation + calibration": (
@@ -64,14 +64,14 @@ def main() -> None:
             None,
         ),
         "refit, calibration window only": (refit, [window(refit, split.calib)], None),
-        "refit, pooled with the first fit's validation window (new)": (
+        "refit, pooled with the first fit's validation window (--refit)": (
             refit,
             [window(first, split.valid), window(refit, split.calib)],
             None,
         ),
     }
     for half_life in (1.0, 0.5, 0.25):
-        variants[f"new, recency half-life {half_life} of the pooled windows"] = (
+        variants[f"--refit, recency half-life {half_life} of the pooled windows"] = (
             refit,
             [window(first, split.valid), window(refit, split.calib)],
             half_life,

@@ -58,6 +58,12 @@ _console = Console(highlight=False)
     help="Share of the orders for calibrating the quantiles, in (0, 1); the three shares "
     "must sum to less than 1 (training gets the rest).",
 )
+@click.option(
+    "--refit",
+    is_flag=True,
+    help="After early stopping, train again on training + validation orders; the P90 "
+    "scale then pools the first fit's validation window with the calibration window.",
+)
 @click.option("--quantiles", default="0.5,0.9", show_default=True, help="Quantiles to predict.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
@@ -94,6 +100,7 @@ def command(
     test_frac: float,
     valid_frac: float,
     calib_frac: float,
+    refit: bool,
     quantiles: str,
     seed: int,
     params: tuple[str, ...],
@@ -107,6 +114,7 @@ def command(
     config = TrainConfig(
         split=split,  # type: ignore[arg-type]
         fractions=SplitFractions(test=test_frac, valid=valid_frac, calib=calib_frac),
+        refit=refit,
         quantiles=_quantiles(quantiles),
         seed=seed,
         select_groups=not no_selection,

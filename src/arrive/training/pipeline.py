@@ -48,7 +48,9 @@ class TrainConfig:
     select_groups: bool = True
     model_params: Mapping[str, Any] = field(default_factory=dict)
     heuristic_min_count: int = 30
-    refit: bool = True  # after early stopping, train again on training + validation orders
+    # after early stopping, train again on training + validation orders and pool the first
+    # fit's validation window into the calibration (opt-in: see docs/benchmarks.md)
+    refit: bool = False
     dask: Any = None  # a dask.distributed Client: train on the cluster
 
 
@@ -179,12 +181,14 @@ def calibrate_model(
 
 
 def fit_heuristic(ts: TrainingSet, split: Split, config: TrainConfig) -> HeuristicEta:
-    """The baseline: levels chosen on the validation window from the attributes the data
-    has, then fitted on every order before the test period (all that the model saw)."""
+    """The baseline: levels chosen from the attributes the data has, on the validation and
+    calibration windows (segment tables from the training orders), then fitted on every
+    order before the test period (all that the model saw). Both windows, not one: a short
+    window can be an untypical period and pick levels that only suit it."""
     orders = ts.orders
     choice = choose_levels(
         orders[split.train],
-        orders[split.valid],
+        orders[np.concatenate([split.valid, split.calib])],
         key_columns(orders),
         min_count=config.heuristic_min_count,
     )
