@@ -29,6 +29,7 @@ REQUIRED = (
     "n_train",
     "n_test",
     "split",
+    "heuristic_levels",
 )
 
 
@@ -47,6 +48,7 @@ def test_writes_metrics_report_and_registers(data_dir: Path, tmp_path: Path) -> 
     assert set(REQUIRED) <= set(metrics)
     assert metrics["split"] == "time"
     assert metrics["crossings"] == 0
+    assert metrics["heuristic_levels"][-1] == "global"
     delivered = read_orders(data_dir).filter(pl.col("status") == "delivered").height
     parts = ("n_train", "n_valid", "n_calib", "n_test")
     assert sum(metrics[p] for p in parts) == delivered
@@ -57,6 +59,20 @@ def test_writes_metrics_report_and_registers(data_dir: Path, tmp_path: Path) -> 
     bundle = ModelBundle.from_files(loaded.files)
     assert bundle.definitions_hash == loaded.metadata["definitions_hash"]
     assert loaded.metadata["metrics"]["mae_s"] == metrics["mae_s"]
+
+
+def test_refit_trains_again_and_pools_the_backtest(data_dir: Path, tmp_path: Path) -> None:
+    config = TrainConfig(refit=True, select_groups=False, model_params={"n_estimators": 60})
+    result = run_training(data_dir, tmp_path / "run", config)
+    model_dir = tmp_path / "run" / "model"
+    bundle = ModelBundle.from_files({p.name: p.read_bytes() for p in model_dir.iterdir()})
+    rounds = bundle.model.rounds_
+    assert rounds
+    assert all(r >= 1 for r in rounds.values())
+    for q, booster in bundle.model.boosters_.items():
+        assert booster.current_iteration() == rounds[q]
+    assert result.metrics["crossings"] == 0
+    assert 0.0 < result.metrics["coverage_p90"] <= 1.0
 
 
 def test_random_split_is_labelled(data_dir: Path, tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from arrive.cli.progress import progress
 from arrive.errors import ConfigError
 from arrive.registry.local import DEFAULT_ROOT, LocalRegistry
 from arrive.training.pipeline import STEPS, TrainConfig, TrainResult, run_training
+from arrive.training.split import SplitFractions
 
 _console = Console(highlight=False)
 
@@ -34,6 +35,34 @@ _console = Console(highlight=False)
     show_default=True,
     help="time: train on earlier orders, test on the latest. random: only to compare "
     "with published work (leaks the future).",
+)
+@click.option(
+    "--test-frac",
+    type=float,
+    default=SplitFractions.test,
+    show_default=True,
+    help="Share of the orders in the test period (the latest), in (0, 1).",
+)
+@click.option(
+    "--valid-frac",
+    type=float,
+    default=SplitFractions.valid,
+    show_default=True,
+    help="Share of the orders for early stopping and feature selection, in (0, 1).",
+)
+@click.option(
+    "--calib-frac",
+    type=float,
+    default=SplitFractions.calib,
+    show_default=True,
+    help="Share of the orders for calibrating the quantiles, in (0, 1); the three shares "
+    "must sum to less than 1 (training gets the rest).",
+)
+@click.option(
+    "--refit",
+    is_flag=True,
+    help="After early stopping, train again on training + validation orders; the P90 "
+    "scale then pools the first fit's validation window with the calibration window.",
 )
 @click.option("--quantiles", default="0.5,0.9", show_default=True, help="Quantiles to predict.")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -68,6 +97,10 @@ def command(
     data_dir: Path,
     run_dir: Path,
     split: str,
+    test_frac: float,
+    valid_frac: float,
+    calib_frac: float,
+    refit: bool,
     quantiles: str,
     seed: int,
     params: tuple[str, ...],
@@ -80,6 +113,8 @@ def command(
     """Train a calibrated P50/P90 model on DATA_DIR (from `arrive import` or `arrive simulate`)."""
     config = TrainConfig(
         split=split,  # type: ignore[arg-type]
+        fractions=SplitFractions(test=test_frac, valid=valid_frac, calib=calib_frac),
+        refit=refit,
         quantiles=_quantiles(quantiles),
         seed=seed,
         select_groups=not no_selection,

@@ -439,7 +439,8 @@ def _unusable_reason(frame: pl.DataFrame, level: Level) -> str | None:
     return None
 
 
-def _key_kind(dtype: pl.DataType) -> str | None:
+def key_kind(dtype: pl.DataType) -> str | None:
+    """The segment-key kind of a column dtype (``int``, ``str``, ``bool``), or None."""
     if dtype.is_integer():
         return "int"
     if dtype == pl.String or isinstance(dtype, pl.Categorical | pl.Enum):
@@ -452,7 +453,7 @@ def _key_kind(dtype: pl.DataType) -> str | None:
 def _key_kinds(frame: pl.DataFrame, levels: list[Level]) -> dict[str, str]:
     kinds: dict[str, str] = {}
     for column in dict.fromkeys(c for level in levels for c in level):
-        kind = _key_kind(frame.schema[column])
+        kind = key_kind(frame.schema[column])
         if kind is None:
             raise DataError(
                 f"{column}: dtype {frame.schema[column]} cannot be a segment key "
@@ -463,7 +464,7 @@ def _key_kinds(frame: pl.DataFrame, levels: list[Level]) -> dict[str, str]:
 
 
 def _check_prediction_dtype(column: str, dtype: pl.DataType, kind: str) -> None:
-    if dtype != pl.Null and _key_kind(dtype) != kind:
+    if dtype != pl.Null and key_kind(dtype) != kind:
         raise DataError(f"{column}: dtype {dtype} does not match the training key kind {kind}")
 
 

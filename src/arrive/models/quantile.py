@@ -18,12 +18,7 @@ import numpy.typing as npt
 import polars as pl
 
 from arrive.errors import ConfigError, DataError, InputFileError
-from arrive.models.calibration import (
-    anchor_index,
-    apply_scales,
-    fit_anchor_offset,
-    fit_scales,
-)
+from arrive.models.calibration import Window, anchor_index, apply_scales, fit_calibration
 from arrive.models.encoding import Vocabulary, learn_vocabulary, to_matrix
 
 FloatArray = npt.NDArray[np.float64]
@@ -45,12 +40,14 @@ class QuantileEta:
         learning_rate, num_leaves, min_child_samples, feature_fraction, lambda_l2,
         cat_smooth: LightGBM parameters.
         early_stopping_rounds: rounds without improvement on the validation set before stopping.
+        calib_half_life: weight the calibration window's orders by recency, halving every
+            ``calib_half_life`` of the window back (e.g. 0.25); None weighs them equally.
         seed: makes training deterministic.
         n_jobs: threads used by LightGBM.
 
     Fitted attributes: ``quantiles_`` (sorted), ``features_``, ``categorical_``,
-    ``vocabulary_``, ``boosters_`` (quantile → booster), ``scales_`` and
-    ``anchor_offset_s_`` (the calibration).
+    ``vocabulary_``, ``boosters_`` (quantile → booster), ``rounds_`` (quantile → boosting
+    rounds kept, after early stopping), ``scales_`` and ``anchor_offset_s_`` (the calibration).
     """
 
     quantiles_: tuple[float, ...]
@@ -58,6 +55,7 @@ class QuantileEta:
     categorical_: list[str]
     vocabulary_: Vocabulary
     boosters_: dict[float, lgb.Booster]
+    rounds_: dict[float, int]
     scales_: dict[float, float]
     anchor_offset_s_: float
 
@@ -75,6 +73,7 @@ class QuantileEta:
         early_stopping_rounds: int = 100,
         anchor_objective: str = "regression",
         calibrate_anchor: bool = True,
+        calib_half_life: float | None = None,
         seed: int = 0,
         n_jobs: int = 2,
     ) -> None:
@@ -89,6 +88,7 @@ class QuantileEta:
         self.early_stopping_rounds = early_stopping_rounds
         self.anchor_objective = anchor_objective
         self.calibrate_anchor = calibrate_anchor
+        self.calib_half_life = calib_half_life
         self.seed = seed
         self.n_jobs = n_jobs
 
@@ -111,6 +111,20 @@ class QuantileEta:
             else None
         )
         self.boosters_ = {q: self._fit_one(q, train, valid) for q in self.quantiles_}
+        self.rounds_ = {q: _rounds(b) for q, b in self.boosters_.items()}
+        return self
+
+    def refit(self, X: pl.DataFrame, y: FloatArray) -> QuantileEta:
+        """Train every booster again on ``X`` (e.g. training + validation rows), for the
+        rounds early stopping kept, so that the model also learns from the latest orders.
+
+        The calibration is reset: calibrate afterwards, on rows the refit did not see.
+        """
+        rounds = self._fitted_rounds()
+        y = self.prepare(X, y, self.categorical_)
+        train = self._dataset(X, y)
+        self.boosters_ = {q: self._fit_one(q, train, None, rounds[q]) for q in self.quantiles_}
+        self.rounds_ = rounds
         return self
 
     def prepare(self, X: pl.DataFrame, y: FloatArray, categorical: Sequence[str]) -> FloatArray:
@@ -122,6 +136,7 @@ class QuantileEta:
         self.categorical_ = [c for c in categorical if c in self.features_]
         self.vocabulary_ = learn_vocabulary(X, self.categorical_)
         self.boosters_ = {}
+        self.rounds_ = {}
         self.scales_ = {}
         self.anchor_offset_s_ = 0.0
         return y
@@ -145,16 +160,28 @@ class QuantileEta:
             "verbose": -1,
         }
 
-    def calibrate(self, X: pl.DataFrame, y: FloatArray) -> QuantileEta:
-        """Fit the conformal scales of the non-anchor quantiles on a held-out window."""
+    def calibrate(
+        self, X: pl.DataFrame, y: FloatArray, *, backtest: Window | None = None
+    ) -> QuantileEta:
+        """Fit the anchor shift and the conformal scales of the other quantiles on a
+        held-out window, its rows in time order (the latest last).
+
+        Args:
+            X, y: the window, after every order the boosters were trained on.
+            backtest: ``(raw predictions, actuals)`` of an earlier fit of this model on
+                the window just after its own training orders (e.g. the validation
+                window, before :meth:`refit`): pooled with this window for the scales.
+        """
         y = _check_target(y, len(X))
         if len(y) < 50:
             raise DataError(f"calibration needs at least 50 orders, got {len(y)}")
-        raw = self.predict_raw(X)
-        self.anchor_offset_s_ = (
-            fit_anchor_offset(raw, y, self.quantiles_) if self.calibrate_anchor else 0.0
+        windows = [*([backtest] if backtest is not None else []), (self.predict_raw(X), y)]
+        self.anchor_offset_s_, self.scales_ = fit_calibration(
+            windows,
+            self.quantiles_,
+            calibrate_anchor=self.calibrate_anchor,
+            half_life=self.calib_half_life,
         )
-        self.scales_ = fit_scales(raw, y, self.quantiles_, self.anchor_offset_s_)
         return self
 
     # -- prediction --------------------------------------------------------------------------
@@ -196,6 +223,7 @@ class QuantileEta:
             "vocabulary": self.vocabulary_,
             "scales": {str(q): s for q, s in self.scales_.items()},
             "anchor_offset_s": self.anchor_offset_s_,
+            "rounds": {str(q): r for q, r in self.rounds_.items()},
             "boosters": {str(q): _booster_file(q) for q in self.quantiles_},
         }
         files[META_FILE] = json.dumps(meta, indent=2).encode()
@@ -217,6 +245,7 @@ class QuantileEta:
             model.vocabulary_ = {k: list(v) for k, v in meta["vocabulary"].items()}
             model.scales_ = {float(q): float(s) for q, s in meta["scales"].items()}
             model.anchor_offset_s_ = float(meta["anchor_offset_s"])
+            model.rounds_ = {float(q): int(r) for q, r in meta.get("rounds", {}).items()}
             model.boosters_ = {
                 float(q): lgb.Booster(model_str=files[name].decode())
                 for q, name in meta["boosters"].items()
@@ -252,6 +281,7 @@ class QuantileEta:
             "lambda_l2",
             "cat_smooth",
             "early_stopping_rounds",
+            "calib_half_life",
             "seed",
             "n_jobs",
         )
@@ -272,6 +302,9 @@ class QuantileEta:
             raise ConfigError(f"anchor_objective: one of {', '.join(_ANCHOR_OBJECTIVES)}")
         if not 0.0 < self.feature_fraction <= 1.0:
             raise ConfigError("feature_fraction: must be in (0, 1]")
+        half_life = self.calib_half_life
+        if half_life is not None and not (isinstance(half_life, int | float) and half_life > 0):
+            raise ConfigError(f"calib_half_life: must be a number > 0 or None, got {half_life!r}")
 
     def _dataset(
         self, X: pl.DataFrame, y: FloatArray, reference: lgb.Dataset | None = None
@@ -286,17 +319,30 @@ class QuantileEta:
             params={"verbose": -1, "max_cat_to_onehot": 8},
         )
 
-    def _fit_one(self, q: float, train: lgb.Dataset, valid: lgb.Dataset | None) -> lgb.Booster:
+    def _fitted_rounds(self) -> dict[float, int]:
+        rounds = getattr(self, "rounds_", None)
+        if not rounds:
+            raise DataError("refit: fit the model first (with an eval_set for early stopping)")
+        return dict(rounds)
+
+    def _fit_one(
+        self, q: float, train: lgb.Dataset, valid: lgb.Dataset | None, rounds: int | None = None
+    ) -> lgb.Booster:
         stop: list[Callable[..., Any]] = (
             [lgb.early_stopping(self.early_stopping_rounds, verbose=False)] if valid else []
         )
         return lgb.train(
             self.booster_params(q),
             train,
-            num_boost_round=self.n_estimators,
+            num_boost_round=rounds or self.n_estimators,
             valid_sets=[valid] if valid else None,
             callbacks=stop,
         )
+
+
+def _rounds(booster: lgb.Booster) -> int:
+    """Rounds the booster keeps: the best iteration when early stopping found one."""
+    return int(booster.best_iteration or booster.current_iteration())
 
 
 def _booster_file(q: float) -> str:

@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 from arrive.errors import ConfigError, DataError, ModelNotFound
@@ -37,6 +37,7 @@ from arrive.training.evaluate import P50, P90
 
 logger = logging.getLogger(__name__)
 
+_ORDER_FIELDS: Final = frozenset(OrderCreated.__struct_fields__) - {"attributes"}
 _FALLBACK_SCAN: Final = 5  # newest versions tried for a heuristic when nothing serves
 
 
@@ -67,22 +68,29 @@ class HeuristicAnswer:
             quantiles = heuristic.quantiles_
             self._p50 = quantile_index(quantiles, P50, "heuristic")
             self._p90 = quantile_index(quantiles, P90, "heuristic")
+            columns = [c for c in heuristic.key_kinds_ if c != "hour"]
+            self._fields = [c for c in columns if c in _ORDER_FIELDS]
+            self._attributes = [c for c in columns if c not in _ORDER_FIELDS]
+            self._hour = "hour" in heuristic.key_kinds_
 
     def eta(self, order: OrderCreated) -> tuple[float, float]:
         """``(p50_s, p90_s)`` of ``order``; never raises."""
         if self.heuristic is None:
             return self.default_s
-        keys = {
-            "store_id": order.store_id,
-            "market_id": order.market_id,
-            "store_category": order.store_category,
-            "hour": order.event_time.astimezone(self.zone).hour,
-        }
         try:
-            values, _ = self.heuristic.predict_one(keys)
+            values, _ = self.heuristic.predict_one(self.keys(order))
         except DataError:  # a key of another kind than in training: the global level answers
             values, _ = self.heuristic.predict_one({})
         return float(values[self._p50]), float(values[self._p90])
+
+    def keys(self, order: OrderCreated) -> dict[str, Any]:
+        """The heuristic's segment keys of ``order``: its fields, its attributes, local hour."""
+        keys: dict[str, Any] = {c: getattr(order, c) for c in self._fields}
+        for name in self._attributes:
+            keys[name] = order.attributes.get(name)
+        if self._hour:
+            keys["hour"] = order.event_time.astimezone(self.zone).hour
+        return keys
 
 
 @dataclass(frozen=True)

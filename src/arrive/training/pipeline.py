@@ -14,10 +14,11 @@ import numpy.typing as npt
 import polars as pl
 
 import arrive
-from arrive.fallback import HeuristicEta
+from arrive.fallback import HeuristicEta, choose_levels, key_columns
 from arrive.features import FeatureSet
 from arrive.models import QuantileEta
 from arrive.models.artifact import ModelBundle
+from arrive.models.calibration import Window
 from arrive.registry import ModelRegistry
 from arrive.training.dataset import TrainingSet, load_training_set
 from arrive.training.evaluate import EvalInput, Evaluation, evaluate, metrics_json
@@ -28,7 +29,7 @@ from arrive.training.selection import (
     select_groups,
     validation_scorer,
 )
-from arrive.training.split import Split, SplitKind, make_split
+from arrive.training.split import Split, SplitFractions, SplitKind, make_split
 
 FloatArray = npt.NDArray[np.float64]
 STEPS = ("features", "split", "selection", "train", "calibrate", "evaluate", "report", "register")
@@ -40,12 +41,16 @@ class TrainConfig:
     """What ``arrive train`` does; every field has a sensible default."""
 
     split: SplitKind = "time"
+    fractions: SplitFractions = field(default_factory=SplitFractions)
     quantiles: tuple[float, ...] = (0.5, 0.9)
     seed: int = 0
     max_categories: int = 100
     select_groups: bool = True
     model_params: Mapping[str, Any] = field(default_factory=dict)
     heuristic_min_count: int = 30
+    # after early stopping, train again on training + validation orders and pool the first
+    # fit's validation window into the calibration (opt-in: see docs/benchmarks.md)
+    refit: bool = False
     dask: Any = None  # a dask.distributed Client: train on the cluster
 
 
@@ -76,18 +81,23 @@ def run_training(
     ts = load_training_set(data_dir, config.dask)
     y = ts.target_s
     on_step("split")
-    split = make_split(ts.orders.get_column("created_at"), config.split, seed=config.seed)
+    split = make_split(
+        ts.orders.get_column("created_at"),
+        config.split,
+        fractions=config.fractions,
+        seed=config.seed,
+    )
     on_step("selection")
-    features, decisions = _select(ts, split, config)
+    features, decisions = select_features(ts, split, config)
     on_step("train")
-    model = _fit(features, y, split, config)
+    model, backtest = fit_model(features, y, split, config)
     on_step("calibrate")
-    X = features.frame.drop("order_id")
-    model.calibrate(X[split.calib], y[split.calib])
-    heuristic = _heuristic(ts, split, config)
+    calibrate_model(model, features, y, split, backtest)
+    heuristic = fit_heuristic(ts, split, config)
     on_step("evaluate")
     evaluation = _evaluate(ts, features, model, heuristic, split)
     metrics = _metrics(evaluation, ts, split, time.perf_counter() - started)
+    metrics["heuristic_levels"] = list(heuristic.level_names_)
     run_dir.mkdir(parents=True, exist_ok=True)
     bundle = ModelBundle(model, heuristic, _feature_schema(features, ts.local_timezone))
     _write_model(run_dir / "model", bundle)
@@ -108,9 +118,10 @@ def run_training(
     return TrainResult(metrics, run_dir, version, features, decisions)
 
 
-def _select(
+def select_features(
     ts: TrainingSet, split: Split, config: TrainConfig
 ) -> tuple[FeatureSet, list[GroupDecision]]:
+    """Leave out wide categoricals, then the history groups that do not help on validation."""
     features = drop_wide_categoricals(ts.features, split.train, config.max_categories)
     if not config.select_groups:
         return features, []
@@ -125,35 +136,66 @@ def _select(
     return select_groups(features, validation_scorer(split, ts.target_s, fit_mae))
 
 
-def _fit(features: FeatureSet, y: FloatArray, split: Split, config: TrainConfig) -> QuantileEta:
+def fit_model(
+    features: FeatureSet, y: FloatArray, split: Split, config: TrainConfig
+) -> tuple[QuantileEta, Window | None]:
+    """Train with early stopping on the validation orders, then (``config.refit``) again on
+    training + validation orders for the rounds early stopping kept.
+
+    Returns:
+        The model, and (when refitted) the first fit's raw predictions and actuals on the
+        validation window: a backtest for :func:`calibrate_model`.
+    """
     X = features.frame.drop("order_id")
     model = QuantileEta(config.quantiles, seed=config.seed, **config.model_params)
     eval_set = (X[split.valid], y[split.valid])
     if config.dask is not None:
         from arrive.training.distributed import fit_on_dask
 
-        return fit_on_dask(
+        fitted = fit_on_dask(
             model, X[split.train], y[split.train], features.categorical, eval_set, config.dask
         )
-    return model.fit(
-        X[split.train], y[split.train], categorical=features.categorical, eval_set=eval_set
+        return fitted, None
+    model.fit(X[split.train], y[split.train], categorical=features.categorical, eval_set=eval_set)
+    if not config.refit:
+        return model, None
+    backtest = (model.predict_raw(X[split.valid]), y[split.valid])
+    # The validation orders are the latest the calibration window does not hold: learning
+    # from them (for the rounds early stopping chose) brings the model closer to the test.
+    seen = np.sort(np.concatenate([split.train, split.valid]))
+    return model.refit(X[seen], y[seen]), backtest
+
+
+def calibrate_model(
+    model: QuantileEta,
+    features: FeatureSet,
+    y: FloatArray,
+    split: Split,
+    backtest: Window | None = None,
+) -> QuantileEta:
+    """Calibrate on the window just before the test period; with a ``backtest`` (the first
+    fit on the validation window), the scales pool both windows: each is the period right
+    after its model's training orders, as the test period is for the served model."""
+    X = features.frame.drop("order_id")
+    return model.calibrate(X[split.calib], y[split.calib], backtest=backtest)
+
+
+def fit_heuristic(ts: TrainingSet, split: Split, config: TrainConfig) -> HeuristicEta:
+    """The baseline: levels chosen from the attributes the data has, on the validation and
+    calibration windows (segment tables from the training orders), then fitted on every
+    order before the test period (all that the model saw). Both windows, not one: a short
+    window can be an untypical period and pick levels that only suit it."""
+    orders = ts.orders
+    choice = choose_levels(
+        orders[split.train],
+        orders[np.concatenate([split.valid, split.calib])],
+        key_columns(orders),
+        min_count=config.heuristic_min_count,
     )
-
-
-def _heuristic(ts: TrainingSet, split: Split, config: TrainConfig) -> HeuristicEta:
-    """The baseline, fitted on every order before the test period (all that the model saw)."""
     seen = np.concatenate([split.train, split.valid, split.calib])
-    frame = ts.orders[seen]
-    levels = tuple(lv for lv in _levels() if all(c in frame.columns for c in lv))
     return HeuristicEta(
-        levels, min_count=config.heuristic_min_count, quantiles=config.quantiles
-    ).fit(frame)
-
-
-def _levels() -> tuple[tuple[str, ...], ...]:
-    from arrive.fallback import DEFAULT_LEVELS
-
-    return DEFAULT_LEVELS
+        choice.levels, min_count=config.heuristic_min_count, quantiles=config.quantiles
+    ).fit(orders[seen])
 
 
 def _evaluate(
