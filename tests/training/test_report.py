@@ -62,6 +62,7 @@ def _render(evaluation: Evaluation, band: pl.DataFrame, **changes: Any) -> str:
         "context": {"split": "time-based, last week held out", "n_train": "1,000"},
         "notes": ["calibrated on the last 3 days"],
         "run_details": {"model parameters": '{"num_leaves": 63}'},
+        "loss_curves": {0.5: ("l2", [9.0, 4.0, 3.0, 3.5]), 0.9: ("quantile", [5.0, 2.0, 2.2])},
     }
     return render_report(**(arguments | changes))
 
@@ -82,9 +83,9 @@ def test_report_is_self_contained(html: str) -> None:
 
 def test_one_svg_per_plot(html: str) -> None:
     # reliability, coverage by predicted P90, MAE by hour, by day, scatter, residuals,
-    # by duration, P50-P90 band, feature importance, one per segment (3)
-    assert html.count("<svg") == 12
-    assert html.count("</svg>") == 12
+    # by duration, P50-P90 band, feature importance, one per segment (3), loss curves
+    assert html.count("<svg") == 13
+    assert html.count("</svg>") == 13
 
 
 def test_svg_ids_are_unique_across_the_page(html: str) -> None:
@@ -120,7 +121,7 @@ def hostile_html(evaluation: Evaluation, sample: pl.DataFrame) -> str:
 def test_caller_text_is_escaped(hostile_html: str) -> None:
     assert "<script" not in hostile_html
     assert "&lt;script&gt;" in hostile_html
-    assert hostile_html.count("<svg") == 12
+    assert hostile_html.count("<svg") == 13
 
 
 def test_random_split_is_labelled(hostile_html: str) -> None:
@@ -136,7 +137,7 @@ def test_time_split_is_not_labelled_random(html: str) -> None:
 def test_report_without_importance_says_so(evaluation: Evaluation, sample: pl.DataFrame) -> None:
     page = _render(evaluation, sample, feature_importance={}, reliability=None, context={})
 
-    assert page.count("<svg") == 11
+    assert page.count("<svg") == 12
     assert "split kind is not stated" in page
 
 
@@ -320,6 +321,8 @@ def test_metrics_json_states_its_units(html: str) -> None:
 
 def test_run_details_are_listed_and_escaped(html: str, hostile_html: str) -> None:
     assert "<h2>How this model was made</h2>" in html
+    assert 'aria-label="Validation loss by boosting round"' in html
+    assert "best round 3" in html  # the quantile loss is lowest after round 2, l2 after 3
     assert "{&quot;num_leaves&quot;: 63}" in html
     assert "<h2>How this model was made</h2>" in hostile_html
     assert "<script" not in hostile_html

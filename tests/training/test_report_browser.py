@@ -116,6 +116,10 @@ def pages(
         },
         notes=["feature group 'weather' (built from weather events) not built: none here"],
         timezone=ZONE,
+        loss_curves={
+            0.5: ("l2", list(1e5 / np.arange(1, 181) + 4e4)),
+            0.9: ("quantile", list(400 / np.sqrt(np.arange(1, 241)) + 60)),
+        },
         run_details={
             "model parameters": '{"learning_rate": 0.05, "n_estimators": 2000, "num_leaves": 63}',
             "features used": "12: " + ", ".join(f"feature_{i}" for i in range(12)),

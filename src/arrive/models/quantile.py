@@ -58,6 +58,9 @@ class QuantileEta:
     categorical_: list[str]
     vocabulary_: Vocabulary
     boosters_: dict[float, lgb.Booster]
+    curves_: dict[float, tuple[str, list[float]]]
+    """Per quantile, the validation metric's name and value after each boosting round
+    (when fitted here with an ``eval_set``; not saved with the model)."""
     scales_: dict[float, float]
     anchor_offset_s_: float
 
@@ -122,6 +125,7 @@ class QuantileEta:
         self.categorical_ = [c for c in categorical if c in self.features_]
         self.vocabulary_ = learn_vocabulary(X, self.categorical_)
         self.boosters_ = {}
+        self.curves_ = {}
         self.scales_ = {}
         self.anchor_offset_s_ = 0.0
         return y
@@ -287,16 +291,26 @@ class QuantileEta:
         )
 
     def _fit_one(self, q: float, train: lgb.Dataset, valid: lgb.Dataset | None) -> lgb.Booster:
+        recorded: dict[str, Any] = {}
         stop: list[Callable[..., Any]] = (
-            [lgb.early_stopping(self.early_stopping_rounds, verbose=False)] if valid else []
+            [
+                lgb.early_stopping(self.early_stopping_rounds, verbose=False),
+                lgb.record_evaluation(recorded),
+            ]
+            if valid
+            else []
         )
-        return lgb.train(
+        booster = lgb.train(
             self.booster_params(q),
             train,
             num_boost_round=self.n_estimators,
             valid_sets=[valid] if valid else None,
             callbacks=stop,
         )
+        for metric, values in recorded.get("valid_0", {}).items():
+            self.curves_[q] = (str(metric), [float(v) for v in values])
+            break
+        return booster
 
 
 def _booster_file(q: float) -> str:

@@ -281,6 +281,7 @@ def _report(
         notes=_notes(features, decisions),
         timezone=ts.local_timezone,
         run_details=run_details(model, features, data_dir),
+        loss_curves=getattr(model, "curves_", {}),
     )
 
 

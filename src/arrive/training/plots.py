@@ -38,6 +38,7 @@ __all__ = [
     "hourly_mae_svg",
     "importance_svg",
     "latency_svg",
+    "loss_curves_svg",
     "reliability_svg",
     "residual_svg",
     "scatter_svg",
@@ -82,6 +83,7 @@ _NAMESPACES: Final = re.compile(r'\s(?:xmlns(?::xlink)?|width|height)="[^"]*"')
 _ID_REFS: Final = re.compile(r'(\bid="|url\(#|href="#)')
 
 Draw = Callable[[Figure], None]
+_PLAIN: Final = FuncFormatter(lambda value, _: f"{value:,.0f}" if value >= 10 else f"{value:g}")
 
 
 def reliability_svg(
@@ -283,6 +285,30 @@ def importance_svg(key: str, importance: Mapping[str, float], top: int = 20) -> 
     return _render(
         key, "Feature importance", draw, (NARROW_WIDTH_IN, 0.7 + 0.24 * max(len(ranked), 3))
     )
+
+
+def loss_curves_svg(key: str, curves: Mapping[float, tuple[str, Sequence[float]]]) -> str:
+    """One panel per quantile: its validation metric after each boosting round, with the
+    best round (the one early stopping keeps) marked."""
+    ordered = sorted(curves.items())
+
+    def draw(fig: Figure) -> None:
+        axes = fig.subplots(1, len(ordered), squeeze=False)[0]
+        for ax, (quantile, (metric, values)) in zip(axes, ordered, strict=True):
+            rounds = np.arange(1, len(values) + 1)
+            best = int(np.argmin(values)) + 1
+            ax.plot(rounds, values, color=MODEL_COLOR, lw=1.4)
+            ax.axvline(best, color=_INK, ls="--", lw=1)
+            ax.set_title(f"P{quantile * 100:g}: validation {metric}, best round {best:,}")
+            ax.set_xlabel("boosting round")
+            ax.set_yscale("log")
+            ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            ax.yaxis.set_major_formatter(_PLAIN)
+            ax.yaxis.set_minor_formatter(NullFormatter())
+        axes[0].set_ylabel("validation loss (log scale)")
+
+    width = min(FULL_WIDTH_IN, HALF_WIDTH_IN * max(len(ordered), 1))
+    return _render(key, "Validation loss by boosting round", draw, (width, 3.4))
 
 
 def band_svg(

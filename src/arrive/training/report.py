@@ -68,6 +68,7 @@ def write_report(
     extra_sections: Sequence[str] = (),
     timezone: str = "UTC",
     run_details: Mapping[str, str] | None = None,
+    loss_curves: Mapping[float, tuple[str, Sequence[float]]] | None = None,
 ) -> Path:
     """Write the report to ``path`` atomically (a reader never sees half a file).
 
@@ -94,6 +95,7 @@ def write_report(
         extra_sections=extra_sections,
         timezone=timezone,
         run_details=run_details,
+        loss_curves=loss_curves,
     )
     return _write_atomic(Path(path), html)
 
@@ -111,6 +113,7 @@ def render_report(
     extra_sections: Sequence[str] = (),
     timezone: str = "UTC",
     run_details: Mapping[str, str] | None = None,
+    loss_curves: Mapping[float, tuple[str, Sequence[float]]] | None = None,
 ) -> str:
     """The report as one HTML document.
 
@@ -136,6 +139,8 @@ def render_report(
             evaluation's ``local hour`` segment when it has one).
         run_details: how the model was made (parameters, iterations, versions, data
             hash), shown as a table near the end.
+        loss_curves: per quantile, the validation metric's name and its value after
+            each boosting round, drawn beside the run details.
 
     Raises:
         DataError: the sample lacks a column or has a null / NaN value; an importance
@@ -158,7 +163,7 @@ def render_report(
         _band_section(band, band_order),
         _segments_section(evaluation),
         _importance_section(importance),
-        _run_section(run_details or {}),
+        _run_section(run_details or {}, loss_curves or {}),
         _notes_section(notes),
         _json_section(evaluation),
     ]
@@ -674,15 +679,28 @@ def _notes_section(notes: Sequence[str]) -> str:
     return f"<section><h2>Notes</h2><ul class='notes'>{items}</ul></section>"
 
 
-def _run_section(details: Mapping[str, str]) -> str:
-    if not details:
+def _run_section(
+    details: Mapping[str, str], curves: Mapping[float, tuple[str, Sequence[float]]]
+) -> str:
+    if not details and not curves:
         return ""
     rows = "".join(
         f"<tr><th>{escape(key)}</th><td>{escape(value)}</td></tr>" for key, value in details.items()
     )
+    drawn = {quantile: curve for quantile, curve in curves.items() if curve[1]}
+    figure = (
+        _figure(
+            plots.loss_curves_svg("loss", drawn),
+            "Validation loss after each boosting round, per quantile (the anchor quantile may"
+            " use another loss than pinball); the dashed line marks the round kept by early"
+            " stopping.",
+        )
+        if drawn
+        else ""
+    )
     return (
         '<section><h2>How this model was made</h2><div class="scroll">'
-        f'<table class="small run">{rows}</table></div></section>'
+        f'<table class="small run">{rows}</table></div>{figure}</section>'
     )
 
 
