@@ -242,3 +242,10 @@ def test_coverage_by_quantile_for_the_reliability_plot() -> None:
 )
 def test_quantile_key(quantile: float, key: str) -> None:
     assert quantile_key(quantile) == key
+
+
+def test_an_mae_interval_never_goes_below_zero() -> None:
+    # market "b" holds errors 10 and 0: the normal interval would reach below 0
+    b = next(row for row in evaluate(_input()).segments["market"] if row.value == "b")
+    assert b.model.mae_low_s == 0.0
+    assert b.model.mae_high_s > b.model.mae_s == 5.0

@@ -152,7 +152,7 @@ def _band(label: str, y: FloatArray, p50: FloatArray, p90: FloatArray) -> BandRo
         label=label,
         n=len(y),
         mae_s=float(np.mean(np.abs(y - p50))),
-        mae_low_s=low,
+        mae_low_s=max(0.0, low),
         mae_high_s=high,
         bias_s=float(np.mean(y - p50)),
         coverage_p90=covered / len(y),

@@ -314,7 +314,7 @@ def _side(y: FloatArray, pred: FloatArray, quantiles: tuple[float, ...]) -> Side
     return SideMetrics(
         n=len(y),
         mae_s=float(np.mean(np.abs(error))),
-        mae_low_s=mae_low_s,
+        mae_low_s=max(0.0, mae_low_s),
         mae_high_s=mae_high_s,
         rmse_s=float(np.sqrt(np.mean(error**2))),
         quantiles=tuple(_quantile(y, pred[:, j], q) for j, q in enumerate(quantiles)),
@@ -377,7 +377,7 @@ def _segment_metrics(row: dict[str, Any], side: str, n: int) -> SegmentMetrics:
         mae_s=mae,
         coverage_p90=1.0 - float(row[f"{side}_late"]),
         late_rate=float(row[f"{side}_late"]),
-        mae_low_s=mae - half,
+        mae_low_s=max(0.0, mae - half),  # an MAE is never negative
         mae_high_s=mae + half,
     )
 
