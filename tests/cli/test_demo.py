@@ -59,6 +59,8 @@ def test_demo_on_a_small_simulation(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert code == 0
     html = (tmp_path / "run" / "report.html").read_text()
     assert html.count("<svg") >= 4
+    assert "<h2>How this model was made</h2>" in html
+    assert "source data sha256" in html
     out = capsys.readouterr().out
     assert "P90 coverage" in out
     assert "online vs offline on the same orders" in out
@@ -66,6 +68,8 @@ def test_demo_on_a_small_simulation(tmp_path: Path, capsys: pytest.CaptureFixtur
     live = (tmp_path / "live" / "report.html").read_text()
     assert "<h2>Online equals offline</h2>" in live
     assert 'aria-label="Latency of ETA requests"' in live
+    assert "The replay sent" in live  # and why its count differs from the test orders
+    assert "<h2>By segment</h2>" in live
 
 
 def test_demo_without_data_says_what_to_do(

@@ -81,8 +81,15 @@ def test_online_answers_equal_the_offline_evaluation(
         tmp_path / "live.html", result, facts={"split": "time"}, feature_importance={}
     )
     html = path.read_text()
-    for heading in ("Online equals offline", "Latency", "Who answered", "Model vs heuristic"):
+    for heading in (
+        "Online equals offline",
+        "Latency",
+        "Who answered",
+        "Model vs heuristic",
+        "By segment",
+    ):
         assert f"<h2>{heading}</h2>" in html
+    assert set(result.evaluation.segments) >= {"local hour", "market"}
     assert "agree within 1%" in html
     lines = report.summary_lines(result)
     assert "agree" in lines[-1]
@@ -124,3 +131,14 @@ def test_a_range_without_orders_is_refused(trained: tuple[Path, Path]) -> None:
     data, _ = trained
     with pytest.raises(DataError, match="no order was created"):
         live.plan_live(data, datetime.fromisoformat("2999-01-01T00:00:00+00:00"))
+
+
+def test_the_replay_note_explains_a_count_that_differs_from_the_test_orders() -> None:
+    first = datetime.fromisoformat("2022-03-31T15:30:00+00:00")
+    note = report.replay_note(6560, 6560, 6556, first)
+    assert "The replay sent 6,560 orders" in note
+    assert "the training run tested on 6,556" in note
+    assert "4 were created at that same time as the first test order" in note
+    assert "calibration slice" in note
+    assert "never delivered" in report.replay_note(6570, 6560, 6556, first)
+    assert "limited" in report.replay_note(100, 100, 6556, first)

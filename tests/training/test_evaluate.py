@@ -199,9 +199,36 @@ def test_result_to_dict_is_json_able() -> None:
     assert data["by_hour"][0] == {
         "value": "01",
         "n": 1,
-        "model": {"mae_s": 0.0, "coverage_p90": 1.0, "late_rate": 0.0},
-        "heuristic": {"mae_s": 150.0, "coverage_p90": 0.0, "late_rate": 1.0},
+        "model": {
+            "mae_s": 0.0,
+            "coverage_p90": 1.0,
+            "late_rate": 0.0,
+            "mae_low_s": 0.0,
+            "mae_high_s": 0.0,
+        },
+        "heuristic": {
+            "mae_s": 150.0,
+            "coverage_p90": 0.0,
+            "late_rate": 1.0,
+            "mae_low_s": 150.0,
+            "mae_high_s": 150.0,
+        },
     }
+
+
+def test_maes_carry_their_95_percent_interval() -> None:
+    result = evaluate(_input())
+    # absolute errors of P50: 10, 10, 30, 0 -> mean 12.5, sample sd sqrt(475/3)
+    half = 1.959963984540054 * math.sqrt(475 / 3) / 2
+    assert result.model.mae_low_s == pytest.approx(12.5 - half)
+    assert result.model.mae_high_s == pytest.approx(12.5 + half)
+    # market "a" is rows 0 and 2: errors 10 and 30 -> mean 20, sd sqrt(200)
+    a = next(row for row in result.segments["market"] if row.value == "a")
+    half_a = 1.959963984540054 * math.sqrt(200) / math.sqrt(2)
+    assert (a.model.mae_low_s, a.model.mae_high_s) == pytest.approx((20 - half_a, 20 + half_a))
+    flat = metrics_json(result)
+    assert flat["mae_ci95_low_s"] == result.model.mae_low_s
+    assert flat["heuristic_mae_ci95_high_s"] == result.heuristic.mae_high_s
 
 
 def test_coverage_by_quantile_for_the_reliability_plot() -> None:
@@ -215,3 +242,10 @@ def test_coverage_by_quantile_for_the_reliability_plot() -> None:
 )
 def test_quantile_key(quantile: float, key: str) -> None:
     assert quantile_key(quantile) == key
+
+
+def test_an_mae_interval_never_goes_below_zero() -> None:
+    # market "b" holds errors 10 and 0: the normal interval would reach below 0
+    b = next(row for row in evaluate(_input()).segments["market"] if row.value == "b")
+    assert b.model.mae_low_s == 0.0
+    assert b.model.mae_high_s > b.model.mae_s == 5.0

@@ -55,6 +55,8 @@ def test_writes_metrics_report_and_registers(data_dir: Path, tmp_path: Path) -> 
     html = (tmp_path / "run" / "report.html").read_text()
     assert "<svg" in html
     assert "http://" not in html
+    assert 'aria-label="Validation loss by boosting round"' in html
+    assert "boosting rounds kept" in html
     loaded = registry.open(result.version or "")
     bundle = ModelBundle.from_files(loaded.files)
     assert bundle.definitions_hash == loaded.metadata["definitions_hash"]

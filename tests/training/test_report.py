@@ -61,6 +61,8 @@ def _render(evaluation: Evaluation, band: pl.DataFrame, **changes: Any) -> str:
         "reliability": {0.1: 0.12, 0.5: 0.49, 0.9: 0.88},
         "context": {"split": "time-based, last week held out", "n_train": "1,000"},
         "notes": ["calibrated on the last 3 days"],
+        "run_details": {"model parameters": '{"num_leaves": 63}'},
+        "loss_curves": {0.5: ("l2", [9.0, 4.0, 3.0, 3.5]), 0.9: ("quantile", [5.0, 2.0, 2.2])},
     }
     return render_report(**(arguments | changes))
 
@@ -80,9 +82,10 @@ def test_report_is_self_contained(html: str) -> None:
 
 
 def test_one_svg_per_plot(html: str) -> None:
-    # reliability, MAE by hour, P50-P90 band, feature importance, one per segment (3)
-    assert html.count("<svg") == 7
-    assert html.count("</svg>") == 7
+    # reliability, coverage by predicted P90, MAE by hour, by day, scatter, residuals,
+    # by duration, P50-P90 band, feature importance, one per segment (3), loss curves
+    assert html.count("<svg") == 13
+    assert html.count("</svg>") == 13
 
 
 def test_svg_ids_are_unique_across_the_page(html: str) -> None:
@@ -111,13 +114,14 @@ def hostile_html(evaluation: Evaluation, sample: pl.DataFrame) -> str:
         context={EVIL: EVIL, "split": "random 80/20"},
         notes=[EVIL],
         feature_importance={EVIL: 1.0},
+        run_details={EVIL: EVIL},
     )
 
 
 def test_caller_text_is_escaped(hostile_html: str) -> None:
     assert "<script" not in hostile_html
     assert "&lt;script&gt;" in hostile_html
-    assert hostile_html.count("<svg") == 7
+    assert hostile_html.count("<svg") == 13
 
 
 def test_random_split_is_labelled(hostile_html: str) -> None:
@@ -133,7 +137,7 @@ def test_time_split_is_not_labelled_random(html: str) -> None:
 def test_report_without_importance_says_so(evaluation: Evaluation, sample: pl.DataFrame) -> None:
     page = _render(evaluation, sample, feature_importance={}, reliability=None, context={})
 
-    assert page.count("<svg") == 6
+    assert page.count("<svg") == 12
     assert "split kind is not stated" in page
 
 
@@ -208,3 +212,136 @@ def test_extra_sections_follow_the_headline_table(
     assert html.index("<h2>Latency</h2>") < html.index("Calibration")
     assert 'aria-label="Latency of ETA requests"' in html
     assert "p99 " in html
+
+
+# -- what the colours and labels say ---------------------------------------------------------
+
+
+def _target_evaluation(covered: int, n: int = 1000) -> Evaluation:
+    """``covered`` of ``n`` actuals at or below the model's P90; the heuristic's P90 covers
+    exactly 90 % and its P50 is worse than the model's. Local hours 11, 14 and 23 only."""
+    y = np.arange(1.0, n + 1) * 3.0
+    p90 = np.where(np.arange(n) < covered, y + 1.0, y - 1.0)
+    heuristic_p90 = np.where(np.arange(n) < n * 9 // 10, y + 1.0, y - 1.0)
+    model = np.column_stack([y * 1.05, p90])
+    heuristic = np.column_stack([y * 1.5, heuristic_p90])
+    start = datetime(2022, 3, 30, tzinfo=UTC)
+    times = [start + timedelta(minutes=7 * i) for i in range(n)]
+    local = np.array(["11", "14", "23"])[np.arange(n) % 3]
+    return evaluate(EvalInput(y, model, heuristic, (0.5, 0.9), times, {"local hour": local}))
+
+
+@pytest.fixture(scope="module")
+def target_pages(sample: pl.DataFrame) -> dict[int, str]:
+    return {
+        covered: _render(
+            _target_evaluation(covered), sample, reliability=None, timezone="Asia/Kolkata"
+        )
+        for covered in (907, 950, 850)
+    }
+
+
+def _kpi(html: str, label: str) -> str:
+    start = html.index(f'<div class="label">{label}</div>')
+    end = html.find('<div class="kpi">', start)
+    return html[start : end if end > 0 else html.index("</section>", start)]
+
+
+def test_coverage_within_its_interval_of_the_target_is_on_target(
+    target_pages: dict[int, str],
+) -> None:
+    """90.7 % of 1,000 orders is on target: not red because the heuristic hit 90.0 % exactly."""
+    page = target_pages[907]
+    coverage, late = _kpi(page, "P90 coverage"), _kpi(page, "Late rate (actual &gt; P90)")
+
+    assert '<div class="value good">90.7 %</div>' in coverage
+    assert "on target" in coverage
+    assert '<div class="value good">9.3 %</div>' in late
+    assert "bad" not in coverage + late
+
+
+def test_coverage_outside_its_interval_says_over_or_under(target_pages: dict[int, str]) -> None:
+    over, under = target_pages[950], target_pages[850]
+
+    assert "over-covered: promises later than needed" in _kpi(over, "P90 coverage")
+    assert '<div class="value warn">95.0 %</div>' in over
+    assert "under-covered: promises too early" in _kpi(under, "P90 coverage")
+    assert '<div class="value bad">85.0 %</div>' in under
+
+
+def test_an_mae_is_not_coloured_as_if_good_in_itself(target_pages: dict[int, str]) -> None:
+    evaluation = _target_evaluation(907)
+    mae = _kpi(target_pages[907], "MAE of P50")
+
+    assert f'<div class="value ">{evaluation.model.mae_s / 60:,.1f} min</div>' in mae
+    assert "lower than the heuristic" in mae
+    low, high = evaluation.model.mae_low_s / 60, evaluation.model.mae_high_s / 60
+    assert f"95 % interval {low:,.1f}–{high:,.1f} min" in mae
+
+
+def test_hours_are_local_when_the_evaluation_has_local_hours(
+    target_pages: dict[int, str], html: str
+) -> None:
+    assert "hour of day (local time, Asia/Kolkata)" in target_pages[907]
+    assert "hour of day (UTC)" not in target_pages[907]
+    assert "hour of day (UTC)" in html  # no local hours given: said to be UTC
+
+
+def test_small_segments_are_marked_too_few(html: str, evaluation: Evaluation) -> None:
+    store = evaluation.segments["store"]
+    assert all(row.n < 30 for row in store)
+    assert html.count('<span class="tag">too few</span>') >= len(store)
+    assert "too few)" in html  # the bars' labels
+
+
+def test_hour_lines_break_across_hours_without_orders() -> None:
+    from arrive.training import plots
+
+    rows = evaluate(
+        EvalInput(
+            [100.0] * 6,
+            [[90.0, 120.0]] * 6,
+            [[80.0, 130.0]] * 6,
+            (0.5, 0.9),
+            [datetime(2022, 3, 30, h, tzinfo=UTC) for h in (1, 2, 5, 9, 10, 11)],
+        )
+    ).by_hour
+    svg = plots.hourly_mae_svg("h", rows)
+
+    # one <path> per line; a break starts a new sub-path ("M") inside it
+    model_line = re.search(r'<path d="([^"]+)"[^>]*stroke: #2563eb; stroke-width: [\d.]+', svg)
+    assert model_line is not None
+    assert model_line.group(1).count("M") == 3  # 01–02, 05, 09–11
+
+
+def test_metrics_json_states_its_units(html: str) -> None:
+    assert "metrics.json: durations in seconds" in html
+    assert "coverages and rates as fractions from 0 to 1" in html
+
+
+def test_run_details_are_listed_and_escaped(html: str, hostile_html: str) -> None:
+    assert "<h2>How this model was made</h2>" in html
+    assert 'aria-label="Validation loss by boosting round"' in html
+    assert "best round 3" in html  # the quantile loss is lowest after round 2, l2 after 3
+    assert "{&quot;num_leaves&quot;: 63}" in html
+    assert "<h2>How this model was made</h2>" in hostile_html
+    assert "<script" not in hostile_html
+
+
+@pytest.mark.parametrize(
+    ("share", "n", "target", "late", "verdict", "tone"),
+    [
+        (0.9074, 6556, 0.9, False, "near target: slightly over-covered (+0.7 pp)", ""),
+        (0.0926, 6556, 0.1, True, "near target: slightly over-covered (+0.7 pp)", ""),
+        (0.12, 10_000, 0.1, False, "over-covered: promises later than needed", "warn"),
+        (0.85, 2_000, 0.9, False, "under-covered: promises too early", "bad"),
+        (0.15, 2_000, 0.1, True, "under-covered: promises too early", "bad"),
+        (0.91, 500, 0.9, False, "on target (the 95 % interval holds it)", "good"),
+    ],
+)
+def test_target_verdicts(
+    share: float, n: int, target: float, late: bool, verdict: str, tone: str
+) -> None:
+    from arrive.training.report import _target_verdict
+
+    assert _target_verdict(share, n, target, late=late) == (verdict, tone)

@@ -191,6 +191,8 @@ def _live(
         )
     bundle = ModelBundle.from_files(served.files)
     result = outcome.join_outcomes(answers, data_dir, bundle)
+    n_test = int(served.version.metrics["n_test"])
+    differ = " (the notes say why the counts differ)" if n_test != len(plan.orders) else ""
     path = report.write_live_report(
         workdir / "live" / "report.html",
         result,
@@ -199,8 +201,18 @@ def _live(
             "split": "time-based (the replayed days are the model's test days)",
             "replayed from": plan.orders[0].event_time.isoformat(),
             "orders sent": f"{len(plan.orders):,}",
+            "the run's test orders": f"{n_test:,}{differ}",
         },
         feature_importance=bundle.model.feature_importance(),
+        timezone=plan.timezone,
+        notes=[
+            report.replay_note(
+                len(plan.orders),
+                result.evaluation.model.n,
+                n_test,
+                start,
+            )
+        ],
     )
     answers.write_parquet(workdir / "live" / "answers.parquet")
     click.echo("\n".join([*report.summary_lines(result), f"live report: {path}"]))

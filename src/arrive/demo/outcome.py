@@ -123,7 +123,7 @@ def join_outcomes(answers: pl.DataFrame, data_dir: Path, bundle: ModelBundle) ->
     heuristic = bundle.heuristic.predict(keyed)
     y = spine.get_column("duration_s").to_numpy().astype(np.float64)
     served = online.select("p50_s", "p90_s").to_numpy().astype(np.float64)
-    evaluation = _evaluate(y, served, heuristic, bundle, spine)
+    evaluation = _evaluate(y, served, heuristic, bundle, keyed)
     outcomes = spine.select("order_id", "duration_s")
     return LiveOutcome(
         answers=answers.join(outcomes, on="order_id", how="left", maintain_order="left"),
@@ -155,6 +155,7 @@ def _evaluate(
     bundle: ModelBundle,
     spine: pl.DataFrame,
 ) -> Evaluation:
+    """``spine`` carries the local ``hour`` of each order."""
     quantiles = tuple(bundle.heuristic.quantiles)
     columns = [quantile_index(quantiles, q, "the heuristic") for q in (P50, P90)]
     return evaluate(
@@ -164,8 +165,18 @@ def _evaluate(
             heuristic_s=np.asarray(heuristic, dtype=np.float64)[:, columns],
             quantiles=(P50, P90),
             created_at=spine.get_column("created_at"),
+            segments=_segments(spine),
         )
     )
+
+
+def _segments(keyed: pl.DataFrame) -> dict[str, pl.Series]:
+    """The training report's segments: local hour, and market and store category when known."""
+    segments = {"local hour": keyed.get_column("hour").cast(pl.String).str.zfill(2)}
+    for column, label in (("market_id", "market"), ("store_category", "store category")):
+        if column in keyed.columns and keyed.get_column(column).null_count() < len(keyed):
+            segments[label] = keyed.get_column(column)
+    return segments
 
 
 def _agreement(y: FloatArray, online: FloatArray, offline: FloatArray) -> Agreement:

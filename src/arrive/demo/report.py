@@ -7,7 +7,8 @@ same orders, request latency, and fallbacks by reason.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from html import escape
 from pathlib import Path
 
@@ -24,8 +25,14 @@ def write_live_report(
     *,
     facts: Mapping[str, str],
     feature_importance: Mapping[str, float],
+    timezone: str = "UTC",
+    notes: Sequence[str] = (),
 ) -> Path:
-    """Write the self-contained report of a live replay to ``path``."""
+    """Write the self-contained report of a live replay to ``path``.
+
+    ``notes`` are added to the report's own (e.g. :func:`replay_note`); hours and days
+    are shown in ``timezone``, the marketplace's.
+    """
     delivered = outcome.answers.filter(pl.col("duration_s").is_not_null())
     sample = delivered.select(
         "created_at", pl.col("duration_s").alias("y_true_s"), "p50_s", "p90_s"
@@ -37,11 +44,12 @@ def write_live_report(
         feature_importance=feature_importance,
         sample=sample,
         context=facts,
-        band_order="time",
+        timezone=timezone,
         notes=[
             "Every order of the replayed days was sent to the service at its creation time, "
             "after every earlier event had gone through ingest into the online store; each "
             "answer was then joined to the order's delivery.",
+            *notes,
         ],
         extra_sections=[
             _agreement_section(outcome),
@@ -49,6 +57,38 @@ def write_live_report(
             _fallback_section(outcome),
         ],
     )
+
+
+def replay_note(sent: int, delivered: int, test_orders: int, first: datetime) -> str:
+    """Why the replay's order count differs from the training run's test orders.
+
+    The replay sends every order created at or after ``first``, the creation time of
+    the run's first test order. The time split cuts its sorted orders by row count,
+    so delivered orders created at exactly ``first`` may sit in the calibration slice
+    rather than the test one; orders never delivered have no actual to score.
+
+    Args:
+        sent: orders the replay sent.
+        delivered: those delivered (scored in the live report).
+        test_orders: the training run's test orders.
+        first: the first test order's creation time.
+    """
+    parts = [
+        f"The replay sent {sent:,} orders, every one created at or after the first test"
+        f" order ({first.isoformat()}); {delivered:,} were delivered and are scored here;"
+        f" the training run tested on {test_orders:,}."
+    ]
+    if sent > delivered:
+        parts.append(f"{sent - delivered:,} were never delivered: no actual time to score.")
+    if delivered > test_orders:
+        parts.append(
+            f"{delivered - test_orders:,} were created at that same time as the first test order"
+            " but the split, which cuts the time-sorted orders by count, put them in the"
+            " calibration slice: the model was calibrated on them."
+        )
+    elif delivered < test_orders:
+        parts.append("Fewer than the test orders: the replay was limited (--live-orders).")
+    return " ".join(parts)
 
 
 def summary_lines(outcome: LiveOutcome) -> list[str]:

@@ -56,6 +56,9 @@ class QuantileEta:
     vocabulary_: Vocabulary
     boosters_: dict[float, lgb.Booster]
     rounds_: dict[float, int]
+    curves_: dict[float, tuple[str, list[float]]]
+    """Per quantile, the validation metric's name and value after each boosting round
+    (when fitted here with an ``eval_set``; not saved with the model)."""
     scales_: dict[float, float]
     anchor_offset_s_: float
 
@@ -137,6 +140,7 @@ class QuantileEta:
         self.vocabulary_ = learn_vocabulary(X, self.categorical_)
         self.boosters_ = {}
         self.rounds_ = {}
+        self.curves_ = {}
         self.scales_ = {}
         self.anchor_offset_s_ = 0.0
         return y
@@ -328,16 +332,26 @@ class QuantileEta:
     def _fit_one(
         self, q: float, train: lgb.Dataset, valid: lgb.Dataset | None, rounds: int | None = None
     ) -> lgb.Booster:
+        recorded: dict[str, Any] = {}
         stop: list[Callable[..., Any]] = (
-            [lgb.early_stopping(self.early_stopping_rounds, verbose=False)] if valid else []
+            [
+                lgb.early_stopping(self.early_stopping_rounds, verbose=False),
+                lgb.record_evaluation(recorded),
+            ]
+            if valid
+            else []
         )
-        return lgb.train(
+        booster = lgb.train(
             self.booster_params(q),
             train,
             num_boost_round=rounds or self.n_estimators,
             valid_sets=[valid] if valid else None,
             callbacks=stop,
         )
+        for metric, values in recorded.get("valid_0", {}).items():
+            self.curves_[q] = (str(metric), [float(v) for v in values])
+            break
+        return booster
 
 
 def _rounds(booster: lgb.Booster) -> int:

@@ -7,7 +7,8 @@ caller-supplied segment; :func:`metrics_json` flattens the result into the
 
 Definitions (``y`` the actual duration, ``p_q`` the prediction of quantile ``q``):
 
-* MAE / RMSE of the P50 prediction.
+* MAE / RMSE of the P50 prediction; the MAE with its 95 % normal interval
+  (overall and per segment value; :mod:`arrive.training.diagnostics`).
 * Pinball loss of ``q``: mean of ``max(q * (y - p_q), (q - 1) * (y - p_q))``.
 * Coverage of ``q``: share of rows with ``y <= p_q`` (ideal: ``q``).
 * Late rate: share of rows with ``y > p_90`` (the promise shown to users is P90).
@@ -41,6 +42,7 @@ import numpy.typing as npt
 import polars as pl
 
 from arrive.errors import ConfigError, DataError
+from arrive.training.diagnostics import Z95, mean_interval
 
 __all__ = [
     "EvalInput",
@@ -120,6 +122,7 @@ class SideMetrics(msgspec.Struct, frozen=True, kw_only=True):
         late_rate: share of rows whose actual exceeds the P90 prediction.
         width_s: mean of P90 minus P50, seconds.
         crossings: rows where a higher quantile's prediction is below a lower one's.
+        mae_low_s, mae_high_s: the 95 % normal interval of the MAE, seconds.
     """
 
     n: int
@@ -129,6 +132,8 @@ class SideMetrics(msgspec.Struct, frozen=True, kw_only=True):
     late_rate: float
     width_s: float
     crossings: int
+    mae_low_s: float = 0.0
+    mae_high_s: float = 0.0
 
     def at(self, quantile: float) -> QuantileMetrics:
         """The scores of ``quantile``.
@@ -149,11 +154,14 @@ class SegmentMetrics(msgspec.Struct, frozen=True, kw_only=True):
         mae_s: MAE of the P50 prediction, seconds.
         coverage_p90: share of actuals at or below the P90 prediction.
         late_rate: share of actuals above the P90 prediction.
+        mae_low_s, mae_high_s: the 95 % normal interval of the MAE, seconds.
     """
 
     mae_s: float
     coverage_p90: float
     late_rate: float
+    mae_low_s: float = 0.0
+    mae_high_s: float = 0.0
 
 
 class SegmentRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -179,7 +187,8 @@ class Evaluation(msgspec.Struct, frozen=True, kw_only=True):
         quantiles: the evaluated quantile levels, increasing.
         model: the model's overall scores.
         heuristic: the heuristic's overall scores.
-        by_hour: scores per UTC hour of creation, for hours that have orders, in order.
+        by_hour: scores per UTC hour of creation, for hours that have orders, in order
+            (reports prefer a ``"local hour"`` segment when the caller gives one).
         segments: per segment name, scores per label, largest ``n`` first (ties by label).
     """
 
@@ -266,7 +275,8 @@ def coverage_by_quantile(
 def metrics_json(evaluation: Evaluation) -> dict[str, float | int | None]:
     """The flat ``metrics.json`` record (seconds and shares; the caller adds ``n_train`` etc.).
 
-    Keys: ``n_test``, ``mae_s``, ``rmse_s``, ``width_s``, ``late_rate``, ``crossings``,
+    Keys: ``n_test``, ``mae_s`` (with its 95 % interval ``mae_ci95_low_s`` and
+    ``mae_ci95_high_s``), ``rmse_s``, ``width_s``, ``late_rate``, ``crossings``,
     ``coverage_pXX`` and ``pinball_pXX`` for every quantile, the same prefixed with
     ``heuristic_``, and ``mae_improvement`` (relative, vs the heuristic; None when the
     heuristic's MAE is 0).
@@ -281,6 +291,8 @@ def metrics_json(evaluation: Evaluation) -> dict[str, float | int | None]:
 def _flat_side(side: SideMetrics, prefix: str) -> dict[str, float | int | None]:
     flat: dict[str, float | int | None] = {
         f"{prefix}mae_s": side.mae_s,
+        f"{prefix}mae_ci95_low_s": side.mae_low_s,
+        f"{prefix}mae_ci95_high_s": side.mae_high_s,
         f"{prefix}rmse_s": side.rmse_s,
         f"{prefix}width_s": side.width_s,
         f"{prefix}late_rate": side.late_rate,
@@ -298,9 +310,12 @@ def _flat_side(side: SideMetrics, prefix: str) -> dict[str, float | int | None]:
 def _side(y: FloatArray, pred: FloatArray, quantiles: tuple[float, ...]) -> SideMetrics:
     p50, p90 = pred[:, quantiles.index(P50)], pred[:, quantiles.index(P90)]
     error = y - p50
+    mae_low_s, mae_high_s = mean_interval(np.abs(error))
     return SideMetrics(
         n=len(y),
         mae_s=float(np.mean(np.abs(error))),
+        mae_low_s=max(0.0, mae_low_s),
+        mae_high_s=mae_high_s,
         rmse_s=float(np.sqrt(np.mean(error**2))),
         quantiles=tuple(_quantile(y, pred[:, j], q) for j, q in enumerate(quantiles)),
         late_rate=float(np.mean(y > p90)),
@@ -326,7 +341,11 @@ def _segment_rows(checked: _Checked, labels: pl.Series) -> tuple[SegmentRow, ...
     grouped = (
         pl.DataFrame(columns)
         .group_by("label")
-        .agg(pl.len().alias("n"), pl.exclude("label").mean())
+        .agg(
+            pl.len().alias("n"),
+            pl.exclude("label").mean(),
+            *(pl.col(f"{side}_abs").std().alias(f"{side}_sd") for side in _SIDES),
+        )
         .sort(["n", "label"], descending=[True, False])
     )
     return tuple(_segment_row(row) for row in grouped.iter_rows(named=True))
@@ -345,16 +364,21 @@ def _col(checked: _Checked, pred: FloatArray, quantile: float) -> FloatArray:
 
 
 def _segment_row(row: dict[str, Any]) -> SegmentRow:
-    sides = {
-        side: SegmentMetrics(
-            mae_s=float(row[f"{side}_abs"]),
-            coverage_p90=1.0 - float(row[f"{side}_late"]),
-            late_rate=float(row[f"{side}_late"]),
-        )
-        for side in _SIDES
-    }
+    sides = {side: _segment_metrics(row, side, int(row["n"])) for side in _SIDES}
     return SegmentRow(
         value=str(row["label"]), n=int(row["n"]), model=sides["model"], heuristic=sides["heuristic"]
+    )
+
+
+def _segment_metrics(row: dict[str, Any], side: str, n: int) -> SegmentMetrics:
+    mae = float(row[f"{side}_abs"])
+    half = Z95 * float(row[f"{side}_sd"] or 0.0) / math.sqrt(n)
+    return SegmentMetrics(
+        mae_s=mae,
+        coverage_p90=1.0 - float(row[f"{side}_late"]),
+        late_rate=float(row[f"{side}_late"]),
+        mae_low_s=max(0.0, mae - half),  # an MAE is never negative
+        mae_high_s=mae + half,
     )
 
 

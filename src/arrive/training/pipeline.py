@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import platform
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -105,6 +106,7 @@ def run_training(
     on_step("report")
     _report(
         run_dir,
+        data_dir=data_dir,
         ts=ts,
         features=features,
         model=model,
@@ -279,6 +281,7 @@ def _write_model(directory: Path, bundle: ModelBundle) -> None:
 def _report(
     run_dir: Path,
     *,
+    data_dir: Path,
     ts: TrainingSet,
     features: FeatureSet,
     model: QuantileEta,
@@ -288,7 +291,8 @@ def _report(
     decisions: list[GroupDecision],
 ) -> None:
     test = ts.orders[split.test]
-    pred = model.predict(features.frame.drop("order_id")[split.test])
+    X = features.frame.drop("order_id")[split.test]
+    pred = model.predict(X)
     sample = pl.DataFrame(
         {
             "created_at": test.get_column("created_at"),
@@ -297,6 +301,8 @@ def _report(
             "p90_s": pred[:, -1],
         }
     )
+    if "distance_km" in X.columns:
+        sample = sample.with_columns(X.get_column("distance_km"))
     context = {
         "split": split.label,
         "data range": f"{metrics['data_start']} → {metrics['data_end']}",
@@ -307,12 +313,6 @@ def _report(
         "training time": f"{metrics['train_seconds']} s",
         "local time zone": ts.local_timezone,
     }
-    notes = [f"left out: {name} — {why}" for name, why in features.left_out.items()]
-    notes += [
-        f"feature group '{d.group}': validation MAE {d.mae_with_s / 60:.3f} min with, "
-        f"{d.mae_without_s / 60:.3f} min without → {'kept' if d.kept else 'dropped'}"
-        for d in decisions
-    ]
     write_report(
         run_dir / "report.html",
         title="Arrive — ETA model evaluation",
@@ -320,8 +320,63 @@ def _report(
         feature_importance=model.feature_importance(),
         sample=sample,
         context=context,
-        notes=notes,
+        notes=_notes(features, decisions),
+        timezone=ts.local_timezone,
+        run_details=run_details(model, features, data_dir),
+        loss_curves=getattr(model, "curves_", {}),
     )
+
+
+def _notes(features: FeatureSet, decisions: list[GroupDecision]) -> list[str]:
+    notes = [_left_out_note(name, why, features.names) for name, why in features.left_out.items()]
+    notes += [
+        f"feature group '{d.group}': validation MAE {d.mae_with_s / 60:.3f} min with, "
+        f"{d.mae_without_s / 60:.3f} min without → {'kept' if d.kept else 'dropped'}"
+        for d in decisions
+    ]
+    return notes
+
+
+def _left_out_note(name: str, why: str, used: list[str]) -> str:
+    """A left-out feature or group, saying when a used feature has a similar name (the
+    weather *observations* group is left out while the orders' own weather column is used)."""
+    if not name.endswith(" (group)"):
+        return f"feature '{name}' not used: {why}"
+    group = name.removesuffix(" (group)")
+    text = f"feature group '{group}' (built from {group} events) not built: {why}"
+    alike = [feature for feature in used if group.lower() in feature.lower()]
+    if alike:
+        text += (
+            f"; the used feature(s) {', '.join(repr(f) for f in alike)} come from the orders'"
+            " own columns instead"
+        )
+    return text
+
+
+def run_details(model: QuantileEta, features: FeatureSet, data_dir: Path) -> dict[str, str]:
+    """How a model was made, for its report: parameters, boosting rounds, library
+    versions, data and feature-definition hashes."""
+    from importlib.metadata import version
+
+    summary_path = data_dir / "import_summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    rounds = ", ".join(f"P{q * 100:g} {_rounds(b):,}" for q, b in model.boosters_.items())
+    return {
+        "model parameters": json.dumps(model.get_params(), sort_keys=True),
+        "boosting rounds kept (early stopping on the validation slice)": rounds,
+        "features used": f"{len(features.names)}: {', '.join(features.names)}",
+        "feature definitions hash": features.definitions_hash,
+        "source data sha256": str(summary.get("input", {}).get("sha256", "not recorded")),
+        "source data mapping": str(summary.get("mapping") or summary.get("source") or "n/a"),
+        "versions": f"arrive {arrive.__version__} · python {platform.python_version()} · "
+        + " · ".join(f"{name} {version(name)}" for name in ("lightgbm", "numpy", "polars")),
+    }
+
+
+def _rounds(booster: Any) -> int:
+    """Rounds the booster predicts with: its best iteration when early stopping set one."""
+    best = int(booster.best_iteration)
+    return best if best > 0 else int(booster.num_trees())
 
 
 def _register(

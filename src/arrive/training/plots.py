@@ -25,18 +25,23 @@ import numpy as np
 import numpy.typing as npt
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.ticker import PercentFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, PercentFormatter
 
+from arrive.training.diagnostics import MIN_ORDERS, BandRow
 from arrive.training.evaluate import SegmentRow
 
 __all__ = [
     "HEURISTIC_COLOR",
     "MODEL_COLOR",
     "band_svg",
+    "bands_svg",
     "hourly_mae_svg",
     "importance_svg",
     "latency_svg",
+    "loss_curves_svg",
     "reliability_svg",
+    "residual_svg",
+    "scatter_svg",
     "segment_mae_svg",
 ]
 
@@ -48,7 +53,7 @@ _MUTED: Final = "#6b7280"
 _GRID: Final = "#e5e7eb"
 # Widths match the report's columns at 96 px per inch, so 9.5 pt text shows at about 12.7 px.
 HALF_WIDTH_IN: Final = 5.5
-FULL_WIDTH_IN: Final = 11.2
+FULL_WIDTH_IN: Final = 8.8
 NARROW_WIDTH_IN: Final = 7.5
 _STYLE: Final[dict[str, Any]] = {
     "svg.fonttype": "none",
@@ -78,6 +83,7 @@ _NAMESPACES: Final = re.compile(r'\s(?:xmlns(?::xlink)?|width|height)="[^"]*"')
 _ID_REFS: Final = re.compile(r'(\bid="|url\(#|href="#)')
 
 Draw = Callable[[Figure], None]
+_PLAIN: Final = FuncFormatter(lambda value, _: f"{value:,.0f}" if value >= 10 else f"{value:g}")
 
 
 def reliability_svg(
@@ -106,26 +112,34 @@ def reliability_svg(
     return _render(key, "Reliability: observed vs nominal coverage", draw, (HALF_WIDTH_IN, 5.0))
 
 
-def hourly_mae_svg(key: str, rows: Sequence[SegmentRow]) -> str:
-    """MAE of P50 by hour of day (UTC) for model and heuristic, over faint order-count bars."""
+def hourly_mae_svg(key: str, rows: Sequence[SegmentRow], clock: str = "local") -> str:
+    """MAE of P50 by hour of day for model and heuristic, over faint order-count bars.
+
+    Lines break across hours without orders; the model's points carry their 95 %
+    interval, and hours with fewer than :data:`MIN_ORDERS` orders are drawn hollow.
+    ``clock`` names the hours' time zone on the axis (``"local"``, ``"UTC"``).
+    """
 
     def draw(fig: Figure) -> None:
         hours = np.array([int(row.value) for row in rows])
         ax = fig.add_subplot()
         counts = ax.twinx()
         counts.bar(hours, [row.n for row in rows], color=_GRID, width=0.8)
-        counts.set_ylabel("orders (bars)", color=_MUTED)
+        counts.set_ylabel("orders (grey bars)", color=_MUTED)
         counts.grid(False)
         ax.set_zorder(counts.get_zorder() + 1)
         ax.patch.set_visible(False)
         _hour_lines(ax, hours, rows)
-        ax.set(xlim=(-0.7, 23.7), xticks=range(0, 24, 2), xlabel="hour of day (UTC)")
+        ax.set(xlim=(-0.7, 23.7), xticks=range(0, 24, 2), xlabel=f"hour of day ({clock})")
 
-    return _render(key, "MAE by hour of day", draw, (HALF_WIDTH_IN, 5.0))
+    return _render(key, "MAE by hour of day", draw, (HALF_WIDTH_IN, 4.6))
 
 
 def segment_mae_svg(key: str, name: str, rows: Sequence[SegmentRow], limit: int) -> str:
     """Horizontal bars of MAE per segment value, model vs heuristic, the ``limit`` largest.
+
+    Whiskers are the model's 95 % interval; values with fewer than :data:`MIN_ORDERS`
+    orders are drawn pale and labelled as too few to read.
 
     Args:
         key: a page-unique id prefix.
@@ -138,17 +152,114 @@ def segment_mae_svg(key: str, name: str, rows: Sequence[SegmentRow], limit: int)
     def draw(fig: Figure) -> None:
         ax = fig.add_subplot()
         y = np.arange(len(shown))[::-1]
-        model = [row.model.mae_s / 60 for row in shown]
-        heuristic = [row.heuristic.mae_s / 60 for row in shown]
-        ax.barh(y + 0.2, heuristic, height=0.38, color=HEURISTIC_COLOR, label="heuristic")
-        ax.barh(y - 0.2, model, height=0.38, color=MODEL_COLOR, label="model")
-        ax.set_yticks(y, [f"{_short(row.value)}  (n={row.n:,})" for row in shown])
+        alpha = [0.3 if row.n < MIN_ORDERS else 1.0 for row in shown]
+        for offset, color, label, side in (
+            (0.2, HEURISTIC_COLOR, "heuristic", "heuristic"),
+            (-0.2, MODEL_COLOR, "model (95 % interval)", "model"),
+        ):
+            values = [getattr(row, side).mae_s / 60 for row in shown]
+            colors = [mpl.colors.to_rgba(color, a) for a in alpha]
+            ax.barh(y + offset, values, height=0.38, color=colors, label=label)
+        _whiskers(ax, y - 0.2, [row.model for row in shown], horizontal=True)
+        ax.set_yticks(y, [_segment_label(row) for row in shown])
         ax.tick_params(axis="y", length=0, labelcolor=_INK)
         ax.grid(axis="y", visible=False)
         ax.set_xlabel("MAE of P50 (minutes)")
-        ax.legend(loc="lower left", bbox_to_anchor=(0, 1), ncols=2, reverse=True)
+        _legend_above(ax, ncols=2, reverse=True)
 
-    return _render(key, f"MAE by {name}", draw, (HALF_WIDTH_IN, 1.1 + 0.3 * max(len(shown), 2)))
+    return _render(key, f"MAE by {name}", draw, (HALF_WIDTH_IN, 1.2 + 0.32 * max(len(shown), 2)))
+
+
+def bands_svg(key: str, label: str, rows: Sequence[BandRow], x_label: str) -> str:
+    """Two panels over groups of orders: MAE of P50 (bars, 95 % interval, bias as a
+    diamond) and P90 coverage (points, Wilson interval, the 90 % target dashed).
+
+    Groups with fewer than :data:`MIN_ORDERS` orders are drawn pale.
+    """
+
+    def draw(fig: Figure) -> None:
+        top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(1.15, 1))
+        x = np.arange(len(rows))
+        colors = [_pale(MODEL_COLOR, row.small) for row in rows]
+        top.bar(x, [r.mae_s / 60 for r in rows], color=colors, width=0.62, label="MAE of P50")
+        _whiskers(top, x, rows, horizontal=False)
+        top.scatter(
+            x,
+            [r.bias_s / 60 for r in rows],
+            marker="D",
+            s=16,
+            color=_INK,
+            zorder=3,
+            label="bias (actual − P50)",
+        )
+        top.axhline(0, color="#9ca3af", lw=0.8)
+        high = max(max(r.mae_high_s, r.bias_s) for r in rows) / 60
+        low = min(min(r.bias_s for r in rows) / 60, 0.0)
+        top.set_ylim(low * 1.15 - 0.05 * high, high * 1.08)
+        top.set_ylabel("minutes")
+        _legend_above(top, ncols=2)
+        _coverage_points(bottom, x, rows)
+        bottom.set_xticks(
+            x,
+            [f"{r.label}\nn={r.n:,}" for r in rows],
+            fontsize=7.5,
+            rotation=0 if len(rows) <= 8 else 35,
+            ha="center" if len(rows) <= 8 else "right",
+        )
+        bottom.set_xlabel(x_label)
+
+    return _render(key, label, draw, (HALF_WIDTH_IN, 5.0))
+
+
+def scatter_svg(
+    key: str, y_true_s: npt.NDArray[np.float64], p50_s: npt.NDArray[np.float64], limit: int = 1500
+) -> str:
+    """Predicted P50 against actual duration, with the ``y = x`` line (at most ``limit``
+    points, evenly spaced in P50 order, so the page stays light)."""
+    order = np.argsort(p50_s, kind="stable")
+    if len(order) > limit:
+        order = order[np.linspace(0, len(order) - 1, limit).round().astype(np.int64)]
+    predicted, actual = p50_s[order] / 60, y_true_s[order] / 60
+
+    def draw(fig: Figure) -> None:
+        ax = fig.add_subplot()
+        top = float(max(predicted.max(), actual.max(), 1.0)) * 1.04
+        ax.plot([0, top], [0, top], ls="--", color=_MUTED, lw=1, label="y = x (perfect P50)")
+        ax.scatter(predicted, actual, s=6, color=MODEL_COLOR, alpha=0.35, lw=0, label="order")
+        ax.set(
+            xlim=(0, top),
+            ylim=(0, top),
+            xlabel="predicted P50 (minutes)",
+            ylabel="actual (minutes)",
+        )
+        ax.set_aspect("equal")
+        _legend_above(ax, ncols=2, markerscale=2.5)
+
+    return _render(key, "Predicted P50 against actual", draw, (HALF_WIDTH_IN, 5.0))
+
+
+def residual_svg(
+    key: str, y_true_s: npt.NDArray[np.float64], p50_s: npt.NDArray[np.float64]
+) -> str:
+    """Histogram of actual minus P50 in minutes, with zero and the mean (the bias) marked."""
+    residual = (y_true_s - p50_s) / 60
+
+    def draw(fig: Figure) -> None:
+        ax = fig.add_subplot()
+        low, high = np.percentile(residual, [0.5, 99.5])
+        bins = np.linspace(min(low, -1.0), max(high, 1.0), 41)
+        ax.hist(
+            np.clip(residual, bins[0], bins[-1]), bins=bins.tolist(), color=MODEL_COLOR, alpha=0.75
+        )
+        ax.axvline(0, color=_MUTED, ls="--", lw=1, label="0 (P50 exact)")
+        bias = float(residual.mean())
+        ax.axvline(bias, color=_INK, lw=1.4, label=f"bias (mean) {bias:+.2f} min")
+        ax.set(
+            xlabel="actual − predicted P50 (minutes; > 0 is later than predicted)", ylabel="orders"
+        )
+        _legend_above(ax, ncols=2)
+
+    return _render(key, "Residuals of P50", draw, (HALF_WIDTH_IN, 5.0))
 
 
 def importance_svg(key: str, importance: Mapping[str, float], top: int = 20) -> str:
@@ -174,6 +285,30 @@ def importance_svg(key: str, importance: Mapping[str, float], top: int = 20) -> 
     return _render(
         key, "Feature importance", draw, (NARROW_WIDTH_IN, 0.7 + 0.24 * max(len(ranked), 3))
     )
+
+
+def loss_curves_svg(key: str, curves: Mapping[float, tuple[str, Sequence[float]]]) -> str:
+    """One panel per quantile: its validation metric after each boosting round, with the
+    best round (the one early stopping keeps) marked."""
+    ordered = sorted(curves.items())
+
+    def draw(fig: Figure) -> None:
+        axes = fig.subplots(1, len(ordered), squeeze=False)[0]
+        for ax, (quantile, (metric, values)) in zip(axes, ordered, strict=True):
+            rounds = np.arange(1, len(values) + 1)
+            best = int(np.argmin(values)) + 1
+            ax.plot(rounds, values, color=MODEL_COLOR, lw=1.4)
+            ax.axvline(best, color=_INK, ls="--", lw=1)
+            ax.set_title(f"P{quantile * 100:g}: validation {metric}, best round {best:,}")
+            ax.set_xlabel("boosting round")
+            ax.set_yscale("log")
+            ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            ax.yaxis.set_major_formatter(_PLAIN)
+            ax.yaxis.set_minor_formatter(NullFormatter())
+        axes[0].set_ylabel("validation loss (log scale)")
+
+    width = min(FULL_WIDTH_IN, HALF_WIDTH_IN * max(len(ordered), 1))
+    return _render(key, "Validation loss by boosting round", draw, (width, 3.4))
 
 
 def band_svg(
@@ -214,7 +349,7 @@ def band_svg(
         )
         ax.set(xlim=(-0.5, max(len(x) - 0.5, 0.5)), xlabel=x_label, ylabel="minutes")
         ax.set_ylim(bottom=0)
-        ax.legend(loc="upper left", ncols=4, markerscale=1.8)
+        _legend_above(ax, ncols=4, markerscale=1.8)
 
     return _render(key, "P50 to P90 band against actuals", draw, (FULL_WIDTH_IN, 4.2))
 
@@ -228,11 +363,14 @@ def latency_svg(key: str, latency_ms: npt.NDArray[np.float64]) -> str:
         bins = np.geomspace(values.min(), max(values.max(), values.min() * 1.01), 40)
         ax.hist(values, bins=bins.tolist(), color=MODEL_COLOR, alpha=0.75)
         ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
         for q, style in ((50, "-"), (99, "--")):
             point = float(np.percentile(values, q))
             ax.axvline(point, color=_INK, ls=style, lw=1, label=f"p{q} {point:.2f} ms")
         ax.set(xlabel="round trip (ms, log scale)", ylabel="requests")
-        ax.legend(loc="upper right")
+        _legend_above(ax, ncols=2)
 
     return _render(key, "Latency of ETA requests", draw, (HALF_WIDTH_IN, 4.0))
 
@@ -262,27 +400,82 @@ def _reliability_line(
 
 
 def _hour_lines(ax: Axes, hours: npt.NDArray[np.int_], rows: Sequence[SegmentRow]) -> None:
-    ax.plot(
-        hours,
-        [row.heuristic.mae_s / 60 for row in rows],
-        marker="s",
-        ms=4,
-        color=HEURISTIC_COLOR,
-        lw=1.6,
-        label="heuristic",
-    )
-    ax.plot(
-        hours,
-        [row.model.mae_s / 60 for row in rows],
-        marker="o",
-        ms=4,
-        color=MODEL_COLOR,
-        lw=1.8,
-        label="model",
-    )
+    x = np.arange(24)
+    for side, color, marker, label in (
+        ("heuristic", HEURISTIC_COLOR, "s", "heuristic"),
+        ("model", MODEL_COLOR, "o", "model (95 % interval)"),
+    ):
+        line = np.full(24, np.nan)
+        line[hours] = [getattr(row, side).mae_s / 60 for row in rows]
+        ax.plot(x, line, color=color, lw=1.7, label=label)
+        for filled in (True, False):
+            mask = np.array([(row.n >= MIN_ORDERS) == filled for row in rows], dtype=bool)
+            ax.scatter(
+                hours[mask],
+                line[hours[mask]],
+                marker=marker,
+                s=18,
+                zorder=3,
+                color=color if filled else "white",
+                edgecolors=color,
+                linewidths=1.1,
+            )
+    _whiskers(ax, hours, [row.model for row in rows], horizontal=False)
     ax.set_ylabel("MAE of P50 (minutes)")
-    ax.set_ylim(bottom=0, top=ax.get_ylim()[1] * 1.2)
-    ax.legend(loc="upper left", ncols=2)
+    ax.set_ylim(bottom=0)
+    _legend_above(ax, ncols=2)
+
+
+def _whiskers(ax: Axes, at: Any, rows: Sequence[Any], *, horizontal: bool) -> None:
+    """95 % interval whiskers of the MAE of ``rows`` (objects with ``mae_s`` and bounds)."""
+    mae = np.array([r.mae_s for r in rows]) / 60
+    low = np.array([r.mae_low_s if hasattr(r, "mae_low_s") else r.mae_s for r in rows]) / 60
+    high = np.array([r.mae_high_s if hasattr(r, "mae_high_s") else r.mae_s for r in rows]) / 60
+    spread = np.vstack([np.clip(mae - low, 0, None), np.clip(high - mae, 0, None)])
+    kwargs: dict[str, Any] = {"fmt": "none", "ecolor": _INK, "elinewidth": 0.9, "capsize": 2}
+    if horizontal:
+        ax.errorbar(mae, at, xerr=spread, **kwargs)
+    else:
+        ax.errorbar(at, mae, yerr=spread, **kwargs)
+
+
+def _coverage_points(ax: Axes, x: npt.NDArray[np.int_], rows: Sequence[BandRow]) -> None:
+    coverage = np.array([r.coverage_p90 for r in rows])
+    low = np.array([r.coverage_low for r in rows])
+    high = np.array([r.coverage_high for r in rows])
+    spread = np.clip(np.vstack([coverage - low, high - coverage]), 0, None)
+    ax.axhline(0.9, color=LATE_COLOR, ls="--", lw=1)
+    for small in (False, True):
+        mask = np.array([r.small == small for r in rows], dtype=bool)
+        if mask.any():
+            ax.errorbar(
+                x[mask],
+                coverage[mask],
+                yerr=spread[:, mask],
+                fmt="o",
+                ms=4,
+                color=_pale(MODEL_COLOR, small),
+                ecolor=_pale(_INK, small),
+                elinewidth=0.9,
+                capsize=2,
+            )
+    ax.set_ylim(max(0.0, min(0.7, float(low.min()) - 0.03)), 1.01)
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    ax.set_ylabel("P90 coverage")
+
+
+def _pale(color: str, small: bool) -> tuple[float, float, float, float]:
+    return mpl.colors.to_rgba(color, 0.3 if small else 1.0)
+
+
+def _segment_label(row: SegmentRow) -> str:
+    suffix = ", too few" if row.n < MIN_ORDERS else ""
+    return f"{_short(row.value)}  (n={row.n:,}{suffix})"
+
+
+def _legend_above(ax: Axes, ncols: int, **kwargs: Any) -> None:
+    """The legend in a row above the axes, where it cannot hide data."""
+    ax.legend(loc="lower left", bbox_to_anchor=(0, 1.01), ncols=ncols, borderaxespad=0, **kwargs)
 
 
 def _short(text: str, limit: int = 24) -> str:

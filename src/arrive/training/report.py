@@ -22,10 +22,12 @@ from pathlib import Path
 from typing import Final, Literal
 
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 from arrive.errors import ConfigError, DataError
-from arrive.training import plots
+from arrive.training import diagnostics, plots
+from arrive.training.diagnostics import coverage_status, wilson_interval
 from arrive.training.evaluate import Evaluation, SegmentRow, SideMetrics, metrics_json
 
 __all__ = [
@@ -41,6 +43,14 @@ RANDOM_SPLIT_LABEL: Final = "random split, for comparison with published work on
 BAND_MAX_ROWS: Final = 400
 SEGMENT_PLOT_VALUES: Final = 12
 SEGMENT_TABLE_ROWS: Final = 50
+NEAR_TARGET_PP: Final = 1.0
+"""A coverage outside its 95 % interval of the target but within this many percentage
+points of it is shown as near target, in neutral ink: detectable with thousands of
+orders, too small to change a promise."""
+LOCAL_HOUR: Final = "local hour"
+"""The segment whose rows draw the hour-of-day chart (in the marketplace's local time)."""
+FloatArray = npt.NDArray[np.float64]
+_COVERAGE_KEY: Final = " Red dashed line: the 90 % coverage target; whiskers are 95 % intervals."
 BandOrder = Literal["p50", "time"]
 
 
@@ -56,6 +66,9 @@ def write_report(
     notes: Sequence[str] = (),
     band_order: BandOrder = "p50",
     extra_sections: Sequence[str] = (),
+    timezone: str = "UTC",
+    run_details: Mapping[str, str] | None = None,
+    loss_curves: Mapping[float, tuple[str, Sequence[float]]] | None = None,
 ) -> Path:
     """Write the report to ``path`` atomically (a reader never sees half a file).
 
@@ -68,6 +81,8 @@ def write_report(
         ConfigError: ``path`` is a directory.
         DataError: as :func:`render_report`.
     """
+    if Path(path).is_dir():  # refused before the (slow) rendering
+        raise ConfigError(f"{path}: is a directory, expected a report file path")
     html = render_report(
         title=title,
         evaluation=evaluation,
@@ -78,6 +93,9 @@ def write_report(
         notes=notes,
         band_order=band_order,
         extra_sections=extra_sections,
+        timezone=timezone,
+        run_details=run_details,
+        loss_curves=loss_curves,
     )
     return _write_atomic(Path(path), html)
 
@@ -93,6 +111,9 @@ def render_report(
     notes: Sequence[str] = (),
     band_order: BandOrder = "p50",
     extra_sections: Sequence[str] = (),
+    timezone: str = "UTC",
+    run_details: Mapping[str, str] | None = None,
+    loss_curves: Mapping[float, tuple[str, Sequence[float]]] | None = None,
 ) -> str:
     """The report as one HTML document.
 
@@ -100,9 +121,11 @@ def render_report(
         title: the page title (any text; escaped).
         evaluation: the result of :func:`arrive.training.evaluate.evaluate`.
         feature_importance: gain per feature name; the 20 largest are drawn. May be empty.
-        sample: a sample of test orders with the columns ``created_at``, ``y_true_s``,
-            ``p50_s``, ``p90_s`` (seconds), for the P50–P90 band plot; at most 400
-            rows are drawn, evenly spaced in the plot's order.
+        sample: the test orders with the columns ``created_at``, ``y_true_s``,
+            ``p50_s``, ``p90_s`` (seconds) and optionally ``distance_km``: the
+            breakdowns by day, distance, duration and predicted P90, the scatter and
+            the residuals are computed from it; the P50–P90 band plot draws at most
+            400 rows, evenly spaced in the plot's order.
         reliability: observed coverage per nominal quantile (``{0.5: 0.51, ...}``);
             defaults to the evaluated quantiles' coverage.
         context: key facts shown at the top, in order (split, data range, n_train,
@@ -112,6 +135,12 @@ def render_report(
         band_order: order of the band plot's orders: by P50 or by creation time.
         extra_sections: trusted HTML ``<section>`` elements shown after the headline
             table (built by Arrive itself, e.g. the live replay's latency; not escaped).
+        timezone: the marketplace's zone, for local days (hours come from the
+            evaluation's ``local hour`` segment when it has one).
+        run_details: how the model was made (parameters, iterations, versions, data
+            hash), shown as a table near the end.
+        loss_curves: per quantile, the validation metric's name and its value after
+            each boosting round, drawn beside the run details.
 
     Raises:
         DataError: the sample lacks a column or has a null / NaN value; an importance
@@ -120,17 +149,21 @@ def render_report(
     facts = dict(context or {})
     # Validate everything before drawing anything.
     coverage = _reliability(evaluation, reliability)
-    band = _band_rows(sample, band_order)
+    test = _test_rows(sample)
+    band = _band_rows(test, band_order)
     importance = _importance(feature_importance)
     sections = [
         _header(title, facts),
         _kpis(evaluation, facts),
         _headline_section(evaluation),
         *extra_sections,
-        _calibration_section(evaluation, coverage),
+        _calibration_section(evaluation, coverage, test),
+        _time_section(evaluation, test, timezone),
+        _errors_section(test),
         _band_section(band, band_order),
         _segments_section(evaluation),
         _importance_section(importance),
+        _run_section(run_details or {}, loss_curves or {}),
         _notes_section(notes),
         _json_section(evaluation),
     ]
@@ -163,7 +196,7 @@ def _importance(importance: Mapping[str, float]) -> dict[str, float]:
     return dict(importance)
 
 
-def _band_rows(sample: pl.DataFrame, order: BandOrder) -> pl.DataFrame:
+def _test_rows(sample: pl.DataFrame) -> pl.DataFrame:
     missing = [c for c in BAND_COLUMNS if c not in sample.columns]
     if missing:
         raise DataError(f"sample: missing column(s) {missing}; expected {list(BAND_COLUMNS)}")
@@ -171,6 +204,13 @@ def _band_rows(sample: pl.DataFrame, order: BandOrder) -> pl.DataFrame:
     bad = rows.select(pl.any_horizontal(pl.all().is_null()) | _nan(rows)).to_series()
     if bad.any():
         raise DataError(f"sample: {bad.sum()} of {len(rows)} rows have a null or NaN value")
+    if "distance_km" in sample.columns:
+        distance = sample.get_column("distance_km").cast(pl.Float64).fill_null(float("nan"))
+        rows = rows.with_columns(distance)
+    return rows
+
+
+def _band_rows(rows: pl.DataFrame, order: BandOrder) -> pl.DataFrame:
     rows = rows.sort("p50_s" if order == "p50" else "created_at", maintain_order=True)
     if len(rows) <= BAND_MAX_ROWS:
         return rows
@@ -224,36 +264,69 @@ def _banner(kind: str, html: str) -> str:
 
 def _kpis(evaluation: Evaluation, facts: Mapping[str, str]) -> str:
     model, heuristic = evaluation.model, evaluation.heuristic
-    p90 = model.at(0.9).coverage
+    improvement = evaluation.mae_improvement
     cards = [
-        (
+        _Card(
             "MAE of P50",
             _min(model.mae_s),
-            f"heuristic {_min(heuristic.mae_s)} · " + _relative_text(evaluation.mae_improvement),
-            _tone_relative(evaluation.mae_improvement),
+            "",
+            f"95 % interval {_min_range(model.mae_low_s, model.mae_high_s)}",
+            f"{_relative_text(improvement)} than the heuristic ({_min(heuristic.mae_s)})",
+            _tone_relative(improvement),
         ),
-        (
-            "P90 coverage",
-            _pct(p90),
-            f"target 90 % · heuristic {_pct(heuristic.at(0.9).coverage)}",
-            _tone_gap(p90, heuristic.at(0.9).coverage, 0.9),
-        ),
-        (
-            "Late rate (actual > P90)",
-            _pct(model.late_rate),
-            f"heuristic {_pct(heuristic.late_rate)}",
-            _tone_gap(model.late_rate, heuristic.late_rate, 0.1),
-        ),
-        ("Test orders", f"{model.n:,}", _train_text(facts), ""),
+        _target_card("P90 coverage", model.at(0.9).coverage, model.n, 0.9, late=False),
+        _target_card("Late rate (actual > P90)", model.late_rate, model.n, 0.1, late=True),
+        _Card("Test orders", f"{model.n:,}", "", _train_text(facts), "", ""),
     ]
-    return '<section class="kpis">' + "".join(_card(*card) for card in cards) + "</section>"
+    return '<section class="kpis">' + "".join(_card_html(card) for card in cards) + "</section>"
 
 
-def _card(label: str, value: str, sub: str, tone: str) -> str:
+@dataclass(frozen=True)
+class _Card:
+    label: str
+    value: str
+    value_tone: str
+    sub: str
+    verdict: str
+    verdict_tone: str
+
+
+def _target_card(label: str, share: float, n: int, target: float, *, late: bool) -> _Card:
+    low, high = wilson_interval(round(share * n), n)
+    verdict, tone = _target_verdict(share, n, target, late=late)
+    return _Card(
+        label,
+        _pct(share),
+        tone,
+        f"target {_pct(target, 0)} · 95 % interval {_pct_range(low, high)}",
+        verdict,
+        tone,
+    )
+
+
+def _target_verdict(share: float, n: int, target: float, *, late: bool = False) -> tuple[str, str]:
+    """How a coverage, or a late rate (``late``: the complement of the P90's coverage),
+    stands against its target; the text and its tone."""
+    coverage, goal = (1.0 - share, 1.0 - target) if late else (share, target)
+    status = coverage_status(coverage, n, goal)
+    gap_pp = (coverage - goal) * 100
+    if status == "on target":
+        return "on target (the 95 % interval holds it)", "good"
+    if abs(gap_pp) <= NEAR_TARGET_PP:
+        return f"near target: slightly {status} ({gap_pp:+.1f} pp)", ""
+    if status == "under-covered":
+        return "under-covered: promises too early", "bad"
+    return "over-covered: promises later than needed", "warn"
+
+
+def _card_html(card: _Card) -> str:
+    verdict = (
+        f'<div class="sub {card.verdict_tone}">{escape(card.verdict)}</div>' if card.verdict else ""
+    )
     return (
-        f'<div class="kpi"><div class="label">{escape(label)}</div>'
-        f'<div class="value {tone}">{escape(value)}</div>'
-        f'<div class="sub">{escape(sub)}</div></div>'
+        f'<div class="kpi"><div class="label">{escape(card.label)}</div>'
+        f'<div class="value {card.value_tone}">{escape(card.value)}</div>'
+        f'<div class="sub">{escape(card.sub)}</div>{verdict}</div>'
     )
 
 
@@ -267,12 +340,16 @@ def _train_text(facts: Mapping[str, str]) -> str:
 def _headline_section(evaluation: Evaluation) -> str:
     rows = "".join(_headline_rows(evaluation.model, evaluation.heuristic))
     return (
-        '<section><h2>Model vs heuristic</h2><table class="headline"><thead><tr>'
-        '<th>metric</th><th class="num">model</th><th class="num">heuristic</th>'
-        f'<th class="num">model vs heuristic</th></tr></thead><tbody>{rows}</tbody></table>'
+        '<section><h2>Model vs heuristic</h2><div class="scroll"><table class="headline">'
+        '<thead><tr><th>metric</th><th class="num">model</th><th class="num">95 % interval</th>'
+        '<th class="num">heuristic</th><th class="num">model vs heuristic</th>'
+        f"<th>model vs target</th></tr></thead><tbody>{rows}</tbody></table></div>"
         '<p class="caption">Durations in minutes. Coverage is the share of actual delivery'
         " times at or below the prediction; ideally it equals the quantile. Late means the"
-        " actual exceeded P90, the promise shown to users.</p></section>"
+        " actual exceeded P90, the promise shown to users. Intervals: normal for the MAE,"
+        " Wilson for shares; a coverage is on target when its interval holds the target,"
+        " over-covered above it (promises later than needed), under-covered below it"
+        " (promises too early); within 1 pp of the target it is near target.</p></section>"
     )
 
 
@@ -280,14 +357,22 @@ def _headline_section(evaluation: Evaluation) -> str:
 class _Row:
     label: str
     model: str
+    interval: str
     heuristic: str
     delta: str
     tone: str
+    target: str = ""
+    target_tone: str = ""
 
 
 def _headline_rows(model: SideMetrics, heuristic: SideMetrics) -> list[str]:
     rows = [
-        _error_row("MAE of P50", model.mae_s, heuristic.mae_s),
+        _error_row(
+            "MAE of P50",
+            model.mae_s,
+            heuristic.mae_s,
+            interval=_min_range(model.mae_low_s, model.mae_high_s),
+        ),
         _error_row("RMSE of P50", model.rmse_s, heuristic.rmse_s),
     ]
     rows += [
@@ -295,14 +380,28 @@ def _headline_rows(model: SideMetrics, heuristic: SideMetrics) -> list[str]:
         for m, h in zip(model.quantiles, heuristic.quantiles, strict=True)
     ]
     rows += [
-        _coverage_row(m.quantile, m.coverage, h.coverage)
+        _share_row(
+            f"Coverage P{_q(m.quantile)} (target {_pct(m.quantile, 0)})",
+            m.coverage,
+            h.coverage,
+            model.n,
+            m.quantile,
+        )
         for m, h in zip(model.quantiles, heuristic.quantiles, strict=True)
     ]
     rows += [
-        _late_row(model.late_rate, heuristic.late_rate),
+        _share_row(
+            "Late rate: actual > P90 (target 10 %)",
+            model.late_rate,
+            heuristic.late_rate,
+            model.n,
+            0.1,
+            late=True,
+        ),
         _Row(
             "Mean width P90 − P50",
             _min(model.width_s),
+            "",
             _min(heuristic.width_s),
             _relative_change(model.width_s, heuristic.width_s),
             "",
@@ -310,69 +409,174 @@ def _headline_rows(model: SideMetrics, heuristic: SideMetrics) -> list[str]:
         _Row(
             "Quantile crossings (rows)",
             f"{model.crossings:,}",
+            "",
             f"{heuristic.crossings:,}",
             "",
+            "",
+            "none" if model.crossings == 0 else "some rows cross",
             "good" if model.crossings == 0 else "bad",
         ),
-        _Row("Test orders", f"{model.n:,}", f"{heuristic.n:,}", "", ""),
+        _Row("Test orders", f"{model.n:,}", "", f"{heuristic.n:,}", "", ""),
     ]
     return [_row_html(row) for row in rows]
 
 
-def _error_row(label: str, model_s: float, heuristic_s: float, digits: int = 1) -> _Row:
+def _error_row(
+    label: str, model_s: float, heuristic_s: float, digits: int = 1, interval: str = ""
+) -> _Row:
     improvement = (heuristic_s - model_s) / heuristic_s if heuristic_s else None
     return _Row(
         label,
         _min(model_s, digits),
+        interval,
         _min(heuristic_s, digits),
         _relative_text(improvement),
         _tone_relative(improvement),
     )
 
 
-def _coverage_row(quantile: float, model: float, heuristic: float) -> _Row:
+def _share_row(
+    label: str, model: float, heuristic: float, n: int, target: float, *, late: bool = False
+) -> _Row:
+    low, high = wilson_interval(round(model * n), n)
+    verdict, tone = _target_verdict(model, n, target, late=late)
     return _Row(
-        f"Coverage P{_q(quantile)} (target {_pct(quantile, 0)})",
+        label,
         _pct(model),
+        _pct_range(low, high),
         _pct(heuristic),
         f"{(model - heuristic) * 100:+.1f} pp",
-        _tone_gap(model, heuristic, quantile),
-    )
-
-
-def _late_row(model: float, heuristic: float) -> _Row:
-    return _Row(
-        "Late rate: actual > P90 (target 10 %)",
-        _pct(model),
-        _pct(heuristic),
-        f"{(model - heuristic) * 100:+.1f} pp",
-        _tone_gap(model, heuristic, 0.1),
+        "",
+        verdict.split(" (")[0],
+        tone,
     )
 
 
 def _row_html(row: _Row) -> str:
     return (
         f"<tr><td>{escape(row.label)}</td><td class='num strong'>{escape(row.model)}</td>"
+        f"<td class='num muted'>{escape(row.interval)}</td>"
         f"<td class='num'>{escape(row.heuristic)}</td>"
-        f"<td class='num {row.tone}'>{escape(row.delta)}</td></tr>"
+        f"<td class='num {row.tone}'>{escape(row.delta)}</td>"
+        f"<td class='{row.target_tone}'>{escape(row.target)}</td></tr>"
     )
 
 
-def _calibration_section(evaluation: Evaluation, reliability: Mapping[float, float]) -> str:
+def _calibration_section(
+    evaluation: Evaluation, reliability: Mapping[float, float], test: pl.DataFrame
+) -> str:
     heuristic = {m.quantile: m.coverage for m in evaluation.heuristic.quantiles}
+    y, p50, p90 = _arrays(test)
+    labels, order = diagnostics.p90_bands(p90)
+    bands = diagnostics.breakdown(y, p50, p90, labels, order)
     return (
-        '<section><h2>Calibration and time of day</h2><div class="grid2">'
+        '<section><h2>Calibration</h2><div class="grid2">'
         + _figure(
             plots.reliability_svg("reliability", reliability, heuristic),
-            "Observed coverage per nominal quantile. On the dashed diagonal, P90 covers 90 %"
-            " of orders; below it, the quantile is too optimistic.",
+            "Observed coverage per nominal quantile, overall. On the dashed diagonal, P90 covers"
+            " 90 % of orders; below it, the quantile is too optimistic.",
         )
         + _figure(
-            plots.hourly_mae_svg("hourly", evaluation.by_hour),
-            "MAE of P50 by hour of order creation (UTC); grey bars count the test orders.",
+            plots.bands_svg(
+                "calib",
+                "By predicted P90",
+                bands,
+                "predicted P90, minutes (about equal-count bands)",
+            ),
+            "The model's P90 coverage within bands of its own P90 prediction: a calibrated model"
+            " covers about 90 % in every band, not only on average. Bars above: MAE of P50 per"
+            " band with its 95 % interval; diamonds: bias (actual − P50)." + _COVERAGE_KEY,
         )
         + "</div></section>"
     )
+
+
+def _time_section(evaluation: Evaluation, test: pl.DataFrame, timezone: str) -> str:
+    hourly, clock = _hour_rows(evaluation, timezone)
+    y, p50, p90 = _arrays(test)
+    days = diagnostics.breakdown(
+        y, p50, p90, diagnostics.local_days(test.get_column("created_at"), timezone)
+    )
+    small = sum(row.n < diagnostics.MIN_ORDERS for row in hourly)
+    note = (
+        f" Hollow points: hours with fewer than {diagnostics.MIN_ORDERS} orders ({small}), too"
+        " few to read; lines break across hours without orders."
+    )
+    return (
+        '<section><h2>Over the day and the test period</h2><div class="grid2">'
+        + _figure(
+            plots.hourly_mae_svg("hourly", hourly, clock),
+            f"MAE of P50 by hour of order creation ({clock}); whiskers are the model's 95 %"
+            " interval; grey bars count the test orders." + (note if small else ""),
+        )
+        + _figure(
+            plots.bands_svg(
+                "daily", "By day", days, f"day of order creation (month-day, {timezone})"
+            ),
+            "Each day of the test period: MAE of P50 with its 95 % interval and bias (top), P90"
+            " coverage with its Wilson interval against the 90 % target (bottom). Pale: fewer"
+            f" than {diagnostics.MIN_ORDERS} orders." + _COVERAGE_KEY,
+        )
+        + "</div></section>"
+    )
+
+
+def _hour_rows(evaluation: Evaluation, timezone: str) -> tuple[Sequence[SegmentRow], str]:
+    local = evaluation.segments.get(LOCAL_HOUR)
+    if local is not None:
+        return sorted(local, key=lambda row: row.value), f"local time, {timezone}"
+    return evaluation.by_hour, "UTC"
+
+
+def _errors_section(test: pl.DataFrame) -> str:
+    y, p50, p90 = _arrays(test)
+    labels, order = diagnostics.duration_bands(y)
+    by_duration = diagnostics.breakdown(y, p50, p90, labels, order)
+    figures = [
+        _figure(
+            plots.scatter_svg("scatter", y, p50),
+            f"Predicted P50 against actual duration ({min(len(y), 1500):,} of {len(y):,} test"
+            " orders, evenly spread over the predictions). On the dashed line the P50 is exact;"
+            " a quantile model's points spread above it as often as below.",
+        ),
+        _figure(
+            plots.residual_svg("residuals", y, p50),
+            "Actual minus predicted P50 (outermost 1 % clipped into the end bins). The bias is"
+            " the mean: above 0, orders arrive later than the P50 on average.",
+        ),
+    ]
+    if "distance_km" in test.columns:
+        labels, order = diagnostics.distance_bands(test.get_column("distance_km").to_numpy())
+        by_distance = diagnostics.breakdown(y, p50, p90, labels, order)
+        figures.append(
+            _figure(
+                plots.bands_svg(
+                    "distance", "By distance", by_distance, "pickup-to-drop distance, km"
+                ),
+                "MAE, bias and P90 coverage by great-circle distance from pickup to drop."
+                + _COVERAGE_KEY,
+            )
+        )
+    figures.append(
+        _figure(
+            plots.bands_svg(
+                "duration", "By actual duration", by_duration, "actual duration, minutes"
+            ),
+            "MAE, bias and P90 coverage by actual duration. Grouping by the outcome makes the"
+            " shortest orders look early and the longest late (regression to the mean): read"
+            " it for where errors are large, not as a bias to correct." + _COVERAGE_KEY,
+        )
+    )
+    return (
+        '<section><h2>Errors: predictions, residuals, distance, duration</h2><div class="grid2">'
+        + "".join(figures)
+        + "</div></section>"
+    )
+
+
+def _arrays(test: pl.DataFrame) -> tuple[FloatArray, FloatArray, FloatArray]:
+    y, p50, p90 = (test.get_column(c).cast(pl.Float64).to_numpy() for c in BAND_COLUMNS[1:])
+    return y, p50, p90
 
 
 def _band_section(rows: pl.DataFrame, order: BandOrder) -> str:
@@ -385,7 +589,7 @@ def _band_section(rows: pl.DataFrame, order: BandOrder) -> str:
         x_label,
     )
     return (
-        "<section><h2>Predictions against actuals</h2>"
+        "<section><h2>The promise band against actuals</h2>"
         + _figure(
             svg,
             f"{len(rows):,} test orders: the shaded band runs from P50 to P90; dots are actual"
@@ -398,11 +602,23 @@ def _band_section(rows: pl.DataFrame, order: BandOrder) -> str:
 def _segments_section(evaluation: Evaluation) -> str:
     if not evaluation.segments:
         return ""
+    named = list(evaluation.segments.items())
     cards = "".join(
         _segment_card(index, name, rows)
-        for index, (name, rows) in enumerate(evaluation.segments.items())
+        for index, (name, rows) in enumerate(named)
+        if name != LOCAL_HOUR  # drawn over the day above; its table stays here
     )
-    return f'<section><h2>By segment</h2><div class="grid2">{cards}</div></section>'
+    tables = "".join(_segment_table(name, _table_order(name, rows)) for name, rows in named)
+    return (
+        f'<section><h2>By segment</h2><div class="grid2">{cards}</div>{tables}'
+        f'<p class="caption">Pale bars and rows marked “too few”: fewer than'
+        f" {diagnostics.MIN_ORDERS} test orders, mostly noise. Whiskers: the model's 95 %"
+        " interval.</p></section>"
+    )
+
+
+def _table_order(name: str, rows: Sequence[SegmentRow]) -> Sequence[SegmentRow]:
+    return sorted(rows, key=lambda row: row.value) if name == LOCAL_HOUR else rows
 
 
 def _segment_card(index: int, name: str, rows: Sequence[SegmentRow]) -> str:
@@ -411,12 +627,7 @@ def _segment_card(index: int, name: str, rows: Sequence[SegmentRow]) -> str:
     caption = f"MAE of P50 per {name} value, model vs heuristic"
     if shown < len(rows):
         caption += f"; the {shown} values with the most orders, of {len(rows):,}"
-    return (
-        f"<div><h3>By {escape(name)}</h3>"
-        + _figure(svg, caption + ".")
-        + _segment_table(name, rows)
-        + "</div>"
-    )
+    return f"<div><h3>By {escape(name)}</h3>" + _figure(svg, caption + ".") + "</div>"
 
 
 def _segment_table(name: str, rows: Sequence[SegmentRow]) -> str:
@@ -426,19 +637,24 @@ def _segment_table(name: str, rows: Sequence[SegmentRow]) -> str:
         if len(shown) < len(rows)
         else ""
     )
-    body = "".join(
-        f"<tr><td>{escape(r.value)}</td><td class='num'>{r.n:,}</td>"
-        f"<td class='num strong'>{_min(r.model.mae_s)}</td><td class='num'>"
-        f"{_min(r.heuristic.mae_s)}</td><td class='num strong'>{_pct(r.model.coverage_p90)}</td>"
-        f"<td class='num'>{_pct(r.heuristic.coverage_p90)}</td></tr>"
-        for r in shown
-    )
+    body = "".join(_segment_row_html(row) for row in shown)
     return (
-        f"<details><summary>Table by {escape(name)}{escape(more)}</summary>"
+        f"<details><summary>Table by {escape(name)}{escape(more)}</summary><div class='scroll'>"
         f"<table class='small'><thead><tr><th>{escape(name)}</th><th class='num'>orders</th>"
         "<th class='num'>MAE model</th><th class='num'>MAE heuristic</th>"
         "<th class='num'>P90 cov. model</th><th class='num'>P90 cov. heuristic</th></tr></thead>"
-        f"<tbody>{body}</tbody></table></details>"
+        f"<tbody>{body}</tbody></table></div></details>"
+    )
+
+
+def _segment_row_html(row: SegmentRow) -> str:
+    small = row.n < diagnostics.MIN_ORDERS
+    label = escape(row.value) + (' <span class="tag">too few</span>' if small else "")
+    return (
+        f"<tr class='{'small-n' if small else ''}'><td>{label}</td><td class='num'>{row.n:,}</td>"
+        f"<td class='num strong'>{_min(row.model.mae_s)}</td><td class='num'>"
+        f"{_min(row.heuristic.mae_s)}</td><td class='num strong'>{_pct(row.model.coverage_p90)}"
+        f"</td><td class='num'>{_pct(row.heuristic.coverage_p90)}</td></tr>"
     )
 
 
@@ -463,11 +679,37 @@ def _notes_section(notes: Sequence[str]) -> str:
     return f"<section><h2>Notes</h2><ul class='notes'>{items}</ul></section>"
 
 
+def _run_section(
+    details: Mapping[str, str], curves: Mapping[float, tuple[str, Sequence[float]]]
+) -> str:
+    if not details and not curves:
+        return ""
+    rows = "".join(
+        f"<tr><th>{escape(key)}</th><td>{escape(value)}</td></tr>" for key, value in details.items()
+    )
+    drawn = {quantile: curve for quantile, curve in curves.items() if curve[1]}
+    figure = (
+        _figure(
+            plots.loss_curves_svg("loss", drawn),
+            "Validation loss after each boosting round, per quantile (the anchor quantile may"
+            " use another loss than pinball); the dashed line marks the round kept by early"
+            " stopping.",
+        )
+        if drawn
+        else ""
+    )
+    return (
+        '<section><h2>How this model was made</h2><div class="scroll">'
+        f'<table class="small run">{rows}</table></div>{figure}</section>'
+    )
+
+
 def _json_section(evaluation: Evaluation) -> str:
     text = json.dumps(metrics_json(evaluation), indent=2)
     return (
-        "<section><details><summary>metrics.json (seconds)</summary>"
-        f"<pre>{escape(text)}</pre></details></section>"
+        "<section><details><summary>metrics.json: durations in seconds (keys ending in"
+        " <code>_s</code>), coverages and rates as fractions from 0 to 1; this page shows"
+        f" minutes and percentages</summary><pre>{escape(text)}</pre></details></section>"
     )
 
 
@@ -519,11 +761,12 @@ def _tone_relative(improvement: float | None) -> str:
     return "good" if improvement > 0 else "bad"
 
 
-def _tone_gap(model: float, heuristic: float, target: float) -> str:
-    gap_model, gap_heuristic = abs(model - target), abs(heuristic - target)
-    if math.isclose(gap_model, gap_heuristic, abs_tol=5e-4):
-        return ""
-    return "good" if gap_model < gap_heuristic else "bad"
+def _min_range(low_s: float, high_s: float) -> str:
+    return f"{low_s / 60:,.1f}–{high_s / 60:,.1f} min"
+
+
+def _pct_range(low: float, high: float) -> str:
+    return f"{low * 100:.1f}–{high * 100:.1f} %"
 
 
 # -- page ----------------------------------------------------------------------------------
@@ -557,7 +800,7 @@ def _write_atomic(path: Path, text: str) -> Path:
 
 _CSS: Final = """
 :root{--ink:#1f2937;--muted:#6b7280;--line:#e5e7eb;--bg:#f8fafc;--card:#fff;
---model:#2563eb;--heur:#f59e0b;--good:#047857;--bad:#b91c1c;--warn-bg:#fff7ed;--warn:#9a3412}
+--model:#2563eb;--heur:#f59e0b;--good:#047857;--bad:#b91c1c;--warn-bg:#fff7ed;--warn:#a16207}
 *{box-sizing:border-box}
 body{margin:0;background:var(--bg);color:var(--ink);
 font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;
@@ -575,12 +818,13 @@ dl.facts{display:grid;grid-template-columns:repeat(auto-fill,minmax(200px,1fr));
 margin:0}
 dl.facts dt{color:var(--muted);font-size:12px;text-transform:uppercase;letter-spacing:.04em}
 dl.facts dd{margin:2px 0 0;font-weight:600;font-size:14px;overflow-wrap:anywhere}
-section.kpis{display:grid;grid-template-columns:repeat(4,1fr);gap:14px;background:none;border:0;
+section.kpis{display:grid;grid-template-columns:repeat(4,minmax(0,1fr));gap:14px;background:none;border:0;
 padding:0}
 .kpi{background:var(--card);border:1px solid var(--line);border-radius:10px;padding:14px 16px}
 .kpi .label{color:var(--muted);font-size:13px}
 .kpi .value{font-size:28px;font-weight:700;margin:2px 0}
 .kpi .sub{color:var(--muted);font-size:13px}
+.kpi .sub.good{color:var(--good)}.kpi .sub.bad{color:var(--bad)}.kpi .sub.warn{color:var(--warn)}
 table{border-collapse:collapse;width:100%}
 th,td{padding:7px 10px;border-bottom:1px solid var(--line);text-align:left}
 th{color:var(--muted);font-weight:600;font-size:13px}
@@ -588,11 +832,17 @@ td.num,th.num{text-align:right;white-space:nowrap}
 td.strong{font-weight:650}
 table.headline td{font-size:15px}
 table.small td,table.small th{font-size:13px;padding:4px 8px}
-.good{color:var(--good)}.bad{color:var(--bad)}
+.good{color:var(--good)}.bad{color:var(--bad)}.warn{color:var(--warn)}.muted{color:var(--muted)}
+tr.small-n td{color:var(--muted)}
+.tag{font-size:11px;border:1px solid var(--line);border-radius:4px;padding:0 4px;white-space:nowrap}
+.scroll{overflow-x:auto;max-width:100%}
+table.run th{width:30%;color:var(--muted);font-weight:600;vertical-align:top}
+table.run td{overflow-wrap:anywhere}
 .caption,figcaption{color:var(--muted);font-size:13px;margin:8px 0 0}
 figure{margin:0}
 figure svg{display:block;width:100%;height:auto}
-.grid2{display:grid;grid-template-columns:1fr 1fr;gap:24px;align-items:start}
+.grid2{display:grid;grid-template-columns:repeat(2,minmax(0,1fr));gap:24px;align-items:start}
+.grid2>*{min-width:0}
 .narrow{max-width:720px}
 details{margin-top:10px}
 summary{cursor:pointer;color:var(--muted);font-size:13px}
@@ -600,5 +850,7 @@ pre{background:var(--bg);border:1px solid var(--line);border-radius:8px;padding:
 font-size:12px;overflow:auto;max-height:420px}
 ul.notes{margin:0;padding-left:20px}
 footer{color:var(--muted);font-size:12px;text-align:center;margin-top:24px}
-@media (max-width:820px){.grid2,section.kpis{grid-template-columns:1fr}}
+@media (max-width:980px){.grid2{grid-template-columns:minmax(0,1fr)}
+section.kpis{grid-template-columns:repeat(2,minmax(0,1fr))}}
+@media (max-width:560px){section.kpis{grid-template-columns:minmax(0,1fr)}}
 """

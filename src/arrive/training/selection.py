@@ -2,8 +2,9 @@
 
 Two rules, both decided without looking at the test period:
 
-* a categorical id with more distinct values than ``max_categories`` in the
-  training rows is left out as a raw category (its history features carry it);
+* a categorical with more distinct values than ``max_categories`` in the
+  training rows is left out as a raw category (an id's history features carry it;
+  a source attribute has none, and the note says so);
 * feature groups built from history are tried out one at a time (backward
   elimination): a group stays only if dropping it makes the validation MAE of
   the P50 model worse. History aggregates that are noise on a given
@@ -43,8 +44,25 @@ def drop_wide_categoricals(
     """Leave out categoricals with more than ``max_categories`` values in the training rows."""
     frame = features.frame[train_rows]
     wide = {c for c in features.categorical if frame.get_column(c).n_unique() > max_categories}
-    reason = f"more than {max_categories} categories: represented by its history features"
-    return features.without(wide, reason) if wide else features
+    for name in sorted(wide):
+        features = features.without({name}, _wide_reason(features, name, max_categories))
+    return features
+
+
+def _wide_reason(features: FeatureSet, name: str, max_categories: int) -> str:
+    """Why a wide categorical is left out, naming its history features only when it has
+    some (an id's entity has windows; a source attribute such as an area id has none)."""
+    entity = next(s.entity for s in features.specs if s.name == name)
+    history = [s.name for s in features.specs if s.entity == entity and s.kind != "categorical"]
+    if entity != "order" and history:
+        return (
+            f"more than {max_categories} categories: represented by its history features"
+            f" ({', '.join(history[:3])}{', …' if len(history) > 3 else ''})"
+        )
+    return (
+        f"more than {max_categories} categories, too many to learn from as a raw category;"
+        " no history features describe it, so the model does not use it"
+    )
 
 
 def select_groups(
