@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from arrive import cores
 from arrive.errors import ConfigError, DataError, InputFileError
 from arrive.models.calibration import (
     anchor_index,
@@ -46,7 +47,8 @@ class QuantileEta:
         cat_smooth: LightGBM parameters.
         early_stopping_rounds: rounds without improvement on the validation set before stopping.
         seed: makes training deterministic.
-        n_jobs: threads used by LightGBM.
+        n_jobs: threads used by LightGBM; None: :func:`arrive.cores.threads` (the cores
+            this process may use, or ``ARRIVE_THREADS``).
 
     Fitted attributes: ``quantiles_`` (sorted), ``features_``, ``categorical_``,
     ``vocabulary_``, ``boosters_`` (quantile → booster), ``scales_`` and
@@ -76,7 +78,7 @@ class QuantileEta:
         anchor_objective: str = "regression",
         calibrate_anchor: bool = True,
         seed: int = 0,
-        n_jobs: int = 2,
+        n_jobs: int | None = None,
     ) -> None:
         self.quantiles = quantiles
         self.n_estimators = n_estimators
@@ -141,9 +143,13 @@ class QuantileEta:
             "seed": self.seed,
             "deterministic": True,
             "force_row_wise": True,
-            "num_threads": self.n_jobs,
+            "num_threads": self.threads(),
             "verbose": -1,
         }
+
+    def threads(self) -> int:
+        """LightGBM's thread count: ``n_jobs``, or the process's share of the machine."""
+        return cores.threads() if self.n_jobs is None else int(self.n_jobs)
 
     def calibrate(self, X: pl.DataFrame, y: FloatArray) -> QuantileEta:
         """Fit the conformal scales of the non-anchor quantiles on a held-out window."""
@@ -169,7 +175,7 @@ class QuantileEta:
         """Uncalibrated booster outputs, one column per quantile."""
         matrix = self.matrix(X)
         return np.column_stack(
-            [self.boosters_[q].predict(matrix, num_threads=self.n_jobs) for q in self.quantiles_]
+            [self.boosters_[q].predict(matrix, num_threads=self.threads()) for q in self.quantiles_]
         )
 
     def matrix(self, X: pl.DataFrame) -> FloatArray:
@@ -264,7 +270,7 @@ class QuantileEta:
         if not qs or any(not 0.0 < q < 1.0 for q in qs) or len(set(qs)) != len(qs):
             raise ConfigError(f"quantiles: need distinct values in (0, 1), got {qs}")
         for name in ("n_estimators", "num_leaves", "min_child_samples", "n_jobs"):
-            if int(getattr(self, name)) < 1:
+            if getattr(self, name) is not None and int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name}: must be >= 1")
         if not 0.0 < self.learning_rate <= 1.0:
             raise ConfigError("learning_rate: must be in (0, 1]")
