@@ -63,8 +63,9 @@ def test_cgroup_v2_quota_of_an_ancestor_caps_the_group(tmp_path: Path) -> None:
     assert cores.available_cores(root) == 1
 
 
-def test_cgroup_v2_without_quota_leaves_the_affinity(tmp_path: Path) -> None:
-    root = _fake_root(tmp_path, V2_MOUNT, "0::/\n", {"sys/fs/cgroup/cpu.max": "max 100000"})
+@pytest.mark.parametrize("cpu_max", ["max 100000", "100000 0", "garbage"])
+def test_cgroup_v2_without_quota_leaves_the_affinity(tmp_path: Path, cpu_max: str) -> None:
+    root = _fake_root(tmp_path, V2_MOUNT, "0::/\n", {"sys/fs/cgroup/cpu.max": cpu_max})
     assert cores.cgroup_cpu_limit(root) is None
     assert cores.available_cores(root) == AFFINITY
 

@@ -147,7 +147,7 @@ def _quota(directory: Path, version: str) -> float | None:
         period = _read(directory / "cpu.cfs_period_us")
     try:
         share = int(quota) / int(period)
-    except ValueError:  # "max", -1 and missing files all mean: no quota here
+    except (ValueError, ZeroDivisionError):  # "max", -1, no file: no quota here
         return None
     return share if share > 0 else None
 
