@@ -18,6 +18,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from arrive import cores
 from arrive.ingest.importers import import_into, load_mapping
 from arrive.training.pipeline import TrainConfig, run_training
 
@@ -36,7 +37,7 @@ def main() -> None:
         json.dumps(
             {
                 "date": datetime.now(UTC).isoformat(timespec="seconds"),
-                "machine": f"{platform.machine()}, {_cores()} cores",
+                "machine": f"{platform.machine()}, {_cores()} usable cores",
                 "results": rows,
             },
             indent=2,
@@ -73,9 +74,7 @@ def _bench(data: Path, tmp: Path, split: str, runs: int) -> dict[str, object]:
 
 
 def _cores() -> int:
-    import os
-
-    return os.cpu_count() or 1
+    return cores.available_cores()  # what the training's threads are sized to
 
 
 if __name__ == "__main__":

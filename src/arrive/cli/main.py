@@ -7,6 +7,7 @@ traceback.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from typing import ClassVar
@@ -14,6 +15,7 @@ from typing import ClassVar
 import click
 from rich.console import Console
 
+from arrive import cores
 from arrive.errors import ArriveError
 
 _stderr = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -46,10 +48,27 @@ class _LazyGroup(click.Group):
         return command
 
 
+def _set_threads(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    """``--threads``: before the command's module (and so LightGBM and Polars) is imported."""
+    if value is not None:
+        os.environ[cores.THREADS_ENV] = str(cores.parse_threads(value, "--threads"))
+        cores.prepare_environment()
+
+
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="arrive")
+@click.option(
+    "--threads",
+    callback=_set_threads,
+    is_eager=True,
+    expose_value=False,
+    metavar="N",
+    help="Threads for training, compiling and data work [ARRIVE_THREADS; default: the cores "
+    "this process may use (affinity and cgroup quota)].",
+)
 def cli() -> None:
     """Arrive: calibrated P50/P90 delivery ETAs from live features."""
+    cores.threads()  # an invalid ARRIVE_THREADS stops here, in one line
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from arrive import cores
 from arrive.errors import ConfigError, DataError, InputFileError
 from arrive.models.calibration import Window, anchor_index, apply_scales, fit_calibration
 from arrive.models.encoding import Vocabulary, learn_vocabulary, to_matrix
@@ -43,7 +44,8 @@ class QuantileEta:
         calib_half_life: weight the calibration window's orders by recency, halving every
             ``calib_half_life`` of the window back (e.g. 0.25); None weighs them equally.
         seed: makes training deterministic.
-        n_jobs: threads used by LightGBM.
+        n_jobs: threads used by LightGBM; None: :func:`arrive.cores.threads` (the cores
+            this process may use, or ``ARRIVE_THREADS``).
 
     Fitted attributes: ``quantiles_`` (sorted), ``features_``, ``categorical_``,
     ``vocabulary_``, ``boosters_`` (quantile → booster), ``rounds_`` (quantile → boosting
@@ -78,7 +80,7 @@ class QuantileEta:
         calibrate_anchor: bool = True,
         calib_half_life: float | None = None,
         seed: int = 0,
-        n_jobs: int = 2,
+        n_jobs: int | None = None,
     ) -> None:
         self.quantiles = quantiles
         self.n_estimators = n_estimators
@@ -160,9 +162,13 @@ class QuantileEta:
             "seed": self.seed,
             "deterministic": True,
             "force_row_wise": True,
-            "num_threads": self.n_jobs,
+            "num_threads": self.threads(),
             "verbose": -1,
         }
+
+    def threads(self) -> int:
+        """LightGBM's thread count: ``n_jobs``, or the process's share of the machine."""
+        return cores.threads() if self.n_jobs is None else int(self.n_jobs)
 
     def calibrate(
         self, X: pl.DataFrame, y: FloatArray, *, backtest: Window | None = None
@@ -200,7 +206,7 @@ class QuantileEta:
         """Uncalibrated booster outputs, one column per quantile."""
         matrix = self.matrix(X)
         return np.column_stack(
-            [self.boosters_[q].predict(matrix, num_threads=self.n_jobs) for q in self.quantiles_]
+            [self.boosters_[q].predict(matrix, num_threads=self.threads()) for q in self.quantiles_]
         )
 
     def matrix(self, X: pl.DataFrame) -> FloatArray:
@@ -298,7 +304,7 @@ class QuantileEta:
         if not qs or any(not 0.0 < q < 1.0 for q in qs) or len(set(qs)) != len(qs):
             raise ConfigError(f"quantiles: need distinct values in (0, 1), got {qs}")
         for name in ("n_estimators", "num_leaves", "min_child_samples", "n_jobs"):
-            if int(getattr(self, name)) < 1:
+            if getattr(self, name) is not None and int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name}: must be >= 1")
         if not 0.0 < self.learning_rate <= 1.0:
             raise ConfigError("learning_rate: must be in (0, 1]")

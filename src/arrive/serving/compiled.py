@@ -47,6 +47,7 @@ import lightgbm as lgb
 import numpy as np
 import numpy.typing as npt
 
+from arrive import cores
 from arrive.errors import ConfigError, InternalError
 from arrive.features.spec import FeatureScalar
 from arrive.models.calibration import anchor_index, apply_scales
@@ -410,7 +411,8 @@ def load_trees(backend: str, built: Sequence[tuple[Path, Path]], n_features: int
     if backend == "tl2cgen":
         import tl2cgen
 
-        return Tl2cgenTrees([tl2cgen.Predictor(str(out)) for _, out in built])
+        count = cores.threads()
+        return Tl2cgenTrees([tl2cgen.Predictor(str(out), nthread=count) for _, out in built])
     raise ConfigError(f"compile backend {backend!r} builds nothing")
 
 
@@ -494,7 +496,13 @@ def _compile_to(backend: str, model_file: Path, out: Path) -> None:
         import treelite
 
         model = treelite.frontend.load_lightgbm_model(str(model_file))
-        tl2cgen.export_lib(model, toolchain="gcc", libpath=str(out), params={"parallel_comp": 2})
+        tl2cgen.export_lib(
+            model,
+            toolchain="gcc",
+            libpath=str(out),
+            params={"parallel_comp": cores.threads()},
+            nthread=cores.threads(),
+        )
         return
     raise ConfigError(f"compile backend {backend!r} builds nothing")
 

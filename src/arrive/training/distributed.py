@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from arrive import cores
 from arrive.errors import ConfigError
 from arrive.models import QuantileEta
 
@@ -35,13 +36,14 @@ _WORKER_MANAGED = ("num_threads",)  # each Dask worker sets its own threads
 
 @contextlib.contextmanager
 def connect(address: str) -> Iterator[Any]:
-    """A Dask client: ``local`` starts a local cluster (2 single-thread workers) for the run."""
+    """A Dask client: ``local`` starts a local cluster for the run, one single-thread
+    worker per core this process may use (:func:`arrive.cores.threads`)."""
     from dask.distributed import Client, LocalCluster
 
     if address == "local":
         with (
             LocalCluster(  # type: ignore[no-untyped-call]
-                n_workers=2, threads_per_worker=1, dashboard_address=None
+                n_workers=cores.threads(), threads_per_worker=1, dashboard_address=None
             ) as cluster,
             Client(cluster) as client,  # type: ignore[no-untyped-call]
         ):
