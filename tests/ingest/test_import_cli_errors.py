@@ -164,3 +164,15 @@ def test_summary_table_is_printed(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "rows in" in printed
     assert "imported" in printed
     assert "order_created 1" in printed
+
+
+def test_reading_progress_counts_bytes_not_rows(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mapping, data = _with_mapping(MAPPING, CSV + "2,2024-01-01 11:00:00,25\n" * 300)(tmp_path)
+    assert run(["import", mapping, data, "--out", str(tmp_path / "out")]) == 0
+    size = Path(data).stat().st_size
+    reading = [line for line in capsys.readouterr().err.splitlines() if "reading" in line]
+    assert reading, "no reading progress shown"
+    assert "reading the file" in reading[-1]
+    assert f"{size / 1000:.1f}/{size / 1000:.1f} kB" in reading[-1]

@@ -14,11 +14,12 @@ from arrive import datadir
 from arrive.cli.progress import progress
 from arrive.ingest.importers import import_csv, load_mapping, preset_names, write_import
 
+# Stage → (description, unit); the file is read in bytes (a compressed file's, on disk).
 _STAGES: Final = {
-    "read": "reading rows",
-    "check": "checking values",
-    "events": "building events",
-    "write": "writing files",
+    "read": ("reading the file", "bytes"),
+    "check": ("checking values", "steps"),
+    "events": ("building events", "steps"),
+    "write": ("writing files", "steps"),
 }
 _TOP_REASONS: Final = 8
 
@@ -69,7 +70,8 @@ class _Bars:
             self._bar.start()
         task = self._tasks.get(stage)
         if task is None:
-            task = self._tasks[stage] = self._bar.add_task(_STAGES.get(stage, stage), total=total)
+            description, unit = _STAGES.get(stage, (stage, "steps"))
+            task = self._tasks[stage] = self._bar.add_task(description, total=total, unit=unit)
         self._bar.update(task, completed=done, total=total)
 
 
