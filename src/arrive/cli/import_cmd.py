@@ -12,7 +12,13 @@ from rich.table import Table
 
 from arrive import datadir
 from arrive.cli.progress import progress
-from arrive.ingest.importers import import_csv, load_mapping, preset_names, write_import
+from arrive.ingest.importers import (
+    import_csv,
+    load_mapping,
+    nothing_imported,
+    preset_names,
+    write_import,
+)
 
 # Stage → (description, unit); the file is read in bytes (a compressed file's, on disk).
 _STAGES: Final = {
@@ -41,11 +47,13 @@ def command(source: str, input_path: Path, out: Path, force: bool, quiet: bool) 
 
     SOURCE is a preset name or the path to a mapping TOML file (see docs/mapping.md);
     rows that fail a check go to quarantine.csv with their line and the reason.
+    When every row fails, only quarantine.csv is written and the exit code is 2.
     """
     mapping = load_mapping(source)
     with datadir.staged(out, force=force) as stage, _Bars(quiet=quiet) as bars:
         result = import_csv(input_path, mapping, source=source, on_progress=bars)
         write_import(stage, result, on_progress=bars)
+    nothing_imported(result, out)
     if not quiet:
         Console(highlight=False).print(_table(result.summary, out))
 

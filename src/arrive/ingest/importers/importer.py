@@ -6,6 +6,8 @@ and a reason, so ``rows_in == rows_imported + rows_quarantined`` always holds
 (blank lines hold no record and are counted apart). Whole-file problems raise:
 a missing, unreadable or corrupt file (:class:`~arrive.errors.InputFileError`)
 and a header without a mapped column (:class:`~arrive.errors.MappingError`).
+An import that keeps no row is a failure too (:func:`nothing_imported`): only
+its quarantine is written, so the directory never looks like usable data.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import polars as pl
 
 from arrive import __version__, datadir
 from arrive.clock import Clock, SystemClock
-from arrive.errors import InternalError
+from arrive.errors import DataError, InternalError
 from arrive.ingest.importers.csvsource import LINE, SOURCE_PREFIX, CsvTable, read_csv
 from arrive.ingest.importers.eventlog import order_events
 from arrive.ingest.importers.mapping import Mapping
@@ -33,6 +35,7 @@ from arrive.ingest.importers.transform import REASON, output_columns, parse_orde
 ImportProgress = Callable[[str, int, int], None]
 
 _QUARANTINE_HEAD: Final = ("line", "reason")
+_TOP_REASONS: Final = 3
 
 
 class QuarantinedRow(NamedTuple):
@@ -108,15 +111,20 @@ def write_import(
     """Write ``result`` into ``directory`` in the :mod:`arrive.datadir` layout.
 
     Use it on the folder yielded by :func:`arrive.datadir.staged`, so that a
-    failure leaves nothing that looks complete.
+    failure leaves nothing that looks complete. When no order was imported only
+    ``quarantine.csv`` is written (see :func:`nothing_imported`).
     """
     report = on_progress or _ignore
     steps: list[Callable[[], None]] = [
-        lambda: datadir.write_orders(directory, result.orders),
-        lambda: datadir.write_events(directory, result.events),
         lambda: write_quarantine(directory / datadir.QUARANTINE_FILE, result),
-        lambda: datadir.write_summary(directory, result.summary),
     ]
+    if result.orders.height > 0:
+        steps = [
+            lambda: datadir.write_orders(directory, result.orders),
+            lambda: datadir.write_events(directory, result.events),
+            lambda: write_quarantine(directory / datadir.QUARANTINE_FILE, result),
+            lambda: datadir.write_summary(directory, result.summary),
+        ]
     for done, step in enumerate(steps):
         report("write", done, len(steps))
         step()
@@ -125,10 +133,36 @@ def write_import(
 
 def import_into(directory: Path, path: Path, mapping: Mapping) -> Path:
     """Import the CSV at ``path`` through ``mapping`` into the new data directory
-    ``directory`` (staged: a failure leaves nothing that looks complete); returns it."""
+    ``directory`` (staged: a failure leaves nothing that looks complete); returns it.
+
+    Raises:
+        DataError: no row was imported (``directory`` then holds only the quarantine).
+    """
     with datadir.staged(directory) as stage:
-        write_import(stage, import_csv(path, mapping))
+        result = import_csv(path, mapping)
+        write_import(stage, result)
+    nothing_imported(result, directory)
     return Path(directory)
+
+
+def nothing_imported(result: ImportResult, directory: Path) -> None:
+    """Refuse an import that kept no row, naming its main reasons with their counts.
+
+    Raises:
+        DataError: ``result`` has no order.
+    """
+    if result.orders.height > 0:
+        return
+    summary = result.summary
+    if summary["rows_in"] == 0:
+        raise DataError(f"nothing imported: {summary['input']['path']} has no rows")
+    reasons = list(summary["quarantine_by_reason"].items())
+    top = "; ".join(f"{reason} ({count:,} rows)" for reason, count in reasons[:_TOP_REASONS])
+    more = f"; {len(reasons) - _TOP_REASONS} more reasons" if len(reasons) > _TOP_REASONS else ""
+    raise DataError(
+        f"nothing imported: all {summary['rows_in']:,} rows quarantined ({top}{more}); "
+        f"see {Path(directory) / datadir.QUARANTINE_FILE}"
+    )
 
 
 def write_quarantine(path: Path, result: ImportResult) -> None:
