@@ -209,3 +209,68 @@ def test_absurd_numbers_are_refused_not_crashed_on(tmp_path: Path) -> None:
         "n: not a whole number",
         "duration_s: not a number",
     ]
+
+
+YEARLESS = """
+name = "yearless"
+timezone = "Asia/Shanghai"
+[timestamps.created_at]
+column = "at"
+format = "%m-%d %H:%M:%S"
+{year}
+[target]
+duration = {{ column = "took", unit = "min" }}
+"""
+
+
+def test_a_constant_year_completes_a_date_written_without_one(tmp_path: Path) -> None:
+    path = tmp_path / "x.csv"
+    path.write_text("at,took\n02-29 10:00:00,20\n02-30 10:00:00,20\n", encoding="utf-8")
+    result = import_csv(path, parse_mapping(YEARLESS.format(year="year = 2024")))
+    # 10:00 in Shanghai is 02:00 UTC: no year 0001, no local-mean-time offset.
+    assert result.orders["created_at"].to_list() == [datetime(2024, 2, 29, 2, 0, tzinfo=UTC)]
+    assert _reasons(result) == ["created_at: unparseable value (expected %m-%d %H:%M:%S in 2024)"]
+
+
+def test_the_year_can_come_from_another_column(tmp_path: Path) -> None:
+    path = tmp_path / "x.csv"
+    path.write_text("yr,at,took\n2023,12-31 23:00:00,20\n,01-01 08:00:00,20\n", encoding="utf-8")
+    result = import_csv(path, parse_mapping(YEARLESS.format(year='year_column = "yr"')))
+    assert result.orders["created_at"].to_list() == [datetime(2023, 12, 31, 15, 0, tzinfo=UTC)]
+    assert _reasons(result) == [
+        "created_at: unparseable value (expected %m-%d %H:%M:%S, year from yr)"
+    ]
+
+
+def test_implausible_times_are_quarantined_with_their_bound(tmp_path: Path) -> None:
+    rows = [
+        "1999-12-31 12:00,20",
+        "2024-05-01 12:00,20",
+        "2030-01-02 23:00,20",
+        "2030-01-03 01:30,20",
+    ]
+    result = _import(tmp_path, "", rows)  # imported at 2030-01-01 00:00 UTC
+    assert result.orders.height == 2
+    assert _reasons(result) == [
+        "created_at: implausible, before 2000-01-01 (timestamps.earliest)",
+        "created_at: implausible, on or after 2030-01-03 (timestamps.latest)",
+    ]
+    bounds = "[timestamps]\nearliest = 1990-01-01\nlatest = 2025-01-01\n"
+    mapping = HEAD.replace("[timestamps.created_at]", bounds + "[timestamps.created_at]")
+    path = tmp_path / "x.csv"
+    clock = ManualClock(datetime(2030, 1, 1, tzinfo=UTC))
+    result = import_csv(path, parse_mapping(mapping), clock=clock)
+    assert result.orders.height == 2
+    assert [r.line for r in result.quarantine] == [4, 5]
+
+
+def test_a_delivery_far_after_its_order_is_implausible_too(tmp_path: Path) -> None:
+    extra = '\nend = { column = "end", format = "%Y-%m-%d %H:%M" }\nmax_s = 1e12\n'
+    mapping = HEAD.replace('duration = { column = "took", unit = "min" }', "") + extra
+    path = tmp_path / "x.csv"
+    path.write_text("at,end\n2024-05-01 12:00,2224-05-01 12:00\n", encoding="utf-8")
+    clock = ManualClock(datetime(2030, 1, 1, tzinfo=UTC))
+    result = import_csv(path, parse_mapping(mapping), clock=clock)
+    assert _reasons(result) == [
+        "delivered_at: implausible, on or after 2030-01-03 (timestamps.latest)"
+    ]

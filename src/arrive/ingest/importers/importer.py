@@ -85,6 +85,7 @@ def import_csv(
         MappingError: the header lacks a mapped column, or has it twice.
     """
     report = on_progress or _ignore
+    now = (clock or SystemClock()).now()
     table = read_csv(
         path,
         mapping.csv,
@@ -92,7 +93,7 @@ def import_csv(
         on_progress=lambda done, total: report("read", done, total),
     )
     report("check", 0, 1)
-    parsed = parse_orders(table.rows, mapping)
+    parsed = parse_orders(table.rows, mapping, now=now)
     good = parsed.filter(pl.col(REASON).is_null())
     orders = datadir.conform_orders(good.select(output_columns(mapping)))
     report("check", 1, 1)
@@ -101,7 +102,7 @@ def import_csv(
     quarantine = _quarantine(parsed.filter(pl.col(REASON).is_not_null()), table)
     summary = _summary(path, mapping, table, orders, events, quarantine)
     summary |= {"source": source or mapping.name, "events_not_written": skipped}
-    summary["imported_at"] = (clock or SystemClock()).now().isoformat()
+    summary["imported_at"] = now.isoformat()
     return ImportResult(orders, events, table.header, quarantine, summary)
 
 
