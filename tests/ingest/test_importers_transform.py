@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 
 from arrive.clock import ManualClock
+from arrive.errors import MappingError
 from arrive.ingest import ImportResult, import_csv, parse_mapping
 
 HEAD = """
@@ -274,3 +275,34 @@ def test_a_delivery_far_after_its_order_is_implausible_too(tmp_path: Path) -> No
     assert _reasons(result) == [
         "delivered_at: implausible, on or after 2030-01-03 (timestamps.latest)"
     ]
+
+
+def test_a_fix_near_a_missing_pair_imports_the_order_with_that_point_unknown(
+    tmp_path: Path,
+) -> None:
+    extra = (
+        "[coordinates]\nmax_trip_km = 50\n"
+        "pickup = { lat = 'plat', lon = 'plon', missing = [[0.0, 0.0]],"
+        " missing_within_deg = 0.01 }\n"
+        "drop = { lat = 'dlat', lon = 'dlon' }\n"
+    )
+    rows = [
+        "2024-05-01 10:00,20,22.745,75.892,22.765,75.912",
+        "2024-05-01 10:01,20,-8e-05,-2e-05,22.765,75.912",  # GPS noise around (0, 0)
+        "2024-05-01 10:02,20,0.02,0.0,22.765,75.912",  # not within 0.01°: a real, far fix
+    ]
+    result = _import(tmp_path, extra, rows, header="at,took,plat,plon,dlat,dlon")
+    assert result.orders.select("pickup_lat", "pickup_lon", "drop_lat").rows() == [
+        (22.745, 75.892, 22.765),
+        (None, None, 22.765),
+    ]
+    assert _reasons(result) == ["drop: more than 50 km from pickup"]
+    assert result.summary["coordinates_unknown"] == {"pickup": 1, "drop": 0}
+    created = result.events.filter(pl.col("type") == "order_created")
+    assert created.get_column("pickup_lat").to_list() == [22.745, None]
+
+
+def test_a_tolerance_outside_its_range_is_refused() -> None:
+    extra = "[coordinates]\ndrop = { lat = 'a', lon = 'o', missing_within_deg = -0.1 }\n"
+    with pytest.raises(MappingError, match=r"coordinates\.drop\.missing_within_deg: must be"):
+        parse_mapping(HEAD + extra)

@@ -99,6 +99,10 @@ def _table(summary: dict[str, Any], out: Path) -> Table:
         table.add_row("", f"… {len(reasons) - _TOP_REASONS} more reasons in import_summary.json")
     if summary["created_at_min"] is not None:
         table.add_row("created_at", f"{summary['created_at_min']} → {summary['created_at_max']}")
+    unknown = summary.get("coordinates_unknown", {})
+    if any(unknown.values()):
+        counts = ", ".join(f"{end} {count:,}" for end, count in unknown.items())
+        table.add_row("unknown points", f"{counts} (declared missing by the mapping)")
     events = ", ".join(f"{kind} {count:,}" for kind, count in summary["events"].items())
     table.add_row("events", events or "none")
     for kind, count in summary["events_not_written"].items():

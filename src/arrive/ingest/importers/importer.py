@@ -29,7 +29,12 @@ from arrive.errors import DataError, InternalError
 from arrive.ingest.importers.csvsource import LINE, SOURCE_PREFIX, CsvTable, read_csv
 from arrive.ingest.importers.eventlog import order_events
 from arrive.ingest.importers.mapping import Mapping
-from arrive.ingest.importers.transform import REASON, output_columns, parse_orders
+from arrive.ingest.importers.transform import (
+    REASON,
+    output_columns,
+    parse_orders,
+    unknown_column,
+)
 
 #: Called with (stage, done, total); stages are "read" (bytes), "check", "events", "write".
 ImportProgress = Callable[[str, int, int], None]
@@ -102,6 +107,9 @@ def import_csv(
     quarantine = _quarantine(parsed.filter(pl.col(REASON).is_not_null()), table)
     summary = _summary(path, mapping, table, orders, events, quarantine)
     summary |= {"source": source or mapping.name, "events_not_written": skipped}
+    summary["coordinates_unknown"] = {
+        end: good.get_column(unknown_column(end)).sum() for end in ("pickup", "drop")
+    }
     summary["imported_at"] = now.isoformat()
     return ImportResult(orders, events, table.header, quarantine, summary)
 

@@ -167,15 +167,23 @@ class Timestamps(_Spec, frozen=True):
 
 
 class Point(_Spec, frozen=True):
-    """Latitude and longitude columns, in decimal degrees."""
+    """Latitude and longitude columns, in decimal degrees.
+
+    ``missing`` lists this point's ``(lat, lon)`` pairs that mean "unknown"
+    (besides :attr:`Coordinates.missing`); a fix within ``missing_within_deg`` of
+    any of them, on both axes, is unknown too (GPS noise around (0, 0)). An
+    unknown point imports as null, and the import summary counts it."""
 
     lat: str
     lon: str
+    missing: tuple[tuple[float, float], ...] = ()
+    missing_within_deg: float = 0.0
 
 
 class Coordinates(_Spec, frozen=True):
-    """Pickup and drop locations, the ``(lat, lon)`` pairs meaning "unknown",
-    and the largest plausible pickup–drop distance."""
+    """Pickup and drop locations, the ``(lat, lon)`` pairs meaning "unknown" for
+    both, and the largest plausible pickup–drop distance (a pair that is unknown
+    is not checked against it)."""
 
     pickup: Point | None = None
     drop: Point | None = None
@@ -453,6 +461,10 @@ def _check_target(target: Target) -> Iterator[tuple[str, str]]:
 def _check_coordinates(coordinates: Coordinates) -> Iterator[tuple[str, str]]:
     if coordinates.max_trip_km is not None and coordinates.max_trip_km <= 0:
         yield "coordinates.max_trip_km", "must be positive"
+    for end in ("pickup", "drop"):
+        point = getattr(coordinates, end)
+        if point is not None and not 0 <= point.missing_within_deg < 1:
+            yield f"coordinates.{end}.missing_within_deg", "must be at least 0 and below 1"
 
 
 def _check_attributes(attributes: dict[str, Attribute]) -> Iterator[tuple[str, str]]:

@@ -346,9 +346,12 @@ def _point(end: str, mapping: Mapping) -> Iterator[pl.Expr]:
     point = getattr(mapping.coordinates, end)
     if point is None:
         yield from (pl.lit(None, pl.Float64).alias(f"{end}_{axis}") for axis, _ in _AXES)
+        yield pl.lit(False).alias(unknown_column(end))
         return
     numbers = [pl.col(f"~n:{end}_{axis}") for axis, _ in _AXES]
-    unknown = _unknown_pair(numbers, mapping.coordinates.missing)
+    pairs = (*mapping.coordinates.missing, *point.missing)
+    unknown = _unknown_pair(numbers, pairs, point.missing_within_deg)
+    yield unknown.alias(unknown_column(end))
     values = [pl.when(~unknown).then(number) for number in numbers]
     for i, (axis, limit) in enumerate(_AXES):
         partner = f"{end}_{_AXES[1 - i][0]}"
@@ -362,11 +365,19 @@ def _point(end: str, mapping: Mapping) -> Iterator[pl.Expr]:
         yield _reason(f"{end}_{axis}", checks)
 
 
-def _unknown_pair(numbers: list[pl.Expr], pairs: Sequence[tuple[float, float]]) -> pl.Expr:
+def unknown_column(end: str) -> str:
+    """Column of :func:`parse_orders`'s result: ``end``'s point was declared unknown."""
+    return f"#unknown:{end}"
+
+
+def _unknown_pair(
+    numbers: list[pl.Expr], pairs: Sequence[tuple[float, float]], within: float
+) -> pl.Expr:
     lat, lon = numbers
     if not pairs:
         return pl.lit(False)
-    return pl.any_horizontal([(lat == a) & (lon == b) for a, b in pairs]).fill_null(False)
+    near = [((lat - a).abs() <= within) & ((lon - b).abs() <= within) for a, b in pairs]
+    return pl.any_horizontal(near).fill_null(False)
 
 
 def _trip(mapping: Mapping) -> Iterator[pl.Expr]:
