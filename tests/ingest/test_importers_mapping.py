@@ -180,3 +180,21 @@ def test_the_documented_example_parses_with_every_option() -> None:
         assert all(getattr(section, key) is not None for key in section.__struct_fields__)
     assert mapping.coordinates.missing == ((0.0, 0.0),)
     assert {a.type for a in mapping.attributes.values()} == {"str", "float", "int", "bool"}
+
+
+def test_a_courier_pickup_needs_its_position_accept_time_and_courier() -> None:
+    text = BASE + '[coordinates]\npickup_is = "courier_at_accept"\n'
+    with pytest.raises(MappingError) as refused:
+        parse_mapping(text)
+    assert str(refused.value) == (
+        "mapping: coordinates.pickup_is: courier_at_accept needs coordinates.pickup"
+    )
+    complete = BASE.replace(
+        "[target]",
+        '[fields]\ncourier_id = { column = "c" }\n'
+        '[timestamps.assigned_at]\ncolumn = "acc"\nformat = "%Y-%m-%d"\n[target]',
+    )
+    complete += (
+        '[coordinates]\npickup_is = "courier_at_accept"\npickup = { lat = "a", lon = "o" }\n'
+    )
+    assert parse_mapping(complete).coordinates.pickup_is == "courier_at_accept"

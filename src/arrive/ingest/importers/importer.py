@@ -107,6 +107,7 @@ def import_csv(
     quarantine = _quarantine(parsed.filter(pl.col(REASON).is_not_null()), table)
     summary = _summary(path, mapping, table, orders, events, quarantine)
     summary |= {"source": source or mapping.name, "events_not_written": skipped}
+    summary["pickup_is"] = mapping.coordinates.pickup_is
     summary["coordinates_unknown"] = {
         end: good.get_column(unknown_column(end)).sum() for end in ("pickup", "drop")
     }

@@ -183,12 +183,20 @@ class Point(_Spec, frozen=True):
 class Coordinates(_Spec, frozen=True):
     """Pickup and drop locations, the ``(lat, lon)`` pairs meaning "unknown" for
     both, and the largest plausible pickup–drop distance (a pair that is unknown
-    is not checked against it)."""
+    is not checked against it).
+
+    ``pickup_is`` says what the pickup point is: the ``store`` (default), known
+    when the order is created, or ``courier_at_accept``, the courier's position
+    when accepting the task (parcel and grocery data often have no store). The
+    latter is known only from the accept time (``timestamps.assigned_at``), so
+    ``order_created`` does not carry it: it becomes the courier's ``courier_ping``
+    at acceptance, and stays the order's pickup in ``orders.parquet``."""
 
     pickup: Point | None = None
     drop: Point | None = None
     missing: tuple[tuple[float, float], ...] = ()
     max_trip_km: float | None = None
+    pickup_is: Literal["store", "courier_at_accept"] = "store"
 
 
 class Market(_Spec, frozen=True):
@@ -340,6 +348,7 @@ def _problems(mapping: Mapping) -> Iterator[tuple[str, str]]:
     yield from _check_target(mapping.target)
     yield from _check_bounds(mapping.timestamps)
     yield from _check_coordinates(mapping.coordinates)
+    yield from _check_courier_pickup(mapping)
     yield from _check_attributes(mapping.attributes)
 
 
@@ -465,6 +474,22 @@ def _check_coordinates(coordinates: Coordinates) -> Iterator[tuple[str, str]]:
         point = getattr(coordinates, end)
         if point is not None and not 0 <= point.missing_within_deg < 1:
             yield f"coordinates.{end}.missing_within_deg", "must be at least 0 and below 1"
+
+
+def _check_courier_pickup(mapping: Mapping) -> Iterator[tuple[str, str]]:
+    if mapping.coordinates.pickup_is != "courier_at_accept":
+        return
+    needs = {
+        "coordinates.pickup": mapping.coordinates.pickup,
+        "timestamps.assigned_at": mapping.timestamps.assigned_at,
+        "fields.courier_id": mapping.fields.courier_id,
+    }
+    for key, spec in needs.items():
+        if spec is None:
+            yield (
+                "coordinates.pickup_is",
+                f"courier_at_accept needs {key}",
+            )
 
 
 def _check_attributes(attributes: dict[str, Attribute]) -> Iterator[tuple[str, str]]:
