@@ -42,8 +42,8 @@ _PRESETS: Final = resources.files("arrive.ingest.importers") / "presets"
 _NAME: Final = re.compile(r"^[a-z_][a-z0-9_]*$")
 _AT_PATH: Final = re.compile(r"^(?P<reason>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
 _UNKNOWN: Final = re.compile(r"^Object contains unknown field `(?P<key>[^`]+)`$")
-# strptime directives that give the year (%D, %F, %x, %c and %s hold one too).
-_YEAR_DIRECTIVE: Final = re.compile(r"(?<!%)%[-_0^#]?[YyGgDFxcs]")
+# strptime directives that give the year (%D, %F, %x, %c, %s and %+ hold one too).
+_YEAR_DIRECTIVE: Final = re.compile(r"(?<!%)%[-_0^#]?[YyGgDFxcs+]")
 # A year written literally in a format: matched as text, never parsed as the year.
 _LITERAL_YEAR: Final = re.compile(r"(?<![%\d])(?:19|20)\d\d(?!\d)")
 
