@@ -10,7 +10,9 @@
 
 A directory is written into a hidden staging folder beside its destination and
 moved into place only when complete, so an interrupted or failed run leaves
-nothing that looks finished.
+nothing that looks finished. An import that refuses every row leaves only
+``quarantine.csv``: :func:`check_data_dir` tells such a directory, an empty one
+and a foreign one apart from a data directory, in one line.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import Any, Final
 import msgspec
 import polars as pl
 
-from arrive.errors import ConfigError, InputFileError
+from arrive.errors import ConfigError, DataError, InputFileError
 from arrive.schema.frame import UTC_TIME, conform
 
 ORDERS_FILE: Final = "orders.parquet"
@@ -86,6 +88,38 @@ def write_events(directory: Path, events: pl.DataFrame) -> None:
 
 def write_summary(directory: Path, summary: dict[str, Any]) -> None:
     (directory / SUMMARY_FILE).write_bytes(msgspec.json.format(msgspec.json.encode(summary)))
+
+
+def check_data_dir(directory: Path) -> None:
+    """Check that ``directory`` holds an Arrive data directory with orders and events.
+
+    Raises:
+        InputFileError: it is not a directory, or lacks the orders table or the
+            event log (the message says what it holds instead).
+        DataError: its orders table has no rows.
+    """
+    directory = Path(directory)
+    make = "make one with `arrive import` or `arrive simulate`"
+    if not directory.is_dir():
+        raise InputFileError(f"{directory}: not a directory ({make})")
+    if not (directory / ORDERS_FILE).is_file():
+        raise InputFileError(f"{directory}: {_not_data(directory)} ({make})")
+    if not any((directory / EVENTS_DIR).glob("*/*.parquet")):
+        raise InputFileError(f"{directory}: no event log in {EVENTS_DIR}/ ({make})")
+    if pl.scan_parquet(directory / ORDERS_FILE).select(pl.len()).collect().item() == 0:
+        raise DataError(f"{directory}: {ORDERS_FILE} holds no orders ({make})")
+
+
+def _not_data(directory: Path) -> str:
+    """What ``directory`` is, given that it has no orders table."""
+    if (directory / QUARANTINE_FILE).is_file():
+        return (
+            f"the import refused every row, so there are no orders; "
+            f"see why in {directory / QUARANTINE_FILE}"
+        )
+    if not any(directory.iterdir()):
+        return "empty, not an Arrive data directory"
+    return f"not an Arrive data directory (no {ORDERS_FILE})"
 
 
 def read_orders(directory: Path) -> pl.DataFrame:

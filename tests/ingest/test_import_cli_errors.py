@@ -164,3 +164,69 @@ def test_summary_table_is_printed(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "rows in" in printed
     assert "imported" in printed
     assert "order_created 1" in printed
+
+
+def test_reading_progress_counts_bytes_not_rows(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mapping, data = _with_mapping(MAPPING, CSV + "2,2024-01-01 11:00:00,25\n" * 300)(tmp_path)
+    assert run(["import", mapping, data, "--out", str(tmp_path / "out")]) == 0
+    size = Path(data).stat().st_size
+    reading = [line for line in capsys.readouterr().err.splitlines() if "reading" in line]
+    assert reading, "no reading progress shown"
+    assert "reading the file" in reading[-1]
+    assert f"{size / 1000:.1f}/{size / 1000:.1f} kB" in reading[-1]
+
+
+def _one_error_line(captured: pytest.CaptureResult[str]) -> str:
+    assert "Traceback" not in captured.err + captured.out
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("error: ")
+    return lines[0]
+
+
+def test_an_import_that_keeps_no_row_exits_2_and_leaves_only_the_quarantine(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = "1,yesterday,20\n2,today,20\n3,2024-01-01 10:00:00,-5\n4,soon,20\n"
+    mapping, data = _with_mapping(MAPPING, "id,at,min\n" + rows)(tmp_path)
+    out = tmp_path / "out"
+    assert run(["import", mapping, data, "--out", str(out), "--quiet"]) == 2
+    line = _one_error_line(capsys.readouterr())
+    assert line == (
+        "error: nothing imported: all 4 rows quarantined "
+        "(created_at: unparseable value (expected %Y-%m-%d %H:%M:%S) (3 rows); "
+        f"duration_s: negative (1 rows)); see {out / 'quarantine.csv'}"
+    )
+    assert [p.name for p in out.iterdir()] == ["quarantine.csv"]
+    assert len((out / "quarantine.csv").read_text(encoding="utf-8").splitlines()) == 5
+
+    # Training on what is left says why, in one line, instead of a Polars traceback.
+    code = run(["train", str(out), "--out", str(tmp_path / "run"), "--no-register", "--quiet"])
+    assert code == 2
+    line = _one_error_line(capsys.readouterr())
+    assert "the import refused every row" in line
+    assert str(out / "quarantine.csv") in line
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        ((), "empty, not an Arrive data directory"),
+        (("notes.txt",), "not an Arrive data directory (no orders.parquet)"),
+        (("orders.parquet",), "no event log in events/"),
+    ],
+)
+def test_train_refuses_a_directory_that_is_not_data(
+    files: tuple[str, ...], expected: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    for name in files:
+        (folder / name).write_bytes(b"")
+    code = run(["train", str(folder), "--out", str(tmp_path / "run"), "--no-register", "--quiet"])
+    assert code == 2
+    line = _one_error_line(capsys.readouterr())
+    assert expected in line
+    assert "arrive import" in line

@@ -104,6 +104,53 @@ def test_bad_mapping_names_the_key(extra: str, message: str) -> None:
         parse_mapping(BASE + extra, origin="m.toml")
 
 
+@pytest.mark.parametrize(
+    ("created_at", "message"),
+    [
+        (
+            'column = "at"\nformat = "%m-%d %H:%M:%S"',
+            "timestamps.created_at.format: '%m-%d %H:%M:%S' has no year (%Y or %y): set year",
+        ),
+        (
+            'column = "at"\nformat = "2022-%m-%d %H:%M:%S"',
+            "timestamps.created_at.format: '2022-%m-%d %H:%M:%S' writes the year 2022 as text",
+        ),
+        (
+            'date_column = "d"\ndate_format = "%d.%m."\ntime_column = "t"\ntime_format = "%H:%M"',
+            "timestamps.created_at.date_format: '%d.%m.' has no year",
+        ),
+        (
+            'column = "at"\nformat = "%Y-%m-%d"\nyear = 2022',
+            "timestamps.created_at.year: only for a format without a year",
+        ),
+        (
+            'column = "at"\nformat = "%m-%d"\nyear = 2022\nyear_column = "y"',
+            "timestamps.created_at: give either year or year_column, not both",
+        ),
+        (
+            'column = "at"\nformat = "%m-%d"\nyear = 22',
+            "timestamps.created_at.year: must have four digits",
+        ),
+    ],
+)
+def test_a_date_without_its_year_is_refused_at_load_time(created_at: str, message: str) -> None:
+    text = BASE.replace('column = "at"\nformat = "%Y-%m-%d"', created_at)
+    with pytest.raises(MappingError, match=re.escape(message)):
+        parse_mapping(text)
+
+
+def test_a_year_for_a_time_of_day_and_inverted_bounds_are_refused() -> None:
+    ready = '[timestamps.ready_at]\ntime_column = "r"\ntime_format = "%H:%M"\nyear = 2022\n'
+    with pytest.raises(MappingError, match="year and year_column go with a date"):
+        parse_mapping(BASE + ready)
+    bounds = BASE.replace(
+        "[timestamps.created_at]",
+        "[timestamps]\nearliest = 2024-01-01\nlatest = 2023-01-01\n[timestamps.created_at]",
+    )
+    with pytest.raises(MappingError, match=r"timestamps\.latest: must come after"):
+        parse_mapping(bounds)
+
+
 def test_created_at_needs_a_date() -> None:
     text = BASE.replace(
         'column = "at"\nformat = "%Y-%m-%d"', 'time_column = "t"\ntime_format = "%H:%M"'
@@ -133,3 +180,21 @@ def test_the_documented_example_parses_with_every_option() -> None:
         assert all(getattr(section, key) is not None for key in section.__struct_fields__)
     assert mapping.coordinates.missing == ((0.0, 0.0),)
     assert {a.type for a in mapping.attributes.values()} == {"str", "float", "int", "bool"}
+
+
+def test_a_courier_pickup_needs_its_position_accept_time_and_courier() -> None:
+    text = BASE + '[coordinates]\npickup_is = "courier_at_accept"\n'
+    with pytest.raises(MappingError) as refused:
+        parse_mapping(text)
+    assert str(refused.value) == (
+        "mapping: coordinates.pickup_is: courier_at_accept needs coordinates.pickup"
+    )
+    complete = BASE.replace(
+        "[target]",
+        '[fields]\ncourier_id = { column = "c" }\n'
+        '[timestamps.assigned_at]\ncolumn = "acc"\nformat = "%Y-%m-%d"\n[target]',
+    )
+    complete += (
+        '[coordinates]\npickup_is = "courier_at_accept"\npickup = { lat = "a", lon = "o" }\n'
+    )
+    assert parse_mapping(complete).coordinates.pickup_is == "courier_at_accept"

@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 
 from arrive.clock import ManualClock
+from arrive.errors import MappingError
 from arrive.ingest import ImportResult, import_csv, parse_mapping
 
 HEAD = """
@@ -209,3 +210,99 @@ def test_absurd_numbers_are_refused_not_crashed_on(tmp_path: Path) -> None:
         "n: not a whole number",
         "duration_s: not a number",
     ]
+
+
+YEARLESS = """
+name = "yearless"
+timezone = "Asia/Shanghai"
+[timestamps.created_at]
+column = "at"
+format = "%m-%d %H:%M:%S"
+{year}
+[target]
+duration = {{ column = "took", unit = "min" }}
+"""
+
+
+def test_a_constant_year_completes_a_date_written_without_one(tmp_path: Path) -> None:
+    path = tmp_path / "x.csv"
+    path.write_text("at,took\n02-29 10:00:00,20\n02-30 10:00:00,20\n", encoding="utf-8")
+    result = import_csv(path, parse_mapping(YEARLESS.format(year="year = 2024")))
+    # 10:00 in Shanghai is 02:00 UTC: no year 0001, no local-mean-time offset.
+    assert result.orders["created_at"].to_list() == [datetime(2024, 2, 29, 2, 0, tzinfo=UTC)]
+    assert _reasons(result) == ["created_at: unparseable value (expected %m-%d %H:%M:%S in 2024)"]
+
+
+def test_the_year_can_come_from_another_column(tmp_path: Path) -> None:
+    path = tmp_path / "x.csv"
+    path.write_text("yr,at,took\n2023,12-31 23:00:00,20\n,01-01 08:00:00,20\n", encoding="utf-8")
+    result = import_csv(path, parse_mapping(YEARLESS.format(year='year_column = "yr"')))
+    assert result.orders["created_at"].to_list() == [datetime(2023, 12, 31, 15, 0, tzinfo=UTC)]
+    assert _reasons(result) == [
+        "created_at: unparseable value (expected %m-%d %H:%M:%S, year from yr)"
+    ]
+
+
+def test_implausible_times_are_quarantined_with_their_bound(tmp_path: Path) -> None:
+    rows = [
+        "1999-12-31 12:00,20",
+        "2024-05-01 12:00,20",
+        "2030-01-02 23:00,20",
+        "2030-01-03 01:30,20",
+    ]
+    result = _import(tmp_path, "", rows)  # imported at 2030-01-01 00:00 UTC
+    assert result.orders.height == 2
+    assert _reasons(result) == [
+        "created_at: implausible, before 2000-01-01 (timestamps.earliest)",
+        "created_at: implausible, on or after 2030-01-03 (timestamps.latest)",
+    ]
+    bounds = "[timestamps]\nearliest = 1990-01-01\nlatest = 2025-01-01\n"
+    mapping = HEAD.replace("[timestamps.created_at]", bounds + "[timestamps.created_at]")
+    path = tmp_path / "x.csv"
+    clock = ManualClock(datetime(2030, 1, 1, tzinfo=UTC))
+    result = import_csv(path, parse_mapping(mapping), clock=clock)
+    assert result.orders.height == 2
+    assert [r.line for r in result.quarantine] == [4, 5]
+
+
+def test_a_delivery_far_after_its_order_is_implausible_too(tmp_path: Path) -> None:
+    extra = '\nend = { column = "end", format = "%Y-%m-%d %H:%M" }\nmax_s = 1e12\n'
+    mapping = HEAD.replace('duration = { column = "took", unit = "min" }', "") + extra
+    path = tmp_path / "x.csv"
+    path.write_text("at,end\n2024-05-01 12:00,2224-05-01 12:00\n", encoding="utf-8")
+    clock = ManualClock(datetime(2030, 1, 1, tzinfo=UTC))
+    result = import_csv(path, parse_mapping(mapping), clock=clock)
+    assert _reasons(result) == [
+        "delivered_at: implausible, on or after 2030-01-03 (timestamps.latest)"
+    ]
+
+
+def test_a_fix_near_a_missing_pair_imports_the_order_with_that_point_unknown(
+    tmp_path: Path,
+) -> None:
+    extra = (
+        "[coordinates]\nmax_trip_km = 50\n"
+        "pickup = { lat = 'plat', lon = 'plon', missing = [[0.0, 0.0]],"
+        " missing_within_deg = 0.01 }\n"
+        "drop = { lat = 'dlat', lon = 'dlon' }\n"
+    )
+    rows = [
+        "2024-05-01 10:00,20,22.745,75.892,22.765,75.912",
+        "2024-05-01 10:01,20,-8e-05,-2e-05,22.765,75.912",  # GPS noise around (0, 0)
+        "2024-05-01 10:02,20,0.02,0.0,22.765,75.912",  # not within 0.01°: a real, far fix
+    ]
+    result = _import(tmp_path, extra, rows, header="at,took,plat,plon,dlat,dlon")
+    assert result.orders.select("pickup_lat", "pickup_lon", "drop_lat").rows() == [
+        (22.745, 75.892, 22.765),
+        (None, None, 22.765),
+    ]
+    assert _reasons(result) == ["drop: more than 50 km from pickup"]
+    assert result.summary["coordinates_unknown"] == {"pickup": 1, "drop": 0}
+    created = result.events.filter(pl.col("type") == "order_created")
+    assert created.get_column("pickup_lat").to_list() == [22.745, None]
+
+
+def test_a_tolerance_outside_its_range_is_refused() -> None:
+    extra = "[coordinates]\ndrop = { lat = 'a', lon = 'o', missing_within_deg = -0.1 }\n"
+    with pytest.raises(MappingError, match=r"coordinates\.drop\.missing_within_deg: must be"):
+        parse_mapping(HEAD + extra)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -88,3 +89,37 @@ def test_every_lifecycle_event_in_order(imported: Path) -> None:
         "picked_up": (23, 5),  # 00:05 local, the next day
         "delivered": (23, 20),
     }
+
+
+def test_the_courier_pickup_example(tmp_path: Path) -> None:
+    doc = DOCS[0]
+    section = doc.read_text(encoding="utf-8").split("## When the pickup is the courier", 1)[1]
+    mapping = tmp_path / "parcel-courier.toml"
+    mapping.write_text(_block_in(section, "toml"), encoding="utf-8")
+    data = tmp_path / "tasks.csv"
+    data.write_text(_block_in(section, "csv"), encoding="utf-8")
+    out = tmp_path / "out"
+    assert run(["import", str(mapping), str(data), "--out", str(out), "--quiet"]) == 0
+    orders = datadir.read_orders(out)
+    assert orders.select("order_id", "pickup_lat", "pickup_lon").rows() == [
+        ("T1", 52.52, 13.405),
+        ("T2", None, None),
+    ]
+    events = datadir.scan_events(out).collect()
+    created = events.filter(pl.col("type") == "order_created")
+    assert created.get_column("pickup_lat").null_count() == 2
+    ping = events.filter(pl.col("type") == "courier_ping").to_dicts()
+    assert [(p["courier_id"], p["lat"], p["lon"], p["status"]) for p in ping] == [
+        ("c-4", 52.52, 13.405, "busy")
+    ]
+    assert ping[0]["event_time"] == datetime(2024, 3, 14, 8, 4, tzinfo=UTC)
+    summary = json.loads((out / datadir.SUMMARY_FILE).read_text(encoding="utf-8"))
+    assert summary["pickup_is"] == "courier_at_accept"
+    assert summary["coordinates_unknown"] == {"pickup": 1, "drop": 0}
+    assert summary["events_not_written"] == {"courier_assigned": 1, "courier_ping": 1}
+
+
+def _block_in(text: str, kind: str) -> str:
+    match = re.search(rf"```{kind}\n(.*?)```", text, re.DOTALL)
+    assert match is not None, f"no {kind} block"
+    return match.group(1)

@@ -1,6 +1,8 @@
 """``arrive demo``: the whole flow on the embedded default, in one command.
 
-Imports the Food Delivery data (or simulates a marketplace), builds
+Imports the Food Delivery data when a copy is at hand (``--data``,
+``ARRIVE_DEMO_DATA``, or one of the usual places), else simulates a
+marketplace, so a fresh clone runs it with nothing beside it. Then it builds
 point-in-time features, trains and calibrates a P50/P90 model on the earlier
 weeks, evaluates it on the latest days against the heuristic, writes the HTML
 report, registers the model and promotes it to ``production`` when it passes
@@ -15,8 +17,10 @@ external service is needed.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Final
 
 import click
 from rich.console import Console
@@ -27,7 +31,8 @@ from arrive.errors import ConfigError, InternalError, PromotionRefused
 from arrive.registry import LocalRegistry, promote
 
 _console = Console(highlight=False, stderr=True)
-_CANDIDATES = (
+#: Where the demo looks for the Food Delivery CSV, relative to the working directory.
+CANDIDATES: Final = (
     Path("../shared/data/food_delivery.csv.gz"),
     Path("shared/data/food_delivery.csv.gz"),
     Path("data/food_delivery.csv.gz"),
@@ -41,22 +46,23 @@ _CANDIDATES = (
     type=click.Path(path_type=Path, dir_okay=False),
     envvar="ARRIVE_DEMO_DATA",
     show_envvar=True,
-    help="The Food Delivery CSV (default: found under ../shared/data, shared/data or data).",
+    help="The Food Delivery CSV (default: found under ../shared/data, shared/data or data; "
+    "without one, a simulated marketplace is used).",
 )
-@click.option("--simulate", is_flag=True, help="Use a simulated marketplace instead of the CSV.")
+@click.option("--simulate", is_flag=True, help="Simulate a marketplace even if the CSV is found.")
 @click.option(
     "--days",
     type=click.IntRange(2, 28),
     default=7,
     show_default=True,
-    help="With --simulate: days to simulate.",
+    help="When simulating: days to simulate.",
 )
 @click.option(
     "--orders-per-day",
     type=click.IntRange(100, 100_000),
     default=4_000,
     show_default=True,
-    help="With --simulate: orders per day.",
+    help="When simulating: orders per day.",
 )
 @click.option(
     "--workdir",
@@ -88,8 +94,9 @@ def command(
     """Import (or simulate), train, evaluate, register a model, then serve it and
     replay the latest days as live traffic."""
     data_dir, run_dir, registry_dir = workdir / "data", workdir / "run", workdir / "registry"
-    if simulate:
-        _say("simulating a marketplace", quiet)
+    data = choose_data(data_csv, simulate=simulate, days=days, orders_per_day=orders_per_day)
+    _say(f"data: {data.description}", quiet)
+    if data.csv is None:
         ctx.invoke(
             simulate_cmd.command,
             out=data_dir,
@@ -99,12 +106,10 @@ def command(
             quiet=quiet,
         )
     else:
-        source = _find_data(data_csv)
-        _say(f"importing {source}", quiet)
         ctx.invoke(
             import_cmd.command,
             source="food-delivery",
-            input_path=source,
+            input_path=data.csv,
             out=data_dir,
             force=True,
             quiet=quiet,
@@ -121,20 +126,45 @@ def command(
     _recap(data_dir, run_dir)
     if not no_live:
         _live(data_dir, registry_dir, workdir, live_orders, quiet)
+    click.echo(f"data: {data.description}\n{OWN_DATA}")
 
 
-def _find_data(given: Path | None) -> Path:
+#: How to run the same flow on one's own data (printed at the end of the demo).
+OWN_DATA: Final = (
+    "your own data: write a mapping for your CSV (docs/mapping.md), then\n"
+    "  arrive import my-mapping.toml my-orders.csv --out my-data\n"
+    "  arrive train my-data --out my-run"
+)
+
+
+@dataclass(frozen=True)
+class DemoData:
+    """What the demo runs on: a Food Delivery CSV, or (``csv`` None) a simulation."""
+
+    csv: Path | None
+    description: str
+
+
+def choose_data(given: Path | None, *, simulate: bool, days: int, orders_per_day: int) -> DemoData:
+    """The CSV given, else the first found under :data:`CANDIDATES` (relative to the
+    working directory), else a simulated marketplace; ``description`` says which and why.
+
+    Raises:
+        ConfigError: ``given`` is not a file.
+    """
+    simulated = f"a simulated marketplace ({days} days, {orders_per_day:,} orders a day)"
+    if simulate:
+        return DemoData(None, f"{simulated}, as asked by --simulate")
     if given is not None:
         if not given.is_file():
             raise ConfigError(f"--data {given}: no such file")
-        return given
-    for candidate in _CANDIDATES:
-        if candidate.is_file():
-            return candidate
-    raise ConfigError(
-        "no Food Delivery CSV found (looked in "
-        + ", ".join(map(str, _CANDIDATES))
-        + "): pass --data PATH, set ARRIVE_DEMO_DATA, or run `arrive demo --simulate`"
+        return DemoData(given, f"the Food Delivery CSV {given}")
+    found = next((path for path in CANDIDATES if path.is_file()), None)
+    if found is not None:
+        return DemoData(found, f"the Food Delivery CSV {found}")
+    looked = ", ".join(map(str, CANDIDATES))
+    return DemoData(
+        None, f"{simulated}: no Food Delivery CSV in {looked} (pass --data PATH to use one)"
     )
 
 

@@ -12,13 +12,20 @@ from rich.table import Table
 
 from arrive import datadir
 from arrive.cli.progress import progress
-from arrive.ingest.importers import import_csv, load_mapping, preset_names, write_import
+from arrive.ingest.importers import (
+    import_csv,
+    load_mapping,
+    nothing_imported,
+    preset_names,
+    write_import,
+)
 
+# Stage → (description, unit); the file is read in bytes (a compressed file's, on disk).
 _STAGES: Final = {
-    "read": "reading rows",
-    "check": "checking values",
-    "events": "building events",
-    "write": "writing files",
+    "read": ("reading the file", "bytes"),
+    "check": ("checking values", "steps"),
+    "events": ("building events", "steps"),
+    "write": ("writing files", "steps"),
 }
 _TOP_REASONS: Final = 8
 
@@ -40,11 +47,13 @@ def command(source: str, input_path: Path, out: Path, force: bool, quiet: bool) 
 
     SOURCE is a preset name or the path to a mapping TOML file (see docs/mapping.md);
     rows that fail a check go to quarantine.csv with their line and the reason.
+    When every row fails, only quarantine.csv is written and the exit code is 2.
     """
     mapping = load_mapping(source)
     with datadir.staged(out, force=force) as stage, _Bars(quiet=quiet) as bars:
         result = import_csv(input_path, mapping, source=source, on_progress=bars)
         write_import(stage, result, on_progress=bars)
+    nothing_imported(result, out)
     if not quiet:
         Console(highlight=False).print(_table(result.summary, out))
 
@@ -69,7 +78,8 @@ class _Bars:
             self._bar.start()
         task = self._tasks.get(stage)
         if task is None:
-            task = self._tasks[stage] = self._bar.add_task(_STAGES.get(stage, stage), total=total)
+            description, unit = _STAGES.get(stage, (stage, "steps"))
+            task = self._tasks[stage] = self._bar.add_task(description, total=total, unit=unit)
         self._bar.update(task, completed=done, total=total)
 
 
@@ -89,6 +99,10 @@ def _table(summary: dict[str, Any], out: Path) -> Table:
         table.add_row("", f"… {len(reasons) - _TOP_REASONS} more reasons in import_summary.json")
     if summary["created_at_min"] is not None:
         table.add_row("created_at", f"{summary['created_at_min']} → {summary['created_at_max']}")
+    unknown = summary.get("coordinates_unknown", {})
+    if any(unknown.values()):
+        counts = ", ".join(f"{end} {count:,}" for end, count in unknown.items())
+        table.add_row("unknown points", f"{counts} (declared missing by the mapping)")
     events = ", ".join(f"{kind} {count:,}" for kind, count in summary["events"].items())
     table.add_row("events", events or "none")
     for kind, count in summary["events_not_written"].items():

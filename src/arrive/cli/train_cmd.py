@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from arrive.cli.progress import progress
+from arrive.datadir import check_data_dir
 from arrive.errors import ConfigError
 from arrive.registry.local import DEFAULT_ROOT, LocalRegistry
 from arrive.training.pipeline import STEPS, TrainConfig, TrainResult, run_training
@@ -111,6 +112,7 @@ def command(
     quiet: bool,
 ) -> None:
     """Train a calibrated P50/P90 model on DATA_DIR (from `arrive import` or `arrive simulate`)."""
+    check_data_dir(data_dir)
     config = TrainConfig(
         split=split,  # type: ignore[arg-type]
         fractions=SplitFractions(test=test_frac, valid=valid_frac, calib=calib_frac),

@@ -11,6 +11,7 @@ from arrive.ingest.importers.importer import (
     QuarantinedRow,
     import_csv,
     import_into,
+    nothing_imported,
     write_import,
     write_quarantine,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "import_csv",
     "import_into",
     "load_mapping",
+    "nothing_imported",
     "parse_mapping",
     "preset_names",
     "write_import",

@@ -4,7 +4,9 @@ Per order: ``order_created`` at ``created_at`` (store, market, category,
 courier, coordinates, items, subtotal, attributes), one event per mapped
 lifecycle timestamp that has a value (``order_confirmed``, ``food_ready``,
 ``courier_assigned``, ``picked_up``), ``delivered`` at ``delivered_at``, and a
-``market_snapshot`` at ``created_at`` when market counts are mapped. Event ids
+``market_snapshot`` at ``created_at`` when market counts are mapped. When the
+pickup is the courier's position at acceptance, ``order_created`` leaves it out
+(it is not known yet) and a ``courier_ping`` at ``assigned_at`` carries it. Event ids
 are ``"<order_id>:<type>"``, so a re-import gives the same ids.
 
 An event whose required field has no value (a ``courier_assigned`` without a
@@ -30,6 +32,7 @@ LIFECYCLE_EVENTS: Final[dict[str, tuple[str, tuple[str, ...]]]] = {
     "assigned_at": ("courier_assigned", ("courier_id",)),
     "picked_up_at": ("picked_up", ("courier_id",)),
 }
+_PICKUP: Final = ("pickup_lat", "pickup_lon")
 # Fields without which the event type is invalid (the others are optional).
 _REQUIRED: Final = {"courier_assigned": "courier_id", "market_snapshot": "market_id"}
 
@@ -44,11 +47,15 @@ def order_events(orders: pl.DataFrame, mapping: Mapping) -> tuple[pl.DataFrame, 
     Returns:
         The conformed event frame (time-ordered) and ``{type: events not written}``.
     """
+    courier_pickup = mapping.coordinates.pickup_is == "courier_at_accept"
+    created_fields = [f for f in ORDER_FIELDS if not (courier_pickup and f in _PICKUP)]
     parts = [
-        _event(orders, "order_created", "created_at", ORDER_FIELDS, _attributes(mapping)),
+        _event(orders, "order_created", "created_at", created_fields, _attributes(mapping)),
         _event(orders, "delivered", "delivered_at", ("courier_id",)),
     ]
     skipped: dict[str, int] = {}
+    if courier_pickup:
+        parts.append(_accept_ping(orders, skipped))
     for column, (kind, fields) in LIFECYCLE_EVENTS.items():
         if getattr(mapping.timestamps, column) is not None:
             timed = orders.filter(pl.col(column).is_not_null())
@@ -61,6 +68,26 @@ def order_events(orders: pl.DataFrame, mapping: Mapping) -> tuple[pl.DataFrame, 
         usable = _usable(observed, "market_snapshot", skipped)
         parts.append(_event(usable, "market_snapshot", "created_at", ("market_id", *counts)))
     return conform(pl.concat(parts, how="diagonal_relaxed")), skipped
+
+
+def _accept_ping(orders: pl.DataFrame, skipped: dict[str, int]) -> pl.DataFrame:
+    """The courier's position at acceptance as a ``courier_ping`` (busy: it has a task)."""
+    known = orders.filter(
+        pl.all_horizontal(pl.col(c).is_not_null() for c in ("assigned_at", "courier_id", *_PICKUP))
+    )
+    if known.height < orders.height:
+        skipped["courier_ping"] = orders.height - known.height
+    return known.select(
+        (pl.col("order_id") + ":courier_ping").alias("event_id"),
+        pl.lit("courier_ping").alias("type"),
+        pl.col("assigned_at").alias("event_time"),
+        pl.lit(SCHEMA_VERSION, EVENT_COLUMNS["schema_version"]).alias("schema_version"),
+        pl.col("courier_id"),
+        pl.col("market_id"),
+        pl.col("pickup_lat").alias("lat"),
+        pl.col("pickup_lon").alias("lon"),
+        pl.lit("busy").alias("status"),
+    )
 
 
 def _usable(events_of: pl.DataFrame, kind: str, skipped: dict[str, int]) -> pl.DataFrame:

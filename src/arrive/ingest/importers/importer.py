@@ -6,6 +6,8 @@ and a reason, so ``rows_in == rows_imported + rows_quarantined`` always holds
 (blank lines hold no record and are counted apart). Whole-file problems raise:
 a missing, unreadable or corrupt file (:class:`~arrive.errors.InputFileError`)
 and a header without a mapped column (:class:`~arrive.errors.MappingError`).
+An import that keeps no row is a failure too (:func:`nothing_imported`): only
+its quarantine is written, so the directory never looks like usable data.
 """
 
 from __future__ import annotations
@@ -23,16 +25,22 @@ import polars as pl
 
 from arrive import __version__, datadir
 from arrive.clock import Clock, SystemClock
-from arrive.errors import InternalError
+from arrive.errors import DataError, InternalError
 from arrive.ingest.importers.csvsource import LINE, SOURCE_PREFIX, CsvTable, read_csv
 from arrive.ingest.importers.eventlog import order_events
 from arrive.ingest.importers.mapping import Mapping
-from arrive.ingest.importers.transform import REASON, output_columns, parse_orders
+from arrive.ingest.importers.transform import (
+    REASON,
+    output_columns,
+    parse_orders,
+    unknown_column,
+)
 
 #: Called with (stage, done, total); stages are "read" (bytes), "check", "events", "write".
 ImportProgress = Callable[[str, int, int], None]
 
 _QUARANTINE_HEAD: Final = ("line", "reason")
+_TOP_REASONS: Final = 3
 
 
 class QuarantinedRow(NamedTuple):
@@ -82,6 +90,7 @@ def import_csv(
         MappingError: the header lacks a mapped column, or has it twice.
     """
     report = on_progress or _ignore
+    now = (clock or SystemClock()).now()
     table = read_csv(
         path,
         mapping.csv,
@@ -89,7 +98,7 @@ def import_csv(
         on_progress=lambda done, total: report("read", done, total),
     )
     report("check", 0, 1)
-    parsed = parse_orders(table.rows, mapping)
+    parsed = parse_orders(table.rows, mapping, now=now)
     good = parsed.filter(pl.col(REASON).is_null())
     orders = datadir.conform_orders(good.select(output_columns(mapping)))
     report("check", 1, 1)
@@ -98,7 +107,11 @@ def import_csv(
     quarantine = _quarantine(parsed.filter(pl.col(REASON).is_not_null()), table)
     summary = _summary(path, mapping, table, orders, events, quarantine)
     summary |= {"source": source or mapping.name, "events_not_written": skipped}
-    summary["imported_at"] = (clock or SystemClock()).now().isoformat()
+    summary["pickup_is"] = mapping.coordinates.pickup_is
+    summary["coordinates_unknown"] = {
+        end: good.get_column(unknown_column(end)).sum() for end in ("pickup", "drop")
+    }
+    summary["imported_at"] = now.isoformat()
     return ImportResult(orders, events, table.header, quarantine, summary)
 
 
@@ -108,15 +121,20 @@ def write_import(
     """Write ``result`` into ``directory`` in the :mod:`arrive.datadir` layout.
 
     Use it on the folder yielded by :func:`arrive.datadir.staged`, so that a
-    failure leaves nothing that looks complete.
+    failure leaves nothing that looks complete. When no order was imported only
+    ``quarantine.csv`` is written (see :func:`nothing_imported`).
     """
     report = on_progress or _ignore
     steps: list[Callable[[], None]] = [
-        lambda: datadir.write_orders(directory, result.orders),
-        lambda: datadir.write_events(directory, result.events),
         lambda: write_quarantine(directory / datadir.QUARANTINE_FILE, result),
-        lambda: datadir.write_summary(directory, result.summary),
     ]
+    if result.orders.height > 0:
+        steps = [
+            lambda: datadir.write_orders(directory, result.orders),
+            lambda: datadir.write_events(directory, result.events),
+            lambda: write_quarantine(directory / datadir.QUARANTINE_FILE, result),
+            lambda: datadir.write_summary(directory, result.summary),
+        ]
     for done, step in enumerate(steps):
         report("write", done, len(steps))
         step()
@@ -125,10 +143,36 @@ def write_import(
 
 def import_into(directory: Path, path: Path, mapping: Mapping) -> Path:
     """Import the CSV at ``path`` through ``mapping`` into the new data directory
-    ``directory`` (staged: a failure leaves nothing that looks complete); returns it."""
+    ``directory`` (staged: a failure leaves nothing that looks complete); returns it.
+
+    Raises:
+        DataError: no row was imported (``directory`` then holds only the quarantine).
+    """
     with datadir.staged(directory) as stage:
-        write_import(stage, import_csv(path, mapping))
+        result = import_csv(path, mapping)
+        write_import(stage, result)
+    nothing_imported(result, directory)
     return Path(directory)
+
+
+def nothing_imported(result: ImportResult, directory: Path) -> None:
+    """Refuse an import that kept no row, naming its main reasons with their counts.
+
+    Raises:
+        DataError: ``result`` has no order.
+    """
+    if result.orders.height > 0:
+        return
+    summary = result.summary
+    if summary["rows_in"] == 0:
+        raise DataError(f"nothing imported: {summary['input']['path']} has no rows")
+    reasons = list(summary["quarantine_by_reason"].items())
+    top = "; ".join(f"{reason} ({count:,} rows)" for reason, count in reasons[:_TOP_REASONS])
+    more = f"; {len(reasons) - _TOP_REASONS} more reasons" if len(reasons) > _TOP_REASONS else ""
+    raise DataError(
+        f"nothing imported: all {summary['rows_in']:,} rows quarantined ({top}{more}); "
+        f"see {Path(directory) / datadir.QUARANTINE_FILE}"
+    )
 
 
 def write_quarantine(path: Path, result: ImportResult) -> None:

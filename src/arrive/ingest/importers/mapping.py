@@ -15,6 +15,7 @@ import re
 import tomllib
 import zoneinfo
 from collections.abc import Iterator
+from datetime import date
 from importlib import resources
 from pathlib import Path
 from typing import Any, Final, Literal, TypeVar
@@ -41,6 +42,10 @@ _PRESETS: Final = resources.files("arrive.ingest.importers") / "presets"
 _NAME: Final = re.compile(r"^[a-z_][a-z0-9_]*$")
 _AT_PATH: Final = re.compile(r"^(?P<reason>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
 _UNKNOWN: Final = re.compile(r"^Object contains unknown field `(?P<key>[^`]+)`$")
+# strptime directives that give the year (%D, %F, %x, %c, %s and %+ hold one too).
+_YEAR_DIRECTIVE: Final = re.compile(r"(?<!%)%[-_0^#]?[YyGgDFxcs+]")
+# A year written literally in a format: matched as text, never parsed as the year.
+_LITERAL_YEAR: Final = re.compile(r"(?<![%\d])(?:19|20)\d\d(?!\d)")
 
 
 class _Spec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
@@ -95,7 +100,11 @@ class Timestamp(_Spec, frozen=True):
     accepts ``Z``, ``+05:30`` and ``+0530``; without it the mapping's timezone
     applies), or a ``time_column`` with ``time_format`` plus, optionally, a
     ``date_column`` with ``date_format``. A time without a date takes the
-    order's local creation date and rolls over midnight when earlier."""
+    order's local creation date and rolls over midnight when earlier.
+
+    A date format without a year (``%m-%d %H:%M:%S``, as some exports write
+    it) needs the year from elsewhere: a constant ``year``, or a ``year_column``
+    holding it (four digits)."""
 
     column: str | None = None
     format: str | None = None
@@ -103,6 +112,8 @@ class Timestamp(_Spec, frozen=True):
     date_format: str | None = None
     time_column: str | None = None
     time_format: str | None = None
+    year: int | None = None
+    year_column: str | None = None
 
     @property
     def time_only(self) -> bool:
@@ -139,10 +150,16 @@ class Timestamps(_Spec, frozen=True):
 
     ``on_conflict`` says what happens to a lifecycle time that falls before the
     order's creation or after its delivery: ``quarantine`` the row (default), or
-    ``drop`` that one time — its event is not written and the summary counts it."""
+    ``drop`` that one time — its event is not written and the summary counts it.
+
+    ``created_at`` and the delivery time must fall on or after ``earliest`` and
+    before ``latest`` (UTC midnights; by default two days after the import's
+    date), else the row is quarantined as implausible."""
 
     created_at: Timestamp
     on_conflict: Literal["quarantine", "drop"] = "quarantine"
+    earliest: date = date(2000, 1, 1)
+    latest: date | None = None
     confirmed_at: Timestamp | None = None
     ready_at: Timestamp | None = None
     assigned_at: Timestamp | None = None
@@ -150,20 +167,36 @@ class Timestamps(_Spec, frozen=True):
 
 
 class Point(_Spec, frozen=True):
-    """Latitude and longitude columns, in decimal degrees."""
+    """Latitude and longitude columns, in decimal degrees.
+
+    ``missing`` lists this point's ``(lat, lon)`` pairs that mean "unknown"
+    (besides :attr:`Coordinates.missing`); a fix within ``missing_within_deg`` of
+    any of them, on both axes, is unknown too (GPS noise around (0, 0)). An
+    unknown point imports as null, and the import summary counts it."""
 
     lat: str
     lon: str
+    missing: tuple[tuple[float, float], ...] = ()
+    missing_within_deg: float = 0.0
 
 
 class Coordinates(_Spec, frozen=True):
-    """Pickup and drop locations, the ``(lat, lon)`` pairs meaning "unknown",
-    and the largest plausible pickup–drop distance."""
+    """Pickup and drop locations, the ``(lat, lon)`` pairs meaning "unknown" for
+    both, and the largest plausible pickup–drop distance (a pair that is unknown
+    is not checked against it).
+
+    ``pickup_is`` says what the pickup point is: the ``store`` (default), known
+    when the order is created, or ``courier_at_accept``, the courier's position
+    when accepting the task (parcel and grocery data often have no store). The
+    latter is known only from the accept time (``timestamps.assigned_at``), so
+    ``order_created`` does not carry it: it becomes the courier's ``courier_ping``
+    at acceptance, and stays the order's pickup in ``orders.parquet``."""
 
     pickup: Point | None = None
     drop: Point | None = None
     missing: tuple[tuple[float, float], ...] = ()
     max_trip_km: float | None = None
+    pickup_is: Literal["store", "courier_at_accept"] = "store"
 
 
 class Market(_Spec, frozen=True):
@@ -298,7 +331,7 @@ def _columns(mapping: Mapping) -> Iterator[tuple[str, Column | Point | Timestamp
 
 
 def _timestamp_columns(path: str, spec: Timestamp) -> Iterator[tuple[str, str]]:
-    for key in ("column", "date_column", "time_column"):
+    for key in ("column", "date_column", "time_column", "year_column"):
         column = getattr(spec, key)
         if column is not None:
             yield f"{path}.{key}", column
@@ -313,7 +346,9 @@ def _problems(mapping: Mapping) -> Iterator[tuple[str, str]]:
         elif isinstance(spec, Timestamp):
             yield from _check_timestamp(path, spec)
     yield from _check_target(mapping.target)
+    yield from _check_bounds(mapping.timestamps)
     yield from _check_coordinates(mapping.coordinates)
+    yield from _check_courier_pickup(mapping)
     yield from _check_attributes(mapping.attributes)
 
 
@@ -374,6 +409,8 @@ def _check_timestamp(path: str, spec: Timestamp) -> Iterator[tuple[str, str]]:
             yield path, f"give either column or {' and '.join(others)}, not both"
         if spec.format is None:
             yield f"{path}.format", "required with column (a strptime format)"
+        else:
+            yield from _check_year(path, "format", spec)
         return
     if spec.time_column is None or spec.time_format is None:
         yield path, "needs column + format, or time_column + time_format"
@@ -382,6 +419,45 @@ def _check_timestamp(path: str, spec: Timestamp) -> Iterator[tuple[str, str]]:
     for key in ("date_format", "time_format"):
         if "%z" in (getattr(spec, key) or ""):
             yield f"{path}.{key}", "%z needs a single column with a full timestamp"
+    if spec.date_format is not None:
+        yield from _check_year(path, "date_format", spec)
+    elif spec.year is not None or spec.year_column is not None:
+        yield path, "year and year_column go with a date (a time of day has none)"
+
+
+def _check_year(path: str, key: str, spec: Timestamp) -> Iterator[tuple[str, str]]:
+    """A date format must give a year, or the spec must (``year`` / ``year_column``)."""
+    fmt: str = getattr(spec, key)
+    literal = _LITERAL_YEAR.search(_YEAR_DIRECTIVE.sub("", fmt))
+    given = [k for k in ("year", "year_column") if getattr(spec, k) is not None]
+    if literal:
+        yield (
+            f"{path}.{key}",
+            (
+                f"{fmt!r} writes the year {literal[0]} as text, which is matched, not parsed: "
+                f"use %Y in its place (or leave it out and set year = {literal[0]})"
+            ),
+        )
+    elif _YEAR_DIRECTIVE.search(fmt):
+        if given:
+            yield f"{path}.{given[0]}", f"only for a format without a year, and {fmt!r} has one"
+    elif not given:
+        yield (
+            f"{path}.{key}",
+            (
+                f"{fmt!r} has no year (%Y or %y): set year = 2024 (the year of every row) "
+                "or year_column = the column that holds it"
+            ),
+        )
+    elif len(given) > 1:
+        yield path, "give either year or year_column, not both"
+    elif spec.year is not None and not 1000 <= spec.year <= 9999:
+        yield f"{path}.year", "must have four digits"
+
+
+def _check_bounds(timestamps: Timestamps) -> Iterator[tuple[str, str]]:
+    if timestamps.latest is not None and timestamps.latest <= timestamps.earliest:
+        yield "timestamps.latest", "must come after timestamps.earliest"
 
 
 def _check_target(target: Target) -> Iterator[tuple[str, str]]:
@@ -394,6 +470,26 @@ def _check_target(target: Target) -> Iterator[tuple[str, str]]:
 def _check_coordinates(coordinates: Coordinates) -> Iterator[tuple[str, str]]:
     if coordinates.max_trip_km is not None and coordinates.max_trip_km <= 0:
         yield "coordinates.max_trip_km", "must be positive"
+    for end in ("pickup", "drop"):
+        point = getattr(coordinates, end)
+        if point is not None and not 0 <= point.missing_within_deg < 1:
+            yield f"coordinates.{end}.missing_within_deg", "must be at least 0 and below 1"
+
+
+def _check_courier_pickup(mapping: Mapping) -> Iterator[tuple[str, str]]:
+    if mapping.coordinates.pickup_is != "courier_at_accept":
+        return
+    needs = {
+        "coordinates.pickup": mapping.coordinates.pickup,
+        "timestamps.assigned_at": mapping.timestamps.assigned_at,
+        "fields.courier_id": mapping.fields.courier_id,
+    }
+    for key, spec in needs.items():
+        if spec is None:
+            yield (
+                "coordinates.pickup_is",
+                f"courier_at_accept needs {key}",
+            )
 
 
 def _check_attributes(attributes: dict[str, Attribute]) -> Iterator[tuple[str, str]]:

@@ -15,6 +15,7 @@ expression repeats the work of the one it builds on.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from datetime import UTC, date, datetime, timedelta
 from typing import Final
 
 import polars as pl
@@ -67,13 +68,15 @@ Check = tuple[pl.Expr, str]
 _Specs = dict[str, tuple[Column, str]]
 
 
-def parse_orders(rows: pl.DataFrame, mapping: Mapping) -> pl.DataFrame:
+def parse_orders(rows: pl.DataFrame, mapping: Mapping, *, now: datetime) -> pl.DataFrame:
     """``rows`` plus the typed canonical, lifecycle, market and attribute columns
     and :data:`REASON`.
 
     Args:
         rows: string columns ``src:<header name>`` and :data:`~.csvsource.LINE`,
             in file order, with every mapped column present.
+        now: the import's time; without ``timestamps.latest``, an order created or
+            delivered from two days after its date (UTC) on is implausible.
     """
     specs = _column_specs(mapping)
     frame = rows.with_columns(_clean_pass(mapping))
@@ -81,7 +84,7 @@ def parse_orders(rows: pl.DataFrame, mapping: Mapping) -> pl.DataFrame:
     frame = frame.with_columns(_number_pass(specs, mapping))
     frame = frame.with_columns(_value_pass(specs, mapping))
     frame = frame.with_columns(_relation_pass(mapping))
-    frame = frame.with_columns(_order_pass(mapping))
+    frame = frame.with_columns(_order_pass(mapping, _bounds(mapping, now)))
     reasons = sorted(
         (c for c in frame.columns if c.startswith("?")),
         key=lambda c: _PRIORITY.get(c[1:].split("#", 1)[0], 9),
@@ -184,9 +187,17 @@ def _relation_pass(mapping: Mapping) -> Iterator[pl.Expr]:
     yield from _trip(mapping)
 
 
-def _order_pass(mapping: Mapping) -> Iterator[pl.Expr]:
+def _bounds(mapping: Mapping, now: datetime) -> tuple[date, date]:
+    """The plausible range of order times: ``[earliest, latest)``, UTC midnights."""
+    earliest, latest = mapping.timestamps.earliest, mapping.timestamps.latest
+    return earliest, latest or now.astimezone(UTC).date() + timedelta(days=2)
+
+
+def _order_pass(mapping: Mapping, bounds: tuple[date, date]) -> Iterator[pl.Expr]:
     """Checks over the resolved timestamps and the target."""
     created, delivered = pl.col("created_at"), pl.col("delivered_at")
+    yield _plausible("created_at", bounds)
+    yield _plausible("delivered_at", bounds)
     seconds = pl.col("duration_s")
     if mapping.target.end is not None:
         seconds = (delivered - created).dt.total_microseconds() / 1e6
@@ -205,6 +216,18 @@ def _order_pass(mapping: Mapping) -> Iterator[pl.Expr]:
             yield pl.when((at < created) | (at > delivered)).then(None).otherwise(at).alias(name)
         else:
             yield _reason(f"{name}#order", order)
+
+
+def _plausible(name: str, bounds: tuple[date, date]) -> pl.Expr:
+    low, high = (datetime(d.year, d.month, d.day, tzinfo=UTC) for d in bounds)
+    at = pl.col(name)
+    return _reason(
+        f"{name}#range",
+        [
+            (at < low, f"implausible, before {low.date()} (timestamps.earliest)"),
+            (at >= high, f"implausible, on or after {high.date()} (timestamps.latest)"),
+        ],
+    )
 
 
 def _duplicates() -> pl.Expr:
@@ -323,9 +346,12 @@ def _point(end: str, mapping: Mapping) -> Iterator[pl.Expr]:
     point = getattr(mapping.coordinates, end)
     if point is None:
         yield from (pl.lit(None, pl.Float64).alias(f"{end}_{axis}") for axis, _ in _AXES)
+        yield pl.lit(False).alias(unknown_column(end))
         return
     numbers = [pl.col(f"~n:{end}_{axis}") for axis, _ in _AXES]
-    unknown = _unknown_pair(numbers, mapping.coordinates.missing)
+    pairs = (*mapping.coordinates.missing, *point.missing)
+    unknown = _unknown_pair(numbers, pairs, point.missing_within_deg)
+    yield unknown.alias(unknown_column(end))
     values = [pl.when(~unknown).then(number) for number in numbers]
     for i, (axis, limit) in enumerate(_AXES):
         partner = f"{end}_{_AXES[1 - i][0]}"
@@ -339,11 +365,19 @@ def _point(end: str, mapping: Mapping) -> Iterator[pl.Expr]:
         yield _reason(f"{end}_{axis}", checks)
 
 
-def _unknown_pair(numbers: list[pl.Expr], pairs: Sequence[tuple[float, float]]) -> pl.Expr:
+def unknown_column(end: str) -> str:
+    """Column of :func:`parse_orders`'s result: ``end``'s point was declared unknown."""
+    return f"#unknown:{end}"
+
+
+def _unknown_pair(
+    numbers: list[pl.Expr], pairs: Sequence[tuple[float, float]], within: float
+) -> pl.Expr:
     lat, lon = numbers
     if not pairs:
         return pl.lit(False)
-    return pl.any_horizontal([(lat == a) & (lon == b) for a, b in pairs]).fill_null(False)
+    near = [((lat - a).abs() <= within) & ((lon - b).abs() <= within) for a, b in pairs]
+    return pl.any_horizontal(near).fill_null(False)
 
 
 def _trip(mapping: Mapping) -> Iterator[pl.Expr]:
