@@ -8,6 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from arrive.models.check import sample_rows
 from arrive.models.encoding import to_matrix
 from arrive.serving.compiled import (
     CompiledModel,
@@ -15,7 +16,6 @@ from arrive.serving.compiled import (
     RowEncoder,
     cache_paths,
     check_equal,
-    sample_rows,
 )
 
 

@@ -62,6 +62,36 @@ class EtaAnswer(msgspec.Struct, frozen=True):
     stale_features: list[str]
 
 
+class ModelFinding(msgspec.Struct, frozen=True, kw_only=True):
+    """What checking one model version found.
+
+    Attributes:
+        version: the registry version checked.
+        status: ``ok`` (its probe batch reproduces the reference predictions),
+            ``unverified`` (it parses and scores, but was registered without reference
+            predictions) or ``broken`` (why in ``reason``).
+        reason: what was found, in one line.
+    """
+
+    version: str
+    status: Literal["ok", "unverified", "broken"]
+    reason: str
+
+
+class ReloadAnswer(msgspec.Struct, frozen=True, kw_only=True):
+    """What a reload found and what serves after it.
+
+    Attributes:
+        model_version: the version serving now (None: the heuristic answers).
+        alias_version: the version the served alias points at.
+        checks: each version whose files were checked by this reload.
+    """
+
+    model_version: str | None
+    alias_version: str | None = None
+    checks: list[ModelFinding] = msgspec.field(default_factory=list)
+
+
 class Predictor(Protocol):
     """The transport-neutral ETA hot path."""
 
@@ -73,11 +103,12 @@ class Predictor(Protocol):
         ...
 
     def ready(self) -> tuple[bool, str]:
-        """``(True, "")`` when a model is loaded and the store reachable, else the reason."""
+        """``(True, "")`` when a model is loaded and the store reachable, else the reason
+        (ready, with a note, when the model serving is not the alias's)."""
         ...
 
-    async def reload(self) -> str:
-        """Re-read the served alias from the registry; return the version now serving."""
+    async def reload(self) -> ReloadAnswer:
+        """Re-read the served alias from the registry, check its files; say what serves."""
         ...
 
     def set_kill_switch(self, on: bool) -> None:

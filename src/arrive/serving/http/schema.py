@@ -120,7 +120,8 @@ class Health(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Readiness(msgspec.Struct, frozen=True, kw_only=True):
-    """Whether the service can answer with the model; ``reason`` says why not."""
+    """Whether the service can answer with the model; ``reason`` says why not (or, when
+    ready, why the version serving is not the alias's)."""
 
     ready: bool
     reason: str | None = None
@@ -136,12 +137,6 @@ class KillSwitchState(msgspec.Struct, frozen=True, kw_only=True):
     """The kill switch's state after the call."""
 
     kill_switch: bool
-
-
-class ReloadAnswer(msgspec.Struct, frozen=True, kw_only=True):
-    """The model version serving after a reload (None: the heuristic answers)."""
-
-    model_version: str | None
 
 
 def to_order(request: EtaRequest, request_id: str, now: datetime) -> OrderCreated:
