@@ -190,7 +190,7 @@ def verify(refs: tuple[str, ...], registry_root: Path, timeout_s: float) -> None
     registry = LocalRegistry(registry_root)
     targets = list(refs) or [v.version for v in registry.versions()]
     failures = []
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)
     for ref in targets:
         try:
             loaded = registry.open(ref)

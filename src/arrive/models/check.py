@@ -55,7 +55,7 @@ RTOL: Final = 1e-6
 trees may differ from the trained booster by float rounding, never by more."""
 ATOL: Final = 1e-6
 DEFAULT_TIMEOUT_S: Final = 300.0
-_REASON_CHARS: Final = 300
+_REASON_CHARS: Final = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,13 +225,21 @@ def _death(code: int, stderr: bytes) -> str:
 
 
 def _tail(stderr: bytes) -> str:
-    """The last meaningful line of a child's output, printable and short."""
+    """What the child last said, in one short printable line: LightGBM's first fatal
+    message (else its last message) without the text it "met", which can be any memory
+    past the end of a truncated file; else the last line."""
     lines = [line.strip() for line in stderr.decode(errors="replace").splitlines()]
     lines = [line for line in lines if line and not line.startswith("terminate called")]
-    if not lines:
+    said = [line for line in lines if line.startswith("[LightGBM] [")]
+    fatal = [line for line in said if line.startswith("[LightGBM] [Fatal]")]
+    if said:
+        message = (fatal or said[-1:])[0].split("] ", 2)[-1]
+        text = "LightGBM: " + message.split(" met ")[0]
+    elif lines:
+        text = lines[-1]
+    else:
         return ""
-    text = "".join(c if c.isprintable() else "?" for c in lines[-1])
-    return text[:_REASON_CHARS]
+    return "".join(c if c.isprintable() else "?" for c in text)[:_REASON_CHARS]
 
 
 def sample_rows(booster: lgb.Booster, n: int, seed: int = 0) -> FloatArray:
@@ -289,4 +297,3 @@ def child_main() -> int:
     with os.fdopen(verdict_fd, "wb") as out:
         out.write(msgspec.json.encode(_Outcome(outcome.status, outcome.reason)) + b"\n")
     return 0
-

@@ -19,7 +19,7 @@ UNUSED: Final = ("sklearn", "pandas", "dask", "pyarrow", "cffi")
 
 if __name__ == "__main__":
     for name in UNUSED:
-        sys.modules.setdefault(name, None)  # type: ignore[assignment]
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]
     from arrive.models.check import child_main
 
     raise SystemExit(child_main())

@@ -168,6 +168,8 @@ class ModelSlot:
             target = self.target = self._target()
             if target is not None:
                 self._follow(target, force=force)
+            if self.current is None and target is not None and target in self.refused:
+                self.last_error = f"version {target} refused: {self.refused[target]}"
             if self.current is None and self.fallback.heuristic is None:
                 self._fallback_from_any(target)
             self._show_note(target)
