@@ -4,13 +4,15 @@ process that may crash without taking the caller with it."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import numpy as np
 import pytest
 
+from arrive.errors import InputFileError
 from arrive.models.artifact import ModelBundle
 from arrive.models.check import PROBE_FILE, Probe, check_files
-from arrive.testing.artifacts import garbled, small_bundle, truncated
+from arrive.testing.artifacts import garbled, out_of_range_split, small_bundle, truncated
 
 BOOSTER = "booster_q90.txt"
 
@@ -37,14 +39,31 @@ def test_the_probe_is_real_rows_with_the_models_own_predictions(files: dict[str,
     assert (probe.predictions[:, 1] >= probe.predictions[:, 0]).all()
 
 
-@pytest.mark.parametrize(
-    ("keep", "death"),
-    [(0.3, "SIGABRT"), (0.98, "SIGSEGV")],  # LightGBM aborts, or reads past the end
-)
-def test_a_truncated_booster_crashes_the_child_not_the_caller(
-    files: dict[str, bytes], keep: float, death: str
+@pytest.mark.parametrize("keep", [0.3, 0.98, 0.999])
+def test_a_truncated_booster_is_refused_before_lightgbm_reads_it(
+    files: dict[str, bytes], keep: float
 ) -> None:
-    check = check_files({**files, BOOSTER: truncated(files[BOOSTER], keep)})
+    # LightGBM follows the header's tree offsets past the end of a cut file: it aborts,
+    # segfaults, or (by luck of the memory beyond) parses; none of that is left to chance
+    cut = truncated(files[BOOSTER], keep)
+    check = check_files({**files, BOOSTER: cut})
+    assert check.status == "broken"
+    assert check.reason.startswith(f"{BOOSTER}: incomplete")
+    with pytest.raises(InputFileError, match=f"{BOOSTER}: incomplete"):
+        ModelBundle.from_files({**files, BOOSTER: cut})  # in this process: refused, no crash
+
+
+@pytest.mark.parametrize(
+    ("damage", "death"),
+    [
+        (lambda data: garbled(data, 0.2), "SIGABRT"),
+        (out_of_range_split, "SIGSEGV"),
+    ],
+)
+def test_a_booster_that_crashes_lightgbm_crashes_the_child_not_the_caller(
+    files: dict[str, bytes], damage: Callable[[bytes], bytes], death: str
+) -> None:
+    check = check_files({**files, BOOSTER: damage(files[BOOSTER])})
     assert not check.ok
     assert check.reason.startswith(f"the model crashed the check process ({death})")
     assert "\n" not in check.reason
@@ -85,8 +104,8 @@ def test_a_model_registered_without_a_probe_is_scored_not_compared(
     check = check_files(older)
     assert (check.status, check.ok) == ("unverified", True)
     assert "without reference predictions" in check.reason
-    broken = check_files({**older, BOOSTER: truncated(older[BOOSTER], 0.3)})
-    assert broken.status == "broken"
+    broken = check_files({**older, BOOSTER: out_of_range_split(older[BOOSTER])})
+    assert broken.reason.startswith("the model crashed the check process (SIGSEGV)")
 
 
 def test_a_malformed_probe_is_broken(files: dict[str, bytes]) -> None:

@@ -11,7 +11,13 @@ import pytest
 from arrive.cli.main import run
 from arrive.clock import ManualClock
 from arrive.registry import LocalRegistry
-from arrive.testing.artifacts import garbled, resign, small_bundle, truncated
+from arrive.testing.artifacts import (
+    garbled,
+    out_of_range_split,
+    resign,
+    small_bundle,
+    truncated,
+)
 from arrive.testing.registry_contract import START, model_files
 
 GOOD = {"mae_s": 600.0, "coverage_p90": 0.9, "late_rate": 0.1}
@@ -188,9 +194,9 @@ def bundle_files() -> dict[str, bytes]:
 @pytest.mark.parametrize(
     ("damage", "reason"),
     [
-        (lambda data: truncated(data, 0.98), "the model crashed the check process (SIGSEGV)"),
-        (lambda data: truncated(data, 0.3), "the model crashed the check process (SIGABRT)"),
-        (lambda data: garbled(data, 0.5), "the model crashed the check process"),
+        (out_of_range_split, "the model crashed the check process (SIGSEGV)"),
+        (lambda data: garbled(data, 0.2), "the model crashed the check process (SIGABRT)"),
+        (lambda data: truncated(data, 0.98), "booster_q90.txt: incomplete"),
     ],
 )
 def test_verify_runs_the_model_so_a_resigned_broken_booster_fails(
@@ -210,7 +216,7 @@ def test_verify_runs_the_model_so_a_resigned_broken_booster_fails(
     captured = capsys.readouterr()
     assert "version 1: 6 files ok, model ok: 32 probe rows match" in captured.out
     line = _one_error_line(captured.err)
-    assert line.startswith(f"1 of 2 failed: version 2: {reason}")
+    assert line.startswith(f"error: 1 of 2 failed: version 2: {reason}")
     assert _models(root, "verify", "1") == 0
 
 

@@ -16,6 +16,7 @@ from arrive.serving import metrics
 from arrive.serving.answer import EtaAnswer
 from arrive.serving.predictor import build_predictor
 from arrive.store.memory import InMemoryStore
+from arrive.testing.artifacts import out_of_range_split, resign
 from arrive.testing.stores import GatedStore
 
 CHECK_WAIT_S = 300.0
@@ -177,3 +178,72 @@ def test_an_admin_reload_reaches_every_worker_sharing_the_file(
             return _serving(a), _serving(b)
 
     assert asyncio.run(run()) == ("2", "2")
+
+
+def _break(registry: LocalRegistry, version: str) -> bytes:
+    """Make a booster of ``version`` segfault LightGBM and re-sign the index; returns the
+    intact bytes."""
+    intact = registry.read_file(version, "booster_q90.txt")
+    resign(registry.root, version, "booster_q90.txt", out_of_range_split(intact))
+    return intact
+
+
+def test_the_newest_version_that_passes_its_check_serves_and_says_so(
+    trained: Any, settings_for: Any, tmp_path: Path
+) -> None:
+    registry = _local(trained, tmp_path / "registry")
+    registry.register(dict(trained.files), dict(trained.metadata))
+    registry.register(dict(trained.files), dict(trained.metadata))
+    registry.set_alias("production", "3", reason="test")
+    _break(registry, "3")
+    predictor = build_predictor(settings_for(), store=InMemoryStore(), registry=registry)
+    assert predictor.slot.reload() == "2"
+    note = predictor.slot.note or ""
+    assert note.startswith("serving version 2 instead of production version 3, which was ")
+    assert "crashed the check process (SIGSEGV)" in note
+    assert metrics.MODEL_DEGRADED._value.get() == 1.0
+    assert predictor.slot.reload() == "2"  # the poll does not check version 3 again
+    assert set(predictor.slot.checks) == set()
+
+
+def test_a_forced_reload_checks_the_files_of_the_version_serving(
+    trained: Any, settings_for: Any, tmp_path: Path
+) -> None:
+    registry = _local(trained, tmp_path / "registry")
+    predictor = build_predictor(settings_for(), store=InMemoryStore(), registry=registry)
+
+    async def run() -> tuple[str, tuple[bool, str], Any]:
+        async with predictor:
+            intact = _break(registry, "1")
+            with pytest.raises(RegistryError) as refused:
+                await predictor.reload()
+            ready = predictor.ready()
+            resign(registry.root, "1", "booster_q90.txt", intact)
+            return str(refused.value), ready, await predictor.reload()
+
+    refused, (ready, note), restored = asyncio.run(run())
+    assert refused.startswith("version 1 refused (ModelIntegrityError: version 1 fails its ")
+    assert "crashed the check process (SIGSEGV)" in refused
+    assert refused.endswith(
+        "version 1 keeps serving from the copy loaded earlier (a restart would not)"
+    )
+    assert ready
+    assert note.startswith("serving version 1 from the copy loaded earlier: its stored files")
+    assert restored.model_version == "1"
+    assert [(c.version, c.status) for c in restored.checks] == [("1", "ok")]
+    assert restored.checks[0].reason.endswith("(files unchanged)")
+    assert predictor.ready() == (True, "")
+
+
+def test_a_broken_booster_does_not_cost_its_version_the_heuristic(
+    trained: Any, settings_for: Any, tmp_path: Path
+) -> None:
+    registry = _local(trained, tmp_path / "registry")
+    booster = registry.root / "versions" / "1" / "booster_q50.txt"
+    booster.write_bytes(booster.read_bytes()[:100])  # not even re-signed
+    predictor = build_predictor(settings_for(), store=InMemoryStore(), registry=registry)
+    assert predictor.slot.reload() is None
+    heuristic = predictor.slot.fallback.heuristic
+    assert heuristic is not None
+    assert heuristic.to_dict() == trained.bundle().heuristic.to_dict()
+    assert predictor.ready()[1].startswith("no model loaded (version 1 refused: ")

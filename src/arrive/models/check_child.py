@@ -5,9 +5,9 @@ Reads a model's files (msgpack, name → bytes) on stdin and prints the verdict 
 :func:`arrive.models.check.check_files`, which runs it.
 
 The child only parses boosters and scores a few rows, so LightGBM's optional
-integrations are kept out before it is imported: importing scikit-learn, pandas
-and Dask with it took 10-16 s on a busy two-core machine, the check itself
-about 3 s without them (LightGBM treats a missing integration as not installed).
+integrations (scikit-learn, pandas, Dask), which it would import with itself and
+which take most of its import time, are kept out before it is imported (LightGBM
+treats a missing integration as not installed).
 """
 
 from __future__ import annotations

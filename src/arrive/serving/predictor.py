@@ -218,18 +218,17 @@ class EtaPredictor:
             ModelNotFound: no model serves (the message says why).
         """
         self._reloads_seen = self.kill_switch.count_reload()  # the other workers follow
-        slot = self.slot
-        version = await asyncio.to_thread(slot.reload, force=True)
-        target, found = slot.target, dict(slot.checks)
-        if target is not None and target in slot.refused and target in found:
+        done = await asyncio.to_thread(self.slot.reload_checked, force=True)
+        version, target = done.serving, done.target
+        if target is not None and target in done.refused:
             raise RegistryError(
-                f"version {target} refused ({slot.refused[target]}); {_keeps(version, target)}"
+                f"version {target} refused ({done.refused[target]}); {_keeps(version, target)}"
             )
         if version is None:
-            raise ModelNotFound(f"no model serves: {slot.last_error or 'unknown reason'}")
+            raise ModelNotFound(f"no model serves: {self.slot.last_error or 'unknown reason'}")
         findings = [
             ModelFinding(version=v, status=check.status, reason=check.reason)
-            for v, check in sorted(found.items(), key=lambda item: -int(item[0]))
+            for v, check in sorted(done.checks.items(), key=lambda item: -int(item[0]))
         ]
         return ReloadAnswer(model_version=version, alias_version=target, checks=findings)
 

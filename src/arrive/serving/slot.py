@@ -122,6 +122,17 @@ class ServedModel:
 
 
 @dataclass(frozen=True)
+class Reloaded:
+    """What one reload found: the version serving after it, the alias's version, each
+    version checked (by version) and those it refused, with why."""
+
+    serving: str | None
+    target: str | None
+    checks: dict[str, ModelCheck]
+    refused: dict[str, str]
+
+
+@dataclass(frozen=True)
 class SlotConfig:
     """How a :class:`ModelSlot` loads models."""
 
@@ -163,6 +174,11 @@ class ModelSlot:
             force: retry versions refused before, and check the files of the version
                 serving again (the copy in memory keeps serving if nothing else passes).
         """
+        return self.reload_checked(force=force).serving
+
+    def reload_checked(self, *, force: bool = False) -> Reloaded:
+        """:meth:`reload`, and what it found (taken under the reload lock, so a concurrent
+        reload cannot mix its findings in)."""
         with self._lock:
             self.checks = {}
             target = self.target = self._target()
@@ -173,7 +189,9 @@ class ModelSlot:
             if self.current is None and self.fallback.heuristic is None:
                 self._fallback_from_any(target)
             self._show_note(target)
-            return None if self.current is None else self.current.version
+            serving = None if self.current is None else self.current.version
+            refused = {v: self.refused[v] for v in self.checks if v in self.refused}
+            return Reloaded(serving, target, dict(self.checks), refused)
 
     def close(self) -> None:
         """Stop a compilation in progress."""
@@ -223,6 +241,7 @@ class ModelSlot:
             return self._load(served.version)
         found = served.check
         self.checks[served.version] = ModelCheck(found.status, f"{found.reason} (files unchanged)")
+        self.refused.pop(served.version, None)  # restored since a refusal
         return True
 
     def _load(self, version: str) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +52,21 @@ def garbled(data: bytes, at: float, length: int = 64) -> bytes:
     start = int(len(data) * at)
     junk = bytes(_JUNK[(7 * i) % len(_JUNK)] for i in range(length))
     return data[:start] + junk + data[start + length :]
+
+
+def out_of_range_split(data: bytes) -> bytes:
+    """A booster text whose first split reads feature 99999999, its layout kept whole
+    (``tree_sizes`` adjusted): LightGBM reads far outside the row and segfaults."""
+    text = data.decode()
+    found = re.search(r"Tree=0\n.*?split_feature=(\d+)", text, re.S)
+    if found is None:
+        raise ValueError("no split in tree 0")
+    big = "99999999"
+    text = text[: found.start(1)] + big + text[found.end(1) :]
+    line = text.split("tree_sizes=", 1)[1].split("\n", 1)[0]
+    sizes = line.split()
+    sizes[0] = str(int(sizes[0]) + len(big) - (found.end(1) - found.start(1)))
+    return text.replace(f"tree_sizes={line}", f"tree_sizes={' '.join(sizes)}", 1).encode()
 
 
 def resign(root: Path, version: str, name: str, data: bytes) -> None:

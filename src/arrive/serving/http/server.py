@@ -43,6 +43,8 @@ from arrive.serving.settings import ServeSettings
 
 SETTINGS_ENV: Final = "ARRIVE_SERVE_SETTINGS_JSON"
 _APP: Final = "arrive.serving.http.server:worker_app"
+_HEALTHCHECK_S: Final = 60
+"""Seconds a worker may take to answer the supervisor's ping (uvicorn's default: 5)."""
 _STARTUP_FAILURE: Final = 3
 """uvicorn's exit code for a worker that failed before serving (its supervisor then stops)."""
 logger = logging.getLogger("uvicorn.error")
@@ -72,6 +74,10 @@ def serve(settings: ServeSettings) -> None:
             "log_config": _logging_config(settings.log_level),
             "timeout_graceful_shutdown": int(settings.shutdown_timeout_s + 0.999),
             "server_header": False,
+            # the supervisor kills a worker that has not answered its ping in time; a
+            # worker only answers once it has imported the app, which on a busy machine
+            # took longer than uvicorn's 5 s, and every replacement was killed the same way
+            "timeout_worker_healthcheck": _HEALTHCHECK_S,
         }
         try:
             if settings.workers == 1:
