@@ -167,7 +167,9 @@ def test_admin_reload_onto_broken_files_kills_no_worker_and_says_what_it_found(
         code = service.stop()
     assert after == workers, service.log()  # no worker died and none was replaced
     assert same.status_code == 409
-    assert same.json()["message"].startswith("version 1 refused (ModelIntegrityError: version 1")
+    assert same.json()["message"].startswith(
+        "reload refused: version 1 refused (ModelIntegrityError: version 1"
+    )
     assert f"{BOOSTER}: incomplete" in same.json()["message"]
     assert same.json()["message"].endswith(
         "version 1 keeps serving from the copy loaded earlier (a restart would not)"
@@ -175,7 +177,9 @@ def test_admin_reload_onto_broken_files_kills_no_worker_and_says_what_it_found(
     assert ready["ready"] is True
     assert ready["reason"].startswith("serving version 1 from the copy loaded earlier: ")
     assert moved.status_code == 409
-    assert moved.json()["message"].startswith("version 2 refused (ModelIntegrityError: ")
+    assert moved.json()["message"].startswith(
+        "reload refused: version 2 refused (ModelIntegrityError: "
+    )
     assert "crashed the check process (SIGSEGV)" in moved.json()["message"]
     assert "version 1 keeps serving" in moved.json()["message"]
     assert {(a["model_version"], a["fallback"]) for a in answers} == {("1", None)}
