@@ -11,6 +11,8 @@ Import the module you need; nothing is re-exported here, so importing
 * :mod:`arrive.testing.kafka_broker` — a throw-away Kafka-protocol broker (tansu).
 * :mod:`arrive.testing.ingest_child` — a runner in a child process, for kill tests.
 * :mod:`arrive.testing.factories` — small random marketplaces as event logs.
+* :mod:`arrive.testing.artifacts` — a small real model bundle, and broken booster
+  files re-signed in a registry's index (damage only the model check catches).
 """
 
 __all__: list[str] = []
