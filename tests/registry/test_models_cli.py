@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,13 @@ import pytest
 from arrive.cli.main import run
 from arrive.clock import ManualClock
 from arrive.registry import LocalRegistry
+from arrive.testing.artifacts import (
+    garbled,
+    out_of_range_split,
+    resign,
+    small_bundle,
+    truncated,
+)
 from arrive.testing.registry_contract import START, model_files
 
 GOOD = {"mae_s": 600.0, "coverage_p90": 0.9, "late_rate": 0.1}
@@ -176,3 +184,47 @@ def test_help_lists_the_subcommands(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     for name in ("list", "show", "promote", "rollback", "gc", "verify"):
         assert name in out
+
+
+@pytest.fixture(scope="module")
+def bundle_files() -> dict[str, bytes]:
+    return small_bundle().to_files()
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        (out_of_range_split, "the model crashed the check process (SIGSEGV)"),
+        (lambda data: garbled(data, 0.2), "the model crashed the check process (SIGABRT)"),
+        (lambda data: truncated(data, 0.98), "booster_q90.txt: incomplete"),
+    ],
+)
+def test_verify_runs_the_model_so_a_resigned_broken_booster_fails(
+    tmp_path: Path,
+    bundle_files: dict[str, bytes],
+    capsys: pytest.CaptureFixture[str],
+    damage: Callable[[bytes], bytes],
+    reason: str,
+) -> None:
+    root = tmp_path / "registry"
+    registry = LocalRegistry(root)
+    for _ in range(2):
+        registry.register(bundle_files, {"metrics": GOOD})
+    resign(root, "2", "booster_q90.txt", damage(bundle_files["booster_q90.txt"]))
+    registry.open("2")  # the checksums pass: only running the model shows the damage
+    assert _models(root, "verify") == 2
+    captured = capsys.readouterr()
+    assert "version 1: 6 files ok, model ok: 32 probe rows match" in captured.out
+    line = _one_error_line(captured.err)
+    assert line.startswith(f"error: 1 of 2 failed: version 2: {reason}")
+    assert _models(root, "verify", "1") == 0
+
+
+def test_verify_says_when_a_version_has_no_reference_predictions(
+    tmp_path: Path, bundle_files: dict[str, bytes], capsys: pytest.CaptureFixture[str]
+) -> None:
+    registry = LocalRegistry(tmp_path / "registry")
+    registry.register({n: d for n, d in bundle_files.items() if n != "probe.json"}, {})
+    assert _models(registry.root, "verify") == 0
+    out = capsys.readouterr().out
+    assert "version 1: 5 files ok, model unverified: registered without reference" in out

@@ -8,6 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from arrive.models.check import Probe, sample_rows
 from arrive.models.encoding import to_matrix
 from arrive.serving.compiled import (
     CompiledModel,
@@ -15,7 +16,7 @@ from arrive.serving.compiled import (
     RowEncoder,
     cache_paths,
     check_equal,
-    sample_rows,
+    check_reference,
 )
 
 
@@ -132,3 +133,16 @@ def test_row_encoder_takes_every_kind_of_value_for_few_rows_or_many() -> None:
     np.testing.assert_array_equal(got[12], [nan, nan, 2.0])
     assert got.flags.c_contiguous
     assert encoder.encode([]).shape == (0, 3)
+
+
+def test_compiled_trees_that_miss_the_reference_predictions_do_not_serve(trained: Any) -> None:
+    bundle = trained.bundle()
+    probe = bundle.probe
+    off = Probe(probe.rows, probe.raw + 1.0, probe.predictions + 1.0)  # a reference they miss
+    compiled = CompiledModel(bundle.model, "lleaves", trained.compile_cache, reference=off)
+    compiled.start_compiling()
+    assert compiled.wait(300)
+    assert compiled.error is not None
+    assert "raw outputs differ from the reference predictions" in compiled.error
+    assert compiled.trees.backend == "lightgbm"
+    check_reference(compiled.trees, probe)  # LightGBM itself matches the true reference

@@ -16,7 +16,11 @@ from arrive.serving import metrics
 from arrive.serving.answer import EtaAnswer
 from arrive.serving.predictor import build_predictor
 from arrive.store.memory import InMemoryStore
+from arrive.testing.artifacts import out_of_range_split, resign
 from arrive.testing.stores import GatedStore
+
+CHECK_WAIT_S = 300.0
+"""A bound on a reload: each model check is a child process (seconds on a busy machine)."""
 
 
 def _local(trained: Any, root: Path) -> LocalRegistry:
@@ -53,7 +57,7 @@ def test_hot_reload_with_requests_in_flight_fails_none(
     async def run() -> tuple[list[list[EtaAnswer]], list[list[EtaAnswer]], list[EtaAnswer]]:
         store = GatedStore(memory)
         predictor = build_predictor(
-            settings_for(reload_interval_s=0.02, deadline_ms=30_000),
+            settings_for(reload_interval_s=0.02, deadline_ms=60_000),
             store=store,
             clock=ManualClock(at),
             registry=registry,
@@ -62,7 +66,7 @@ def test_hot_reload_with_requests_in_flight_fails_none(
             old = [asyncio.create_task(predictor.predict(orders, ["a"] * 4)) for _ in range(8)]
             await eventually(lambda: store.waiting == 8)
             registry.set_alias("production", "2", reason="roll out")
-            await eventually(lambda: _serving(predictor) == "2")
+            await eventually(lambda: _serving(predictor) == "2", CHECK_WAIT_S)
             new = [asyncio.create_task(predictor.predict(orders, ["b"] * 4)) for _ in range(8)]
             await eventually(lambda: store.waiting == 16)
             store.gate.set()
@@ -116,15 +120,19 @@ def test_a_corrupted_or_unloadable_version_is_refused_and_the_previous_serves(
                 serving = predictor.slot.current.version if predictor.slot.current else ""
                 seen.append((serving, await predictor.predict(orders, ["r"] * 3)))
         assert "ModelIntegrityError" in predictor.slot.refused[corrupt]
-        assert "InputFileError" in predictor.slot.refused[broken.version]
-        assert predictor.ready() == (True, "")
+        assert "fails its model check" in predictor.slot.refused[broken.version]
+        assert "malformed" in predictor.slot.refused[broken.version]
+        ready, note = predictor.ready()
+        assert ready  # a model serves; the note says it is not the alias's
+        assert note.startswith(f"serving version 1 instead of production version {broken.version}")
         return seen
 
     seen = asyncio.run(run())
     for serving, answers in seen:
         assert serving == "1"
         assert _model_version([a for a in answers if a.fallback is None]) == {"1"}
-    assert refused._value.get() == before + 2
+    # the forced reload to version 3 tries version 2 again on its way down to 1
+    assert refused._value.get() == before + 3
 
 
 def test_the_poll_does_not_retry_a_refused_version_until_the_alias_moves(
@@ -165,8 +173,77 @@ def test_an_admin_reload_reaches_every_worker_sharing_the_file(
         async with a, b:
             assert (_serving(a), _serving(b)) == ("1", "1")
             registry.set_alias("production", "2", reason="roll out")
-            assert await a.reload() == "2"
-            await eventually(lambda: _serving(b) == "2")
+            assert (await a.reload()).model_version == "2"
+            await eventually(lambda: _serving(b) == "2", CHECK_WAIT_S)
             return _serving(a), _serving(b)
 
     assert asyncio.run(run()) == ("2", "2")
+
+
+def _break(registry: LocalRegistry, version: str) -> bytes:
+    """Make a booster of ``version`` segfault LightGBM and re-sign the index; returns the
+    intact bytes."""
+    intact = registry.read_file(version, "booster_q90.txt")
+    resign(registry.root, version, "booster_q90.txt", out_of_range_split(intact))
+    return intact
+
+
+def test_the_newest_version_that_passes_its_check_serves_and_says_so(
+    trained: Any, settings_for: Any, tmp_path: Path
+) -> None:
+    registry = _local(trained, tmp_path / "registry")
+    registry.register(dict(trained.files), dict(trained.metadata))
+    registry.register(dict(trained.files), dict(trained.metadata))
+    registry.set_alias("production", "3", reason="test")
+    _break(registry, "3")
+    predictor = build_predictor(settings_for(), store=InMemoryStore(), registry=registry)
+    assert predictor.slot.reload() == "2"
+    note = predictor.slot.note or ""
+    assert note.startswith("serving version 2 instead of production version 3, which was ")
+    assert "crashed the check process (SIGSEGV)" in note
+    assert metrics.MODEL_DEGRADED._value.get() == 1.0
+    assert predictor.slot.reload() == "2"  # the poll does not check version 3 again
+    assert set(predictor.slot.checks) == set()
+
+
+def test_a_forced_reload_checks_the_files_of_the_version_serving(
+    trained: Any, settings_for: Any, tmp_path: Path
+) -> None:
+    registry = _local(trained, tmp_path / "registry")
+    predictor = build_predictor(settings_for(), store=InMemoryStore(), registry=registry)
+
+    async def run() -> tuple[str, tuple[bool, str], Any]:
+        async with predictor:
+            intact = _break(registry, "1")
+            with pytest.raises(RegistryError) as refused:
+                await predictor.reload()
+            ready = predictor.ready()
+            resign(registry.root, "1", "booster_q90.txt", intact)
+            return str(refused.value), ready, await predictor.reload()
+
+    refused, (ready, note), restored = asyncio.run(run())
+    assert refused.startswith("version 1 refused (ModelIntegrityError: version 1 fails its ")
+    assert "crashed the check process (SIGSEGV)" in refused
+    assert refused.endswith(
+        "version 1 keeps serving from the copy loaded earlier (a restart would not)"
+    )
+    assert ready
+    assert note.startswith("serving version 1 from the copy loaded earlier: its stored files")
+    assert restored.model_version == "1"
+    assert [(c.version, c.status) for c in restored.checks] == [("1", "ok")]
+    assert restored.checks[0].reason.endswith("(files unchanged)")
+    assert predictor.ready() == (True, "")
+
+
+def test_a_broken_booster_does_not_cost_its_version_the_heuristic(
+    trained: Any, settings_for: Any, tmp_path: Path
+) -> None:
+    registry = _local(trained, tmp_path / "registry")
+    booster = registry.root / "versions" / "1" / "booster_q50.txt"
+    booster.write_bytes(booster.read_bytes()[:100])  # not even re-signed
+    predictor = build_predictor(settings_for(), store=InMemoryStore(), registry=registry)
+    assert predictor.slot.reload() is None
+    heuristic = predictor.slot.fallback.heuristic
+    assert heuristic is not None
+    assert heuristic.to_dict() == trained.bundle().heuristic.to_dict()
+    assert predictor.ready()[1].startswith("no model loaded (version 1 refused: ")

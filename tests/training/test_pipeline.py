@@ -13,6 +13,7 @@ from arrive.cli.main import run
 from arrive.datadir import read_orders
 from arrive.errors import DataError
 from arrive.models.artifact import ModelBundle
+from arrive.models.check import check_files
 from arrive.registry import InMemoryRegistry, LocalRegistry
 from arrive.testing.factories import random_marketplace, write_data_dir
 from arrive.training.pipeline import TrainConfig, run_training
@@ -61,6 +62,11 @@ def test_writes_metrics_report_and_registers(data_dir: Path, tmp_path: Path) -> 
     bundle = ModelBundle.from_files(loaded.files)
     assert bundle.definitions_hash == loaded.metadata["definitions_hash"]
     assert loaded.metadata["metrics"]["mae_s"] == metrics["mae_s"]
+    # registered with a probe batch of training rows and the model's predictions on them,
+    # checked (as every server checks it) before registration
+    assert bundle.probe is not None
+    assert bundle.probe.rows.shape == (32, len(bundle.model.features_))
+    assert check_files(loaded.files).status == "ok"
 
 
 def test_refit_trains_again_and_pools_the_backtest(data_dir: Path, tmp_path: Path) -> None:

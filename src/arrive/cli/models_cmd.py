@@ -2,7 +2,8 @@
 
 Every subcommand works on a :class:`~arrive.registry.local.LocalRegistry`
 (``--registry``, default ``.arrive/registry``). Mistakes (an unknown version or
-alias, a refused promotion, a corrupted artifact) end in one line and exit code 2.
+alias, a refused promotion, a corrupted artifact, a model that fails its check) end
+in one line and exit code 2.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from rich.console import Console
 from rich.table import Table
 
 from arrive.errors import ModelIntegrityError
-from arrive.registry.base import ALIASES, AliasChange, ModelVersion
+from arrive.models.check import DEFAULT_TIMEOUT_S, check_files
+from arrive.models.quantile import META_FILE
+from arrive.registry.base import ALIASES, AliasChange, LoadedModel, ModelVersion
 from arrive.registry.local import DEFAULT_ROOT, LocalRegistry
 from arrive.registry.promotion import promote
 
@@ -172,12 +175,22 @@ def gc(keep: int, dry_run: bool, registry_root: Path) -> None:
 @command.command("verify")
 @click.argument("refs", nargs=-1)
 @_registry_option
-def verify(refs: tuple[str, ...], registry_root: Path) -> None:
-    """Check every artifact of REFS (default: all versions) against its checksum."""
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=click.FloatRange(min=1.0),
+    default=DEFAULT_TIMEOUT_S,
+    show_default=True,
+    help="Seconds the model check of one version may take.",
+)
+def verify(refs: tuple[str, ...], registry_root: Path, timeout_s: float) -> None:
+    """Check REFS (default: all versions): every artifact against its checksum, then the
+    model itself in a child process (it must parse and reproduce its reference
+    predictions on the probe batch stored at registration)."""
     registry = LocalRegistry(registry_root)
     targets = list(refs) or [v.version for v in registry.versions()]
     failures = []
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)
     for ref in targets:
         try:
             loaded = registry.open(ref)
@@ -185,9 +198,25 @@ def verify(refs: tuple[str, ...], registry_root: Path) -> None:
             failures.append(str(exc))
             console.print(f"{ref}: FAILED: {exc}")
             continue
-        console.print(f"version {loaded.version.version}: {len(loaded.files)} files ok")
+        failure = _verify_model(console, loaded, timeout_s)
+        if failure is not None:
+            failures.append(failure)
     if failures:
         raise ModelIntegrityError(f"{len(failures)} of {len(targets)} failed: {failures[0]}")
+
+
+def _verify_model(console: Console, loaded: LoadedModel, timeout_s: float) -> str | None:
+    """Print the model check's outcome of ``loaded``; the failure line, if it failed."""
+    version, count = loaded.version.version, len(loaded.files)
+    if META_FILE not in loaded.files:
+        console.print(f"version {version}: {count} files ok (no {META_FILE}: checksums only)")
+        return None
+    check = check_files(loaded.files, timeout_s=timeout_s)
+    if not check.ok:
+        console.print(f"version {version}: FAILED: {check.reason}")
+        return f"version {version}: {check.reason}"
+    console.print(f"version {version}: {count} files ok, model {check.status}: {check.reason}")
+    return None
 
 
 def _metric(value: object) -> str:

@@ -19,6 +19,7 @@ import polars as pl
 
 from arrive import cores
 from arrive.errors import ConfigError, DataError, InputFileError
+from arrive.models.booster_text import check_booster_text
 from arrive.models.calibration import Window, anchor_index, apply_scales, fit_calibration
 from arrive.models.encoding import Vocabulary, learn_vocabulary, to_matrix
 
@@ -243,6 +244,10 @@ class QuantileEta:
     def from_files(cls, files: Mapping[str, bytes]) -> QuantileEta:
         """Rebuild a model from :meth:`to_files` output.
 
+        Each booster's text must be whole (:func:`check_booster_text`) before LightGBM
+        parses it; a text that is whole can still crash LightGBM (garbled in place), so
+        check files of unknown state with :func:`arrive.models.check.check_files` first.
+
         Raises:
             InputFileError: a file is missing or malformed.
         """
@@ -257,7 +262,7 @@ class QuantileEta:
             model.anchor_offset_s_ = float(meta["anchor_offset_s"])
             model.rounds_ = {float(q): int(r) for q, r in meta.get("rounds", {}).items()}
             model.boosters_ = {
-                float(q): lgb.Booster(model_str=files[name].decode())
+                float(q): lgb.Booster(model_str=check_booster_text(name, files[name]))
                 for q, name in meta["boosters"].items()
             }
         except (KeyError, ValueError, TypeError, lgb.basic.LightGBMError) as exc:

@@ -111,6 +111,36 @@ class RecentAnswers:
         return self.previous + self.current
 
 
+class ModelFinding(msgspec.Struct, frozen=True, kw_only=True):
+    """What checking one model version found.
+
+    Attributes:
+        version: the registry version checked.
+        status: ``ok`` (its probe batch reproduces the reference predictions),
+            ``unverified`` (it parses and scores, but was registered without reference
+            predictions) or ``broken`` (why in ``reason``).
+        reason: what was found, in one line.
+    """
+
+    version: str
+    status: Literal["ok", "unverified", "broken"]
+    reason: str
+
+
+class ReloadAnswer(msgspec.Struct, frozen=True, kw_only=True):
+    """What a reload found and what serves after it.
+
+    Attributes:
+        model_version: the version serving now (None: the heuristic answers).
+        alias_version: the version the served alias points at.
+        checks: each version whose files were checked by this reload.
+    """
+
+    model_version: str | None
+    alias_version: str | None = None
+    checks: list[ModelFinding] = msgspec.field(default_factory=list)
+
+
 class Predictor(Protocol):
     """The transport-neutral ETA hot path."""
 
@@ -125,15 +155,16 @@ class Predictor(Protocol):
         """``(True, "")`` when this replica can answer (a model, or at least a heuristic
         learnt from the registry, is loaded), else the reason. Dependencies such as the
         feature store do not count: their failures are answered with the heuristic,
-        and reported by :meth:`health`."""
+        and reported by :meth:`health`. Ready, with a note, when the model serving
+        is not the alias's (the alias's version was refused)."""
         ...
 
     def health(self) -> Health:
         """How the replica and its dependencies fare (no IO: cached state)."""
         ...
 
-    async def reload(self) -> str:
-        """Re-read the served alias from the registry; return the version now serving."""
+    async def reload(self) -> ReloadAnswer:
+        """Re-read the served alias from the registry, check its files; say what serves."""
         ...
 
     def set_kill_switch(self, on: bool) -> None:

@@ -9,7 +9,8 @@ building a Polars frame per request:
    :func:`arrive.models.encoding.to_matrix`).
 2. The raw booster outputs come from :class:`LightGBMTrees` at once, and from
    compiled code once a background compilation has finished and its outputs have
-   been checked against LightGBM's (within 1e-6 relative) on sample rows.
+   been checked against LightGBM's (within 1e-6 relative) on sample rows, and
+   against the reference outputs of the model's probe batch when it has one.
 3. :func:`arrive.models.calibration.apply_scales` calibrates them.
 
 Backends (measured in ``bench/inference_bench.py``; lleaves is the default):
@@ -51,6 +52,7 @@ from arrive import cores
 from arrive.errors import ConfigError, InternalError
 from arrive.features.spec import FeatureScalar
 from arrive.models.calibration import anchor_index, apply_scales
+from arrive.models.check import Probe, compare, sample_rows
 from arrive.models.quantile import QuantileEta
 
 logger = logging.getLogger(__name__)
@@ -259,6 +261,8 @@ class CompiledModel:
         backend: ``lleaves``, ``tl2cgen`` or ``none``.
         cache_dir: where compiled code is kept, by booster SHA-256.
         on_switch: called with the new backend's name after a switch.
+        reference: the model's probe batch; compiled trees serve only if they also
+            reproduce its reference outputs (None: compared with LightGBM only).
     """
 
     def __init__(
@@ -267,6 +271,7 @@ class CompiledModel:
         backend: Backend = "lleaves",
         cache_dir: Path = Path(".arrive/compiled"),
         on_switch: Callable[[str], None] | None = None,
+        reference: Probe | None = None,
     ) -> None:
         if backend not in BACKENDS:
             raise ConfigError(f"compile backend: one of {', '.join(BACKENDS)}, got {backend!r}")
@@ -280,6 +285,7 @@ class CompiledModel:
         self.cache_dir = Path(cache_dir)
         self.error: str | None = None
         self._on_switch = on_switch
+        self.reference = reference
         self._done = threading.Event()
         self._stop = threading.Event()
         self._child: subprocess.Popen[bytes] | None = None
@@ -349,6 +355,8 @@ class CompiledModel:
             if self._stop.is_set():
                 return
             check_equal(self.trees, trees, sample_rows(self.boosters[0], CHECK_ROWS))
+            if self.reference is not None:
+                check_reference(trees, self.reference)
             self.trees = trees
             logger.info("model now served by %s-compiled trees", trees.backend)
             if self._on_switch is not None:
@@ -416,34 +424,6 @@ def load_trees(backend: str, built: Sequence[tuple[Path, Path]], n_features: int
     raise ConfigError(f"compile backend {backend!r} builds nothing")
 
 
-def sample_rows(booster: lgb.Booster, n: int, seed: int = 0) -> FloatArray:
-    """``n`` rows spanning the booster's feature ranges (with some missing values)."""
-    rng = np.random.default_rng(seed)
-    infos = _feature_infos(booster.model_to_string())
-    matrix = np.full((n, len(infos)), np.nan)
-    for j, info in enumerate(infos):
-        matrix[:, j] = _column(rng, info, n)
-    matrix[rng.random(matrix.shape) < 0.1] = np.nan
-    return np.ascontiguousarray(matrix)
-
-
-def _feature_infos(text: str) -> list[str]:
-    for line in text.splitlines():
-        if line.startswith("feature_infos="):
-            return line.split("=", 1)[1].split(" ")
-    raise InternalError("booster text has no feature_infos line")
-
-
-def _column(rng: np.random.Generator, info: str, n: int) -> FloatArray:
-    if info.startswith("[") and ":" in info:
-        low, high = (float(x) for x in info[1:-1].split(":"))
-        return rng.uniform(low - 1.0, high + 1.0, n)
-    if ":" in info or info.lstrip("-").isdigit():
-        categories = [float(c) for c in info.split(":")]
-        return rng.choice([*categories, max(categories) + 1.0], n)
-    return np.full(n, np.nan)
-
-
 def check_equal(reference: Trees, candidate: Trees, matrix: FloatArray) -> None:
     """Raise InternalError unless ``candidate`` equals ``reference`` within 1e-6 relative."""
     want, got = reference.predict_raw(matrix), candidate.predict_raw(matrix)
@@ -454,6 +434,13 @@ def check_equal(reference: Trees, candidate: Trees, matrix: FloatArray) -> None:
             raise InternalError(
                 f"{candidate.backend} {name} output differs from LightGBM (max abs {diff:g})"
             )
+
+
+def check_reference(trees: Trees, probe: Probe) -> None:
+    """Raise InternalError unless ``trees`` reproduce the probe's reference raw outputs."""
+    mismatch = compare(probe, trees.predict_raw(np.ascontiguousarray(probe.rows)))
+    if mismatch is not None:
+        raise InternalError(f"{trees.backend}: {mismatch}")
 
 
 @contextlib.contextmanager

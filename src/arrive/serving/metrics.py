@@ -11,7 +11,10 @@ Names (all prefixed ``arrive_``):
 * ``predictions_total{variant,fallback}`` — answers; ``fallback="none"`` when the model answered.
 * ``predict_seconds`` — time of one ``predict`` call (one request, single or batch).
 * ``model_info{alias,version,backend}`` — 1 for the model serving now (backend of its trees).
-* ``model_reloads_total{outcome}`` — ``loaded`` or ``refused`` (checksum or load failed).
+* ``model_reloads_total{outcome}`` — ``loaded`` or ``refused`` (checksum, check or load failed).
+* ``model_checks_total{outcome}`` — model checks in a child process: ``ok``, ``unverified``
+  (no reference predictions to compare with) or ``broken``.
+* ``model_degraded`` — 1 while the version serving is not the alias's (it was refused).
 * ``prediction_log_dropped_total{reason}`` — prediction-log records lost: ``buffer_full``
   (the in-memory buffer), ``no_space``, ``not_permitted``, ``not_found`` or ``io_error``
   (a failed write: the records of that write and of the unpublished file in progress).
@@ -66,6 +69,16 @@ MODEL_INFO: Final = Gauge(
 )
 MODEL_RELOADS: Final = Counter(
     "arrive_model_reloads", "Model loads by outcome (loaded, refused)", ["outcome"]
+)
+MODEL_CHECKS: Final = Counter(
+    "arrive_model_checks",
+    "Model checks in a child process by outcome (ok, unverified, broken)",
+    ["outcome"],
+)
+MODEL_DEGRADED: Final = Gauge(
+    "arrive_model_degraded",
+    "1 while the version serving is not the alias's (the alias's was refused)",
+    multiprocess_mode="livemax",
 )
 LOG_DROPPED: Final = Counter(
     "arrive_prediction_log_dropped",

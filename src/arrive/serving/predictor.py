@@ -51,7 +51,9 @@ from arrive.serving.answer import (
     EtaAnswer,
     FallbackReason,
     Health,
+    ModelFinding,
     RecentAnswers,
+    ReloadAnswer,
     Variant,
 )
 from arrive.serving.feeder import ReplayFeeder
@@ -212,7 +214,7 @@ class EtaPredictor:
             return False, f"no model and no heuristic loaded ({why})"
         if self.feeder is not None and not self.feeder.done:
             return False, f"replaying events ({self.feeder.applied} applied)"
-        return True, ""
+        return True, self.slot.note or ""
 
     def health(self) -> Health:
         """See :meth:`arrive.serving.answer.Predictor.health`."""
@@ -232,24 +234,31 @@ class EtaPredictor:
             problems=problems,
         )
 
-    async def reload(self) -> str:
+    async def reload(self) -> ReloadAnswer:
         """See :meth:`arrive.serving.answer.Predictor.reload`. Counted in the kill switch,
         so every predictor sharing its file reloads too (within ``follow_interval_s``).
+        Forced: versions refused before are checked again, and so are the stored files
+        of the version serving.
 
         Raises:
-            RegistryError: the alias points at a version that was refused (its
-                checksum or load failed; the previous model keeps serving).
+            RegistryError: the alias's version was refused by this reload (its checksum,
+                check or load failed; the message says why and what keeps serving).
             ModelNotFound: no model serves (the message says why).
         """
         self._reloads_seen = self.kill_switch.count_reload()  # the other workers follow
-        version = await asyncio.to_thread(self.slot.reload, force=True)
-        target = self.slot.target
-        if target is not None and target != version and target in self.slot.refused:
-            keeps = f"version {version} keeps serving" if version else "the heuristic answers"
-            raise RegistryError(f"version {target} refused ({self.slot.refused[target]}); {keeps}")
+        done = await asyncio.to_thread(self.slot.reload_checked, force=True)
+        version, target = done.serving, done.target
+        if target is not None and target in done.refused:
+            raise RegistryError(
+                f"version {target} refused ({done.refused[target]}); {_keeps(version, target)}"
+            )
         if version is None:
             raise ModelNotFound(f"no model serves: {self.slot.last_error or 'unknown reason'}")
-        return version
+        findings = [
+            ModelFinding(version=v, status=check.status, reason=check.reason)
+            for v, check in sorted(done.checks.items(), key=lambda item: -int(item[0]))
+        ]
+        return ReloadAnswer(model_version=version, alias_version=target, checks=findings)
 
     def set_kill_switch(self, on: bool) -> None:
         """See :meth:`arrive.serving.answer.Predictor.set_kill_switch`."""
@@ -569,6 +578,14 @@ def _problems(
     return problems
 
 
+def _keeps(version: str | None, target: str) -> str:
+    if version is None:
+        return "the heuristic answers"
+    if version == target:
+        return f"version {version} keeps serving from the copy loaded earlier (a restart would not)"
+    return f"version {version} keeps serving"
+
+
 def build_predictor(
     settings: ServeSettings,
     *,
@@ -607,6 +624,7 @@ def build_predictor(
             cache_dir=settings.compile_cache_dir,
             max_lag_s=settings.max_feature_lag_s,
             default_s=(settings.no_model_p50_s, settings.no_model_p90_s),
+            check_timeout_s=settings.model_check_timeout_s,
         ),
     )
     log = None

@@ -199,6 +199,15 @@ class ServeSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     compile_cache_dir: Annotated[
         Path, _doc("Directory of compiled models, by the SHA-256 of each booster.")
     ] = Path(".arrive/compiled")
+    model_check_timeout_s: Annotated[
+        float,
+        _doc(
+            "How long the check of a model's files may take before the model counts as "
+            "broken (seconds): a child process parses it and compares its predictions on "
+            "the probe batch with the reference ones.",
+            gt=0,
+        ),
+    ] = 300.0
     store_check_interval_s: Annotated[
         float,
         _doc(

@@ -13,6 +13,8 @@ Import the module you need; nothing is re-exported here, so importing
 * :mod:`arrive.testing.factories` — small random marketplaces as event logs.
 * :mod:`arrive.testing.disk` — a disk that fills up on demand (an opener seam).
 * :mod:`arrive.testing.history` — hand-made event histories featurised offline and online.
+* :mod:`arrive.testing.artifacts` — a small real model bundle, and broken booster
+  files re-signed in a registry's index (damage only the model check catches).
 """
 
 __all__: list[str] = []

@@ -1,4 +1,11 @@
-"""Dataset → split → feature selection → train → calibrate → evaluate → report → register."""
+"""Dataset → split → feature selection → train → calibrate → evaluate → report → register.
+
+The bundle carries a probe batch of training rows with the model's predictions on
+them; before registering, its files are checked in a child process
+(:func:`arrive.models.check.check_files`) as every server checks them before loading,
+so a model whose exported text does not reproduce its own predictions is never
+registered.
+"""
 
 from __future__ import annotations
 
@@ -15,11 +22,13 @@ import numpy.typing as npt
 import polars as pl
 
 import arrive
+from arrive.errors import ModelIntegrityError
 from arrive.fallback import HeuristicEta, choose_levels, key_columns
 from arrive.features import FeatureSet
 from arrive.models import QuantileEta
 from arrive.models.artifact import ModelBundle
 from arrive.models.calibration import Window
+from arrive.models.check import check_files, make_probe
 from arrive.registry import ModelRegistry
 from arrive.training.dataset import TrainingSet, load_training_set
 from arrive.training.evaluate import EvalInput, Evaluation, evaluate, metrics_json
@@ -100,7 +109,9 @@ def run_training(
     metrics = _metrics(evaluation, ts, split, time.perf_counter() - started)
     metrics["heuristic_levels"] = list(heuristic.level_names_)
     run_dir.mkdir(parents=True, exist_ok=True)
-    bundle = ModelBundle(model, heuristic, _feature_schema(features, ts.local_timezone))
+    schema = _feature_schema(features, ts.local_timezone)
+    train_rows = features.frame.drop("order_id")[split.train]
+    bundle = ModelBundle(model, heuristic, schema, make_probe(model, train_rows))
     _write_model(run_dir / "model", bundle)
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     on_step("report")
@@ -396,4 +407,10 @@ def _register(
         "code_version": arrive.__version__,
         "local_timezone": ts.local_timezone,
     }
-    return registry.register(bundle.to_files(), metadata).version
+    files = bundle.to_files()
+    check = check_files(files)
+    if not check.ok:
+        raise ModelIntegrityError(
+            f"the trained model fails its check, not registered: {check.reason}"
+        )
+    return registry.register(files, metadata).version

@@ -83,7 +83,17 @@ def test_reload_follows_the_alias(
         reloaded = client.post("/admin/reload", headers=_auth(admin_token))
         answer = client.post("/v1/eta", json=orders[0]).json()
     assert reloaded.status_code == 200
-    assert reloaded.json() == {"model_version": "2"}
+    assert reloaded.json() == {
+        "model_version": "2",
+        "alias_version": "2",
+        "checks": [
+            {
+                "version": "2",
+                "status": "ok",
+                "reason": "32 probe rows match the reference predictions",
+            }
+        ],
+    }
     assert answer["model_version"] == "2"
     assert answer["fallback"] is None
 

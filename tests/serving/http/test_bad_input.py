@@ -10,7 +10,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from arrive.schema.events import OrderCreated
-from arrive.serving.answer import EtaAnswer, Health
+from arrive.serving.answer import EtaAnswer, Health, ReloadAnswer
 from arrive.serving.http import create_app
 from arrive.serving.settings import ServeSettings
 
@@ -135,8 +135,8 @@ class _BrokenPredictor:
     def health(self) -> Health:
         return Health()
 
-    async def reload(self) -> str:
-        return "1"
+    async def reload(self) -> ReloadAnswer:
+        return ReloadAnswer(model_version="1")
 
     def set_kill_switch(self, on: bool) -> None:
         return None

@@ -22,7 +22,7 @@ from arrive.serving.http.asgi import read_json
 from arrive.serving.http.errors import JSON, HttpError, from_arrive_error
 from arrive.serving.http.request_id import request_id_of
 from arrive.serving.http.routes import caller_request_id, decode
-from arrive.serving.http.schema import KillSwitchRequest, KillSwitchState, ReloadAnswer
+from arrive.serving.http.schema import KillSwitchRequest, KillSwitchState
 from arrive.serving.http.service import Service
 
 logger = logging.getLogger(__name__)
@@ -62,12 +62,12 @@ def _reload(service: Service) -> Endpoint:
         caller_request_id(request.scope)
         authorize(request, service.settings.admin_token)
         try:
-            version = await service.require().reload()
+            answer = await service.require().reload()
         except ArriveError as exc:
             logger.warning("admin reload refused: %s", exc)
             raise from_arrive_error(exc) from None
-        logger.info("admin reload: serving %s", version or "the heuristic")
-        return _json(request, ReloadAnswer(model_version=version or None))
+        logger.info("admin reload: serving %s", answer.model_version or "the heuristic")
+        return _json(request, answer)
 
     return reload
 

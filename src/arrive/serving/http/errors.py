@@ -85,7 +85,7 @@ def not_utf8(body: bytes, exc: UnicodeDecodeError) -> HttpError:
 def from_arrive_error(exc: ArriveError) -> HttpError:
     """An :class:`~arrive.errors.ArriveError` raised by an admin action, as an HttpError."""
     if isinstance(exc, RegistryError):
-        return HttpError(409, f"refused, the previous model keeps serving: {exc}")
+        return HttpError(409, f"reload refused: {exc}")  # the message says what serves
     if isinstance(exc, FeatureStoreUnavailable | StoreError):
         return HttpError(503, str(exc))
     return HttpError(500, "internal error")

@@ -13,7 +13,7 @@ from typing import Any, Final
 
 import msgspec
 
-from arrive.serving.answer import EtaAnswer, Health
+from arrive.serving.answer import EtaAnswer, Health, ReloadAnswer
 from arrive.serving.http.schema import (
     BatchAnswer,
     BatchRequest,
@@ -22,7 +22,6 @@ from arrive.serving.http.schema import (
     KillSwitchRequest,
     KillSwitchState,
     Readiness,
-    ReloadAnswer,
 )
 from arrive.serving.settings import ServeSettings
 
@@ -297,13 +296,31 @@ def _reload_operation() -> dict[str, Any]:
     return {
         "operationId": "reload",
         "summary": "Reload the served alias from the registry",
-        "description": "A model that fails its checksum or load is refused (409); "
-        "the previous one keeps serving.",
+        "description": "Checks the stored files of the alias's version (and of the "
+        "version serving) in a child process: checksums, then the model must parse and "
+        "reproduce its reference predictions. The answer lists what each check found. "
+        "A version that fails is refused (409, the message says why and what keeps "
+        "serving): the newest older version that passes serves instead.",
         "tags": ["admin"],
         "security": [{"adminBearer": []}],
         "parameters": [_request_id_parameter()],
         "responses": {
-            "200": _ok("ReloadAnswer", {"reloaded": {"model_version": "3"}}),
+            "200": _ok(
+                "ReloadAnswer",
+                {
+                    "reloaded": {
+                        "model_version": "3",
+                        "alias_version": "3",
+                        "checks": [
+                            {
+                                "version": "3",
+                                "status": "ok",
+                                "reason": "32 probe rows match the reference predictions",
+                            }
+                        ],
+                    }
+                },
+            ),
             **_errors(401, 403, 409, 422, 500, 503),
         },
     }

@@ -137,8 +137,10 @@ def _readyz(service: Service) -> Endpoint:
             ready, reason = False, "the service is starting"
         else:
             ready, reason = service.predictor.ready()
-        if ready:
+        if ready and not reason:
             return Response(_READY, media_type=JSON)
+        if ready:  # serving, but not the alias's version: say so
+            return Response(_encoder.encode(Readiness(ready=True, reason=reason)), media_type=JSON)
         body = _encoder.encode(Readiness(ready=False, reason=reason))
         return Response(body, status_code=503, media_type=JSON)
 

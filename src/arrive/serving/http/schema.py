@@ -115,7 +115,8 @@ class ErrorBody(msgspec.Struct, frozen=True, kw_only=True):
 
 class Readiness(msgspec.Struct, frozen=True, kw_only=True):
     """Whether this replica can answer (a model, or at least the heuristic, is loaded);
-    ``reason`` says why not. The feature store's state does not count (see ``/healthz``)."""
+    ``reason`` says why not, or, when ready, why the version serving is not the alias's.
+    The feature store's state does not count (see ``/healthz``)."""
 
     ready: bool
     reason: str | None = None
@@ -131,12 +132,6 @@ class KillSwitchState(msgspec.Struct, frozen=True, kw_only=True):
     """The kill switch's state after the call."""
 
     kill_switch: bool
-
-
-class ReloadAnswer(msgspec.Struct, frozen=True, kw_only=True):
-    """The model version serving after a reload (None: the heuristic answers)."""
-
-    model_version: str | None
 
 
 def to_order(request: EtaRequest, request_id: str, now: datetime) -> OrderCreated:
