@@ -18,7 +18,7 @@ from arrive.testing.eta_service import EtaClient
 from arrive.testing.redis_server import RedisServer
 from arrive.testing.tcp_proxy import TcpProxy
 
-pytestmark = pytest.mark.redis
+pytestmark = [pytest.mark.redis, pytest.mark.faults]
 
 HEURISTIC_REASONS = {"store_unavailable", "deadline"}
 

@@ -14,6 +14,8 @@ import pytest
 
 from arrive.testing.eta_service import EtaClient
 
+pytestmark = pytest.mark.faults
+
 TIMEOUT_S: Final = 2.0
 LIMITS: Final = {
     "ARRIVE_MAX_HEADER_BYTES": "4096",

@@ -21,7 +21,7 @@ from arrive.schema.events import OrderCreated
 from arrive.testing.kafka_broker import create_topic
 from arrive.testing.source_contract import FAST_FETCH_CONFIG, START, drain, run_until, unique_name
 
-pytestmark = pytest.mark.kafka
+pytestmark = [pytest.mark.kafka, pytest.mark.faults]
 
 HUGE: Final = b'{"type":"order_created","event_id":"' + b"x" * 3_000_000 + b'"}'
 #: (value, headers, field and reason its dead letter must name); None: a null value.

@@ -22,7 +22,7 @@ from arrive.schema.events import OrderCreated
 from arrive.testing.eta_service import wait_for
 from arrive.testing.source_contract import START, unique_name
 
-pytestmark = pytest.mark.redis
+pytestmark = [pytest.mark.redis, pytest.mark.faults]
 
 GROUP: Final = "g"
 #: (payload of the ``event`` field, field and reason its dead letter must name).

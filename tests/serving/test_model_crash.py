@@ -23,6 +23,8 @@ from arrive.registry import LocalRegistry
 from arrive.testing.artifacts import out_of_range_split, resign, truncated
 from arrive.testing.eta_service import ServeProcess, order_body, wait_for
 
+pytestmark = pytest.mark.faults
+
 BOOSTER = "booster_q90.txt"
 TOKEN = "test-admin-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

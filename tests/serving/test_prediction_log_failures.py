@@ -25,6 +25,8 @@ from arrive.serving import metrics
 from arrive.serving.prediction_log import PredictionLog, Predictions
 from arrive.testing.disk import FullDisk
 
+pytestmark = pytest.mark.faults
+
 START = datetime(2025, 3, 3, 12, tzinfo=UTC)
 REASONS = ("buffer_full", "no_space", "not_permitted", "not_found", "io_error")
 LOGGER = "arrive.serving.prediction_log"

@@ -13,6 +13,8 @@ from arrive.serving.predictor import build_predictor
 from arrive.store.redis import RedisStore, RedisStoreConfig
 from arrive.testing.redis_server import RedisServer
 
+pytestmark = pytest.mark.faults
+
 
 @pytest.mark.redis
 def test_redis_stopped_mid_run_falls_back_and_recovers(

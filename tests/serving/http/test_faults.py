@@ -19,7 +19,7 @@ from arrive.store.redis import RedisStore, RedisStoreConfig
 from arrive.testing.eta_service import wait_for
 from arrive.testing.redis_server import RedisServer
 
-pytestmark = pytest.mark.redis
+pytestmark = [pytest.mark.redis, pytest.mark.faults]
 
 
 def _fill(url: str, trained: Any) -> ReplayClock:
