@@ -246,4 +246,7 @@ def test_a_broken_booster_does_not_cost_its_version_the_heuristic(
     heuristic = predictor.slot.fallback.heuristic
     assert heuristic is not None
     assert heuristic.to_dict() == trained.bundle().heuristic.to_dict()
-    assert predictor.ready()[1].startswith("no model loaded (version 1 refused: ")
+    # the heuristic answers, so the replica is ready; health says why no model serves
+    assert predictor.ready()[0] is True
+    (problem,) = predictor.health().problems
+    assert problem.startswith("no model serves (version 1 refused: ")
