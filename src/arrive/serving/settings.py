@@ -153,12 +153,12 @@ class ServeSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
         float,
         _doc(
             "With several workers, how long a worker may take to answer the supervisor's "
-            "liveness ping, starting included, before it is killed and replaced (seconds); "
-            "keep it well above a worker's start-up time on a busy host.",
+            "liveness ping before it is killed and replaced (seconds); also how long a "
+            "worker that failed to start may go unnoticed.",
             ge=1,
             le=3600,
         ),
-    ] = 60.0
+    ] = 10.0
     prediction_log_dir: Annotated[
         Path | None, _doc("Directory of the prediction log (Parquet); unset disables it.")
     ] = Path(".arrive/predictions")

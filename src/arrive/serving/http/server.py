@@ -25,8 +25,6 @@ import functools
 import logging
 import math
 import os
-import socket
-import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,17 +37,16 @@ from starlette.applications import Starlette
 from uvicorn.config import LOGGING_CONFIG
 from uvicorn.supervisors import Multiprocess
 
-from arrive.errors import ConfigError, InternalError
+from arrive.errors import InternalError
 from arrive.serving.http.app import create_app
 from arrive.serving.http.limits import LimitedHttpToolsProtocol, RequestLimits
 from arrive.serving.metrics import MULTIPROC_ENV
 from arrive.serving.predictor import check_startup
 from arrive.serving.settings import ServeSettings
+from arrive.sockets import STARTUP_FAILURE, ReusePortListener, check_free
 
 SETTINGS_ENV: Final = "ARRIVE_SERVE_SETTINGS_JSON"
 _APP: Final = "arrive.serving.http.server:worker_app"
-_STARTUP_FAILURE: Final = 3
-"""uvicorn's exit code for a worker that failed before serving (its supervisor then stops)."""
 logger = logging.getLogger("uvicorn.error")
 
 
@@ -87,73 +84,20 @@ def serve(settings: ServeSettings) -> None:
                 uvicorn.run(_APP, port=settings.port, **options)
                 return
             host, port = settings.host, settings.port
-            _check_free(host, port)
+            check_free(host, port)
             config = uvicorn.Config(_APP, port=port, workers=settings.workers, **options)
             logger.info(
                 "listening on %s:%d, %d workers with a socket each", host, port, config.workers
             )
             supervisor = Multiprocess(config, sockets=[ReusePortListener(host, port)])  # type: ignore[list-item]
             supervisor.run()
-            if any(worker.exitcode == _STARTUP_FAILURE for worker in supervisor.processes):
-                raise SystemExit(_STARTUP_FAILURE)  # uvicorn stopped, but returned as if done
+            if any(worker.exitcode == STARTUP_FAILURE for worker in supervisor.processes):
+                raise SystemExit(STARTUP_FAILURE)  # uvicorn stopped, but returned as if done
         except SystemExit as exc:
             if exc.code not in (0, None):
                 raise InternalError(
                     f"the ETA service failed to start (exit code {exc.code}); see the log above"
                 ) from None
-
-
-class ReusePortListener:
-    """The service's address as uvicorn hands it to each worker process: unpickled there,
-    it is that worker's own listening socket, bound with ``SO_REUSEPORT``.
-
-    uvicorn pickles the same list of sockets into every worker it starts (and into
-    the replacement of one that died); this stands in that list, so each worker gets a
-    socket of its own without changing uvicorn's supervisor.
-    """
-
-    def __init__(self, host: str, port: int) -> None:
-        self.host = host
-        self.port = port
-
-    def __reduce__(self) -> tuple[Any, tuple[str, int]]:
-        return reuse_port_socket, (self.host, self.port)
-
-
-def reuse_port_socket(host: str, port: int) -> socket.socket:
-    """A TCP socket bound to ``host:port`` with ``SO_REUSEPORT`` (not listening yet).
-
-    Runs in a worker process before its logging is set up: a failure is printed and
-    exits with uvicorn's startup-failure code, which stops the supervisor.
-    """
-    sock = socket.socket(_family(host), socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        print(f"arrive serve: worker cannot listen on {host}:{port}: {exc}", file=sys.stderr)
-        raise SystemExit(_STARTUP_FAILURE) from None
-    return sock
-
-
-def _check_free(host: str, port: int) -> None:
-    """Raise unless ``host:port`` is free. The check binds without ``SO_REUSEPORT``, so it
-    also fails when another service listens there with it (the workers would otherwise
-    join that service's sockets and split its traffic)."""
-    with socket.socket(_family(host), socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            raise ConfigError(
-                f"settings host, port: cannot listen on {host}:{port}: {exc}"
-            ) from None
-
-
-def _family(host: str) -> socket.AddressFamily:
-    return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
 def worker_app() -> Starlette:
