@@ -104,8 +104,7 @@ def check_data_dir(directory: Path) -> None:
         raise InputFileError(f"{directory}: not a directory ({make})")
     if not (directory / ORDERS_FILE).is_file():
         raise InputFileError(f"{directory}: {_not_data(directory)} ({make})")
-    if not any((directory / EVENTS_DIR).glob("*/*.parquet")):
-        raise InputFileError(f"{directory}: no event log in {EVENTS_DIR}/ ({make})")
+    scan_events(directory)  # raises when there is no event log
     if pl.scan_parquet(directory / ORDERS_FILE).select(pl.len()).collect().item() == 0:
         raise DataError(f"{directory}: {ORDERS_FILE} holds no orders ({make})")
 
@@ -135,7 +134,7 @@ def read_orders(directory: Path) -> pl.DataFrame:
 def scan_events(directory: Path) -> pl.LazyFrame:
     """The event log of a data directory, lazily, in time order within each day."""
     root = Path(directory) / EVENTS_DIR
-    if not root.is_dir():
+    if not root.is_dir() or not any(root.glob("*/*.parquet")):
         raise InputFileError(
             f"{root}: no event log here (run `arrive import` or `arrive simulate`)"
         )

@@ -215,7 +215,7 @@ def test_an_import_that_keeps_no_row_exits_2_and_leaves_only_the_quarantine(
     [
         ((), "empty, not an Arrive data directory"),
         (("notes.txt",), "not an Arrive data directory (no orders.parquet)"),
-        (("orders.parquet",), "no event log in events/"),
+        (("orders.parquet",), "events: no event log here"),
     ],
 )
 def test_train_refuses_a_directory_that_is_not_data(

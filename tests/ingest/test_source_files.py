@@ -141,6 +141,12 @@ def test_a_missing_event_log_is_a_user_error(tmp_path: Path) -> None:
         FileReplaySource(tmp_path)
 
 
+def test_an_event_log_folder_without_files_is_a_user_error(tmp_path: Path) -> None:
+    (tmp_path / "events" / "2022-02-11").mkdir(parents=True)  # e.g. an import that kept no row
+    with pytest.raises(InputFileError, match="no event log"):
+        FileReplaySource(tmp_path)
+
+
 @pytest.mark.parametrize("speed", [0.0, -2.0])
 def test_speed_must_be_positive(tmp_path: Path, speed: float) -> None:
     directory = _data_dir(tmp_path, [_event(0, 0.0)])
