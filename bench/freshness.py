@@ -56,7 +56,7 @@ from arrive.schema.codec import encode_event
 from arrive.schema.frame import frame_to_events
 from arrive.store.base import EntityKey, FeatureRow, OnlineStore
 from arrive.store.memory import InMemoryStore
-from arrive.testing.redis_server import redis_at
+from arrive.testing.servers.redis_server import redis_at
 
 _LEAD_S = 2.0  # between preparing the schedule and the first emission
 _POLL_S = 0.001  # reader poll interval

@@ -33,7 +33,7 @@ from arrive.schema.codec import encode_event
 from arrive.schema.frame import frame_to_events
 from arrive.store.base import OnlineStore
 from arrive.store.memory import InMemoryStore
-from arrive.testing.redis_server import redis_at
+from arrive.testing.servers.redis_server import redis_at
 
 
 def _payloads(directory: Path, n: int) -> list[bytes]:

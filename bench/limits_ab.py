@@ -31,8 +31,8 @@ from typing import Any
 from serve_bench import _wrk  # type: ignore[import-not-found]
 
 from arrive.registry import LocalRegistry
-from arrive.testing.eta_service import ServeProcess, order_body
 from arrive.testing.factories import ending_now, random_marketplace, write_data_dir
+from arrive.testing.servers.eta_service import ServeProcess, order_body
 from arrive.training.pipeline import TrainConfig, run_training
 
 

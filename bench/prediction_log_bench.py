@@ -8,7 +8,7 @@ Usage: python bench/prediction_log_bench.py [--records 200] [--flushes 300] [--f
   in progress, against the baseline in the same run: the same batches written as one
   row group by a bare ``pq.ParquetWriter`` (same options) on a native file. With
   ``--before OLD.py`` (an earlier ``prediction_log.py``, e.g. ``git show
-  REV:src/arrive/serving/prediction_log.py > OLD.py``) that version's log is a third
+  REV:src/arrive/monitoring/prediction_log.py > OLD.py``) that version's log is a third
   arm. The arms take turns going first, so all see the same machine.
 * ``publish``: completing a file of ``--flushes`` flushes: the log's publish (footer,
   fsync, read-back of the footer, rename, directory fsync; triggered by a write after
@@ -39,7 +39,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from arrive.clock import ManualClock
-from arrive.serving.prediction_log import _WRITER, SCHEMA, PredictionLog, Predictions
+from arrive.monitoring.prediction_log import _WRITER, SCHEMA, PredictionLog, Predictions
 
 START = datetime(2026, 12, 2, 12, tzinfo=UTC)
 

@@ -58,8 +58,8 @@ from arrive.ingest.importers import import_into, load_mapping
 from arrive.registry import LocalRegistry
 from arrive.serving.feeder import ReplayFeeder
 from arrive.store.redis import RedisStore, RedisStoreConfig
-from arrive.testing.eta_service import HOST, ServeProcess, order_body, wait_for
-from arrive.testing.redis_server import RedisServer
+from arrive.testing.servers.eta_service import HOST, ServeProcess, order_body, wait_for
+from arrive.testing.servers.redis_server import RedisServer
 from arrive.training.pipeline import TrainConfig, run_training
 
 ROOT = Path(__file__).resolve().parents[1]

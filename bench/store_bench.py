@@ -36,7 +36,7 @@ from arrive.store import (
     RedisStoreConfig,
 )
 from arrive.store.base import EntityKey
-from arrive.testing.redis_server import redis_at
+from arrive.testing.servers.redis_server import redis_at
 
 POPULATION = 2_000
 TTL_S = {f"f{j}": 3600.0 for j in range(64)}

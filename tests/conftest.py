@@ -37,7 +37,7 @@ def redis_url(request: pytest.FixtureRequest) -> str:
     ``redis`` tests are part of the suite.
     """
     from arrive.errors import InternalError
-    from arrive.testing.redis_server import RedisServer
+    from arrive.testing.servers.redis_server import RedisServer
 
     server = RedisServer()
     try:

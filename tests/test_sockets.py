@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from arrive.sockets import ReusePortListener
-from arrive.testing.ports import free_port
+from arrive.testing.servers.ports import free_port
 
 _CHILD = """
 import pickle, sys

@@ -11,8 +11,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from arrive.demo import live, outcome, report
+from arrive.demo import live, report
 from arrive.models.artifact import ModelBundle
+from arrive.monitoring import outcome
 from arrive.registry import LocalRegistry, promote
 from arrive.serving.settings import ServeSettings
 from arrive.testing.factories import random_marketplace, write_data_dir

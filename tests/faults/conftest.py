@@ -6,7 +6,7 @@ What a fault module usually needs:
   features the service reads are fresh), a registry directory with a model trained
   on it (alias ``production``), and ``/v1/eta`` bodies of its latest orders;
 * ``redis`` and ``redis_proxy`` (module): a throw-away ``redis-server`` filled with
-  the marketplace's features, and a :class:`~arrive.testing.tcp_proxy.TcpProxy` in
+  the marketplace's features, and a :class:`~arrive.testing.servers.tcp_proxy.TcpProxy` in
   front of it (latency, cuts, refusals);
 * ``start_service(env)``: ``arrive serve`` as a child process with the fault suite's
   settings (LightGBM only, quick store checks) plus ``env``, stopped at the end of
@@ -14,7 +14,7 @@ What a fault module usually needs:
 * ``service_on_redis`` (module): a running service reading the store through the
   proxy; ``healthy_service`` gives it back to each test with every fault undone.
 
-The :class:`~arrive.testing.eta_service.EtaClient` helper answers requests, reads
+The :class:`~arrive.testing.servers.eta_service.EtaClient` helper answers requests, reads
 ``/metrics`` as numbers and polls for a condition with a bounded deadline (never a
 fixed sleep).
 """
@@ -29,10 +29,10 @@ from typing import Any
 import pytest
 
 from arrive.registry import LocalRegistry
-from arrive.testing.eta_service import EtaClient, ServeProcess, fill_redis, order_body
 from arrive.testing.factories import ending_now, random_marketplace, write_data_dir
-from arrive.testing.redis_server import RedisServer
-from arrive.testing.tcp_proxy import TcpProxy
+from arrive.testing.servers.eta_service import EtaClient, ServeProcess, fill_redis, order_body
+from arrive.testing.servers.redis_server import RedisServer
+from arrive.testing.servers.tcp_proxy import TcpProxy
 from arrive.training.pipeline import TrainConfig, run_training
 
 TIMEZONE = "Europe/Berlin"

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from arrive.testing.eta_service import EtaClient
-from arrive.testing.redis_server import RedisServer
-from arrive.testing.tcp_proxy import TcpProxy
+from arrive.testing.servers.eta_service import EtaClient
+from arrive.testing.servers.redis_server import RedisServer
+from arrive.testing.servers.tcp_proxy import TcpProxy
 
 pytestmark = [pytest.mark.redis, pytest.mark.faults]
 

@@ -12,7 +12,7 @@ from typing import Any, Final
 
 import pytest
 
-from arrive.testing.eta_service import EtaClient
+from arrive.testing.servers.eta_service import EtaClient
 
 pytestmark = pytest.mark.faults
 

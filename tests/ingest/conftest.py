@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from arrive.errors import InternalError
-from arrive.testing.kafka_broker import running_broker
+from arrive.testing.servers.kafka_broker import running_broker
 
 
 @pytest.fixture(scope="session")

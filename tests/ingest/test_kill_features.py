@@ -19,8 +19,8 @@ from arrive.schema.frame import frame_to_events
 from arrive.store.base import EntityKey, to_epoch_us
 from arrive.store.memory import InMemoryStore
 from arrive.store.redis import RedisStore, RedisStoreConfig
-from arrive.testing.ingest_child import feature_runner, open_source, run_and_kill
-from arrive.testing.kafka_broker import create_topic
+from arrive.testing.servers.ingest_child import feature_runner, open_source, run_and_kill
+from arrive.testing.servers.kafka_broker import create_topic
 from arrive.testing.source_contract import POISON, run_until, unique_name
 
 PARTITIONS = [0, 1, 2]

@@ -18,7 +18,7 @@ from arrive.ingest.kafka import KafkaSource
 from arrive.ingest.runner import IngestRunner
 from arrive.schema.codec import encode_event
 from arrive.schema.events import OrderCreated
-from arrive.testing.kafka_broker import create_topic
+from arrive.testing.servers.kafka_broker import create_topic
 from arrive.testing.source_contract import FAST_FETCH_CONFIG, START, drain, run_until, unique_name
 
 pytestmark = [pytest.mark.kafka, pytest.mark.faults]

@@ -19,7 +19,7 @@ import redis
 from arrive.ingest.deadletter import read_dead_letters, record_payload
 from arrive.schema.codec import encode_event
 from arrive.schema.events import OrderCreated
-from arrive.testing.eta_service import wait_for
+from arrive.testing.servers.eta_service import wait_for
 from arrive.testing.source_contract import START, unique_name
 
 pytestmark = [pytest.mark.redis, pytest.mark.faults]

@@ -15,7 +15,7 @@ from arrive.ingest.kafka import KafkaSource
 from arrive.ingest.redis_streams import RedisStreamSource
 from arrive.ingest.runner import IngestRunner
 from arrive.ingest.source import EventSource
-from arrive.testing.kafka_broker import create_topic
+from arrive.testing.servers.kafka_broker import create_topic
 from arrive.testing.source_contract import FAST_FETCH_CONFIG, run_until, unique_name
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "producing.md"

@@ -19,8 +19,8 @@ from arrive.ingest.deadletter import (
 from arrive.ingest.kafka import KafkaEventProducer, KafkaSource
 from arrive.ingest.runner import IngestRunner
 from arrive.schema.events import AnyEvent
-from arrive.testing.ingest_child import CrashingApply, EventIdLog, run_and_kill
-from arrive.testing.kafka_broker import create_topic
+from arrive.testing.servers.ingest_child import CrashingApply, EventIdLog, run_and_kill
+from arrive.testing.servers.kafka_broker import create_topic
 from arrive.testing.source_contract import (
     FAST_FETCH_CONFIG,
     POISON,

@@ -14,7 +14,7 @@ from arrive.ingest.deadletter import FileDeadLetter, RedisStreamDeadLetter, read
 from arrive.ingest.redis_streams import RedisStreamProducer, RedisStreamSource
 from arrive.ingest.runner import IngestRunner
 from arrive.schema.events import AnyEvent
-from arrive.testing.ingest_child import CrashingApply, EventIdLog, run_and_kill
+from arrive.testing.servers.ingest_child import CrashingApply, EventIdLog, run_and_kill
 from arrive.testing.source_contract import POISON, START, mixed_messages, run_until, unique_name
 
 pytestmark = pytest.mark.redis

@@ -9,7 +9,7 @@ import pytest
 from arrive.ingest.kafka import KafkaEventProducer, KafkaSource
 from arrive.ingest.source import entity_key
 from arrive.schema.codec import decode_event
-from arrive.testing.kafka_broker import FAST_GROUP_CONFIG, create_topic
+from arrive.testing.servers.kafka_broker import FAST_GROUP_CONFIG, create_topic
 from arrive.testing.source_contract import (
     FAST_FETCH_CONFIG,
     contract_events,

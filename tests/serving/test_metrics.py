@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.mmap_dict import MmapedDict, mmap_key
 
-from arrive.serving import metrics
+from arrive.monitoring import metrics
 
 
 def _worker_file(directory: Path, pid: int, answers: float) -> None:

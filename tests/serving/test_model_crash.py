@@ -21,7 +21,7 @@ import pytest
 
 from arrive.registry import LocalRegistry
 from arrive.testing.artifacts import out_of_range_split, resign, truncated
-from arrive.testing.eta_service import ServeProcess, order_body, wait_for
+from arrive.testing.servers.eta_service import ServeProcess, order_body, wait_for
 
 pytestmark = pytest.mark.faults
 

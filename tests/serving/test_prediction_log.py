@@ -9,8 +9,8 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from arrive.clock import ManualClock
-from arrive.serving import metrics
-from arrive.serving.prediction_log import SCHEMA, PredictionLog, Predictions
+from arrive.monitoring import metrics
+from arrive.monitoring.prediction_log import SCHEMA, PredictionLog, Predictions
 
 START = datetime(2025, 3, 3, 12, tzinfo=UTC)
 

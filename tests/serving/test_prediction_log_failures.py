@@ -21,15 +21,15 @@ import pyarrow.parquet as pq
 import pytest
 
 from arrive.clock import ManualClock
-from arrive.serving import metrics
-from arrive.serving.prediction_log import PredictionLog, Predictions
+from arrive.monitoring import metrics
+from arrive.monitoring.prediction_log import PredictionLog, Predictions
 from arrive.testing.disk import FullDisk
 
 pytestmark = pytest.mark.faults
 
 START = datetime(2025, 3, 3, 12, tzinfo=UTC)
 REASONS = ("buffer_full", "no_space", "not_permitted", "not_found", "io_error")
-LOGGER = "arrive.serving.prediction_log"
+LOGGER = "arrive.monitoring.prediction_log"
 
 
 def _orders(first: int, count: int, at: datetime = START) -> Predictions:

@@ -22,9 +22,9 @@ from arrive.errors import ModelNotFound
 from arrive.features.offline import build_features
 from arrive.features.online.reader import OnlineFeatures
 from arrive.features.spec import BuildContext
+from arrive.monitoring import metrics
 from arrive.registry import InMemoryRegistry
 from arrive.schema.events import OrderCreated
-from arrive.serving import metrics
 from arrive.serving.answer import EtaAnswer
 from arrive.serving.predictor import EtaPredictor, build_predictor
 from arrive.store.base import EntityKey, FeatureRow

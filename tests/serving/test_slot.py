@@ -11,8 +11,8 @@ import pytest
 
 from arrive.clock import ManualClock
 from arrive.errors import RegistryError
+from arrive.monitoring import metrics
 from arrive.registry import LocalRegistry
-from arrive.serving import metrics
 from arrive.serving.answer import EtaAnswer
 from arrive.serving.predictor import build_predictor
 from arrive.store.memory import InMemoryStore

@@ -11,7 +11,7 @@ from arrive.clock import ManualClock
 from arrive.serving.answer import EtaAnswer
 from arrive.serving.predictor import build_predictor
 from arrive.store.redis import RedisStore, RedisStoreConfig
-from arrive.testing.redis_server import RedisServer
+from arrive.testing.servers.redis_server import RedisServer
 
 pytestmark = pytest.mark.faults
 

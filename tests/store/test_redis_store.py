@@ -14,7 +14,7 @@ import redis
 from arrive.errors import ConfigError, FeatureStoreUnavailable, StoreError
 from arrive.store.base import EntityKey, FeatureRow
 from arrive.store.redis import AsyncRedisStore, RedisStore, RedisStoreConfig
-from arrive.testing.redis_server import RedisServer
+from arrive.testing.servers.redis_server import RedisServer
 from arrive.testing.store_contract import folded, fv, redis_test_config
 
 pytestmark = pytest.mark.redis

@@ -18,8 +18,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from arrive.demo.outcome import ANSWER_SCHEMA, Agreement, LiveOutcome
 from arrive.demo.report import replay_note, write_live_report
+from arrive.monitoring.outcome import ANSWER_SCHEMA, Agreement, LiveOutcome
 from arrive.training.evaluate import EvalInput, Evaluation, evaluate
 from arrive.training.report import write_report
 

@@ -197,8 +197,9 @@ def _recap(data_dir: Path, run_dir: Path) -> None:
 def _live(
     data_dir: Path, registry_dir: Path, workdir: Path, limit: int | None, quiet: bool
 ) -> None:
-    from arrive.demo import live, outcome, report
+    from arrive.demo import live, report
     from arrive.models.artifact import ModelBundle
+    from arrive.monitoring import outcome
     from arrive.serving.settings import ServeSettings
 
     registry = LocalRegistry(registry_dir)

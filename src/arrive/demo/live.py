@@ -3,7 +3,7 @@
 Events flow in event time through the ingest engine into an in-process online
 store; at each order's creation time the replay moves the service's clock there,
 asks the ETA service (over HTTP, on loopback) for the order's P50/P90 and records
-the answer and its round-trip time. :mod:`arrive.demo.outcome` joins the answers
+the answer and its round-trip time. :mod:`arrive.monitoring.outcome` joins the answers
 to the deliveries.
 """
 
@@ -23,11 +23,11 @@ import polars as pl
 
 from arrive import datadir
 from arrive.clock import ManualClock
-from arrive.demo.outcome import ANSWER_SCHEMA
 from arrive.demo.server import LoopbackServer
 from arrive.errors import DataError, InternalError
 from arrive.features.online.engine import OnlineEngine
 from arrive.features.online.replay import replay_until
+from arrive.monitoring.outcome import ANSWER_SCHEMA
 from arrive.schema.events import OrderCreated
 from arrive.schema.frame import frame_to_events
 from arrive.serving.http.schema import to_request
@@ -77,7 +77,7 @@ def run_live(
     (its store setting is ignored: the replay's in-process store is used).
 
     Returns:
-        One row per order (:data:`arrive.demo.outcome.ANSWER_SCHEMA`).
+        One row per order (:data:`arrive.monitoring.outcome.ANSWER_SCHEMA`).
     """
     from arrive.serving.http.app import create_app
     from arrive.serving.predictor import build_predictor

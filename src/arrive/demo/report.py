@@ -14,7 +14,7 @@ from pathlib import Path
 
 import polars as pl
 
-from arrive.demo.outcome import AGREEMENT_TOLERANCE, LiveOutcome
+from arrive.monitoring.outcome import AGREEMENT_TOLERANCE, LiveOutcome
 from arrive.training import plots
 from arrive.training.report import figure_html, write_report
 

@@ -21,7 +21,7 @@ For a request (one order or a batch), :class:`EtaPredictor`:
    compiled-tree call for the whole batch (``model_error`` if it raises or
    returns a non-finite value).
 
-Every answer is counted in :mod:`arrive.serving.metrics` and appended to the
+Every answer is counted in :mod:`arrive.monitoring.metrics` and appended to the
 prediction log. Nothing here raises for the conditions above.
 """
 
@@ -43,10 +43,11 @@ from arrive.clock import Clock, SystemClock
 from arrive.errors import ConfigError, FeatureStoreUnavailable, ModelNotFound, RegistryError
 from arrive.features.online.reader import OrderFeatures
 from arrive.features.spec import FeatureScalar
+from arrive.monitoring import metrics
+from arrive.monitoring.prediction_log import PredictionLog, Predictions
 from arrive.registry.base import ModelRegistry
 from arrive.registry.local import LocalRegistry
 from arrive.schema.events import OrderCreated
-from arrive.serving import metrics
 from arrive.serving.answer import (
     EtaAnswer,
     FallbackReason,
@@ -58,7 +59,6 @@ from arrive.serving.answer import (
 )
 from arrive.serving.feeder import ReplayFeeder
 from arrive.serving.kill_switch import KillSwitch, SharedKillSwitch
-from arrive.serving.prediction_log import PredictionLog, Predictions
 from arrive.serving.settings import ServeSettings
 from arrive.serving.slot import HeuristicAnswer, ModelSlot, ServedModel, SlotConfig
 from arrive.store.base import AsyncOnlineStore, EntityKey, FeatureRow, OnlineStore

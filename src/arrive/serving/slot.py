@@ -42,9 +42,9 @@ from arrive.fallback import HeuristicEta
 from arrive.features.online.reader import OnlineFeatures
 from arrive.models.artifact import FEATURES_FILE, HEURISTIC_FILE, ModelBundle
 from arrive.models.check import DEFAULT_TIMEOUT_S, ModelCheck, check_files
+from arrive.monitoring import metrics
 from arrive.registry.base import ArtifactFile, ModelRegistry
 from arrive.schema.events import OrderCreated
-from arrive.serving import metrics
 from arrive.serving.compiled import Backend, CompiledModel
 from arrive.training.evaluate import P50, P90
 

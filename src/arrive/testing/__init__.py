@@ -7,9 +7,7 @@ Import the module you need; nothing is re-exported here, so importing
   :class:`~arrive.registry.base.ModelRegistry` backend passes unchanged.
 * :mod:`arrive.testing.store_contract` — the suite every online store passes.
 * :mod:`arrive.testing.source_contract` — the suite every event source passes.
-* :mod:`arrive.testing.redis_server` — a throw-away ``redis-server`` on a free port.
-* :mod:`arrive.testing.kafka_broker` — a throw-away Kafka-protocol broker (tansu).
-* :mod:`arrive.testing.ingest_child` — a runner in a child process, for kill tests.
+* :mod:`arrive.testing.servers` — real processes for tests (Redis, Kafka, the service, ingest).
 * :mod:`arrive.testing.factories` — small random marketplaces as event logs.
 * :mod:`arrive.testing.disk` — a disk that fills up on demand (an opener seam).
 * :mod:`arrive.testing.history` — hand-made event histories featurised offline and online.

@@ -1,6 +1,6 @@
 """A disk that fills up on demand, for testing writers through their opener seam.
 
-:class:`FullDisk` is an :data:`~arrive.serving.prediction_log.Opener`: the files it
+:class:`FullDisk` is an :data:`~arrive.monitoring.prediction_log.Opener`: the files it
 opens are real files in a real directory, but writes beyond its ``free_bytes`` write
 what still fits and then fail with ``ENOSPC``, as a full disk does. A test sets
 ``free_bytes`` at any time (0: full now; None: unlimited, the space came back)::

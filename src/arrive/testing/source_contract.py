@@ -227,7 +227,7 @@ class KafkaBackend:
     """:class:`~arrive.ingest.kafka.KafkaSource` (assigned partitions) on a fresh topic."""
 
     def __init__(self, bootstrap_servers: str, partitions: int = 3) -> None:
-        from arrive.testing.kafka_broker import create_topic
+        from arrive.testing.servers.kafka_broker import create_topic
 
         self.bootstrap_servers = bootstrap_servers
         self.topic = unique_name("contract")

@@ -18,7 +18,7 @@ from arrive.serving.http import create_app
 from arrive.serving.predictor import EtaPredictor, build_predictor
 from arrive.serving.settings import ServeSettings
 from arrive.store.base import AsyncOnlineStore, OnlineStore
-from arrive.testing.eta_service import order_body, wait_for
+from arrive.testing.servers.eta_service import order_body, wait_for
 
 TOKEN = "test-admin-token-0123456789"
 

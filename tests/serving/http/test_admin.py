@@ -10,7 +10,7 @@ from starlette.testclient import TestClient
 
 from arrive.registry import LocalRegistry
 from arrive.serving.settings import ServeSettings
-from arrive.testing.eta_service import wait_for
+from arrive.testing.servers.eta_service import wait_for
 
 
 def _auth(token: str) -> dict[str, str]:

@@ -16,8 +16,8 @@ from arrive.serving.http import create_app
 from arrive.serving.predictor import build_predictor
 from arrive.serving.settings import ServeSettings
 from arrive.store.redis import RedisStore, RedisStoreConfig
-from arrive.testing.eta_service import wait_for
-from arrive.testing.redis_server import RedisServer
+from arrive.testing.servers.eta_service import wait_for
+from arrive.testing.servers.redis_server import RedisServer
 
 pytestmark = [pytest.mark.redis, pytest.mark.faults]
 

@@ -18,10 +18,10 @@ import pytest
 from prometheus_client.mmap_dict import MmapedDict
 
 from arrive.cli.main import run
+from arrive.monitoring.metrics import MULTIPROC_ENV
 from arrive.registry import LocalRegistry
-from arrive.serving.metrics import MULTIPROC_ENV
-from arrive.testing.eta_service import ServeProcess, wait_for
-from arrive.testing.ports import free_port
+from arrive.testing.servers.eta_service import ServeProcess, wait_for
+from arrive.testing.servers.ports import free_port
 
 
 def test_help_lists_every_option(capsys: pytest.CaptureFixture[str]) -> None:

@@ -34,7 +34,7 @@ from typing import Any, Final
 import httptools
 import msgspec
 
-from arrive.serving import metrics
+from arrive.monitoring import metrics
 from arrive.serving.http.protocol import OneWriteHttpToolsProtocol
 from arrive.serving.http.schema import ErrorBody
 from arrive.serving.settings import ServeSettings

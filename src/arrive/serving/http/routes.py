@@ -17,7 +17,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope
 
-from arrive.serving import metrics as service_metrics
+from arrive.monitoring import metrics as service_metrics
 from arrive.serving.answer import Health
 from arrive.serving.http.asgi import Handler, JsonEndpoint, read_json
 from arrive.serving.http.errors import JSON, HttpError, invalid, malformed, not_utf8

@@ -38,9 +38,9 @@ from uvicorn.config import LOGGING_CONFIG
 from uvicorn.supervisors import Multiprocess
 
 from arrive.errors import InternalError
+from arrive.monitoring.metrics import MULTIPROC_ENV
 from arrive.serving.http.app import create_app
 from arrive.serving.http.limits import LimitedHttpToolsProtocol, RequestLimits
-from arrive.serving.metrics import MULTIPROC_ENV
 from arrive.serving.predictor import check_startup
 from arrive.serving.settings import ServeSettings
 from arrive.sockets import STARTUP_FAILURE, ReusePortListener, check_free

@@ -1,6 +1,6 @@
 """An ingest runner in a child process, for tests that kill it for real.
 
-``python -m arrive.testing.ingest_child '<json settings>'`` consumes a Redis stream
+``python -m arrive.testing.servers.ingest_child '<json settings>'`` consumes a Redis stream
 or a Kafka topic with :class:`~arrive.ingest.runner.IngestRunner`, applying events
 with an :class:`EventIdLog` (an idempotent, file-backed apply) and dead-lettering to
 a :class:`~arrive.ingest.deadletter.FileDeadLetter`. After ``block_after`` events it

@@ -33,7 +33,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from arrive.errors import InternalError
-from arrive.testing.ports import free_port
+from arrive.testing.servers.ports import free_port
 
 #: librdkafka consumer settings that make group joins take ~3 s instead of ~23 s.
 FAST_GROUP_CONFIG: Final[dict[str, str | int | float | bool]] = {

@@ -22,7 +22,7 @@ from types import TracebackType
 from typing import Final
 
 from arrive.errors import InternalError
-from arrive.testing.ports import free_port
+from arrive.testing.servers.ports import free_port
 
 _HOST: Final = "127.0.0.1"
 _START_ATTEMPTS: Final = 3

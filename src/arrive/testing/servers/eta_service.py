@@ -27,7 +27,7 @@ from typing import Any, Final
 
 from arrive.datadir import ORDER_COLUMNS
 from arrive.errors import InternalError
-from arrive.testing.ports import free_port
+from arrive.testing.servers.ports import free_port
 
 HOST: Final = "127.0.0.1"
 

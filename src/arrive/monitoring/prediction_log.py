@@ -65,7 +65,7 @@ import pyarrow.parquet as pq
 from arrive.clock import Clock
 from arrive.errors import ConfigError
 from arrive.features.spec import FeatureScalar
-from arrive.serving import metrics
+from arrive.monitoring import metrics
 from arrive.store.base import to_epoch_us
 
 logger = logging.getLogger(__name__)
