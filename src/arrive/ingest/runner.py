@@ -266,7 +266,7 @@ class IngestRunner:
 def _decoded(message: RawMessage) -> AnyEvent:
     """The message's event; any failure to decode it is a :class:`SchemaError`.
 
-    The codec raises nothing else (tests/fuzz), but a decoder bug must cost one dead
+    The codec raises nothing else (tests/schema fuzz), but a decoder bug must cost one dead
     letter, not the stream: a batch that cannot be decoded is never committed, so it
     would stop ingestion at every restart.
     """

@@ -14,7 +14,7 @@ import pytest
 from arrive import datadir
 from arrive.cli.main import run
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DOCS = (ROOT / "docs" / "mapping.md", ROOT / "README.md")
 
 

@@ -11,7 +11,7 @@ from arrive.errors import MappingError
 from arrive.ingest import load_mapping, parse_mapping, preset_names
 from arrive.ingest.importers.mapping import Mapping
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "mapping.md"
+DOC = Path(__file__).resolve().parents[3] / "docs" / "mapping.md"
 
 BASE = """
 name = "t"

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "train_contention.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "train_contention.py"
 
 
 def _module() -> ModuleType:
