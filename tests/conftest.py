@@ -6,6 +6,10 @@ from pathlib import Path
 
 import pytest
 
+#: ``trained``, ``orders``, ``local_registry``, ``admin_token``: one model per session for
+#: the serving, HTTP and CLI tests.
+pytest_plugins = ("arrive.testing.trained",)
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
 FOOD_DELIVERY_CSV = SHARED_DATA / "food_delivery.csv.gz"

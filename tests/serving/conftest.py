@@ -1,65 +1,22 @@
-"""One small trained model per test session, and registries holding it."""
+"""Events, settings and replays of the session's trained model (``trained``, from
+:mod:`arrive.testing.trained`)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pytest
 
 from arrive.features.online.engine import OnlineEngine
-from arrive.models.artifact import ModelBundle
-from arrive.registry import InMemoryRegistry
 from arrive.schema.events import OrderCreated
 from arrive.schema.frame import frame_to_events
 from arrive.serving.settings import ServeSettings, validated
 from arrive.store.base import OnlineStore
-from arrive.testing.factories import Marketplace, random_marketplace, write_data_dir
-from arrive.training.pipeline import TrainConfig, run_training
-
-TIMEZONE = "Europe/Berlin"
-
-
-@dataclass(frozen=True)
-class Trained:
-    """A trained model's data directory, marketplace, bundle files and metadata."""
-
-    data_dir: Path
-    market: Marketplace
-    files: Mapping[str, bytes]
-    metadata: Mapping[str, Any]
-    compile_cache: Path
-
-    def bundle(self) -> ModelBundle:
-        return ModelBundle.from_files(self.files)
-
-    def registry(self, versions: int = 1) -> InMemoryRegistry:
-        """An in-memory registry with ``versions`` copies of the model; production → 1."""
-        registry = InMemoryRegistry()
-        for _ in range(versions):
-            registry.register(dict(self.files), dict(self.metadata))
-        registry.set_alias("production", "1", reason="test")
-        return registry
-
-
-@pytest.fixture(scope="session")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
-    work = tmp_path_factory.mktemp("serving-model")
-    market = random_marketplace(seed=1, n_orders=800, days=8)
-    data = write_data_dir(work / "data", market, TIMEZONE)
-    registry = InMemoryRegistry()
-    config = TrainConfig(
-        select_groups=False,
-        model_params={"n_estimators": 80, "early_stopping_rounds": 1000, "num_leaves": 15},
-    )
-    result = run_training(data, work / "run", config, registry)
-    loaded = registry.open(result.version or "")
-    return Trained(data, market, loaded.files, loaded.metadata, work / "compiled")
+from arrive.testing.trained import TIMEZONE, Trained
 
 
 @pytest.fixture

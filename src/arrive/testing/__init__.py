@@ -9,6 +9,7 @@ Import the module you need; nothing is re-exported here, so importing
 * :mod:`arrive.testing.source_contract` — the suite every event source passes.
 * :mod:`arrive.testing.servers` — real processes for tests (Redis, Kafka, the service, ingest).
 * :mod:`arrive.testing.factories` — small random marketplaces as event logs.
+* :mod:`arrive.testing.trained` — one small trained model per test session (pytest fixtures).
 * :mod:`arrive.testing.disk` — a disk that fills up on demand (an opener seam).
 * :mod:`arrive.testing.history` — hand-made event histories featurised offline and online.
 * :mod:`arrive.testing.artifacts` — a small real model bundle, and broken booster

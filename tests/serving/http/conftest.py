@@ -1,5 +1,5 @@
 """Fixtures of the HTTP tests: the real predictor (one trained model per session, from
-``tests/serving/conftest.py``) behind the real app, driven in-process."""
+:mod:`arrive.testing.trained`) behind the real app, driven in-process."""
 
 from __future__ import annotations
 
@@ -8,32 +8,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import polars as pl
 import pytest
 from starlette.testclient import TestClient
 
-from arrive.registry import LocalRegistry
 from arrive.registry.base import ModelRegistry
 from arrive.serving.http import create_app
 from arrive.serving.predictor import EtaPredictor, build_predictor
 from arrive.serving.settings import ServeSettings
 from arrive.store.base import AsyncOnlineStore, OnlineStore
-from arrive.testing.servers.eta_service import order_body, wait_for
-
-TOKEN = "test-admin-token-0123456789"
-
-
-@pytest.fixture
-def admin_token() -> str:
-    """The admin token of :func:`serve_settings`."""
-    return TOKEN
-
-
-@pytest.fixture
-def orders(trained: Any) -> list[dict[str, Any]]:
-    """Request bodies of the last orders of the trained marketplace (fresh features)."""
-    table: pl.DataFrame = trained.market.orders.sort("created_at").tail(50)
-    return [order_body(row) for row in table.iter_rows(named=True)]
+from arrive.testing.servers.eta_service import wait_for
+from arrive.testing.trained import TOKEN
 
 
 @pytest.fixture
@@ -92,17 +76,3 @@ def client(serve: Serve, serve_settings: ServeSettings) -> Iterator[TestClient]:
     with serve(serve_settings) as (test_client, _):
         wait_for(lambda: test_client.get("/readyz").status_code == 200, what="readiness")
         yield test_client
-
-
-@pytest.fixture
-def local_registry(tmp_path: Path, trained: Any) -> Callable[[int], LocalRegistry]:
-    """``local_registry(n)``: a registry directory with n copies of the model; production → 1."""
-
-    def make(versions: int = 1) -> LocalRegistry:
-        registry = LocalRegistry(tmp_path / "registry")
-        for _ in range(versions):
-            registry.register(dict(trained.files), dict(trained.metadata))
-        registry.set_alias("production", "1", reason="test")
-        return registry
-
-    return make
