@@ -108,7 +108,9 @@ def _window(
 
 
 def _heuristic_scores(heuristic: HeuristicEta, ts: TrainingSet, split: Split) -> dict[str, Any]:
-    scores: dict[str, Any] = _scores(ts.target_s[split.test], heuristic.predict(ts.orders[split.test]))
+    scores: dict[str, Any] = _scores(
+        ts.target_s[split.test], heuristic.predict(ts.orders[split.test])
+    )
     if heuristic.scales_:
         scores["p90_scale"] = round(heuristic.scales_[max(heuristic.quantiles_)], 3)
     return scores

@@ -15,8 +15,8 @@ Quantiles never cross: each higher quantile is stored as the maximum of itself a
 lower quantile of the same segment. :meth:`HeuristicEta.calibrate` scales every segment's
 gaps between quantiles (e.g. P90 − P50) by one conformal scale per quantile, fitted on a
 window the segment tables did not see, so that the P90 covers 90 % of new orders rather
-than 90 % of the training orders of its segment. Fitted state is JSON-able (:meth:`HeuristicEta.to_dict`)
-and never pickled.
+than 90 % of the training orders of its segment. Fitted state is JSON-able
+(:meth:`HeuristicEta.to_dict`) and never pickled.
 """
 
 from __future__ import annotations
@@ -217,7 +217,9 @@ class HeuristicEta:
         k = len(self.quantiles_)
         tables = []
         for table in self.tables_:
-            values = apply_scales(table.select(_q(i) for i in range(k)).to_numpy(), self.quantiles_, dict(scales))
+            values = apply_scales(
+                table.select(_q(i) for i in range(k)).to_numpy(), self.quantiles_, dict(scales)
+            )
             tables.append(table.with_columns(pl.Series(_q(i), values[:, i]) for i in range(k)))
         kept = list(zip(self.levels_, self.min_counts_, tables, strict=True))
         self._install(kept, self.quantiles_, self.target_, self.n_train_)

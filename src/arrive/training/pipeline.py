@@ -267,6 +267,7 @@ def _metrics(
         "n_train": int(split.train.size),
         "n_valid": int(split.valid.size),
         "n_calib": int(split.calib.size),
+        "calib_days": split.calib_days,
         "split": split.kind,
         "split_label": split.label,
         "data_start": str(created.min()),

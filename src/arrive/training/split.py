@@ -155,8 +155,8 @@ def _split_by_days(created_at: pl.Series, order: IntArray, fractions: SplitFract
     valid_start = calib_start - round(fractions.valid * n)
     if valid_start <= 0:
         raise DataError(
-            f"calib_days: a {days}-day calibration window leaves no order for training "
-            f"({calib_start} orders before it); lower calib_days"
+            f"calib_days: the {days}-day calibration window leaves {calib_start} orders "
+            "before it, none for training after validation; lower calib_days"
         )
     cuts = [valid_start, calib_start, before_test]
     return Split("time", *_checked(np.split(order, cuts), n), calib_days=days)
