@@ -155,7 +155,8 @@ def test_bad_calib_days_are_one_line_config_errors(bad: object) -> None:
 
 
 def test_a_calibration_window_that_takes_every_order_is_a_data_error() -> None:
-    with pytest.raises(DataError, match="window leaves 0 orders before it, none for training .*; lower calib_days$"):
+    message = r"window leaves 0 orders before it, none for training .*; lower calib_days$"
+    with pytest.raises(DataError, match=message):
         make_split(_every_minute(3), fractions=SplitFractions(calib_days=3))
 
 
