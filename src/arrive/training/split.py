@@ -125,7 +125,8 @@ def make_split(
         return _split_by_days(created_at, order, fractions)
     held_out = fractions.test + fractions.valid + fractions.calib
     cuts = np.cumsum([1.0 - held_out, fractions.valid, fractions.calib]) * n
-    return Split(kind, *_checked(np.split(order, cuts.round().astype(int)), n))
+    train, valid, calib, test = _checked(np.split(order, cuts.round().astype(int)), n)
+    return Split(kind, train, valid, calib, test)
 
 
 def _checked(parts: list[IntArray], n: int) -> list[IntArray]:
@@ -159,7 +160,8 @@ def _split_by_days(created_at: pl.Series, order: IntArray, fractions: SplitFract
             "before it, none for training after validation; lower calib_days"
         )
     cuts = [valid_start, calib_start, before_test]
-    return Split("time", *_checked(np.split(order, cuts), n), calib_days=days)
+    train, valid, calib, test = _checked(np.split(order, cuts), n)
+    return Split("time", train, valid, calib, test, calib_days=days)
 
 
 def auto_calib_days(history_days: float) -> int | None:
