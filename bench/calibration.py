@@ -39,7 +39,7 @@ from arrive.training.pipeline import TrainConfig, fit_heuristic, fit_model, sele
 from arrive.training.split import Split, SplitFractions, make_split
 
 FloatArray = npt.NDArray[np.float64]
-WINDOWS = {"share": SplitFractions(), "days": SplitFractions(calib_days="auto")}
+WINDOWS = {"share": SplitFractions(calib_days=None), "days": SplitFractions(calib_days="auto")}
 
 
 def main() -> None:

@@ -162,7 +162,7 @@ def test_whole_days_hold_p90_on_the_next_period_better_than_a_share_of_orders() 
     rng = np.random.default_rng(11)
     quantiles = (0.5, 0.9)
     errors: dict[str, list[float]] = {"share": [], "days": []}
-    windows = {"share": SplitFractions(), "days": SplitFractions(calib_days="auto")}
+    windows = {"share": SplitFractions(calib_days=None), "days": SplitFractions(calib_days="auto")}
     for _ in range(100):
         created, raw, y = _daily_market(rng, 7, 1500)
         for name, fractions in windows.items():

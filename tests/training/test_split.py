@@ -107,6 +107,7 @@ def test_train_cli_honours_the_fractions(data_dir: Path, tmp_path: Path) -> None
     n = sum(metrics[f"n_{part}"] for part in ("train", "valid", "calib", "test"))
     for part, share in (("test", 0.2), ("valid", 0.15), ("calib", 0.25)):
         assert abs(metrics[f"n_{part}"] - share * n) <= 1, part
+    assert metrics["calib_days"] is None  # --calib-frac alone: the share, not whole days
 
 
 def _every_minute(days: float) -> pl.Series:
@@ -141,6 +142,7 @@ def test_auto_calib_days_is_a_seventh_of_the_history_from_1_to_7(
 
 def test_auto_calib_days_on_the_split() -> None:
     created = _every_minute(20)  # 17 days before the test period: 2 whole days
+    assert SplitFractions().calib_days == "auto"  # the default
     assert make_split(created, fractions=SplitFractions(calib_days="auto")).calib_days == 2
     short = make_split(_every_minute(1.5), fractions=SplitFractions(calib_days="auto"))
     assert short.calib_days is None  # under two days of history: the share

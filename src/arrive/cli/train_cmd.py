@@ -18,7 +18,7 @@ from arrive.training.pipeline import STEPS, TrainConfig, TrainResult, run_traini
 from arrive.training.split import CalibDays, SplitFractions
 
 _console = Console(highlight=False)
-_CALIB_DAYS_DEFAULT = "off"
+_CALIB_DAYS_DEFAULT = "auto"
 
 
 @click.command("train")
@@ -58,7 +58,7 @@ _CALIB_DAYS_DEFAULT = "off"
     default=SplitFractions.calib,
     show_default=True,
     help="Share of the orders for calibrating the quantiles, in (0, 1); the three shares "
-    "must sum to less than 1 (training gets the rest). Used with --calib-days off.",
+    "must sum to less than 1 (training gets the rest). Given alone, it sets --calib-days off.",
 )
 @click.option(
     "--calib-days",
@@ -123,6 +123,8 @@ def command(
 ) -> None:
     """Train a calibrated P50/P90 model on DATA_DIR (from `arrive import` or `arrive simulate`)."""
     check_data_dir(data_dir)
+    if calib_days == _CALIB_DAYS_DEFAULT and _given(click.get_current_context(), "calib_frac"):
+        calib_days = "off"
     config = TrainConfig(
         split=split,  # type: ignore[arg-type]
         fractions=SplitFractions(
@@ -174,6 +176,10 @@ def _dask_client(address: str | None) -> Any:
     from arrive.training.distributed import connect
 
     return connect(address)
+
+
+def _given(ctx: click.Context, name: str) -> bool:
+    return ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)
 
 
 def _calib_days(text: str) -> CalibDays:

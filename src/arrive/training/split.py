@@ -70,13 +70,13 @@ class SplitFractions:
         calib_days: instead of ``calib``, the calibration window is the orders of the last
             ``calib_days`` × 24 h before the test period (time splits only); ``"auto"``:
             a seventh of the days before the test period, 1 to 7 (see the module
-            docstring). None: the share ``calib``.
+            docstring), the default. None: the share ``calib``.
     """
 
     test: float = 0.15
     valid: float = 0.10
     calib: float = 0.10
-    calib_days: CalibDays = None
+    calib_days: CalibDays = "auto"
 
     def __post_init__(self) -> None:
         days = self.calib_days
@@ -173,4 +173,4 @@ def auto_calib_days(history_days: float) -> int | None:
 
 
 def _share_fractions(fractions: SplitFractions) -> SplitFractions:
-    return SplitFractions(fractions.test, fractions.valid, fractions.calib)
+    return SplitFractions(fractions.test, fractions.valid, fractions.calib, calib_days=None)
