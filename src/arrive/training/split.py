@@ -106,8 +106,13 @@ def make_split(
 ) -> Split:
     """Split rows by creation time (``time``) or at random (``random``, 20 % test).
 
+    On a time split the calibration window is ``fractions.calib_days`` whole days before
+    the test period (the default, ``"auto"``), or the share ``fractions.calib`` when that
+    is None; a random split always uses the share.
+
     Raises:
-        DataError: fewer than ``MIN_ORDERS`` orders, or a part that would get no order.
+        DataError: fewer than ``MIN_ORDERS`` orders, a part that would get no order, or a
+            calibration window of whole days with no order or that leaves none for training.
         ConfigError: an unknown kind.
     """
     fractions = fractions or SplitFractions()
