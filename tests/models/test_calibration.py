@@ -1,4 +1,4 @@
-"""Calibration: the conformal quantile (equal or recency weights) and the refit."""
+"""Calibration: the conformal quantile (equal or recency weights), the refit, and the window."""
 
 from __future__ import annotations
 
