@@ -1,23 +1,21 @@
-"""P90 calibration and the fallback heuristic on time splits, with and without a refit.
+"""P90 calibration of the model and the fallback heuristic on time splits, by window.
 
 Usage: python bench/calibration.py DATA_DIR [DATA_DIR ...] [--no-selection]
        [--heuristic-only] [--threads 1]
 
-Each DATA_DIR comes from ``arrive import`` or ``arrive simulate``. On the default time
-split (train on the earliest orders, early-stop on the next, calibrate on the next, test
-on the latest) the script scores, on the same test orders:
+Each DATA_DIR comes from ``arrive import`` or ``arrive simulate``. Two time splits with
+the same test period (the latest 15 % of the orders) and validation share (10 %):
 
-* ``model_first_fit``: the boosters trained on the training orders, calibrated on the
-  calibration window (``arrive train``'s default);
-* ``model_refit_pooled``: trained again on training + validation orders, the P90 scale
-  pooling the first fit's validation window with the calibration window
-  (``arrive train --refit``);
-* ``model_refit_calib_window_only``: the refit calibrated on the calibration window;
-* the heuristic with the fixed levels (store × hour → … → global) and with the levels
-  chosen from the data (:func:`~arrive.training.pipeline.fit_heuristic`).
+* ``share``: the calibration window is the 10 % of the orders before the test period;
+* ``days``: it is the last whole days before the test period
+  (``SplitFractions(calib_days="auto")``: a seventh of the days of history, 1 to 7).
 
-Prints one JSON record per dataset: P50 MAE (minutes), P50 and P90 coverage, and the
-seconds each part took.
+For each, ``arrive train``'s steps run as they do there (feature selection on the
+validation window unless ``--no-selection``, boosters early-stopped on it, calibrated on
+the calibration window), and the heuristic (levels chosen from the data) is scored with
+its P90 as fitted and scaled on the calibration window. Prints one JSON record per
+dataset: P50 MAE (minutes), P50 and P90 coverage on the test orders, the P90 scales,
+and the seconds each part took.
 """
 
 from __future__ import annotations
@@ -35,18 +33,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from arrive.fallback import DEFAULT_LEVELS, HeuristicEta
+from arrive.fallback import HeuristicEta
 from arrive.training.dataset import TrainingSet, load_training_set
-from arrive.training.pipeline import (
-    TrainConfig,
-    calibrate_model,
-    fit_heuristic,
-    fit_model,
-    select_features,
-)
-from arrive.training.split import Split, make_split
+from arrive.training.pipeline import TrainConfig, fit_heuristic, fit_model, select_features
+from arrive.training.split import Split, SplitFractions, make_split
 
 FloatArray = npt.NDArray[np.float64]
+WINDOWS = {"share": SplitFractions(calib_days=None), "days": SplitFractions(calib_days="auto")}
 
 
 def main() -> None:
@@ -57,81 +50,74 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
     args = parser.parse_args()
     config = TrainConfig(select_groups=not args.no_selection, model_params={"n_jobs": args.threads})
+    results = []
+    for data_dir in args.data_dirs:
+        ts = load_training_set(data_dir)
+        results.append(
+            {
+                "data": data_dir.name,
+                **{
+                    name: _window(ts, fractions, config, not args.heuristic_only)
+                    for name, fractions in WINDOWS.items()
+                },
+            }
+        )
     print(
         json.dumps(
             {
                 "date": datetime.now(UTC).isoformat(timespec="seconds"),
                 "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+                "load_average": os.getloadavg(),
                 "selection": config.select_groups,
-                "results": [
-                    _heuristics(d) if args.heuristic_only else _bench(d, config)
-                    for d in args.data_dirs
-                ],
+                "results": results,
             },
             indent=2,
         )
     )
 
 
-def _bench(data_dir: Path, config: TrainConfig) -> dict[str, Any]:
-    seconds: dict[str, float] = {}
-    started = time.perf_counter()
-    ts = load_training_set(data_dir)
-    split = make_split(ts.orders.get_column("created_at"))
-    features, _ = select_features(ts, split, config)
-    seconds["features_and_selection"] = time.perf_counter() - started
-    X = features.frame.drop("order_id")
+def _window(
+    ts: TrainingSet, fractions: SplitFractions, config: TrainConfig, with_model: bool
+) -> dict[str, Any]:
+    split = make_split(ts.orders.get_column("created_at"), fractions=fractions)
     y, test = ts.target_s, split.test
-    started = time.perf_counter()
-    old, _ = fit_model(features, y, split, replace(config, refit=False))
-    old.calibrate(X[split.calib], y[split.calib])
-    seconds["old_model"] = time.perf_counter() - started
-    started = time.perf_counter()
-    new, backtest = fit_model(features, y, split, replace(config, refit=True))
-    calibrate_model(new, features, y, split, backtest)
-    seconds["new_model"] = time.perf_counter() - started
-    new_scores = _scores(y[test], new.predict(X[test]))
-    refit_only = _scores(y[test], new.calibrate(X[split.calib], y[split.calib]).predict(X[test]))
-    started = time.perf_counter()
-    chosen = fit_heuristic(ts, split, config)
-    seconds["heuristic_levels"] = time.perf_counter() - started
-    return {
-        "data": data_dir.name,
+    out: dict[str, Any] = {
+        "calib_days": split.calib_days,
         "n_train_valid_calib_test": [int(p.size) for p in _parts(split)],
-        "model_first_fit": _scores(y[test], old.predict(X[test])),
-        "model_refit_pooled": new_scores,
-        "model_refit_calib_window_only": refit_only,
-        "heuristic_fixed_levels": _scores(
-            y[test], _fixed_heuristic(ts, split).predict(ts.orders[test])
-        ),
-        "heuristic_chosen_levels": _scores(y[test], chosen.predict(ts.orders[test])),
-        "heuristic_levels": list(chosen.level_names_),
-        "rounds": {str(q): r for q, r in new.rounds_.items()},
-        "seconds": {k: round(v, 1) for k, v in seconds.items()},
     }
+    seconds: dict[str, float] = {}
+    if with_model:
+        started = time.perf_counter()
+        features, _ = select_features(ts, split, config)
+        model, _ = fit_model(features, y, split, config)
+        X = features.frame.drop("order_id")
+        model.calibrate(X[split.calib], y[split.calib])
+        out["model"] = {
+            **_scores(y[test], model.predict(X[test])),
+            "p90_scale": round(model.scales_[max(model.quantiles_)], 3),
+        }
+        seconds["model"] = time.perf_counter() - started
+    started = time.perf_counter()
+    for name, calibrated in (("heuristic_as_fitted", False), ("heuristic_calibrated", True)):
+        heuristic = fit_heuristic(ts, split, replace(config, calibrate_heuristic=calibrated))
+        out[name] = _heuristic_scores(heuristic, ts, split)
+    out["heuristic_levels"] = list(heuristic.level_names_)
+    seconds["heuristics"] = time.perf_counter() - started
+    out["seconds"] = {k: round(v, 1) for k, v in seconds.items()}
+    return out
 
 
-def _heuristics(data_dir: Path) -> dict[str, Any]:
-    ts = load_training_set(data_dir)
-    split = make_split(ts.orders.get_column("created_at"))
-    y, test = ts.target_s[split.test], ts.orders[split.test]
-    chosen = fit_heuristic(ts, split, TrainConfig())
-    return {
-        "data": data_dir.name,
-        "heuristic_fixed_levels": _scores(y, _fixed_heuristic(ts, split).predict(test)),
-        "heuristic_chosen_levels": _scores(y, chosen.predict(test)),
-        "heuristic_levels": list(chosen.level_names_),
-    }
+def _heuristic_scores(heuristic: HeuristicEta, ts: TrainingSet, split: Split) -> dict[str, Any]:
+    scores: dict[str, Any] = _scores(
+        ts.target_s[split.test], heuristic.predict(ts.orders[split.test])
+    )
+    if heuristic.scales_:
+        scores["p90_scale"] = round(heuristic.scales_[max(heuristic.quantiles_)], 3)
+    return scores
 
 
 def _parts(split: Split) -> tuple[npt.NDArray[np.int64], ...]:
     return split.train, split.valid, split.calib, split.test
-
-
-def _fixed_heuristic(ts: TrainingSet, split: Split) -> HeuristicEta:
-    seen = ts.orders[np.concatenate([split.train, split.valid, split.calib])]
-    levels = [lv for lv in DEFAULT_LEVELS if all(c in seen.columns for c in lv)]
-    return HeuristicEta(levels).fit(seen)
 
 
 def _scores(y: FloatArray, pred: FloatArray) -> dict[str, float]:

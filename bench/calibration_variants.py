@@ -2,7 +2,8 @@
 
 Usage: python bench/calibration_variants.py DATA_DIR [--threads 1]
 
-Keeps every feature group (no selection) and trains twice on the default time split: the
+Keeps every feature group (no selection) and trains twice on the share time split (the
+calibration window is 10 % of the orders, ``--calib-days off``): the
 first fit (training orders, early-stopped on validation) and its refit on training +
 validation. Each variant then calibrates on a different window (or with other weights)
 and is scored on the same test orders. Prints one JSON record.
@@ -25,10 +26,12 @@ import polars as pl
 from arrive.models import QuantileEta
 from arrive.models.calibration import Window, apply_scales, fit_calibration
 from arrive.training.dataset import load_training_set
-from arrive.training.split import make_split
+from arrive.training.split import SplitFractions, make_split
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+#: the split these variants were measured on: a calibration window of 10 % of the orders
+SHARE = SplitFractions(calib_days=None)
 
 
 def main() -> None:
@@ -37,7 +40,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
     args = parser.parse_args()
     ts = load_training_set(args.data_dir)
-    split = make_split(ts.orders.get_column("created_at"))
+    split = make_split(ts.orders.get_column("created_at"), fractions=SHARE)
     X, y = ts.features.frame.drop("order_id"), ts.target_s
     first = QuantileEta(n_jobs=args.threads).fit(
         X[split.train],

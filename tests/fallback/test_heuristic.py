@@ -456,3 +456,55 @@ def test_fits_the_doordash_sample(doordash_csv: Path) -> None:
     coverage = float((frame["duration_s"].to_numpy() <= preds[:, 1]).mean())
     assert 0.85 < coverage < 0.95  # in-sample P90 covers about 90 %
     assert level_name(("store_id", "hour")) in eta.level_names_
+
+
+# -- calibration ------------------------------------------------------------------------------
+
+
+def _stores(rng: np.random.Generator, n: int) -> pl.DataFrame:
+    """Stores whose durations spread widely; the heuristic sees 40 orders of most of them."""
+    store = rng.integers(0, 200, n)
+    duration = 1200.0 + 30.0 * (store % 10) + rng.gamma(1.5, 300.0, n)
+    return pl.DataFrame({"store_id": store, "duration_s": duration})
+
+
+def test_calibrate_scales_the_p90_gap_so_new_orders_are_covered() -> None:
+    rng = np.random.default_rng(5)
+    train, window, later = _stores(rng, 8000), _stores(rng, 4000), _stores(rng, 40_000)
+    y = later.get_column("duration_s").to_numpy()
+    levels = [("store_id",), ()]
+    as_fitted = HeuristicEta(levels, min_count=20).fit(train)
+    before = as_fitted.predict(later)
+    calibrated = HeuristicEta(levels, min_count=20).fit(train).calibrate(window)
+    after = calibrated.predict(later)
+    # segment P90s from 40 orders each under-cover new orders; the scale corrects that
+    assert abs(float(np.mean(y <= after[:, 1])) - 0.9) < 0.01
+    assert abs(float(np.mean(y <= before[:, 1])) - 0.9) > 2 * abs(
+        float(np.mean(y <= after[:, 1])) - 0.9
+    )
+    np.testing.assert_array_equal(after[:, 0], before[:, 0])  # the P50 stays the median
+    assert calibrated.scales_[0.9] != 1.0
+    assert as_fitted.scales_ == {}
+    assert (
+        calibrated.predict_one({"store_id": 3})[0][1]
+        == after[later["store_id"].to_list().index(3), 1]
+    )
+    back = HeuristicEta.from_dict(json.loads(json.dumps(calibrated.to_dict())))
+    np.testing.assert_array_equal(back.predict(later), after)
+    assert back.scales_ == calibrated.scales_
+
+
+def test_calibrate_with_a_reference_takes_the_scale_it_finds() -> None:
+    rng = np.random.default_rng(6)
+    train, window = _stores(rng, 6000), _stores(rng, 3000)
+    levels = [("store_id",), ()]
+    reference = HeuristicEta(levels, min_count=20).fit(train)
+    judged_alone = HeuristicEta(levels, min_count=20).fit(train).calibrate(window)
+    final = HeuristicEta(levels, min_count=20).fit(pl.concat([train, window]))
+    final.calibrate(window, reference=reference)
+    assert final.scales_ == judged_alone.scales_
+
+
+def test_calibrate_needs_50_rows_with_the_target(eta: HeuristicEta, train: pl.DataFrame) -> None:
+    with pytest.raises(DataError, match="calibrate: needs at least 50 rows with duration_s"):
+        eta.calibrate(train)

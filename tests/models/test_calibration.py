@@ -1,4 +1,4 @@
-"""Calibration: the conformal quantile (equal or recency weights) and the refit."""
+"""Calibration: the conformal quantile (equal or recency weights), the refit, and the window."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from arrive.models.calibration import (
     recency_weights,
     weighted_conformal_quantile,
 )
+from arrive.training.split import SplitFractions, make_split
 
 
 @pytest.mark.parametrize("n", [1, 9, 50, 333, 1000])
@@ -125,3 +126,50 @@ def test_one_window_calibrates_as_before_and_the_last_window_sets_the_shift() ->
     # each window's residuals are taken around its own shifted anchor: the level change
     # between the windows does not widen the P90
     assert pooled[0.9] == pytest.approx(scales[0.9], rel=0.1)
+
+
+# Orders per local hour (lunch and dinner peaks) and the spread of each hour that the
+# booster's gap does not capture (busy kitchens and roads at the peaks).
+_RATE = np.array([1, 1, 1, 1, 1, 2, 3, 5, 6, 7, 8, 10, 14, 14, 9, 7, 7, 9, 14, 16, 14, 9, 5, 2])
+_PEAK = np.isin(np.arange(24), [11, 12, 13, 18, 19, 20, 21])
+_SPREAD = np.where(_PEAK, 1.5, 0.8)
+
+
+def _daily_market(
+    rng: np.random.Generator, days: int, per_day: int
+) -> tuple[pl.Series, np.ndarray, np.ndarray]:
+    """Creation times, raw (P50, P90) and actuals of a marketplace with a daily cycle, whose
+    spread also changes a little from day to day."""
+    day = np.repeat(np.arange(days), per_day)
+    hour = rng.choice(24, size=day.size, p=_RATE / _RATE.sum())
+    seconds = np.sort(day * 86_400 + hour * 3600 + rng.uniform(0, 3600, day.size))
+    day, hour = (seconds // 86_400).astype(int), ((seconds % 86_400) // 3600).astype(int)
+    distance = rng.uniform(0.5, 10, day.size)
+    p50 = 600 + 150 * distance
+    spread = 30 * distance * _SPREAD[hour] * rng.lognormal(0.0, 0.1, days)[day]
+    y = p50 + rng.normal(0, 1, day.size) * spread
+    start_us = 1_740_960_000_000_000  # 2025-03-03 00:00 UTC
+    created = pl.from_epoch(
+        pl.Series("created_at", start_us + (seconds * 1e6).astype(np.int64)), time_unit="us"
+    ).dt.replace_time_zone("UTC")
+    return created, np.column_stack([p50, p50 + 1.2816 * 30 * distance]), y
+
+
+def test_whole_days_hold_p90_on_the_next_period_better_than_a_share_of_orders() -> None:
+    # One week; the test period is the latest 15 % of the orders (about the last day). The
+    # 10 % share before it is most of one afternoon and evening, heavy in dinner peaks;
+    # the whole-day window ("auto": 1 day here) holds every hour as the test period does.
+    rng = np.random.default_rng(11)
+    quantiles = (0.5, 0.9)
+    errors: dict[str, list[float]] = {"share": [], "days": []}
+    windows = {"share": SplitFractions(calib_days=None), "days": SplitFractions(calib_days="auto")}
+    for _ in range(100):
+        created, raw, y = _daily_market(rng, 7, 1500)
+        for name, fractions in windows.items():
+            split = make_split(created, fractions=fractions)
+            offset, scales = fit_calibration([(raw[split.calib], y[split.calib])], quantiles)
+            pred = apply_scales(raw[split.test], quantiles, scales, offset)
+            errors[name].append(float(np.mean(y[split.test] <= pred[:, 1])) - 0.9)
+    share, days = np.array(errors["share"]), np.array(errors["days"])
+    assert abs(days.mean()) < 0.01 < share.mean()  # the share over-covers on average
+    assert np.mean(np.abs(days) <= 0.02) > np.mean(np.abs(share) <= 0.02) + 0.1

@@ -61,6 +61,10 @@ def test_writes_metrics_report_and_registers(data_dir: Path, tmp_path: Path) -> 
     loaded = registry.open(result.version or "")
     bundle = ModelBundle.from_files(loaded.files)
     assert bundle.definitions_hash == loaded.metadata["definitions_hash"]
+    # the calibration window is whole days (12 days of orders: 1 day), and the registered
+    # heuristic's P90 is scaled on it
+    assert metrics["calib_days"] == 1
+    assert set(bundle.heuristic.scales_) == {0.9}
     assert loaded.metadata["metrics"]["mae_s"] == metrics["mae_s"]
     # registered with a probe batch of training rows and the model's predictions on them,
     # checked (as every server checks it) before registration

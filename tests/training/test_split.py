@@ -14,7 +14,7 @@ import pytest
 from arrive.cli.main import run
 from arrive.errors import ConfigError, DataError
 from arrive.testing.factories import random_marketplace, write_data_dir
-from arrive.training.split import SplitFractions, make_split
+from arrive.training.split import SplitFractions, auto_calib_days, make_split
 
 
 def _created(n: int) -> pl.Series:
@@ -107,3 +107,88 @@ def test_train_cli_honours_the_fractions(data_dir: Path, tmp_path: Path) -> None
     n = sum(metrics[f"n_{part}"] for part in ("train", "valid", "calib", "test"))
     for part, share in (("test", 0.2), ("valid", 0.15), ("calib", 0.25)):
         assert abs(metrics[f"n_{part}"] - share * n) <= 1, part
+    assert metrics["calib_days"] is None  # --calib-frac alone: the share, not whole days
+
+
+def _every_minute(days: float) -> pl.Series:
+    start = datetime(2025, 3, 3, 5, 17, tzinfo=UTC)
+    return pl.Series("created_at", [start + timedelta(minutes=i) for i in range(int(days * 1440))])
+
+
+def test_calib_days_takes_the_whole_days_just_before_the_test_period() -> None:
+    created = _every_minute(10)
+    split = make_split(created, fractions=SplitFractions(calib_days=2))
+    parts = [created[p] for p in (split.train, split.valid, split.calib, split.test)]
+    for earlier, later in pairwise(parts):
+        assert earlier.max() < later.min()
+    test_start = parts[3].min()
+    assert parts[2].min() == test_start - timedelta(days=2)  # every order of the 48 h
+    assert split.calib.size == 2 * 1440
+    assert split.test.size == round(0.15 * len(created))
+    assert split.valid.size == round(0.10 * len(created))
+    assert split.calib_days == 2
+    assert "(2 d)" in split.label
+
+
+@pytest.mark.parametrize(
+    ("history_days", "expected"),
+    [(1.9, None), (2.0, 1), (13.9, 1), (14.0, 2), (48.9, 6), (49.0, 7), (400.0, 7)],
+)
+def test_auto_calib_days_is_a_seventh_of_the_history_from_1_to_7(
+    history_days: float, expected: int | None
+) -> None:
+    assert auto_calib_days(history_days) == expected
+
+
+def test_auto_calib_days_on_the_split() -> None:
+    created = _every_minute(20)  # 17 days before the test period: 2 whole days
+    assert SplitFractions().calib_days == "auto"  # the default
+    assert make_split(created, fractions=SplitFractions(calib_days="auto")).calib_days == 2
+    short = make_split(_every_minute(1.5), fractions=SplitFractions(calib_days="auto"))
+    assert short.calib_days is None  # under two days of history: the share
+    assert short.calib.size == round(0.10 * 1.5 * 1440)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, "week", True])
+def test_bad_calib_days_are_one_line_config_errors(bad: object) -> None:
+    with pytest.raises(ConfigError, match=r"^calib_days: expected a whole number") as info:
+        SplitFractions(calib_days=bad)  # type: ignore[arg-type]
+    assert "\n" not in str(info.value)
+
+
+def test_a_calibration_window_that_takes_every_order_is_a_data_error() -> None:
+    message = r"window leaves 0 orders before it, none for training .*; lower calib_days$"
+    with pytest.raises(DataError, match=message):
+        make_split(_every_minute(3), fractions=SplitFractions(calib_days=3))
+
+
+def test_train_cli_refuses_bad_calib_days_in_one_line(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    code = run(
+        [
+            "train",
+            str(data_dir),
+            "--out",
+            str(out),
+            "--no-register",
+            "--quiet",
+            "--calib-days",
+            "1.5",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "--calib-days: expected a whole number of days >= 1, auto or off, got '1.5'" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_train_cli_honours_calib_days(data_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    base = ["train", str(data_dir), "--out", str(out), "--no-register", "--quiet"]
+    code = run([*base, "--no-selection", "--param", "n_estimators=30", "--calib-days", "1"])
+    assert code == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["calib_days"] == 1
+    assert "(1 d)" in metrics["split_label"]

@@ -15,9 +15,10 @@ from arrive.datadir import check_data_dir
 from arrive.errors import ConfigError
 from arrive.registry.local import DEFAULT_ROOT, LocalRegistry
 from arrive.training.pipeline import STEPS, TrainConfig, TrainResult, run_training
-from arrive.training.split import SplitFractions
+from arrive.training.split import CalibDays, SplitFractions
 
 _console = Console(highlight=False)
+_CALIB_DAYS_DEFAULT = "auto"
 
 
 @click.command("train")
@@ -57,7 +58,15 @@ _console = Console(highlight=False)
     default=SplitFractions.calib,
     show_default=True,
     help="Share of the orders for calibrating the quantiles, in (0, 1); the three shares "
-    "must sum to less than 1 (training gets the rest).",
+    "must sum to less than 1 (training gets the rest). Given alone, it sets --calib-days off.",
+)
+@click.option(
+    "--calib-days",
+    default=_CALIB_DAYS_DEFAULT,
+    show_default=True,
+    metavar="N|auto|off",
+    help="Calibrate on the last N whole days (N × 24 h) before the test period; auto: a "
+    "seventh of the days of history, 1 to 7; off: on --calib-frac of the orders.",
 )
 @click.option(
     "--refit",
@@ -101,6 +110,7 @@ def command(
     test_frac: float,
     valid_frac: float,
     calib_frac: float,
+    calib_days: str,
     refit: bool,
     quantiles: str,
     seed: int,
@@ -113,9 +123,13 @@ def command(
 ) -> None:
     """Train a calibrated P50/P90 model on DATA_DIR (from `arrive import` or `arrive simulate`)."""
     check_data_dir(data_dir)
+    if calib_days == _CALIB_DAYS_DEFAULT and _given(click.get_current_context(), "calib_frac"):
+        calib_days = "off"
     config = TrainConfig(
         split=split,  # type: ignore[arg-type]
-        fractions=SplitFractions(test=test_frac, valid=valid_frac, calib=calib_frac),
+        fractions=SplitFractions(
+            test=test_frac, valid=valid_frac, calib=calib_frac, calib_days=_calib_days(calib_days)
+        ),
         refit=refit,
         quantiles=_quantiles(quantiles),
         seed=seed,
@@ -162,6 +176,24 @@ def _dask_client(address: str | None) -> Any:
     from arrive.training.distributed import connect
 
     return connect(address)
+
+
+def _given(ctx: click.Context, name: str) -> bool:
+    return ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)
+
+
+def _calib_days(text: str) -> CalibDays:
+    if text in ("auto", "off"):
+        return None if text == "off" else "auto"
+    try:
+        days = int(text)
+    except ValueError:
+        days = 0
+    if days < 1:
+        raise ConfigError(
+            f"--calib-days: expected a whole number of days >= 1, auto or off, got {text!r}"
+        )
+    return days
 
 
 def _quantiles(text: str) -> tuple[float, ...]:

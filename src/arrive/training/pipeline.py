@@ -58,6 +58,8 @@ class TrainConfig:
     select_groups: bool = True
     model_params: Mapping[str, Any] = field(default_factory=dict)
     heuristic_min_count: int = 30
+    # scale the heuristic's P90 on the calibration window (see HeuristicEta.calibrate)
+    calibrate_heuristic: bool = True
     # after early stopping, train again on training + validation orders and pool the first
     # fit's validation window into the calibration (opt-in: see docs/benchmarks.md)
     refit: bool = False
@@ -197,7 +199,10 @@ def fit_heuristic(ts: TrainingSet, split: Split, config: TrainConfig) -> Heurist
     """The baseline: levels chosen from the attributes the data has, on the validation and
     calibration windows (segment tables from the training orders), then fitted on every
     order before the test period (all that the model saw). Both windows, not one: a short
-    window can be an untypical period and pick levels that only suit it."""
+    window can be an untypical period and pick levels that only suit it.
+
+    With ``config.calibrate_heuristic`` the P90's gap is scaled on the calibration window,
+    judged by the same levels fitted on the orders before it (training + validation)."""
     orders = ts.orders
     choice = choose_levels(
         orders[split.train],
@@ -205,10 +210,17 @@ def fit_heuristic(ts: TrainingSet, split: Split, config: TrainConfig) -> Heurist
         key_columns(orders),
         min_count=config.heuristic_min_count,
     )
-    seen = np.concatenate([split.train, split.valid, split.calib])
-    return HeuristicEta(
-        choice.levels, min_count=config.heuristic_min_count, quantiles=config.quantiles
-    ).fit(orders[seen])
+
+    def fitted(rows: npt.NDArray[np.int64]) -> HeuristicEta:
+        return HeuristicEta(
+            choice.levels, min_count=config.heuristic_min_count, quantiles=config.quantiles
+        ).fit(orders[rows])
+
+    heuristic = fitted(np.concatenate([split.train, split.valid, split.calib]))
+    if not config.calibrate_heuristic:
+        return heuristic
+    before = fitted(np.concatenate([split.train, split.valid]))
+    return heuristic.calibrate(orders[split.calib], reference=before)
 
 
 def _evaluate(
@@ -255,6 +267,7 @@ def _metrics(
         "n_train": int(split.train.size),
         "n_valid": int(split.valid.size),
         "n_calib": int(split.calib.size),
+        "calib_days": split.calib_days,
         "split": split.kind,
         "split_label": split.label,
         "data_start": str(created.min()),
