@@ -21,7 +21,9 @@ from arrive.monitoring.metrics import HTTP_BUCKETS
 
 DEFAULT_FILE: Final = Path(__file__).with_name("slo.toml")
 
-Objective = Annotated[float, msgspec.Meta(gt=0.0, lt=1.0)]
+Objective = Annotated[float, msgspec.Meta(ge=0.931, lt=1.0)]
+"""A target share. At least 0.931: the fastest burn-rate alert (14.4x) needs an error
+budget below 1/14.4, or it could never fire."""
 Route = Annotated[str, msgspec.Meta(pattern=r"^/[A-Za-z0-9/_-]*$")]
 Routes = Annotated[tuple[Route, ...], msgspec.Meta(min_length=1)]
 Positive = Annotated[float, msgspec.Meta(gt=0.0)]
