@@ -47,7 +47,7 @@ def rules(slo_file: Path | None, out: Path, check: bool) -> None:
         stale = [name for name, text in files.items() if _read(out / name) != text]
         for name in stale:
             click.echo(f"{out / name}: differs from `arrive slo rules` output", err=True)
-        raise SystemExit(1 if stale else 0)
+        click.get_current_context().exit(1 if stale else 0)
     try:
         out.mkdir(parents=True, exist_ok=True)
         for name, text in files.items():

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import yaml
-from prometheus_client.utils import floatToGoString
 
 from arrive.monitoring.slo import SloConfig
 
@@ -66,8 +65,8 @@ def objectives(config: SloConfig) -> tuple[Objective, ...]:
     """The five objectives of ``config``."""
     eta = _routes(config.availability.routes)
     timed = _routes(config.latency.routes)
-    le = floatToGoString(config.latency.threshold_s)
-    lag = floatToGoString(config.freshness.max_lag_s)
+    le = repr(config.latency.threshold_s)  # as prometheus_client writes the bucket's le
+    lag = _number(config.freshness.max_lag_s)
     return (
         Objective(
             "availability",
@@ -309,14 +308,16 @@ def rule_files(config: SloConfig, source: str) -> dict[str, str]:
 
 def to_yaml(document: Any) -> str:
     """``document`` as block YAML, keys in order, multi-line strings as literal blocks."""
-    return yaml.dump(document, Dumper=_Dumper, sort_keys=False, width=100, allow_unicode=True)
+    text: str = yaml.dump(document, Dumper=_Dumper, sort_keys=False, width=100, allow_unicode=True)
+    return text
 
 
 class _Dumper(yaml.SafeDumper):
-    pass
+    def ignore_aliases(self, data: Any) -> bool:
+        return True  # write shared label sets out each time, no &anchors
 
 
-def _string(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+def _string(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
     style = "|" if "\n" in value else None
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
