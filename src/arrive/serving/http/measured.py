@@ -1,9 +1,10 @@
 """Every HTTP answer counted and timed, for the availability and latency objectives.
 
-:class:`Measured` wraps the whole app (the ETA endpoints included, which skip
-Starlette's middleware) as plain ASGI: no request object, one closure per request,
-and the metric children cached per route and status, so the hot path pays a few dict
-lookups (docs/benchmarks.md has its measured cost).
+:func:`record` counts one answer (the metric children cached per route and status, so
+it costs two dict lookups beside the metric updates). The ETA endpoints call it
+themselves (:class:`~arrive.serving.http.asgi.JsonEndpoint`: they know their status,
+so their ``send`` needs no wrapper); :class:`Measured` wraps the rest of the app as
+plain ASGI. docs/benchmarks.md has the measured cost.
 """
 
 from __future__ import annotations
@@ -43,8 +44,6 @@ class Measured:
         self.app = app
         self.routes = frozenset(routes)
         self.timer = timer
-        self._counts: dict[tuple[str, int], Counter] = {}
-        self._times: dict[str, Histogram] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -67,15 +66,20 @@ class Measured:
         finally:
             if status:
                 path = scope["path"]
-                self.record(path if path in self.routes else OTHER, status, self.timer() - start)
+                record(path if path in self.routes else OTHER, status, self.timer() - start)
 
-    def record(self, route: str, status: int, seconds: float) -> None:
-        """Count one answer ``status`` of ``route`` that took ``seconds``."""
-        counter = self._counts.get((route, status))
-        if counter is None:
-            counter = self._counts[route, status] = metrics.HTTP_REQUESTS.labels(route, str(status))
-        counter.inc()
-        timer = self._times.get(route)
-        if timer is None:
-            timer = self._times[route] = metrics.HTTP_REQUEST_SECONDS.labels(route)
-        timer.observe(seconds)
+
+def record(route: str, status: int, seconds: float) -> None:
+    """Count one answer ``status`` of ``route`` that took ``seconds``."""
+    counter = _COUNTS.get((route, status))
+    if counter is None:
+        counter = _COUNTS[route, status] = metrics.HTTP_REQUESTS.labels(route, str(status))
+    counter.inc()
+    timer = _TIMES.get(route)
+    if timer is None:
+        timer = _TIMES[route] = metrics.HTTP_REQUEST_SECONDS.labels(route)
+    timer.observe(seconds)
+
+
+_COUNTS: dict[tuple[str, int], Counter] = {}
+_TIMES: dict[str, Histogram] = {}
