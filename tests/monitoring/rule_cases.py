@@ -1,5 +1,6 @@
 """The promtool unit tests of every alert, as a table: synthetic series (one sample a
-minute), an evaluation time, and whether the alert fires then (with which labels).
+minute, or every ``step``), an evaluation time, and whether the alert fires then (with
+which labels).
 
 Each alert has at least one case where it fires and one where it stays silent
 (test_promtool.py checks it), most silent cases sitting just where a naive rule would
@@ -20,7 +21,8 @@ NODE_LABELS: Final = {"job": "arrive", "instance": "eta-1:8000"}
 
 @dataclass(frozen=True)
 class Case:
-    """``alert`` evaluated at ``at`` on ``series``: firing with ``labels``, or silent."""
+    """``alert`` evaluated at ``at`` on ``series`` (a sample and a rule evaluation every
+    ``step``): firing with ``labels``, or silent."""
 
     alert: str
     why: str
@@ -28,10 +30,24 @@ class Case:
     at: str
     fires: bool
     labels: dict[str, str] = field(default_factory=dict)
+    step: str = "1m"
 
 
 def _burn(slo: str) -> dict[str, str]:
     return {"severity": "page", "slo": slo}
+
+
+def _ticket(slo: str) -> dict[str, str]:
+    return {"severity": "ticket", "slo": slo}
+
+
+SLOW: Final = "30m"
+"""The step of the 3-day cases: 151 samples cover 75 hours."""
+
+
+def _every(period: int, bad: str, good: str, steps: int = 150) -> str:
+    """A gauge at ``bad`` one step in ``period``, else ``good``."""
+    return " ".join(bad if i % period == 0 else good for i in range(steps + 1))
 
 
 CASES: Final = (
@@ -316,5 +332,120 @@ CASES: Final = (
         {f'arrive_prediction_log_dropped_total{{{NODE},reason="no_space"}}': "3x20"},
         "15m",
         False,
+    ),
+    Case(
+        "AvailabilityBudgetBurnSlow",
+        "0.3 % of requests answer 500 for 3 days: 3x the budget, too slow to page",
+        {
+            f'arrive_http_requests_total{{{ETA},code="200"}}': "0+10000x150",
+            f'arrive_http_requests_total{{{ETA},code="500"}}': "0+30x150",
+        },
+        "74h",
+        True,
+        _ticket("availability"),
+        SLOW,
+    ),
+    Case(
+        "AvailabilityBudgetBurnSlow",
+        "the same 500s, stopped 8 hours ago: the 3-day window burns, the 6-hour one not",
+        {
+            f'arrive_http_requests_total{{{ETA},code="200"}}': "0+10000x150",
+            f'arrive_http_requests_total{{{ETA},code="500"}}': "0+30x134 4020x16",
+        },
+        "74h",
+        False,
+        step=SLOW,
+    ),
+    Case(
+        "LatencyBudgetBurnSlow",
+        "3 % of requests slower than 25 ms for 3 days",
+        {
+            f'arrive_http_request_seconds_bucket{{{ETA},le="0.025"}}': "0+9700x150",
+            f"arrive_http_request_seconds_count{{{ETA}}}": "0+10000x150",
+        },
+        "74h",
+        True,
+        _ticket("latency"),
+        SLOW,
+    ),
+    Case(
+        "LatencyBudgetBurnSlow",
+        "0.5 % slow for 3 days: within the budget",
+        {
+            f'arrive_http_request_seconds_bucket{{{ETA},le="0.025"}}': "0+9950x150",
+            f"arrive_http_request_seconds_count{{{ETA}}}": "0+10000x150",
+        },
+        "74h",
+        False,
+        step=SLOW,
+    ),
+    Case(
+        "ModelAnswersBudgetBurnSlow",
+        "10 % heuristic answers for 3 days: twice the budget",
+        {
+            'arrive_predictions_total{variant="production",fallback="none"}': "0+900x150",
+            'arrive_predictions_total{variant="production",fallback="stale_features"}': (
+                "0+100x150"
+            ),
+        },
+        "74h",
+        True,
+        _ticket("model_answers"),
+        SLOW,
+    ),
+    Case(
+        "ModelAnswersBudgetBurnSlow",
+        "3 % heuristic answers: within the budget",
+        {
+            'arrive_predictions_total{variant="production",fallback="none"}': "0+970x150",
+            'arrive_predictions_total{variant="production",fallback="stale_features"}': (
+                "0+30x150"
+            ),
+        },
+        "74h",
+        False,
+        step=SLOW,
+    ),
+    Case(
+        "FreshnessBudgetBurnSlow",
+        "the lag above 60 s one step in 10 (10 % of the time) for 3 days",
+        {"arrive_ingest_lag_seconds": _every(10, "600", "5")},
+        "74h",
+        True,
+        _ticket("freshness"),
+        SLOW,
+    ),
+    Case(
+        "FreshnessBudgetBurnSlow",
+        "the lag above 60 s one step in 200 (0.5 % of the time)",
+        {"arrive_ingest_lag_seconds": _every(200, "600", "5")},
+        "74h",
+        False,
+        step=SLOW,
+    ),
+    Case(
+        "CalibrationBudgetBurnSlow",
+        "the overall coverage out of band 20 % of the time for 3 days",
+        {
+            f'arrive_calibration_drift{{{SEGMENT},segment_kind="all",segment="all"}}': _every(
+                5, "1", "0"
+            ),
+        },
+        "74h",
+        True,
+        _ticket("calibration"),
+        SLOW,
+    ),
+    Case(
+        "CalibrationBudgetBurnSlow",
+        "out of band 2 % of the time",
+        {
+            f'arrive_calibration_drift{{{SEGMENT},segment_kind="all",segment="all"}}': _every(
+                50, "1", "0"
+            ),
+        },
+        "74h",
+        False,
+        step=SLOW,
     ),
 )

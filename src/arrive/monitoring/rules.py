@@ -7,9 +7,11 @@ Two files (:func:`rule_files`):
   objectives (availability, latency, model answers) divide bad events by all events;
   time-based ones (freshness, calibration) first record ``arrive_slo:bad{slo}`` (1 while
   the objective is missed, else 0), then average it over each window.
-* ``alerts.rules.yml`` — per objective, one multi-window, multi-burn-rate alert (the
-  SRE workbook's: the budget burning 14.4 times too fast over 1 h and 5 min, or 6 times
-  over 6 h and 30 min; :data:`BURNS`), then the alerts on causes (:data:`CAUSES`).
+* ``alerts.rules.yml`` — per objective, the SRE workbook's multi-window, multi-burn-rate
+  alerts: ``<Objective>BudgetBurn`` pages when the budget burns 14.4 times too fast over
+  1 h and 5 min, or 6 times over 6 h and 30 min (:data:`BURNS`);
+  ``<Objective>BudgetBurnSlow`` files a ticket when it burns faster than it refills over
+  3 days and 6 hours (:data:`TICKET`). Then the alerts on causes (:func:`cause_alerts`).
 
 Every alert carries ``severity`` (``page`` or ``ticket``) and a ``runbook_url``
 annotation: ``<runbook_base_url>/<AlertName>.md`` (``docs/runbooks/``). Metric names
@@ -41,8 +43,10 @@ class Burn:
 
 
 BURNS: Final = (Burn("1h", "5m", 14.4), Burn("6h", "30m", 6.0))
-WINDOWS: Final = ("5m", "30m", "1h", "6h")
+TICKET: Final = Burn("3d", "6h", 1.0)
+WINDOWS: Final = ("5m", "30m", "1h", "6h", "3d")
 BURN_FOR: Final = "2m"
+TICKET_FOR: Final = "15m"
 
 
 @dataclass(frozen=True)
@@ -153,7 +157,11 @@ def alert_rules(config: SloConfig) -> dict[str, Any]:
     """The burn-rate alerts of every objective and the alerts on causes, as a rule-file
     document."""
     base = config.runbook_base_url.rstrip("/")
-    burns = [_burn_alert(objective, base) for objective in objectives(config)]
+    burns = [
+        alert
+        for objective in objectives(config)
+        for alert in (_burn_alert(objective, base), _ticket_alert(objective, base))
+    ]
     causes = [_with_runbook(alert, base) for alert in cause_alerts(config)]
     return {
         "groups": [
@@ -165,12 +173,7 @@ def alert_rules(config: SloConfig) -> dict[str, Any]:
 
 def _burn_alert(objective: Objective, base: str) -> dict[str, Any]:
     budget = 1 - objective.target
-    selector = f'{{slo="{objective.slo}"}}'
-    pairs = [
-        f"(\n  arrive_slo:error_ratio:rate{b.long}{selector} > {_number(b.factor * budget)}\n"
-        f"  and\n  arrive_slo:error_ratio:rate{b.short}{selector} > {_number(b.factor * budget)}\n)"
-        for b in BURNS
-    ]
+    pairs = [_burning(objective, burn) for burn in BURNS]
     target = f"{objective.target * 100:g} %"
     return _with_runbook(
         {
@@ -188,6 +191,37 @@ def _burn_alert(objective: Objective, base: str) -> dict[str, Any]:
             },
         },
         base,
+    )
+
+
+def _ticket_alert(objective: Objective, base: str) -> dict[str, Any]:
+    budget = 1 - objective.target
+    return _with_runbook(
+        {
+            "alert": f"{objective.alert}Slow",
+            "expr": _burning(objective, TICKET) + "\n",
+            "for": TICKET_FOR,
+            "labels": {"severity": "ticket", "slo": objective.slo},
+            "annotations": {
+                "summary": f"The {objective.slo} error budget is running out",
+                "description": (
+                    f"{objective.missed}: {{{{ $value | humanizePercentage }}}} over 3 days "
+                    f"(and still over the last 6 hours), against a budget of "
+                    f"{_number(budget * 100)} %: at this pace the 30-day budget will not last."
+                ),
+            },
+        },
+        base,
+    )
+
+
+def _burning(objective: Objective, burn: Burn) -> str:
+    """Both windows of ``burn`` above its factor times the budget."""
+    selector = f'{{slo="{objective.slo}"}}'
+    limit = _number(burn.factor * (1 - objective.target))
+    return (
+        f"(\n  arrive_slo:error_ratio:rate{burn.long}{selector} > {limit}\n"
+        f"  and\n  arrive_slo:error_ratio:rate{burn.short}{selector} > {limit}\n)"
     )
 
 
