@@ -33,6 +33,7 @@ class _LazyGroup(click.Group):
         "serve": "arrive.cli.serve_cmd:command",
         "train": "arrive.cli.train_cmd:command",
         "simulate": "arrive.cli.simulate_cmd:command",
+        "slo": "arrive.cli.slo_cmd:command",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:

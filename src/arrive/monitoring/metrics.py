@@ -27,6 +27,11 @@ Names (all prefixed ``arrive_``):
   ``body_timeout``, ``max_connections``.
 * ``store_up`` — 1 while the feature store answers its pings, 0 while it does not
   (the lowest over live workers); readiness does not depend on it.
+* ``http_requests_total{route,code}`` — every HTTP answer, by route template (``other``
+  for a path no route serves) and status code; recorded by
+  :class:`arrive.serving.http.measured.Measured`.
+* ``http_request_seconds{route}`` — whole-request latency, from the app's first call to
+  the answer's last byte handed to the server (buckets :data:`HTTP_BUCKETS`).
 """
 
 from __future__ import annotations
@@ -106,6 +111,21 @@ STORE_UP: Final = Gauge(
     "arrive_store_up",
     "1 while the feature store answers its pings, else 0",
     multiprocess_mode="livemin",
+)
+
+HTTP_BUCKETS: Final = (
+    0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.025,
+    0.035, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5,
+)  # fmt: skip
+"""Bounds of ``http_request_seconds``: fine around the latency objective (25 ms)."""
+HTTP_REQUESTS: Final = Counter(
+    "arrive_http_requests", "HTTP answers by route template and status code", ["route", "code"]
+)
+HTTP_REQUEST_SECONDS: Final = Histogram(
+    "arrive_http_request_seconds",
+    "Whole-request latency by route template",
+    ["route"],
+    buckets=HTTP_BUCKETS,
 )
 
 

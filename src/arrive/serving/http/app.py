@@ -35,6 +35,7 @@ from arrive.serving.http.errors import (
     on_starlette_error,
     on_unexpected,
 )
+from arrive.serving.http.measured import Measured
 from arrive.serving.http.openapi import docs_page, openapi_document
 from arrive.serving.http.routes import hot_endpoints, public_routes
 from arrive.serving.http.service import Service
@@ -87,21 +88,31 @@ class EtaApp(Starlette):
     (error handling) nor the router; skipping both takes a measurable share of each
     request's CPU (docs/benchmarks.md). Every other request, and any request that
     does not match exactly (a trailing slash, another method), takes Starlette's way.
+    Every HTTP request, either way, is counted and timed: the ETA endpoints record
+    their own answers, :class:`Measured` the others'.
     """
 
     def __init__(self, hot: Mapping[str, ASGIApp], **options: Any) -> None:
         super().__init__(**options)
         self.router.redirect_slashes = False  # a redirected POST may come back as a GET
         self.hot = hot
+        paths = [route.path for route in self.routes if isinstance(route, Route)]
+        self.measured = Measured(self._starlette, paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
-            endpoint = self.hot.get(scope["path"])
-            if endpoint is not None:
-                await endpoint(scope, receive, send)
-                return
+        if scope["type"] == "http":
+            if scope["method"] == "POST":
+                endpoint = self.hot.get(scope["path"])
+                if endpoint is not None:
+                    await endpoint(scope, receive, send)
+                    return
+            await self.measured(scope, receive, send)
+            return
         if scope["type"] == "lifespan":
             send = _one_line_failures(send)
+        await super().__call__(scope, receive, send)
+
+    async def _starlette(self, scope: Scope, receive: Receive, send: Send) -> None:
         await super().__call__(scope, receive, send)
 
 

@@ -8,6 +8,7 @@ their own errors exactly as the app's exception handlers would.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 
@@ -15,6 +16,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
 from arrive.serving.http.errors import HttpError, error_parts, unexpected_message
+from arrive.serving.http.measured import record
 from arrive.serving.http.request_id import header
 
 Handler = Callable[[Scope, Receive], Awaitable[tuple[bytes, str]]]
@@ -94,12 +96,21 @@ def _too_large(max_bytes: int) -> HttpError:
 class JsonEndpoint:
     """An ASGI endpoint around ``handler``: 200 with its body and ``X-Request-ID``, or the
     error answer of an :class:`HttpError`, or a 500 without details for anything else
-    (logged with its traceback). A client gone mid-request gets no answer."""
+    (logged with its traceback). A client gone mid-request gets no answer.
 
-    def __init__(self, handler: Handler) -> None:
+    Each answer is counted and timed as ``route`` (:func:`~arrive.serving.http.measured.record`),
+    on ``timer`` (seconds of a monotonic clock).
+    """
+
+    def __init__(
+        self, handler: Handler, route: str, timer: Callable[[], float] = time.perf_counter
+    ) -> None:
         self.handler = handler
+        self.route = route
+        self.timer = timer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        start = self.timer()
         try:
             body, rid = await self.handler(scope, receive)
             status, headers = 200, {"x-request-id": rid}
@@ -112,6 +123,7 @@ class JsonEndpoint:
             status = 500
             body, headers = error_parts(scope, status, unexpected_message(scope, exc))
         await send_json(send, status, body, headers)
+        record(self.route, status, self.timer() - start)
 
 
 async def send_json(send: Send, status: int, body: bytes, headers: Mapping[str, str]) -> None:

@@ -54,7 +54,10 @@ def public_routes(service: Service, hot: Mapping[str, JsonEndpoint]) -> list[Bas
 
 def hot_endpoints(service: Service) -> dict[str, JsonEndpoint]:
     """The ETA endpoints by path: raw ASGI, so the app can reach them before its router."""
-    return {"/v1/eta": JsonEndpoint(_eta(service)), "/v1/eta/batch": JsonEndpoint(_batch(service))}
+    return {
+        "/v1/eta": JsonEndpoint(_eta(service), "/v1/eta"),
+        "/v1/eta/batch": JsonEndpoint(_batch(service), "/v1/eta/batch"),
+    }
 
 
 def decode(decoder: msgspec.json.Decoder[T], body: bytes) -> T:
