@@ -30,7 +30,8 @@ import msgspec
 import polars as pl
 
 from arrive.errors import ConfigError, DataError, InputFileError
-from arrive.schema.frame import UTC_TIME, conform, created_orders
+from arrive.schema.events import ORDER_FIELDS
+from arrive.schema.frame import EVENT_COLUMNS, UTC_TIME, conform, created_orders
 
 ORDERS_FILE: Final = "orders.parquet"
 EVENTS_DIR: Final = "events"
@@ -38,23 +39,14 @@ QUARANTINE_FILE: Final = "quarantine.csv"
 SUMMARY_FILE: Final = "import_summary.json"
 
 #: Canonical columns of ``orders.parquet``; sources may add attribute columns after them.
+#: Between the outcome and ``source_line``: what an OrderCreated event says of its order.
 ORDER_COLUMNS: Final[dict[str, pl.DataType]] = {
     "order_id": pl.String(),
     "status": pl.String(),  # "delivered" or "cancelled"
     "created_at": UTC_TIME,
     "delivered_at": UTC_TIME,
     "duration_s": pl.Float64(),  # the target: delivered_at - created_at
-    "store_id": pl.String(),
-    "market_id": pl.String(),
-    "store_category": pl.String(),
-    "courier_id": pl.String(),
-    "pickup_lat": pl.Float64(),
-    "pickup_lon": pl.Float64(),
-    "drop_lat": pl.Float64(),
-    "drop_lon": pl.Float64(),
-    "items": pl.Int32(),
-    "distinct_items": pl.Int32(),
-    "subtotal": pl.Float64(),
+    **{name: EVENT_COLUMNS[name] for name in ORDER_FIELDS},
     "source_line": pl.Int64(),  # line of the source file (null for simulated orders)
 }
 

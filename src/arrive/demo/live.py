@@ -29,9 +29,9 @@ from arrive.errors import DataError, InternalError
 from arrive.features.online.engine import OnlineEngine
 from arrive.features.online.replay import replay_until
 from arrive.monitoring.outcome import ANSWER_SCHEMA
+from arrive.schema.eta import to_request
 from arrive.schema.events import OrderCreated
 from arrive.schema.frame import frame_to_events
-from arrive.serving.http.schema import to_request
 from arrive.serving.settings import ServeSettings
 from arrive.store.memory import InMemoryStore
 
