@@ -6,6 +6,7 @@ The contracts live in ``pyproject.toml`` (``[tool.importlinter]``), so
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -33,6 +34,15 @@ def _top_level() -> set[str]:
         p.name for p in SOURCE.iterdir() if (p / "__init__.py").is_file()
     }
     return {f"arrive.{name}" for name in names - {"__init__", "__main__"}}
+
+
+def _layers_drawn(markdown: Path, after: str) -> list[str]:
+    """The layers drawn in the first ``text`` block after the line ``after``."""
+    text = markdown.read_text().split(after, 1)[1].split("```text\n", 1)[1]
+    block = text.split("```", 1)[0]
+    # a layer's line starts in the first columns; a deeper indent continues its note
+    rows = [line for line in block.splitlines() if line.strip() and not line.startswith("  ")]
+    return [re.split(r"\s{2,}", row.strip())[0] for row in rows]
 
 
 def _lint(source_parent: Path) -> subprocess.CompletedProcess[str]:
@@ -66,6 +76,15 @@ def test_only_cli_demo_and_training_may_import_training() -> None:
     sources = _contracts()["training-is-offline"]["source_modules"]
     allowed = {"arrive.cli", "arrive.demo", "arrive.training"}
     assert sorted(sources) == sorted(_top_level() - allowed)
+
+
+@pytest.mark.parametrize(
+    ("markdown", "after"),
+    [(REPO / "docs" / "architecture.md", "## Layers"), (REPO / "README.md", "The packages are")],
+)
+def test_the_docs_draw_the_layers_of_the_contract(markdown: Path, after: str) -> None:
+    layers = [layer.replace("arrive.", "") for layer in _contracts()["layers"]["layers"]]
+    assert _layers_drawn(markdown, after) == layers
 
 
 @pytest.mark.parametrize(
