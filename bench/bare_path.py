@@ -31,10 +31,9 @@ import redis.asyncio
 
 from arrive.models.artifact import ModelBundle
 from arrive.registry import LocalRegistry
+from arrive.schema.eta import P50, P90, quantile_index
 from arrive.serving.compiled import CompiledModel
-from arrive.serving.slot import quantile_index
 from arrive.store.keys import KeyLayout
-from arrive.training.evaluate import P50, P90
 
 _ORDER = msgspec.json.Decoder(dict[str, Any])
 _ROW = msgspec.msgpack.Decoder(dict[str, tuple[Any, int]])

@@ -6,7 +6,7 @@
     DIR/events/date=YYYY-MM-DD/part-0.parquet
                                 the event log, partitioned by UTC day, time-ordered
     DIR/quarantine.csv          rows refused by an import: line number and reason
-    DIR/import_summary.json     counts and provenance
+    DIR/import_summary.json     counts and provenance (and the marketplace's zone)
 
 A directory is written into a hidden staging folder beside its destination and
 moved into place only when complete, so an interrupted or failed run leaves
@@ -18,6 +18,7 @@ and a foreign one apart from a data directory, in one line.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
@@ -29,7 +30,8 @@ import msgspec
 import polars as pl
 
 from arrive.errors import ConfigError, DataError, InputFileError
-from arrive.schema.frame import UTC_TIME, conform
+from arrive.schema.events import ORDER_FIELDS
+from arrive.schema.frame import EVENT_COLUMNS, UTC_TIME, conform, created_orders
 
 ORDERS_FILE: Final = "orders.parquet"
 EVENTS_DIR: Final = "events"
@@ -37,23 +39,14 @@ QUARANTINE_FILE: Final = "quarantine.csv"
 SUMMARY_FILE: Final = "import_summary.json"
 
 #: Canonical columns of ``orders.parquet``; sources may add attribute columns after them.
+#: Between the outcome and ``source_line``: what an OrderCreated event says of its order.
 ORDER_COLUMNS: Final[dict[str, pl.DataType]] = {
     "order_id": pl.String(),
     "status": pl.String(),  # "delivered" or "cancelled"
     "created_at": UTC_TIME,
     "delivered_at": UTC_TIME,
     "duration_s": pl.Float64(),  # the target: delivered_at - created_at
-    "store_id": pl.String(),
-    "market_id": pl.String(),
-    "store_category": pl.String(),
-    "courier_id": pl.String(),
-    "pickup_lat": pl.Float64(),
-    "pickup_lon": pl.Float64(),
-    "drop_lat": pl.Float64(),
-    "drop_lon": pl.Float64(),
-    "items": pl.Int32(),
-    "distinct_items": pl.Int32(),
-    "subtotal": pl.Float64(),
+    **{name: EVENT_COLUMNS[name] for name in ORDER_FIELDS},
     "source_line": pl.Int64(),  # line of the source file (null for simulated orders)
 }
 
@@ -139,6 +132,23 @@ def scan_events(directory: Path) -> pl.LazyFrame:
             f"{root}: no event log here (run `arrive import` or `arrive simulate`)"
         )
     return pl.scan_parquet(root / "*" / "*.parquet", hive_partitioning=False)
+
+
+def local_timezone(directory: Path) -> str:
+    """The marketplace's zone as recorded by the import (UTC when not recorded)."""
+    path = Path(directory) / SUMMARY_FILE
+    summary = json.loads(path.read_text()) if path.is_file() else {}
+    return str(summary.get("local_timezone") or "UTC")
+
+
+def spine_of(orders: pl.DataFrame, events: pl.LazyFrame) -> pl.DataFrame:
+    """Orders as they were known at creation (from OrderCreated), with their outcome."""
+    created = created_orders(events).collect()
+    attributes = [c for c in orders.columns if c not in ORDER_COLUMNS]
+    outcome = orders.filter(
+        (pl.col("status") == "delivered") & pl.col("duration_s").is_not_null()
+    ).select("order_id", "duration_s", *attributes)
+    return created.join(outcome, on="order_id", how="inner").sort("created_at", "order_id")
 
 
 @contextlib.contextmanager

@@ -11,8 +11,8 @@ import polars as pl
 import pytest
 
 from arrive.errors import ConfigError, InputFileError
+from arrive.schema.eta import EtaAnswer
 from arrive.schema.events import OrderCreated
-from arrive.serving.answer import EtaAnswer
 from arrive.serving.predictor import build_predictor
 
 

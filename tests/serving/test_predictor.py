@@ -24,8 +24,8 @@ from arrive.features.online.reader import OnlineFeatures
 from arrive.features.spec import BuildContext
 from arrive.monitoring import metrics
 from arrive.registry import InMemoryRegistry
+from arrive.schema.eta import EtaAnswer
 from arrive.schema.events import OrderCreated
-from arrive.serving.answer import EtaAnswer
 from arrive.serving.predictor import EtaPredictor, build_predictor
 from arrive.store.base import EntityKey, FeatureRow
 from arrive.store.memory import InMemoryStore

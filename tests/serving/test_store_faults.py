@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from arrive.clock import ManualClock
-from arrive.serving.answer import EtaAnswer
+from arrive.schema.eta import EtaAnswer
 from arrive.serving.predictor import build_predictor
 from arrive.store.redis import RedisStore, RedisStoreConfig
 from arrive.testing.servers.redis_server import RedisServer

@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 
 from arrive.errors import DataError
+from arrive.evaluation import Z95, mean_interval
 from arrive.training import diagnostics as dg
 
 
@@ -39,10 +40,10 @@ def test_coverage_status_uses_the_interval_of_its_orders(
 
 def test_mean_interval_is_the_normal_one() -> None:
     values = np.array([1.0, 2.0, 3.0, 4.0])
-    low, high = dg.mean_interval(values)
-    half = dg.Z95 * float(np.std(values, ddof=1)) / 2
+    low, high = mean_interval(values)
+    half = Z95 * float(np.std(values, ddof=1)) / 2
     assert (low, high) == pytest.approx((2.5 - half, 2.5 + half))
-    assert dg.mean_interval([7.0]) == (7.0, 7.0)
+    assert mean_interval([7.0]) == (7.0, 7.0)
 
 
 def test_breakdown_scores_each_group_in_the_given_order() -> None:
@@ -89,7 +90,7 @@ def test_local_days_are_in_the_marketplace_zone() -> None:
 def test_the_module_examples_run() -> None:
     import doctest
 
-    from arrive.training import evaluate
+    from arrive import evaluation
 
     assert doctest.testmod(dg).failed == 0
-    assert doctest.testmod(evaluate).failed == 0
+    assert doctest.testmod(evaluation).failed == 0

@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 
 from arrive.errors import ConfigError, DataError
-from arrive.training.evaluate import (
+from arrive.evaluation import (
     EvalInput,
     coverage_by_quantile,
     evaluate,

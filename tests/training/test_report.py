@@ -14,7 +14,7 @@ import polars as pl
 import pytest
 
 from arrive.errors import ConfigError, DataError
-from arrive.training.evaluate import EvalInput, Evaluation, evaluate
+from arrive.evaluation import EvalInput, Evaluation, evaluate
 from arrive.training.report import RANDOM_SPLIT_LABEL, render_report, write_report
 
 EVIL = '<script>alert("x")</script>'

@@ -19,8 +19,8 @@ import polars as pl
 import pytest
 
 from arrive.demo.report import replay_note, write_live_report
+from arrive.evaluation import EvalInput, Evaluation, evaluate
 from arrive.monitoring.outcome import ANSWER_SCHEMA, Agreement, LiveOutcome
-from arrive.training.evaluate import EvalInput, Evaluation, evaluate
 from arrive.training.report import write_report
 
 CHROMIUM = Path("/usr/bin/chromium")

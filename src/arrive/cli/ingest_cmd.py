@@ -11,12 +11,12 @@ import click
 from rich.console import Console
 
 from arrive.clock import SystemClock
+from arrive.datadir import local_timezone
 from arrive.features.online.engine import OnlineEngine
 from arrive.ingest.deadletter import FileDeadLetter
 from arrive.ingest.endpoints import open_source, open_store
 from arrive.ingest.feature_sink import FeatureSink
 from arrive.ingest.runner import IngestRunner, IngestStats
-from arrive.training.dataset import local_timezone
 
 
 @click.command("ingest")

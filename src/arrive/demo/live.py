@@ -23,17 +23,17 @@ import polars as pl
 
 from arrive import datadir
 from arrive.clock import ManualClock
+from arrive.datadir import local_timezone
 from arrive.demo.server import LoopbackServer
 from arrive.errors import DataError, InternalError
 from arrive.features.online.engine import OnlineEngine
 from arrive.features.online.replay import replay_until
 from arrive.monitoring.outcome import ANSWER_SCHEMA
+from arrive.schema.eta import to_request
 from arrive.schema.events import OrderCreated
 from arrive.schema.frame import frame_to_events
-from arrive.serving.http.schema import to_request
 from arrive.serving.settings import ServeSettings
 from arrive.store.memory import InMemoryStore
-from arrive.training.dataset import local_timezone
 
 Progress = Callable[[int, int], None]
 

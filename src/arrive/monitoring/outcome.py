@@ -18,12 +18,12 @@ import numpy.typing as npt
 import polars as pl
 
 from arrive import datadir
+from arrive.datadir import local_timezone, spine_of
 from arrive.errors import DataError
+from arrive.evaluation import EvalInput, Evaluation, evaluate
 from arrive.features import BuildContext, build_features
 from arrive.models.artifact import ModelBundle
-from arrive.serving.slot import quantile_index
-from arrive.training.dataset import local_timezone, spine_of
-from arrive.training.evaluate import P50, P90, EvalInput, Evaluation, evaluate
+from arrive.schema.eta import P50, P90, quantile_index
 
 AGREEMENT_TOLERANCE: Final = 0.01
 ANSWER_SCHEMA: Final = pl.Schema(

@@ -68,6 +68,16 @@ class OrderCreated(Event, frozen=True, kw_only=True, tag="order_created"):
     attributes: dict[str, AttributeValue] = msgspec.field(default_factory=dict)
 
 
+#: What an OrderCreated event says of its order, besides its id, time and attributes: the
+#: one list of an order's fields, from which the event log's and the orders table's columns
+#: and the ETA request's conversions are derived.
+ORDER_FIELDS: Final = tuple(
+    name
+    for name in OrderCreated.__struct_fields__
+    if name not in {*Event.__struct_fields__, "order_id", "attributes"}
+)
+
+
 class OrderConfirmed(Event, frozen=True, kw_only=True, tag="order_confirmed"):
     """The store accepted the order."""
 

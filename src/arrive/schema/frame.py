@@ -18,53 +18,49 @@ import polars as pl
 
 from arrive.errors import SchemaError
 from arrive.schema.codec import schema_error
-from arrive.schema.events import EVENT_TYPES, SCHEMA_VERSION, AnyEvent, Event, OrderCreated
+from arrive.schema.events import EVENT_TYPES, ORDER_FIELDS, SCHEMA_VERSION, AnyEvent, Event
 
 UTC_TIME: Final = pl.Datetime("us", "UTC")
 
-EVENT_COLUMNS: Final[dict[str, pl.DataType]] = {
-    "event_id": pl.String(),
-    "type": pl.String(),
-    "event_time": UTC_TIME,
-    "schema_version": pl.Int16(),
-    "order_id": pl.String(),
-    "store_id": pl.String(),
-    "market_id": pl.String(),
-    "courier_id": pl.String(),
-    "pickup_lat": pl.Float64(),
-    "pickup_lon": pl.Float64(),
-    "drop_lat": pl.Float64(),
-    "drop_lon": pl.Float64(),
-    "items": pl.Int32(),
-    "distinct_items": pl.Int32(),
-    "subtotal": pl.Float64(),
-    "store_category": pl.String(),
-    "vehicle": pl.String(),
-    "rating": pl.Float64(),
-    "reason": pl.String(),
-    "lat": pl.Float64(),
-    "lon": pl.Float64(),
-    "status": pl.String(),
-    "condition": pl.String(),
-    "temperature_c": pl.Float64(),
-    "precipitation_mm": pl.Float64(),
-    "couriers_on_shift": pl.Int32(),
-    "couriers_busy": pl.Int32(),
-    "outstanding_orders": pl.Int32(),
-    "attributes": pl.String(),
+#: Polars type of each kind of event field (counts are ``Int32``, ``attributes`` JSON text).
+_DTYPES: Final[dict[type[msgspec.inspect.Type], pl.DataType]] = {
+    msgspec.inspect.StrType: pl.String(),
+    msgspec.inspect.FloatType: pl.Float64(),
+    msgspec.inspect.IntType: pl.Int32(),
+    msgspec.inspect.DateTimeType: UTC_TIME,
+    msgspec.inspect.DictType: pl.String(),
 }
+
+
+def _dtype(kind: msgspec.inspect.Type) -> pl.DataType:
+    if isinstance(kind, msgspec.inspect.UnionType):  # ``X | None``
+        (kind,) = (t for t in kind.types if not isinstance(t, msgspec.inspect.NoneType))
+    if isinstance(kind, msgspec.inspect.LiteralType):  # ``schema_version``, a status
+        return pl.Int16() if isinstance(kind.values[0], int) else pl.String()
+    return _DTYPES[type(kind)]
+
+
+def _event_columns() -> dict[str, pl.DataType]:
+    """The event log's columns, derived from the event classes: the envelope, the ids,
+    every other field in the order the event types declare it, ``attributes`` last."""
+    dtypes: dict[str, pl.DataType] = {"type": pl.String()}
+    for cls in EVENT_TYPES.values():
+        for field in cast("msgspec.inspect.StructType", msgspec.inspect.type_info(cls)).fields:
+            dtypes.setdefault(field.name, _dtype(field.type))
+    envelope = ("event_id", "type", "event_time", "schema_version")
+    ids = [name for name in dtypes if name.endswith("_id") and name not in envelope]
+    rest = [name for name in dtypes if name not in {*envelope, *ids, "attributes"}]
+    return {name: dtypes[name] for name in (*envelope, *ids, *rest, "attributes")}
+
+
+#: One column per field of any event type (see :func:`_event_columns`).
+EVENT_COLUMNS: Final[dict[str, pl.DataType]] = _event_columns()
 
 _FIELDS: Final[dict[str, tuple[str, ...]]] = {
     tag: cls.__struct_fields__ for tag, cls in EVENT_TYPES.items()
 }
 _COMMON: Final = set(Event.__struct_fields__) | {"type"}
 _EMPTY_ATTRIBUTES: Final = "{}"
-
-
-#: What an OrderCreated event says of its order, besides its id, time and attributes.
-ORDER_FIELDS: Final = tuple(
-    f for f in OrderCreated.__struct_fields__ if f not in _COMMON | {"order_id", "attributes"}
-)
 
 
 def created_orders(events: pl.LazyFrame) -> pl.LazyFrame:

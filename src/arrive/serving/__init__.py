@@ -1,5 +1,6 @@
-"""The transport-neutral ETA inference core: answers, predictor, model slot, prediction log."""
+"""The ETA service: predictor, model slot, HTTP transport; its answer types (re-exported)
+are :mod:`arrive.schema.eta`'s."""
 
-from arrive.serving.answer import FALLBACK_REASONS, EtaAnswer, FallbackReason, Predictor, Variant
+from arrive.schema.eta import FALLBACK_REASONS, EtaAnswer, FallbackReason, Predictor, Variant
 
 __all__ = ["FALLBACK_REASONS", "EtaAnswer", "FallbackReason", "Predictor", "Variant"]

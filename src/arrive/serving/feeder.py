@@ -19,10 +19,10 @@ from typing import Final
 
 from arrive import datadir
 from arrive.clock import SystemClock
+from arrive.datadir import local_timezone
 from arrive.features.online.engine import OnlineEngine
 from arrive.schema.frame import frame_to_events
 from arrive.store.base import OnlineStore
-from arrive.training.dataset import local_timezone
 
 logger = logging.getLogger(__name__)
 

@@ -47,16 +47,9 @@ from arrive.monitoring import metrics
 from arrive.monitoring.prediction_log import PredictionLog, Predictions
 from arrive.registry.base import ModelRegistry
 from arrive.registry.local import LocalRegistry
+from arrive.schema.eta import EtaAnswer, FallbackReason, Health, ModelFinding, ReloadAnswer, Variant
 from arrive.schema.events import OrderCreated
-from arrive.serving.answer import (
-    EtaAnswer,
-    FallbackReason,
-    Health,
-    ModelFinding,
-    RecentAnswers,
-    ReloadAnswer,
-    Variant,
-)
+from arrive.serving.answer import RecentAnswers
 from arrive.serving.feeder import ReplayFeeder
 from arrive.serving.kill_switch import KillSwitch, SharedKillSwitch
 from arrive.serving.settings import ServeSettings

@@ -44,23 +44,15 @@ from arrive.models.artifact import FEATURES_FILE, HEURISTIC_FILE, ModelBundle
 from arrive.models.check import DEFAULT_TIMEOUT_S, ModelCheck, check_files
 from arrive.monitoring import metrics
 from arrive.registry.base import ArtifactFile, ModelRegistry
+from arrive.schema.eta import P50, P90, quantile_index
 from arrive.schema.events import OrderCreated
 from arrive.serving.compiled import Backend, CompiledModel
-from arrive.training.evaluate import P50, P90
 
 logger = logging.getLogger(__name__)
 
 _ORDER_FIELDS: Final = frozenset(OrderCreated.__struct_fields__) - {"attributes"}
 _FALLBACK_SCAN: Final = 5  # versions tried, from the alias's down, for a model or a heuristic
 _HEURISTIC_FILES: Final = (HEURISTIC_FILE, FEATURES_FILE)
-
-
-def quantile_index(quantiles: tuple[float, ...], q: float, what: str) -> int:
-    """Index of ``q`` in ``quantiles``; ConfigError naming ``what`` when absent."""
-    for index, value in enumerate(quantiles):
-        if abs(value - q) < 1e-9:
-            return index
-    raise ConfigError(f"{what}: predicts quantiles {list(quantiles)}, the service needs {q}")
 
 
 class HeuristicAnswer:

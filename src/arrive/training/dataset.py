@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,6 @@ import polars as pl
 from arrive import datadir
 from arrive.errors import DataError
 from arrive.features import BuildContext, FeatureSet, build_features
-from arrive.schema.frame import created_orders
 
 
 @dataclass(frozen=True)
@@ -50,28 +48,11 @@ def load_training_set(directory: Path, client: Any = None) -> TrainingSet:
     events = datadir.scan_events(directory)
     if "duration_s" not in orders.columns:
         raise DataError(f"{directory}: the orders table has no target column duration_s")
-    spine = spine_of(orders, events)
+    spine = datadir.spine_of(orders, events)
     if spine.is_empty():
         raise DataError(f"{directory}: no delivered order with a known duration")
-    timezone = local_timezone(directory)
+    timezone = datadir.local_timezone(directory)
     attributes = tuple(c for c in orders.columns if c not in datadir.ORDER_COLUMNS)
     features = build_features(BuildContext(spine, events, timezone, attributes), client)
     local = pl.col("created_at").dt.convert_time_zone(timezone)
     return TrainingSet(spine.with_columns(hour=local.dt.hour()), features, timezone)
-
-
-def local_timezone(directory: Path) -> str:
-    """The marketplace's zone as recorded by the import (UTC when not recorded)."""
-    path = Path(directory) / datadir.SUMMARY_FILE
-    summary = json.loads(path.read_text()) if path.is_file() else {}
-    return str(summary.get("local_timezone") or "UTC")
-
-
-def spine_of(orders: pl.DataFrame, events: pl.LazyFrame) -> pl.DataFrame:
-    """Orders as they were known at creation (from OrderCreated), with their outcome."""
-    created = created_orders(events).collect()
-    attributes = [c for c in orders.columns if c not in datadir.ORDER_COLUMNS]
-    outcome = orders.filter(
-        (pl.col("status") == "delivered") & pl.col("duration_s").is_not_null()
-    ).select("order_id", "duration_s", *attributes)
-    return created.join(outcome, on="order_id", how="inner").sort("created_at", "order_id")

@@ -4,7 +4,6 @@ Pure functions over arrays (no IO), every duration in seconds:
 
 * :func:`wilson_interval`: the 95 % Wilson score interval of a share (a coverage, a
   late rate) — honest at small ``n`` and near 0 or 1, where the normal one is not.
-* :func:`mean_interval`: the 95 % normal interval of a mean (an MAE, a bias).
 * :func:`coverage_status`: is an observed coverage on target, over- or under-covered,
   given the Wilson interval of its ``n`` orders?
 * :func:`breakdown`: MAE, bias and P90 coverage with intervals per group of orders
@@ -34,10 +33,10 @@ import numpy.typing as npt
 import polars as pl
 
 from arrive.errors import DataError
+from arrive.evaluation import Z95, mean_interval
 
 __all__ = [
     "MIN_ORDERS",
-    "Z95",
     "BandRow",
     "Status",
     "breakdown",
@@ -45,14 +44,12 @@ __all__ = [
     "distance_bands",
     "duration_bands",
     "local_days",
-    "mean_interval",
     "p90_bands",
     "wilson_interval",
 ]
 
 FloatArray = npt.NDArray[np.float64]
 Status = Literal["on target", "over-covered", "under-covered"]
-Z95: Final = 1.959963984540054
 MIN_ORDERS: Final = 30
 """Groups with fewer orders are drawn greyed out: their numbers are mostly noise."""
 _DISTANCE_EDGES_KM: Final = (2.0, 5.0, 10.0, 15.0)
@@ -96,16 +93,6 @@ def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, floa
     spread = z * math.sqrt(share * (1 - share) / n + z * z / (4 * n * n))
     scale = 1 + z * z / n
     return max(0.0, (centre - spread) / scale), min(1.0, (centre + spread) / scale)
-
-
-def mean_interval(values: npt.ArrayLike, z: float = Z95) -> tuple[float, float]:
-    """The normal interval of the mean of ``values`` (the mean twice when fewer than two)."""
-    array = np.asarray(values, dtype=np.float64)
-    mean = float(array.mean()) if array.size else math.nan
-    if array.size < 2:
-        return mean, mean
-    half = z * float(array.std(ddof=1)) / math.sqrt(array.size)
-    return mean - half, mean + half
 
 
 def coverage_status(coverage: float, n: int, target: float) -> Status:

@@ -23,6 +23,7 @@ import polars as pl
 
 import arrive
 from arrive.errors import ModelIntegrityError
+from arrive.evaluation import EvalInput, Evaluation, evaluate, metrics_json
 from arrive.fallback import HeuristicEta, choose_levels, key_columns
 from arrive.features import FeatureSet
 from arrive.models import QuantileEta
@@ -31,7 +32,6 @@ from arrive.models.calibration import Window
 from arrive.models.check import check_files, make_probe
 from arrive.registry import ModelRegistry
 from arrive.training.dataset import TrainingSet, load_training_set
-from arrive.training.evaluate import EvalInput, Evaluation, evaluate, metrics_json
 from arrive.training.report import write_report
 from arrive.training.selection import (
     GroupDecision,

@@ -27,8 +27,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, PercentFormatter
 
+from arrive.evaluation import SegmentRow
 from arrive.training.diagnostics import MIN_ORDERS, BandRow
-from arrive.training.evaluate import SegmentRow
 
 __all__ = [
     "HEURISTIC_COLOR",

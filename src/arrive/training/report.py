@@ -26,9 +26,9 @@ import numpy.typing as npt
 import polars as pl
 
 from arrive.errors import ConfigError, DataError
+from arrive.evaluation import Evaluation, SegmentRow, SideMetrics, metrics_json
 from arrive.training import diagnostics, plots
 from arrive.training.diagnostics import coverage_status, wilson_interval
-from arrive.training.evaluate import Evaluation, SegmentRow, SideMetrics, metrics_json
 
 __all__ = [
     "BAND_COLUMNS",
@@ -119,7 +119,7 @@ def render_report(
 
     Args:
         title: the page title (any text; escaped).
-        evaluation: the result of :func:`arrive.training.evaluate.evaluate`.
+        evaluation: the result of :func:`arrive.evaluation.evaluate`.
         feature_importance: gain per feature name; the 20 largest are drawn. May be empty.
         sample: the test orders with the columns ``created_at``, ``y_true_s``,
             ``p50_s``, ``p90_s`` (seconds) and optionally ``distance_km``: the

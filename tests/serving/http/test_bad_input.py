@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from arrive.schema.eta import EtaAnswer, Health, ReloadAnswer
 from arrive.schema.events import OrderCreated
-from arrive.serving.answer import EtaAnswer, Health, ReloadAnswer
 from arrive.serving.http import create_app
 from arrive.serving.settings import ServeSettings
 

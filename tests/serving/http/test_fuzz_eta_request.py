@@ -12,9 +12,10 @@ import msgspec
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from arrive.schema.eta import EtaRequest, to_order
 from arrive.serving.http.errors import HttpError
 from arrive.serving.http.routes import decode
-from arrive.serving.http.schema import BatchRequest, EtaRequest, KillSwitchRequest, to_order
+from arrive.serving.http.schema import BatchRequest, KillSwitchRequest
 
 FUZZ = settings(
     max_examples=300,

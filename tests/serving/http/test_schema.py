@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import msgspec
 
+from arrive.schema.eta import EtaRequest, to_order, to_request
 from arrive.schema.events import OrderCreated
-from arrive.serving.http.schema import EtaRequest, to_order, to_request
 
 
 def test_an_order_event_survives_the_round_trip_through_a_request() -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 import polars as pl
 
 from arrive import datadir
+from arrive.datadir import local_timezone, spine_of
 from arrive.errors import DataError
 from arrive.features.offline import FeatureSet, build_features
 from arrive.features.online.engine import OnlineEngine
@@ -28,7 +29,6 @@ from arrive.features.spec import BuildContext, FeatureScalar, FeatureSpec
 from arrive.schema.events import OrderCreated
 from arrive.store.base import OnlineStore
 from arrive.store.memory import InMemoryStore
-from arrive.training.dataset import local_timezone, spine_of
 
 Progress = Callable[[int, int], None]
 

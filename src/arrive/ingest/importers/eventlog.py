@@ -22,8 +22,8 @@ from typing import Final
 import polars as pl
 
 from arrive.ingest.importers.mapping import MARKET, Mapping
-from arrive.schema.events import SCHEMA_VERSION
-from arrive.schema.frame import EVENT_COLUMNS, ORDER_FIELDS, conform
+from arrive.schema.events import ORDER_FIELDS, SCHEMA_VERSION
+from arrive.schema.frame import EVENT_COLUMNS, conform
 
 #: Lifecycle timestamp → (event type, order fields it carries).
 LIFECYCLE_EVENTS: Final[dict[str, tuple[str, tuple[str, ...]]]] = {

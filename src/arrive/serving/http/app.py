@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from arrive.clock import Clock, SystemClock
 from arrive.errors import UserError
-from arrive.serving.answer import Predictor
+from arrive.schema.eta import Predictor
 from arrive.serving.http.admin import admin_routes
 from arrive.serving.http.errors import (
     JSON,

@@ -1,9 +1,9 @@
 """The OpenAPI 3.1 document of the ETA service and its interactive docs page.
 
-Schemas come from the msgspec types in :mod:`arrive.serving.http.schema`
-(``msgspec.json.schema_components``), the same types the routes decode with, so
-the document cannot drift from the code. Limits from the settings (``max_batch``,
-``max_body_bytes``) are written into it.
+Schemas come from the msgspec types in :mod:`arrive.schema.eta` and
+:mod:`arrive.serving.http.schema` (``msgspec.json.schema_components``), the same
+types the routes decode with, so the document cannot drift from the code. Limits
+from the settings (``max_batch``, ``max_body_bytes``) are written into it.
 """
 
 from __future__ import annotations
@@ -13,12 +13,11 @@ from typing import Any, Final
 
 import msgspec
 
-from arrive.serving.answer import EtaAnswer, Health, ReloadAnswer
+from arrive.schema.eta import EtaAnswer, EtaRequest, Health, ReloadAnswer
 from arrive.serving.http.schema import (
     BatchAnswer,
     BatchRequest,
     ErrorBody,
-    EtaRequest,
     KillSwitchRequest,
     KillSwitchState,
     Readiness,

@@ -7,7 +7,7 @@ import re
 from collections.abc import MutableMapping
 from typing import Any, Final
 
-from arrive.serving.http.schema import REQUEST_ID_PATTERN
+from arrive.schema.eta import REQUEST_ID_PATTERN
 
 HEADER: Final = b"x-request-id"
 _SCOPE_KEY: Final = "arrive.request_id"

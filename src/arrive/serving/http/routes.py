@@ -18,17 +18,11 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope
 
 from arrive.monitoring import metrics as service_metrics
-from arrive.serving.answer import Health
+from arrive.schema.eta import EtaRequest, Health, to_order
 from arrive.serving.http.asgi import Handler, JsonEndpoint, read_json
 from arrive.serving.http.errors import JSON, HttpError, invalid, malformed, not_utf8
 from arrive.serving.http.request_id import header_request_id, new_request_id, remember
-from arrive.serving.http.schema import (
-    BatchAnswer,
-    BatchRequest,
-    EtaRequest,
-    Readiness,
-    to_order,
-)
+from arrive.serving.http.schema import BatchAnswer, BatchRequest, Readiness
 from arrive.serving.http.service import Service
 
 T = TypeVar("T")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from arrive.clock import Clock
-from arrive.serving.answer import Predictor
+from arrive.schema.eta import Predictor
 from arrive.serving.http.errors import HttpError
 from arrive.serving.settings import ServeSettings
 

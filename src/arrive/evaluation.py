@@ -1,6 +1,7 @@
 """Offline evaluation of quantile ETA predictions against the heuristic.
 
-Pure functions over arrays (no IO): :func:`evaluate` scores the model's and the
+Pure functions over arrays (no IO), shared by offline evaluation (training) and the
+online one (monitoring): :func:`evaluate` scores the model's and the
 heuristic's quantile predictions side by side, overall, by hour of day and per
 caller-supplied segment; :func:`metrics_json` flattens the result into the
 ``metrics.json`` record stored with a model. Every duration is in seconds.
@@ -8,7 +9,7 @@ caller-supplied segment; :func:`metrics_json` flattens the result into the
 Definitions (``y`` the actual duration, ``p_q`` the prediction of quantile ``q``):
 
 * MAE / RMSE of the P50 prediction; the MAE with its 95 % normal interval
-  (overall and per segment value; :mod:`arrive.training.diagnostics`).
+  (overall and per segment value).
 * Pinball loss of ``q``: mean of ``max(q * (y - p_q), (q - 1) * (y - p_q))``.
 * Coverage of ``q``: share of rows with ``y <= p_q`` (ideal: ``q``).
 * Late rate: share of rows with ``y > p_90`` (the promise shown to users is P90).
@@ -42,7 +43,7 @@ import numpy.typing as npt
 import polars as pl
 
 from arrive.errors import ConfigError, DataError
-from arrive.training.diagnostics import Z95, mean_interval
+from arrive.schema.eta import P50, P90
 
 __all__ = [
     "EvalInput",
@@ -53,16 +54,27 @@ __all__ = [
     "SideMetrics",
     "coverage_by_quantile",
     "evaluate",
+    "mean_interval",
     "metrics_json",
     "quantile_key",
 ]
 
 FloatArray: TypeAlias = npt.NDArray[np.float64]
 Column: TypeAlias = npt.NDArray[Any] | pl.Series | Sequence[Any]
-P50: Final = 0.5
-P90: Final = 0.9
+Z95: Final = 1.959963984540054
+"""The two-sided 95 % quantile of the standard normal distribution."""
 MISSING_SEGMENT: Final = "(missing)"
 _SIDES: Final = ("model", "heuristic")
+
+
+def mean_interval(values: npt.ArrayLike, z: float = Z95) -> tuple[float, float]:
+    """The normal interval of the mean of ``values`` (the mean twice when fewer than two)."""
+    array = np.asarray(values, dtype=np.float64)
+    mean = float(array.mean()) if array.size else math.nan
+    if array.size < 2:
+        return mean, mean
+    half = z * float(array.std(ddof=1)) / math.sqrt(array.size)
+    return mean - half, mean + half
 
 
 def quantile_key(quantile: float) -> str:
