@@ -23,8 +23,8 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from arrive.calibration import Window, apply_scales, fit_calibration
 from arrive.models import QuantileEta
-from arrive.models.calibration import Window, apply_scales, fit_calibration
 from arrive.training.dataset import load_training_set
 from arrive.training.split import SplitFractions, make_split
 

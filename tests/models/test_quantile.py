@@ -6,9 +6,9 @@ import numpy as np
 import polars as pl
 import pytest
 
+from arrive.calibration import conformal_scale
 from arrive.errors import ConfigError, DataError, InputFileError
 from arrive.models import QuantileEta
-from arrive.models.calibration import conformal_scale
 
 
 def _data(seed: int, n: int) -> tuple[pl.DataFrame, np.ndarray]:

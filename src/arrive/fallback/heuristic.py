@@ -30,8 +30,8 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from arrive.calibration import apply_scales, fit_scales
 from arrive.errors import ConfigError, DataError, InputFileError, InternalError
-from arrive.models.calibration import apply_scales, fit_scales
 
 logger = logging.getLogger(__name__)
 

@@ -40,8 +40,8 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from arrive.calibration import apply_scales
 from arrive.errors import InputFileError
-from arrive.models.calibration import apply_scales
 from arrive.models.quantile import QuantileEta
 
 FloatArray = npt.NDArray[np.float64]

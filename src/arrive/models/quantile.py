@@ -18,9 +18,9 @@ import numpy.typing as npt
 import polars as pl
 
 from arrive import cores
+from arrive.calibration import Window, anchor_index, apply_scales, fit_calibration
 from arrive.errors import ConfigError, DataError, InputFileError
 from arrive.models.booster_text import check_booster_text
-from arrive.models.calibration import Window, anchor_index, apply_scales, fit_calibration
 from arrive.models.encoding import Vocabulary, learn_vocabulary, to_matrix
 
 FloatArray = npt.NDArray[np.float64]

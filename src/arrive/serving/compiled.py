@@ -11,7 +11,7 @@ building a Polars frame per request:
    compiled code once a background compilation has finished and its outputs have
    been checked against LightGBM's (within 1e-6 relative) on sample rows, and
    against the reference outputs of the model's probe batch when it has one.
-3. :func:`arrive.models.calibration.apply_scales` calibrates them.
+3. :func:`arrive.calibration.apply_scales` calibrates them.
 
 Backends (measured in ``bench/inference_bench.py``; lleaves is the default):
 
@@ -49,9 +49,9 @@ import numpy as np
 import numpy.typing as npt
 
 from arrive import cores
+from arrive.calibration import anchor_index, apply_scales
 from arrive.errors import ConfigError, InternalError
 from arrive.features.spec import FeatureScalar
-from arrive.models.calibration import anchor_index, apply_scales
 from arrive.models.check import Probe, compare, sample_rows
 from arrive.models.quantile import QuantileEta
 

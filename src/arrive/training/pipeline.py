@@ -22,13 +22,13 @@ import numpy.typing as npt
 import polars as pl
 
 import arrive
+from arrive.calibration import Window
 from arrive.errors import ModelIntegrityError
 from arrive.evaluation import EvalInput, Evaluation, evaluate, metrics_json
 from arrive.fallback import HeuristicEta, choose_levels, key_columns
 from arrive.features import FeatureSet
 from arrive.models import QuantileEta
 from arrive.models.artifact import ModelBundle
-from arrive.models.calibration import Window
 from arrive.models.check import check_files, make_probe
 from arrive.registry import ModelRegistry
 from arrive.training.dataset import TrainingSet, load_training_set

@@ -8,9 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from arrive.errors import ConfigError, DataError
-from arrive.models import QuantileEta
-from arrive.models.calibration import (
+from arrive.calibration import (
     apply_scales,
     fit_anchor_offset,
     fit_calibration,
@@ -18,6 +16,8 @@ from arrive.models.calibration import (
     recency_weights,
     weighted_conformal_quantile,
 )
+from arrive.errors import ConfigError, DataError
+from arrive.models import QuantileEta
 from arrive.training.split import SplitFractions, make_split
 
 
