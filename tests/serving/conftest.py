@@ -13,6 +13,7 @@ import polars as pl
 import pytest
 
 from arrive.features.online.engine import OnlineEngine
+from arrive.features.online.replay import LogReplay, replay_order
 from arrive.models.artifact import ModelBundle
 from arrive.registry import InMemoryRegistry
 from arrive.schema.events import OrderCreated
@@ -102,11 +103,10 @@ def settings_for(trained: Trained) -> Callable[..., ServeSettings]:
 def replay_until(trained: Trained) -> Callable[[OnlineStore, datetime], None]:
     """Apply every event before ``until`` to ``store`` and advance the engine there."""
 
+    log = replay_order(trained.market.events.lazy()).collect()
+
     def replay(store: OnlineStore, until: datetime) -> None:
-        events = trained.market.events.filter(pl.col("event_time") < until)
-        engine = OnlineEngine(store, local_timezone=TIMEZONE)
-        engine.apply(list(frame_to_events(events.sort("event_time", "event_id"))))
-        engine.advance(until)
+        LogReplay(log, OnlineEngine(store, local_timezone=TIMEZONE)).apply_before(until)
 
     return replay
 
