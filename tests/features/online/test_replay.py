@@ -29,6 +29,7 @@ def test_a_log_replayed_in_pieces_leaves_the_store_of_one_whole_apply() -> None:
     OnlineEngine(whole).apply(list(frame_to_events(log)))
     pieces = InMemoryStore()
     replay = LogReplay(log, OnlineEngine(pieces))
+    assert replay.last_time is None
     sizes = []
     while not replay.done:
         sizes.append(replay.apply_next(7))
@@ -45,7 +46,6 @@ def test_apply_before_stops_strictly_before_the_time_and_moves_the_watermark_the
     when = times[log.height // 2]
     engine = OnlineEngine(InMemoryStore())
     replay = LogReplay(log, engine)
-    assert replay.last_time is None
     replay.apply_before(when)
     assert replay.applied == (times < when).sum()
     assert replay.last_time is not None
