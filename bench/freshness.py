@@ -46,12 +46,11 @@ import msgspec
 
 from arrive import datadir
 from arrive.clock import SystemClock
-from arrive.features.online.engine import OnlineEngine
 from arrive.features.online.parts import PIPELINE_KEY
+from arrive.features.online.replay import replay_order
 from arrive.ingest.deadletter import MemoryDeadLetter
-from arrive.ingest.feature_sink import FeatureSink
+from arrive.ingest.pipeline import PipelineSettings, build_pipeline
 from arrive.ingest.redis_streams import RedisStreamProducer, RedisStreamSource
-from arrive.ingest.runner import IngestRunner
 from arrive.schema.codec import encode_event
 from arrive.schema.frame import frame_to_events
 from arrive.store.base import EntityKey, FeatureRow, OnlineStore
@@ -64,7 +63,7 @@ Timeline = list[tuple[float, float]]  # (wall time s, watermark s), as seen
 
 
 def _events(directory: Path, n: int) -> list[Any]:
-    log = datadir.scan_events(directory).sort("event_time", "event_id").head(n).collect()
+    log = replay_order(datadir.scan_events(directory)).head(n).collect()
     return list(frame_to_events(log))
 
 
@@ -174,16 +173,16 @@ def _run(
     else:
         inner = InMemoryStore()
     store = _Stamped(inner)
-    clock = SystemClock()
-    dead = MemoryDeadLetter()
     source = RedisStreamSource(url, stream, group="fresh")
     with tempfile.TemporaryDirectory() as tmp:
-        state = Path(tmp) / "state" if checkpoint_s > 0 else None
-        engine = OnlineEngine(store, lateness_s=60.0)
-        sink = FeatureSink(engine, dead, clock, state_path=state, every_s=checkpoint_s)
-        runner = IngestRunner(
-            source, sink, dead, clock, batch_size=1000, checkpointer=sink, on_idle=sink.idle
+        settings = PipelineSettings(
+            batch_size=1000,
+            state_path=Path(tmp) / "state" if checkpoint_s > 0 else None,
+            checkpoint_s=checkpoint_s,
+            follow_clock=True,
         )
+        pipeline = build_pipeline(source, store, MemoryDeadLetter(), SystemClock(), settings)
+        runner = pipeline.runner
         times, payloads = _schedule(events, rate, time.time() + _LEAD_S)
         ctx = multiprocessing.get_context("spawn")
         lags_in, lags_out = ctx.Pipe(duplex=False)
@@ -196,8 +195,7 @@ def _run(
             producer_lags = lags_in.recv()
             producer.join()
         seen = reader()
-    source.close()
-    store.close()
+    pipeline.close()
     stats = runner.stats()
     every = max(1, len(times) // 20_000)
     return {
@@ -206,7 +204,7 @@ def _run(
         "producer_behind_ms": _summary(producer_lags),
         "batches": stats.batches,
         "mean_batch": round(stats.events_applied / max(stats.batches, 1), 1),
-        "late": sink.engine.counts.late,
+        "late": pipeline.engine.counts.late,
         "dead_lettered": stats.dead_lettered,
     }
 

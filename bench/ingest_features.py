@@ -24,10 +24,8 @@ from pathlib import Path
 
 from arrive import datadir
 from arrive.clock import SystemClock
-from arrive.features.online.engine import OnlineEngine
 from arrive.ingest.deadletter import MemoryDeadLetter
-from arrive.ingest.feature_sink import FeatureSink
-from arrive.ingest.runner import IngestRunner
+from arrive.ingest.pipeline import PipelineSettings, build_pipeline
 from arrive.ingest.source import MemorySource, MemoryStream
 from arrive.schema.codec import encode_event
 from arrive.schema.frame import frame_to_events
@@ -42,21 +40,14 @@ def _payloads(directory: Path, n: int) -> list[bytes]:
 
 
 def _run(payloads: list[bytes], store: OnlineStore, batch_size: int) -> float:
-    stream = MemoryStream(entries=[(None, p) for p in payloads])
-    clock = SystemClock()
-    dead = MemoryDeadLetter()
-    sink = FeatureSink(OnlineEngine(store), dead, clock)
-    runner = IngestRunner(
-        MemorySource(stream, finite=True),
-        sink,
-        dead,
-        clock,
-        batch_size=batch_size,
-        max_future_s=None,
-    )
+    source = MemorySource(MemoryStream(entries=[(None, p) for p in payloads]), finite=True)
+    settings = PipelineSettings(batch_size=batch_size, max_future_s=None)
+    pipeline = build_pipeline(source, store, MemoryDeadLetter(), SystemClock(), settings)
     started = time.perf_counter()
-    stats = runner.run()
-    return stats.events_applied / (time.perf_counter() - started)
+    stats = pipeline.runner.run()
+    events_per_s = stats.events_applied / (time.perf_counter() - started)
+    pipeline.close()
+    return events_per_s
 
 
 def main() -> None:

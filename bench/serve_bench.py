@@ -56,9 +56,13 @@ import uvloop
 from arrive import datadir
 from arrive.ingest.importers import import_into, load_mapping
 from arrive.registry import LocalRegistry
-from arrive.serving.feeder import ReplayFeeder
-from arrive.store.redis import RedisStore, RedisStoreConfig
-from arrive.testing.servers.eta_service import HOST, ServeProcess, order_body, wait_for
+from arrive.testing.servers.eta_service import (
+    HOST,
+    ServeProcess,
+    fill_redis,
+    order_body,
+    wait_for,
+)
 from arrive.testing.servers.redis_server import RedisServer
 from arrive.training.pipeline import TrainConfig, run_training
 
@@ -103,7 +107,8 @@ def main() -> None:
         registry = _registry(args.registry, data, work)
         live = _shifted(data, work / "live")
         with RedisServer() as redis:
-            _fill(redis.url, live)
+            print("replaying the event log into redis ...", file=sys.stderr)
+            fill_redis(redis.url, live, timeout_s=3600.0)
             bodies = _bodies(live, work)
             results = _run_phases(args, registry, redis.url, bodies, work)
     _print(results, args)
@@ -133,17 +138,6 @@ def _shifted(data: Path, live: Path) -> Path:
     summary = json.loads((data / datadir.SUMMARY_FILE).read_text())
     datadir.write_summary(live, summary)
     return live
-
-
-def _fill(url: str, live: Path) -> None:
-    print("replaying the event log into redis ...", file=sys.stderr)
-    store = RedisStore(RedisStoreConfig(url=url))
-    feeder = ReplayFeeder(live, store)
-    feeder.start()
-    feeder.wait()
-    store.close()
-    if feeder.error:
-        raise SystemExit(f"replay failed: {feeder.error}")
 
 
 def _bodies(live: Path, work: Path) -> dict[str, Path]:

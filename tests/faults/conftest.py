@@ -73,7 +73,7 @@ def fault_data(tmp_path_factory: pytest.TempPathFactory) -> FaultData:
 
 
 @pytest.fixture
-def refill(fault_data: FaultData) -> Callable[[RedisServer], None]:
+def refill(fault_data: FaultData) -> Callable[[RedisServer], object]:
     """``refill(server)``: the marketplace's features written into ``server`` again."""
     return lambda server: fill_redis(server.url, fault_data.data_dir)
 

@@ -281,3 +281,17 @@ def test_a_decoder_bug_costs_one_dead_letter_not_the_stream(
     assert (record.field, record.payload) == ("$", b"trigger")
     assert "RuntimeError: decoder bug" in record.reason
     assert stream.committed == 4
+
+
+def test_run_calls_after_poll_after_every_poll_but_the_last_and_it_may_stop_the_runner(
+    clock: ManualClock,
+) -> None:
+    applied = Applied()
+    runner = _runner(_stream(contract_events(5)), applied, MemoryDeadLetter(), clock, batch_size=2)
+    seen: list[int] = []
+    runner.run(after_poll=lambda: seen.append(runner.stats().events_applied))
+    assert seen == [2, 4, 5]
+    stopped = _runner(
+        _stream(contract_events(5)), Applied(), MemoryDeadLetter(), clock, batch_size=2
+    )
+    assert stopped.run(after_poll=stopped.stop).events_applied == 2

@@ -10,7 +10,7 @@ from arrive.clock import ManualClock
 from arrive.features.online.engine import OnlineEngine
 from arrive.features.online.reader import OnlineFeatures
 from arrive.ingest.deadletter import MemoryDeadLetter
-from arrive.ingest.feature_sink import FeatureSink
+from arrive.ingest.pipeline import PipelineSettings, build_pipeline
 from arrive.ingest.runner import IngestRunner
 from arrive.ingest.source import MemorySource, MemoryStream, Position, RawMessage
 from arrive.schema.codec import encode_event
@@ -90,17 +90,11 @@ def _order(order_id: str, seconds: float) -> OrderCreated:
 def _live(
     clock: ManualClock, stream: MemoryStream, *, idle: bool
 ) -> tuple[IngestRunner, OnlineEngine]:
-    engine = OnlineEngine(InMemoryStore(), lateness_s=60.0)
-    sink = FeatureSink(engine, MemoryDeadLetter(), clock)
-    runner = IngestRunner(
-        MemorySource(stream),
-        sink,
-        MemoryDeadLetter(),
-        clock,
-        checkpointer=sink,
-        on_idle=sink.idle if idle else None,
+    settings = PipelineSettings(lateness_s=60.0, follow_clock=idle)
+    pipeline = build_pipeline(
+        MemorySource(stream), InMemoryStore(), MemoryDeadLetter(), clock, settings
     )
-    return runner, engine
+    return pipeline.runner, pipeline.engine
 
 
 def test_an_idle_live_stream_expires_windows_and_keeps_the_pipeline_fresh() -> None:

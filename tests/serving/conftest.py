@@ -12,6 +12,7 @@ import polars as pl
 import pytest
 
 from arrive.features.online.engine import OnlineEngine
+from arrive.features.online.replay import LogReplay, replay_order
 from arrive.schema.events import OrderCreated
 from arrive.schema.frame import frame_to_events
 from arrive.serving.settings import ServeSettings, validated
@@ -59,11 +60,10 @@ def settings_for(trained: Trained) -> Callable[..., ServeSettings]:
 def replay_until(trained: Trained) -> Callable[[OnlineStore, datetime], None]:
     """Apply every event before ``until`` to ``store`` and advance the engine there."""
 
+    log = replay_order(trained.market.events.lazy()).collect()
+
     def replay(store: OnlineStore, until: datetime) -> None:
-        events = trained.market.events.filter(pl.col("event_time") < until)
-        engine = OnlineEngine(store, local_timezone=TIMEZONE)
-        engine.apply(list(frame_to_events(events.sort("event_time", "event_id"))))
-        engine.advance(until)
+        LogReplay(log, OnlineEngine(store, local_timezone=TIMEZONE)).apply_before(until)
 
     return replay
 

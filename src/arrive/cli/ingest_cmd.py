@@ -15,7 +15,7 @@ from arrive.datadir import local_timezone
 from arrive.features.online.engine import OnlineEngine
 from arrive.ingest.deadletter import FileDeadLetter
 from arrive.ingest.endpoints import open_source, open_store
-from arrive.ingest.feature_sink import FeatureSink
+from arrive.ingest.pipeline import PipelineSettings, build_pipeline
 from arrive.ingest.runner import IngestRunner, IngestStats
 
 
@@ -76,50 +76,43 @@ def command(
     Refused events go to --dead-letter with their reason and never stop the
     stream. SIGTERM or Ctrl-C finishes the batch in hand, saves, commits, exits.
     """
-    clock = SystemClock()
     replay = Path(source).is_dir()
     if idle_advance and replay:
         raise click.UsageError("--idle-advance: a data directory is a replay of past events")
-    zone = timezone or (local_timezone(Path(source)) if replay else "UTC")
-    engine = OnlineEngine(open_store(store), local_timezone=zone, lateness_s=lateness_s)
-    dead = FileDeadLetter(dead_letter)
-    sink = FeatureSink(engine, dead, clock, state_path=state, every_s=checkpoint_s)
-    resumed = sink.resume()
-    events = open_source(source, speed=speed)
-    runner = IngestRunner(
-        events,
-        sink,
-        dead,
-        clock,
+    settings = PipelineSettings(
+        timezone=timezone or (local_timezone(Path(source)) if replay else "UTC"),
+        lateness_s=lateness_s,
         batch_size=batch_size,
-        checkpointer=sink,
-        on_idle=sink.idle if (not replay if idle_advance is None else idle_advance) else None,
+        state_path=state,
+        checkpoint_s=checkpoint_s,
+        follow_clock=not replay if idle_advance is None else idle_advance,
     )
+    online, dead = open_store(store), FileDeadLetter(dead_letter)
+    events = open_source(source, speed=speed)
+    pipeline = build_pipeline(events, online, dead, SystemClock(), settings)
     console = Console(stderr=True, highlight=False)
-    if resumed and not quiet:
+    if pipeline.resumed and not quiet:
         console.print(f"resumed from {state}")
-    _stop_on_signals(runner)
+    _stop_on_signals(pipeline.runner)
     try:
-        stats = _run(runner, console, quiet)
+        stats = _run(pipeline.runner, console, quiet)
     finally:
-        events.close()
-        dead.close()
-        engine.store.close()
-    console.print(_line(stats, engine) + (" (stopped)" if runner.stopping else " (done)"))
+        pipeline.close()
+    ending = " (stopped)" if pipeline.runner.stopping else " (done)"
+    console.print(_line(stats, pipeline.engine) + ending)
 
 
 def _run(runner: IngestRunner, console: Console, quiet: bool) -> IngestStats:
     shown = time.monotonic()
     with console.status("", spinner="dots") as status:
-        while not runner.stopping:
-            handled = runner.run_once()
-            if not handled and runner.source.exhausted:
-                break
+
+        def show() -> None:
+            nonlocal shown
             if not quiet and time.monotonic() - shown >= 0.5:
                 shown = time.monotonic()
                 status.update(_line(runner.stats(), None))
-    runner.flush()
-    return runner.stats()
+
+        return runner.run(after_poll=show)
 
 
 def _line(stats: IngestStats, engine: OnlineEngine | None) -> str:

@@ -27,7 +27,7 @@ from arrive.datadir import local_timezone
 from arrive.demo.server import LoopbackServer
 from arrive.errors import DataError, InternalError
 from arrive.features.online.engine import OnlineEngine
-from arrive.features.online.replay import replay_until
+from arrive.features.online.replay import replay_order, replay_until
 from arrive.monitoring.outcome import ANSWER_SCHEMA
 from arrive.schema.eta import to_request
 from arrive.schema.events import OrderCreated
@@ -54,9 +54,7 @@ def plan_live(data_dir: Path, start: datetime, limit: int | None = None) -> Live
     Raises:
         DataError: no order was created at or after ``start``.
     """
-    log = (
-        datadir.scan_events(data_dir).sort("event_time", "event_id", maintain_order=True).collect()
-    )
+    log = replay_order(datadir.scan_events(data_dir)).collect()
     created = log.filter((pl.col("type") == "order_created") & (pl.col("event_time") >= start))
     if limit is not None:
         created = created.tail(limit)

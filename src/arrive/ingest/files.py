@@ -27,6 +27,7 @@ import polars as pl
 from arrive.clock import SleepingClock, SystemClock
 from arrive.datadir import scan_events
 from arrive.errors import ConfigError, SchemaError
+from arrive.features.online.replay import replay_order
 from arrive.ingest.source import Position, RawMessage
 from arrive.schema.codec import encode_event
 from arrive.schema.frame import frame_to_events
@@ -69,7 +70,7 @@ class FileReplaySource:
         self.clock: SleepingClock = clock or SystemClock()
         self.checkpoint = Path(checkpoint) if checkpoint else None
         self.chunk_rows = chunk_rows
-        self._frame = scan_events(self.directory).sort("event_time", "event_id").collect()
+        self._frame = replay_order(scan_events(self.directory)).collect()
         self._committed = self._read_checkpoint()
         self._next_row = self._committed
         self._buffer: deque[_Row] = deque()

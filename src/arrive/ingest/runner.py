@@ -146,12 +146,15 @@ class IngestRunner:
         self._last_event_time: datetime | None = None
         self._samples: deque[tuple[float, int]] = deque([(clock.monotonic(), 0)])
 
-    def run(self) -> IngestStats:
-        """Handle batches until :meth:`stop` is called or a finite source is exhausted."""
+    def run(self, after_poll: Callable[[], None] | None = None) -> IngestStats:
+        """Handle batches until :meth:`stop` is called or a finite source is exhausted,
+        calling ``after_poll`` (e.g. a progress display) after every poll but the last."""
         while not self._stop.is_set():
             handled = self.run_once()
             if not handled and self.source.exhausted:
                 break
+            if after_poll is not None:
+                after_poll()
         self.flush()
         return self.stats()
 

@@ -1,8 +1,9 @@
 """The embedded default's feature feed: a data directory's event log replayed into the
 in-process store, so a fresh ``arrive serve --replay-dir DIR`` answers from real features.
 
-:class:`ReplayFeeder` applies the log in event-time order through an
-:class:`~arrive.features.online.engine.OnlineEngine`, as fast as possible, in a
+:class:`ReplayFeeder` applies the log with a
+:class:`~arrive.features.online.replay.LogReplay` (event-time order, through an
+:class:`~arrive.features.online.engine.OnlineEngine`), as fast as possible, in a
 background thread. Its :attr:`ReplayFeeder.clock` is the replay's time: ``now()``
 is the latest event time applied (the log's end once the replay is over), so
 features are read as of the replayed history rather than as of a wall clock that is
@@ -21,7 +22,7 @@ from arrive import datadir
 from arrive.clock import SystemClock
 from arrive.datadir import local_timezone
 from arrive.features.online.engine import OnlineEngine
-from arrive.schema.frame import frame_to_events
+from arrive.features.online.replay import LogReplay, replay_order
 from arrive.store.base import OnlineStore
 
 logger = logging.getLogger(__name__)
@@ -97,14 +98,12 @@ class ReplayFeeder:
 
     def _run(self) -> None:
         try:
-            log = self._events.sort("event_time", "event_id", maintain_order=True).collect()
-            for offset in range(0, log.height, self.chunk_rows):
+            replay = LogReplay(replay_order(self._events).collect(), self.engine)
+            while not replay.done:
                 if self._stop.is_set():
                     return
-                chunk = log.slice(offset, self.chunk_rows)
-                self.engine.apply(list(frame_to_events(chunk)))
-                self.applied += chunk.height
-                self.clock.move_to(chunk.get_column("event_time")[-1])
+                self.applied += replay.apply_next(self.chunk_rows)
+                self.clock.move_to(replay.last_time or _EPOCH)
             logger.info("replayed %d events from %s", self.applied, self.directory)
         except Exception as exc:
             self.error = f"{type(exc).__name__}: {exc}"

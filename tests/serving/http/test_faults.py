@@ -11,26 +11,13 @@ import httpx2
 import msgspec
 import pytest
 
-from arrive.serving.feeder import ReplayClock, ReplayFeeder
 from arrive.serving.http import create_app
 from arrive.serving.predictor import build_predictor
 from arrive.serving.settings import ServeSettings
-from arrive.store.redis import RedisStore, RedisStoreConfig
-from arrive.testing.servers.eta_service import wait_for
+from arrive.testing.servers.eta_service import fill_redis, wait_for
 from arrive.testing.servers.redis_server import RedisServer
 
 pytestmark = [pytest.mark.redis, pytest.mark.faults]
-
-
-def _fill(url: str, trained: Any) -> ReplayClock:
-    """Replays the trained marketplace's events into Redis; the replay's clock."""
-    store = RedisStore(RedisStoreConfig(url=url))
-    feeder = ReplayFeeder(trained.data_dir, store)
-    feeder.start()
-    assert feeder.wait(60), "the replay did not finish"
-    assert feeder.error is None, feeder.error
-    store.close()
-    return feeder.clock
 
 
 @pytest.fixture
@@ -53,7 +40,7 @@ def test_redis_stopped_mid_run_answers_store_unavailable_then_recovers(
     redis: RedisServer,
     orders: list[dict[str, Any]],
 ) -> None:
-    clock = _fill(redis.url, trained)
+    clock = fill_redis(redis.url, trained.data_dir)
     settings = _redis_settings(serve_settings, redis.url)
     with serve(settings, clock=clock) as (client, _):
         wait_for(lambda: client.get("/readyz").status_code == 200, what="readiness")
@@ -68,7 +55,7 @@ def test_redis_stopped_mid_run_answers_store_unavailable_then_recovers(
 
         port = redis.port
         redis.start(port)  # the same port, empty: the features are written again
-        _fill(redis.url, trained)
+        fill_redis(redis.url, trained.data_dir)
         wait_for(lambda: client.get("/healthz").json()["store"] == "up", what="recovery")
         after = [client.post("/v1/eta", json=o) for o in orders[:5]]
 
@@ -88,7 +75,7 @@ def test_redis_stopped_mid_run_answers_store_unavailable_then_recovers(
 def test_overload_answers_with_the_fallback_and_never_times_out(
     serve_settings: ServeSettings, trained: Any, redis: RedisServer, orders: list[dict[str, Any]]
 ) -> None:
-    clock = _fill(redis.url, trained)
+    clock = fill_redis(redis.url, trained.data_dir)
     settings = _redis_settings(serve_settings, redis.url, max_in_flight=2, deadline_ms=2000.0)
 
     async def burst() -> list[httpx2.Response]:

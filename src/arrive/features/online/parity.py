@@ -24,7 +24,7 @@ from arrive.errors import DataError
 from arrive.features.offline import FeatureSet, build_features
 from arrive.features.online.engine import OnlineEngine
 from arrive.features.online.reader import OnlineFeatures
-from arrive.features.online.replay import created_events, replay_until
+from arrive.features.online.replay import created_events, replay_order, replay_until
 from arrive.features.spec import BuildContext, FeatureScalar, FeatureSpec
 from arrive.schema.events import OrderCreated
 from arrive.store.base import OnlineStore
@@ -105,7 +105,7 @@ def compare_online_offline(
     featurised offline from ``events`` and online by replaying them into ``store``."""
     attributes = tuple(c for c in spine.columns if c not in datadir.ORDER_COLUMNS)
     offline = build_features(BuildContext(spine, events, timezone, attributes))
-    log = events.sort("event_time", "event_id", maintain_order=True).collect()
+    log = replay_order(events).collect()
     created = created_events(log, spine.get_column("order_id"))
     reader = OnlineFeatures(offline.names, {s.name: s.ttl_s for s in offline.specs}, timezone)
     engine = OnlineEngine(store or InMemoryStore(), local_timezone=timezone)

@@ -1,20 +1,75 @@
-"""Replaying an event log in event time, pausing at chosen order creations.
+"""Replaying an event log through the online engine, in event time: the one replay.
 
-Parity and the live demo both need the same thing: apply every event that happened
-before an order was created, move the engine's watermark to that moment, then look
-at the online state (read features, or ask the ETA service). :func:`replay_until`
-does the replay and hands each chosen order back at its creation time.
+The service's ``--replay-dir`` feeder applies a whole log chunk by chunk; parity, the
+live demo and the feature tests pause at chosen order creations to look at the
+online state (read features, or ask the ETA service). All of them order the log with
+:func:`replay_order` and apply it with a :class:`LogReplay`; :func:`replay_until`
+hands each chosen order back at its creation time.
+
+It lives beside the engine rather than in ``ingest/`` because parity (in
+``features/``) replays too, and ``ingest/`` already imports ``features/``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from datetime import datetime
+from itertools import islice
 
 import polars as pl
 
 from arrive.features.online.engine import OnlineEngine
 from arrive.schema.events import AnyEvent, OrderCreated
 from arrive.schema.frame import frame_to_events
+
+
+def replay_order(events: pl.LazyFrame) -> pl.LazyFrame:
+    """``events`` in the order every replay applies them: by event time, ties by event
+    id, then as stored (a stable sort, so a replay is the same on every run)."""
+    return events.sort("event_time", "event_id", maintain_order=True)
+
+
+class LogReplay:
+    """Applies ``log`` to ``engine`` from its first event on, a piece at a time.
+
+    Args:
+        log: the event log in :func:`replay_order`.
+        engine: the engine that applies the events (it writes to its store).
+
+    Not thread-safe: one thread drives a replay.
+    """
+
+    def __init__(self, log: pl.DataFrame, engine: OnlineEngine) -> None:
+        self.log = log
+        self.engine = engine
+        self.applied = 0
+        self._times = log.get_column("event_time")
+        self._stream: Iterator[AnyEvent] = frame_to_events(log)
+
+    @property
+    def done(self) -> bool:
+        """True once every event of the log is applied."""
+        return self.applied >= self.log.height
+
+    @property
+    def last_time(self) -> datetime | None:
+        """The event time of the last event applied (None before the first)."""
+        return self._times[self.applied - 1] if self.applied else None
+
+    def apply_next(self, n: int) -> int:
+        """Apply the next ``n`` events (fewer at the end of the log); returns how many."""
+        events = list(islice(self._stream, n))
+        if events:
+            self.engine.apply(events)
+            self.applied += len(events)
+        return len(events)
+
+    def apply_before(self, when: datetime) -> None:
+        """Apply every event strictly before ``when``, then move the watermark to it."""
+        end = int(self._times.search_sorted(when, side="left"))
+        if end > self.applied:
+            self.apply_next(end - self.applied)
+        self.engine.advance(when)
 
 
 def replay_until(
@@ -24,19 +79,13 @@ def replay_until(
     before its creation time is applied to ``engine`` and the watermark stands at it.
 
     Args:
-        log: the event log, sorted by ``event_time`` (ties in a fixed order).
+        log: the event log in :func:`replay_order`.
         orders: the orders to pause at; any order, duplicates are kept.
         engine: the engine that applies the events (it writes to its store).
     """
-    times = log.get_column("event_time")
-    stream: Iterator[AnyEvent] = frame_to_events(log)
-    position = 0
+    replay = LogReplay(log, engine)
     for order in sorted(orders, key=lambda e: (e.event_time, e.order_id)):
-        end = int(times.search_sorted(order.event_time, side="left"))
-        if end > position:
-            engine.apply([next(stream) for _ in range(end - position)])
-            position = end
-        engine.advance(order.event_time)
+        replay.apply_before(order.event_time)
         yield order
 
 

@@ -23,11 +23,14 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from arrive.datadir import ORDER_COLUMNS
 from arrive.errors import InternalError
 from arrive.testing.servers.ports import free_port
+
+if TYPE_CHECKING:
+    from arrive.serving.feeder import ReplayClock
 
 HOST: Final = "127.0.0.1"
 
@@ -231,8 +234,11 @@ _SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][\w:]*)(?:\{(?P<labels>[^}]*)\})? (?P
 _LABEL = re.compile(r'(\w+)="([^"]*)"')
 
 
-def fill_redis(url: str, data_dir: Path, timeout_s: float = 120.0) -> None:
+def fill_redis(url: str, data_dir: Path, timeout_s: float = 120.0) -> ReplayClock:
     """Replay ``data_dir``'s event log into the Redis at ``url`` through the online engine.
+
+    Returns:
+        The replay's clock (its ``now()`` is the log's last event time).
 
     Raises:
         InternalError: the replay failed or did not finish within ``timeout_s``.
@@ -250,3 +256,4 @@ def fill_redis(url: str, data_dir: Path, timeout_s: float = 120.0) -> None:
             raise InternalError(f"the replay into {url} failed: {feeder.error}")
     finally:
         store.close()
+    return feeder.clock

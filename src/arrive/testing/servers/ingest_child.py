@@ -26,9 +26,8 @@ from typing import Any
 import msgspec
 
 from arrive.clock import SystemClock
-from arrive.features.online.engine import OnlineEngine
 from arrive.ingest.deadletter import FileDeadLetter
-from arrive.ingest.feature_sink import FeatureSink
+from arrive.ingest.pipeline import PipelineSettings, build_pipeline
 from arrive.ingest.runner import Apply, IngestRunner
 from arrive.ingest.source import EventSource
 from arrive.schema.events import AnyEvent
@@ -75,21 +74,21 @@ class CrashingApply:
 
 
 class _BlockingApply:
-    """Applies events one at a time and, after ``limit`` of them, announces it and hangs."""
+    """Applies ``limit`` events through ``apply``, announces it and hangs mid-batch."""
 
-    def __init__(self, log: EventIdLog, limit: int) -> None:
-        self.log = log
+    def __init__(self, apply: Apply, limit: int) -> None:
+        self.apply = apply
         self.limit = limit
         self.count = 0
 
     def __call__(self, events: Sequence[AnyEvent]) -> None:
-        for event in events:
-            self.log.apply([event])
-            self.count += 1
-            if self.count >= self.limit:
-                sys.stdout.write(f"{BLOCKED}\n")
-                sys.stdout.flush()
-                threading.Event().wait()
+        room = self.limit - self.count
+        self.apply(events[:room])
+        self.count += min(room, len(events))
+        if self.count >= self.limit:
+            sys.stdout.write(f"{BLOCKED}\n")
+            sys.stdout.flush()
+            threading.Event().wait()
 
 
 def open_source(settings: dict[str, Any]) -> EventSource:
@@ -136,47 +135,28 @@ def run_and_kill(settings: dict[str, Any], timeout_s: float = 60.0) -> None:
         raise AssertionError(f"the ingest child exited before blocking: {stderr.decode()[-2000:]}")
 
 
-class _BlockingSink:
-    """A feature sink that applies ``limit`` events, announces it and hangs mid-batch."""
-
-    def __init__(self, sink: FeatureSink, limit: int) -> None:
-        self.sink = sink
-        self.limit = limit
-        self.count = 0
-
-    def __call__(self, events: Sequence[AnyEvent]) -> None:
-        room = self.limit - self.count
-        self.sink(events[:room])
-        self.count += min(room, len(events))
-        if self.count >= self.limit:
-            sys.stdout.write(f"{BLOCKED}\n")
-            sys.stdout.flush()
-            threading.Event().wait()
-
-
 def feature_runner(settings: dict[str, Any], source: EventSource) -> IngestRunner:
     """A runner that applies events to online features in Redis (``settings["store"]``
     URL, ``settings["prefix"]``), checkpointing to ``settings["state"]`` every batch."""
     from arrive.store.redis import RedisStore, RedisStoreConfig
 
     store = RedisStore(RedisStoreConfig(url=settings["store"], key_prefix=settings["prefix"]))
-    engine = OnlineEngine(store, lateness_s=settings.get("lateness_s", 60.0))
-    dead = FileDeadLetter(Path(settings["dead"]))
-    clock = SystemClock()
-    sink = FeatureSink(engine, dead, clock, state_path=Path(settings["state"]), every_s=0.0)
-    sink.resume()
-    apply: Apply = sink
-    if "block_after" in settings:
-        apply = _BlockingSink(sink, settings["block_after"])
-    return IngestRunner(
+    pipeline = build_pipeline(
         source,
-        apply,
-        dead,
-        clock,
-        batch_size=settings["batch_size"],
-        poll_timeout_s=0.2,
-        checkpointer=sink,
+        store,
+        FileDeadLetter(Path(settings["dead"])),
+        SystemClock(),
+        PipelineSettings(
+            lateness_s=settings.get("lateness_s", 60.0),
+            batch_size=settings["batch_size"],
+            poll_timeout_s=0.2,
+            state_path=Path(settings["state"]),
+            checkpoint_s=0.0,
+        ),
     )
+    if "block_after" in settings:
+        pipeline.runner.apply = _BlockingApply(pipeline.sink, settings["block_after"])
+    return pipeline.runner
 
 
 def main(argv: Sequence[str]) -> None:
@@ -185,7 +165,8 @@ def main(argv: Sequence[str]) -> None:
     if "store" in settings:
         feature_runner(settings, source).run()
         return
-    apply = _BlockingApply(EventIdLog(Path(settings["applied"])), settings["block_after"])
+    log = EventIdLog(Path(settings["applied"]))
+    apply = _BlockingApply(log.apply, settings["block_after"])
     runner = IngestRunner(
         source,
         apply,
