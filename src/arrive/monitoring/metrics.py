@@ -27,10 +27,18 @@ Names (all prefixed ``arrive_``):
   ``body_timeout``, ``max_connections``.
 * ``store_up`` — 1 while the feature store answers its pings, 0 while it does not
   (the lowest over live workers); readiness does not depend on it.
+* ``features_stale_total`` — answers whose features had at least one stale value (a
+  latest observation older than its TTL, or aggregates of an ingest pipeline that lags),
+  whether the model or the heuristic then answered; over ``predictions_total``, the share
+  of stale answers.
+* ``feature_watermark_lag_seconds`` — read time minus the ingest engine's watermark, as the
+  last feature read saw it (the highest over live workers; +Inf when the store holds no
+  watermark: no ingest ever wrote to it).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Iterable
@@ -107,6 +115,23 @@ STORE_UP: Final = Gauge(
     "1 while the feature store answers its pings, else 0",
     multiprocess_mode="livemin",
 )
+
+FEATURES_STALE: Final = Counter(
+    "arrive_features_stale", "Answers whose features had at least one stale value"
+)
+WATERMARK_LAG: Final = Gauge(
+    "arrive_feature_watermark_lag_seconds",
+    "Read time minus the ingest watermark, as the last feature read saw it",
+    multiprocess_mode="livemax",
+)
+
+
+def record_freshness(at_us: int, watermark_us: float | None, stale_answers: int) -> None:
+    """Count ``stale_answers`` and show the watermark lag of a feature read at ``at_us``
+    (epoch µs) that found the engine's watermark at ``watermark_us`` (None: none stored)."""
+    if stale_answers:
+        FEATURES_STALE.inc(stale_answers)
+    WATERMARK_LAG.set(math.inf if watermark_us is None else (at_us - watermark_us) / 1e6)
 
 
 def render() -> tuple[bytes, str]:
