@@ -69,7 +69,10 @@ def test_the_profile_bins_training_quantiles_and_leaves_the_calendar_out(
     items = reference.features["items"]
     assert items.cuts == (1.0, 2.0, 3.0, 4.0, 5.0)  # few distinct values: fewer bins
     assert sum(items.shares) == pytest.approx(1.0)
-    assert reference.features["store_category"].categories[-1] == "thai"
+    category = reference.features["store_category"]
+    assert category.categories[-1] == "thai"
+    assert category.bins(pl.Series(["thai", "ramen", None])).tolist() == [2, 3, 4]
+    assert category.labels[3:] == ["other", "missing"]
     assert "hour_local" in reference.skipped
     assert Profile.from_bytes(reference.to_bytes()) == reference
 

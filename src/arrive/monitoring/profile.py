@@ -95,12 +95,13 @@ class FeatureProfile:
         return np.bincount(self.bins(values), minlength=len(self.shares)).astype(np.int64)
 
     def _category_bins(self, values: pl.Series) -> IntArray:
-        index = {c: i for i, c in enumerate(self.categories)}
         other, missing = len(self.categories), len(self.categories) + 1
-        texts = values.cast(pl.String, strict=False).to_list()
-        return np.array(
-            [missing if v is None else index.get(v, other) for v in texts], dtype=np.int64
+        texts = values.cast(pl.String, strict=False)
+        found = texts.replace_strict(
+            list(self.categories), list(range(other)), default=other, return_dtype=pl.Int64
         )
+        known = texts.is_not_null().to_numpy()
+        return np.where(known, found.to_numpy(), missing).astype(np.int64)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "kind": self.kind, "shares": list(self.shares)}

@@ -79,11 +79,12 @@ def skew_sample(
     """
     rows = _sampled(log, sample, seed)
     served = {
-        row["order_id"]: _decode.decode(row["features"]) for row in rows.iter_rows(named=True)
+        row["order_id"]: _numbers_as_floats(_decode.decode(row["features"]))
+        for row in rows.iter_rows(named=True)
     }
     names = list(dict.fromkeys(name for values in served.values() for name in values))
     events = datadir.scan_events(Path(directory))
-    spine = _spine(rows, events)
+    spine = _spine(rows, events, Path(directory))
     zone = timezone or local_timezone(Path(directory))
     known = {"order_id", "created_at", *ORDER_FIELDS}
     attributes = tuple(c for c in spine.columns if c not in known)
@@ -105,23 +106,41 @@ def _sampled(log: pl.DataFrame, n: int, seed: int) -> pl.DataFrame:
     return answered[picked]
 
 
-def _spine(rows: pl.DataFrame, events: pl.LazyFrame) -> pl.DataFrame:
-    """The sampled orders as created (fields and attributes from their ``order_created``
-    event), as of the time they were answered."""
-    ids = rows.get_column("order_id")
+def _numbers_as_floats(values: dict[str, Any]) -> dict[str, Any]:
+    """JSON does not tell 3 from 3.0; the service serves every number as a float."""
+    return {
+        k: float(v) if isinstance(v, int) and not isinstance(v, bool) else v
+        for k, v in values.items()
+    }
+
+
+def _attributes(directory: Path, created: pl.DataFrame) -> pl.DataFrame | None:
+    """``order_id`` and the attributes of the ``created`` events' orders: the orders
+    table's attribute columns (what training featurised) when it has any, else the
+    events' own; None when there are none."""
+    if (directory / datadir.ORDERS_FILE).is_file():
+        orders = datadir.read_orders(directory)
+        extra = [c for c in orders.columns if c not in datadir.ORDER_COLUMNS]
+        if extra:
+            return orders.select("order_id", *extra)
+    texts = created.get_column("attributes").fill_null("{}").to_list()
+    found = pl.DataFrame([_decode.decode(text) for text in texts], infer_schema_length=None)
+    return found.with_columns(created.get_column("order_id")) if found.width else None
+
+
+def _spine(rows: pl.DataFrame, events: pl.LazyFrame, directory: Path) -> pl.DataFrame:
+    """The sampled orders as created (fields from their ``order_created`` event, and their
+    attributes), as of the time they were answered."""
+    ids = rows.get_column("order_id").implode()
     created = (
-        events.filter((pl.col("type") == "order_created") & pl.col("order_id").is_in(ids.implode()))
+        events.filter((pl.col("type") == "order_created") & pl.col("order_id").is_in(ids))
         .unique("order_id", keep="first")
         .collect()
     )
     orders = created_orders(created.lazy()).collect().drop("created_at")
-    attributes = pl.DataFrame(
-        [_decode.decode(text or "{}") for text in created.get_column("attributes")],
-        infer_schema_length=None,
-    )
-    if attributes.width:
-        order_ids = created.get_column("order_id")
-        orders = orders.join(attributes.with_columns(order_ids), on="order_id", how="left")
+    attributes = _attributes(directory, created)
+    if attributes is not None:
+        orders = orders.join(attributes, on="order_id", how="left")
     asked = rows.select("order_id", created_at=pl.col("time"))
     return asked.join(orders, on="order_id", how="inner").sort("created_at", "order_id")
 
