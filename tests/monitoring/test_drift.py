@@ -135,6 +135,26 @@ def test_answers_without_features_do_not_count(reference: Profile) -> None:
     assert found["items"]["orders"] == 600
 
 
+def test_a_large_window_is_measured_on_a_sample_of_its_rows(reference: Profile) -> None:
+    same = _by_feature(psi_by_feature(reference, log_of(features(1, 3000)), limit=1000))
+    assert same["distance_km"]["orders"] == 3000  # every row counts, 1000 are decoded
+    assert not any(row["drifted"] for row in same.values())
+    shifted = log_of(features(1, 3000, km_scale=1.5))
+    found = _by_feature(psi_by_feature(reference, shifted, limit=1000))
+    assert found["distance_km"]["drifted"]
+    assert not found["items"]["drifted"]
+
+
+def test_a_window_without_features_measures_nothing(reference: Profile) -> None:
+    empty = pl.DataFrame(
+        {"model_version": ["1"] * 3, "features": [None] * 3},
+        schema_overrides={"features": pl.String},
+    )
+    found = psi_by_feature(reference, empty, min_orders=0)
+    assert found.get_column("psi").is_null().all()
+    assert not found.get_column("drifted").any()
+
+
 def test_each_version_against_its_own_profile_and_none_without_one(reference: Profile) -> None:
     window = pl.concat(
         [

@@ -98,7 +98,8 @@ def psi_by_feature(
     Returns:
         One row per feature (:data:`FEATURE_SCHEMA`): ``orders`` served with features,
         ``psi``, ``drifted`` (PSI above ``threshold`` with at least ``min_orders``), and
-        ``note`` (``too few orders`` below ``min_orders``, else null).
+        ``note`` (``too few orders`` below ``min_orders``, else null); ``psi`` is null
+        when no row has features.
 
     Raises:
         ConfigError: a negative ``threshold`` or ``min_orders``.
@@ -107,10 +108,13 @@ def psi_by_feature(
     orders = served.height - served.get_column("features").null_count()
     frame = served_features(served, reference, limit=limit)
     enough = orders >= min_orders
-    rows = []
+    note = None if enough else TOO_FEW
+    rows: list[tuple[str, str, int, float | None, bool, str | None]] = []
     for name, feature in reference.features.items():
+        if not frame.height:  # nothing served: nothing measured
+            rows.append((name, feature.kind, 0, None, False, note))
+            continue
         value = psi(feature.shares, feature.counts(frame.get_column(name)))
-        note = None if enough else TOO_FEW
         rows.append((name, feature.kind, orders, value, enough and value > threshold, note))
     return pl.DataFrame(rows, schema=FEATURE_SCHEMA, orient="row")
 
