@@ -30,7 +30,7 @@ import numpy as np
 import polars as pl
 
 from arrive.monitoring.drift import psi_by_feature
-from arrive.monitoring.profile import profile_of
+from arrive.monitoring.profile import Profile, profile_of
 from arrive.monitoring.skew import skew_sample
 from arrive.training.dataset import load_training_set
 from arrive.training.split import make_split
@@ -58,7 +58,7 @@ def main(argv: list[str]) -> None:
         "test_rows": test.height,
         "profiled_features": len(profile.features),
         "profile_s": round(profile_s, 3),
-        "test_psi_top": {r["feature"]: round(r["psi"], 3) for r in real.head(8).iter_rows(named=True)},
+        "test_psi_top": dict(real.head(8).select("feature", pl.col("psi").round(3)).iter_rows()),
         "test_features_over_0.2": real.filter(pl.col("psi") > 0.2).height,
         "psi_by_feature": _psi_cost(profile, test, args.rows, args.runs),
         "skew": _skew(ts.orders, test, args.data_dir, args.sample),
@@ -77,7 +77,7 @@ def _clean(row: dict[str, object]) -> dict[str, object]:
     return {k: None if isinstance(v, float) and np.isnan(v) else v for k, v in row.items()}
 
 
-def _psi_cost(profile, test: pl.DataFrame, rows: int, runs: int) -> dict[str, object]:  # type: ignore[no-untyped-def]
+def _psi_cost(profile: Profile, test: pl.DataFrame, rows: int, runs: int) -> dict[str, object]:
     one = _log(test)
     picks = np.random.default_rng(0).integers(0, one.height, rows)
     log = one[picks]
@@ -89,7 +89,9 @@ def _psi_cost(profile, test: pl.DataFrame, rows: int, runs: int) -> dict[str, ob
     return {"rows": rows, "median_s": round(statistics.median(seconds), 3), "runs_s": seconds}
 
 
-def _skew(orders: pl.DataFrame, test: pl.DataFrame, data_dir: Path, sample: int) -> dict[str, object]:
+def _skew(
+    orders: pl.DataFrame, test: pl.DataFrame, data_dir: Path, sample: int
+) -> dict[str, object]:
     created = orders.select("order_id", "created_at")
     times = test.select("order_id").join(created, on="order_id").get_column("created_at")
     log = _log(test, times)
@@ -105,10 +107,10 @@ def _skew(orders: pl.DataFrame, test: pl.DataFrame, data_dir: Path, sample: int)
         "seconds": round(correct_s, 2),
         "compared": int(found.get_column("compared").max() or 0),
         "mismatches_correct": int(found.get_column("mismatched").sum()),
-        "mismatches_hour_shifted": {
-            r["feature"]: r["mismatched"] for r in broken.filter(pl.col("mismatched") > 0).iter_rows(named=True)
-        },
-        "not_recomputed": found.filter(pl.col("note").is_not_null()).get_column("feature").to_list(),
+        "mismatches_hour_shifted": dict(
+            broken.filter(pl.col("mismatched") > 0).select("feature", "mismatched").iter_rows()
+        ),
+        "not_recomputed": found.filter(pl.col("note").is_not_null())["feature"].to_list(),
     }
 
 
