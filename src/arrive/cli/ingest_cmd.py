@@ -6,6 +6,7 @@ import signal
 import time
 from pathlib import Path
 from types import FrameType
+from wsgiref.simple_server import WSGIServer
 
 import click
 from rich.console import Console
@@ -17,6 +18,7 @@ from arrive.ingest.deadletter import FileDeadLetter
 from arrive.ingest.endpoints import open_source, open_store
 from arrive.ingest.pipeline import PipelineSettings, build_pipeline
 from arrive.ingest.runner import IngestRunner, IngestStats
+from arrive.monitoring.ingest_metrics import IngestMetrics, serve_metrics
 
 
 @click.command("ingest")
@@ -57,6 +59,14 @@ from arrive.ingest.runner import IngestRunner, IngestStats
     "expire (default: on for redis:// and kafka:// sources; turn off to feed past events "
     "through a stream; never for a data directory).",
 )
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    help="Serve Prometheus metrics on http://HOST:PORT/metrics (default: none).",
+)
+@click.option(
+    "--metrics-host", default="127.0.0.1", show_default=True, help="Interface of --metrics-port."
+)
 @click.option("--quiet", is_flag=True, help="No live status line.")
 def command(
     source: str,
@@ -69,6 +79,8 @@ def command(
     checkpoint_s: float,
     speed: float | None,
     idle_advance: bool | None,
+    metrics_port: int | None,
+    metrics_host: str,
     quiet: bool,
 ) -> None:
     """Apply events to the online feature store until stopped (or a replay ends).
@@ -94,12 +106,29 @@ def command(
     if pipeline.resumed and not quiet:
         console.print(f"resumed from {state}")
     _stop_on_signals(pipeline.runner)
+    server = None
     try:
+        server = _serve_metrics(pipeline.runner, pipeline.engine, metrics_host, metrics_port)
         stats = _run(pipeline.runner, console, quiet)
     finally:
+        if server is not None:
+            server.shutdown()
+            server.server_close()
         pipeline.close()
     ending = " (stopped)" if pipeline.runner.stopping else " (done)"
     console.print(_line(stats, pipeline.engine) + ending)
+
+
+def _serve_metrics(
+    runner: IngestRunner, engine: OnlineEngine, host: str, port: int | None
+) -> WSGIServer | None:
+    if port is None:
+        return None
+    try:
+        server, _ = serve_metrics(IngestMetrics(runner, engine, runner.clock), port, host)
+    except OSError as exc:
+        raise click.UsageError(f"--metrics-port: cannot listen on {host}:{port} ({exc})") from exc
+    return server
 
 
 def _run(runner: IngestRunner, console: Console, quiet: bool) -> IngestStats:

@@ -31,7 +31,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from arrive.clock import Clock
 from arrive.errors import ConfigError, SchemaError
@@ -84,6 +84,20 @@ class IngestStats:
     applied_per_s: float
     lag_s: float | None
     last_event_time: datetime | None
+
+
+class IngestProgress(NamedTuple):
+    """A runner's progress as another thread may read it (:meth:`IngestRunner.progress`).
+
+    Attributes:
+        dead_lettered: messages the runner wrote to the dead letter.
+        last_event_time: event time of the last applied event.
+        committed_at: when the runner last saved and committed (None before the first).
+    """
+
+    dead_lettered: int
+    last_event_time: datetime | None
+    committed_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +158,8 @@ class IngestRunner:
         self._stop = threading.Event()
         self._counts = {"messages": 0, "applied": 0, "dead": 0, "batches": 0}
         self._last_event_time: datetime | None = None
+        self.committed_at: datetime | None = None
+        """When :meth:`flush` last saved and committed (None before the first)."""
         self._samples: deque[tuple[float, int]] = deque([(clock.monotonic(), 0)])
 
     def run(self, after_poll: Callable[[], None] | None = None) -> IngestStats:
@@ -197,6 +213,7 @@ class IngestRunner:
         if self._uncommitted:
             self.source.commit(self._uncommitted)
             self._uncommitted = []
+        self.committed_at = self.clock.now()
 
     def stop(self) -> None:
         """Ask :meth:`run` to return after the batch in hand is committed."""
@@ -222,6 +239,11 @@ class IngestRunner:
             lag_s=(self.clock.now() - last).total_seconds() if last else None,
             last_event_time=last,
         )
+
+    def progress(self) -> IngestProgress:
+        """What :meth:`stats` counts, without the rate: safe from another thread (a
+        metrics scrape) while the runner runs."""
+        return IngestProgress(self._counts["dead"], self._last_event_time, self.committed_at)
 
     def _baseline(self, now_mono: float) -> tuple[float, int]:
         """The latest sample at least ``rate_window_s`` old (else the oldest one)."""

@@ -2,9 +2,10 @@
 
 ``QuantileEta`` boosters and ``model.json``, the fitted heuristic
 (``heuristic.json``) and the feature schema with its definitions hash
-(``features.json``) and, since models carry one, the probe batch with its reference
-predictions (``probe.json``, see :mod:`arrive.models.check`). The registry stores
-these files with checksums.
+(``features.json``), since models carry one, the probe batch with its reference
+predictions (``probe.json``, see :mod:`arrive.models.check`) and, since models carry
+one, the reference profile of the training features (``profile.json``, see
+:mod:`arrive.monitoring.profile`). The registry stores these files with checksums.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from arrive.errors import InputFileError
 from arrive.fallback import HeuristicEta
 from arrive.models.check import PROBE_FILE, Probe
 from arrive.models.quantile import QuantileEta
+from arrive.monitoring.profile import PROFILE_FILE, Profile
 
 HEURISTIC_FILE = "heuristic.json"
 FEATURES_FILE = "features.json"
@@ -25,13 +27,15 @@ FEATURES_FILE = "features.json"
 
 @dataclass(frozen=True)
 class ModelBundle:
-    """A trained model, its fallback, its feature schema and its probe (None for
-    versions registered before probes existed)."""
+    """A trained model, its fallback, its feature schema, its probe and the reference
+    profile of its training features (each None for versions registered before they
+    existed)."""
 
     model: QuantileEta
     heuristic: HeuristicEta
     features: dict[str, Any]
     probe: Probe | None = None
+    profile: Profile | None = None
 
     @property
     def definitions_hash(self) -> str:
@@ -43,6 +47,8 @@ class ModelBundle:
         files[FEATURES_FILE] = json.dumps(self.features, indent=2).encode()
         if self.probe is not None:
             files[PROBE_FILE] = self.probe.to_bytes()
+        if self.profile is not None:
+            files[PROFILE_FILE] = self.profile.to_bytes()
         return files
 
     @classmethod
@@ -54,7 +60,18 @@ class ModelBundle:
         """
         heuristic, features = cls.heuristic_from_files(files)
         probe = Probe.from_bytes(files[PROBE_FILE]) if PROBE_FILE in files else None
-        return cls(QuantileEta.from_files(files), heuristic, features, probe)
+        profile = cls.profile_from_files(files)
+        return cls(QuantileEta.from_files(files), heuristic, features, probe, profile)
+
+    @staticmethod
+    def profile_from_files(files: Mapping[str, bytes]) -> Profile | None:
+        """The reference profile alone (None for a version trained without one), without
+        parsing any booster: what the monitor needs of each version.
+
+        Raises:
+            InputFileError: the profile is malformed.
+        """
+        return Profile.from_bytes(files[PROFILE_FILE]) if PROFILE_FILE in files else None
 
     @staticmethod
     def heuristic_from_files(files: Mapping[str, bytes]) -> tuple[HeuristicEta, dict[str, Any]]:

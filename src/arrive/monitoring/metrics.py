@@ -32,10 +32,18 @@ Names (all prefixed ``arrive_``):
   :class:`arrive.serving.http.measured.Measured`.
 * ``http_request_seconds{route}`` — whole-request latency, from the app's first call to
   the answer's last byte handed to the server (buckets :data:`HTTP_BUCKETS`).
+* ``features_stale_total`` — answers whose features had at least one stale value (a
+  latest observation older than its TTL, or aggregates of an ingest pipeline that lags),
+  whether the model or the heuristic then answered; over ``predictions_total``, the share
+  of stale answers.
+* ``feature_watermark_lag_seconds`` — read time minus the ingest engine's watermark, as the
+  last feature read saw it (the highest over live workers; +Inf when the store holds no
+  watermark: no ingest ever wrote to it).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Iterable
@@ -127,6 +135,23 @@ HTTP_REQUEST_SECONDS: Final = Histogram(
     ["route"],
     buckets=HTTP_BUCKETS,
 )
+
+FEATURES_STALE: Final = Counter(
+    "arrive_features_stale", "Answers whose features had at least one stale value"
+)
+WATERMARK_LAG: Final = Gauge(
+    "arrive_feature_watermark_lag_seconds",
+    "Read time minus the ingest watermark, as the last feature read saw it",
+    multiprocess_mode="livemax",
+)
+
+
+def record_freshness(at_us: int, watermark_us: float | None, stale_answers: int) -> None:
+    """Count ``stale_answers`` and show the watermark lag of a feature read at ``at_us``
+    (epoch µs) that found the engine's watermark at ``watermark_us`` (None: none stored)."""
+    if stale_answers:
+        FEATURES_STALE.inc(stale_answers)
+    WATERMARK_LAG.set(math.inf if watermark_us is None else (at_us - watermark_us) / 1e6)
 
 
 def render() -> tuple[bytes, str]:

@@ -41,7 +41,7 @@ from typing import Any, Final, cast
 from arrive import datadir
 from arrive.clock import Clock, SystemClock
 from arrive.errors import ConfigError, FeatureStoreUnavailable, ModelNotFound, RegistryError
-from arrive.features.online.reader import OrderFeatures
+from arrive.features.online.reader import OrderFeatures, watermark_us
 from arrive.features.spec import FeatureScalar
 from arrive.monitoring import metrics
 from arrive.monitoring.prediction_log import PredictionLog, Predictions
@@ -403,6 +403,8 @@ class EtaPredictor:
                 )
                 return unavailable, None
             features = reader.features(orders, plan, rows, requested)
+            stale = sum(1 for found in features if found.stale)
+            metrics.record_freshness(plan.at_us, watermark_us(rows), stale)
             return self._score(served, orders, request_ids, features)
         finally:
             if not late:  # a late read counts as in flight until it ends

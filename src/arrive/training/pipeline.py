@@ -30,6 +30,7 @@ from arrive.features import FeatureSet
 from arrive.models import QuantileEta
 from arrive.models.artifact import ModelBundle
 from arrive.models.check import check_files, make_probe
+from arrive.monitoring.profile import profile_of
 from arrive.registry import ModelRegistry
 from arrive.training.dataset import TrainingSet, load_training_set
 from arrive.training.report import write_report
@@ -113,7 +114,9 @@ def run_training(
     run_dir.mkdir(parents=True, exist_ok=True)
     schema = _feature_schema(features, ts.local_timezone)
     train_rows = features.frame.drop("order_id")[split.train]
-    bundle = ModelBundle(model, heuristic, schema, make_probe(model, train_rows))
+    kinds = {s.name: s.kind for s in features.specs}
+    profile = profile_of(train_rows, kinds)
+    bundle = ModelBundle(model, heuristic, schema, make_probe(model, train_rows), profile)
     _write_model(run_dir / "model", bundle)
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     on_step("report")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -110,7 +110,7 @@ def compare_online_offline(
     reader = OnlineFeatures(offline.names, {s.name: s.ttl_s for s in offline.specs}, timezone)
     engine = OnlineEngine(store or InMemoryStore(), local_timezone=timezone)
     online = _replay(log, created, engine, reader, on_progress)
-    return ParityReport(len(spine), len(log), _compare(offline, online), offline.left_out)
+    return ParityReport(len(spine), len(log), compare(offline, online), offline.left_out)
 
 
 def _sample(spine: pl.DataFrame, n: int, seed: int, start: datetime | None) -> pl.DataFrame:
@@ -138,9 +138,11 @@ def _replay(
     return out
 
 
-def _compare(
-    offline: FeatureSet, online: dict[str, dict[str, FeatureScalar]]
+def compare(
+    offline: FeatureSet, online: Mapping[str, Mapping[str, FeatureScalar]]
 ) -> list[FeatureParity]:
+    """Each feature of ``offline`` against ``online`` (order id → the values served
+    for it; every order of ``offline`` must be there), within the feature's tolerance."""
     results = {s.name: FeatureParity(s.name, s.tolerance) for s in offline.specs}
     specs = {s.name: s for s in offline.specs}
     for row in offline.frame.iter_rows(named=True):

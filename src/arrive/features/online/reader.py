@@ -211,9 +211,7 @@ class OnlineFeatures:
         ``requested``, from :meth:`requested`, when the caller has it already)."""
         if len(rows) != len(plan.keys):
             raise ValueError(f"{len(plan.keys)} keys planned but {len(rows)} rows read")
-        pipeline = rows[0] or _EMPTY
-        mark = pipeline.get("watermark")
-        mark_us = mark.value if mark is not None and isinstance(mark.value, float) else None
+        mark_us = watermark_us(rows)
         lagging = mark_us is None or plan.at_us - mark_us > self.max_lag_us
         if requested is None:
             requested = self.requested(orders, plan)
@@ -345,6 +343,13 @@ class OnlineFeatures:
             packed.append(stored.value if stored and isinstance(stored.value, str) else None)
         near, nearest = courier.proximity_online(item.pickup_lat, item.pickup_lon, at_us, packed)
         return {"idle_couriers_near": near, "nearest_idle_courier_km": nearest}
+
+
+def watermark_us(rows: Sequence[FeatureRow | None]) -> float | None:
+    """The ingest engine's watermark (epoch µs) in ``rows`` read for a plan (its first key
+    is the engine's), or None when the engine has written none."""
+    mark = (rows[0] or _EMPTY).get("watermark") if rows else None
+    return mark.value if mark is not None and isinstance(mark.value, float) else None
 
 
 def _source(name: str) -> int:
