@@ -29,8 +29,9 @@ import msgspec
 import numpy as np
 import polars as pl
 
+from arrive.features import calendar
+from arrive.models.profile import Profile, profile_of
 from arrive.monitoring.drift import psi_by_feature
-from arrive.monitoring.profile import Profile, profile_of
 from arrive.monitoring.skew import skew_sample
 from arrive.training.dataset import load_training_set
 from arrive.training.split import make_split
@@ -48,7 +49,7 @@ def main(argv: list[str]) -> None:
     frame = ts.features.frame
     kinds = {s.name: s.kind for s in ts.features.specs}
     started = time.perf_counter()
-    profile = profile_of(frame[split.train], kinds)
+    profile = profile_of(frame[split.train], kinds, skip=calendar.CYCLIC)
     profile_s = time.perf_counter() - started
     test = frame[split.test]
     real = psi_by_feature(profile, _log(test), min_orders=1).sort("psi", descending=True)

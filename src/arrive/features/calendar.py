@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Final
 
 import polars as pl
 
@@ -37,3 +38,8 @@ def offline(ctx: BuildContext) -> pl.DataFrame:
 def online(order: OrderCreated, local: datetime) -> dict[str, FeatureScalar]:
     """Online twin of :func:`offline` for one order created at ``local`` (its local time)."""
     return {"hour_local": local.hour + local.minute / 60.0, "dow_local": float(local.weekday())}
+
+
+CYCLIC: Final = tuple(spec.name for spec in SPECS)
+"""Features that repeat every day or week: a window shorter than the cycle differs from
+training by construction, so drift profiles leave them out."""

@@ -5,7 +5,7 @@
 (``features.json``), since models carry one, the probe batch with its reference
 predictions (``probe.json``, see :mod:`arrive.models.check`) and, since models carry
 one, the reference profile of the training features (``profile.json``, see
-:mod:`arrive.monitoring.profile`). The registry stores these files with checksums.
+:mod:`arrive.models.profile`). The registry stores these files with checksums.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import Any
 from arrive.errors import InputFileError
 from arrive.fallback import HeuristicEta
 from arrive.models.check import PROBE_FILE, Probe
+from arrive.models.profile import PROFILE_FILE, Profile
 from arrive.models.quantile import QuantileEta
-from arrive.monitoring.profile import PROFILE_FILE, Profile
 
 HEURISTIC_FILE = "heuristic.json"
 FEATURES_FILE = "features.json"

@@ -1,7 +1,7 @@
 """Feature drift: what the service serves, against the model's training profile.
 
 The population stability index (PSI) of one feature compares the share of served values in
-each bin of its reference profile (:mod:`arrive.monitoring.profile`) with the training share:
+each bin of its reference profile (:mod:`arrive.models.profile`) with the training share:
 ``PSI = Σ (served − reference) · ln(served / reference)``, shares floored at
 :data:`SHARE_FLOOR` so an empty bin costs a large but finite amount. Below 0.1 is usually
 noise, 0.1–0.2 a shift worth a look, above 0.2 (the default threshold) drift.
@@ -33,7 +33,7 @@ import numpy.typing as npt
 import polars as pl
 
 from arrive.errors import ConfigError
-from arrive.monitoring.profile import Profile
+from arrive.models.profile import Profile
 
 THRESHOLD: Final = 0.2
 MIN_ORDERS: Final = 500

@@ -30,11 +30,12 @@ import msgspec
 import polars as pl
 
 from arrive import datadir
+from arrive.datadir import local_timezone
 from arrive.errors import DataError
 from arrive.features import BuildContext, FeatureSet, build_features
 from arrive.features.online.parity import FeatureParity, compare
-from arrive.schema.frame import ORDER_FIELDS, created_orders
-from arrive.training.dataset import local_timezone
+from arrive.schema.events import ORDER_FIELDS
+from arrive.schema.frame import created_orders
 
 SCHEMA: Final = pl.Schema(
     {

@@ -26,11 +26,11 @@ from arrive.calibration import Window
 from arrive.errors import ModelIntegrityError
 from arrive.evaluation import EvalInput, Evaluation, evaluate, metrics_json
 from arrive.fallback import HeuristicEta, choose_levels, key_columns
-from arrive.features import FeatureSet
+from arrive.features import FeatureSet, calendar
 from arrive.models import QuantileEta
 from arrive.models.artifact import ModelBundle
 from arrive.models.check import check_files, make_probe
-from arrive.monitoring.profile import profile_of
+from arrive.models.profile import profile_of
 from arrive.registry import ModelRegistry
 from arrive.training.dataset import TrainingSet, load_training_set
 from arrive.training.report import write_report
@@ -115,7 +115,7 @@ def run_training(
     schema = _feature_schema(features, ts.local_timezone)
     train_rows = features.frame.drop("order_id")[split.train]
     kinds = {s.name: s.kind for s in features.specs}
-    profile = profile_of(train_rows, kinds)
+    profile = profile_of(train_rows, kinds, skip=calendar.CYCLIC)
     bundle = ModelBundle(model, heuristic, schema, make_probe(model, train_rows), profile)
     _write_model(run_dir / "model", bundle)
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))

@@ -11,7 +11,7 @@ what the service serves with it. Versions trained before profiles existed have n
   categories; every other category (unseen ones included) shares one ``other`` bin.
 * Each feature also has a ``missing`` bin (null or NaN): a feed that stops is drift too.
 
-The calendar features (``hour_local``, ``dow_local``) are left out by default: any window
+Training leaves out the calendar features (``hour_local``, ``dow_local``): any window
 shorter than their cycle (a day, a week) differs from training by construction, so their
 drift says nothing about the world.
 
@@ -38,12 +38,10 @@ import numpy.typing as npt
 import polars as pl
 
 from arrive.errors import InputFileError
-from arrive.features import calendar
 
 PROFILE_FILE: Final = "profile.json"
 BINS: Final = 10
 TOP_CATEGORIES: Final = 20
-CYCLIC: Final = tuple(spec.name for spec in calendar.SPECS)
 _FORMAT: Final = 1
 IntArray = npt.NDArray[np.int64]
 
@@ -171,7 +169,7 @@ def profile_of(
     *,
     bins: int = BINS,
     top_categories: int = TOP_CATEGORIES,
-    skip: tuple[str, ...] = CYCLIC,
+    skip: tuple[str, ...] = (),
 ) -> Profile:
     """The profile of ``frame``'s feature columns (the training rows).
 
@@ -180,7 +178,8 @@ def profile_of(
         kinds: feature name → ``numeric`` or ``categorical``; only these are profiled.
         bins: most bins per numeric feature.
         top_categories: categories kept per categorical feature.
-        skip: features left out (recorded in :attr:`Profile.skipped`).
+        skip: features left out (recorded in :attr:`Profile.skipped`); training passes the
+            calendar features (:data:`arrive.features.calendar.CYCLIC`).
     """
     features: dict[str, FeatureProfile] = {}
     skipped: dict[str, str] = {}
