@@ -1,0 +1,288 @@
+"""The monitor's loop: prediction log + outcome events → join → quality files and figures.
+
+Each :meth:`Monitor.step` reads what is due (the next log files, a batch of events
+from the source, keeping the two inputs' event times in step), feeds the join, then
+commits after applying, in this order:
+
+1. the quality rows of the windows it closed are written as one Parquet file
+   (``quality-<first window>-<last window>.parquet``, temporary name then rename);
+2. the checkpoint is replaced (join state, log files consumed, source positions);
+3. the source's positions are committed.
+
+A crash after 1 leaves a file the checkpoint does not cover: :meth:`Monitor.resume`
+deletes it, and the windows are written again. A crash after 2 makes the source
+deliver consumed messages again: positions at or before the checkpoint's are
+skipped. So a restart neither loses nor double-counts.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Final, Protocol
+
+import msgspec
+import polars as pl
+
+from arrive.clock import Clock
+from arrive.errors import SchemaError
+from arrive.ingest.source import EventSource, Position, RawMessage
+from arrive.monitoring import checkpoint, log_reader
+from arrive.monitoring.checkpoint import Checkpoint
+from arrive.monitoring.join import CREATED, JoinSettings, OutcomeJoin
+from arrive.monitoring.quality import QUALITY, Band, aggregate
+from arrive.schema.codec import decode_event
+from arrive.schema.events import Cancelled, Delivered, Event, OrderCreated
+
+logger = logging.getLogger(__name__)
+
+_STAMP: Final = "%Y%m%dT%H%M%SZ"
+_OUTCOME_ROWS: Final = pl.Schema(
+    {"order_id": pl.String(), "kind": pl.String(), "outcome_time": pl.Datetime("us", "UTC")}
+)
+
+
+class Baseline(Protocol):
+    """The heuristic's P50 for joined rows the model answered.
+
+    To implement, provide at least ``p50_s(rows)``: one value per row of ``rows``
+    (:data:`arrive.monitoring.join.CLOSED`), null where it cannot tell.
+    """
+
+    def p50_s(self, rows: pl.DataFrame) -> pl.Series: ...
+
+
+@dataclass(frozen=True)
+class MonitorSettings:
+    """Where the monitor reads and writes, and how it measures.
+
+    Attributes:
+        log_dir: the prediction log's directory.
+        out_dir: where quality files go.
+        checkpoint: the checkpoint file.
+        join: horizon and window.
+        band: the calibrated P90 coverage band.
+        timezone: the marketplace's zone (segments by local hour).
+        batch_size: most events per poll.
+        files_per_step: most log files read per step.
+        idle_lag_s: on an idle stream, move both inputs' event time to the clock's
+            now minus this (None: never, as for a replay).
+    """
+
+    log_dir: Path
+    out_dir: Path
+    checkpoint: Path
+    join: JoinSettings = field(default_factory=JoinSettings)
+    band: Band = field(default_factory=Band)
+    timezone: str = "UTC"
+    batch_size: int = 5000
+    files_per_step: int = 4
+    idle_lag_s: float | None = None
+
+
+class Monitor:
+    """Joins, measures and checkpoints (see the module docstring); one thread.
+
+    Attributes:
+        latest: quality rows of the last closed window (:data:`QUALITY`).
+    """
+
+    def __init__(
+        self,
+        settings: MonitorSettings,
+        source: EventSource,
+        clock: Clock,
+        *,
+        baseline: Baseline | None = None,
+    ) -> None:
+        self.settings = settings
+        self.source = source
+        self.clock = clock
+        self.baseline = baseline
+        self.saved = Checkpoint()
+        self.join = OutcomeJoin(settings.join, self.saved.state)
+        self.latest = pl.DataFrame(schema=QUALITY)
+        self._uncommitted: list[Position] = []
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Totals of the join and the reader (see :class:`arrive.monitoring.join.JoinState`)."""
+        return dict(self.saved.state.counts)
+
+    def resume(self) -> bool:
+        """Load the checkpoint, if any, and delete quality files it does not cover."""
+        found = checkpoint.load(self.settings.checkpoint)
+        if found is not None:
+            self.saved = found
+            self.join = OutcomeJoin(self.settings.join, found.state)
+        self._drop_uncovered(found.state.closed_until if found else None)
+        return found is not None
+
+    def backlog(self) -> int:
+        """Prediction-log files not read yet."""
+        return len(log_reader.unread(self.settings.log_dir, self.saved.log_files))
+
+    def step(self) -> int:
+        """Read, join, write, checkpoint, commit; returns the inputs handled (files + events)."""
+        handled = self._read_log() if self._log_due() else 0
+        messages: list[RawMessage] = []
+        if self._source_due(handled):
+            messages = self._fresh(self.source.poll(self.settings.batch_size, 0.2))
+            self._apply(messages)
+        if not handled and not messages:
+            self._idle()
+        closed = self.join.advance()
+        if handled or messages or not closed.is_empty():
+            self._close(closed)
+        return handled + len(messages)
+
+    def finish(self) -> None:
+        """Close every window (a finite replay has ended): both inputs are done."""
+        state = self.join.state
+        seen = [t for t in (state.predictions_seen, state.outcomes_seen) if t is not None]
+        if not seen:
+            return
+        end = max(seen) + self.settings.join.horizon + self.settings.join.window
+        state.predictions_seen = state.outcomes_seen = end
+        self._close(self.join.advance())
+
+    def _log_due(self) -> bool:
+        state = self.join.state
+        if state.predictions_seen is None or self.source.exhausted:
+            return True
+        return state.outcomes_seen is None or state.predictions_seen <= state.outcomes_seen
+
+    def _source_due(self, files_read: int) -> bool:
+        state = self.join.state
+        if not files_read or state.outcomes_seen is None or state.predictions_seen is None:
+            return True
+        return state.outcomes_seen <= state.predictions_seen
+
+    def _read_log(self) -> int:
+        paths = log_reader.unread(self.settings.log_dir, self.saved.log_files)
+        paths = paths[: self.settings.files_per_step]
+        frames = []
+        for path in paths:
+            self.saved.log_files.add(path.name)
+            try:
+                frames.append(log_reader.read_file(path))
+            except log_reader.SkippedFile as exc:
+                self.saved.state.counts[f"skipped:{exc.reason}"] += 1
+                logger.warning("prediction log file skipped: %s", exc)
+        if frames:
+            self.join.add_predictions(pl.concat(frames))
+        return len(paths)
+
+    def _fresh(self, messages: list[RawMessage]) -> list[RawMessage]:
+        """``messages`` not consumed before (a restart redelivers uncommitted ones)."""
+        positions = self.saved.positions
+        fresh = [m for m in messages if not _consumed(m.position, positions)]
+        for message in fresh:
+            positions[_key(message.position)] = message.position.offset
+        self._uncommitted.extend(m.position for m in messages)
+        return fresh
+
+    def _apply(self, messages: Sequence[RawMessage]) -> None:
+        events = [event for event in map(self._decode, messages) if event is not None]
+        outcomes = [
+            (e.order_id, "delivered" if isinstance(e, Delivered) else "cancelled", e.event_time)
+            for e in events
+            if isinstance(e, Delivered | Cancelled)
+        ]
+        created = [
+            (e.order_id, e.event_time, e.store_id, e.market_id, e.store_category)
+            for e in events
+            if isinstance(e, OrderCreated)
+        ]
+        self.join.add_outcomes(
+            pl.DataFrame(outcomes, schema=_OUTCOME_ROWS, orient="row"),
+            pl.DataFrame(created, schema=CREATED, orient="row"),
+        )
+        if events:
+            self.join.saw_events_until(max(e.event_time for e in events))
+
+    def _decode(self, message: RawMessage) -> Event | None:
+        try:
+            return decode_event(message.payload)
+        except (SchemaError, msgspec.DecodeError):
+            self.saved.state.counts["refused"] += 1
+            return None
+
+    def _idle(self) -> None:
+        lag_s = self.settings.idle_lag_s
+        if lag_s is None:
+            return
+        moment = self.clock.now() - timedelta(seconds=lag_s)
+        state = self.join.state
+        for name in ("predictions_seen", "outcomes_seen"):
+            current = getattr(state, name)
+            if current is None or current < moment:
+                setattr(state, name, moment)
+
+    def _close(self, closed: pl.DataFrame) -> None:
+        if not closed.is_empty():
+            if self.baseline is not None:
+                closed = closed.with_columns(heuristic_p50_s=self.baseline.p50_s(closed))
+            settings = self.settings
+            table = aggregate(closed, settings.join.window_s, settings.timezone, settings.band)
+            self._write(table)
+            last = table.get_column("window_start").max()
+            self.latest = table.filter(pl.col("window_start") == last)
+        checkpoint.save(self.settings.checkpoint, self.saved)
+        if self._uncommitted:
+            self.source.commit(self._uncommitted)
+            self._uncommitted = []
+
+    def _write(self, table: pl.DataFrame) -> None:
+        starts = table.get_column("window_start")
+        name = f"quality-{_stamp(starts.min())}-{_stamp(starts.max())}.parquet"
+        out = self.settings.out_dir
+        out.mkdir(parents=True, exist_ok=True)
+        temporary = out / f".{name}.tmp"
+        table.write_parquet(temporary)
+        os.replace(temporary, out / name)
+
+    def _drop_uncovered(self, closed_until: datetime | None) -> None:
+        """Delete quality files of windows the checkpoint has not closed (a crash came
+        between writing them and saving the checkpoint): they are written again."""
+        out = self.settings.out_dir
+        if not out.is_dir():
+            return
+        for path in sorted(out.glob("quality-*-*.parquet")):
+            last = datetime.strptime(path.stem.split("-")[2], _STAMP).replace(tzinfo=UTC)
+            if closed_until is None or last >= closed_until:
+                logger.warning("%s: not covered by the checkpoint, written again", path.name)
+                path.unlink()
+
+
+def quality_files(out_dir: Path) -> list[Path]:
+    """The quality files in ``out_dir``, oldest windows first."""
+    return sorted(Path(out_dir).glob("quality-*-*.parquet"))
+
+
+def _stamp(moment: object) -> str:
+    if not isinstance(moment, datetime):
+        raise TypeError(f"window start {moment!r} is not a time")
+    return moment.astimezone(UTC).strftime(_STAMP)
+
+
+def _key(position: Position) -> str:
+    return f"{position.stream}|{position.partition}"
+
+
+def _consumed(position: Position, positions: dict[str, int | str]) -> bool:
+    last = positions.get(_key(position))
+    if last is None:
+        return False
+    return _order(position.offset) <= _order(last)
+
+
+def _order(offset: int | str) -> tuple[int, ...]:
+    """Offsets as comparable tuples: ints, and Redis entry ids ``"<ms>-<seq>"``."""
+    if isinstance(offset, int):
+        return (offset,)
+    return tuple(int(part) for part in offset.split("-"))
