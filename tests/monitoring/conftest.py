@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -55,7 +56,6 @@ def write_log(directory: Path, answers: Sequence[Served], opened_s: float = 0.0)
                 [answer.fallback],
             )
         )
-        log.flush()
     log.close()
     return log.files()[-1]
 
@@ -88,6 +88,48 @@ def cancelled(order_id: str, at_s: float) -> Event:
     )
 
 
+def random_day(
+    seed: int, orders: int, hours: float, files: int
+) -> tuple[list[list[Served]], list[Event]]:
+    """Answers (split into ``files`` log files by time) and their events: most orders
+    delivered within the hour, some cancelled, some never resolved, a few delivered twice."""
+    rng = random.Random(seed)
+    answers, events = [], []
+    for index in range(orders):
+        order, at_s = f"o{index:05d}", rng.uniform(0, hours * 3600)
+        p50 = rng.uniform(900, 2400)
+        fallback = rng.random() < 0.1
+        answers.append(
+            Served(
+                order,
+                at_s,
+                p50,
+                p50 * 1.5,
+                None if fallback else "v1",
+                "heuristic" if fallback else "production",
+                "deadline" if fallback else None,
+                rng.choice([None, 0, 5, 50, 500]),
+            )
+        )
+        events.append(created(order, at_s, rng.choice(["m1", "m2"]), rng.choice(["a", "b"])))
+        fate = rng.random()
+        if fate < 0.85:
+            events.append(delivered(order, at_s + rng.uniform(300, 3000)))
+            if fate < 0.03:
+                events.append(delivered(order, at_s + 3100, f"again-{order}"))
+        elif fate < 0.92:
+            events.append(cancelled(order, at_s + rng.uniform(60, 600)))
+    events += [delivered(f"ghost{i}", rng.uniform(0, hours * 3600)) for i in range(20)]
+    answers.sort(key=lambda a: a.at_s)
+    size = -(-len(answers) // files)
+    return [answers[i : i + size] for i in range(0, len(answers), size)], events
+
+
+def write_logs(directory: Path, parts: Sequence[Sequence[Served]]) -> None:
+    for part in parts:
+        write_log(directory, part, opened_s=part[0].at_s)
+
+
 def stream_of(events: Iterable[Event]) -> MemoryStream:
     stream = MemoryStream("outcomes")
     for event in sorted(events, key=lambda e: (e.event_time, e.event_id)):
@@ -109,16 +151,22 @@ MonitorFactory = Callable[..., Monitor]
 
 @pytest.fixture
 def make_monitor(tmp_path: Path) -> MonitorFactory:
-    """``make_monitor(stream, horizon_s=..., window_s=..., **settings)``: a monitor over
-    ``tmp_path/log`` and a finite source on ``stream``, resumed from its checkpoint."""
+    """``make_monitor(stream, horizon_s=..., window_s=..., run=..., **settings)``: a monitor
+    over ``tmp_path/log`` and a finite source on ``stream``, resumed from its checkpoint
+    (``tmp_path/run``, where its quality files go too)."""
 
     def make(
-        stream: MemoryStream, *, horizon_s: float = 3600.0, window_s: float = 300.0, **kw: object
+        stream: MemoryStream,
+        *,
+        horizon_s: float = 3600.0,
+        window_s: float = 300.0,
+        run: str = "",
+        **kw: object,
     ) -> Monitor:
         settings = MonitorSettings(
             log_dir=tmp_path / "log",
-            out_dir=tmp_path / "quality",
-            checkpoint=tmp_path / "checkpoint.msgpack",
+            out_dir=tmp_path / run / "quality",
+            checkpoint=tmp_path / run / "checkpoint.msgpack",
             join=JoinSettings(horizon_s=horizon_s, window_s=window_s),
             **kw,  # type: ignore[arg-type]
         )

@@ -80,7 +80,8 @@ def aggregate(closed: pl.DataFrame, window_s: float, timezone: str, band: Band) 
     plus an optional ``heuristic_p50_s``), sorted by window, version, variant, segment."""
     if closed.is_empty():
         return pl.DataFrame(schema=QUALITY)
-    rows = _measured(closed, timezone)
+    # in a fixed order, so sums (and so means) do not depend on how rows were batched
+    rows = _measured(closed.sort("window_start", "request_id"), timezone)
     keys = ["window_start", "version", "variant"]
     parts = [
         rows.group_by([*keys, pl.col(kind).alias("segment")])
