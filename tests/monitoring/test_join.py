@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from types import ModuleType
@@ -10,7 +11,7 @@ import polars as pl
 import pytest
 
 from arrive.monitoring.join import CREATED, PREDICTIONS, JoinSettings, OutcomeJoin
-from arrive.monitoring.monitor import quality_files
+from arrive.monitoring.monitor import Monitor, quality_files
 
 # order: (at_s, p50_s, p90_s, delivered after_s or None); A..I described in the test.
 ANSWERS = {
@@ -49,7 +50,7 @@ def _events(kit: ModuleType) -> list[object]:
 
 
 def test_hand_made_log_and_events_give_the_figures_worked_out_by_hand(
-    kit: ModuleType, make_monitor: kit.MonitorFactory, tmp_path: Path
+    kit: ModuleType, make_monitor: Callable[..., Monitor], tmp_path: Path
 ) -> None:
     _log(kit, tmp_path / "log")
     monitor = make_monitor(kit.stream_of(_events(kit)), timezone="Europe/Berlin")
