@@ -25,18 +25,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final, Protocol
 
-import msgspec
 import polars as pl
 
 from arrive.clock import Clock
-from arrive.errors import SchemaError
 from arrive.ingest.source import EventSource, Position, RawMessage
-from arrive.monitoring import checkpoint, log_reader
+from arrive.monitoring import checkpoint, log_reader, outcome_events
 from arrive.monitoring.checkpoint import Checkpoint
-from arrive.monitoring.join import CREATED, JoinSettings, OutcomeJoin
+from arrive.monitoring.join import JoinSettings, OutcomeJoin
 from arrive.monitoring.quality import QUALITY, Band, aggregate
-from arrive.schema.codec import decode_event
-from arrive.schema.events import Cancelled, Delivered, Event, OrderCreated
 
 logger = logging.getLogger(__name__)
 
@@ -178,39 +174,34 @@ class Monitor:
         return len(paths)
 
     def _fresh(self, messages: list[RawMessage]) -> list[RawMessage]:
-        """``messages`` not consumed before (a restart redelivers uncommitted ones)."""
+        """``messages`` not consumed before (a restart redelivers uncommitted ones).
+        Offsets grow within a stream partition, so only the first messages of each
+        partition need comparing."""
         positions = self.saved.positions
-        fresh = [m for m in messages if not _consumed(m.position, positions)]
-        for message in fresh:
-            positions[_key(message.position)] = message.position.offset
+        fresh: list[RawMessage] = []
+        settled: set[str] = set()
+        last: dict[str, int | str] = {}
+        for message in messages:
+            key = _key(message.position)
+            if key not in settled:
+                if _consumed(message.position, positions):
+                    continue
+                settled.add(key)
+            fresh.append(message)
+            last[key] = message.position.offset
+        positions.update(last)
         self._uncommitted.extend(m.position for m in messages)
         return fresh
 
     def _apply(self, messages: Sequence[RawMessage]) -> None:
-        events = [event for event in map(self._decode, messages) if event is not None]
-        outcomes = [
-            (e.order_id, "delivered" if isinstance(e, Delivered) else "cancelled", e.event_time)
-            for e in events
-            if isinstance(e, Delivered | Cancelled)
-        ]
-        created = [
-            (e.order_id, e.event_time, e.store_id, e.market_id, e.store_category)
-            for e in events
-            if isinstance(e, OrderCreated)
-        ]
-        self.join.add_outcomes(
-            pl.DataFrame(outcomes, schema=_OUTCOME_ROWS, orient="row"),
-            pl.DataFrame(created, schema=CREATED, orient="row"),
-        )
-        if events:
-            self.join.saw_events_until(max(e.event_time for e in events))
-
-    def _decode(self, message: RawMessage) -> Event | None:
-        try:
-            return decode_event(message.payload)
-        except (SchemaError, msgspec.DecodeError):
-            self.saved.state.counts["refused"] += 1
-            return None
+        if not messages:
+            return
+        decoded = outcome_events.decode([m.payload for m in messages])
+        if decoded.refused:
+            self.saved.state.counts["refused"] += decoded.refused
+        self.join.add_outcomes(decoded.outcomes, decoded.created)
+        if decoded.latest is not None:
+            self.join.saw_events_until(decoded.latest)
 
     def _idle(self) -> None:
         lag_s = self.settings.idle_lag_s
