@@ -15,7 +15,7 @@ import pytest
 from arrive.clock import ManualClock
 from arrive.ingest.source import MemorySource, MemoryStream
 from arrive.monitoring.join import JoinSettings
-from arrive.monitoring.monitor import Monitor, MonitorSettings
+from arrive.monitoring.monitor import Baseline, Monitor, MonitorSettings
 from arrive.monitoring.prediction_log import PredictionLog, Predictions
 from arrive.schema.codec import encode_event
 from arrive.schema.events import Cancelled, Delivered, Event, OrderCreated
@@ -161,6 +161,7 @@ def make_monitor(tmp_path: Path) -> MonitorFactory:
         horizon_s: float = 3600.0,
         window_s: float = 300.0,
         run: str = "",
+        baseline: Baseline | None = None,
         **kw: object,
     ) -> Monitor:
         settings = MonitorSettings(
@@ -170,7 +171,8 @@ def make_monitor(tmp_path: Path) -> MonitorFactory:
             join=JoinSettings(horizon_s=horizon_s, window_s=window_s),
             **kw,  # type: ignore[arg-type]
         )
-        monitor = Monitor(settings, MemorySource(stream, finite=True), ManualClock(T0))
+        source = MemorySource(stream, finite=True)
+        monitor = Monitor(settings, source, ManualClock(T0), baseline=baseline)
         monitor.resume()
         return monitor
 

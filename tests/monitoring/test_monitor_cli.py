@@ -93,6 +93,7 @@ def test_a_replay_joins_every_delivered_order_and_skips_damaged_files(
         (["--idle-lag-s", "10"], "--idle-lag-s: a data directory is a replay"),
         (["--metrics-port", "70000"], "--metrics-port"),
         (["--batch-size", "0"], "--batch-size"),
+        (["--registry", "/nonexistent/registry"], "--registry /nonexistent/registry: no such"),
     ],
 )
 def test_bad_settings_are_refused_in_one_line(
@@ -161,6 +162,7 @@ def test_help_names_every_setting(capsys: pytest.CaptureFixture[str]) -> None:
         "--timezone",
         "--metrics-port",
         "--idle-lag-s",
+        "--registry",
         "--batch-size",
     ):
         assert option in out

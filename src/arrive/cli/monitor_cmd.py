@@ -20,10 +20,12 @@ from arrive.errors import ConfigError
 from arrive.ingest.endpoints import open_source
 from arrive.ingest.files import FileReplaySource
 from arrive.ingest.source import EventSource
+from arrive.monitoring.baseline import HeuristicBaseline, registry_loader
 from arrive.monitoring.join import JoinSettings
 from arrive.monitoring.monitor import Monitor, MonitorSettings
 from arrive.monitoring.monitor_http import MetricsServer, MonitorCollector
 from arrive.monitoring.quality import Band
+from arrive.registry import LocalRegistry
 from arrive.training.dataset import local_timezone
 
 logger = logging.getLogger(__name__)
@@ -94,6 +96,12 @@ CATCH_UP_FILES = 8
     help="On an idle stream, move event time to now minus this, so windows close "
     "(default: the horizon for redis:// and kafka://; never for a data directory).",
 )
+@click.option(
+    "--registry",
+    type=_DIR,
+    help="Model registry: the heuristic stored with each model version gives the "
+    "heuristic's MAE on the model's own orders (default: only on the heuristic's answers).",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar or status line.")
 def command(
     log_dir: Path,
@@ -109,6 +117,7 @@ def command(
     metrics_host: str,
     batch_size: int,
     idle_lag_s: float | None,
+    registry: Path | None,
     quiet: bool,
 ) -> None:
     """Join each prediction of --log-dir to its order's outcome from --source, and write
@@ -130,8 +139,9 @@ def command(
         batch_size=batch_size,
         idle_lag_s=_idle_lag(idle_lag_s, horizon_s, replay),
     )
+    baseline = _baseline(registry, settings.timezone)
     events = _open(source, checkpoint, replay)
-    monitor = Monitor(settings, events, SystemClock())
+    monitor = Monitor(settings, events, SystemClock(), baseline=baseline)
     console = Console(stderr=True, highlight=False)
     if monitor.resume() and not quiet:
         console.print(f"resumed from {checkpoint}")
@@ -182,6 +192,14 @@ def _idle_lag(idle_lag_s: float | None, horizon_s: float, replay: bool) -> float
     if replay:
         return None
     return horizon_s if idle_lag_s is None else idle_lag_s
+
+
+def _baseline(registry: Path | None, timezone: str) -> HeuristicBaseline | None:
+    if registry is None:
+        return None
+    if not registry.is_dir():
+        raise ConfigError(f"--registry {registry}: no such directory")
+    return HeuristicBaseline(registry_loader(LocalRegistry(registry)), timezone)
 
 
 def _open(source: str, checkpoint: Path, replay: bool) -> EventSource:
