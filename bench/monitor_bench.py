@@ -162,6 +162,11 @@ def one_run(root: Path, predictions: int, days: float, windows: int) -> dict[str
     cpu = time.process_time()
     outcome_events.decode(payloads)
     decode_cpu_s = time.process_time() - cpu
+    replay = MemorySource(MemoryStream("again", list(stream.entries)))
+    cpu = time.process_time()
+    while replay.poll(settings.batch_size, 0.0):
+        pass
+    source_cpu_s = time.process_time() - cpu
     joined = sum(v for k, v in monitor.counts.items() if k.startswith("joined:"))
 
     step_ms, step_cpu_ms = [], []
@@ -186,6 +191,7 @@ def one_run(root: Path, predictions: int, days: float, windows: int) -> dict[str
         "catch_up_cpu_s": catch_up_cpu_s,
         "catch_up_steps": steps,
         "decode_cpu_s": decode_cpu_s,
+        "source_poll_cpu_s": source_cpu_s,
         "window_predictions": int(300 * traffic.per_s),
         "window_step_ms_median": statistics.median(step_ms),
         "window_step_ms_p90": float(np.percentile(step_ms, 90)),
@@ -210,6 +216,7 @@ def main() -> None:
         "catch_up_s",
         "catch_up_cpu_s",
         "decode_cpu_s",
+        "source_poll_cpu_s",
         "window_step_ms_median",
         "window_step_ms_p90",
         "window_step_cpu_ms_median",

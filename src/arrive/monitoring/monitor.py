@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -125,16 +124,16 @@ class Monitor:
     def step(self) -> int:
         """Read, join, write, checkpoint, commit; returns the inputs handled (files + events)."""
         handled = self._read_log() if self._log_due() else 0
-        messages: list[RawMessage] = []
+        polled: list[RawMessage] = []
         if self._source_due(handled):
-            messages = self._fresh(self.source.poll(self.settings.batch_size, 0.2))
-            self._apply(messages)
-        if not handled and not messages:
+            polled = self.source.poll(self.settings.batch_size, 0.2)
+            self._apply(self._fresh(polled))
+        if not handled and not polled:
             self._idle()
         closed = self.join.advance()
-        if handled or messages or not closed.is_empty():
+        if handled or polled or not closed.is_empty():
             self._close(closed)
-        return handled + len(messages)
+        return handled + len(polled)
 
     def finish(self) -> None:
         """Close every window (a finite replay has ended): both inputs are done."""
@@ -173,30 +172,31 @@ class Monitor:
             self.join.add_predictions(pl.concat(frames))
         return len(paths)
 
-    def _fresh(self, messages: list[RawMessage]) -> list[RawMessage]:
-        """``messages`` not consumed before (a restart redelivers uncommitted ones).
-        Offsets grow within a stream partition, so only the first messages of each
-        partition need comparing."""
+    def _fresh(self, messages: list[RawMessage]) -> list[bytes]:
+        """The payloads of ``messages`` not consumed before (a restart redelivers
+        uncommitted ones). Offsets grow within a stream partition, so only the first
+        messages of each partition need comparing."""
         positions = self.saved.positions
-        fresh: list[RawMessage] = []
-        settled: set[str] = set()
-        last: dict[str, int | str] = {}
+        payloads: list[bytes] = []
+        settled: set[tuple[str, int]] = set()
+        last: dict[tuple[str, int], int | str] = {}
         for message in messages:
-            key = _key(message.position)
+            position = message.position
+            key = (position.stream, position.partition)
             if key not in settled:
-                if _consumed(message.position, positions):
+                if _consumed(position, positions):
                     continue
                 settled.add(key)
-            fresh.append(message)
-            last[key] = message.position.offset
-        positions.update(last)
+            payloads.append(message.payload)
+            last[key] = position.offset
+        positions.update({f"{stream}|{part}": offset for (stream, part), offset in last.items()})
         self._uncommitted.extend(m.position for m in messages)
-        return fresh
+        return payloads
 
-    def _apply(self, messages: Sequence[RawMessage]) -> None:
-        if not messages:
+    def _apply(self, payloads: list[bytes]) -> None:
+        if not payloads:
             return
-        decoded = outcome_events.decode([m.payload for m in messages])
+        decoded = outcome_events.decode(payloads)
         if decoded.refused:
             self.saved.state.counts["refused"] += decoded.refused
         self.join.add_outcomes(decoded.outcomes, decoded.created)
@@ -261,12 +261,8 @@ def _stamp(moment: object) -> str:
     return moment.astimezone(UTC).strftime(_STAMP)
 
 
-def _key(position: Position) -> str:
-    return f"{position.stream}|{position.partition}"
-
-
 def _consumed(position: Position, positions: dict[str, int | str]) -> bool:
-    last = positions.get(_key(position))
+    last = positions.get(f"{position.stream}|{position.partition}")
     if last is None:
         return False
     return _order(position.offset) <= _order(last)

@@ -87,10 +87,12 @@ def decode(payloads: Sequence[bytes]) -> Decoded:
 
 def _parsed(payloads: Sequence[bytes]) -> pl.DataFrame | None:
     """The batch parsed as JSON lines, or None when Polars cannot (one row per payload)."""
-    if not payloads or any(b"\n" in p for p in payloads):
+    lines = b"\n".join(payloads)
+    # one line per payload: none empty, none spanning lines (counted in C, not per payload)
+    if not payloads or lines.count(b"\n") != len(payloads) - 1 or not all(payloads):
         return None
     try:
-        frame = pl.read_ndjson(io.BytesIO(b"\n".join(payloads)), schema=WIRE)
+        frame = pl.read_ndjson(io.BytesIO(lines), schema=WIRE)
     except pl.exceptions.PolarsError:
         return None
     return frame if frame.height == len(payloads) else None
