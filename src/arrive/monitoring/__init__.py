@@ -2,5 +2,13 @@
 
 * :mod:`arrive.monitoring.metrics` — every Prometheus metric of the ETA service.
 * :mod:`arrive.monitoring.prediction_log` — the log of every answer, as Parquet files.
-* :mod:`arrive.monitoring.outcome` — answers joined to what really happened.
+* :mod:`arrive.monitoring.join` — predictions joined to outcomes, in event time (no IO).
+* :mod:`arrive.monitoring.log_reader` — the log's published files as join rows.
+* :mod:`arrive.monitoring.outcome_events` — outcome events decoded a batch at a time.
+* :mod:`arrive.monitoring.quality` — online quality and calibration drift per segment.
+* :mod:`arrive.monitoring.baseline` — the heuristic's P50 for the model's orders.
+* :mod:`arrive.monitoring.checkpoint` — the monitor's atomic checkpoint.
+* :mod:`arrive.monitoring.monitor` — ``arrive monitor``'s loop: read, join, write, commit.
+* :mod:`arrive.monitoring.monitor_http` — the monitor's ``/metrics`` and ``/healthz``.
+* :mod:`arrive.monitoring.outcome` — the demo's answers joined and checked against offline.
 """
