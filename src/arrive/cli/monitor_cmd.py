@@ -16,7 +16,7 @@ from rich.console import Console
 
 from arrive.cli.progress import progress
 from arrive.clock import SystemClock
-from arrive.errors import ConfigError
+from arrive.errors import ConfigError, SourceUnavailable
 from arrive.ingest.endpoints import open_source
 from arrive.ingest.files import FileReplaySource
 from arrive.ingest.source import EventSource
@@ -138,6 +138,7 @@ def command(
         timezone=_zone(timezone, Path(source) if replay else None),
         batch_size=batch_size,
         idle_lag_s=_idle_lag(idle_lag_s, horizon_s, replay),
+        partitions=1 if replay else _partitions(source),
     )
     baseline = _baseline(registry, settings.timezone)
     events = _open(source, checkpoint, replay)
@@ -200,6 +201,25 @@ def _baseline(registry: Path | None, timezone: str) -> HeuristicBaseline | None:
     if not registry.is_dir():
         raise ConfigError(f"--registry {registry}: no such directory")
     return HeuristicBaseline(registry_loader(LocalRegistry(registry)), timezone)
+
+
+def _partitions(source: str) -> int:
+    """A Kafka topic's partition count (the monitor waits to hear from each); else 1."""
+    parts = urlsplit(source)
+    topic = parse_qs(parts.query).get("topic", [""])[-1]
+    if parts.scheme != "kafka" or not topic:
+        return 1
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    try:
+        found = AdminClient({"bootstrap.servers": parts.netloc}).list_topics(topic, timeout=10)
+    except KafkaException as exc:
+        raise SourceUnavailable(f"--source {source}: {exc}") from exc
+    meta = found.topics.get(topic)
+    if meta is None or meta.error is not None or not meta.partitions:
+        raise ConfigError(f"--source {source}: no topic {topic} on {parts.netloc}")
+    return len(meta.partitions)
 
 
 def _open(source: str, checkpoint: Path, replay: bool) -> EventSource:

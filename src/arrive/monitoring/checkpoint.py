@@ -1,9 +1,10 @@
 """The monitor's checkpoint: one file, replaced atomically, holding all it needs to resume.
 
 It holds the join's state (held frames as Arrow IPC, watermarks, totals), the names
-of the prediction-log files consumed and the last source position consumed per
-stream and partition. It is written to a temporary file, synced, and renamed over
-the previous one: a crash leaves either the old checkpoint or the new, never half.
+of the prediction-log files consumed, and the last source position consumed and the
+latest event time read per stream and partition. It is written to a temporary file,
+synced, and renamed over the previous one: a crash leaves either the old checkpoint
+or the new, never half.
 """
 
 from __future__ import annotations
@@ -33,11 +34,13 @@ class Checkpoint:
         state: the join's state.
         log_files: names of prediction-log files consumed (read or skipped).
         positions: last source offset consumed, keyed ``"stream|partition"``.
+        partitions_seen: the latest event time read from each, same keys.
     """
 
     state: JoinState = field(default_factory=JoinState)
     log_files: set[str] = field(default_factory=set)
     positions: dict[str, int | str] = field(default_factory=dict)
+    partitions_seen: dict[str, datetime] = field(default_factory=dict)
 
 
 class _Stored(msgspec.Struct, frozen=True):
@@ -49,6 +52,7 @@ class _Stored(msgspec.Struct, frozen=True):
     counts: dict[str, int]
     log_files: list[str]
     positions: dict[str, int | str]
+    partitions_seen: dict[str, datetime]
 
 
 def save(path: Path, checkpoint: Checkpoint) -> None:
@@ -63,6 +67,7 @@ def save(path: Path, checkpoint: Checkpoint) -> None:
         counts=dict(state.counts),
         log_files=sorted(checkpoint.log_files),
         positions=checkpoint.positions,
+        partitions_seen=checkpoint.partitions_seen,
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp")
@@ -95,7 +100,9 @@ def load(path: Path) -> Checkpoint | None:
         closed_until=stored.closed_until,
         counts=Counter(stored.counts),
     )
-    return Checkpoint(state, set(stored.log_files), dict(stored.positions))
+    return Checkpoint(
+        state, set(stored.log_files), dict(stored.positions), dict(stored.partitions_seen)
+    )
 
 
 def _ipc(frame: pl.DataFrame) -> bytes:

@@ -66,6 +66,8 @@ class MonitorSettings:
         files_per_step: most log files read per step.
         idle_lag_s: on an idle stream, move both inputs' event time to the clock's
             now minus this (None: never, as for a replay).
+        partitions: the source's partitions (a Kafka topic's); the outcome input's
+            event time moves only once each has delivered events.
     """
 
     log_dir: Path
@@ -77,6 +79,7 @@ class MonitorSettings:
     batch_size: int = 5000
     files_per_step: int = 4
     idle_lag_s: float | None = None
+    partitions: int = 1
 
 
 class Monitor:
@@ -106,7 +109,7 @@ class Monitor:
     @property
     def counts(self) -> dict[str, int]:
         """Totals of the join and the reader (see :class:`arrive.monitoring.join.JoinState`)."""
-        return dict(self.saved.state.counts)
+        return {key: value for key, value in self.saved.state.counts.items() if value}
 
     def resume(self) -> bool:
         """Load the checkpoint, if any, and delete quality files it does not cover."""
@@ -172,36 +175,41 @@ class Monitor:
             self.join.add_predictions(pl.concat(frames))
         return len(paths)
 
-    def _fresh(self, messages: list[RawMessage]) -> list[bytes]:
+    def _fresh(self, messages: list[RawMessage]) -> dict[str, list[bytes]]:
         """The payloads of ``messages`` not consumed before (a restart redelivers
-        uncommitted ones). Offsets grow within a stream partition, so only the first
-        messages of each partition need comparing."""
+        uncommitted ones), by ``"stream|partition"``. Offsets grow within a partition,
+        so only the first messages of each need comparing."""
         positions = self.saved.positions
-        payloads: list[bytes] = []
-        settled: set[tuple[str, int]] = set()
+        payloads: dict[tuple[str, int], list[bytes]] = {}
         last: dict[tuple[str, int], int | str] = {}
         for message in messages:
             position = message.position
             key = (position.stream, position.partition)
-            if key not in settled:
+            part = payloads.get(key)
+            if part is None:
                 if _consumed(position, positions):
                     continue
-                settled.add(key)
-            payloads.append(message.payload)
+                part = payloads[key] = []
+            part.append(message.payload)
             last[key] = position.offset
-        positions.update({f"{stream}|{part}": offset for (stream, part), offset in last.items()})
+        positions.update({f"{stream}|{p}": offset for (stream, p), offset in last.items()})
         self._uncommitted.extend(m.position for m in messages)
-        return payloads
+        return {f"{stream}|{p}": part for (stream, p), part in payloads.items()}
 
-    def _apply(self, payloads: list[bytes]) -> None:
-        if not payloads:
-            return
-        decoded = outcome_events.decode(payloads)
-        if decoded.refused:
-            self.saved.state.counts["refused"] += decoded.refused
-        self.join.add_outcomes(decoded.outcomes, decoded.created)
-        if decoded.latest is not None:
-            self.join.saw_events_until(decoded.latest)
+    def _apply(self, payloads: dict[str, list[bytes]]) -> None:
+        """Decode each partition's payloads; the outcome input's event time is the
+        earliest of its partitions' latest (a partition read behind the others holds
+        the watermark back, so its outcomes are not taken for late)."""
+        seen = self.saved.partitions_seen
+        for key, part in payloads.items():
+            decoded = outcome_events.decode(part)
+            if decoded.refused:
+                self.saved.state.counts["refused"] += decoded.refused
+            self.join.add_outcomes(decoded.outcomes, decoded.created)
+            if decoded.latest is not None and (key not in seen or decoded.latest > seen[key]):
+                seen[key] = decoded.latest
+        if len(seen) >= self.settings.partitions:
+            self.join.saw_events_until(min(seen.values()))
 
     def _idle(self) -> None:
         lag_s = self.settings.idle_lag_s
