@@ -3,6 +3,7 @@ log files skipped and counted, and every bad setting refused in one line (exit 2
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -11,8 +12,11 @@ import pytest
 
 from arrive import datadir
 from arrive.cli.main import run
+from arrive.errors import ConfigError
 from arrive.monitoring import checkpoint
-from arrive.monitoring.monitor import quality_files
+from arrive.monitoring.join import JoinSettings
+from arrive.monitoring.monitor import MonitorSettings, quality_files
+from arrive.monitoring.quality import Band
 from arrive.testing.factories import random_marketplace, write_data_dir
 
 
@@ -166,3 +170,22 @@ def test_help_names_every_setting(capsys: pytest.CaptureFixture[str]) -> None:
         "--batch-size",
     ):
         assert option in out
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda p: MonitorSettings(p, p, p, batch_size=0), "batch_size: must be at least 1"),
+        (lambda p: MonitorSettings(p, p, p, files_per_step=0), "files_per_step: must be"),
+        (lambda p: MonitorSettings(p, p, p, partitions=0), "partitions: must be at least 1"),
+        (lambda p: MonitorSettings(p, p, p, idle_lag_s=-1.0), "idle_lag_s: must be >= 0"),
+        (lambda p: JoinSettings(horizon_s=0.0), "horizon_s: must be > 0"),
+        (lambda p: JoinSettings(window_s=-1.0), "window_s: must be > 0"),
+        (lambda p: Band(0.9, 0.2), "calibration band"),
+    ],
+)
+def test_settings_objects_name_the_bad_field(
+    tmp_path: Path, build: Callable[[Path], object], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        build(tmp_path)

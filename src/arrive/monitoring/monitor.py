@@ -27,6 +27,7 @@ from typing import Final, Protocol
 import polars as pl
 
 from arrive.clock import Clock
+from arrive.errors import ConfigError
 from arrive.ingest.source import EventSource, Position, RawMessage
 from arrive.monitoring import checkpoint, log_reader, outcome_events
 from arrive.monitoring.checkpoint import Checkpoint
@@ -80,6 +81,13 @@ class MonitorSettings:
     files_per_step: int = 4
     idle_lag_s: float | None = None
     partitions: int = 1
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "files_per_step", "partitions"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}: must be at least 1, got {getattr(self, name)}")
+        if self.idle_lag_s is not None and not self.idle_lag_s >= 0:
+            raise ConfigError(f"idle_lag_s: must be >= 0, got {self.idle_lag_s}")
 
 
 class Monitor:
