@@ -120,12 +120,18 @@ class Monitor:
         return {key: value for key, value in self.saved.state.counts.items() if value}
 
     def resume(self) -> bool:
-        """Load the checkpoint, if any, and delete quality files it does not cover."""
+        """Load the checkpoint, if any, delete quality files it does not cover, and take
+        the last window's figures from the last file."""
         found = checkpoint.load(self.settings.checkpoint)
         if found is not None:
             self.saved = found
             self.join = OutcomeJoin(self.settings.join, found.state)
         self._drop_uncovered(found.state.closed_until if found else None)
+        written = quality_files(self.settings.out_dir)
+        if written:  # scrapes after a restart see the last window, not nothing
+            table = pl.read_parquet(written[-1])
+            last = table.get_column("window_start").max()
+            self.latest = table.filter(pl.col("window_start") == last)
         return found is not None
 
     def backlog(self) -> int:
