@@ -29,6 +29,7 @@ class _LazyGroup(click.Group):
         "import": "arrive.cli.import_cmd:command",
         "ingest": "arrive.cli.ingest_cmd:command",
         "models": "arrive.cli.models_cmd:command",
+        "monitor": "arrive.cli.monitor_cmd:command",
         "parity": "arrive.cli.parity_cmd:command",
         "serve": "arrive.cli.serve_cmd:command",
         "train": "arrive.cli.train_cmd:command",

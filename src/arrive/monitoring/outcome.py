@@ -1,9 +1,10 @@
 """Joining the service's answers to delivery outcomes, and checking them against offline.
 
 The service's answers of a live replay are joined to what really happened (the
-order's delivery duration). The same model is then evaluated offline on the same
-orders, from point-in-time features built by the offline builder: when features,
-service and join agree end to end, the two evaluations agree within 1 %.
+order's delivery duration) by the monitor's own join (:mod:`arrive.monitoring.join`).
+The same model is then evaluated offline on the same orders, from point-in-time
+features built by the offline builder: when features, service and join agree end
+to end, the two evaluations agree within 1 %.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from arrive.errors import DataError
 from arrive.evaluation import EvalInput, Evaluation, evaluate
 from arrive.features import BuildContext, build_features
 from arrive.models.artifact import ModelBundle
+from arrive.monitoring.join import CREATED, JoinSettings, OutcomeJoin
 from arrive.schema.eta import P50, P90, quantile_index
 
 AGREEMENT_TOLERANCE: Final = 0.01
@@ -38,6 +40,8 @@ ANSWER_SCHEMA: Final = pl.Schema(
     }
 )
 LATENCY_PERCENTILES: Final = (50.0, 90.0, 99.0, 99.9)
+DEMO_HORIZON_S: Final = 7 * 86400.0
+"""The replay's horizon: a whole replayed log is at hand, so every delivery counts."""
 FloatArray = npt.NDArray[np.float64]
 
 
@@ -101,8 +105,9 @@ class LiveOutcome:
 
 
 def join_outcomes(answers: pl.DataFrame, data_dir: Path, bundle: ModelBundle) -> LiveOutcome:
-    """Join ``answers`` (:data:`ANSWER_SCHEMA`) to ``data_dir``'s outcomes and compare
-    them with ``bundle``'s offline predictions for the same orders.
+    """Join ``answers`` (:data:`ANSWER_SCHEMA`) to ``data_dir``'s outcome events with the
+    monitor's join (:class:`arrive.monitoring.join.OutcomeJoin`) and compare them with
+    ``bundle``'s offline predictions for the same orders.
 
     Raises:
         DataError: no answered order was delivered.
@@ -110,27 +115,78 @@ def join_outcomes(answers: pl.DataFrame, data_dir: Path, bundle: ModelBundle) ->
     orders = datadir.read_orders(data_dir)
     events = datadir.scan_events(data_dir)
     zone = local_timezone(data_dir)
-    spine = spine_of(orders, events).filter(pl.col("order_id").is_in(answers["order_id"]))
+    joined = monitor_join(answers, events)
+    spine = spine_of(orders, events).join(
+        joined.select("order_id", "p50_s", "p90_s", "actual_s"),
+        on="order_id",
+        how="inner",
+        maintain_order="left",
+    )
     if spine.is_empty():
         raise DataError("live replay: none of the answered orders was delivered")
-    online = spine.select("order_id").join(
-        answers, on="order_id", how="left", maintain_order="left"
-    )
     attributes = tuple(c for c in orders.columns if c not in datadir.ORDER_COLUMNS)
-    features = build_features(BuildContext(spine, events, zone, attributes))
-    offline = bundle.model.predict(features.frame.drop("order_id"))
+    context = BuildContext(spine.drop("p50_s", "p90_s", "actual_s"), events, zone, attributes)
+    offline = bundle.model.predict(build_features(context).frame.drop("order_id"))
     keyed = spine.with_columns(hour=pl.col("created_at").dt.convert_time_zone(zone).dt.hour())
     heuristic = bundle.heuristic.predict(keyed)
-    y = spine.get_column("duration_s").to_numpy().astype(np.float64)
-    served = online.select("p50_s", "p90_s").to_numpy().astype(np.float64)
+    y = spine.get_column("actual_s").to_numpy().astype(np.float64)
+    served = spine.select("p50_s", "p90_s").to_numpy().astype(np.float64)
     evaluation = _evaluate(y, served, heuristic, bundle, keyed)
-    outcomes = spine.select("order_id", "duration_s")
+    outcomes = spine.select("order_id", pl.col("actual_s").alias("duration_s"))
     return LiveOutcome(
         answers=answers.join(outcomes, on="order_id", how="left", maintain_order="left"),
         evaluation=evaluation,
         agreement=_agreement(y, served, _p50_p90(offline, bundle)),
         latency_ms=latency_percentiles(answers.get_column("latency_ms").to_numpy()),
         fallbacks=dict(Counter(f or "model" for f in answers.get_column("fallback").to_list())),
+    )
+
+
+def monitor_join(answers: pl.DataFrame, events: pl.LazyFrame) -> pl.DataFrame:
+    """``answers`` joined to the delivery events of ``events`` (a whole event log, so
+    every window is closed at the end) by the monitor's join: one row per answered,
+    delivered order (:data:`arrive.monitoring.join.CLOSED` plus ``actual_s``, the
+    delivery time since the order's creation)."""
+    join = OutcomeJoin(JoinSettings(horizon_s=DEMO_HORIZON_S, window_s=3600.0))
+    kinds = pl.col("type").is_in(["delivered", "cancelled"])
+    join.add_outcomes(
+        events.filter(kinds)
+        .select(
+            "order_id", pl.col("type").alias("kind"), pl.col("event_time").alias("outcome_time")
+        )
+        .collect(),
+        events.filter(pl.col("type") == "order_created")
+        .select(
+            "order_id",
+            pl.col("event_time").alias("created_at"),
+            *(pl.col(c).cast(pl.String) for c in CREATED.names()[2:]),
+        )
+        .collect(),
+    )
+    version = pl.col("model_version")
+    join.add_predictions(
+        answers.select(
+            pl.col("order_id").alias("request_id"),
+            "order_id",
+            pl.col("created_at").alias("time"),
+            pl.when(version.is_null())
+            .then(pl.lit("heuristic"))
+            .otherwise(pl.lit("production"))
+            .alias("variant"),
+            version.fill_null("heuristic").alias("version"),
+            "p50_s",
+            "p90_s",
+            pl.col("fallback").fill_null("none"),
+            pl.lit("unknown").alias("store_history"),
+        )
+    )
+    state = join.state
+    end = max(t for t in (state.predictions_seen, state.outcomes_seen) if t is not None)
+    join.saw_events_until(end + join.settings.horizon + join.settings.window)
+    state.predictions_seen = state.outcomes_seen
+    created = pl.col("created_at").fill_null(pl.col("time"))
+    return join.advance().with_columns(
+        actual_s=(pl.col("outcome_time") - created).dt.total_microseconds() / 1e6
     )
 
 

@@ -309,9 +309,7 @@ class PredictionLog:
 
     def files(self) -> list[Path]:
         """The complete files in the directory, oldest first."""
-        if not self.directory.is_dir():
-            return []
-        return sorted(p for p in self.directory.iterdir() if _NAME.match(p.name))
+        return published(self.directory)
 
     def _append(self, table: pa.Table, now: datetime) -> int:
         try:
@@ -428,6 +426,14 @@ class PredictionLog:
                     logger.info("prediction log %s deleted (older than the retention)", path.name)
         except OSError as exc:  # the next rotation tries again
             logger.warning("prediction log: retention in %s failed: %s", self.directory, exc)
+
+
+def published(directory: Path) -> list[Path]:
+    """The published (complete) log files in ``directory``, oldest first; none when it
+    does not exist. Files in progress (hidden temporary names) are never listed."""
+    if not directory.is_dir():
+        return []
+    return sorted(p for p in directory.iterdir() if _NAME.match(p.name))
 
 
 def failure_reason(exc: OSError) -> str:
