@@ -38,7 +38,7 @@ class _Fixed:
     """A predictor answering every order with the same ETA."""
 
     def __init__(self) -> None:
-        from arrive.serving.answer import EtaAnswer
+        from arrive.schema.eta import EtaAnswer
 
         self.answer = EtaAnswer(
             request_id="r",
