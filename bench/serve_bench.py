@@ -57,7 +57,7 @@ from arrive import datadir
 from arrive.ingest.importers import import_into, load_mapping
 from arrive.registry import LocalRegistry
 from arrive.serving.feeder import ReplayFeeder
-from arrive.store.redis import RedisStore, RedisStoreConfig
+from arrive.store.urls import open_store
 from arrive.testing.servers.eta_service import HOST, ServeProcess, order_body, wait_for
 from arrive.testing.servers.redis_server import RedisServer
 from arrive.training.pipeline import TrainConfig, run_training
@@ -137,7 +137,7 @@ def _shifted(data: Path, live: Path) -> Path:
 
 def _fill(url: str, live: Path) -> None:
     print("replaying the event log into redis ...", file=sys.stderr)
-    store = RedisStore(RedisStoreConfig(url=url))
+    store = open_store(url, "redis")
     feeder = ReplayFeeder(live, store)
     feeder.start()
     feeder.wait()

@@ -13,9 +13,10 @@ from rich.console import Console
 from arrive.clock import SystemClock
 from arrive.features.online.engine import OnlineEngine
 from arrive.ingest.deadletter import FileDeadLetter
-from arrive.ingest.endpoints import open_source, open_store
+from arrive.ingest.endpoints import open_source
 from arrive.ingest.feature_sink import FeatureSink
 from arrive.ingest.runner import IngestRunner, IngestStats
+from arrive.store.urls import open_store
 from arrive.training.dataset import local_timezone
 
 
@@ -26,7 +27,9 @@ from arrive.training.dataset import local_timezone
     help="A data directory (replay), redis://HOST:PORT/DB?stream=S[&group=G] "
     "or kafka://HOST:PORT?topic=T[&group=G].",
 )
-@click.option("--store", default="memory", show_default=True, help="memory or redis://HOST:PORT/DB")
+@click.option(
+    "--store", default="memory", show_default=True, help="memory or redis://HOST:PORT/DB[?prefix=P]"
+)
 @click.option(
     "--state",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -81,7 +84,7 @@ def command(
     if idle_advance and replay:
         raise click.UsageError("--idle-advance: a data directory is a replay of past events")
     zone = timezone or (local_timezone(Path(source)) if replay else "UTC")
-    engine = OnlineEngine(open_store(store), local_timezone=zone, lateness_s=lateness_s)
+    engine = OnlineEngine(open_store(store, "--store"), local_timezone=zone, lateness_s=lateness_s)
     dead = FileDeadLetter(dead_letter)
     sink = FeatureSink(engine, dead, clock, state_path=state, every_s=checkpoint_s)
     resumed = sink.resume()

@@ -15,8 +15,9 @@ from starlette.testclient import TestClient
 from arrive.registry import LocalRegistry
 from arrive.registry.base import ModelRegistry
 from arrive.serving.http import create_app
-from arrive.serving.predictor import EtaPredictor, build_predictor
+from arrive.serving.predictor import EtaPredictor
 from arrive.serving.settings import ServeSettings
+from arrive.serving.wiring import build_predictor
 from arrive.store.base import AsyncOnlineStore, OnlineStore
 from arrive.testing.servers.eta_service import order_body, wait_for
 

@@ -13,8 +13,8 @@ import pytest
 
 from arrive.serving.feeder import ReplayClock, ReplayFeeder
 from arrive.serving.http import create_app
-from arrive.serving.predictor import build_predictor
 from arrive.serving.settings import ServeSettings
+from arrive.serving.wiring import build_predictor
 from arrive.store.redis import RedisStore, RedisStoreConfig
 from arrive.testing.servers.eta_service import wait_for
 from arrive.testing.servers.redis_server import RedisServer
