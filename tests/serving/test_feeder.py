@@ -13,7 +13,7 @@ import pytest
 from arrive.errors import ConfigError, InputFileError
 from arrive.schema.eta import EtaAnswer
 from arrive.schema.events import OrderCreated
-from arrive.serving.predictor import build_predictor
+from arrive.serving.wiring import build_predictor
 
 
 def test_a_replayed_data_dir_answers_from_real_features_and_logs_them(

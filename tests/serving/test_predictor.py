@@ -26,7 +26,8 @@ from arrive.monitoring import metrics
 from arrive.registry import InMemoryRegistry
 from arrive.schema.eta import EtaAnswer
 from arrive.schema.events import OrderCreated
-from arrive.serving.predictor import EtaPredictor, build_predictor
+from arrive.serving.predictor import EtaPredictor
+from arrive.serving.wiring import build_predictor
 from arrive.store.base import EntityKey, FeatureRow
 from arrive.store.memory import InMemoryStore
 from arrive.testing.factories import order_spine
@@ -327,7 +328,7 @@ def test_aclose_is_bounded_when_a_background_job_hangs(
         )
         predictor.config = dataclasses.replace(predictor.config, close_timeout_s=0.05)
         await predictor.start()
-        loops = list(predictor._tasks)
+        loops = list(predictor.background.tasks)
         store.hang = True
         await eventually(lambda: store.waiting >= 1)  # the periodic ping is stuck
         await asyncio.wait_for(predictor.aclose(), timeout=10)

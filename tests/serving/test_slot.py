@@ -14,7 +14,7 @@ from arrive.errors import RegistryError
 from arrive.monitoring import metrics
 from arrive.registry import LocalRegistry
 from arrive.schema.eta import EtaAnswer
-from arrive.serving.predictor import build_predictor
+from arrive.serving.wiring import build_predictor
 from arrive.store.memory import InMemoryStore
 from arrive.testing.artifacts import out_of_range_split, resign
 from arrive.testing.stores import GatedStore

@@ -9,7 +9,7 @@ import pytest
 
 from arrive.clock import ManualClock
 from arrive.schema.eta import EtaAnswer
-from arrive.serving.predictor import build_predictor
+from arrive.serving.wiring import build_predictor
 from arrive.store.redis import RedisStore, RedisStoreConfig
 from arrive.testing.servers.redis_server import RedisServer
 

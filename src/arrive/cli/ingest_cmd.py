@@ -15,10 +15,11 @@ from arrive.clock import SystemClock
 from arrive.datadir import local_timezone
 from arrive.features.online.engine import OnlineEngine
 from arrive.ingest.deadletter import FileDeadLetter
-from arrive.ingest.endpoints import open_source, open_store
+from arrive.ingest.endpoints import open_source
 from arrive.ingest.pipeline import PipelineSettings, build_pipeline
 from arrive.ingest.runner import IngestRunner, IngestStats
 from arrive.monitoring.ingest_metrics import IngestMetrics, serve_metrics
+from arrive.store.urls import open_store
 
 
 @click.command("ingest")
@@ -28,7 +29,9 @@ from arrive.monitoring.ingest_metrics import IngestMetrics, serve_metrics
     help="A data directory (replay), redis://HOST:PORT/DB?stream=S[&group=G] "
     "or kafka://HOST:PORT?topic=T[&group=G].",
 )
-@click.option("--store", default="memory", show_default=True, help="memory or redis://HOST:PORT/DB")
+@click.option(
+    "--store", default="memory", show_default=True, help="memory or redis://HOST:PORT/DB[?prefix=P]"
+)
 @click.option(
     "--state",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -99,7 +102,7 @@ def command(
         checkpoint_s=checkpoint_s,
         follow_clock=not replay if idle_advance is None else idle_advance,
     )
-    online, dead = open_store(store), FileDeadLetter(dead_letter)
+    online, dead = open_store(store, "--store"), FileDeadLetter(dead_letter)
     events = open_source(source, speed=speed)
     pipeline = build_pipeline(events, online, dead, SystemClock(), settings)
     console = Console(stderr=True, highlight=False)

@@ -19,7 +19,9 @@ from arrive.features.online.parity import ParityReport, run_parity
 @click.option("--seed", default=0, show_default=True, help="Sampling seed.")
 @click.option("--start", type=click.DateTime(), help="Sample orders created from (UTC).")
 @click.option("--end", type=click.DateTime(), help="Replay and sample before (UTC).")
-@click.option("--store", default="memory", show_default=True, help="memory or redis://HOST:PORT/DB")
+@click.option(
+    "--store", default="memory", show_default=True, help="memory or redis://HOST:PORT/DB[?prefix=P]"
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def command(
     data_dir: Path,
@@ -35,7 +37,7 @@ def command(
 
     Exits 1 when any feature differs beyond its declared tolerance.
     """
-    from arrive.ingest.endpoints import open_store
+    from arrive.store.urls import open_store
 
     with progress(quiet=quiet) as bars:
         task = bars.add_task("replaying and comparing", total=None)
@@ -45,7 +47,7 @@ def command(
             seed=seed,
             start=_utc(start),
             end=_utc(end),
-            store=open_store(store),
+            store=open_store(store, "--store"),
             on_progress=lambda done, total: bars.update(task, completed=done, total=total),
         )
     Console(highlight=False).print(_table(report))

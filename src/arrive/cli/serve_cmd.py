@@ -20,7 +20,7 @@ _PATH = click.Path(path_type=Path)
     "--store",
     "store_url",
     metavar="URL",
-    help="Online feature store: `memory` or redis://HOST:PORT/DB [ARRIVE_STORE_URL].",
+    help="Online feature store: `memory` or redis://HOST:PORT/DB[?prefix=P] [ARRIVE_STORE_URL].",
 )
 @click.option(
     "--registry", "registry_dir", type=_PATH, help="Model registry directory [ARRIVE_REGISTRY_DIR]."

@@ -78,7 +78,7 @@ def run_live(
         One row per order (:data:`arrive.monitoring.outcome.ANSWER_SCHEMA`).
     """
     from arrive.serving.http.app import create_app
-    from arrive.serving.predictor import build_predictor
+    from arrive.serving.wiring import build_predictor
 
     store = InMemoryStore()
     engine = OnlineEngine(store, local_timezone=plan.timezone)

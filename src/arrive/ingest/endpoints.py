@@ -1,8 +1,7 @@
-"""Sources and stores named by a URL, as the command line and settings give them.
-
-* Sources: a data directory (file replay), ``redis://host:port/db?stream=S&group=G``
-  (Redis Streams) or ``kafka://host:port?topic=T&group=G`` (Kafka).
-* Stores: ``memory`` or ``redis://host:port/db[?prefix=P]``.
+"""Event sources named by a URL, as the command line gives them: a data directory (file
+replay), ``redis://host:port/db?stream=S&group=G`` (Redis Streams) or
+``kafka://host:port?topic=T&group=G`` (Kafka). Stores are named by
+:mod:`arrive.store.urls`.
 """
 
 from __future__ import annotations
@@ -12,8 +11,6 @@ from urllib.parse import parse_qs, urlsplit
 
 from arrive.errors import ConfigError
 from arrive.ingest.source import EventSource
-from arrive.store.base import OnlineStore
-from arrive.store.memory import InMemoryStore
 
 
 def open_source(spec: str, *, speed: float | None = None) -> EventSource:
@@ -40,30 +37,6 @@ def open_source(spec: str, *, speed: float | None = None) -> EventSource:
 
         return FileReplaySource(Path(parts.path), speed=speed)
     raise ConfigError(f"--source {spec}: unknown scheme {parts.scheme!r} (redis, kafka or a path)")
-
-
-def open_store(spec: str) -> OnlineStore:
-    """The online store ``spec`` names (``memory`` or a Redis URL).
-
-    Raises:
-        ConfigError: an unknown store.
-    """
-    if spec == "memory":
-        return InMemoryStore()
-    parts = urlsplit(spec)
-    if parts.scheme in ("redis", "rediss", "unix"):
-        from arrive.store.redis import RedisStore, RedisStoreConfig
-
-        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-        url = spec.split("?", 1)[0]
-        prefix = query.get("prefix")
-        config = RedisStoreConfig(url=url, socket_timeout_s=5.0, connect_timeout_s=5.0)
-        if prefix:
-            config = RedisStoreConfig(
-                url=url, key_prefix=prefix, socket_timeout_s=5.0, connect_timeout_s=5.0
-            )
-        return RedisStore(config)
-    raise ConfigError(f"--store {spec}: expected 'memory' or a redis:// URL")
 
 
 def _required(query: dict[str, str], name: str, spec: str) -> str:

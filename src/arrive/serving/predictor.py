@@ -22,40 +22,38 @@ For a request (one order or a batch), :class:`EtaPredictor`:
    returns a non-finite value).
 
 Every answer is counted in :mod:`arrive.monitoring.metrics` and appended to the
-prediction log. Nothing here raises for the conditions above.
+prediction log (:mod:`arrive.serving.record`). Nothing here raises for the conditions
+above. The predictor's background jobs live in :mod:`arrive.serving.background`, its
+wiring from settings in :mod:`arrive.serving.wiring`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import inspect
 import logging
 import math
-from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, cast
+from typing import Final
 
-from arrive import datadir
-from arrive.clock import Clock, SystemClock
-from arrive.errors import ConfigError, FeatureStoreUnavailable, ModelNotFound, RegistryError
+from arrive.clock import Clock
+from arrive.errors import FeatureStoreUnavailable
 from arrive.features.online.reader import OrderFeatures, watermark_us
 from arrive.features.spec import FeatureScalar
 from arrive.monitoring import metrics
-from arrive.monitoring.prediction_log import PredictionLog, Predictions
-from arrive.registry.base import ModelRegistry
-from arrive.registry.local import LocalRegistry
-from arrive.schema.eta import EtaAnswer, FallbackReason, Health, ModelFinding, ReloadAnswer, Variant
+from arrive.monitoring.prediction_log import PredictionLog
+from arrive.schema.eta import EtaAnswer, FallbackReason, Health, ReloadAnswer
 from arrive.schema.events import OrderCreated
-from arrive.serving.answer import RecentAnswers
+from arrive.serving.background import Background, StoreWatch
+from arrive.serving.control import Control
 from arrive.serving.feeder import ReplayFeeder
-from arrive.serving.kill_switch import KillSwitch, SharedKillSwitch
-from arrive.serving.settings import ServeSettings
-from arrive.serving.slot import HeuristicAnswer, ModelSlot, ServedModel, SlotConfig
-from arrive.store.base import AsyncOnlineStore, EntityKey, FeatureRow, OnlineStore
-from arrive.store.memory import AsyncInMemoryStore, InMemoryStore
+from arrive.serving.health import health, readiness
+from arrive.serving.record import Recorder
+from arrive.serving.reloads import Reloads
+from arrive.serving.settings import PredictorConfig
+from arrive.serving.slot import HeuristicAnswer, ModelSlot, ServedModel
+from arrive.store.base import AsyncOnlineStore, FeatureRow
+from arrive.store.memory import AsyncInMemoryStore
 
 logger = logging.getLogger(__name__)
 _OVERLAP_MIN: Final = 8
@@ -67,71 +65,8 @@ Scored = tuple[list[EtaAnswer], list[dict[str, FeatureScalar]] | None]
 """Answers, and the features each was given (None when none were read)."""
 
 
-@dataclass(frozen=True)
-class PredictorConfig:
-    """The hot path's limits and background intervals (from :class:`ServeSettings`, which
-    holds their defaults)."""
-
-    variant: Variant
-    deadline_s: float
-    max_in_flight: int
-    max_stale_fraction: float
-    reload_interval_s: float
-    store_check_interval_s: float
-    log_flush_s: float
-    close_timeout_s: float = 5.0
-    follow_interval_s: float = 0.25
-    """How often a worker checks whether another one took an admin reload."""
-
-    @classmethod
-    def from_settings(cls, settings: ServeSettings) -> PredictorConfig:
-        """The config of ``settings``."""
-        return cls(
-            variant=settings.alias,
-            deadline_s=settings.deadline_ms / 1000.0,
-            max_in_flight=settings.max_in_flight,
-            max_stale_fraction=settings.max_stale_fraction,
-            reload_interval_s=settings.reload_interval_s,
-            store_check_interval_s=settings.store_check_interval_s,
-            log_flush_s=settings.prediction_log_flush_s,
-        )
-
-
-class ThreadedStore:
-    """A blocking :class:`OnlineStore` awaited through the event loop's thread pool."""
-
-    def __init__(self, store: OnlineStore) -> None:
-        self.store = store
-
-    async def get_many(self, keys: Sequence[EntityKey]) -> list[FeatureRow | None]:
-        """See :meth:`arrive.store.base.OnlineStore.get_many`."""
-        return await asyncio.to_thread(self.store.get_many, keys)
-
-    async def put_many(self, rows: Sequence[tuple[EntityKey, FeatureRow]]) -> None:
-        """See :meth:`arrive.store.base.OnlineStore.put_many`."""
-        await asyncio.to_thread(self.store.put_many, rows)
-
-    async def ping(self) -> None:
-        """See :meth:`arrive.store.base.OnlineStore.ping`."""
-        await asyncio.to_thread(self.store.ping)
-
-    async def close(self) -> None:
-        """See :meth:`arrive.store.base.OnlineStore.close`."""
-        await asyncio.to_thread(self.store.close)
-
-
-def as_async(store: OnlineStore | AsyncOnlineStore) -> AsyncOnlineStore:
-    """``store`` as an async store: async ones as they are, the in-memory store inline
-    (it never blocks), any other blocking store through the thread pool."""
-    if inspect.iscoroutinefunction(store.get_many):
-        return cast(AsyncOnlineStore, store)
-    if isinstance(store, InMemoryStore):
-        return AsyncInMemoryStore(store)
-    return ThreadedStore(cast(OnlineStore, store))
-
-
 class EtaPredictor:
-    """The :class:`~arrive.serving.answer.Predictor` of the service.
+    """The :class:`~arrive.schema.eta.Predictor` of the service.
 
     Args:
         slot: the served model (reloaded by :meth:`start`'s background task).
@@ -140,7 +75,7 @@ class EtaPredictor:
         config: limits and intervals.
         log: the prediction log, or None.
         feeder: the embedded replay feeding ``store``, started by :meth:`start`.
-        kill_switch: default a switch of this process only.
+        control: the kill switch and reload count; default those of this process only.
     """
 
     def __init__(
@@ -152,7 +87,7 @@ class EtaPredictor:
         *,
         log: PredictionLog | None = None,
         feeder: ReplayFeeder | None = None,
-        kill_switch: KillSwitch | None = None,
+        control: Control | None = None,
     ) -> None:
         self.slot = slot
         self.store = store
@@ -160,23 +95,21 @@ class EtaPredictor:
         self.config = config
         self.log = log
         self.feeder = feeder
-        self.kill_switch = kill_switch or KillSwitch()
+        self.control = control or Control()
         self.in_flight = 0
-        self._reloads_seen = self.kill_switch.reloads
-        self.store_ok: bool | None = None  # None: not checked yet
-        self._tasks: list[asyncio.Task[None]] = []
-        self._stopping = asyncio.Event()
-        self._counters: dict[tuple[str, str], Any] = {}
+        self.watch = StoreWatch(store)
+        self.reloads = Reloads(slot, self.control)
+        self.background = Background(slot, self.watch, self.reloads, log, feeder)
         self._late: set[asyncio.Future[list[FeatureRow | None]]] = set()
         self._inline = type(store) is AsyncInMemoryStore
-        self.recent = RecentAnswers()
+        self.recorder = Recorder(log)
 
     # -- the Predictor protocol ---------------------------------------------------------
 
     async def predict(
         self, orders: Sequence[OrderCreated], request_ids: Sequence[str]
     ) -> list[EtaAnswer]:
-        """See :meth:`arrive.serving.answer.Predictor.predict`.
+        """See :meth:`arrive.schema.eta.Predictor.predict`.
 
         Raises:
             ValueError: ``orders`` and ``request_ids`` differ in length (a caller bug).
@@ -186,49 +119,33 @@ class EtaPredictor:
         started = self.clock.monotonic()
         now = self.clock.now()
         values: list[dict[str, FeatureScalar]] | None = None
-        if self.kill_switch.on:
+        if self.control.on:
             answers = self._fallback(orders, request_ids, "kill_switch")
         elif self.in_flight >= self.config.max_in_flight:
             answers = self._fallback(orders, request_ids, "overload")
         else:
             answers, values = await self._admitted(orders, request_ids, now)
-        self._record(answers, values, now)
+        self.recorder.record(answers, values, now)
         metrics.PREDICT_SECONDS.observe(self.clock.monotonic() - started)
         return answers
 
     def ready(self) -> tuple[bool, str]:
-        """See :meth:`arrive.serving.answer.Predictor.ready` (no IO: cached state).
-
-        The feature store's state does not count: every replica shares it, so a store
-        outage would take them all out of rotation at once while each could still
-        answer with the heuristic (:meth:`health` and the metrics report it)."""
-        if self.slot.current is None and self.slot.fallback.heuristic is None:
-            why = self.slot.last_error or "not loaded yet"
-            return False, f"no model and no heuristic loaded ({why})"
-        if self.feeder is not None and not self.feeder.done:
-            return False, f"replaying events ({self.feeder.applied} applied)"
-        return True, self.slot.note or ""
+        """See :meth:`arrive.schema.eta.Predictor.ready` (no IO: cached state; the
+        feature store's state does not count, :func:`arrive.serving.health.readiness`)."""
+        return readiness(self.slot, self.feeder)
 
     def health(self) -> Health:
-        """See :meth:`arrive.serving.answer.Predictor.health`."""
-        served = self.slot.current
-        recent = self.recent.counts()
-        fallbacks = {reason: n for reason, n in recent.items() if reason != "none" and n}
-        problems = _problems(self, served is None, recent, fallbacks)
-        store = {None: "unchecked", True: "up", False: "down"}[self.store_ok]
-        return Health(
-            status="degraded" if problems else "ok",
+        """See :meth:`arrive.schema.eta.Predictor.health`."""
+        return health(
+            self.slot,
             ready=self.ready()[0],
-            model_version=None if served is None else served.version,
-            store=store,  # type: ignore[arg-type]
-            kill_switch=self.kill_switch.on,
-            recent_answers=sum(recent.values()),
-            recent_fallbacks=fallbacks,
-            problems=problems,
+            store_ok=self.watch.ok,
+            kill_switch=self.control.on,
+            recent=self.recorder.recent.counts(),
         )
 
     async def reload(self) -> ReloadAnswer:
-        """See :meth:`arrive.serving.answer.Predictor.reload`. Counted in the kill switch,
+        """See :meth:`arrive.schema.eta.Predictor.reload`. Counted in the control,
         so every predictor sharing its file reloads too (within ``follow_interval_s``).
         Forced: versions refused before are checked again, and so are the stored files
         of the version serving.
@@ -238,44 +155,19 @@ class EtaPredictor:
                 check or load failed; the message says why and what keeps serving).
             ModelNotFound: no model serves (the message says why).
         """
-        self._reloads_seen = self.kill_switch.count_reload()  # the other workers follow
-        done = await asyncio.to_thread(self.slot.reload_checked, force=True)
-        version, target = done.serving, done.target
-        if target is not None and target in done.refused:
-            raise RegistryError(
-                f"version {target} refused ({done.refused[target]}); {_keeps(version, target)}"
-            )
-        if version is None:
-            raise ModelNotFound(f"no model serves: {self.slot.last_error or 'unknown reason'}")
-        findings = [
-            ModelFinding(version=v, status=check.status, reason=check.reason)
-            for v, check in sorted(done.checks.items(), key=lambda item: -int(item[0]))
-        ]
-        return ReloadAnswer(model_version=version, alias_version=target, checks=findings)
+        return await self.reloads.admin()
 
     def set_kill_switch(self, on: bool) -> None:
-        """See :meth:`arrive.serving.answer.Predictor.set_kill_switch`."""
-        self.kill_switch.set(on)
+        """See :meth:`arrive.schema.eta.Predictor.set_kill_switch`."""
+        self.control.set(on)
         logger.warning("kill switch %s", "on: the heuristic answers" if on else "off")
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Load the model, check the store, clean the prediction log's directory, start the
-        replay and the background tasks."""
-        await asyncio.to_thread(self.slot.reload)
-        if self.log is not None:
-            await asyncio.to_thread(self.log.clean)
-        await self._check_store()
-        if self.feeder is not None:
-            self.feeder.start()
-        config = self.config
-        self._every(config.store_check_interval_s, self._check_store)
-        self._every(config.follow_interval_s, self._follow_reloads)
-        if config.reload_interval_s > 0:
-            self._every(config.reload_interval_s, self._poll_reload)
-        if self.log is not None:
-            self._every(config.log_flush_s, self._flush_log)
+        replay and the background tasks (:mod:`arrive.serving.background`)."""
+        await self.background.start(self.config)
 
     async def __aenter__(self) -> EtaPredictor:
         """:meth:`start`, for ``async with predictor:``."""
@@ -286,78 +178,18 @@ class EtaPredictor:
         """:meth:`aclose`, whatever happened inside the block."""
         await self.aclose()
 
+    @property
+    def store_ok(self) -> bool | None:
+        """Whether the feature store answers (None: not checked yet)."""
+        return self.watch.ok
+
     async def aclose(self) -> None:
         """Stop the background tasks, write the prediction log, release the store.
 
         Bounded: background jobs still running after ``close_timeout_s`` are cancelled
         and left behind (logged), so shutting down never hangs.
         """
-        self._stopping.set()
-        for read in list(self._late):  # nobody waits for these answers any more
-            read.cancel()
-        tasks: list[asyncio.Future[Any]] = [*self._tasks, *self._late]
-        if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=self.config.close_timeout_s)
-            for task in pending:
-                task.cancel()
-            if pending:
-                logger.warning("%d background jobs did not stop in time", len(pending))
-        self._tasks.clear()
-        self.slot.close()
-        self.kill_switch.close()
-        if self.feeder is not None:
-            await asyncio.to_thread(self.feeder.stop)
-        if self.log is not None:
-            await asyncio.to_thread(self.log.close)
-        with contextlib.suppress(Exception):
-            await self.store.close()
-
-    def _every(self, interval_s: float, job: Callable[[], Awaitable[None]]) -> None:
-        stopping = self._stopping
-
-        async def loop() -> None:
-            while not stopping.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stopping.wait(), interval_s)
-                if stopping.is_set():
-                    return
-                try:
-                    await job()
-                except Exception:
-                    logger.exception("background task %s failed", job.__name__)
-
-        self._tasks.append(asyncio.create_task(loop(), name=f"arrive-{job.__name__}"))
-
-    async def _check_store(self) -> None:
-        try:
-            async with asyncio.timeout(max(self.config.deadline_s, 1.0)):
-                await self.store.ping()
-        except Exception as exc:
-            if self.store_ok is not False:
-                logger.warning("feature store unreachable: %s", exc)
-            self._set_store(False)
-            return
-        if self.store_ok is False:
-            logger.warning("feature store reachable again")
-        self._set_store(True)
-
-    def _set_store(self, up: bool) -> None:
-        self.store_ok = up
-        metrics.STORE_UP.set(1 if up else 0)
-
-    async def _follow_reloads(self) -> None:
-        """Reload (forced, as the admin call did) when another worker took an admin reload."""
-        count = self.kill_switch.reloads
-        if count != self._reloads_seen:
-            self._reloads_seen = count
-            await asyncio.to_thread(self.slot.reload, force=True)
-
-    async def _poll_reload(self) -> None:
-        await asyncio.to_thread(self.slot.reload)
-
-    async def _flush_log(self) -> None:
-        if self.log is not None:
-            await asyncio.to_thread(self.log.write, self.log.take())
+        await self.background.stop(self._late, self.config.close_timeout_s)
 
     # -- the hot path ------------------------------------------------------------------------
 
@@ -371,7 +203,7 @@ class EtaPredictor:
             served = self.slot.current
             if served is None:
                 return self._fallback(orders, request_ids, "no_model"), None
-            if self.store_ok is False:
+            if self.watch.ok is False:
                 unavailable = self._fallback(
                     orders, request_ids, "store_unavailable", served.fallback
                 )
@@ -418,7 +250,7 @@ class EtaPredictor:
         if exc is None:
             return read.result()
         if isinstance(exc, FeatureStoreUnavailable):
-            self._store_down(exc)
+            self.watch.down(exc)
         else:
             metrics.STORE_ERRORS.labels("error").inc()
             logger.warning("feature read failed: %s", exc)
@@ -432,13 +264,7 @@ class EtaPredictor:
             return
         exc = read.exception()
         if isinstance(exc, FeatureStoreUnavailable):  # it failed, not merely late
-            self._store_down(exc)
-
-    def _store_down(self, exc: Exception) -> None:
-        metrics.STORE_ERRORS.labels("unavailable").inc()
-        if self.store_ok is not False:
-            logger.warning("feature store unavailable, answering with the heuristic: %s", exc)
-        self._set_store(False)
+            self.watch.down(exc)
 
     def _score(
         self,
@@ -516,191 +342,3 @@ class EtaPredictor:
             fallback=reason,
             stale_features=stale,
         )
-
-    def _record(
-        self,
-        answers: list[EtaAnswer],
-        values: list[dict[str, FeatureScalar]] | None,
-        now: datetime,
-    ) -> None:
-        """Count ``answers`` (one increment per variant and reason) and log each with the
-        features it was given (``values``, None for answers made without reading any)."""
-        counts = Counter((answer.variant, answer.fallback or "none") for answer in answers)
-        for key, count in counts.items():
-            counter = self._counters.get(key)
-            if counter is None:
-                counter = self._counters[key] = metrics.PREDICTIONS.labels(*key)
-            counter.inc(count)
-            self.recent.add(key[1], count)
-        if self.log is not None:
-            self.log.extend(
-                Predictions(
-                    [answer.request_id for answer in answers],
-                    [answer.order_id for answer in answers],
-                    now,
-                    [answer.variant for answer in answers],
-                    [answer.model_version for answer in answers],
-                    [None] * len(answers) if values is None else values,
-                    [answer.p50_s for answer in answers],
-                    [answer.p90_s for answer in answers],
-                    [answer.fallback for answer in answers],
-                )
-            )
-
-
-_DEGRADED_SHARE: Final = 0.2
-"""Share of recent answers from the heuristic above which health reports a problem."""
-
-
-def _problems(
-    predictor: EtaPredictor, no_model: bool, recent: Counter[str], fallbacks: dict[str, int]
-) -> list[str]:
-    problems = []
-    if no_model:
-        why = predictor.slot.last_error or "not loaded yet"
-        problems.append(f"no model serves ({why}); the heuristic answers")
-    if predictor.store_ok is False:
-        problems.append("feature store unreachable; the heuristic answers")
-    if predictor.kill_switch.on:
-        problems.append("kill switch on; the heuristic answers")
-    total = sum(recent.values())
-    if total and sum(fallbacks.values()) > _DEGRADED_SHARE * total:
-        top = max(fallbacks, key=fallbacks.__getitem__)
-        problems.append(
-            f"{sum(fallbacks.values())} of the last {total} answers from the heuristic "
-            f"(mostly {top})"
-        )
-    return problems
-
-
-def _keeps(version: str | None, target: str) -> str:
-    if version is None:
-        return "the heuristic answers"
-    if version == target:
-        return f"version {version} keeps serving from the copy loaded earlier (a restart would not)"
-    return f"version {version} keeps serving"
-
-
-def build_predictor(
-    settings: ServeSettings,
-    *,
-    store: OnlineStore | AsyncOnlineStore | None = None,
-    clock: Clock | None = None,
-    registry: ModelRegistry | None = None,
-) -> EtaPredictor:
-    """The predictor ``settings`` describe; call ``await start()`` before serving.
-
-    Args:
-        settings: the service's settings.
-        store: the feature store; default from ``settings.store_url`` (``memory``: an
-            in-process store, fed by a replay of ``settings.replay_dir`` when set).
-        clock: the time features are read at; default the system clock (the replay's
-            time when the embedded replay feeds the store).
-        registry: default a :class:`LocalRegistry` at ``settings.registry_dir``.
-
-    Raises:
-        ConfigError: ``replay_dir`` with a store other than ``memory``,
-            ``no_model_p90_s`` below ``no_model_p50_s``, or (without ``registry``) a
-            ``registry_dir`` that is not a directory.
-        InputFileError: ``replay_dir`` has no event log.
-    """
-    check_settings(settings, own_store=store is not None)
-    feeder = None
-    if store is None:
-        store, feeder = _store(settings)
-    if feeder is not None and clock is None:
-        clock = feeder.clock
-    clock = clock or SystemClock()
-    slot = ModelSlot(
-        registry if registry is not None else local_registry(settings),
-        SlotConfig(
-            alias=settings.alias,
-            backend=settings.compile_backend,
-            cache_dir=settings.compile_cache_dir,
-            max_lag_s=settings.max_feature_lag_s,
-            default_s=(settings.no_model_p50_s, settings.no_model_p90_s),
-            check_timeout_s=settings.model_check_timeout_s,
-        ),
-    )
-    log = None
-    if settings.prediction_log_dir is not None:
-        log = PredictionLog(
-            settings.prediction_log_dir,
-            clock,
-            buffer=settings.prediction_log_buffer,
-            rotate_s=settings.prediction_log_rotate_s,
-            retention_days=settings.prediction_log_retention_days,
-        )
-    config = PredictorConfig.from_settings(settings)
-    switch = (
-        KillSwitch()
-        if settings.kill_switch_file is None
-        else SharedKillSwitch(settings.kill_switch_file)
-    )
-    return EtaPredictor(
-        slot, as_async(store), clock, config, log=log, feeder=feeder, kill_switch=switch
-    )
-
-
-def check_settings(settings: ServeSettings, *, own_store: bool = False) -> None:
-    """The rules :func:`build_predictor` refuses ``settings`` by (no IO).
-
-    Args:
-        own_store: the caller passes its own store (then ``replay_dir`` cannot feed it).
-
-    Raises:
-        ConfigError: ``replay_dir`` with a store other than ``memory``, or
-            ``no_model_p90_s`` below ``no_model_p50_s``.
-    """
-    if settings.no_model_p90_s < settings.no_model_p50_s:
-        raise ConfigError("setting no_model_p90_s: must be at least no_model_p50_s")
-    if settings.replay_dir is not None and (own_store or settings.store_url != "memory"):
-        raise ConfigError("setting replay_dir: needs store_url `memory` (the in-process store)")
-
-
-def check_startup(settings: ServeSettings) -> None:
-    """Raise what building a predictor from ``settings`` would, so a service can refuse
-    them before it starts its workers (one line, no traceback from each worker):
-    :func:`check_settings`, and the files it opens.
-
-    Raises:
-        ConfigError: as :func:`check_settings`, a ``registry_dir`` that is not a
-            directory, or a ``kill_switch_file`` that cannot be created or mapped.
-        InputFileError: ``replay_dir`` has no event log.
-    """
-    check_settings(settings)
-    local_registry(settings)  # reads nothing; refuses a file
-    if settings.kill_switch_file is not None:
-        SharedKillSwitch(settings.kill_switch_file).close()  # created, as the workers share it
-    if settings.replay_dir is not None:
-        datadir.scan_events(settings.replay_dir)  # lazy: only finds the log
-
-
-def local_registry(settings: ServeSettings) -> LocalRegistry:
-    """The registry at ``settings.registry_dir``.
-
-    Raises:
-        ConfigError: naming the setting, when the path is not a directory.
-    """
-    try:
-        return LocalRegistry(settings.registry_dir)
-    except ConfigError as exc:
-        raise ConfigError(f"setting registry_dir: {exc}") from None
-
-
-def _store(settings: ServeSettings) -> tuple[AsyncOnlineStore, ReplayFeeder | None]:
-    if settings.store_url == "memory":
-        memory = InMemoryStore()
-        feeder = ReplayFeeder(settings.replay_dir, memory) if settings.replay_dir else None
-        return AsyncInMemoryStore(memory), feeder
-    from arrive.store.redis import AsyncRedisStore, RedisStoreConfig
-
-    timeout_s = settings.store_timeout_ms / 1000.0
-    config = RedisStoreConfig(
-        url=settings.store_url,
-        retries=0,
-        socket_timeout_s=timeout_s,
-        connect_timeout_s=timeout_s,
-        max_connections=settings.max_in_flight + 8,
-    )
-    return AsyncRedisStore(config), None

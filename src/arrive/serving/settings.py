@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
@@ -23,6 +24,7 @@ import msgspec
 
 from arrive.errors import ConfigError
 from arrive.registry.local import DEFAULT_ROOT
+from arrive.schema.eta import Variant
 
 ENV_PREFIX: Final = "ARRIVE_"
 
@@ -52,7 +54,7 @@ class ServeSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
         str,
         _doc(
             "Online feature store: `memory` (in-process) or a `redis://`, `rediss://` "
-            "or `unix://` URL.",
+            "or `unix://` URL; `?prefix=P` puts the keys under P, as ingest wrote them.",
             pattern=_STORE_URL,
         ),
     ] = "memory"
@@ -358,3 +360,33 @@ def _show(value: Any) -> str:
     if value is None:
         return "unset"
     return f"`{value}`"
+
+
+@dataclass(frozen=True)
+class PredictorConfig:
+    """The hot path's limits and background intervals (from :class:`ServeSettings`, which
+    holds their defaults)."""
+
+    variant: Variant
+    deadline_s: float
+    max_in_flight: int
+    max_stale_fraction: float
+    reload_interval_s: float
+    store_check_interval_s: float
+    log_flush_s: float
+    close_timeout_s: float = 5.0
+    follow_interval_s: float = 0.25
+    """How often a worker checks whether another one took an admin reload."""
+
+    @classmethod
+    def from_settings(cls, settings: ServeSettings) -> PredictorConfig:
+        """The config of ``settings``."""
+        return cls(
+            variant=settings.alias,
+            deadline_s=settings.deadline_ms / 1000.0,
+            max_in_flight=settings.max_in_flight,
+            max_stale_fraction=settings.max_stale_fraction,
+            reload_interval_s=settings.reload_interval_s,
+            store_check_interval_s=settings.store_check_interval_s,
+            log_flush_s=settings.prediction_log_flush_s,
+        )

@@ -8,7 +8,9 @@ Backends (pick one explicitly; :class:`InMemoryStore` is the default):
   about 150 ms to import).
 
 Wrap any backend in :class:`FreshStore` (or :class:`AsyncFreshStore`) to serve
-only values younger than their feature's TTL.
+only values younger than their feature's TTL. Every command opens the store its URL
+names through :mod:`arrive.store.urls` (``memory``, ``redis://…[?prefix=P]``);
+:func:`arrive.store.threaded.as_async` awaits a blocking store.
 """
 
 from __future__ import annotations

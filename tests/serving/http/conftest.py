@@ -13,8 +13,9 @@ from starlette.testclient import TestClient
 
 from arrive.registry.base import ModelRegistry
 from arrive.serving.http import create_app
-from arrive.serving.predictor import EtaPredictor, build_predictor
+from arrive.serving.predictor import EtaPredictor
 from arrive.serving.settings import ServeSettings
+from arrive.serving.wiring import build_predictor
 from arrive.store.base import AsyncOnlineStore, OnlineStore
 from arrive.testing.servers.eta_service import wait_for
 from arrive.testing.trained import TOKEN

@@ -12,8 +12,8 @@ import msgspec
 import pytest
 
 from arrive.serving.http import create_app
-from arrive.serving.predictor import build_predictor
 from arrive.serving.settings import ServeSettings
+from arrive.serving.wiring import build_predictor
 from arrive.testing.servers.eta_service import fill_redis, wait_for
 from arrive.testing.servers.redis_server import RedisServer
 

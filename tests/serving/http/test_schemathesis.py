@@ -20,8 +20,8 @@ from schemathesis.python.asgi import shutdown_lifespans
 
 from arrive.serving.http import create_app
 from arrive.serving.http.openapi import openapi_document
-from arrive.serving.predictor import build_predictor
 from arrive.serving.settings import ServeSettings
+from arrive.serving.wiring import build_predictor
 
 OPERATIONS = [
     (path, method)

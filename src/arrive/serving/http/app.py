@@ -2,7 +2,7 @@
 
 Given a started predictor, the app uses it as is (the caller owns its lifecycle);
 given none, the app's lifespan builds one with
-:func:`arrive.serving.predictor.build_predictor`, starts it, and closes it at
+:func:`arrive.serving.wiring.build_predictor`, starts it, and closes it at
 shutdown.
 """
 
@@ -60,7 +60,7 @@ def create_app(
         predictor: a started predictor to serve with; None builds one in the lifespan.
         clock: the clock giving the creation time of orders that carry none.
         build: what the lifespan builds the predictor with (default
-            :func:`arrive.serving.predictor.build_predictor`); unused with ``predictor``.
+            :func:`arrive.serving.wiring.build_predictor`); unused with ``predictor``.
     """
     service = Service(settings, clock or SystemClock(), predictor)
     hot = hot_endpoints(service)
@@ -160,7 +160,7 @@ class ManagedPredictor(Predictor, Protocol):
 
 
 def _default_build(settings: ServeSettings) -> ManagedPredictor:
-    from arrive.serving.predictor import build_predictor
+    from arrive.serving.wiring import build_predictor
 
     return build_predictor(settings)
 

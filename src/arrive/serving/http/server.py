@@ -41,8 +41,8 @@ from arrive.errors import InternalError
 from arrive.monitoring.metrics import MULTIPROC_ENV
 from arrive.serving.http.app import create_app
 from arrive.serving.http.limits import LimitedHttpToolsProtocol, RequestLimits
-from arrive.serving.predictor import check_startup
 from arrive.serving.settings import ServeSettings
+from arrive.serving.wiring import check_startup
 from arrive.sockets import STARTUP_FAILURE, ReusePortListener, check_free
 
 SETTINGS_ENV: Final = "ARRIVE_SERVE_SETTINGS_JSON"

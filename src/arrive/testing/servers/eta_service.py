@@ -244,9 +244,9 @@ def fill_redis(url: str, data_dir: Path, timeout_s: float = 120.0) -> ReplayCloc
         InternalError: the replay failed or did not finish within ``timeout_s``.
     """
     from arrive.serving.feeder import ReplayFeeder
-    from arrive.store.redis import RedisStore, RedisStoreConfig
+    from arrive.store.urls import open_store
 
-    store = RedisStore(RedisStoreConfig(url=url))
+    store = open_store(url, "redis")
     feeder = ReplayFeeder(data_dir, store)
     feeder.start()
     try:

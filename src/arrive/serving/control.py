@@ -1,13 +1,14 @@
-"""The kill switch: while it is on, every answer is the heuristic's (reason ``kill_switch``),
-and the count of admin reloads, which every worker follows.
+"""The admin's control of every worker: the kill switch (while it is on, every answer is
+the heuristic's, reason ``kill_switch``) and the reload generation (the count of admin
+reloads, which every worker follows).
 
 An admin call reaches one worker process, yet the switch must hold for all of them,
-and a reload must reach them all: :class:`SharedKillSwitch` keeps both in a small
+and a reload must reach them all: :class:`SharedControl` keeps both in a small
 file that every worker maps into memory (byte 0 the switch, then the reload count),
 so a flip by one is seen by the others at their next request (a memory read, no
 system call) and a reload within their next check. ``arrive serve`` with several
 workers creates that file; set ``kill_switch_file`` to keep the switch across
-restarts too. A single process without a file uses :class:`KillSwitch`, plain fields.
+restarts too. A single process without a file uses :class:`Control`, plain fields.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ _SIZE = 9  # the switch, then the reload count (little-endian unsigned 64 bits)
 _COUNT = struct.Struct("<Q")
 
 
-class KillSwitch:
-    """The switch of one process."""
+class Control:
+    """The kill switch and reload count of one process."""
 
     def __init__(self) -> None:
         self._on = False
@@ -53,9 +54,9 @@ class KillSwitch:
         """Release what the switch holds (nothing here)."""
 
 
-class SharedKillSwitch(KillSwitch):
-    """The switch in the file ``path`` (created off when missing), shared by every process
-    that maps it.
+class SharedControl(Control):
+    """The switch and reload count in the file ``path`` (created off when missing),
+    shared by every process that maps it.
 
     Raises:
         ConfigError: the file cannot be created or mapped.
