@@ -15,7 +15,7 @@ from prometheus_client import REGISTRY
 from arrive.clock import ManualClock
 from arrive.schema.eta import EtaAnswer
 from arrive.schema.events import OrderCreated
-from arrive.serving.predictor import build_predictor
+from arrive.serving.wiring import build_predictor
 from arrive.store.base import OnlineStore
 from arrive.store.redis import RedisStore, RedisStoreConfig
 from arrive.testing.source_contract import unique_name
