@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated, Final, Literal, Protocol
+from typing import Annotated, Final, Literal, Protocol, get_args
 
 import msgspec
 
@@ -120,15 +120,7 @@ FallbackReason = Literal[
     "overload",
     "kill_switch",
 ]
-FALLBACK_REASONS: Final[tuple[FallbackReason, ...]] = (
-    "no_model",
-    "model_error",
-    "stale_features",
-    "store_unavailable",
-    "deadline",
-    "overload",
-    "kill_switch",
-)
+FALLBACK_REASONS: Final[tuple[FallbackReason, ...]] = get_args(FallbackReason)
 
 
 class EtaAnswer(msgspec.Struct, frozen=True):
