@@ -470,6 +470,7 @@ def _prediction_log() -> list[Panel]:
                 ),
             ),
             "ops",
+            width=12,
         ),
         Panel(
             "Records written and failed operations",
@@ -481,6 +482,7 @@ def _prediction_log() -> list[Panel]:
                 ),
             ),
             "ops",
+            width=12,
         ),
         Panel(
             "Outcomes read by the monitor",
@@ -488,12 +490,25 @@ def _prediction_log() -> list[Panel]:
                 Query(
                     f"sum by (result) (rate(arrive_monitor_outcomes_total[{RATE}]))", "{{result}}"
                 ),
+            ),
+            "ops",
+            width=12,
+        ),
+        Panel(
+            "What the monitor could not join",
+            (
+                Query(f"sum(rate(arrive_monitor_predictions_expired_total[{RATE}]))", "expired"),
+                Query(f"sum(rate(arrive_monitor_late_predictions_total[{RATE}]))", "late"),
+                Query(f"sum(rate(arrive_monitor_events_refused_total[{RATE}]))", "refused"),
                 Query(
                     f"sum by (reason) (rate(arrive_monitor_log_files_skipped_total[{RATE}]))",
                     "log files skipped: {{reason}}",
                 ),
             ),
             "ops",
+            description="Predictions without an outcome within the horizon (expired), read "
+            "after their window closed (late), undecodable events, unreadable log files.",
+            width=12,
         ),
     ]
 
