@@ -206,6 +206,49 @@ def test_promtool_refuses_a_panel_expression_that_does_not_parse(tmp_path: Path)
     assert _check_rules(_rule_file(exprs, tmp_path / "broken.rules.yml")).returncode != 0
 
 
+@needs_promtool
+def test_the_error_budget_left_out_of_windows_without_requests(tmp_path: Path) -> None:
+    """The budget panel's own expression under ``promtool test rules``: a steady error
+    ratio of half the budget leaves half of it, and two windows without requests (0/0,
+    recorded as NaN) neither count nor make the answer NaN."""
+    config = load_slo()
+    budget = _panel(dashboard(config), "Error budget remaining (30d)")
+    expr = next(t["expr"] for t in budget["targets"] if t["legendFormat"] == "availability")
+    ratio, target = 0.0005, config.availability.objective
+    series = f'{error_ratio_records(config)["5m"]}{{slo="availability"}}'
+    (tmp_path / "none.rules.yml").write_text("groups: []\n")
+    case = {
+        "rule_files": ["none.rules.yml"],
+        "evaluation_interval": "5m",
+        "tests": [
+            {
+                "interval": "5m",
+                "input_series": [{"series": series, "values": f"{ratio}x10 NaN NaN {ratio}x5"}],
+                "promql_expr_test": [
+                    {
+                        "expr": concrete(expr),
+                        "eval_time": "90m",
+                        "exp_samples": [
+                            {"labels": '{slo="availability"}', "value": 1 - ratio / (1 - target)}
+                        ],
+                    }
+                ],
+            }
+        ],
+    }
+    (tmp_path / "budget.test.yml").write_text(yaml.safe_dump(case))
+    assert PROMTOOL is not None
+    result = subprocess.run(
+        [PROMTOOL, "test", "rules", str(tmp_path / "budget.test.yml")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert 0.49 < 1 - ratio / (1 - target) < 0.51  # half the budget left
+
+
 # -- the committed file and the command ------------------------------------------------
 
 

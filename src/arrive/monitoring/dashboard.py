@@ -133,10 +133,13 @@ def error_ratio_records(config: SloConfig) -> dict[str, str]:
 
 def _objectives(config: SloConfig) -> list[Panel]:
     records = error_ratio_records(config)
-    shortest = records[WINDOWS[0]]
+    step = WINDOWS[0]
     budget = [
         Query(
-            f'1 - avg_over_time({shortest}{{slo="{o.slo}"}}[{BUDGET_PERIOD}]) / (1 - {o.target!r})',
+            # ">= 0" drops the NaN of a window without requests (0/0): it would make the
+            # whole average NaN; a subquery, because a range cannot follow a filter.
+            f'1 - avg_over_time(({records[step]}{{slo="{o.slo}"}} >= 0)[{BUDGET_PERIOD}:{step}])'
+            f" / (1 - {o.target!r})",
             o.slo,
         )
         for o in objectives(config)
@@ -147,8 +150,9 @@ def _objectives(config: SloConfig) -> list[Panel]:
             tuple(budget),
             "percentunit",
             "stat",
-            f"1 - the error ratio averaged over {BUDGET_PERIOD} (time-weighted, from the "
-            f"{WINDOWS[0]} recording rule) / the budget (1 - objective). Below 0: spent.",
+            f"1 - the error ratio averaged over {BUDGET_PERIOD} (time-weighted: the {step} "
+            f"recording rule every {step}, windows without requests left out) / the budget "
+            "(1 - objective). Below 0: spent.",
             ((0.0, "orange"), (0.25, "green")),
             base="red",
             width=12,
