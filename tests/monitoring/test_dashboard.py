@@ -31,15 +31,9 @@ from arrive.ingest.deadletter import MemoryDeadLetter
 from arrive.ingest.runner import IngestRunner
 from arrive.ingest.source import MemorySource, MemoryStream
 from arrive.monitoring import metrics
-from arrive.monitoring.dashboard import (
-    FILE,
-    VARIABLES,
-    dashboard,
-    error_ratio_records,
-    expressions,
-    to_json,
-)
+from arrive.monitoring.dashboard import FILE, VARIABLES, dashboard, error_ratio_records
 from arrive.monitoring.drift_metrics import DriftMetrics
+from arrive.monitoring.grafana import expressions, to_json
 from arrive.monitoring.ingest_metrics import IngestMetrics
 from arrive.monitoring.monitor_http import MonitorCollector
 from arrive.monitoring.rules import objectives, recording_rules

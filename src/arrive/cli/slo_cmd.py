@@ -88,7 +88,8 @@ def _read(path: Path) -> str | None:
 def dashboard(slo_file: Path | None, out: Path, check: bool) -> None:
     """Write the Grafana dashboard (objectives and error budgets from the recording
     rules, latency, fallbacks, online accuracy, drift, freshness, ingest)."""
-    from arrive.monitoring.dashboard import FILE, dashboard, to_json
+    from arrive.monitoring.dashboard import FILE, dashboard
+    from arrive.monitoring.grafana import to_json
     from arrive.monitoring.slo import load_slo
 
     text, path = to_json(dashboard(load_slo(slo_file))), out / FILE

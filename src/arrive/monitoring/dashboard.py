@@ -8,7 +8,8 @@ accuracy and P90 coverage by segment and variant (with the monitor's coverage ba
 calibration drift, feature drift and skew, freshness, ingest, the prediction log and the
 model serving. The objectives' panels read the recording rules' names from
 :func:`arrive.monitoring.rules.recording_rules`; every other expression reads metrics of
-``arrive serve``, ``arrive ingest`` and ``arrive monitor``.
+``arrive serve``, ``arrive ingest`` and ``arrive monitor``. Grafana's JSON shapes
+(panels, grid, variables) are :mod:`arrive.monitoring.grafana`'s.
 
 Template variables: ``datasource`` (any Prometheus data source), and ``version``,
 ``variant``, ``segment_kind`` (the monitor's labels, multi-valued, "All" = ``.*``; the
@@ -18,13 +19,18 @@ segment kind starts at ``all``, the overall rows). Raw counters are rated over
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any, Final
 
 from arrive.monitoring.drift import THRESHOLD as PSI_THRESHOLD
+from arrive.monitoring.grafana import (
+    SCHEMA_VERSION,
+    Panel,
+    Query,
+    datasource_variable,
+    label_variable,
+    panels,
+)
 from arrive.monitoring.quality import Band
 from arrive.monitoring.rules import BURNS, WINDOWS, objectives, recording_rules
 from arrive.monitoring.slo import SloConfig
@@ -32,44 +38,14 @@ from arrive.monitoring.slo import SloConfig
 FILE: Final = "arrive.json"
 UID: Final = "arrive"
 TITLE: Final = "Arrive"
-SCHEMA_VERSION: Final = 39
 BUDGET_PERIOD: Final = "30d"
 """The error budget's period, as in the burn-rate alerts (14.4x spends 2 % of it per hour)."""
 RATE: Final = "$__rate_interval"
 VARIABLES: Final = ("version", "variant", "segment_kind")
-_WIDTH: Final = 24
-_HEIGHT: Final = 8
-_DATASOURCE: Final = {"type": "prometheus", "uid": "${datasource}"}
+"""Filters on the monitor's labels, their values read from :data:`_VALUES_OF`."""
+_VALUES_OF: Final = "arrive_online_orders"
 _MONITOR: Final = 'version=~"$version",variant=~"$variant",segment_kind=~"$segment_kind"'
 _SEGMENT: Final = "{{version}} {{variant}} {{segment_kind}}={{segment}}"
-
-
-@dataclass(frozen=True)
-class Query:
-    """One PromQL expression of a panel and the legend of its series."""
-
-    expr: str
-    legend: str = ""
-    table: bool = False  # an instant query shown as a table's rows
-
-
-@dataclass(frozen=True)
-class Panel:
-    """One panel: ``kind`` is Grafana's panel type (timeseries, stat, table).
-
-    ``steps`` are threshold steps ``(value, colour)`` above a ``base`` colour; on a time
-    series they are drawn as dashed lines (and the band between them, with ``area``).
-    """
-
-    title: str
-    queries: tuple[Query, ...]
-    unit: str = "short"
-    kind: str = "timeseries"
-    description: str = ""
-    steps: tuple[tuple[float, str], ...] = ()
-    base: str = "green"
-    area: bool = False
-    width: int = 8
 
 
 def dashboard(config: SloConfig) -> dict[str, Any]:
@@ -88,18 +64,14 @@ def dashboard(config: SloConfig) -> dict[str, Any]:
         "version": 1,
         "templating": {"list": _variables()},
         "annotations": {"list": []},
-        "panels": list(_layout(rows(config))),
+        "panels": list(panels(rows(config))),
     }
 
 
-def to_json(document: dict[str, Any]) -> str:
-    """``document`` as the committed file's text (two-space indent, a final newline)."""
-    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
-
-
-def expressions(document: dict[str, Any]) -> list[str]:
-    """Every PromQL expression of ``document``'s panels, template variables left in."""
-    return [target["expr"] for panel in document["panels"] for target in panel.get("targets", [])]
+def _variables() -> list[dict[str, Any]]:
+    start = {"segment_kind": "all"}  # the overall rows, not every segment at once
+    labels = [label_variable(name, _VALUES_OF, start.get(name)) for name in VARIABLES]
+    return [datasource_variable(), *labels]
 
 
 def rows(config: SloConfig) -> list[tuple[str, list[Panel]]]:
@@ -193,12 +165,17 @@ def _burn_rate(config: SloConfig, record: str, window: str) -> Panel:
     )
 
 
-def _quantiles(metric: str, selector: str, by: str = "le") -> Iterator[Query]:
-    for q in (0.5, 0.95, 0.99):
-        yield Query(
+def _quantiles(
+    metric: str, selector: str, quantiles: tuple[float, ...] = (0.5, 0.95, 0.99), by: str = "le"
+) -> tuple[Query, ...]:
+    legend = " {{route}}" if "route" in by else ""
+    return tuple(
+        Query(
             f"histogram_quantile({q}, sum by ({by}) (rate({metric}_bucket{selector}[{RATE}])))",
-            f"p{q * 100:g}" + (" {{route}}" if "route" in by else ""),
+            f"p{q * 100:g}{legend}",
         )
+        for q in quantiles
+    )
 
 
 def _latency(config: SloConfig) -> list[Panel]:
@@ -207,7 +184,7 @@ def _latency(config: SloConfig) -> list[Panel]:
     return [
         Panel(
             "ETA request latency",
-            tuple(_quantiles("arrive_http_request_seconds", f'{{route=~"{routes}"}}')),
+            _quantiles("arrive_http_request_seconds", f'{{route=~"{routes}"}}'),
             "s",
             description=f"Whole-request latency of {routes}; line: the objective's "
             f"threshold ({threshold * 1000:g} ms).",
@@ -215,12 +192,12 @@ def _latency(config: SloConfig) -> list[Panel]:
         ),
         Panel(
             "p99 latency by route",
-            tuple(_quantiles("arrive_http_request_seconds", "", "le, route"))[2:],
+            _quantiles("arrive_http_request_seconds", "", (0.99,), "le, route"),
             "s",
         ),
         Panel(
             "predict call latency",
-            tuple(_quantiles("arrive_predict_seconds", "")),
+            _quantiles("arrive_predict_seconds", ""),
             "s",
             description="One predict call: feature read, model, answers.",
         ),
@@ -549,121 +526,3 @@ def _model() -> list[Panel]:
             "ops",
         ),
     ]
-
-
-def _layout(panel_rows: list[tuple[str, list[Panel]]]) -> Iterator[dict[str, Any]]:
-    """Grafana panels, ids from 1: each row's header, then its panels left to right,
-    wrapping at the dashboard's width."""
-    ids, y = iter(range(1, 10_000)), 0
-    for title, panels in panel_rows:
-        yield _row(next(ids), title, y)
-        x, y = 0, y + 1
-        for panel in panels:
-            if x + panel.width > _WIDTH:
-                x, y = 0, y + _HEIGHT
-            yield _panel(next(ids), panel, {"h": _HEIGHT, "w": panel.width, "x": x, "y": y})
-            x += panel.width
-        y += _HEIGHT
-
-
-def _row(panel_id: int, title: str, y: int) -> dict[str, Any]:
-    grid = {"h": 1, "w": _WIDTH, "x": 0, "y": y}
-    return {
-        "id": panel_id,
-        "type": "row",
-        "title": title,
-        "collapsed": False,
-        "gridPos": grid,
-        "panels": [],
-    }
-
-
-def _panel(panel_id: int, panel: Panel, grid: dict[str, int]) -> dict[str, Any]:
-    return {
-        "id": panel_id,
-        "type": panel.kind,
-        "title": panel.title,
-        "description": panel.description,
-        "datasource": _DATASOURCE,
-        "gridPos": grid,
-        "fieldConfig": {"defaults": _defaults(panel), "overrides": []},
-        "options": _options(panel),
-        "targets": [
-            _target(query, ref) for query, ref in zip(panel.queries, _refs(), strict=False)
-        ],
-    }
-
-
-def _refs() -> Iterator[str]:
-    return (chr(ord("A") + i) for i in range(26))
-
-
-def _target(query: Query, ref: str) -> dict[str, Any]:
-    target: dict[str, Any] = {
-        "datasource": _DATASOURCE,
-        "refId": ref,
-        "expr": query.expr,
-        "legendFormat": query.legend or "__auto",
-        "range": not query.table,
-        "instant": query.table,
-    }
-    if query.table:
-        target["format"] = "table"
-    return target
-
-
-def _defaults(panel: Panel) -> dict[str, Any]:
-    steps: list[dict[str, Any]] = [{"color": panel.base, "value": None}]
-    steps += [{"color": colour, "value": value} for value, colour in panel.steps]
-    defaults: dict[str, Any] = {
-        "unit": panel.unit,
-        "thresholds": {"mode": "absolute", "steps": steps},
-    }
-    if panel.kind == "timeseries":
-        style = "off" if not panel.steps else "line+area" if panel.area else "dashed"
-        defaults["custom"] = {"thresholdsStyle": {"mode": style}, "fillOpacity": 0}
-    return defaults
-
-
-def _options(panel: Panel) -> dict[str, Any]:
-    if panel.kind == "stat":
-        return {
-            "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
-            "colorMode": "value",
-            "textMode": "value_and_name",
-        }
-    if panel.kind == "table":
-        return {"showHeader": True}
-    return {"legend": {"displayMode": "list", "placement": "bottom"}, "tooltip": {"mode": "multi"}}
-
-
-def _variables() -> list[dict[str, Any]]:
-    source = {
-        "name": "datasource",
-        "label": "Prometheus",
-        "type": "datasource",
-        "query": "prometheus",
-        "current": {},
-        "hide": 0,
-    }
-    return [source, *(_label_variable(name) for name in VARIABLES)]
-
-
-def _label_variable(name: str) -> dict[str, Any]:
-    query = f"label_values(arrive_online_orders, {name})"
-    start = ["all"] if name == "segment_kind" else ["$__all"]
-    return {
-        "name": name,
-        "label": name.replace("_", " "),
-        "type": "query",
-        "datasource": _DATASOURCE,
-        "query": {"query": query, "refId": f"{name}-values"},
-        "definition": query,
-        "refresh": 2,
-        "includeAll": True,
-        "allValue": ".*",
-        "multi": True,
-        "sort": 1,
-        "current": {"text": start, "value": start},
-        "hide": 0,
-    }
