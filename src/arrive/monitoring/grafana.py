@@ -54,10 +54,10 @@ def panels(panel_rows: list[tuple[str, list[Panel]]]) -> Iterator[dict[str, Any]
     """The dashboard's panels, ids from 1: each row's header, then its panels left to right,
     wrapping at the dashboard's width."""
     ids, y = iter(range(1, 10_000)), 0
-    for title, panels in panel_rows:
+    for title, members in panel_rows:
         yield _row(next(ids), title, y)
         x, y = 0, y + 1
-        for panel in panels:
+        for panel in members:
             if x + panel.width > _WIDTH:
                 x, y = 0, y + _HEIGHT
             yield _panel(next(ids), panel, {"h": _HEIGHT, "w": panel.width, "x": x, "y": y})
@@ -87,14 +87,8 @@ def _panel(panel_id: int, panel: Panel, grid: dict[str, int]) -> dict[str, Any]:
         "gridPos": grid,
         "fieldConfig": {"defaults": _defaults(panel), "overrides": []},
         "options": _options(panel),
-        "targets": [
-            _target(query, ref) for query, ref in zip(panel.queries, _refs(), strict=False)
-        ],
+        "targets": [_target(query, chr(ord("A") + i)) for i, query in enumerate(panel.queries)],
     }
-
-
-def _refs() -> Iterator[str]:
-    return (chr(ord("A") + i) for i in range(26))
 
 
 def _target(query: Query, ref: str) -> dict[str, Any]:
