@@ -26,6 +26,8 @@ from arrive.monitoring.join import JoinSettings
 from arrive.monitoring.monitor import Monitor, MonitorSettings
 from arrive.monitoring.monitor_http import MetricsServer, MonitorCollector
 from arrive.monitoring.quality import Band
+from arrive.monitoring.slo import SloConfig, load_slo
+from arrive.monitoring.status_page import QualityHistory, StatusPage
 from arrive.registry import LocalRegistry
 
 logger = logging.getLogger(__name__)
@@ -84,6 +86,12 @@ CATCH_UP_FILES = 8
 )
 @click.option("--metrics-host", default="127.0.0.1", show_default=True, help="Interface.")
 @click.option(
+    "--slo",
+    "slo_file",
+    type=_FILE,
+    help="SLO file of the objectives /status shows (default: the shipped slo.toml).",
+)
+@click.option(
     "--batch-size",
     type=click.IntRange(1, 100_000),
     default=5000,
@@ -115,6 +123,7 @@ def command(
     timezone: str | None,
     metrics_port: int | None,
     metrics_host: str,
+    slo_file: Path | None,
     batch_size: int,
     idle_lag_s: float | None,
     registry: Path | None,
@@ -140,13 +149,14 @@ def command(
         idle_lag_s=_idle_lag(idle_lag_s, horizon_s, replay),
         partitions=1 if replay else _partitions(source),
     )
+    slo = _slo(slo_file)
     baseline = _baseline(registry, settings.timezone)
     events = _open(source, checkpoint, replay)
     monitor = Monitor(settings, events, SystemClock(), baseline=baseline)
     console = Console(stderr=True, highlight=False)
     if monitor.resume() and not quiet:
         console.print(f"resumed from {checkpoint}")
-    server = _serve(monitor, metrics_port, metrics_host, console)
+    server = _serve(monitor, slo, metrics_port, metrics_host, console)
     stop = _stop_on_signals()
     try:
         _catch_up(monitor, stop, quiet)
@@ -195,6 +205,13 @@ def _idle_lag(idle_lag_s: float | None, horizon_s: float, replay: bool) -> float
     return horizon_s if idle_lag_s is None else idle_lag_s
 
 
+def _slo(path: Path | None) -> SloConfig:
+    try:
+        return load_slo(path)
+    except ConfigError as exc:
+        raise ConfigError(f"--slo: {exc}") from None
+
+
 def _baseline(registry: Path | None, timezone: str) -> HeuristicBaseline | None:
     if registry is None:
         return None
@@ -238,16 +255,27 @@ def _open(source: str, checkpoint: Path, replay: bool) -> EventSource:
     return open_source(source)
 
 
-def _serve(monitor: Monitor, port: int | None, host: str, console: Console) -> MetricsServer | None:
+def _serve(
+    monitor: Monitor, slo: SloConfig, port: int | None, host: str, console: Console
+) -> MetricsServer | None:
     if port is None:
         return None
     registry = CollectorRegistry(auto_describe=False)
     registry.register(MonitorCollector(lambda: (monitor.counts, monitor.latest)))
+    page = StatusPage(
+        registry,
+        QualityHistory(monitor.settings.out_dir).since,
+        monitor.watermarks,
+        monitor.clock,
+        band=monitor.settings.band,
+        slo=slo,
+    )
     try:
-        server = MetricsServer(registry, lambda: (True, "ok"), port, host).start()
+        server = MetricsServer(registry, lambda: (True, "ok"), port, host, status=page.render)
     except OSError as exc:
         raise ConfigError(f"--metrics-port {port}: cannot listen on {host} ({exc})") from exc
-    console.print(f"metrics on http://{host}:{server.port}/metrics")
+    server.start()
+    console.print(f"metrics on http://{host}:{server.port}/metrics, status on /status")
     return server
 
 
