@@ -3,6 +3,7 @@ monitor sees, and the calibration objective's error budget from the quality file
 
 from __future__ import annotations
 
+import json
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -22,9 +23,19 @@ from arrive.monitoring.drift import VERSION_SCHEMA
 from arrive.monitoring.drift_metrics import DriftMetrics
 from arrive.monitoring.monitor import Monitor
 from arrive.monitoring.monitor_http import MetricsServer, MonitorCollector
+from arrive.monitoring.prometheus_api import PrometheusApi
 from arrive.monitoring.quality import QUALITY
 from arrive.monitoring.skew import SCHEMA as SKEW_SCHEMA
-from arrive.monitoring.status_page import QualityHistory, StatusPage, calibration_budget
+from arrive.monitoring.status_page import (
+    FIRING,
+    RATIOS,
+    QualityHistory,
+    StatusPage,
+    calibration_budget,
+)
+from arrive.testing.servers.eta_service import wait_for
+from arrive.testing.servers.ports import free_port
+from arrive.testing.servers.prometheus_server import PrometheusServer
 
 Key = tuple[str, tuple[tuple[str, str], ...]]
 
@@ -300,3 +311,69 @@ def test_status_is_a_404_without_a_page_and_a_one_line_500_when_it_fails() -> No
         plain.close()
         failing.close()
     assert (status, text) == (500, "status page failed: no quality directory\n")
+
+
+RULES = {
+    "groups": [
+        {
+            "name": "status-page-test",
+            "rules": [
+                {
+                    "record": "arrive_slo:error_ratio:rate1h",
+                    "expr": "vector(0.0004)",
+                    "labels": {"slo": "availability"},
+                },
+                {
+                    "record": "arrive_slo:error_ratio:rate3d",
+                    "expr": "vector(0.0002)",
+                    "labels": {"slo": "availability"},
+                },
+                {
+                    "alert": "FeatureStoreDown",
+                    "expr": "vector(1)",
+                    "labels": {"severity": "page", "instance": "eta-1"},
+                },
+            ],
+        }
+    ]
+}
+
+
+def _quiet_page(prometheus: PrometheusApi) -> str:
+    return StatusPage(
+        CollectorRegistry(auto_describe=False),
+        lambda start: pl.DataFrame(schema=QUALITY),
+        dict,
+        ManualClock(datetime(2025, 3, 4, tzinfo=UTC)),
+        prometheus=prometheus,
+    ).render()
+
+
+def test_with_a_real_prometheus_the_page_shows_service_objectives_and_firing_alerts(
+    tmp_path: Path,
+) -> None:
+    rules = tmp_path / "rules.yml"
+    rules.write_text(json.dumps(RULES), encoding="utf-8")  # JSON is YAML
+    with PrometheusServer(["127.0.0.1:1"], rule_files=[rules]) as prometheus:
+        api = PrometheusApi(prometheus.url)
+        wait_for(
+            lambda: len(api.query(RATIOS)) == 2 and bool(api.query(FIRING)),
+            60.0,
+            "the rules' first evaluation",
+        )
+        page = _quiet_page(api)
+    availability = page.split('id="slo-availability"', 1)[1].split("</tr>", 1)[0]
+    assert "1 h 0.040 % · 3 d 0.020 %" in availability
+    assert "20.0 % (3 d)" in availability  # 0.02 % of the 0.1 % allowed
+    assert ">met<" in availability
+    latency = page.split('id="slo-latency"', 1)[1].split("</tr>", 1)[0]
+    assert "no data in Prometheus" in latency
+    firing = page.split("Firing in Prometheus", 1)[1]
+    assert "FeatureStoreDown</td><td>instance=eta-1</td><td>page</td>" in firing
+
+
+def test_an_unreachable_prometheus_is_named_not_fatal() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    page = _quiet_page(PrometheusApi(url, timeout_s=1.0))
+    assert f"Prometheus at {url} did not answer" in page
+    assert "Objectives and error budget" in page

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from urllib.parse import parse_qs, urlsplit
@@ -25,6 +26,7 @@ from arrive.monitoring.baseline import HeuristicBaseline, registry_loader
 from arrive.monitoring.join import JoinSettings
 from arrive.monitoring.monitor import Monitor, MonitorSettings
 from arrive.monitoring.monitor_http import MetricsServer, MonitorCollector
+from arrive.monitoring.prometheus_api import PrometheusApi
 from arrive.monitoring.quality import Band
 from arrive.monitoring.slo import SloConfig, load_slo
 from arrive.monitoring.status_page import QualityHistory, StatusPage
@@ -92,6 +94,11 @@ CATCH_UP_FILES = 8
     help="SLO file of the objectives /status shows (default: the shipped slo.toml).",
 )
 @click.option(
+    "--prometheus-url",
+    help="Prometheus server (http://HOST:PORT) /status reads the service-side objectives' "
+    "error ratios and firing alerts from (default: none; the page names the queries).",
+)
+@click.option(
     "--batch-size",
     type=click.IntRange(1, 100_000),
     default=5000,
@@ -124,6 +131,7 @@ def command(
     metrics_port: int | None,
     metrics_host: str,
     slo_file: Path | None,
+    prometheus_url: str | None,
     batch_size: int,
     idle_lag_s: float | None,
     registry: Path | None,
@@ -150,13 +158,14 @@ def command(
         partitions=1 if replay else _partitions(source),
     )
     slo = _slo(slo_file)
+    prometheus = _prometheus(prometheus_url)
     baseline = _baseline(registry, settings.timezone)
     events = _open(source, checkpoint, replay)
     monitor = Monitor(settings, events, SystemClock(), baseline=baseline)
     console = Console(stderr=True, highlight=False)
     if monitor.resume() and not quiet:
         console.print(f"resumed from {checkpoint}")
-    server = _serve(monitor, slo, metrics_port, metrics_host, console)
+    server = _serve(monitor, StatusSettings(slo, prometheus), metrics_port, metrics_host, console)
     stop = _stop_on_signals()
     try:
         _catch_up(monitor, stop, quiet)
@@ -212,6 +221,15 @@ def _slo(path: Path | None) -> SloConfig:
         raise ConfigError(f"--slo: {exc}") from None
 
 
+def _prometheus(url: str | None) -> PrometheusApi | None:
+    if url is None:
+        return None
+    try:
+        return PrometheusApi(url)
+    except ConfigError as exc:
+        raise ConfigError(f"--prometheus-url {exc}") from None
+
+
 def _baseline(registry: Path | None, timezone: str) -> HeuristicBaseline | None:
     if registry is None:
         return None
@@ -255,8 +273,16 @@ def _open(source: str, checkpoint: Path, replay: bool) -> EventSource:
     return open_source(source)
 
 
+@dataclass(frozen=True)
+class StatusSettings:
+    """What ``/status`` shows beyond the monitor's own figures."""
+
+    slo: SloConfig
+    prometheus: PrometheusApi | None
+
+
 def _serve(
-    monitor: Monitor, slo: SloConfig, port: int | None, host: str, console: Console
+    monitor: Monitor, status: StatusSettings, port: int | None, host: str, console: Console
 ) -> MetricsServer | None:
     if port is None:
         return None
@@ -268,7 +294,8 @@ def _serve(
         monitor.watermarks,
         monitor.clock,
         band=monitor.settings.band,
-        slo=slo,
+        slo=status.slo,
+        prometheus=status.prometheus,
     )
     try:
         server = MetricsServer(registry, lambda: (True, "ok"), port, host, status=page.render)

@@ -14,9 +14,12 @@ number on the page equals its series. What the registry does not hold comes from
 
 The service-side objectives (availability, latency, model answers, freshness) are
 measured by Prometheus from ``arrive serve`` and ``arrive ingest``: the monitor does
-not see them, and the page names the recording rule to query instead of a number.
-Alerts are shown as the monitor sees them (calibration drift, feature drift, skew);
-Prometheus fires them after their ``for`` duration.
+not see them. Given a Prometheus server (:class:`~arrive.monitoring.prometheus_api.Queries`),
+the page shows their recorded error ratios (``arrive_slo:error_ratio:rate1h`` and
+``rate3d``, from the rules of :mod:`arrive.monitoring.rules`) and the alerts firing
+there; without one, it names the recording rule to query instead of a number.
+Alerts are also shown as the monitor sees them (calibration drift, feature drift,
+skew); Prometheus fires them after their ``for`` duration.
 """
 
 from __future__ import annotations
@@ -35,7 +38,9 @@ import polars as pl
 from prometheus_client import CollectorRegistry
 
 from arrive.clock import Clock
+from arrive.errors import SourceUnavailable
 from arrive.monitoring.monitor import last_window, quality_files
+from arrive.monitoring.prometheus_api import Queries, Series
 from arrive.monitoring.quality import QUALITY, Band
 from arrive.monitoring.rules import cause_alerts, objectives
 from arrive.monitoring.slo import SloConfig
@@ -138,6 +143,7 @@ class StatusPage:
         band: the calibrated P90 coverage band.
         slo: the objectives.
         history_s: how far back the plots over windows and the error budget look.
+        prometheus: where to read the service-side objectives and alerts (None: not shown).
     """
 
     registry: CollectorRegistry
@@ -147,6 +153,7 @@ class StatusPage:
     band: Band = field(default_factory=Band)
     slo: SloConfig = field(default_factory=SloConfig)
     history_s: float = 3 * 86400.0
+    prometheus: Queries | None = None
 
     def render(self) -> str:
         """The page's HTML."""
@@ -154,10 +161,11 @@ class StatusPage:
         found = scrape(self.registry)
         history = self.history(now - timedelta(seconds=self.history_s))
         alerts = _alerts(found, self.slo)
+        remote = _remote(self.prometheus)
         sections = [
             _header(found, now, alerts),
-            _alerts_section(alerts, self.slo),
-            _slo_section(history, self.slo, self.history_s),
+            _alerts_section(alerts, self.slo, remote),
+            _slo_section(history, self.slo, self.history_s, remote),
             _models_section(found),
             _quality_section(found, history, self.band),
             _drift_section(found),
@@ -167,6 +175,37 @@ class StatusPage:
 
 
 # -- alerts --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Remote:
+    """What Prometheus answered: error ratios by (objective, window), firing alerts, or
+    why there is nothing (``note``)."""
+
+    ratios: Mapping[tuple[str, str], float] = field(default_factory=dict)
+    firing: Series = field(default_factory=list)
+    note: str | None = None
+
+
+RATIOS: Final = '{__name__=~"arrive_slo:error_ratio:rate(1h|3d)"}'
+FIRING: Final = 'ALERTS{alertstate="firing"}'
+
+
+def _remote(prometheus: Queries | None) -> Remote:
+    if prometheus is None:
+        return Remote(note="no Prometheus given (--prometheus-url)")
+    try:
+        ratios = prometheus.query(RATIOS)
+        firing = prometheus.query(FIRING)
+    except SourceUnavailable as exc:
+        return Remote(note=str(exc))
+    return Remote(
+        {
+            (labels.get("slo", ""), labels["__name__"].rsplit("rate", 1)[-1]): value
+            for labels, value in ratios
+        },
+        sorted(firing, key=lambda item: sorted(item[0].items())),
+    )
 
 
 @dataclass(frozen=True)
@@ -198,7 +237,7 @@ def _alerts(found: Scrape, slo: SloConfig) -> list[Alert]:
     return alerts
 
 
-def _alerts_section(alerts: list[Alert], slo: SloConfig) -> str:
+def _alerts_section(alerts: list[Alert], slo: SloConfig, remote: Remote) -> str:
     waits = {rule["alert"]: rule["for"] for rule in cause_alerts(slo)}
     if alerts:
         rows = "".join(
@@ -219,8 +258,31 @@ def _alerts_section(alerts: list[Alert], slo: SloConfig) -> str:
         f'{body}<p class="caption">Conditions true in the last closed window; Prometheus fires'
         " each after the duration shown. The service's and ingest's alerts (store down, model"
         " not loaded, budget burns, ingest lag) are evaluated by Prometheus from their own"
-        " metrics: see its <code>/alerts</code>.</p></section>"
+        f" metrics.</p>{_firing(remote, slo)}</section>"
     )
+
+
+def _firing(remote: Remote, slo: SloConfig) -> str:
+    if remote.note is not None:
+        return f'<h3>Firing in Prometheus</h3><p class="muted">{escape(remote.note)}.</p>'
+    if not remote.firing:
+        return '<h3>Firing in Prometheus</h3><p class="good">None.</p>'
+    rows = "".join(
+        f'<tr class="firing remote"><td>{escape(labels.get("alertname", ""))}</td>'
+        f"<td>{_labels(_shown(labels))}</td><td>{escape(labels.get('severity', ''))}</td>"
+        f'<td><a href="{escape(slo.runbook_base_url)}/{escape(labels.get("alertname", ""))}.md">'
+        "runbook</a></td></tr>"
+        for labels, _ in remote.firing
+    )
+    return (
+        '<h3>Firing in Prometheus</h3><table class="small"><thead><tr><th>alert</th>'
+        f"<th>series</th><th>severity</th><th></th></tr></thead><tbody>{rows}</tbody></table>"
+    )
+
+
+def _shown(labels: Mapping[str, str]) -> Labels:
+    hidden = ("__name__", "alertname", "alertstate", "severity")
+    return tuple(sorted((k, v) for k, v in labels.items() if k not in hidden))
 
 
 # -- objectives ----------------------------------------------------------------------------
@@ -248,23 +310,42 @@ def calibration_budget(history: pl.DataFrame, objective: float) -> Budget:
     return Budget(per_window.height, bad, objective)
 
 
-def _slo_section(history: pl.DataFrame, slo: SloConfig, history_s: float) -> str:
+def _slo_section(history: pl.DataFrame, slo: SloConfig, history_s: float, remote: Remote) -> str:
     rows = []
     for objective in objectives(slo):
         if objective.slo == "calibration":
             rows.append(_calibration_row(calibration_budget(history, objective.target), history_s))
-            continue
-        query = f'arrive_slo:error_ratio:rate1h{{slo="{objective.slo}"}}'
-        rows.append(
-            f'<tr><td>{objective.slo}</td><td class="num">{_pct(objective.target, 2)}</td>'
-            f'<td colspan="3" class="muted">measured by Prometheus from the service and ingest:'
-            f" see <code>{escape(query)}</code> (and <code>{objective.alert}</code>)</td></tr>"
-        )
+        else:
+            rows.append(_service_row(objective.slo, objective.alert, objective.target, remote))
     return (
         '<section id="slo"><h2>Objectives and error budget</h2><div class="scroll">'
         '<table class="small"><thead><tr><th>objective</th><th class="num">target</th>'
-        '<th>state</th><th class="num">windows off</th><th class="num">budget spent</th>'
-        f"</tr></thead><tbody>{''.join(rows)}</tbody></table></div></section>"
+        '<th>state</th><th class="num">measured</th><th class="num">budget spent</th>'
+        f"</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
+        '<p class="caption">Budget spent: the error ratio over the window divided by the'
+        " ratio the objective allows (above 100 %: overspent). Availability, latency, model"
+        " answers and freshness are measured by Prometheus from the service and ingest (the"
+        " recording rules of <code>arrive slo rules</code>); calibration by this monitor."
+        "</p></section>"
+    )
+
+
+def _service_row(name: str, alert: str, target: float, remote: Remote) -> str:
+    head = f'<tr id="slo-{name}"><td>{name}</td><td class="num">{_pct(target, 2)}</td>'
+    hour, days = remote.ratios.get((name, "1h")), remote.ratios.get((name, "3d"))
+    if remote.note is not None or days is None:
+        query = f'arrive_slo:error_ratio:rate3d{{slo="{name}"}}'
+        why = remote.note or "no data in Prometheus (are the recording rules loaded?)"
+        return (
+            f'{head}<td colspan="3" class="muted">{escape(why)}: see <code>{escape(query)}'
+            f"</code> and <code>{alert}</code> in Prometheus</td></tr>"
+        )
+    spent = days / (1 - target)
+    state, tone = ("met", "good") if spent < 1 else ("budget exhausted", "bad")
+    return (
+        f'{head}<td class="{tone}">{state}</td>'
+        f'<td class="num">1 h {_pct(hour, 3)} · 3 d {_pct(days, 3)}</td>'
+        f'<td class="num {tone}">{_pct(spent)} (3 d)</td></tr>'
     )
 
 
@@ -281,7 +362,7 @@ def _calibration_row(budget: Budget, history_s: float) -> str:
         f'<tr id="slo-calibration"><td>calibration</td>{target}'
         f'<td class="{tone}">{state}</td>'
         f'<td class="num" data-windows="{budget.windows}">{budget.bad:,} of {budget.windows:,}'
-        f'</td><td class="num {tone}">{_pct(spent)}</td></tr>'
+        f' windows off band</td><td class="num {tone}">{_pct(spent)}</td></tr>'
         f'<tr><td colspan="5" class="caption">Calibration: share of the closed windows of the'
         f" last {_duration(history_s)} whose overall P90 coverage lies within its band; the"
         f" budget is the {_pct(1 - budget.objective, 1)} of windows allowed off it.</td></tr>"
