@@ -24,11 +24,12 @@ from arrive.monitoring.drift_metrics import DriftMetrics
 from arrive.monitoring.monitor import Monitor
 from arrive.monitoring.monitor_http import MetricsServer, MonitorCollector
 from arrive.monitoring.prometheus_api import PrometheusApi
-from arrive.monitoring.quality import QUALITY
+from arrive.monitoring.quality import QUALITY, Band
 from arrive.monitoring.skew import SCHEMA as SKEW_SCHEMA
 from arrive.monitoring.status_page import (
     FIRING,
     RATIOS,
+    PlotCache,
     QualityHistory,
     StatusPage,
     calibration_budget,
@@ -377,3 +378,20 @@ def test_an_unreachable_prometheus_is_named_not_fatal() -> None:
     page = _quiet_page(PrometheusApi(url, timeout_s=1.0))
     assert f"Prometheus at {url} did not answer" in page
     assert "Objectives and error budget" in page
+
+
+def test_a_plot_is_drawn_again_only_when_its_rows_change() -> None:
+    drawn: list[int] = []
+
+    def draw(key: str, rows: pl.DataFrame, band: Band) -> str:
+        drawn.append(rows.height)
+        return f"<svg>{key} {rows.height}</svg>"
+
+    cache = PlotCache()
+    ten = _windows([[False]] * 10)
+    assert cache.get("windows", ten, Band(), draw) == "<svg>windows 10</svg>"
+    assert cache.get("windows", ten.clone(), Band(), draw) == "<svg>windows 10</svg>"
+    flipped = _windows([[False]] * 9 + [[True]])  # same size, one flag differs
+    assert cache.get("windows", flipped, Band(), draw) == "<svg>windows 10</svg>"
+    assert cache.get("windows", flipped, Band(0.9, 0.03), draw) == "<svg>windows 10</svg>"
+    assert drawn == [10, 10, 10]

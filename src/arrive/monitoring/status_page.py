@@ -131,6 +131,29 @@ def _overall(path: Path) -> pl.DataFrame | None:
         return None
 
 
+class PlotCache:
+    """The last SVG of each plot with a hash of its rows: a plot is drawn again only when
+    its rows changed (a window closed), not at every request (drawing costs most)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last: dict[str, tuple[int, str]] = {}
+
+    def get(
+        self,
+        key: str,
+        rows: pl.DataFrame,
+        band: Band,
+        draw: Callable[[str, pl.DataFrame, Band], str],
+    ) -> str:
+        digest = hash((int(rows.hash_rows().sum()), rows.height, tuple(rows.columns), band))
+        with self._lock:
+            found = self._last.get(key)
+            if found is None or found[0] != digest:
+                found = self._last[key] = (digest, draw(key, rows, band))
+        return found[1]
+
+
 @dataclass(frozen=True)
 class StatusPage:
     """Renders the page (see the module docstring) from what the monitor holds.
@@ -154,6 +177,7 @@ class StatusPage:
     slo: SloConfig = field(default_factory=SloConfig)
     history_s: float = 3 * 86400.0
     prometheus: Queries | None = None
+    _plots: PlotCache = field(default_factory=PlotCache, init=False, compare=False, repr=False)
 
     def render(self) -> str:
         """The page's HTML."""
@@ -167,7 +191,7 @@ class StatusPage:
             _alerts_section(alerts, self.slo, remote),
             _slo_section(history, self.slo, self.history_s, remote),
             _models_section(found),
-            _quality_section(found, history, self.band),
+            _quality_section(found, history, self.band, self._plots),
             _drift_section(found),
             _freshness_section(found, self.watermarks(), now),
         ]
@@ -392,7 +416,7 @@ def _models_section(found: Scrape) -> str:
     )
 
 
-def _quality_section(found: Scrape, history: pl.DataFrame, band: Band) -> str:
+def _quality_section(found: Scrape, history: pl.DataFrame, band: Band, plots: PlotCache) -> str:
     latest = _latest_rows(found)
     if latest.is_empty():
         return '<section id="quality"><h2>Online quality</h2><p>No closed window yet.</p></section>'
@@ -407,11 +431,11 @@ def _quality_section(found: Scrape, history: pl.DataFrame, band: Band) -> str:
         f" {band.tolerance * 100:g} pp. A segment drifts (red) only when its whole 95 %"
         " interval lies outside the band."
     )
-    figures = [_figure(coverage_svg("coverage", plotted, band), caption)]
+    figures = [_figure(plots.get("coverage", plotted, band, coverage_svg), caption)]
     if not history.is_empty():
         figures.append(
             _figure(
-                windows_svg("windows", history, band),
+                plots.get("windows", history, band, windows_svg),
                 "Segment all of each version and variant over the recent windows: P50 MAE"
                 " (the heuristic's on the same orders dashed) and P90 coverage with its"
                 " 95 % interval.",
