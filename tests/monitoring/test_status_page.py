@@ -26,14 +26,8 @@ from arrive.monitoring.monitor_http import MetricsServer, MonitorCollector
 from arrive.monitoring.prometheus_api import PrometheusApi
 from arrive.monitoring.quality import QUALITY, Band
 from arrive.monitoring.skew import SCHEMA as SKEW_SCHEMA
-from arrive.monitoring.status_page import (
-    FIRING,
-    RATIOS,
-    PlotCache,
-    QualityHistory,
-    StatusPage,
-    calibration_budget,
-)
+from arrive.monitoring.status_page import PlotCache, StatusPage
+from arrive.monitoring.status_state import FIRING, RATIOS, QualityHistory, calibration_budget
 from arrive.testing.servers.eta_service import wait_for
 from arrive.testing.servers.ports import free_port
 from arrive.testing.servers.prometheus_server import PrometheusServer

@@ -26,7 +26,8 @@ from arrive.monitoring.drift import VERSION_SCHEMA
 from arrive.monitoring.drift_metrics import DriftMetrics
 from arrive.monitoring.monitor import Monitor
 from arrive.monitoring.monitor_http import MetricsServer, MonitorCollector
-from arrive.monitoring.status_page import QualityHistory, StatusPage
+from arrive.monitoring.status_page import StatusPage
+from arrive.monitoring.status_state import QualityHistory
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / ".arrive" / "test-artifacts" / "status"

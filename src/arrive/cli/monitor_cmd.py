@@ -29,7 +29,8 @@ from arrive.monitoring.monitor_http import MetricsServer, MonitorCollector
 from arrive.monitoring.prometheus_api import PrometheusApi
 from arrive.monitoring.quality import Band
 from arrive.monitoring.slo import SloConfig, load_slo
-from arrive.monitoring.status_page import QualityHistory, StatusPage
+from arrive.monitoring.status_page import StatusPage
+from arrive.monitoring.status_state import QualityHistory
 from arrive.registry import LocalRegistry
 
 logger = logging.getLogger(__name__)

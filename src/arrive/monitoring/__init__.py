@@ -10,7 +10,8 @@
 * :mod:`arrive.monitoring.checkpoint` — the monitor's atomic checkpoint.
 * :mod:`arrive.monitoring.monitor` — ``arrive monitor``'s loop: read, join, write, commit.
 * :mod:`arrive.monitoring.monitor_http` — the monitor's ``/metrics``, ``/healthz`` and ``/status``.
-* :mod:`arrive.monitoring.status_page` — the status page (``/status``), and its plots in
+* :mod:`arrive.monitoring.status_page` — the status page (``/status``): what it shows in
+  :mod:`arrive.monitoring.status_state`, its plots in
   :mod:`arrive.monitoring.status_plots`; :mod:`arrive.monitoring.prometheus_api` — queries
   to Prometheus for what the monitor does not measure.
 * :mod:`arrive.monitoring.outcome` — the demo's answers joined and checked against offline.

@@ -5,7 +5,7 @@ Every figure of the last window, every counter and every drift gauge on the page
 read from the samples of the registry ``/metrics`` exports, in one collection, so a
 number on the page equals its series. What the registry does not hold comes from:
 
-* the quality files of the recent windows (:class:`QualityHistory`): MAE and
+* the quality files of the recent windows (:mod:`~arrive.monitoring.status_state`): MAE and
   coverage over windows, and the calibration objective's error budget (the share of
   closed windows whose overall P90 coverage drifted, as ``arrive_slo:bad{slo=
   "calibration"}`` counts it in Prometheus);
@@ -24,32 +24,34 @@ skew); Prometheus fires them after their ``for`` duration.
 
 from __future__ import annotations
 
-import logging
 import threading
-from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from html import escape
-from pathlib import Path
 from typing import Final
 
 import polars as pl
 from prometheus_client import CollectorRegistry
 
 from arrive.clock import Clock
-from arrive.errors import SourceUnavailable
-from arrive.monitoring.monitor import last_window, quality_files
-from arrive.monitoring.prometheus_api import Queries, Series
-from arrive.monitoring.quality import QUALITY, Band
+from arrive.monitoring.prometheus_api import Queries
+from arrive.monitoring.quality import Band
 from arrive.monitoring.rules import cause_alerts, objectives
 from arrive.monitoring.slo import SloConfig
 from arrive.monitoring.status_plots import coverage_svg, windows_svg
+from arrive.monitoring.status_state import (
+    Alert,
+    Budget,
+    Labels,
+    Remote,
+    Scrape,
+    alerts_seen,
+    ask_prometheus,
+    calibration_budget,
+    scrape,
+)
 
-logger = logging.getLogger(__name__)
-
-Labels = tuple[tuple[str, str], ...]
-"""A series' labels, sorted by name."""
 SEGMENT_LABELS: Final = ("version", "variant", "segment_kind", "segment")
 COLUMNS: Final = (
     ("arrive_online_orders", "orders"),
@@ -69,66 +71,6 @@ DRIFT_FAMILIES: Final = ("arrive_feature_psi", "arrive_feature_skew_mismatch_rat
 """Families of :class:`arrive.monitoring.drift_metrics.DriftMetrics`: drift is measured
 when the registry has them."""
 _FIRING: Final = ' class="firing"'
-
-
-@dataclass(frozen=True)
-class Scrape:
-    """One collection of a registry: each sample by name and labels, and the families."""
-
-    families: frozenset[str]
-    samples: Mapping[str, Mapping[Labels, float]]
-
-    def series(self, name: str) -> Mapping[Labels, float]:
-        return self.samples.get(name, {})
-
-    def value(self, name: str, labels: Labels = ()) -> float | None:
-        return self.series(name).get(labels)
-
-
-def scrape(registry: CollectorRegistry) -> Scrape:
-    """The samples ``registry`` exports now (as ``/metrics`` would show them)."""
-    samples: dict[str, dict[Labels, float]] = defaultdict(dict)
-    families = set()
-    for family in registry.collect():
-        families.add(family.name)
-        for sample in family.samples:
-            samples[sample.name][tuple(sorted(sample.labels.items()))] = float(sample.value)
-    return Scrape(frozenset(families), dict(samples))
-
-
-class QualityHistory:
-    """The rows of segment ``all`` in the quality files of ``out_dir`` (files are
-    written once, so each is read once and kept while it holds recent windows)."""
-
-    def __init__(self, out_dir: Path) -> None:
-        self.out_dir = Path(out_dir)
-        self._lock = threading.Lock()
-        self._read: dict[str, pl.DataFrame] = {}
-
-    def since(self, start: datetime) -> pl.DataFrame:
-        """Rows (:data:`QUALITY`) of the windows starting at or after ``start``."""
-        frames: dict[str, pl.DataFrame] = {}
-        with self._lock:
-            for path in quality_files(self.out_dir):
-                if last_window(path) < start:
-                    continue
-                frame = self._read.get(path.name)
-                if frame is None:
-                    frame = _overall(path)
-                if frame is not None:
-                    frames[path.name] = frame
-            self._read = frames
-        if not frames:
-            return pl.DataFrame(schema=QUALITY)
-        return pl.concat(frames.values()).filter(pl.col("window_start") >= start)
-
-
-def _overall(path: Path) -> pl.DataFrame | None:
-    try:
-        return pl.read_parquet(path).filter(pl.col("segment_kind") == "all")
-    except (OSError, pl.exceptions.PolarsError) as exc:  # replaced or removed since listed
-        logger.warning("status page: %s not read (%s)", path.name, exc)
-        return None
 
 
 class PlotCache:
@@ -184,8 +126,8 @@ class StatusPage:
         now = self.clock.now()
         found = scrape(self.registry)
         history = self.history(now - timedelta(seconds=self.history_s))
-        alerts = _alerts(found, self.slo)
-        remote = _remote(self.prometheus)
+        alerts = alerts_seen(found, self.slo)
+        remote = ask_prometheus(self.prometheus)
         sections = [
             _header(found, now, alerts),
             _alerts_section(alerts, self.slo, remote),
@@ -201,72 +143,12 @@ class StatusPage:
 # -- alerts --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Remote:
-    """What Prometheus answered: error ratios by (objective, window), firing alerts, or
-    why there is nothing (``note``)."""
-
-    ratios: Mapping[tuple[str, str], float] = field(default_factory=dict)
-    firing: Series = field(default_factory=list)
-    note: str | None = None
-
-
-RATIOS: Final = '{__name__=~"arrive_slo:error_ratio:rate(1h|3d)"}'
-FIRING: Final = 'ALERTS{alertstate="firing"}'
-
-
-def _remote(prometheus: Queries | None) -> Remote:
-    if prometheus is None:
-        return Remote(note="no Prometheus given (--prometheus-url)")
-    try:
-        ratios = prometheus.query(RATIOS)
-        firing = prometheus.query(FIRING)
-    except SourceUnavailable as exc:
-        return Remote(note=str(exc))
-    return Remote(
-        {
-            (labels.get("slo", ""), labels["__name__"].rsplit("rate", 1)[-1]): value
-            for labels, value in ratios
-        },
-        sorted(firing, key=lambda item: sorted(item[0].items())),
-    )
-
-
-@dataclass(frozen=True)
-class Alert:
-    """An alert condition the monitor sees true now."""
-
-    name: str
-    labels: Labels
-    value: str
-
-
-def _alerts(found: Scrape, slo: SloConfig) -> list[Alert]:
-    alerts = [
-        Alert("CalibrationDrift", labels, _pct(found.value("arrive_online_p90_coverage", labels)))
-        for labels, flag in sorted(found.series("arrive_calibration_drift").items())
-        if flag == 1
-    ]
-    alerts += [
-        Alert("FeatureDrift", labels, f"PSI {found.value('arrive_feature_psi', labels):.3f}")
-        for labels, flag in sorted(found.series("arrive_feature_drift").items())
-        if flag == 1
-    ]
-    limit = slo.alerts.skew_mismatch_ratio
-    alerts += [
-        Alert("FeatureSkew", labels, _pct(ratio))
-        for labels, ratio in sorted(found.series("arrive_feature_skew_mismatch_ratio").items())
-        if ratio > limit
-    ]
-    return alerts
-
-
 def _alerts_section(alerts: list[Alert], slo: SloConfig, remote: Remote) -> str:
     waits = {rule["alert"]: rule["for"] for rule in cause_alerts(slo)}
     if alerts:
         rows = "".join(
             f'<tr class="firing alert"><td>{a.name}</td><td>{_labels(a.labels)}</td>'
-            f'<td class="num">{escape(a.value)}</td><td>{waits.get(a.name, "")}</td>'
+            f'<td class="num">{_alert_value(a)}</td><td>{waits.get(a.name, "")}</td>'
             f'<td><a href="{escape(slo.runbook_base_url)}/{a.name}.md">runbook</a></td></tr>'
             for a in alerts
         )
@@ -284,6 +166,12 @@ def _alerts_section(alerts: list[Alert], slo: SloConfig, remote: Remote) -> str:
         " not loaded, budget burns, ingest lag) are evaluated by Prometheus from their own"
         f" metrics.</p>{_firing(remote, slo)}</section>"
     )
+
+
+def _alert_value(alert: Alert) -> str:
+    if alert.name == "FeatureDrift":
+        return "–" if alert.value is None else f"PSI {alert.value:.3f}"
+    return _pct(alert.value)
 
 
 def _firing(remote: Remote, slo: SloConfig) -> str:
@@ -310,28 +198,6 @@ def _shown(labels: Mapping[str, str]) -> Labels:
 
 
 # -- objectives ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Budget:
-    """The calibration objective over the recent windows."""
-
-    windows: int
-    bad: int
-    objective: float
-
-    @property
-    def spent(self) -> float:
-        """Share of the error budget spent (above 1: overspent)."""
-        return self.bad / self.windows / (1 - self.objective)
-
-
-def calibration_budget(history: pl.DataFrame, objective: float) -> Budget:
-    """Windows of ``history`` (segment ``all`` rows) and those whose P90 coverage drifted
-    for any version or variant."""
-    per_window = history.group_by("window_start").agg(pl.col("calibration_drift").any())
-    bad = int(per_window.get_column("calibration_drift").sum())
-    return Budget(per_window.height, bad, objective)
 
 
 def _slo_section(history: pl.DataFrame, slo: SloConfig, history_s: float, remote: Remote) -> str:
