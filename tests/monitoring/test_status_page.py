@@ -4,6 +4,10 @@ monitor sees, and the calibration objective's error budget from the quality file
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -31,6 +35,7 @@ from arrive.monitoring.status_state import FIRING, RATIOS, QualityHistory, calib
 from arrive.testing.servers.eta_service import wait_for
 from arrive.testing.servers.ports import free_port
 from arrive.testing.servers.prometheus_server import PrometheusServer
+from arrive.testing.source_contract import unique_name
 
 Key = tuple[str, tuple[tuple[str, str], ...]]
 
@@ -167,6 +172,21 @@ def _labels(text: str) -> tuple[tuple[str, str], ...]:
     return tuple(tuple(pair.split("=", 1)) for pair in text.split(",") if pair)  # type: ignore[misc]
 
 
+def agree(cells: list[tuple[str, str, str]], exported: dict[Key, float]) -> int:
+    """Check each page cell against its series; returns how many numbers were compared.
+    A cell without a number ("–") must have no series: nothing measured."""
+    compared = 0
+    for metric, labels, text in cells:
+        key = (metric, _labels(labels))
+        if text == "–":
+            assert key not in exported, (key, exported.get(key))
+            continue
+        value, tolerance = shown_value(text)
+        assert value == pytest.approx(exported[key], abs=tolerance), (key, text)
+        compared += 1
+    return compared
+
+
 def test_every_number_on_the_page_equals_its_series_on_metrics(served: Served) -> None:
     status, kind, html = _get(f"{served.base}/status")
     exported = metrics(served.base)
@@ -174,18 +194,7 @@ def test_every_number_on_the_page_equals_its_series_on_metrics(served: Served) -
     assert kind == "text/html; charset=utf-8"
 
     cells = page_cells(html).cells
-    compared = 0
-    for metric, labels, text in cells:
-        if text == "–":  # not measured (the heuristic's MAE without its P50): no series
-            assert (metric, _labels(labels)) not in exported
-            continue
-        value, tolerance = shown_value(text)
-        assert value == pytest.approx(exported[metric, _labels(labels)], abs=tolerance), (
-            metric,
-            labels,
-            text,
-        )
-        compared += 1
+    assert agree(cells, exported) > 100
     # every series of the last window and every drift gauge is on the page
     shown = {(metric, _labels(labels)) for metric, labels, _ in cells}
     for name in (
@@ -194,7 +203,6 @@ def test_every_number_on_the_page_equals_its_series_on_metrics(served: Served) -
         "arrive_feature_psi",
     ):
         assert {key for key in exported if key[0] == name} <= shown, name
-    assert compared > 100
 
 
 def test_the_alerts_are_the_series_metrics_flag(served: Served) -> None:
@@ -389,3 +397,38 @@ def test_a_plot_is_drawn_again_only_when_its_rows_change() -> None:
     assert cache.get("windows", flipped, Band(), draw) == "<svg>windows 10</svg>"
     assert cache.get("windows", flipped, Band(0.9, 0.03), draw) == "<svg>windows 10</svg>"
     assert drawn == [10, 10, 10]
+
+
+@pytest.mark.redis
+def test_a_running_monitor_serves_its_status_page(redis_url: str, tmp_path: Path) -> None:
+    (tmp_path / "log").mkdir()
+    (tmp_path / "slo.toml").write_text("[calibration]\nobjective = 0.97\n", encoding="utf-8")
+    port, silent = free_port(), free_port()
+    command = [sys.executable, "-m", "arrive.cli", "monitor", "--log-dir", str(tmp_path / "log")]
+    command += ["--source", f"{redis_url}?stream={unique_name('status')}"]
+    command += ["--out", str(tmp_path / "quality"), "--checkpoint", str(tmp_path / "ck.msgpack")]
+    command += ["--metrics-port", str(port), "--slo", str(tmp_path / "slo.toml")]
+    command += ["--prometheus-url", f"http://127.0.0.1:{silent}", "--quiet"]
+    proc = subprocess.Popen(command, stderr=subprocess.PIPE, env=os.environ.copy())
+    try:
+        wait_for(lambda: _answers(f"http://127.0.0.1:{port}/healthz", proc), 60, "the monitor")
+        status, kind, html = _get(f"http://127.0.0.1:{port}/status")
+        exported = metrics(f"http://127.0.0.1:{port}")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    assert (status, kind) == (200, "text/html; charset=utf-8"), err.decode()
+    calibration = html.split('id="slo-calibration"', 1)[1].split("</tr>", 1)[0]
+    assert "97.00 %" in calibration  # the objective of --slo
+    assert f"Prometheus at http://127.0.0.1:{silent} did not answer" in html
+    assert "No closed window yet." in html
+    assert agree(page_cells(html).cells, exported) > 5  # the monitor's counters
+
+
+def _answers(url: str, proc: subprocess.Popen[bytes]) -> bool:
+    if proc.poll() is not None:
+        raise AssertionError(proc.communicate()[1].decode())
+    try:
+        return _get(url)[0] == 200
+    except OSError:
+        return False

@@ -240,17 +240,19 @@ def _service_row(name: str, alert: str, target: float, remote: Remote) -> str:
 
 
 def _calibration_row(budget: Budget, history_s: float) -> str:
-    target = f'<td class="num">{_pct(budget.objective, 2)}</td>'
+    head = (
+        '<tr id="slo-calibration"><td>calibration</td>'
+        f'<td class="num">{_pct(budget.objective, 2)}</td>'
+    )
     if not budget.windows:
         return (
-            f'<tr><td>calibration</td>{target}<td colspan="3" class="muted">no closed window'
-            f" in the last {_duration(history_s)} yet</td></tr>"
+            f'{head}<td colspan="3" class="muted">no closed window in the last'
+            f" {_duration(history_s)} yet</td></tr>"
         )
     spent = budget.spent
     state, tone = ("met", "good") if spent < 1 else ("budget exhausted", "bad")
     return (
-        f'<tr id="slo-calibration"><td>calibration</td>{target}'
-        f'<td class="{tone}">{state}</td>'
+        f'{head}<td class="{tone}">{state}</td>'
         f'<td class="num" data-windows="{budget.windows}">{budget.bad:,} of {budget.windows:,}'
         f' windows off band</td><td class="num {tone}">{_pct(spent)}</td></tr>'
         f'<tr><td colspan="5" class="caption">Calibration: share of the closed windows of the'
