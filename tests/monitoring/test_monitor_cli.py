@@ -98,6 +98,8 @@ def test_a_replay_joins_every_delivered_order_and_skips_damaged_files(
         (["--metrics-port", "70000"], "--metrics-port"),
         (["--batch-size", "0"], "--batch-size"),
         (["--registry", "/nonexistent/registry"], "--registry /nonexistent/registry: no such"),
+        (["--slo", "/nonexistent/slo.toml"], "--slo: SLO file /nonexistent/slo.toml does not"),
+        (["--prometheus-url", "localhost:9090"], "--prometheus-url localhost:9090: expected"),
     ],
 )
 def test_bad_settings_are_refused_in_one_line(
@@ -168,6 +170,8 @@ def test_help_names_every_setting(capsys: pytest.CaptureFixture[str]) -> None:
         "--idle-lag-s",
         "--registry",
         "--batch-size",
+        "--slo",
+        "--prometheus-url",
     ):
         assert option in out
 

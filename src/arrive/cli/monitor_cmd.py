@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from urllib.parse import parse_qs, urlsplit
@@ -25,7 +26,11 @@ from arrive.monitoring.baseline import HeuristicBaseline, registry_loader
 from arrive.monitoring.join import JoinSettings
 from arrive.monitoring.monitor import Monitor, MonitorSettings
 from arrive.monitoring.monitor_http import MetricsServer, MonitorCollector
+from arrive.monitoring.prometheus_api import PrometheusApi
 from arrive.monitoring.quality import Band
+from arrive.monitoring.slo import SloConfig, load_slo
+from arrive.monitoring.status_page import StatusPage
+from arrive.monitoring.status_state import QualityHistory
 from arrive.registry import LocalRegistry
 
 logger = logging.getLogger(__name__)
@@ -84,6 +89,17 @@ CATCH_UP_FILES = 8
 )
 @click.option("--metrics-host", default="127.0.0.1", show_default=True, help="Interface.")
 @click.option(
+    "--slo",
+    "slo_file",
+    type=_FILE,
+    help="SLO file of the objectives /status shows (default: the shipped slo.toml).",
+)
+@click.option(
+    "--prometheus-url",
+    help="Prometheus server (http://HOST:PORT) /status reads the service-side objectives' "
+    "error ratios and firing alerts from (default: none; the page names the queries).",
+)
+@click.option(
     "--batch-size",
     type=click.IntRange(1, 100_000),
     default=5000,
@@ -115,6 +131,8 @@ def command(
     timezone: str | None,
     metrics_port: int | None,
     metrics_host: str,
+    slo_file: Path | None,
+    prometheus_url: str | None,
     batch_size: int,
     idle_lag_s: float | None,
     registry: Path | None,
@@ -140,13 +158,15 @@ def command(
         idle_lag_s=_idle_lag(idle_lag_s, horizon_s, replay),
         partitions=1 if replay else _partitions(source),
     )
+    slo = _slo(slo_file)
+    prometheus = _prometheus(prometheus_url)
     baseline = _baseline(registry, settings.timezone)
     events = _open(source, checkpoint, replay)
     monitor = Monitor(settings, events, SystemClock(), baseline=baseline)
     console = Console(stderr=True, highlight=False)
     if monitor.resume() and not quiet:
         console.print(f"resumed from {checkpoint}")
-    server = _serve(monitor, metrics_port, metrics_host, console)
+    server = _serve(monitor, StatusSettings(slo, prometheus), metrics_port, metrics_host, console)
     stop = _stop_on_signals()
     try:
         _catch_up(monitor, stop, quiet)
@@ -195,6 +215,22 @@ def _idle_lag(idle_lag_s: float | None, horizon_s: float, replay: bool) -> float
     return horizon_s if idle_lag_s is None else idle_lag_s
 
 
+def _slo(path: Path | None) -> SloConfig:
+    try:
+        return load_slo(path)
+    except ConfigError as exc:
+        raise ConfigError(f"--slo: {exc}") from None
+
+
+def _prometheus(url: str | None) -> PrometheusApi | None:
+    if url is None:
+        return None
+    try:
+        return PrometheusApi(url)
+    except ConfigError as exc:
+        raise ConfigError(f"--prometheus-url {exc}") from None
+
+
 def _baseline(registry: Path | None, timezone: str) -> HeuristicBaseline | None:
     if registry is None:
         return None
@@ -238,16 +274,36 @@ def _open(source: str, checkpoint: Path, replay: bool) -> EventSource:
     return open_source(source)
 
 
-def _serve(monitor: Monitor, port: int | None, host: str, console: Console) -> MetricsServer | None:
+@dataclass(frozen=True)
+class StatusSettings:
+    """What ``/status`` shows beyond the monitor's own figures."""
+
+    slo: SloConfig
+    prometheus: PrometheusApi | None
+
+
+def _serve(
+    monitor: Monitor, status: StatusSettings, port: int | None, host: str, console: Console
+) -> MetricsServer | None:
     if port is None:
         return None
     registry = CollectorRegistry(auto_describe=False)
     registry.register(MonitorCollector(lambda: (monitor.counts, monitor.latest)))
+    page = StatusPage(
+        registry,
+        QualityHistory(monitor.settings.out_dir).since,
+        monitor.watermarks,
+        monitor.clock,
+        band=monitor.settings.band,
+        slo=status.slo,
+        prometheus=status.prometheus,
+    )
     try:
-        server = MetricsServer(registry, lambda: (True, "ok"), port, host).start()
+        server = MetricsServer(registry, lambda: (True, "ok"), port, host, status=page.render)
     except OSError as exc:
         raise ConfigError(f"--metrics-port {port}: cannot listen on {host} ({exc})") from exc
-    console.print(f"metrics on http://{host}:{server.port}/metrics")
+    server.start()
+    console.print(f"metrics on http://{host}:{server.port}/metrics, status on /status")
     return server
 
 

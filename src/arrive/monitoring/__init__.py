@@ -9,7 +9,11 @@
 * :mod:`arrive.monitoring.baseline` — the heuristic's P50 for the model's orders.
 * :mod:`arrive.monitoring.checkpoint` — the monitor's atomic checkpoint.
 * :mod:`arrive.monitoring.monitor` — ``arrive monitor``'s loop: read, join, write, commit.
-* :mod:`arrive.monitoring.monitor_http` — the monitor's ``/metrics`` and ``/healthz``.
+* :mod:`arrive.monitoring.monitor_http` — the monitor's ``/metrics``, ``/healthz`` and ``/status``.
+* :mod:`arrive.monitoring.status_page` — the status page (``/status``): what it shows in
+  :mod:`arrive.monitoring.status_state`, its plots in
+  :mod:`arrive.monitoring.status_plots`; :mod:`arrive.monitoring.prometheus_api` — queries
+  to Prometheus for what the monitor does not measure.
 * :mod:`arrive.monitoring.outcome` — the demo's answers joined and checked against offline.
 * :mod:`arrive.monitoring.drift` — served features against the model's reference profile
   (:mod:`arrive.models.profile`): PSI per feature.

@@ -134,6 +134,15 @@ class Monitor:
             self.latest = table.filter(pl.col("window_start") == last)
         return found is not None
 
+    def watermarks(self) -> dict[str, datetime | None]:
+        """The latest event time of each input, and the end of the last closed window."""
+        state = self.join.state
+        return {
+            "prediction log": state.predictions_seen,
+            "outcomes": state.outcomes_seen,
+            "windows closed until": state.closed_until,
+        }
+
     def backlog(self) -> int:
         """Prediction-log files not read yet."""
         return len(log_reader.unread(self.settings.log_dir, self.saved.log_files))
@@ -266,8 +275,7 @@ class Monitor:
         if not out.is_dir():
             return
         for path in sorted(out.glob("quality-*-*.parquet")):
-            last = datetime.strptime(path.stem.split("-")[2], _STAMP).replace(tzinfo=UTC)
-            if closed_until is None or last >= closed_until:
+            if closed_until is None or last_window(path) >= closed_until:
                 logger.warning("%s: not covered by the checkpoint, written again", path.name)
                 path.unlink()
 
@@ -275,6 +283,11 @@ class Monitor:
 def quality_files(out_dir: Path) -> list[Path]:
     """The quality files in ``out_dir``, oldest windows first."""
     return sorted(Path(out_dir).glob("quality-*-*.parquet"))
+
+
+def last_window(path: Path) -> datetime:
+    """The start of the last window of the quality file ``path`` (from its name)."""
+    return datetime.strptime(path.stem.split("-")[2], _STAMP).replace(tzinfo=UTC)
 
 
 def _stamp(moment: object) -> str:

@@ -1,4 +1,5 @@
-"""The monitor's own HTTP endpoint: ``/metrics`` (Prometheus text) and ``/healthz``.
+"""The monitor's own HTTP endpoint: ``/metrics`` (Prometheus text), ``/healthz`` and, when
+given a page, ``/status`` (:mod:`arrive.monitoring.status_page`).
 
 Metric names follow the monitoring contract (all prefixed ``arrive_``):
 
@@ -22,6 +23,7 @@ checkpoint, so a restart does not reset them.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -34,6 +36,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from arrive.monitoring.join import RESULTS
 from arrive.monitoring.log_reader import SKIP_REASONS
 
+logger = logging.getLogger(__name__)
 LABELS: Final = ["version", "variant", "segment_kind", "segment"]
 GAUGES: Final = (
     ("arrive_online_orders", "orders", "Orders joined in the last closed window"),
@@ -108,9 +111,10 @@ def _gauges(latest: pl.DataFrame) -> Iterator[Metric]:
 
 
 class MetricsServer:
-    """``/metrics`` and ``/healthz`` on ``host:port`` in a daemon thread.
+    """``/metrics``, ``/healthz`` and ``/status`` on ``host:port`` in a daemon thread.
 
     ``health`` returns ``(ok, message)``; ``/healthz`` answers 200 or 503 with the message.
+    ``status`` returns the status page's HTML (None: no ``/status``, a 404).
     """
 
     def __init__(
@@ -119,8 +123,10 @@ class MetricsServer:
         health: Callable[[], tuple[bool, str]],
         port: int,
         host: str = "127.0.0.1",
+        *,
+        status: Callable[[], str] | None = None,
     ) -> None:
-        handler = _handler(registry, health)
+        handler = _handler(registry, health, status)
         self._server = ThreadingHTTPServer((host, port), handler)
         self._server.daemon_threads = True
         self.port = int(self._server.server_address[1])
@@ -136,8 +142,12 @@ class MetricsServer:
 
 
 def _handler(
-    registry: CollectorRegistry, health: Callable[[], tuple[bool, str]]
+    registry: CollectorRegistry,
+    health: Callable[[], tuple[bool, str]],
+    status: Callable[[], str] | None,
 ) -> type[BaseHTTPRequestHandler]:
+    routes = "/metrics, /healthz" + (" or /status" if status else "")
+
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
@@ -146,8 +156,19 @@ def _handler(
             elif path == "/healthz":
                 ok, message = health()
                 self._send(200 if ok else 503, message.encode() + b"\n", "text/plain")
+            elif path == "/status" and status is not None:
+                self._status(status)
             else:
-                self._send(404, b"not found: try /metrics or /healthz\n", "text/plain")
+                self._send(404, f"not found: try {routes}\n".encode(), "text/plain")
+
+        def _status(self, page: Callable[[], str]) -> None:
+            try:
+                html = page()
+            except Exception as exc:  # a broken page must not take the endpoint down
+                logger.exception("status page failed")
+                self._send(500, f"status page failed: {exc}\n".encode(), "text/plain")
+                return
+            self._send(200, html.encode(), "text/html; charset=utf-8")
 
         def _send(self, status: int, body: bytes, kind: str) -> None:
             self.send_response(status)

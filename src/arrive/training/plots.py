@@ -1,23 +1,12 @@
-"""The evaluation report's plots, each rendered to an inline SVG string.
+"""The evaluation report's plots, each rendered to an inline SVG string by
+:func:`arrive.charts.render` (its house style, ids prefixed by ``key``).
 
-Matplotlib is used through :class:`matplotlib.figure.Figure` only (never
-``pyplot``): no window opens, no global figure registry fills up, and the SVG
-backend renders without touching the process-wide backend choice. Styling is
-applied in an ``rc_context`` per plot, so callers' settings are left alone.
 Durations arrive in seconds and are drawn in minutes.
-
-Every function returns one ``<svg>`` element without XML prolog, metadata or
-namespace URLs, with element ids prefixed by ``key`` so several plots can share
-one HTML page; output is deterministic for the same input.
 """
 
 from __future__ import annotations
 
-import io
-import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from html import escape
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import matplotlib as mpl
@@ -27,6 +16,19 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, PercentFormatter
 
+from arrive.charts import (
+    FULL_WIDTH_IN,
+    HALF_WIDTH_IN,
+    HEURISTIC_COLOR,
+    LATE_COLOR,
+    MODEL_COLOR,
+    NARROW_WIDTH_IN,
+)
+from arrive.charts import GRID as _GRID
+from arrive.charts import INK as _INK
+from arrive.charts import MUTED as _MUTED
+from arrive.charts import legend_above as _legend_above
+from arrive.charts import render as _render
 from arrive.evaluation import SegmentRow
 from arrive.training.diagnostics import MIN_ORDERS, BandRow
 
@@ -45,44 +47,6 @@ __all__ = [
     "segment_mae_svg",
 ]
 
-MODEL_COLOR: Final = "#2563eb"
-HEURISTIC_COLOR: Final = "#f59e0b"
-LATE_COLOR: Final = "#dc2626"
-_INK: Final = "#1f2937"
-_MUTED: Final = "#6b7280"
-_GRID: Final = "#e5e7eb"
-# Widths match the report's columns at 96 px per inch, so 9.5 pt text shows at about 12.7 px.
-HALF_WIDTH_IN: Final = 5.5
-FULL_WIDTH_IN: Final = 8.8
-NARROW_WIDTH_IN: Final = 7.5
-_STYLE: Final[dict[str, Any]] = {
-    "svg.fonttype": "none",
-    "svg.hashsalt": "arrive-report",
-    "font.family": "sans-serif",
-    "font.size": 9.5,
-    "text.color": _INK,
-    "axes.labelcolor": _INK,
-    "axes.edgecolor": "#9ca3af",
-    "axes.spines.top": False,
-    "axes.spines.right": False,
-    "axes.grid": True,
-    "axes.axisbelow": True,
-    "axes.titlesize": 10.5,
-    "axes.titleweight": "bold",
-    "axes.titlelocation": "left",
-    "grid.color": _GRID,
-    "grid.linewidth": 0.8,
-    "xtick.color": _MUTED,
-    "ytick.color": _MUTED,
-    "legend.frameon": False,
-    "figure.facecolor": "white",
-}
-_PROLOG: Final = re.compile(r"\A.*?(?=<svg)", re.S)
-_METADATA: Final = re.compile(r"\s*<metadata>.*?</metadata>", re.S)
-_NAMESPACES: Final = re.compile(r'\s(?:xmlns(?::xlink)?|width|height)="[^"]*"')
-_ID_REFS: Final = re.compile(r'(\bid="|url\(#|href="#)')
-
-Draw = Callable[[Figure], None]
 _PLAIN: Final = FuncFormatter(lambda value, _: f"{value:,.0f}" if value >= 10 else f"{value:g}")
 
 
@@ -473,32 +437,5 @@ def _segment_label(row: SegmentRow) -> str:
     return f"{_short(row.value)}  (n={row.n:,}{suffix})"
 
 
-def _legend_above(ax: Axes, ncols: int, **kwargs: Any) -> None:
-    """The legend in a row above the axes, where it cannot hide data."""
-    ax.legend(loc="lower left", bbox_to_anchor=(0, 1.01), ncols=ncols, borderaxespad=0, **kwargs)
-
-
 def _short(text: str, limit: int = 24) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _render(key: str, label: str, draw: Draw, size_in: tuple[float, float]) -> str:
-    with _style():
-        fig = Figure(figsize=size_in, layout="constrained")
-        draw(fig)
-        buffer = io.StringIO()
-        fig.savefig(buffer, format="svg", metadata={"Date": None})
-    return _clean(buffer.getvalue(), key, label)
-
-
-@contextmanager
-def _style() -> Iterator[None]:
-    with mpl.rc_context(_STYLE):
-        yield
-
-
-def _clean(svg: str, key: str, label: str) -> str:
-    svg = _METADATA.sub("", _PROLOG.sub("", svg, count=1))
-    head, _, body = svg.partition(">")
-    head = _NAMESPACES.sub("", head) + f' role="img" aria-label="{escape(label, quote=True)}"'
-    return _ID_REFS.sub(lambda m: f"{m.group(1)}{key}-", head + ">" + body)
