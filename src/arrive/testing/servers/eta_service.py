@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from arrive.datadir import ORDER_COLUMNS
 from arrive.errors import InternalError
-from arrive.testing.servers.ports import free_port
+from arrive.testing.servers.ports import answers_ok, free_port
 
 if TYPE_CHECKING:
     from arrive.serving.feeder import ReplayClock
@@ -143,11 +143,7 @@ class ServeProcess:
         if self.proc is None or self.proc.poll() is not None:
             code = None if self.proc is None else self.proc.returncode
             raise InternalError(f"arrive serve exited (code {code}):\n{self.log()}")
-        try:
-            with urllib.request.urlopen(self.url + "/readyz", timeout=2.0) as answer:
-                return bool(answer.status == 200)
-        except (urllib.error.URLError, OSError):
-            return False
+        return answers_ok(self.url + "/readyz")
 
     def __enter__(self) -> ServeProcess:
         return self.start()

@@ -24,7 +24,7 @@ from typing import Any, Final
 
 from arrive.errors import InternalError
 from arrive.testing.servers.eta_service import wait_for
-from arrive.testing.servers.ports import free_port
+from arrive.testing.servers.ports import answers_ok, free_port
 
 _HOST: Final = "127.0.0.1"
 _LOG: Final = "prometheus.log"
@@ -108,11 +108,7 @@ class PrometheusServer:
     def _ready(self) -> bool:
         if self._proc is None or self._proc.poll() is not None:
             raise InternalError(f"prometheus exited at start:\n{self.log()}")
-        try:
-            with urllib.request.urlopen(self.url + "/-/ready", timeout=2.0) as answer:
-                return bool(answer.status == 200)
-        except (urllib.error.URLError, OSError):
-            return False
+        return answers_ok(self.url + "/-/ready")
 
     def api(self, path: str, **params: str) -> Any:
         """The ``data`` of ``GET /api/v1/{path}?params``."""
