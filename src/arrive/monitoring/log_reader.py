@@ -48,6 +48,16 @@ def read_file(path: Path) -> pl.DataFrame:
     Raises:
         SkippedFile: the file is cut short, damaged or not a prediction log.
     """
+    return prepare(read_log(path))
+
+
+def read_log(path: Path) -> pl.DataFrame:
+    """The rows of one log file as logged (the columns of
+    :data:`arrive.monitoring.prediction_log.SCHEMA`, ``features`` JSON included).
+
+    Raises:
+        SkippedFile: the file is cut short, damaged or not a prediction log.
+    """
     try:
         table = pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as exc:
@@ -59,7 +69,7 @@ def read_file(path: Path) -> pl.DataFrame:
     frame = pl.from_arrow(table.select(SCHEMA.names))
     if not isinstance(frame, pl.DataFrame):  # pragma: no cover - a table gives a frame
         raise SkippedFile(path, "schema", "not a table")
-    return prepare(frame)
+    return frame
 
 
 def prepare(frame: pl.DataFrame) -> pl.DataFrame:
