@@ -5,7 +5,6 @@ files. Shifting one input turns that feature's drift gauge on, and no other."""
 from __future__ import annotations
 
 import random
-import urllib.request
 from datetime import timedelta
 from pathlib import Path
 from types import ModuleType
@@ -14,17 +13,16 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pytest
-from prometheus_client import CollectorRegistry
-from prometheus_client.parser import text_string_to_metric_families
 
 from arrive.clock import ManualClock
 from arrive.errors import ConfigError
 from arrive.models.profile import Profile, profile_of
 from arrive.monitoring.drift import NO_PROFILE, drift_by_version
-from arrive.monitoring.monitor import Monitor, drift_files
+from arrive.monitoring.monitor import drift_files
 from arrive.monitoring.monitor_drift import COUNTS, WindowDrift
-from arrive.monitoring.monitor_http import MetricsServer, MonitorCollector
 from arrive.monitoring.prediction_log import PredictionLog, Predictions
+
+from .scraping import scrape
 
 KINDS = {"distance_km": "numeric", "items": "numeric", "store_category": "categorical"}
 HOUR = 3600.0
@@ -79,24 +77,6 @@ def write_served(
         events += [kit.created(order, at_s), kit.delivered(order, at_s + 1200)]
     log.close()
     return events
-
-
-def scrape(monitor: Monitor) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(MonitorCollector(lambda: (monitor.counts, monitor.latest)))
-    registry.register(monitor.gauges)
-    server = MetricsServer(registry, lambda: (True, "ok"), 0).start()
-    try:
-        url = f"http://127.0.0.1:{server.port}/metrics"
-        with urllib.request.urlopen(url, timeout=10) as response:
-            text = response.read().decode()
-    finally:
-        server.close()
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
 
 
 def _drift(metrics: dict[tuple[str, tuple[tuple[str, str], ...]], float]) -> dict[str, float]:
