@@ -232,6 +232,22 @@ class Monitor:
         """The payloads of ``messages`` not consumed before (a restart redelivers
         uncommitted ones), by ``"stream|partition"``. Offsets grow within a partition,
         so only the first messages of each need comparing."""
+        where = [message.position for message in messages]
+        partitions = {(position.stream, position.partition) for position in where}
+        if len(partitions) != 1:
+            return self._fresh_by_partition(messages)
+        # one partition (a Redis stream, a file, most Kafka polls): no per-message loop
+        self._uncommitted.extend(where)
+        first = 0
+        while first < len(where) and _consumed(where[first], self.saved.positions):
+            first += 1
+        if first == len(where):
+            return {}
+        key = f"{where[0].stream}|{where[0].partition}"
+        self.saved.positions[key] = where[-1].offset
+        return {key: [message.payload for message in messages[first:]]}
+
+    def _fresh_by_partition(self, messages: list[RawMessage]) -> dict[str, list[bytes]]:
         positions = self.saved.positions
         payloads: dict[tuple[str, int], list[bytes]] = {}
         last: dict[tuple[str, int], int | str] = {}
