@@ -1,7 +1,7 @@
 """The monitor: catching up on a million predictions, and one incremental window.
 
 Usage: python bench/monitor_bench.py [--predictions 1000000] [--days 7] [--runs 3]
-                                     [--windows 20] [--dir DIR]
+                                     [--windows 20] [--dir DIR] [--no-drift]
 
 Runs on one core: the process is pinned to CPU 0 and Polars to one thread before it
 is imported.
@@ -14,8 +14,8 @@ is imported.
   timed region (:class:`_Prepared`: a poll costs a list slice, so the figure is the
   monitor's, not a test double's; ``memory_source_poll_cpu_s`` times the in-process
   :class:`MemorySource`, which builds each message at poll time, alone on the same
-  events). Feature drift is on: version 7 has a reference profile of the served
-  store-history count, so every served vector is parsed and binned.
+  events). Feature drift is on (``--no-drift``: off): version 7 has a reference profile
+  of the served store-history count, so every served vector is parsed and binned.
 * ``catch_up``: a fresh monitor (5-minute windows, 2-hour horizon) reads every log
   file and every event, joins, aggregates every window, measures drift, writes the
   quality and drift files and a checkpoint after each step, until every window is
@@ -177,7 +177,9 @@ def _append(stream: MemoryStream, events: list[Event]) -> list[bytes]:
     return payloads
 
 
-def one_run(root: Path, predictions: int, days: float, windows: int) -> dict[str, Any]:
+def one_run(
+    root: Path, predictions: int, days: float, windows: int, *, drift: bool = True
+) -> dict[str, Any]:
     shutil.rmtree(root, ignore_errors=True)
     (root / "log").mkdir(parents=True)
     span_s = days * 86400
@@ -198,8 +200,8 @@ def one_run(root: Path, predictions: int, days: float, windows: int) -> dict[str
     )
     source = _Prepared()
     source.extend(payloads)
-    drift = WindowDrift({"7": _profile()}.get, settings.join.window_s)
-    monitor = Monitor(settings, source, ManualClock(T0), drift=drift)
+    window_drift = WindowDrift({"7": _profile()}.get, settings.join.window_s) if drift else None
+    monitor = Monitor(settings, source, ManualClock(T0), drift=window_drift)
     started, cpu = time.perf_counter(), time.process_time()
     steps = 0
     while monitor.step() or monitor.backlog():
@@ -255,10 +257,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--windows", type=int, default=20)
     parser.add_argument("--dir", type=Path)
+    parser.add_argument("--no-drift", action="store_true", help="Feature drift off.")
     args = parser.parse_args()
     base = args.dir or Path(tempfile.mkdtemp(prefix="monitor-bench-"))
     runs = [
-        one_run(base / f"run{i}", args.predictions, args.days, args.windows)
+        one_run(
+            base / f"run{i}", args.predictions, args.days, args.windows, drift=not args.no_drift
+        )
         for i in range(args.runs)
     ]
     keys = (
