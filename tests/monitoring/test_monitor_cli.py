@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -19,8 +18,9 @@ from arrive import datadir
 from arrive.cli.main import run
 from arrive.errors import ConfigError
 from arrive.monitoring import checkpoint
+from arrive.monitoring.drift import NO_PROFILE
 from arrive.monitoring.join import JoinSettings
-from arrive.monitoring.monitor import MonitorSettings, quality_files
+from arrive.monitoring.monitor import MonitorSettings, drift_files, quality_files
 from arrive.monitoring.quality import Band
 from arrive.testing.factories import random_marketplace, write_data_dir
 
@@ -238,3 +238,20 @@ def test_with_a_stream_and_no_events_dir_healthz_says_skew_and_drift_are_off(
     assert body.startswith("ok")
     assert "skew off: --source is a stream and no --events-dir was given" in body
     assert "drift off: no --registry" in body
+
+
+def test_a_version_missing_from_the_registry_gets_drift_rows_naming_why(
+    replay: tuple[Path, Path, int], tmp_path: Path
+) -> None:
+    data, log, _ = replay
+    (tmp_path / "registry").mkdir()
+    args = _args(
+        tmp_path, data, log, "--window-s", "3600", "--registry", str(tmp_path / "registry")
+    )
+    assert run(args) == 0
+    files = drift_files(tmp_path / "quality")
+    assert files
+    table = pl.concat([pl.read_parquet(p) for p in files])
+    assert table.select("version", "feature", "note").unique().rows() == [("v1", None, NO_PROFILE)]
+    windows = pl.concat([pl.read_parquet(p) for p in quality_files(tmp_path / "quality")])
+    assert table.height == windows.get_column("window_start").n_unique()  # one a window
