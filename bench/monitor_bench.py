@@ -1,7 +1,7 @@
 """The monitor: catching up on a million predictions, and one incremental window.
 
 Usage: python bench/monitor_bench.py [--predictions 1000000] [--days 7] [--runs 3]
-                                     [--windows 20] [--dir DIR]
+                                     [--windows 20] [--dir DIR] [--no-drift]
 
 Runs on one core: the process is pinned to CPU 0 and Polars to one thread before it
 is imported.
@@ -10,12 +10,17 @@ is imported.
   prediction-log files of one hour each (the service's schema and writer options,
   a store-history feature per answer, one answer in ten from the heuristic); each
   order has an ``order_created`` event and, for 95 % of them, a delivery 5 to 60
-  minutes later (the rest are cancelled), as canonical JSON in an in-process stream.
+  minutes later (the rest are cancelled), as canonical JSON messages built before the
+  timed region (:class:`_Prepared`: a poll costs a list slice, so the figure is the
+  monitor's, not a test double's; ``memory_source_poll_cpu_s`` times the in-process
+  :class:`MemorySource`, which builds each message at poll time, alone on the same
+  events). Feature drift is on (``--no-drift``: off): version 7 has a reference profile
+  of the served store-history count, so every served vector is parsed and binned.
 * ``catch_up``: a fresh monitor (5-minute windows, 2-hour horizon) reads every log
-  file and every event, joins, aggregates every window, writes the quality files
-  and a checkpoint after each step, until every window is closed. Reported with the
-  part spent decoding the events' JSON (``decode_s``, timed alone on the same
-  payloads), which a frame-fed join would not pay.
+  file and every event, joins, aggregates every window, measures drift, writes the
+  quality and drift files and a checkpoint after each step, until every window is
+  closed. Reported with the part spent decoding the events' JSON (``decode_s``, timed
+  alone on the same payloads), which a frame-fed join would not pay.
 * ``window``: then, ``--windows`` times, five more minutes of traffic arrive (one log
   file and its events) and the monitor steps until it has handled them (one or two
   steps): reads, joins, closes one window, aggregates it, writes it and the
@@ -44,14 +49,17 @@ from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
+import polars as pl  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
 from arrive.clock import ManualClock  # noqa: E402
-from arrive.ingest.source import MemorySource, MemoryStream  # noqa: E402
+from arrive.ingest.source import MemorySource, MemoryStream, Position, RawMessage  # noqa: E402
+from arrive.models.profile import Profile, profile_of  # noqa: E402
 from arrive.monitoring import outcome_events  # noqa: E402
 from arrive.monitoring.join import JoinSettings  # noqa: E402
 from arrive.monitoring.monitor import Monitor, MonitorSettings  # noqa: E402
+from arrive.monitoring.monitor_drift import WindowDrift  # noqa: E402
 from arrive.monitoring.prediction_log import SCHEMA  # noqa: E402
 from arrive.schema.codec import encode_event  # noqa: E402
 from arrive.schema.events import Cancelled, Delivered, Event, OrderCreated  # noqa: E402
@@ -121,6 +129,42 @@ class _Traffic:
         return events
 
 
+class _Prepared:
+    """An event source over messages built ahead of time: a poll is a list slice."""
+
+    def __init__(self) -> None:
+        self.messages: list[RawMessage] = []
+        self._next = 0
+
+    def extend(self, payloads: list[bytes]) -> None:
+        start = len(self.messages)
+        self.messages += [
+            RawMessage(payload, Position("outcomes", 0, start + i))
+            for i, payload in enumerate(payloads)
+        ]
+
+    def poll(self, max_events: int, timeout_s: float) -> list[RawMessage]:
+        batch = self.messages[self._next : self._next + max_events]
+        self._next += len(batch)
+        return batch
+
+    def commit(self, positions: object) -> None:
+        return
+
+    @property
+    def exhausted(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        return
+
+
+def _profile() -> Profile:
+    """The served store-history count's training profile (uniform on 0 to 299, as served)."""
+    counts = pl.DataFrame({"store_delivery_count_28d": np.arange(300, dtype=float)})
+    return profile_of(counts, {"store_delivery_count_28d": "numeric"})
+
+
 def _write_log(directory: Path, table: pa.Table, start_s: float) -> None:
     stamp = (T0 + timedelta(seconds=start_s)).strftime("%Y%m%dT%H%M%SZ")
     pq.write_table(table, directory / f"predictions-{stamp}-pid1-0.parquet", **_WRITER)
@@ -133,7 +177,9 @@ def _append(stream: MemoryStream, events: list[Event]) -> list[bytes]:
     return payloads
 
 
-def one_run(root: Path, predictions: int, days: float, windows: int) -> dict[str, Any]:
+def one_run(
+    root: Path, predictions: int, days: float, windows: int, *, drift: bool = True
+) -> dict[str, Any]:
     shutil.rmtree(root, ignore_errors=True)
     (root / "log").mkdir(parents=True)
     span_s = days * 86400
@@ -152,7 +198,10 @@ def one_run(root: Path, predictions: int, days: float, windows: int) -> dict[str
         batch_size=100_000,
         files_per_step=8,
     )
-    monitor = Monitor(settings, MemorySource(stream), ManualClock(T0))
+    source = _Prepared()
+    source.extend(payloads)
+    window_drift = WindowDrift({"7": _profile()}.get, settings.join.window_s) if drift else None
+    monitor = Monitor(settings, source, ManualClock(T0), drift=window_drift)
     started, cpu = time.perf_counter(), time.process_time()
     steps = 0
     while monitor.step() or monitor.backlog():
@@ -168,13 +217,14 @@ def one_run(root: Path, predictions: int, days: float, windows: int) -> dict[str
         pass
     source_cpu_s = time.process_time() - cpu
     joined = sum(v for k, v in monitor.counts.items() if k.startswith("joined:"))
+    drift_rows = sum(pl.read_parquet(p).height for p in (root / "quality").glob("drift-*"))
 
     step_ms, step_cpu_ms = [], []
     for window in range(windows):
         end_s = span_s + (window + 1) * 300
         table, events = traffic.until(end_s)
         _write_log(root / "log", table, end_s - 300)
-        _append(stream, events)
+        source.extend(_append(stream, events))
         closed_before = monitor.join.state.closed_until
         started, cpu = time.perf_counter(), time.process_time()
         while monitor.step():  # the log file and the events (one or two steps)
@@ -191,7 +241,8 @@ def one_run(root: Path, predictions: int, days: float, windows: int) -> dict[str
         "catch_up_cpu_s": catch_up_cpu_s,
         "catch_up_steps": steps,
         "decode_cpu_s": decode_cpu_s,
-        "source_poll_cpu_s": source_cpu_s,
+        "memory_source_poll_cpu_s": source_cpu_s,
+        "drift_rows": drift_rows,
         "window_predictions": int(300 * traffic.per_s),
         "window_step_ms_median": statistics.median(step_ms),
         "window_step_ms_p90": float(np.percentile(step_ms, 90)),
@@ -206,17 +257,20 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--windows", type=int, default=20)
     parser.add_argument("--dir", type=Path)
+    parser.add_argument("--no-drift", action="store_true", help="Feature drift off.")
     args = parser.parse_args()
     base = args.dir or Path(tempfile.mkdtemp(prefix="monitor-bench-"))
     runs = [
-        one_run(base / f"run{i}", args.predictions, args.days, args.windows)
+        one_run(
+            base / f"run{i}", args.predictions, args.days, args.windows, drift=not args.no_drift
+        )
         for i in range(args.runs)
     ]
     keys = (
         "catch_up_s",
         "catch_up_cpu_s",
         "decode_cpu_s",
-        "source_poll_cpu_s",
+        "memory_source_poll_cpu_s",
         "window_step_ms_median",
         "window_step_ms_p90",
         "window_step_cpu_ms_median",

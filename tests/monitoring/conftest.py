@@ -16,6 +16,8 @@ from arrive.clock import ManualClock
 from arrive.ingest.source import MemorySource, MemoryStream
 from arrive.monitoring.join import JoinSettings
 from arrive.monitoring.monitor import Baseline, Monitor, MonitorSettings
+from arrive.monitoring.monitor_drift import WindowDrift
+from arrive.monitoring.monitor_skew import SkewCheck
 from arrive.monitoring.prediction_log import PredictionLog, Predictions
 from arrive.schema.codec import encode_event
 from arrive.schema.events import Cancelled, Delivered, Event, OrderCreated
@@ -162,6 +164,8 @@ def make_monitor(tmp_path: Path) -> MonitorFactory:
         window_s: float = 300.0,
         run: str = "",
         baseline: Baseline | None = None,
+        drift: WindowDrift | None = None,
+        skew: SkewCheck | None = None,
         **kw: object,
     ) -> Monitor:
         settings = MonitorSettings(
@@ -172,7 +176,8 @@ def make_monitor(tmp_path: Path) -> MonitorFactory:
             **kw,  # type: ignore[arg-type]
         )
         source = MemorySource(stream, finite=True)
-        monitor = Monitor(settings, source, ManualClock(T0), baseline=baseline)
+        clock = skew.clock if skew is not None else ManualClock(T0)
+        monitor = Monitor(settings, source, clock, baseline=baseline, drift=drift, skew=skew)
         monitor.resume()
         return monitor
 

@@ -3,6 +3,10 @@ log files skipped and counted, and every bad setting refused in one line (exit 2
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -14,8 +18,9 @@ from arrive import datadir
 from arrive.cli.main import run
 from arrive.errors import ConfigError
 from arrive.monitoring import checkpoint
+from arrive.monitoring.drift import NO_PROFILE
 from arrive.monitoring.join import JoinSettings
-from arrive.monitoring.monitor import MonitorSettings, quality_files
+from arrive.monitoring.monitor import MonitorSettings, drift_files, quality_files
 from arrive.monitoring.quality import Band
 from arrive.testing.factories import random_marketplace, write_data_dir
 
@@ -100,6 +105,11 @@ def test_a_replay_joins_every_delivered_order_and_skips_damaged_files(
         (["--registry", "/nonexistent/registry"], "--registry /nonexistent/registry: no such"),
         (["--slo", "/nonexistent/slo.toml"], "--slo: SLO file /nonexistent/slo.toml does not"),
         (["--prometheus-url", "localhost:9090"], "--prometheus-url localhost:9090: expected"),
+        (["--drift-threshold", "0"], "--drift-threshold: must be > 0"),
+        (["--drift-min-orders", "0"], "--drift-min-orders: must be at least 1"),
+        (["--skew-every-min", "-1"], "--skew-every-min: must be > 0"),
+        (["--skew-sample", "0"], "--skew-sample: must be at least 1"),
+        (["--events-dir", "/nonexistent/data"], "--events-dir /nonexistent/data: no event log"),
     ],
 )
 def test_bad_settings_are_refused_in_one_line(
@@ -172,6 +182,11 @@ def test_help_names_every_setting(capsys: pytest.CaptureFixture[str]) -> None:
         "--batch-size",
         "--slo",
         "--prometheus-url",
+        "--drift-threshold",
+        "--drift-min-orders",
+        "--events-dir",
+        "--skew-every-min",
+        "--skew-sample",
     ):
         assert option in out
 
@@ -193,3 +208,54 @@ def test_settings_objects_name_the_bad_field(
 ) -> None:
     with pytest.raises(ConfigError, match=message):
         build(tmp_path)
+
+
+def _healthz(process: subprocess.Popen[str]) -> str:
+    """The running command's ``/healthz`` body (its port read from its first lines)."""
+    assert process.stderr is not None
+    for _ in range(50):
+        line = process.stderr.readline()
+        if "metrics on http://" in line:
+            url = line.split("metrics on ", 1)[1].strip().replace("/metrics", "/healthz")
+            with urllib.request.urlopen(url, timeout=10) as response:
+                assert response.status == 200
+                return str(response.read().decode())
+    raise AssertionError("the monitor never said where its metrics are")
+
+
+@pytest.mark.redis
+def test_with_a_stream_and_no_events_dir_healthz_says_skew_and_drift_are_off(
+    tmp_path: Path, redis_url: str
+) -> None:
+    (tmp_path / "log").mkdir()
+    source = f"{redis_url}?stream=outcomes-{os.getpid()}"
+    args = [*_args(tmp_path, source, tmp_path / "log"), "--metrics-port", "0"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    with subprocess.Popen(
+        [sys.executable, "-m", "arrive.cli", *args], stderr=subprocess.PIPE, text=True, env=env
+    ) as process:
+        try:
+            body = _healthz(process)
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+    assert body.startswith("ok")
+    assert "skew off: --source is a stream and no --events-dir was given" in body
+    assert "drift off: no --registry" in body
+
+
+def test_a_version_missing_from_the_registry_gets_drift_rows_naming_why(
+    replay: tuple[Path, Path, int], tmp_path: Path
+) -> None:
+    data, log, _ = replay
+    (tmp_path / "registry").mkdir()
+    args = _args(
+        tmp_path, data, log, "--window-s", "3600", "--registry", str(tmp_path / "registry")
+    )
+    assert run(args) == 0
+    files = drift_files(tmp_path / "quality")
+    assert files
+    table = pl.concat([pl.read_parquet(p) for p in files])
+    assert table.select("version", "feature", "note").unique().rows() == [("v1", None, NO_PROFILE)]
+    windows = pl.concat([pl.read_parquet(p) for p in quality_files(tmp_path / "quality")])
+    assert table.height == windows.get_column("window_start").n_unique()  # one a window

@@ -1,5 +1,5 @@
-"""A monitor killed mid-run resumes exactly: the same quality rows and totals as a run
-that was never interrupted, whichever moment the kill fell on."""
+"""A monitor killed mid-run resumes exactly: the same quality rows, feature-drift rows and
+totals as a run that was never interrupted, whichever moment the kill fell on."""
 
 from __future__ import annotations
 
@@ -10,8 +10,12 @@ from types import ModuleType
 import polars as pl
 import pytest
 
+from arrive.models.profile import profile_of
 from arrive.monitoring import checkpoint
-from arrive.monitoring.monitor import Monitor, quality_files
+from arrive.monitoring.monitor import Monitor, drift_files, quality_files
+from arrive.monitoring.monitor_drift import WindowDrift
+
+HISTORY = "store_delivery_count_28d"
 
 
 def _quality(directory: Path) -> pl.DataFrame:
@@ -20,6 +24,20 @@ def _quality(directory: Path) -> pl.DataFrame:
     return pl.concat([pl.read_parquet(f) for f in files]).sort(
         "window_start", "version", "variant", "segment_kind", "segment"
     )
+
+
+def _drift(directory: Path) -> pl.DataFrame:
+    files = drift_files(directory)
+    assert files
+    return pl.concat([pl.read_parquet(f) for f in files]).sort("window_start", "feature")
+
+
+def _window_drift() -> WindowDrift:
+    """Drift of the served store-history count against a profile of 0 to 99."""
+    profile = profile_of(
+        pl.DataFrame({HISTORY: [float(i) for i in range(100)]}), {HISTORY: "numeric"}
+    )
+    return WindowDrift({"v1": profile}.get, 300.0, min_orders=10)
 
 
 @pytest.fixture
@@ -51,8 +69,8 @@ def _crash_once(
 def _arm_after_write(monkeypatch: pytest.MonkeyPatch, monitor: Monitor, armed: list[bool]) -> None:
     real = monitor._write
 
-    def writing(table: pl.DataFrame) -> None:
-        real(table)
+    def writing(kind: str, table: pl.DataFrame) -> None:
+        real(kind, table)
         armed.append(True)
 
     monkeypatch.setattr(monitor, "_write", writing)
@@ -67,11 +85,15 @@ def test_a_killed_monitor_resumes_without_losing_or_double_counting(
     monkeypatch: pytest.MonkeyPatch,
     moment: str,
 ) -> None:
-    whole = make_monitor(kit.stream_of(day), run="whole", batch_size=700, files_per_step=1)
+    whole = make_monitor(
+        kit.stream_of(day), run="whole", batch_size=700, files_per_step=1, drift=_window_drift()
+    )
     kit.run_to_end(whole)
 
     stream = kit.stream_of(day)
-    first: Monitor = make_monitor(stream, run="killed", batch_size=700, files_per_step=1)
+    first: Monitor = make_monitor(
+        stream, run="killed", batch_size=700, files_per_step=1, drift=_window_drift()
+    )
     for _ in range(9):  # mid-window, mid-file list, mid-stream
         first.step()
     assert quality_files(tmp_path / "killed" / "quality")  # some windows were closed
@@ -88,7 +110,9 @@ def test_a_killed_monitor_resumes_without_losing_or_double_counting(
     del first
 
     # resumed with other batch sizes: windows close in other groups (other file names)
-    second = make_monitor(stream, run="killed", batch_size=5000, files_per_step=3)
+    second = make_monitor(
+        stream, run="killed", batch_size=5000, files_per_step=3, drift=_window_drift()
+    )
     assert not second.latest.is_empty()  # the figures a scrape sees right after the restart
     kit.run_to_end(second)
     assert second.counts == whole.counts
@@ -97,3 +121,6 @@ def test_a_killed_monitor_resumes_without_losing_or_double_counting(
     assert _quality(tmp_path / "killed" / "quality").equals(
         _quality(tmp_path / "whole" / "quality")
     )
+    drift = _drift(tmp_path / "whole" / "quality")
+    assert drift.get_column("drifted").any()  # 500 served above the profile's range
+    assert _drift(tmp_path / "killed" / "quality").equals(drift)

@@ -1,10 +1,12 @@
-"""``arrive monitor``: join the prediction log to outcomes; online quality and calibration."""
+"""``arrive monitor``: join the prediction log to outcomes; online quality and calibration,
+feature drift (with ``--registry``) and production skew (from a data directory's event log)."""
 
 from __future__ import annotations
 
 import logging
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -17,15 +19,17 @@ from rich.console import Console
 
 from arrive.cli.progress import progress
 from arrive.clock import SystemClock
-from arrive.datadir import local_timezone
-from arrive.errors import ConfigError, SourceUnavailable
+from arrive.datadir import local_timezone, scan_events
+from arrive.errors import ConfigError, InputFileError, SourceUnavailable
 from arrive.ingest.endpoints import open_source
 from arrive.ingest.files import FileReplaySource
 from arrive.ingest.source import EventSource
 from arrive.monitoring.baseline import HeuristicBaseline, registry_loader
 from arrive.monitoring.join import JoinSettings
 from arrive.monitoring.monitor import Monitor, MonitorSettings
+from arrive.monitoring.monitor_drift import WindowDrift, registry_profiles
 from arrive.monitoring.monitor_http import MetricsServer, MonitorCollector
+from arrive.monitoring.monitor_skew import SkewCheck, SkewSettings
 from arrive.monitoring.prometheus_api import PrometheusApi
 from arrive.monitoring.quality import Band
 from arrive.monitoring.slo import SloConfig, load_slo
@@ -116,7 +120,43 @@ CATCH_UP_FILES = 8
     "--registry",
     type=_DIR,
     help="Model registry: the heuristic stored with each model version gives the "
-    "heuristic's MAE on the model's own orders (default: only on the heuristic's answers).",
+    "heuristic's MAE on the model's own orders (default: only on the heuristic's answers), "
+    "and its reference profile the feature drift (default: no drift).",
+)
+@click.option(
+    "--drift-threshold",
+    type=float,
+    default=0.2,
+    show_default=True,
+    help="PSI above which a feature has drifted.",
+)
+@click.option(
+    "--drift-min-orders",
+    type=int,
+    default=500,
+    show_default=True,
+    help="Fewest orders served with features in a window for a feature to be called drifted.",
+)
+@click.option(
+    "--events-dir",
+    type=_DIR,
+    help="Data directory whose event log covers the served orders: a sample of answers is "
+    "recomputed from it offline (skew). Default: --source when it is a data directory; "
+    "with a stream and none, skew is off.",
+)
+@click.option(
+    "--skew-every-min",
+    type=float,
+    default=15.0,
+    show_default=True,
+    help="Minutes between two skew checks.",
+)
+@click.option(
+    "--skew-sample",
+    type=int,
+    default=1000,
+    show_default=True,
+    help="Most answers recomputed per skew check.",
 )
 @click.option("--quiet", is_flag=True, help="No progress bar or status line.")
 def command(
@@ -136,6 +176,11 @@ def command(
     batch_size: int,
     idle_lag_s: float | None,
     registry: Path | None,
+    drift_threshold: float,
+    drift_min_orders: int,
+    events_dir: Path | None,
+    skew_every_min: float,
+    skew_sample: int,
     quiet: bool,
 ) -> None:
     """Join each prediction of --log-dir to its order's outcome from --source, and write
@@ -161,12 +206,21 @@ def command(
     slo = _slo(slo_file)
     prometheus = _prometheus(prometheus_url)
     baseline = _baseline(registry, settings.timezone)
+    drift = _drift(registry, window_s, drift_threshold, drift_min_orders)
+    clock = SystemClock()
+    skew_dir = _events_dir(events_dir, Path(source) if replay else None)
+    skew = _skew(skew_dir, skew_every_min, skew_sample, clock, settings.timezone)
     events = _open(source, checkpoint, replay)
-    monitor = Monitor(settings, events, SystemClock(), baseline=baseline)
+    monitor = Monitor(settings, events, clock, baseline=baseline, drift=drift, skew=skew)
     console = Console(stderr=True, highlight=False)
     if monitor.resume() and not quiet:
         console.print(f"resumed from {checkpoint}")
-    server = _serve(monitor, StatusSettings(slo, prometheus), metrics_port, metrics_host, console)
+    health = _health(
+        None if drift else "drift off: no --registry",
+        None if skew else "skew off: --source is a stream and no --events-dir was given",
+    )
+    status = StatusSettings(slo, prometheus, health)
+    server = _serve(monitor, status, metrics_port, metrics_host, console)
     stop = _stop_on_signals()
     try:
         _catch_up(monitor, stop, quiet)
@@ -239,6 +293,47 @@ def _baseline(registry: Path | None, timezone: str) -> HeuristicBaseline | None:
     return HeuristicBaseline(registry_loader(LocalRegistry(registry)), timezone)
 
 
+def _drift(
+    registry: Path | None, window_s: float, threshold: float, min_orders: int
+) -> WindowDrift | None:
+    if not threshold > 0:
+        raise ConfigError(f"--drift-threshold: must be > 0, got {threshold}")
+    if min_orders < 1:
+        raise ConfigError(f"--drift-min-orders: must be at least 1, got {min_orders}")
+    if registry is None:
+        return None
+    load = registry_profiles(LocalRegistry(registry))
+    return WindowDrift(load, window_s, threshold=threshold, min_orders=min_orders)
+
+
+def _events_dir(events_dir: Path | None, data_dir: Path | None) -> Path | None:
+    if events_dir is None:
+        return data_dir
+    try:
+        scan_events(events_dir)
+    except InputFileError as exc:
+        raise ConfigError(f"--events-dir {events_dir}: no event log there ({exc})") from None
+    return events_dir
+
+
+def _skew(
+    events_dir: Path | None, every_min: float, sample: int, clock: SystemClock, timezone: str
+) -> SkewCheck | None:
+    if not every_min > 0:
+        raise ConfigError(f"--skew-every-min: must be > 0, got {every_min}")
+    if sample < 1:
+        raise ConfigError(f"--skew-sample: must be at least 1, got {sample}")
+    if events_dir is None:
+        return None
+    return SkewCheck(SkewSettings(events_dir, every_min * 60, sample), clock, timezone)
+
+
+def _health(*off: str | None) -> Callable[[], tuple[bool, str]]:
+    """``/healthz``: ok, naming what is off and why."""
+    message = "; ".join(["ok", *(o for o in off if o)])
+    return lambda: (True, message)
+
+
 def _partitions(source: str) -> int:
     """A Kafka topic's partition count (the monitor waits to hear from each); else 1."""
     parts = urlsplit(source)
@@ -276,10 +371,11 @@ def _open(source: str, checkpoint: Path, replay: bool) -> EventSource:
 
 @dataclass(frozen=True)
 class StatusSettings:
-    """What ``/status`` shows beyond the monitor's own figures."""
+    """What ``/status`` and ``/healthz`` show beyond the monitor's own figures."""
 
     slo: SloConfig
     prometheus: PrometheusApi | None
+    health: Callable[[], tuple[bool, str]]
 
 
 def _serve(
@@ -289,6 +385,7 @@ def _serve(
         return None
     registry = CollectorRegistry(auto_describe=False)
     registry.register(MonitorCollector(lambda: (monitor.counts, monitor.latest)))
+    registry.register(monitor.gauges)
     page = StatusPage(
         registry,
         QualityHistory(monitor.settings.out_dir).since,
@@ -299,7 +396,7 @@ def _serve(
         prometheus=status.prometheus,
     )
     try:
-        server = MetricsServer(registry, lambda: (True, "ok"), port, host, status=page.render)
+        server = MetricsServer(registry, status.health, port, host, status=page.render)
     except OSError as exc:
         raise ConfigError(f"--metrics-port {port}: cannot listen on {host} ({exc})") from exc
     server.start()

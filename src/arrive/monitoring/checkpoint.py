@@ -35,12 +35,15 @@ class Checkpoint:
         log_files: names of prediction-log files consumed (read or skipped).
         positions: last source offset consumed, keyed ``"stream|partition"``.
         partitions_seen: the latest event time read from each, same keys.
+        held: the monitor's own held rows beside the join's (e.g. drift bin counts),
+            by name; their shape is the monitor's to check.
     """
 
     state: JoinState = field(default_factory=JoinState)
     log_files: set[str] = field(default_factory=set)
     positions: dict[str, int | str] = field(default_factory=dict)
     partitions_seen: dict[str, datetime] = field(default_factory=dict)
+    held: dict[str, pl.DataFrame] = field(default_factory=dict)
 
 
 class _Stored(msgspec.Struct, frozen=True):
@@ -53,6 +56,7 @@ class _Stored(msgspec.Struct, frozen=True):
     log_files: list[str]
     positions: dict[str, int | str]
     partitions_seen: dict[str, datetime]
+    held: dict[str, bytes] = {}
 
 
 def save(path: Path, checkpoint: Checkpoint) -> None:
@@ -68,6 +72,7 @@ def save(path: Path, checkpoint: Checkpoint) -> None:
         log_files=sorted(checkpoint.log_files),
         positions=checkpoint.positions,
         partitions_seen=checkpoint.partitions_seen,
+        held={name: _ipc(frame) for name, frame in checkpoint.held.items()},
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp")
@@ -89,6 +94,7 @@ def load(path: Path) -> Checkpoint | None:
     try:
         stored = msgspec.msgpack.decode(path.read_bytes(), type=_Stored)
         frames = {name: _frame(stored.frames[name], schema) for name, schema in FRAMES.items()}
+        held = {name: pl.read_ipc(io.BytesIO(data)) for name, data in stored.held.items()}
     except (OSError, msgspec.DecodeError, KeyError, pl.exceptions.PolarsError) as exc:
         raise InputFileError(f"--checkpoint {path}: not a monitor checkpoint ({exc})") from exc
     if stored.format != FORMAT:
@@ -101,7 +107,7 @@ def load(path: Path) -> Checkpoint | None:
         counts=Counter(stored.counts),
     )
     return Checkpoint(
-        state, set(stored.log_files), dict(stored.positions), dict(stored.partitions_seen)
+        state, set(stored.log_files), dict(stored.positions), dict(stored.partitions_seen), held
     )
 
 

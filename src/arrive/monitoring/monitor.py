@@ -5,7 +5,9 @@ from the source, keeping the two inputs' event times in step), feeds the join, t
 commits after applying, in this order:
 
 1. the quality rows of the windows it closed are written as one Parquet file
-   (``quality-<first window>-<last window>.parquet``, temporary name then rename);
+   (``quality-<first window>-<last window>.parquet``, temporary name then rename),
+   and, with feature drift on, their drift rows beside them (``drift-…parquet``,
+   :mod:`arrive.monitoring.monitor_drift`);
 2. the checkpoint is replaced (join state, log files consumed, source positions);
 3. the source's positions are committed.
 
@@ -13,6 +15,10 @@ A crash after 1 leaves a file the checkpoint does not cover: :meth:`Monitor.resu
 deletes it, and the windows are written again. A crash after 2 makes the source
 deliver consumed messages again: positions at or before the checkpoint's are
 skipped. So a restart neither loses nor double-counts.
+
+Feature drift (PSI per version and feature, :mod:`arrive.monitoring.monitor_drift`) and
+production skew (:mod:`arrive.monitoring.monitor_skew`, every few minutes) are shown by
+:attr:`Monitor.gauges`.
 """
 
 from __future__ import annotations
@@ -27,16 +33,20 @@ from typing import Final, Protocol
 import polars as pl
 
 from arrive.clock import Clock
-from arrive.errors import ConfigError
+from arrive.errors import ConfigError, InputFileError
 from arrive.ingest.source import EventSource, Position, RawMessage
 from arrive.monitoring import checkpoint, log_reader, outcome_events
 from arrive.monitoring.checkpoint import Checkpoint
+from arrive.monitoring.drift_metrics import DriftMetrics
 from arrive.monitoring.join import JoinSettings, OutcomeJoin
+from arrive.monitoring.monitor_drift import COUNTS, WindowDrift
+from arrive.monitoring.monitor_skew import SkewCheck
 from arrive.monitoring.quality import QUALITY, Band, aggregate
 
 logger = logging.getLogger(__name__)
 
 _STAMP: Final = "%Y%m%dT%H%M%SZ"
+_DRIFT_COUNTS: Final = "drift_counts"
 _OUTCOME_ROWS: Final = pl.Schema(
     {"order_id": pl.String(), "kind": pl.String(), "outcome_time": pl.Datetime("us", "UTC")}
 )
@@ -93,8 +103,14 @@ class MonitorSettings:
 class Monitor:
     """Joins, measures and checkpoints (see the module docstring); one thread.
 
+    Args:
+        drift: feature drift per closed window (None: off).
+        skew: production skew checks (None: off).
+
     Attributes:
         latest: quality rows of the last closed window (:data:`QUALITY`).
+        gauges: the drift of the last closed window with served features, and the last
+            skew check (register it on the metrics registry).
     """
 
     def __init__(
@@ -104,11 +120,16 @@ class Monitor:
         clock: Clock,
         *,
         baseline: Baseline | None = None,
+        drift: WindowDrift | None = None,
+        skew: SkewCheck | None = None,
     ) -> None:
         self.settings = settings
         self.source = source
         self.clock = clock
         self.baseline = baseline
+        self.drift = drift
+        self.skew = skew
+        self.gauges = DriftMetrics()
         self.saved = Checkpoint()
         self.join = OutcomeJoin(settings.join, self.saved.state)
         self.latest = pl.DataFrame(schema=QUALITY)
@@ -126,12 +147,14 @@ class Monitor:
         if found is not None:
             self.saved = found
             self.join = OutcomeJoin(self.settings.join, found.state)
+            self._check_held(found)
         self._drop_uncovered(found.state.closed_until if found else None)
         written = quality_files(self.settings.out_dir)
         if written:  # scrapes after a restart see the last window, not nothing
-            table = pl.read_parquet(written[-1])
-            last = table.get_column("window_start").max()
-            self.latest = table.filter(pl.col("window_start") == last)
+            self.latest = _last_window(pl.read_parquet(written[-1]))
+        drifts = drift_files(self.settings.out_dir)
+        if drifts:
+            self.gauges.set_drift(_last_window(pl.read_parquet(drifts[-1])))
         return found is not None
 
     def watermarks(self) -> dict[str, datetime | None]:
@@ -159,6 +182,8 @@ class Monitor:
         closed = self.join.advance()
         if handled or polled or not closed.is_empty():
             self._close(closed)
+        if self.skew is not None and self.skew.due():
+            self._measure_skew()
         return handled + len(polled)
 
     def finish(self) -> None:
@@ -170,6 +195,8 @@ class Monitor:
         end = max(seen) + self.settings.join.horizon + self.settings.join.window
         state.predictions_seen = state.outcomes_seen = end
         self._close(self.join.advance())
+        if self.skew is not None:
+            self._measure_skew()
 
     def _log_due(self) -> bool:
         state = self.join.state
@@ -190,18 +217,46 @@ class Monitor:
         for path in paths:
             self.saved.log_files.add(path.name)
             try:
-                frames.append(log_reader.read_file(path))
+                frames.append(log_reader.read_log(path))
             except log_reader.SkippedFile as exc:
                 self.saved.state.counts[f"skipped:{exc.reason}"] += 1
                 logger.warning("prediction log file skipped: %s", exc)
         if frames:
-            self.join.add_predictions(pl.concat(frames))
+            self._add_log(pl.concat(frames))
         return len(paths)
+
+    def _add_log(self, log: pl.DataFrame) -> None:
+        closed_until = self.join.state.closed_until
+        self.join.add_predictions(log_reader.prepare(log))
+        if self.skew is not None:
+            self.skew.add(log)
+        if self.drift is None:
+            return
+        if closed_until is not None:  # the join drops them too (late_prediction)
+            log = log.filter(pl.col("time") >= closed_until)
+        held = self.saved.held
+        held[_DRIFT_COUNTS] = self.drift.add(log, held.get(_DRIFT_COUNTS, _NO_COUNTS))
 
     def _fresh(self, messages: list[RawMessage]) -> dict[str, list[bytes]]:
         """The payloads of ``messages`` not consumed before (a restart redelivers
         uncommitted ones), by ``"stream|partition"``. Offsets grow within a partition,
         so only the first messages of each need comparing."""
+        where = [message.position for message in messages]
+        partitions = {(position.stream, position.partition) for position in where}
+        if len(partitions) != 1:
+            return self._fresh_by_partition(messages)
+        # one partition (a Redis stream, a file, most Kafka polls): no per-message loop
+        self._uncommitted.extend(where)
+        first = 0
+        while first < len(where) and _consumed(where[first], self.saved.positions):
+            first += 1
+        if first == len(where):
+            return {}
+        key = f"{where[0].stream}|{where[0].partition}"
+        self.saved.positions[key] = where[-1].offset
+        return {key: [message.payload for message in messages[first:]]}
+
+    def _fresh_by_partition(self, messages: list[RawMessage]) -> dict[str, list[bytes]]:
         positions = self.saved.positions
         payloads: dict[tuple[str, int], list[bytes]] = {}
         last: dict[tuple[str, int], int | str] = {}
@@ -251,17 +306,41 @@ class Monitor:
                 closed = closed.with_columns(heuristic_p50_s=self.baseline.p50_s(closed))
             settings = self.settings
             table = aggregate(closed, settings.join.window_s, settings.timezone, settings.band)
-            self._write(table)
-            last = table.get_column("window_start").max()
-            self.latest = table.filter(pl.col("window_start") == last)
+            self._write("quality", table)
+            self.latest = _last_window(table)
+        self._close_drift()
         checkpoint.save(self.settings.checkpoint, self.saved)
         if self._uncommitted:
             self.source.commit(self._uncommitted)
             self._uncommitted = []
 
-    def _write(self, table: pl.DataFrame) -> None:
+    def _close_drift(self) -> None:
+        until = self.join.state.closed_until
+        held = self.saved.held
+        if self.drift is None or until is None or _DRIFT_COUNTS not in held:
+            return
+        table, held[_DRIFT_COUNTS] = self.drift.close(held[_DRIFT_COUNTS], until)
+        if not table.is_empty():
+            self._write("drift", table)
+            self.gauges.set_drift(_last_window(table))
+
+    def _measure_skew(self) -> None:
+        if self.skew is None:
+            return
+        found = self.skew.run()
+        if found is not None:
+            self.gauges.set_skew(found)
+
+    def _check_held(self, found: Checkpoint) -> None:
+        counts = found.held.get(_DRIFT_COUNTS)
+        if counts is not None and counts.schema != COUNTS:
+            raise InputFileError(
+                f"--checkpoint {self.settings.checkpoint}: held drift counts of another shape"
+            )
+
+    def _write(self, kind: str, table: pl.DataFrame) -> None:
         starts = table.get_column("window_start")
-        name = f"quality-{_stamp(starts.min())}-{_stamp(starts.max())}.parquet"
+        name = f"{kind}-{_stamp(starts.min())}-{_stamp(starts.max())}.parquet"
         out = self.settings.out_dir
         out.mkdir(parents=True, exist_ok=True)
         temporary = out / f".{name}.tmp"
@@ -274,7 +353,7 @@ class Monitor:
         out = self.settings.out_dir
         if not out.is_dir():
             return
-        for path in sorted(out.glob("quality-*-*.parquet")):
+        for path in [*quality_files(out), *drift_files(out)]:
             if closed_until is None or last_window(path) >= closed_until:
                 logger.warning("%s: not covered by the checkpoint, written again", path.name)
                 path.unlink()
@@ -286,8 +365,21 @@ def quality_files(out_dir: Path) -> list[Path]:
 
 
 def last_window(path: Path) -> datetime:
-    """The start of the last window of the quality file ``path`` (from its name)."""
+    """The start of the last window of the quality or drift file ``path`` (from its name)."""
     return datetime.strptime(path.stem.split("-")[2], _STAMP).replace(tzinfo=UTC)
+
+
+def drift_files(out_dir: Path) -> list[Path]:
+    """The feature-drift files in ``out_dir``, oldest windows first."""
+    return sorted(Path(out_dir).glob("drift-*-*.parquet"))
+
+
+def _last_window(table: pl.DataFrame) -> pl.DataFrame:
+    last = table.get_column("window_start").max()
+    return table.filter(pl.col("window_start") == last)
+
+
+_NO_COUNTS: Final = pl.DataFrame(schema=COUNTS)
 
 
 def _stamp(moment: object) -> str:
