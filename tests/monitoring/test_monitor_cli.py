@@ -216,7 +216,8 @@ def _healthz(process: subprocess.Popen[str]) -> str:
     for _ in range(50):
         line = process.stderr.readline()
         if "metrics on http://" in line:
-            url = line.split("metrics on ", 1)[1].strip().replace("/metrics", "/healthz")
+            metrics = line.split("metrics on ", 1)[1].split(",", 1)[0].strip()
+            url = metrics.replace("/metrics", "/healthz")
             with urllib.request.urlopen(url, timeout=10) as response:
                 assert response.status == 200
                 return str(response.read().decode())
