@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -73,3 +74,45 @@ def kafka_bootstrap() -> Iterator[str]:
         except InternalError as exc:
             pytest.fail(f"no Kafka broker for the kafka tests: {exc}")
         yield broker.bootstrap_servers
+
+
+# --- pages: Debian's chromium, headless, driven by Playwright ----------------------------------
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """A headless Chromium for the session; fails (never skips) when it is missing."""
+    if not CHROMIUM.is_file():
+        pytest.fail(f"{CHROMIUM} is missing: install the Debian package chromium (./dev setup)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as driver:
+        chromium = driver.chromium.launch(
+            executable_path=str(CHROMIUM), args=list(CHROMIUM_ARGS), headless=True
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def artifacts(request: pytest.FixtureRequest) -> Path:
+    """An emptied ``.arrive/test-artifacts/<ARTIFACTS_NAME>/`` for a module's screenshots
+    (the module sets ``ARTIFACTS_NAME``; ignored by git)."""
+    import shutil
+
+    folder = REPO / ".arrive" / "test-artifacts" / request.module.ARTIFACTS_NAME
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    print(f"\nscreenshots: {folder}")
+    return folder

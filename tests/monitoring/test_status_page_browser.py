@@ -8,7 +8,6 @@ The screenshots are kept for a person to look at: the test prints where (under
 
 from __future__ import annotations
 
-import shutil
 import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -29,17 +28,8 @@ from arrive.monitoring.monitor_http import MetricsServer, MonitorCollector
 from arrive.monitoring.status_page import StatusPage
 from arrive.monitoring.status_state import QualityHistory
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[2] / ".arrive" / "test-artifacts" / "status"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+ARTIFACTS_NAME = "status"
+"""Screenshots go to ``.arrive/test-artifacts/status/`` (the ``artifacts`` fixture)."""
 
 
 @pytest.fixture
@@ -73,28 +63,6 @@ def endpoint(
         yield f"http://127.0.0.1:{server.port}"
     finally:
         server.close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not CHROMIUM.is_file():
-        pytest.fail(f"{CHROMIUM} is missing: install the Debian package chromium (./dev setup)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as driver:
-        chromium = driver.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-        )
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture(scope="module")
-def artifacts() -> Path:
-    shutil.rmtree(ARTIFACTS, ignore_errors=True)
-    ARTIFACTS.mkdir(parents=True)
-    print(f"\nstatus page screenshots: {ARTIFACTS}")
-    return ARTIFACTS
 
 
 def _overall(base: str, name: str) -> float:

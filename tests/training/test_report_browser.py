@@ -7,8 +7,6 @@ The screenshots are kept for a person to look at: the test prints where (under
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,18 +21,9 @@ from arrive.evaluation import EvalInput, Evaluation, evaluate
 from arrive.monitoring.outcome import ANSWER_SCHEMA, Agreement, LiveOutcome
 from arrive.training.report import write_report
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[2] / ".arrive" / "test-artifacts" / "reports"
+ARTIFACTS_NAME = "reports"
+"""Screenshots go to ``.arrive/test-artifacts/reports/`` (the ``artifacts`` fixture)."""
 WIDTHS = (1280, 800)
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ZONE = "Asia/Kolkata"
 
 
@@ -162,28 +151,6 @@ def _outcome(orders: dict[str, Any], evaluation: Evaluation) -> LiveOutcome:
         latency_ms={"p50": 1.4, "p90": 2.1, "p99": 3.3, "p99.9": 5.0},
         fallbacks={"model": n - 5, "cold_start": 5},
     )
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not CHROMIUM.is_file():
-        pytest.fail(f"{CHROMIUM} is missing: install the Debian package chromium (./dev setup)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as driver:
-        chromium = driver.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-        )
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture(scope="module")
-def artifacts() -> Path:
-    shutil.rmtree(ARTIFACTS, ignore_errors=True)
-    ARTIFACTS.mkdir(parents=True)
-    print(f"\nreport screenshots: {ARTIFACTS}")
-    return ARTIFACTS
 
 
 @pytest.mark.parametrize("width", WIDTHS)
