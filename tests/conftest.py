@@ -116,3 +116,17 @@ def artifacts(request: pytest.FixtureRequest) -> Path:
     folder.mkdir(parents=True)
     print(f"\nscreenshots: {folder}")
     return folder
+
+
+# --- Prometheus: Debian's prometheus package (promtool and the server) --------------------------
+
+
+@pytest.fixture(scope="session")
+def require_prometheus() -> None:
+    """Fails (never skips) when ``promtool`` or ``prometheus`` is missing: the rule tests
+    and the Prometheus integration are part of the suite."""
+    import shutil
+
+    missing = [name for name in ("promtool", "prometheus") if shutil.which(name) is None]
+    if missing:
+        pytest.fail(f"{' and '.join(missing)} missing: ./dev setup installs Debian's prometheus")

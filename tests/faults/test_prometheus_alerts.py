@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 import random
-import shutil
 import signal
 import subprocess
 import sys
@@ -52,10 +51,7 @@ from arrive.testing.servers.redis_server import RedisServer
 pytestmark = [
     pytest.mark.redis,
     pytest.mark.faults,
-    pytest.mark.skipif(
-        shutil.which("prometheus") is None,
-        reason="prometheus missing: ./dev setup installs Debian's prometheus",
-    ),
+    pytest.mark.usefixtures("require_prometheus"),
 ]
 
 ORDERS_PER_MARKET = 1000

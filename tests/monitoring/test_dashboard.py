@@ -45,9 +45,7 @@ from arrive.store.memory import InMemoryStore
 ROOT = Path(__file__).parents[2]
 COMMITTED = ROOT / "deploy" / "grafana" / FILE
 PROMTOOL = shutil.which("promtool")
-needs_promtool = pytest.mark.skipif(
-    PROMTOOL is None, reason="promtool missing: ./dev setup installs Debian's prometheus"
-)
+needs_promtool = pytest.mark.usefixtures("require_prometheus")
 _BUILTINS = {"__rate_interval": "5m"}
 _VARIABLE = re.compile(r"\$\{?(\w+)\}?")
 

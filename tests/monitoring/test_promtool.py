@@ -24,9 +24,7 @@ from arrive.monitoring.slo import load_slo
 from .rule_cases import CASES, Case
 
 PROMTOOL = shutil.which("promtool")
-needs_promtool = pytest.mark.skipif(
-    PROMTOOL is None, reason="promtool missing: ./dev setup installs Debian's prometheus"
-)
+needs_promtool = pytest.mark.usefixtures("require_prometheus")
 
 
 GROUP_ORDER = ["arrive-slo-recording", "arrive-slo-burn", "arrive-causes"]
