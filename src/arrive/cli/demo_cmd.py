@@ -197,7 +197,7 @@ def _recap(data_dir: Path, run_dir: Path) -> None:
 def _live(
     data_dir: Path, registry_dir: Path, workdir: Path, limit: int | None, quiet: bool
 ) -> None:
-    from arrive.demo import live, report
+    from arrive.demo import drift, live, report
     from arrive.models.artifact import ModelBundle
     from arrive.monitoring import outcome
     from arrive.serving.settings import ServeSettings
@@ -209,9 +209,10 @@ def _live(
         f"serving version {served.version.version}; replaying the test days as live traffic", quiet
     )
     plan = live.plan_live(data_dir, start, limit)
+    log_dir = workdir / "predictions"
     settings = ServeSettings(
         registry_dir=registry_dir,
-        prediction_log_dir=workdir / "predictions",
+        prediction_log_dir=log_dir,
         compile_cache_dir=workdir / "compiled",
         reload_interval_s=0.0,
     )
@@ -222,6 +223,11 @@ def _live(
         )
     bundle = ModelBundle.from_files(served.files)
     result = outcome.join_outcomes(answers, data_dir, bundle)
+    drifted = drift.replay_drift(
+        log_dir,
+        {served.version.version: bundle.profile},
+        answers.get_column("order_id").to_list(),
+    )
     n_test = int(served.version.metrics["n_test"])
     differ = " (the notes say why the counts differ)" if n_test != len(plan.orders) else ""
     path = report.write_live_report(
@@ -244,6 +250,7 @@ def _live(
                 start,
             )
         ],
+        drift=drifted,
     )
     answers.write_parquet(workdir / "live" / "answers.parquet")
     click.echo("\n".join([*report.summary_lines(result), f"live report: {path}"]))
