@@ -110,10 +110,13 @@ class LiveOutcome:
         return 0.0 if answered == 0 else 1.0 - self.fallbacks.get("model", 0) / answered
 
 
-def join_outcomes(answers: pl.DataFrame, data_dir: Path, bundle: ModelBundle) -> LiveOutcome:
+def join_outcomes(
+    answers: pl.DataFrame, data_dir: Path, bundle: ModelBundle, *, only_model: bool = False
+) -> LiveOutcome:
     """Join ``answers`` (:data:`ANSWER_SCHEMA`) to ``data_dir``'s outcome events with the
     monitor's join (:class:`arrive.monitoring.join.OutcomeJoin`) and compare them with
-    ``bundle``'s offline predictions for the same orders.
+    ``bundle``'s offline predictions for the same orders (with ``only_model``, the orders
+    the model answered: a fault injected on purpose makes the heuristic answer others).
 
     Raises:
         DataError: no answered order was delivered.
@@ -123,7 +126,7 @@ def join_outcomes(answers: pl.DataFrame, data_dir: Path, bundle: ModelBundle) ->
     zone = local_timezone(data_dir)
     joined = monitor_join(answers, events)
     spine = spine_of(orders, events).join(
-        joined.select("order_id", "p50_s", "p90_s", "actual_s"),
+        joined.select("order_id", "p50_s", "p90_s", "actual_s", "fallback"),
         on="order_id",
         how="inner",
         maintain_order="left",
@@ -131,7 +134,9 @@ def join_outcomes(answers: pl.DataFrame, data_dir: Path, bundle: ModelBundle) ->
     if spine.is_empty():
         raise DataError("live replay: none of the answered orders was delivered")
     attributes = tuple(c for c in orders.columns if c not in datadir.ORDER_COLUMNS)
-    context = BuildContext(spine.drop("p50_s", "p90_s", "actual_s"), events, zone, attributes)
+    context = BuildContext(
+        spine.drop("p50_s", "p90_s", "actual_s", "fallback"), events, zone, attributes
+    )
     offline = bundle.model.predict(build_features(context).frame.drop("order_id"))
     keyed = spine.with_columns(hour=pl.col("created_at").dt.convert_time_zone(zone).dt.hour())
     heuristic = bundle.heuristic.predict(keyed)
@@ -142,7 +147,7 @@ def join_outcomes(answers: pl.DataFrame, data_dir: Path, bundle: ModelBundle) ->
     return LiveOutcome(
         answers=answers.join(outcomes, on="order_id", how="left", maintain_order="left"),
         evaluation=evaluation,
-        agreement=_agreement(y, served, _p50_p90(offline, bundle)),
+        agreement=_agreement(*_compared(y, served, _p50_p90(offline, bundle), spine, only_model)),
         latency_ms=latency_percentiles(answers.get_column("latency_ms").to_numpy()),
         fallbacks=dict(Counter(f or "model" for f in answers.get_column("fallback").to_list())),
         quality=replay_quality(joined, zone),
@@ -254,6 +259,15 @@ def _segments(keyed: pl.DataFrame) -> dict[str, pl.Series]:
         if column in keyed.columns and keyed.get_column(column).null_count() < len(keyed):
             segments[label] = keyed.get_column(column)
     return segments
+
+
+def _compared(
+    y: FloatArray, online: FloatArray, offline: FloatArray, spine: pl.DataFrame, only_model: bool
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    if not only_model:
+        return y, online, offline
+    keep = (spine.get_column("fallback") == "none").to_numpy()
+    return y[keep], online[keep], offline[keep]
 
 
 def _agreement(y: FloatArray, online: FloatArray, offline: FloatArray) -> Agreement:
