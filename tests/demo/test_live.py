@@ -248,7 +248,7 @@ def test_calibration_tables_flag_drifted_segments_and_grey_small_ones() -> None:
         schema=QUALITY,
     )
     html = report.calibration_section(quality, Band())
-    assert "Outside the band: market m1, market m3." in html
+    assert "Outside the band: market m1 (1), market m3 (1)." in html
     assert '<tr class="bad"><td>1 / production</td><td>m1</td>' in html
     assert '<tr class=""><td>1 / production</td><td>m2</td>' in html
     assert '<tr class="muted"><td>1 / production</td><td>m3</td>' in html  # 20 orders: greyed

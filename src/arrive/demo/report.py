@@ -217,7 +217,8 @@ def calibration_section(quality: pl.DataFrame, band: Band) -> str:
         )
     flagged = quality.filter(pl.col("calibration_drift") & (pl.col("segment_kind") != "all"))
     named = ", ".join(
-        f"{kind} {segment}" for kind, segment in flagged.select("segment_kind", "segment").rows()
+        f"{SEGMENT_LABELS[kind]} {segment} ({version})"
+        for version, kind, segment in flagged.select("version", "segment_kind", "segment").rows()
     )
     verdict = (
         f'<p class="bad">Outside the band: {escape(named)}.</p>'
