@@ -70,6 +70,11 @@ def test_demo_without_data_beside_the_clone_runs_on_a_simulation(
     assert 'aria-label="Latency of ETA requests"' in live
     assert "The replay sent" in live  # and why its count differs from the test orders
     assert "<h2>By segment</h2>" in live
+    # What the monitor shows of the replay: calibration by segment, feature drift.
+    assert "<h2>Calibration by segment</h2>" in live
+    assert "<h3>By market</h3>" in live
+    assert "<h2>Feature drift</h2>" in live
+    assert "Not measured" not in live  # the service's prediction log was read
 
 
 def test_data_selection_falls_back_to_a_simulation_and_says_so(

@@ -5,15 +5,18 @@ and the online evaluation equals the offline one of the same model on the same o
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
 import polars as pl
 import pytest
 
-from arrive.demo import live, report
+from arrive.demo import drift, live, report
 from arrive.models.artifact import ModelBundle
+from arrive.models.profile import Profile
 from arrive.monitoring import outcome
+from arrive.monitoring.quality import QUALITY, Band
 from arrive.registry import LocalRegistry, promote
 from arrive.serving.settings import ServeSettings
 from arrive.testing.factories import random_marketplace, write_data_dir
@@ -143,3 +146,114 @@ def test_the_replay_note_explains_a_count_that_differs_from_the_test_orders() ->
     assert "calibration slice" in note
     assert "never delivered" in report.replay_note(6570, 6560, 6556, first)
     assert "limited" in report.replay_note(100, 100, 6556, first)
+
+
+def test_the_report_shows_the_monitors_calibration_and_drift_of_the_replay(
+    trained: tuple[Path, Path], tmp_path: Path
+) -> None:
+    data, registry_dir = trained
+    plan = live.plan_live(data, _start(registry_dir))
+    settings = _settings(registry_dir, tmp_path)
+    answers = live.run_live(plan, settings)
+    bundle = ModelBundle.from_files(LocalRegistry(registry_dir).open("production").files)
+    result = outcome.join_outcomes(answers, data, bundle)
+    quality = result.quality
+    # One window, and its figures are those of the orders the evaluation scored.
+    assert quality.get_column("window_start").n_unique() == 1
+    whole = quality.filter(pl.col("segment_kind") == "all")
+    assert whole.get_column("orders").sum() == result.agreement.orders
+    covered = (whole.get_column("orders") * whole.get_column("p90_coverage")).sum()
+    assert covered / result.agreement.orders == pytest.approx(result.agreement.online_coverage)
+    markets = quality.filter(pl.col("segment_kind") == "market")
+    assert markets.get_column("orders").sum() == result.agreement.orders
+    assert markets.height > 1
+
+    assert bundle.profile is not None
+    found = drift.replay_drift(
+        settings.prediction_log_dir or tmp_path, {"1": bundle.profile}, answers["order_id"]
+    )
+    assert found.get_column("feature").to_list() == list(bundle.profile.features)
+    assert set(found.get_column("orders").to_list()) == {answers.height}
+    assert found.get_column("psi").null_count() == 0
+    # Fewer orders than the monitor needs to name a drift: noted, none named.
+    assert answers.height < 500
+    assert not found.get_column("drifted").any()
+    assert set(found.get_column("note").to_list()) == {"too few orders"}
+
+    html = report.write_live_report(
+        tmp_path / "live.html", result, facts={}, feature_importance={}, drift=found
+    ).read_text()
+    assert "<h2>Calibration by segment</h2>" in html
+    assert "<h3>By market</h3>" in html
+    for row in markets.iter_rows(named=True):
+        assert f'<td>{row["segment"]}</td><td class="num">{row["orders"]:,}</td>' in html
+    assert "<h2>Feature drift</h2>" in html
+    assert "No feature drifted" in html
+
+
+def test_a_shifted_profile_names_the_drifted_feature(
+    trained: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The drift table can name a feature: the served values against a reference profile
+    where training saw every value of one feature in its top bin."""
+    data, registry_dir = trained
+    plan = live.plan_live(data, _start(registry_dir), limit=150)
+    settings = _settings(registry_dir, tmp_path)
+    answers = live.run_live(plan, settings)
+    profile = ModelBundle.from_files(LocalRegistry(registry_dir).open("production").files).profile
+    assert profile is not None
+    name, feature = next(
+        (n, f) for n, f in profile.features.items() if f.kind == "numeric" and len(f.cuts) > 3
+    )
+    # training saw every value in the top bin
+    shares = (*(0.0 for _ in feature.cuts), 1.0, 0.0)
+    shifted = Profile({**profile.features, name: replace(feature, shares=shares)}, profile.rows)
+    log_dir, orders = settings.prediction_log_dir or tmp_path, answers["order_id"]
+    before = drift.replay_drift(log_dir, {"1": profile}, orders, min_orders=100)
+    found = drift.replay_drift(log_dir, {"1": shifted}, orders, min_orders=100)
+    named = found.filter(pl.col("drifted")).get_column("feature").to_list()
+    assert name in named
+    assert name not in before.filter(pl.col("drifted")).get_column("feature").to_list()
+    # only that feature's PSI moved
+    assert found.drop("psi", "drifted").equals(before.drop("psi", "drifted"))
+    assert found.filter(pl.col("feature") != name).equals(before.filter(pl.col("feature") != name))
+    html = report.drift_section(found)
+    assert f"Drifted: {', '.join(named)}." in html
+
+
+def test_calibration_tables_flag_drifted_segments_and_grey_small_ones() -> None:
+    rows = [
+        ("all", "all", 900, 0.90, 0.88, 0.92, False),
+        ("market", "m1", 800, 0.95, 0.935, 0.963, True),
+        ("market", "m2", 80, 0.85, 0.76, 0.91, False),
+        ("market", "m3", 20, 0.50, 0.30, 0.70, True),
+    ]
+    quality = pl.DataFrame(
+        [
+            {
+                "window_start": datetime.fromisoformat("2026-01-01T00:00:00+00:00"),
+                "window_end": datetime.fromisoformat("2026-01-02T00:00:00+00:00"),
+                "version": "1",
+                "variant": "production",
+                "segment_kind": kind,
+                "segment": segment,
+                "orders": orders,
+                "p90_coverage": coverage,
+                "p90_coverage_lower": lower,
+                "p90_coverage_upper": upper,
+                "calibration_drift": flagged,
+            }
+            for kind, segment, orders, coverage, lower, upper, flagged in rows
+        ],
+        schema=QUALITY,
+    )
+    html = report.calibration_section(quality, Band())
+    assert "Outside the band: market m1 (1), market m3 (1)." in html
+    assert '<tr class="bad"><td>1 / production</td><td>m1</td>' in html
+    assert '<tr class=""><td>1 / production</td><td>m2</td>' in html
+    assert '<tr class="muted"><td>1 / production</td><td>m3</td>' in html  # 20 orders: greyed
+    assert "outside the band, few orders" in html
+    assert "93.5% – 96.3%" in html
+    assert "88%–92%" in html
+    empty = report.calibration_section(quality.filter(pl.col("segment_kind") == "all"), Band())
+    assert "No segment is surely outside the band." in empty

@@ -78,6 +78,14 @@ CANDIDATES: Final = (
     help="Replay only the latest N orders of the test days as live traffic (default: all).",
 )
 @click.option("--no-live", is_flag=True, help="Stop after training: no service, no live replay.")
+@click.option(
+    "--inject",
+    default=None,
+    metavar="FAULT",
+    callback=lambda _ctx, _param, value: _injection(value),
+    help="Break something during the live replay and show the alert it raises: "
+    "store-outage (the feature store is down for 30 minutes of replay time).",
+)
 @click.option("--quiet", is_flag=True, help="No progress display.")
 @click.pass_context
 def command(
@@ -89,6 +97,7 @@ def command(
     workdir: Path,
     live_orders: int | None,
     no_live: bool,
+    inject: str | None,
     quiet: bool,
 ) -> None:
     """Import (or simulate), train, evaluate, register a model, then serve it and
@@ -125,7 +134,7 @@ def command(
     _promote(registry_dir, quiet)
     _recap(data_dir, run_dir)
     if not no_live:
-        _live(data_dir, registry_dir, workdir, live_orders, quiet)
+        _live(data_dir, registry_dir, workdir, live_orders, quiet, inject)
     click.echo(f"data: {data.description}\n{OWN_DATA}")
 
 
@@ -194,10 +203,23 @@ def _recap(data_dir: Path, run_dir: Path) -> None:
     )
 
 
+def _injection(value: str | None) -> str | None:
+    from arrive.demo.outage import INJECTIONS
+
+    if value is not None and value not in INJECTIONS:
+        raise ConfigError(f"--inject: unknown fault {value!r} (known: {', '.join(INJECTIONS)})")
+    return value
+
+
 def _live(
-    data_dir: Path, registry_dir: Path, workdir: Path, limit: int | None, quiet: bool
+    data_dir: Path,
+    registry_dir: Path,
+    workdir: Path,
+    limit: int | None,
+    quiet: bool,
+    inject: str | None = None,
 ) -> None:
-    from arrive.demo import live, report
+    from arrive.demo import drift, live, outage, report
     from arrive.models.artifact import ModelBundle
     from arrive.monitoring import outcome
     from arrive.serving.settings import ServeSettings
@@ -209,19 +231,33 @@ def _live(
         f"serving version {served.version.version}; replaying the test days as live traffic", quiet
     )
     plan = live.plan_live(data_dir, start, limit)
+    log_dir = workdir / "predictions"
     settings = ServeSettings(
         registry_dir=registry_dir,
-        prediction_log_dir=workdir / "predictions",
+        prediction_log_dir=log_dir,
         compile_cache_dir=workdir / "compiled",
         reload_interval_s=0.0,
     )
+    fault = None
+    if inject is not None:
+        fault = outage.middle_outage(plan.orders[0].event_time, plan.orders[-1].event_time)
+        _say(f"injecting {inject} from {fault.start.isoformat()} to {fault.end.isoformat()}", quiet)
     with progress(quiet=quiet) as bar:
         task = bar.add_task("live replay", total=len(plan.orders))
         answers = live.run_live(
-            plan, settings, on_progress=lambda done, _: bar.update(task, completed=done)
+            plan,
+            settings,
+            on_progress=lambda done, _: bar.update(task, completed=done),
+            outage=fault,
         )
     bundle = ModelBundle.from_files(served.files)
-    result = outcome.join_outcomes(answers, data_dir, bundle)
+    result = outcome.join_outcomes(answers, data_dir, bundle, only_model=fault is not None)
+    alerts = None if fault is None else outage.replay_alert(fault)
+    drifted = drift.replay_drift(
+        log_dir,
+        {served.version.version: bundle.profile},
+        answers.get_column("order_id").to_list(),
+    )
     n_test = int(served.version.metrics["n_test"])
     differ = " (the notes say why the counts differ)" if n_test != len(plan.orders) else ""
     path = report.write_live_report(
@@ -244,9 +280,14 @@ def _live(
                 start,
             )
         ],
+        drift=drifted,
+        alerts=alerts,
     )
     answers.write_parquet(workdir / "live" / "answers.parquet")
-    click.echo("\n".join([*report.summary_lines(result), f"live report: {path}"]))
+    lines = [*report.summary_lines(result)]
+    if alerts is not None:
+        lines.append(report.alert_line(alerts))
+    click.echo("\n".join([*lines, f"live report: {path}"]))
     if not result.agreement.holds:
         raise InternalError(
             "the service's answers and the offline evaluation of the same model disagree "

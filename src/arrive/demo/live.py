@@ -16,14 +16,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 import polars as pl
+from prometheus_client.parser import text_string_to_metric_families
 
 from arrive import datadir
 from arrive.clock import ManualClock
 from arrive.datadir import local_timezone
+from arrive.demo.outage import Outage, OutageStore
 from arrive.demo.server import LoopbackServer
 from arrive.errors import DataError, InternalError
 from arrive.features.online.engine import OnlineEngine
@@ -36,6 +38,8 @@ from arrive.serving.settings import ServeSettings
 from arrive.store.memory import InMemoryStore
 
 Progress = Callable[[int, int], None]
+RECOVERY_S: Final = 10.0
+"""How long (wall time) the service may take to see the store back after an outage."""
 
 
 @dataclass(frozen=True)
@@ -70,9 +74,14 @@ def run_live(
     settings: ServeSettings,
     *,
     on_progress: Progress | None = None,
+    outage: Outage | None = None,
 ) -> pl.DataFrame:
     """Replay ``plan`` through an in-process store and the ETA service of ``settings``
     (its store setting is ignored: the replay's in-process store is used).
+
+    With ``outage``, the service's store fails during its stretch
+    (:class:`arrive.demo.outage.OutageStore`) and the service's ``arrive_store_up`` is
+    scraped after each answer into ``outage.samples``.
 
     Returns:
         One row per order (:data:`arrive.monitoring.outcome.ANSWER_SCHEMA`).
@@ -82,9 +91,12 @@ def run_live(
 
     store = InMemoryStore()
     engine = OnlineEngine(store, local_timezone=plan.timezone)
+    served = OutageStore(store)
     clock = ManualClock(plan.orders[0].event_time)
     app = create_app(
-        settings, clock=clock, build=lambda s: build_predictor(s, store=store, clock=clock)
+        settings,
+        clock=clock,
+        build=lambda s: build_predictor(s, store=store if outage is None else served, clock=clock),
     )
     rows: list[dict[str, Any]] = []
     with LoopbackServer(app) as server:
@@ -92,12 +104,30 @@ def run_live(
         try:
             for done, order in enumerate(replay_until(plan.log, plan.orders, engine), 1):
                 clock.set(order.event_time)
+                if outage is not None:
+                    _toggle(served, outage, order.event_time, client)
                 rows.append(client.eta(order))
+                if outage is not None:
+                    outage.samples.append((order.event_time, client.store_up()))
                 if on_progress is not None:
                     on_progress(done, len(plan.orders))
         finally:
             client.close()
     return pl.DataFrame(rows, schema=ANSWER_SCHEMA)
+
+
+def _toggle(store: OutageStore, outage: Outage, moment: datetime, client: _Client) -> None:
+    """Take the store down inside the outage; after it, wait (bounded) until the service's
+    background ping has found it back, as a real service would before answering again."""
+    down = outage.covers(moment)
+    if store.down and not down:
+        store.down = False
+        deadline = time.monotonic() + RECOVERY_S
+        while client.store_up() != 1.0:
+            if time.monotonic() > deadline:
+                raise InternalError(f"the service did not see the store back in {RECOVERY_S} s")
+            time.sleep(0.01)
+    store.down = down
 
 
 class _NoDelayConnection(http.client.HTTPConnection):
@@ -137,6 +167,15 @@ class _Client:
             "model_version": answer["model_version"],
             "latency_ms": latency_ms,
         }
+
+    def store_up(self) -> float:
+        """The service's ``arrive_store_up`` from its ``/metrics`` (NaN when absent)."""
+        self._conn.request("GET", "/metrics")
+        text = self._conn.getresponse().read().decode()
+        for family in text_string_to_metric_families(text):
+            if family.name == "arrive_store_up":
+                return min((s.value for s in family.samples), default=float("nan"))
+        return float("nan")
 
     def close(self) -> None:
         self._conn.close()

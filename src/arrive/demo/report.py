@@ -1,8 +1,10 @@
 """The live replay's HTML report and its printed summary.
 
 The page is the evaluation report of :mod:`arrive.training.report` computed from
-the service's answers, with three more sections: online against offline on the
-same orders, request latency, and fallbacks by reason.
+the service's answers, with more sections: online against offline on the same
+orders, request latency, fallbacks by reason, and what ``arrive monitor`` would
+show of the replay: P90 calibration by segment (the monitor's quality rows) and
+feature drift (the monitor's PSI against the model's reference profile).
 """
 
 from __future__ import annotations
@@ -11,12 +13,26 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from html import escape
 from pathlib import Path
+from typing import Final
 
 import polars as pl
 
+from arrive.demo.outage import ALERT, AlertReplay
+from arrive.monitoring.drift import THRESHOLD
 from arrive.monitoring.outcome import AGREEMENT_TOLERANCE, LiveOutcome
+from arrive.monitoring.quality import Band
 from arrive.training import plots
 from arrive.training.report import figure_html, write_report
+
+FEW_ORDERS: Final = 30
+"""Segments with fewer orders are greyed in the calibration tables: too few to read."""
+SEGMENT_LABELS: Final = {
+    "market": "market",
+    "local_hour": "local hour",
+    "store_category": "store category",
+    "store_history": "store history",
+    "fallback": "fallback reason",
+}
 
 
 def write_live_report(
@@ -27,11 +43,17 @@ def write_live_report(
     feature_importance: Mapping[str, float],
     timezone: str = "UTC",
     notes: Sequence[str] = (),
+    drift: pl.DataFrame | None = None,
+    band: Band | None = None,
+    alerts: AlertReplay | None = None,
 ) -> Path:
     """Write the self-contained report of a live replay to ``path``.
 
     ``notes`` are added to the report's own (e.g. :func:`replay_note`); hours and days
-    are shown in ``timezone``, the marketplace's.
+    are shown in ``timezone``, the marketplace's. ``drift``: the monitor's PSI rows
+    (:func:`arrive.demo.drift.replay_drift`), None when not measured; ``band``: the
+    calibration band the monitor's quality rows were flagged against; ``alerts``: the
+    alert of an injected fault (``arrive demo --inject``), shown as a timeline.
     """
     delivered = outcome.answers.filter(pl.col("duration_s").is_not_null())
     sample = delivered.select(
@@ -55,6 +77,9 @@ def write_live_report(
             _agreement_section(outcome),
             _latency_section(outcome),
             _fallback_section(outcome),
+            calibration_section(outcome.quality, band or Band()),
+            drift_section(drift),
+            *([] if alerts is None else [alert_section(alerts)]),
         ],
     )
 
@@ -171,3 +196,136 @@ def _fallback_section(outcome: LiveOutcome) -> str:
 
 def _min(seconds: float) -> str:
     return f"{seconds / 60:,.3f} min"
+
+
+def calibration_section(quality: pl.DataFrame, band: Band) -> str:
+    """P90 coverage by segment from the monitor's quality rows, with the 95 % interval,
+    against ``band``; drifted segments flagged, segments under :data:`FEW_ORDERS` greyed."""
+    low, high = band.target - band.tolerance, band.target + band.tolerance
+    tables = []
+    for kind, label in SEGMENT_LABELS.items():
+        rows = quality.filter(pl.col("segment_kind") == kind)
+        if rows.is_empty() or rows.get_column("segment").unique().to_list() == ["unknown"]:
+            continue
+        body = "".join(_calibration_row(row) for row in rows.iter_rows(named=True))
+        tables.append(
+            f"<h3>By {escape(label)}</h3>"
+            '<table class="small"><thead><tr><th>version / variant</th><th>segment</th>'
+            '<th class="num">orders</th><th class="num">P90 coverage</th>'
+            '<th class="num">95 % interval</th><th>calibration</th></tr></thead>'
+            f"<tbody>{body}</tbody></table>"
+        )
+    flagged = quality.filter(pl.col("calibration_drift") & (pl.col("segment_kind") != "all"))
+    named = ", ".join(
+        f"{SEGMENT_LABELS[kind]} {segment} ({version})"
+        for version, kind, segment in flagged.select("version", "segment_kind", "segment").rows()
+    )
+    verdict = (
+        f'<p class="bad">Outside the band: {escape(named)}.</p>'
+        if named
+        else '<p class="good">No segment is surely outside the band.</p>'
+    )
+    return (
+        "<section><h2>Calibration by segment</h2>"
+        f"<p class=\"caption\">The monitor's quality rows (<code>arrive monitor</code>'s own "
+        "aggregation) over the whole replay as one window. A segment drifts when the 95 % "
+        f"Wilson interval of its P90 coverage lies wholly outside {low:.0%}–{high:.0%} "
+        f"({band.target:.0%} ± {band.tolerance * 100:g} pp); segments under {FEW_ORDERS} "
+        f"orders are greyed.</p>{verdict}{''.join(tables)}</section>"
+    )
+
+
+def _calibration_row(row: dict[str, object]) -> str:
+    orders = int(str(row["orders"]))
+    if orders < FEW_ORDERS:  # the monitor's flag stands; the row is greyed
+        css = "muted"
+        state = "outside the band, few orders" if row["calibration_drift"] else "few orders"
+    elif row["calibration_drift"]:
+        css, state = "bad", "outside the band"
+    else:
+        css, state = "", "ok"
+    interval = f"{row['p90_coverage_lower']:.1%} – {row['p90_coverage_upper']:.1%}"
+    model = escape(f"{row['version']} / {row['variant']}")
+    return (
+        f'<tr class="{css}"><td>{model}</td>'
+        f'<td>{escape(str(row["segment"]))}</td><td class="num">{orders:,}</td>'
+        f'<td class="num">{row["p90_coverage"]:.1%}</td><td class="num">{interval}</td>'
+        f'<td class="{css}">{state}</td></tr>'
+    )
+
+
+def drift_section(drift: pl.DataFrame | None) -> str:
+    """PSI per feature against the model's reference profile, drifted features named."""
+    if drift is None or drift.is_empty():
+        return (
+            '<section><h2>Feature drift</h2><p class="muted">Not measured: no prediction '
+            "log of the replay was read.</p></section>"
+        )
+    body = "".join(_drift_row(row) for row in drift.iter_rows(named=True))
+    drifted = drift.filter(pl.col("drifted")).get_column("feature").to_list()
+    verdict = (
+        f'<p class="bad">Drifted: {escape(", ".join(drifted))}.</p>'
+        if drifted
+        else f'<p class="good">No feature drifted (PSI above {THRESHOLD:g}).</p>'
+    )
+    return (
+        "<section><h2>Feature drift</h2>"
+        '<p class="caption">The monitor\'s PSI of each feature the service served (from its '
+        "prediction log) against the reference profile the model carries from training; "
+        f"above {THRESHOLD:g} with enough orders is drift.</p>{verdict}"
+        '<table class="small"><thead><tr><th>version</th><th>feature</th><th>kind</th>'
+        '<th class="num">orders</th><th class="num">PSI</th><th>drift</th></tr></thead>'
+        f"<tbody>{body}</tbody></table></section>"
+    )
+
+
+def _drift_row(row: dict[str, object]) -> str:
+    value = row["psi"]
+    shown = "–" if value is None else f"{value:.3f}"
+    state = str(row["note"] or ("drifted" if row["drifted"] else "ok"))
+    css = "bad" if row["drifted"] else ("muted" if row["note"] else "")
+    return (
+        f'<tr class="{css}"><td>{escape(str(row["version"]))}</td>'
+        f"<td>{escape(str(row['feature'] or '–'))}</td><td>{escape(str(row['kind'] or '–'))}</td>"
+        f'<td class="num">{int(str(row["orders"] or 0)):,}</td><td class="num">{shown}</td>'
+        f'<td class="{css}">{escape(state)}</td></tr>'
+    )
+
+
+def alert_line(alerts: AlertReplay) -> str:
+    """One printed line: when the injected fault's alert fired and cleared."""
+    seen = {t.state: t.time for t in reversed(alerts.transitions)}
+    fired, cleared = seen.get("firing"), seen.get("resolved")
+    return (
+        f"injected store outage {alerts.outage.start:%H:%M}–{alerts.outage.end:%H:%M}: "
+        f"{ALERT} "
+        + (f"fired at {fired:%H:%M}" if fired else "never fired")
+        + (f", cleared at {cleared:%H:%M}" if cleared else ", never cleared")
+        + " (replay time, UTC)"
+    )
+
+
+def alert_section(alerts: AlertReplay) -> str:
+    """The injected outage and the alert's transitions, evaluated on the scraped samples."""
+    outage = alerts.outage
+    down = sum(1 for _, value in outage.samples if value == 0)
+    rows = "".join(
+        f'<tr class="{_ALERT_CSS[t.state]}"><td>{t.time.isoformat()}</td>'
+        f"<td>{escape(ALERT)}</td><td>{t.state}</td></tr>"
+        for t in alerts.transitions
+    )
+    return (
+        "<section><h2>Injected fault: store outage</h2>"
+        f'<p class="caption">The feature store failed every read and ping from '
+        f"{outage.start.isoformat()} to {outage.end.isoformat()} (replay time). After each "
+        "answer the service's <code>/metrics</code> was scraped; the alert "
+        f"<code>{escape(ALERT)}</code> of deploy/prometheus/alerts.rules.yml "
+        f"(<code>{escape(alerts.expr)}</code> for {alerts.wait.total_seconds():g} s) was "
+        f"evaluated on those {len(outage.samples):,} samples as Prometheus evaluates it; "
+        f"{down:,} showed the store down.</p>"
+        '<table class="small"><thead><tr><th>time (UTC)</th><th>alert</th><th>state</th></tr>'
+        f"</thead><tbody>{rows}</tbody></table></section>"
+    )
+
+
+_ALERT_CSS: Final = {"pending": "warn", "firing": "bad", "resolved": "good"}

@@ -10,7 +10,7 @@ to end, the two evaluations agree within 1 %.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
@@ -25,6 +25,7 @@ from arrive.evaluation import EvalInput, Evaluation, evaluate
 from arrive.features import BuildContext, build_features
 from arrive.models.artifact import ModelBundle
 from arrive.monitoring.join import CREATED, JoinSettings, OutcomeJoin
+from arrive.monitoring.quality import QUALITY, Band, aggregate
 from arrive.schema.eta import P50, P90, quantile_index
 
 AGREEMENT_TOLERANCE: Final = 0.01
@@ -42,6 +43,8 @@ ANSWER_SCHEMA: Final = pl.Schema(
 LATENCY_PERCENTILES: Final = (50.0, 90.0, 99.0, 99.9)
 DEMO_HORIZON_S: Final = 7 * 86400.0
 """The replay's horizon: a whole replayed log is at hand, so every delivery counts."""
+DEMO_WINDOW_S: Final = 3600.0
+"""The monitor join's window in the replay (the quality rows merge them: :func:`replay_quality`)."""
 FloatArray = npt.NDArray[np.float64]
 
 
@@ -90,6 +93,8 @@ class LiveOutcome:
         agreement: online against offline on the same delivered orders.
         latency_ms: request round-trip percentiles (keys ``p50``, ``p90``, ...).
         fallbacks: answers per fallback reason (``model`` when the model answered).
+        quality: the monitor's quality rows (:data:`arrive.monitoring.quality.QUALITY`)
+            of the whole replay as one window (see :func:`replay_quality`).
     """
 
     answers: pl.DataFrame
@@ -97,6 +102,7 @@ class LiveOutcome:
     agreement: Agreement
     latency_ms: dict[str, float]
     fallbacks: dict[str, int]
+    quality: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=QUALITY))
 
     @property
     def fallback_rate(self) -> float:
@@ -104,10 +110,13 @@ class LiveOutcome:
         return 0.0 if answered == 0 else 1.0 - self.fallbacks.get("model", 0) / answered
 
 
-def join_outcomes(answers: pl.DataFrame, data_dir: Path, bundle: ModelBundle) -> LiveOutcome:
+def join_outcomes(
+    answers: pl.DataFrame, data_dir: Path, bundle: ModelBundle, *, only_model: bool = False
+) -> LiveOutcome:
     """Join ``answers`` (:data:`ANSWER_SCHEMA`) to ``data_dir``'s outcome events with the
     monitor's join (:class:`arrive.monitoring.join.OutcomeJoin`) and compare them with
-    ``bundle``'s offline predictions for the same orders.
+    ``bundle``'s offline predictions for the same orders (with ``only_model``, the orders
+    the model answered: a fault injected on purpose makes the heuristic answer others).
 
     Raises:
         DataError: no answered order was delivered.
@@ -117,7 +126,7 @@ def join_outcomes(answers: pl.DataFrame, data_dir: Path, bundle: ModelBundle) ->
     zone = local_timezone(data_dir)
     joined = monitor_join(answers, events)
     spine = spine_of(orders, events).join(
-        joined.select("order_id", "p50_s", "p90_s", "actual_s"),
+        joined.select("order_id", "p50_s", "p90_s", "actual_s", "fallback"),
         on="order_id",
         how="inner",
         maintain_order="left",
@@ -125,7 +134,9 @@ def join_outcomes(answers: pl.DataFrame, data_dir: Path, bundle: ModelBundle) ->
     if spine.is_empty():
         raise DataError("live replay: none of the answered orders was delivered")
     attributes = tuple(c for c in orders.columns if c not in datadir.ORDER_COLUMNS)
-    context = BuildContext(spine.drop("p50_s", "p90_s", "actual_s"), events, zone, attributes)
+    context = BuildContext(
+        spine.drop("p50_s", "p90_s", "actual_s", "fallback"), events, zone, attributes
+    )
     offline = bundle.model.predict(build_features(context).frame.drop("order_id"))
     keyed = spine.with_columns(hour=pl.col("created_at").dt.convert_time_zone(zone).dt.hour())
     heuristic = bundle.heuristic.predict(keyed)
@@ -136,10 +147,25 @@ def join_outcomes(answers: pl.DataFrame, data_dir: Path, bundle: ModelBundle) ->
     return LiveOutcome(
         answers=answers.join(outcomes, on="order_id", how="left", maintain_order="left"),
         evaluation=evaluation,
-        agreement=_agreement(y, served, _p50_p90(offline, bundle)),
+        agreement=_agreement(*_compared(y, served, _p50_p90(offline, bundle), spine, only_model)),
         latency_ms=latency_percentiles(answers.get_column("latency_ms").to_numpy()),
         fallbacks=dict(Counter(f or "model" for f in answers.get_column("fallback").to_list())),
+        quality=replay_quality(joined, zone),
     )
+
+
+def replay_quality(joined: pl.DataFrame, timezone: str, band: Band | None = None) -> pl.DataFrame:
+    """The monitor's quality rows (:func:`arrive.monitoring.quality.aggregate`, the code
+    ``arrive monitor`` runs) of ``joined`` (:func:`monitor_join` rows), the whole replay
+    taken as one window: its hourly windows hold too few orders per segment to be sure."""
+    if joined.is_empty():
+        return pl.DataFrame(schema=QUALITY)
+    starts = joined.get_column("window_start")
+    first = starts.min()
+    span_us = starts.dt.epoch("us").max() - starts.dt.epoch("us").min()  # type: ignore[operator]
+    span_s = float(span_us) / 1e6 + DEMO_WINDOW_S  # type: ignore[arg-type]
+    whole = joined.with_columns(window_start=pl.lit(first, dtype=starts.dtype))
+    return aggregate(whole, span_s, timezone, band or Band())
 
 
 def monitor_join(answers: pl.DataFrame, events: pl.LazyFrame) -> pl.DataFrame:
@@ -147,7 +173,7 @@ def monitor_join(answers: pl.DataFrame, events: pl.LazyFrame) -> pl.DataFrame:
     every window is closed at the end) by the monitor's join: one row per answered,
     delivered order (:data:`arrive.monitoring.join.CLOSED` plus ``actual_s``, the
     delivery time since the order's creation)."""
-    join = OutcomeJoin(JoinSettings(horizon_s=DEMO_HORIZON_S, window_s=3600.0))
+    join = OutcomeJoin(JoinSettings(horizon_s=DEMO_HORIZON_S, window_s=DEMO_WINDOW_S))
     kinds = pl.col("type").is_in(["delivered", "cancelled"])
     join.add_outcomes(
         events.filter(kinds)
@@ -233,6 +259,15 @@ def _segments(keyed: pl.DataFrame) -> dict[str, pl.Series]:
         if column in keyed.columns and keyed.get_column(column).null_count() < len(keyed):
             segments[label] = keyed.get_column(column)
     return segments
+
+
+def _compared(
+    y: FloatArray, online: FloatArray, offline: FloatArray, spine: pl.DataFrame, only_model: bool
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    if not only_model:
+        return y, online, offline
+    keep = (spine.get_column("fallback") == "none").to_numpy()
+    return y[keep], online[keep], offline[keep]
 
 
 def _agreement(y: FloatArray, online: FloatArray, offline: FloatArray) -> Agreement:
