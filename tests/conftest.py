@@ -90,9 +90,12 @@ CHROMIUM_ARGS = (
 )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """A headless Chromium for the session; fails (never skips) when it is missing."""
+    """A headless Chromium for one test module; fails (never skips) when it is missing.
+
+    Module scope, not session: Playwright's sync API keeps an event loop running in this
+    thread while it is open, and every later ``asyncio.run`` would then fail."""
     if not CHROMIUM.is_file():
         pytest.fail(f"{CHROMIUM} is missing: install the Debian package chromium (./dev setup)")
     from playwright.sync_api import sync_playwright
