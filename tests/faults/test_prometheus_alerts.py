@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 import random
-import signal
 import subprocess
 import sys
 import threading
@@ -45,6 +44,7 @@ from arrive.monitoring.slo import load_slo
 from arrive.schema.events import Delivered, Event, OrderCreated
 from arrive.testing.servers.eta_service import EtaClient
 from arrive.testing.servers.ports import answers_ok, free_port
+from arrive.testing.servers.processes import terminate
 from arrive.testing.servers.prometheus_server import PrometheusServer
 from arrive.testing.servers.redis_server import RedisServer
 
@@ -177,13 +177,8 @@ class MonitorProcess:
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        if proc is not None:
+            terminate(proc)
 
 
 @pytest.fixture(scope="module")

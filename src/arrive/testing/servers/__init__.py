@@ -5,5 +5,6 @@
 * :mod:`arrive.testing.servers.eta_service` — ``arrive serve`` in a child process.
 * :mod:`arrive.testing.servers.ingest_child` — an ingest runner in a child process, for kill tests.
 * :mod:`arrive.testing.servers.tcp_proxy` — a TCP proxy that can cut or stall a connection.
-* :mod:`arrive.testing.servers.ports` — free loopback ports.
+* :mod:`arrive.testing.servers.ports` — free loopback ports, and a readiness probe.
+* :mod:`arrive.testing.servers.processes` — stopping a child process (SIGTERM, then SIGKILL).
 """

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
 import subprocess
 import tempfile
 import urllib.error
@@ -25,6 +24,7 @@ from typing import Any, Final
 from arrive.errors import InternalError
 from arrive.testing.servers.eta_service import wait_for
 from arrive.testing.servers.ports import answers_ok, free_port
+from arrive.testing.servers.processes import terminate
 
 _HOST: Final = "127.0.0.1"
 _LOG: Final = "prometheus.log"
@@ -138,13 +138,8 @@ class PrometheusServer:
     def stop(self) -> None:
         """Stop the server (SIGTERM, then SIGKILL after 10 s) and remove its directory."""
         proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        if proc is not None:
+            terminate(proc)
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None

@@ -23,6 +23,7 @@ from typing import Final
 
 from arrive.errors import InternalError
 from arrive.testing.servers.ports import free_port
+from arrive.testing.servers.processes import terminate
 
 _HOST: Final = "127.0.0.1"
 _START_ATTEMPTS: Final = 3
@@ -80,7 +81,7 @@ class RedisServer:
         """Stop the server (SIGTERM, then SIGKILL after 5 s) and remove its directory."""
         if self._proc is not None:
             self._proc.send_signal(signal.SIGCONT)  # a paused server could not stop
-            _terminate(self._proc)
+            terminate(self._proc)
             self._proc = None
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
@@ -158,12 +159,3 @@ def _pong(port: int) -> bool:
             return sock.recv(64).startswith(b"+PONG")
     except OSError:
         return False
-
-
-def _terminate(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
