@@ -10,7 +10,6 @@ result into Prometheus rules.
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Final
 
@@ -18,6 +17,7 @@ import msgspec
 
 from arrive.errors import ConfigError
 from arrive.monitoring.metrics import HTTP_BUCKETS
+from arrive.tomlfile import read_toml
 
 DEFAULT_FILE: Final = Path(__file__).with_name("slo.toml")
 
@@ -97,7 +97,7 @@ def load_slo(path: Path | None = None) -> SloConfig:
             a value is invalid; the message names the file and the key.
     """
     source = path or DEFAULT_FILE
-    return parse_slo(_read(source), str(source))
+    return parse_slo(read_toml(source, "SLO file"), str(source))
 
 
 def parse_slo(values: dict[str, Any], source: str) -> SloConfig:
@@ -113,17 +113,6 @@ def parse_slo(values: dict[str, Any], source: str) -> SloConfig:
             f"arrive_http_request_seconds ({bounds}), got {config.latency.threshold_s:g}"
         )
     return config
-
-
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"SLO file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"SLO file {path}: cannot read it ({exc})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"SLO file {path}: not valid TOML ({exc})") from None
 
 
 def _explain(message: str) -> str:

@@ -14,7 +14,6 @@ output; a test keeps the two equal.
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ import msgspec
 from arrive.errors import ConfigError
 from arrive.registry.local import DEFAULT_ROOT
 from arrive.schema.eta import Variant
+from arrive.tomlfile import read_toml
 
 ENV_PREFIX: Final = "ARRIVE_"
 
@@ -268,7 +268,7 @@ def load_settings(
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     if config_file is not None:
-        _merge(values, sources, _read_toml(config_file), str(config_file))
+        _merge(values, sources, read_toml(config_file, "config file"), str(config_file))
     _merge(values, sources, _from_env(environ or {}), "environment")
     _merge(values, sources, {k: v for k, v in (overrides or {}).items() if v is not None}, "option")
     return _convert(values, sources)
@@ -298,17 +298,6 @@ def _merge(
             raise ConfigError(f"{source}: unknown setting {key!r} (known: {', '.join(FIELDS)})")
         values[key] = value
         sources[key] = env_name(key) if source == "environment" else source
-
-
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"config file {path}: cannot read it ({exc})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path}: not valid TOML ({exc})") from None
 
 
 def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
