@@ -1,0 +1,102 @@
+"""The provider protocols: what every travel-time and weather adapter offers.
+
+An adapter answers one question per call or raises :class:`ProviderError` with a
+``reason`` from :data:`REASONS` (the ``reason`` label of the provider metrics). An answer
+that comes back is already validated: finite, non-negative, plausible for the distance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final, Protocol, runtime_checkable
+
+from arrive.errors import InternalError
+
+REASONS: Final = (
+    "timeout",
+    "connection",
+    "dns",
+    "tls",
+    "http_4xx",
+    "http_5xx",
+    "rate_limited",
+    "garbage",
+    "wrong_shape",
+    "empty",
+    "negative",
+    "not_finite",
+    "absurd",
+    "breaker_open",
+    "budget",
+)
+"""Why a provider call gave no answer."""
+
+
+@dataclass(frozen=True, slots=True)
+class Leg:
+    """One trip: from (``origin_lat``, ``origin_lon``) to (``dest_lat``, ``dest_lon``),
+    starting at ``at`` (UTC)."""
+
+    origin_lat: float
+    origin_lon: float
+    dest_lat: float
+    dest_lon: float
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TravelTime:
+    """A leg's travel time in seconds; ``source`` is the provider's name, or ``cache``,
+    ``grace`` or ``builtin`` once the chain has answered."""
+
+    seconds: float
+    source: str
+    distance_km: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Weather:
+    """Current weather at a point; ``source`` as for :class:`TravelTime`."""
+
+    temperature_c: float
+    precipitation_mm: float
+    wind_kmh: float
+    source: str
+
+
+class ProviderError(InternalError):
+    """A provider gave no usable answer; ``reason`` is one of :data:`REASONS`.
+    ``retry_after_s`` is set when the vendor asked to be left alone (429 Retry-After)."""
+
+    def __init__(
+        self, provider: str, reason: str, detail: str = "", retry_after_s: float | None = None
+    ) -> None:
+        if reason not in REASONS:
+            raise ValueError(f"unknown provider error reason {reason!r}")
+        self.provider = provider
+        self.reason = reason
+        self.retry_after_s = retry_after_s
+        super().__init__(f"provider {provider}: {reason}" + (f" ({detail})" if detail else ""))
+
+
+@runtime_checkable
+class TravelTimeProvider(Protocol):
+    """Travel time of one leg, within ``timeout_s`` seconds."""
+
+    name: str
+
+    async def travel_time(self, leg: Leg, *, timeout_s: float) -> TravelTime: ...
+
+    async def close(self) -> None: ...
+
+
+@runtime_checkable
+class WeatherProvider(Protocol):
+    """Current weather at (``lat``, ``lon``), within ``timeout_s`` seconds."""
+
+    name: str
+
+    async def current(self, lat: float, lon: float, *, timeout_s: float) -> Weather: ...
+
+    async def close(self) -> None: ...
