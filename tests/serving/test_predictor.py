@@ -20,7 +20,9 @@ from arrive import datadir
 from arrive.clock import ManualClock
 from arrive.errors import ModelNotFound
 from arrive.features.offline import build_features
+from arrive.features.online.engine import OnlineEngine
 from arrive.features.online.reader import OnlineFeatures
+from arrive.features.online.replay import LogReplay, replay_order
 from arrive.features.spec import BuildContext
 from arrive.monitoring import metrics
 from arrive.registry import InMemoryRegistry
@@ -32,6 +34,7 @@ from arrive.store.base import EntityKey, FeatureRow
 from arrive.store.memory import InMemoryStore
 from arrive.testing.factories import order_spine
 from arrive.testing.stores import GatedStore
+from arrive.testing.trained import TIMEZONE
 
 Pick = Callable[..., list[OrderCreated]]
 Replay = Callable[[InMemoryStore, datetime], None]
@@ -67,28 +70,34 @@ def _same(online: Any, offline: Any) -> bool:
 
 
 def test_answers_equal_the_offline_model_on_exact_features(
-    trained: Any, settings_for: Any, late_orders: Pick, replay_until: Replay
+    trained: Any, settings_for: Any, late_orders: Pick
 ) -> None:
     bundle = trained.bundle()
     events = trained.market.events
     spine = order_spine(events)
     attributes = tuple(c for c in spine.columns if c not in datadir.ORDER_COLUMNS)
     offline = build_features(BuildContext(spine, events.lazy(), "Europe/Berlin", attributes))
-    orders = late_orders(30)
+    orders = sorted(late_orders(30), key=lambda o: o.event_time)
     frame = offline.frame.filter(pl.col("order_id").is_in([o.order_id for o in orders]))
     frame = frame.sort(pl.col("order_id").replace_strict([o.order_id for o in orders], range(30)))
     want = bundle.model.predict(frame.select(bundle.model.features_))
 
     async def run() -> list[tuple[EtaAnswer, bool]]:
+        # one replay moving forward through the orders in time order, one service
+        # answering each order at its own time
+        store = InMemoryStore()
+        replay = LogReplay(
+            replay_order(events.lazy()).collect(), OnlineEngine(store, local_timezone=TIMEZONE)
+        )
+        clock = ManualClock(orders[0].event_time)
+        predictor = build_predictor(
+            settings_for(), store=store, clock=clock, registry=trained.registry()
+        )
         out = []
-        for order, row in zip(orders, frame.iter_rows(named=True), strict=True):
-            store = InMemoryStore()
-            replay_until(store, order.event_time)
-            clock = ManualClock(order.event_time)
-            predictor = build_predictor(
-                settings_for(), store=store, clock=clock, registry=trained.registry()
-            )
-            async with predictor:
+        async with predictor:
+            for order, row in zip(orders, frame.iter_rows(named=True), strict=True):
+                replay.apply_before(order.event_time)
+                clock.set(order.event_time)
                 served = predictor.slot.current
                 assert served is not None
                 rows = store.get_many(served.reader.keys([order], clock.now()))
