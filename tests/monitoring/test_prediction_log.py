@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pyarrow.parquet as pq
 
 from arrive.clock import ManualClock
 from arrive.monitoring import metrics
-from arrive.monitoring.prediction_log import SCHEMA, PredictionLog, Predictions
+from arrive.monitoring.prediction_log import SCHEMA, PredictionLog, Predictions, published
 
 START = datetime(2025, 3, 3, 12, tzinfo=UTC)
 
@@ -71,7 +72,25 @@ def test_records_are_written_to_parquet_and_files_rotate(tmp_path: Path) -> None
     assert older.get_column("features")[0] == '{"distance_km":1.0,"store_id":"s1","x":null}'
     assert older.get_column("time")[0] == START
     assert pl.read_parquet(files[1]).get_column("order_id").to_list() == ["o4"]
-    assert files[0].name.startswith("predictions-20250303T120000Z-pid")
+    assert files[0].name.startswith(f"predictions-20250303T120000Z-{log.host}-pid{os.getpid()}-")
+
+
+def test_replicas_sharing_a_directory_write_apart_though_their_process_ids_agree(
+    tmp_path: Path,
+) -> None:
+    # two pods mounting one volume: same start, same pid (each container's own), other host
+    logs = [PredictionLog(tmp_path, ManualClock(START), host=h) for h in ("web-1", "web-2")]
+    for i, log in enumerate(logs):
+        log.extend(_request(START, *((i * 10 + k, None) for k in range(10))))
+        log.close()
+    names = sorted(p.name for p in published(tmp_path))
+    assert len(names) == 2, names
+    assert [n.split("-pid")[0] for n in names] == [
+        "predictions-20250303T120000Z-web-1",
+        "predictions-20250303T120000Z-web-2",
+    ]
+    read = pl.concat([pl.read_parquet(tmp_path / n) for n in names])
+    assert sorted(read.get_column("order_id").to_list()) == sorted(f"o{i}" for i in range(20))
 
 
 def test_files_older_than_the_retention_are_deleted(tmp_path: Path) -> None:

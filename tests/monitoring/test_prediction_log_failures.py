@@ -303,6 +303,8 @@ def test_leftovers_of_earlier_runs_are_deleted_before_the_first_write(
     ours.write_bytes(b"")  # an earlier process had this id: nobody writes it now
     running = tmp_path / f".predictions-20250303T110000Z-pid{os.getppid()}-0.parquet.tmp"
     running.write_bytes(b"PAR1")  # another worker's file in progress: kept
+    elsewhere = tmp_path / f".predictions-20250303T110000Z-web-2-pid{_exited_pid()}-0.parquet.tmp"
+    elsewhere.write_bytes(b"PAR1")  # another host's (a replica sharing the volume): kept
     notes = tmp_path / "notes.txt"
     notes.write_text("not the log's")
     log = PredictionLog(tmp_path, ManualClock(START))
@@ -315,6 +317,8 @@ def test_leftovers_of_earlier_runs_are_deleted_before_the_first_write(
         ("WARNING", f"prediction log: deleted 3 leftovers of earlier runs in {tmp_path}: {deleted}")
     ]
     running.unlink()
+    assert elsewhere.exists()
+    elsewhere.unlink()
     log.close()
     assert _published(tmp_path) == [*_ids(0, 50), "o50"]
     assert notes.exists()

@@ -11,8 +11,12 @@ encoding runs without the interpreter lock, so the writer never stalls requests.
 A file covers ``rotate_s`` seconds of the injected clock; it is written under a
 hidden temporary name and renamed into place when it is complete (at rotation or
 :meth:`PredictionLog.close`), so readers only ever see whole files. Names carry
-the start time and the process id, so worker processes never collide:
-``predictions-20250303T120000Z-pid4242-0.parquet``. Files whose start is older than
+the start time, the host name and the process id, so neither the worker processes of
+one host nor the replicas sharing one directory (a volume mounted by every pod, where
+each container's processes have the same small ids) collide:
+``predictions-20250303T120000Z-web-7f9c-pid42-0.parquet``. A temporary file left by a
+process that no longer runs is deleted at start, but only one of this host: another
+host's file may be in progress. Files whose start is older than
 the retention are deleted at each rotation.
 
 Columns: ``request_id``, ``order_id``, ``time`` (UTC), ``variant``,
@@ -50,6 +54,7 @@ import errno
 import logging
 import os
 import re
+import socket
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -96,9 +101,11 @@ _encode: Final = msgspec.json.encode
 Columns = tuple[list[Any], ...]
 """Buffered records as one list per column of :data:`SCHEMA` (time in epoch µs,
 features as JSON)."""
-_NAME: Final = re.compile(r"^predictions-(\d{8}T\d{6}Z)-pid\d+-\d+\.parquet$")
-_TEMP: Final = re.compile(r"^\.predictions-\d{8}T\d{6}Z-pid(\d+)-\d+\.parquet\.tmp$")
-"""A file in progress, and the process writing it."""
+_NAME: Final = re.compile(r"^predictions-(\d{8}T\d{6}Z)-(?:[A-Za-z0-9._-]+-)?pid\d+-\d+\.parquet$")
+_TEMP: Final = re.compile(
+    r"^\.predictions-\d{8}T\d{6}Z-(?:([A-Za-z0-9._-]+)-)?pid(\d+)-\d+\.parquet\.tmp$"
+)
+"""A file in progress, its host (absent in names of earlier versions) and process."""
 _STAMP: Final = "%Y%m%dT%H%M%SZ"
 _MAGIC: Final = b"PAR1"
 BUFFER_FULL: Final = "buffer_full"
@@ -200,6 +207,7 @@ class PredictionLog:
         rotate_s: float = 3600.0,
         retention_days: float = 7.0,
         opener: Opener = open_native,
+        host: str | None = None,
     ) -> None:
         if buffer < 1 or rotate_s <= 0 or retention_days <= 0:
             raise ConfigError("prediction log: buffer, rotate_s and retention_days must be > 0")
@@ -209,6 +217,7 @@ class PredictionLog:
         self.rotate = timedelta(seconds=rotate_s)
         self.retention = timedelta(days=retention_days)
         self.opener = opener
+        self.host = _host_label(socket.gethostname() if host is None else host)
         self.dropped: Counter[str] = Counter()
         self.written = 0
         self.failing: str | None = None
@@ -326,7 +335,7 @@ class PredictionLog:
     def _open(self, now: datetime) -> _File:
         self.directory.mkdir(parents=True, exist_ok=True)
         stamp = now.astimezone(UTC).strftime(_STAMP)
-        name = f"predictions-{stamp}-pid{os.getpid()}-{self._seq}.parquet"
+        name = f"predictions-{stamp}-{self.host}-pid{os.getpid()}-{self._seq}.parquet"
         self._seq += 1
         tmp = self.directory / f".{name}.tmp"
         sink = self.opener(tmp)
@@ -404,7 +413,9 @@ class PredictionLog:
             paths = list(self.directory.iterdir())
         except OSError:  # missing: nothing to clean; unusable: the first write says why
             return
-        removed = sorted(path.name for path in paths if _leftover(path) and _removed(path))
+        removed = sorted(
+            path.name for path in paths if _leftover(path, self.host) and _removed(path)
+        )
         if removed:
             more = f" and {len(removed) - 10} more" if len(removed) > 10 else ""
             logger.warning(
@@ -480,11 +491,19 @@ def _sync_directory(directory: Path) -> None:
         logger.warning("prediction log: syncing %s failed: %s", directory, exc)
 
 
-def _leftover(path: Path) -> bool:
-    """True for a temporary file nobody is writing, or a published file without footer."""
+def _host_label(host: str) -> str:
+    """``host`` as it goes into file names: letters, digits, dots, dashes."""
+    return re.sub(r"[^A-Za-z0-9.-]", "_", host)[:63] or "host"
+
+
+def _leftover(path: Path, host: str) -> bool:
+    """True for a temporary file of this host nobody is writing, or a published file
+    without footer."""
     temp = _TEMP.match(path.name)
     if temp is not None:
-        return not _runs_elsewhere(int(temp.group(1)))
+        if temp.group(1) not in (None, host):
+            return False  # another host's: its process may be writing it now
+        return not _runs_elsewhere(int(temp.group(2)))
     return _NAME.match(path.name) is not None and not _is_parquet(path)
 
 
