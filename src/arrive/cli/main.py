@@ -33,6 +33,7 @@ class _LazyGroup(click.Group):
         "parity": "arrive.cli.parity_cmd:command",
         "serve": "arrive.cli.serve_cmd:command",
         "train": "arrive.cli.train_cmd:command",
+        "validate": "arrive.cli.validate_cmd:command",
         "simulate": "arrive.cli.simulate_cmd:command",
         "slo": "arrive.cli.slo_cmd:command",
     }
