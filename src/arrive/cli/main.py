@@ -26,6 +26,7 @@ class _LazyGroup(click.Group):
 
     COMMANDS: ClassVar[dict[str, str]] = {
         "demo": "arrive.cli.demo_cmd:command",
+        "backfill": "arrive.cli.backfill_cmd:command",
         "import": "arrive.cli.import_cmd:command",
         "ingest": "arrive.cli.ingest_cmd:command",
         "models": "arrive.cli.models_cmd:command",

@@ -149,7 +149,7 @@ def _run(
     dask_address: str | None,
     quiet: bool,
 ) -> TrainResult:
-    with progress(quiet=quiet) as bar, _dask_client(dask_address) as client:
+    with progress(quiet=quiet) as bar, dask_client(dask_address) as client:
         task = bar.add_task("training", total=len(STEPS))
         if client is not None:
             config = TrainConfig(**{**config.__dict__, "dask": client})
@@ -170,7 +170,8 @@ class _NoClient:
         return None
 
 
-def _dask_client(address: str | None) -> Any:
+def dask_client(address: str | None) -> Any:
+    """A Dask client for ``--dask`` (a context manager; nothing without an address)."""
     if address is None:
         return _NoClient()
     from arrive.training.distributed import connect

@@ -43,7 +43,21 @@ def load_training_set(directory: Path, client: Any = None) -> TrainingSet:
         InputFileError: the directory has no orders table or event log.
         DataError: no delivered order with a target.
     """
-    directory = Path(directory)
+    ctx = build_context(Path(directory))
+    features = build_features(ctx, client)
+    local = pl.col("created_at").dt.convert_time_zone(ctx.local_timezone)
+    spine = ctx.orders.drop("_row").with_columns(hour=local.dt.hour())
+    return TrainingSet(spine, features, ctx.local_timezone)
+
+
+def build_context(directory: Path) -> BuildContext:
+    """What the offline feature builder needs of a data directory: the spine of delivered
+    orders, the event log (lazily), the marketplace's zone and the source's attributes.
+
+    Raises:
+        InputFileError: the directory has no orders table or event log.
+        DataError: no delivered order with a target.
+    """
     orders = datadir.read_orders(directory)
     events = datadir.scan_events(directory)
     if "duration_s" not in orders.columns:
@@ -53,6 +67,4 @@ def load_training_set(directory: Path, client: Any = None) -> TrainingSet:
         raise DataError(f"{directory}: no delivered order with a known duration")
     timezone = datadir.local_timezone(directory)
     attributes = tuple(c for c in orders.columns if c not in datadir.ORDER_COLUMNS)
-    features = build_features(BuildContext(spine, events, timezone, attributes), client)
-    local = pl.col("created_at").dt.convert_time_zone(timezone)
-    return TrainingSet(spine.with_columns(hour=local.dt.hour()), features, timezone)
+    return BuildContext(spine, events, timezone, attributes)
