@@ -18,10 +18,9 @@ import msgspec
 from rich.console import Console
 from rich.table import Table
 
-from arrive.models.check import DEFAULT_TIMEOUT_S
 from arrive.registry.base import ModelRegistry
 from arrive.registry.local import DEFAULT_ROOT, LocalRegistry
-from arrive.rollout.control import Rollouts, check_version
+from arrive.rollout.control import CHECK_TIMEOUT_S, Rollouts, check_version
 from arrive.rollout.plan import UNIT_KEYS, plan_from_options, plan_from_toml
 from arrive.rollout.state import AuditEntry, Rollout
 
@@ -45,7 +44,7 @@ def _common(function: F) -> F:
     return function
 
 
-def _rollouts(registry_root: Path, timeout_s: float = DEFAULT_TIMEOUT_S) -> Rollouts:
+def _rollouts(registry_root: Path, timeout_s: float = CHECK_TIMEOUT_S) -> Rollouts:
     def verify(registry: ModelRegistry, version: str) -> str | None:
         return check_version(registry, version, timeout_s=timeout_s)
 
@@ -73,7 +72,7 @@ def command() -> None:
     "--timeout",
     "timeout_s",
     type=click.FloatRange(min=1.0),
-    default=DEFAULT_TIMEOUT_S,
+    default=CHECK_TIMEOUT_S,
     show_default=True,
     help="Seconds the candidate's model check may take.",
 )

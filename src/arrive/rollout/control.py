@@ -10,11 +10,10 @@ in between, so of two commands racing, one wins and the other raises
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Final
 
 from arrive.clock import Clock, SystemClock
 from arrive.errors import ModelIntegrityError, ModelNotFound, RolloutRefused
-from arrive.models.check import DEFAULT_TIMEOUT_S, check_files
-from arrive.models.quantile import META_FILE
 from arrive.registry import ModelRegistry
 from arrive.rollout import transitions
 from arrive.rollout.plan import RolloutPlan
@@ -22,15 +21,22 @@ from arrive.rollout.state import AuditEntry, Rollout
 from arrive.rollout.store import RolloutStore, rollout_store
 from arrive.rollout.transitions import Transition, VerdictLike
 
+#: Seconds the model check of a candidate may take (``arrive models verify``'s default).
+CHECK_TIMEOUT_S: Final = 300.0
+
 Verifier = Callable[[ModelRegistry, str], str | None]
 """Checks a version before it is rolled out: ``None`` if fit, else why not."""
 
 
 def check_version(
-    registry: ModelRegistry, version: str, *, timeout_s: float = DEFAULT_TIMEOUT_S
+    registry: ModelRegistry, version: str, *, timeout_s: float = CHECK_TIMEOUT_S
 ) -> str | None:
     """``arrive models verify``'s check: every checksum, then the model run in a child
     process on its probe batch. ``None`` if it passes, else the reason."""
+    # Imported here: LightGBM and Polars load in a second, and only a start needs them.
+    from arrive.models.check import check_files
+    from arrive.models.quantile import META_FILE
+
     try:
         loaded = registry.open(version)
     except ModelIntegrityError as exc:
