@@ -21,7 +21,7 @@ from rich.table import Table
 from arrive.registry.base import ModelRegistry
 from arrive.registry.local import DEFAULT_ROOT, LocalRegistry
 from arrive.rollout.control import CHECK_TIMEOUT_S, Rollouts, check_version
-from arrive.rollout.plan import UNIT_KEYS, plan_from_options, plan_from_toml
+from arrive.rollout.plan import UNIT_KEYS, RolloutPlan, plan_from_options, plan_from_toml
 from arrive.rollout.state import AuditEntry, Rollout
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -133,11 +133,11 @@ def status(as_json: bool, registry_root: Path, actor: str | None) -> None:
         console.print(f"no rollout in {rollouts.registry!r}")
         return
     console.print(_summary(rollout))
+    console.print(_plan_line(rollout.plan))
     console.print(audit_table(entries))
 
 
 def _summary(rollout: Rollout) -> Table:
-    plan = rollout.plan
     table = Table("rollout", "candidate", "control", "state", "candidate share", "revision")
     table.add_row(
         rollout.id,
@@ -147,12 +147,15 @@ def _summary(rollout: Rollout) -> Table:
         f"{rollout.share:.0%}",
         str(rollout.revision),
     )
+    return table
+
+
+def _plan_line(plan: RolloutPlan) -> str:
     steps = "/".join(f"{s:g}" for s in plan.steps)
-    table.caption = (
+    return (
         f"plan: shadow {plan.shadow_minutes:g} min, steps {steps} %, each >= "
         f"{plan.min_orders} orders and {plan.min_minutes:g} min, unit {plan.unit}"
     )
-    return table
 
 
 def audit_table(entries: list[AuditEntry]) -> Table:

@@ -141,10 +141,11 @@ class Rollouts:
         return moved.rollout
 
     def _commit(self, moved: Transition, before: Rollout) -> None:
-        effect = (lambda: self._make_production(moved.rollout)) if moved.promotes else None
+        done, reason = moved.rollout, moved.entry.reason
+        effect = (lambda: self._make_production(done, reason)) if moved.promotes else None
         self.store.commit(moved, expected=_stamp(before), effect=effect)
 
-    def _make_production(self, rollout: Rollout) -> None:
+    def _make_production(self, rollout: Rollout, reason: str) -> None:
         holder = self._production()
         if holder != rollout.control:
             raise RolloutRefused(
@@ -152,7 +153,7 @@ class Rollouts:
                 f"(it started against {rollout.control}): abort the rollout"
             )
         self.registry.set_alias(
-            "production", rollout.candidate, reason=f"rollout {rollout.id}: {rollout.label}"
+            "production", rollout.candidate, reason=f"rollout {rollout.id}: {reason}"
         )
 
     def _production(self) -> str:
