@@ -15,7 +15,7 @@ from arrive.errors import InternalError
 from arrive.registry import InMemoryRegistry, LocalRegistry
 from arrive.registry.base import ModelRegistry
 from arrive.rollout.control import Rollouts
-from arrive.rollout.store import STATE_FILE, LocalRolloutStore, rollout_store
+from arrive.rollout.store import AUDIT_FILE, STATE_FILE, LocalRolloutStore, rollout_store
 from arrive.testing.registry_contract import START, model_files, model_metadata
 from arrive.testing.rollout_contract import PLAN, RolloutStoreContract, no_check
 
@@ -136,3 +136,15 @@ def test_the_memory_registry_keeps_one_store(clock: ManualClock) -> None:
     registry = InMemoryRegistry(clock=clock)
     assert rollout_store(registry) is rollout_store(registry)
     assert rollout_store(InMemoryRegistry()) is not rollout_store(registry)
+
+
+def test_a_line_torn_by_a_crash_is_skipped_and_the_next_entry_starts_afresh(
+    local: Rollouts,
+) -> None:
+    local.start("2", PLAN, actor="ana")
+    audit = local.store.root / AUDIT_FILE  # type: ignore[attr-defined]
+    with audit.open("ab") as handle:
+        handle.write(b'{"rollout":"2-1","revision":2,"at":"2024-03-0')
+    assert [e.target for e in local.audit()] == ["shadow"]
+    local.pause(actor="ana")
+    assert [e.target for e in local.audit()] == ["shadow", "paused (shadow)"]

@@ -27,21 +27,22 @@ from arrive.rollout.state import AuditEntry, Rollout
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def _registry_option(function: F) -> F:
+    option = click.option(
+        "--registry",
+        "registry_root",
+        type=click.Path(path_type=Path),
+        default=DEFAULT_ROOT,
+        show_default=True,
+        help="Registry directory (the rollout is kept there).",
+    )
+    return option(function)
+
+
 def _common(function: F) -> F:
-    options = [
-        click.option(
-            "--registry",
-            "registry_root",
-            type=click.Path(path_type=Path),
-            default=DEFAULT_ROOT,
-            show_default=True,
-            help="Registry directory (the rollout is kept there).",
-        ),
-        click.option("--actor", default=None, help="Who, for the audit log [default: your user]."),
-    ]
-    for option in reversed(options):
-        function = option(function)
-    return function
+    """``--registry`` and ``--actor``: the options of every command that changes the rollout."""
+    actor = click.option("--actor", help="Who, for the audit log [default: your user name].")
+    return _registry_option(actor(function))
 
 
 def _rollouts(registry_root: Path, timeout_s: float = CHECK_TIMEOUT_S) -> Rollouts:
@@ -113,8 +114,8 @@ def start(
 
 @command.command("status")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead.")
-@_common
-def status(as_json: bool, registry_root: Path, actor: str | None) -> None:
+@_registry_option
+def status(as_json: bool, registry_root: Path) -> None:
     """Show the current (or last) rollout and its audit log."""
     rollouts = _rollouts(registry_root)
     rollout = rollouts.status()

@@ -31,7 +31,7 @@ import threading
 import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Final, Protocol
+from typing import BinaryIO, Final, Protocol
 
 import msgspec
 
@@ -225,11 +225,19 @@ class LocalRolloutStore:
         except FileNotFoundError:
             return []
         decoder = msgspec.json.Decoder(AuditEntry)
-        return [decoder.decode(line) for line in lines if line.strip()]
+        entries = []
+        for number, line in enumerate(lines, start=1):
+            try:
+                entries.append(decoder.decode(line))
+            except msgspec.DecodeError as exc:  # a line torn by a crash mid-append
+                if line.strip():
+                    logger.warning("%s line %d: skipped (%s)", AUDIT_FILE, number, exc)
+        return entries
 
     def _append(self, entry: AuditEntry) -> None:
-        with open(self.root / AUDIT_FILE, "ab") as handle:
-            handle.write(msgspec.json.encode(entry) + b"\n")
+        with open(self.root / AUDIT_FILE, "a+b") as handle:
+            torn = handle.tell() > 0 and _last_byte(handle) != b"\n"
+            handle.write((b"\n" if torn else b"") + msgspec.json.encode(entry) + b"\n")
             handle.flush()
             os.fsync(handle.fileno())
 
@@ -260,6 +268,11 @@ def rollout_store(registry: ModelRegistry, *, clock: Clock | None = None) -> Rol
     if isinstance(registry, InMemoryRegistry):
         return _memory_stores.setdefault(registry, InMemoryRolloutStore())
     raise ConfigError(f"registry {registry!r}: rollouts need a LocalRegistry or InMemoryRegistry")
+
+
+def _last_byte(handle: BinaryIO) -> bytes:
+    handle.seek(-1, os.SEEK_END)
+    return handle.read(1)
 
 
 def _unwritable(root: Path, exc: OSError) -> InternalError:
