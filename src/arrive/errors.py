@@ -15,6 +15,8 @@ in one place::
     │   ├── RegistryConflict       the change would break a registry rule (also a UserError)
     │   ├── PromotionRefused       the promotion gate said no (also a UserError)
     │   └── ModelIntegrityError    a stored artifact or index does not match its record
+    ├── RolloutRefused             a rollout command is not allowed now (also a UserError)
+    │   └── RolloutConflict        another command changed the rollout first (lost the race)
     ├── StoreError                 the online feature store failed (bad stored value, script error)
     │   └── FeatureStoreUnavailable the store cannot be reached or refuses requests
     └── InternalError              a bug or an environment failure; CLI exit code 1
@@ -98,6 +100,16 @@ class ModelIntegrityError(RegistryError):
     """A stored artifact is missing or its checksum does not match the one recorded
     at registration, or the registry's index is unreadable. Never the caller's input:
     the store was corrupted or edited."""
+
+
+class RolloutRefused(UserError):
+    """A rollout command is not allowed in the rollout's current state, or its candidate
+    is unfit (missing, already production, corrupted, fails its model check)."""
+
+
+class RolloutConflict(RolloutRefused):
+    """Another command changed the rollout between this one's read and its write
+    (compare-and-swap on the revision lost): nothing was changed."""
 
 
 class StoreError(ArriveError):

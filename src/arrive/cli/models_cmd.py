@@ -24,6 +24,8 @@ from arrive.models.quantile import META_FILE
 from arrive.registry.base import ALIASES, AliasChange, LoadedModel, ModelVersion
 from arrive.registry.local import DEFAULT_ROOT, LocalRegistry
 from arrive.registry.promotion import promote
+from arrive.rollout.state import AuditEntry
+from arrive.rollout.store import rollout_store
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -128,6 +130,31 @@ def _history_table(history: list[AliasChange]) -> Table:
             change.reason,
         )
     return table
+
+
+@command.command("history")
+@_registry_option
+def history(registry_root: Path) -> None:
+    """What was live when: every alias change and every rollout step, oldest first."""
+    registry = LocalRegistry(registry_root)
+    rows = [_alias_row(c) for alias in ALIASES for c in registry.alias_history(alias)]
+    rows += [_rollout_row(e) for e in rollout_store(registry).audit()]
+    if not rows:
+        Console().print(f"nothing has been live yet in {registry.root}")
+        return
+    table = Table("at (UTC)", "what", "from", "to", "reason")
+    for row in sorted(rows, key=lambda r: r[0]):
+        table.add_row(_when(row[0]), *row[1:])
+    Console().print(table)
+
+
+def _alias_row(change: AliasChange) -> tuple[datetime, str, str, str, str]:
+    what = change.alias if change.kind == "set" else f"{change.alias} ({change.kind})"
+    return (change.changed_at, what, change.previous or "-", change.version or "-", change.reason)
+
+
+def _rollout_row(entry: AuditEntry) -> tuple[datetime, str, str, str, str]:
+    return (entry.at, f"rollout {entry.rollout}", entry.source, entry.target, entry.reason)
 
 
 @command.command("promote")
