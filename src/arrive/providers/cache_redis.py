@@ -42,13 +42,13 @@ class RedisCacheStore:
 
     async def get(self, key: str) -> CachedAnswer | None:
         try:
-            raw: bytes | None = await self._client.get(self.prefix + key)
+            raw = await self._client.get(self.prefix + key)
         except redis.RedisError as exc:
             raise _unavailable(exc) from exc
         if raw is None:
             return None
         try:
-            return _DECODER.decode(raw)
+            return _DECODER.decode(raw.encode() if isinstance(raw, str) else raw)
         except DecodeError:
             return None  # written by another version: a miss, overwritten by the next put
 
