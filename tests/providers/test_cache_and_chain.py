@@ -13,10 +13,12 @@ from prometheus_client import REGISTRY
 from arrive.clock import ManualClock
 from arrive.errors import ConfigError
 from arrive.providers.base import Leg, TravelTime
+from arrive.providers.breaker import BreakerSettings, BreakerState
 from arrive.providers.cache import CacheSettings, TravelTimeCache, cache_key, cell
 from arrive.providers.cache_redis import RedisCacheStore
 from arrive.providers.cache_store import MemoryCacheStore
 from arrive.providers.chain import ChainSettings, ProviderChain
+from arrive.providers.guard import GuardedProvider
 from arrive.testing.scripted import ScriptedProvider, Step
 from arrive.testing.servers.ports import free_port
 from arrive.testing.virtual_time import run_virtual
@@ -229,3 +231,56 @@ def test_workers_sharing_a_redis_cache_call_the_vendor_once(redis_url: str) -> N
 
     assert asyncio.run(scenario()) == ["shared-vendor", "cache"]
     assert len(vendor.requests) == 1
+
+
+def test_a_60_s_outage_under_load_is_answered_in_full_and_costs_only_probes() -> None:
+    clock = ManualClock()
+    vendor = ScriptedProvider("outage-vendor", clock, default=Step(seconds=300.0, latency_s=0.02))
+    guarded = GuardedProvider(
+        vendor, clock, breaker=BreakerSettings(failures=5, half_open_after_s=5.0)
+    )
+    short = CacheSettings(ttl_s=2.0, grace_s=30.0)  # so that the cache cannot hide the outage
+    chain = ProviderChain(
+        [guarded],
+        ScriptedProvider("builtin", clock, default=Step(seconds=999.0)),
+        clock,
+        cache=TravelTimeCache(MemoryCacheStore(clock), clock, short, "outage-cache"),
+    )
+    answers: list[tuple[float, str]] = []
+
+    async def one(index: int) -> None:
+        origin_lat = 37.70 + (index % 250) * 0.01  # 250 keys, each asked every 5 s
+        leg = Leg(origin_lat, -122.42, origin_lat + 0.02, -122.40, AT)
+        started = clock.monotonic()
+        answer = await chain.travel_time(leg, timeout_s=0.3)
+        assert clock.monotonic() - started <= 0.3
+        answers.append((started, answer.source))
+
+    async def load() -> None:  # 50 calls a second for 90 s, never waiting for answers
+        calls = [asyncio.ensure_future(one(index)) for index in range(1)]
+        for index in range(1, 4500):
+            await asyncio.sleep(0.02)
+            calls.append(asyncio.ensure_future(one(index)))
+        await asyncio.gather(*calls)
+
+    async def down_from_10_to_70_s() -> None:
+        await asyncio.sleep(10.0)
+        vendor.default = Step(error="connection", latency_s=0.02)
+        await asyncio.sleep(60.0)
+        vendor.default = Step(seconds=300.0, latency_s=0.02)
+
+    async def scenario() -> None:
+        await asyncio.gather(load(), down_from_10_to_70_s())
+
+    run_virtual(scenario(), clock)
+    assert len(answers) == 4500  # every call answered, none past its deadline
+    during = {source for t, source in answers if 11.0 <= t < 70.0}
+    assert during == {"grace", "builtin"}
+    probes = [t for t in vendor.requests if 10.0 <= t < 70.0]
+    assert len(probes) <= 5 + 60 / 5.0 + 2  # to open, one per interval, the hedge/retry in flight
+    recovered = min(t for t in vendor.requests if t >= 70.0)  # the first probe succeeds
+    assert recovered - 70.0 <= 5.0 + 0.05
+    assert guarded.breaker.state is BreakerState.CLOSED
+    after = [source for t, source in answers if t >= recovered + 1.0]
+    assert "builtin" not in after
+    assert "outage-vendor" in after
