@@ -10,9 +10,9 @@ import pytest
 from prometheus_client import REGISTRY
 
 from arrive.clock import ManualClock
-from arrive.providers.base import Leg, ProviderError
+from arrive.providers.base import Leg, ProviderError, TravelTimeProvider, WeatherProvider
 from arrive.providers.breaker import BreakerSettings, BreakerState
-from arrive.providers.guard import GuardedProvider
+from arrive.providers.guard import GuardedProvider, GuardedWeather
 from arrive.providers.retry import HedgeSettings, RetrySettings
 from arrive.testing.scripted import ScriptedProvider, Step
 from arrive.testing.virtual_time import run_virtual
@@ -191,3 +191,30 @@ def test_close_closes_the_vendor() -> None:
     vendor = ScriptedProvider("t-close", clock)
     asyncio.run(GuardedProvider(vendor, clock).close())
     assert vendor.closed
+
+
+def test_a_weather_provider_is_guarded_the_same_way() -> None:
+    clock = ManualClock()
+    vendor = ScriptedProvider("w-vendor", clock, default=Step(temperature_c=21.5))
+    vendor.script(Step(error="http_5xx"))
+    guarded = GuardedWeather(vendor, clock, breaker=BreakerSettings(failures=2), hedge=NO_HEDGE)
+
+    async def scenario() -> list[object]:
+        first = await guarded.current(37.7, -122.4, timeout_s=1.0)  # retried once
+        vendor.default = Step(error="connection")
+        seen: list[object] = [(first.temperature_c, first.source)]
+        for _ in range(3):
+            try:
+                await guarded.current(37.7, -122.4, timeout_s=1.0)
+            except ProviderError as exc:
+                seen.append(exc.reason)
+        return seen
+
+    assert run_virtual(scenario(), clock) == [
+        (21.5, "w-vendor"),
+        "connection",
+        "breaker_open",
+        "breaker_open",
+    ]
+    assert isinstance(guarded, WeatherProvider)
+    assert isinstance(GuardedProvider(vendor, clock), TravelTimeProvider)

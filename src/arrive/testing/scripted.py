@@ -1,6 +1,7 @@
-"""A travel-time provider whose answers, latencies and failures a test writes in advance.
+"""A provider whose answers, latencies and failures a test writes in advance.
 
-:class:`ScriptedProvider` is a real :class:`~arrive.providers.base.TravelTimeProvider`: it
+:class:`ScriptedProvider` is a real :class:`~arrive.providers.base.TravelTimeProvider` and
+:class:`~arrive.providers.base.WeatherProvider` (both kinds of call play the same script): it
 takes its latency with ``asyncio.sleep`` (no wall time under
 :func:`arrive.testing.virtual_time.run_virtual`), honours ``timeout_s`` like an HTTP
 adapter would, and records every request with the injected clock's time::
@@ -17,15 +18,17 @@ from collections import deque
 from dataclasses import dataclass
 
 from arrive.clock import Clock
-from arrive.providers.base import Leg, ProviderError, TravelTime
+from arrive.providers.base import Leg, ProviderError, TravelTime, Weather
 
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    """One scripted request: after ``latency_s``, the answer ``seconds`` or, when ``error``
-    is a reason, a :class:`ProviderError` (with ``retry_after_s`` for a 429)."""
+    """One scripted request: after ``latency_s``, the answer ``seconds`` (travel time) or
+    ``temperature_c`` (weather) or, when ``error`` is a reason, a :class:`ProviderError`
+    (with ``retry_after_s`` for a 429)."""
 
     seconds: float = 300.0
+    temperature_c: float = 15.0
     latency_s: float = 0.0
     error: str | None = None
     retry_after_s: float | None = None
@@ -54,6 +57,15 @@ class ScriptedProvider:
         self._script.extend(steps)
 
     async def travel_time(self, leg: Leg, *, timeout_s: float) -> TravelTime:
+        step = await self._play(timeout_s)
+        return TravelTime(step.seconds, self.name)
+
+    async def current(self, lat: float, lon: float, *, timeout_s: float) -> Weather:
+        step = await self._play(timeout_s)
+        return Weather(step.temperature_c, 0.0, 0.0, self.name)
+
+    async def _play(self, timeout_s: float) -> Step:
+        """Take the next step's time and raise its error, if any."""
         self.requests.append(self.clock.monotonic())
         step = self._script.popleft() if self._script else self.default
         self.in_flight += 1
@@ -67,7 +79,7 @@ class ScriptedProvider:
             self.in_flight -= 1
         if step.error is not None:
             raise ProviderError(self.name, step.error, "scripted", step.retry_after_s)
-        return TravelTime(step.seconds, self.name)
+        return step
 
     async def close(self) -> None:
         self.closed = True
