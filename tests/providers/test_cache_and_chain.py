@@ -16,7 +16,7 @@ from arrive.providers.base import Leg, TravelTime
 from arrive.providers.breaker import BreakerSettings, BreakerState
 from arrive.providers.cache import CacheSettings, TravelTimeCache, cache_key, cell
 from arrive.providers.cache_redis import RedisCacheStore
-from arrive.providers.cache_store import MemoryCacheStore
+from arrive.providers.cache_store import CachedAnswer, MemoryCacheStore
 from arrive.providers.chain import ChainSettings, ProviderChain
 from arrive.providers.guard import GuardedProvider
 from arrive.testing.scripted import ScriptedProvider, Step
@@ -284,3 +284,27 @@ def test_a_60_s_outage_under_load_is_answered_in_full_and_costs_only_probes() ->
     after = [source for t, source in answers if t >= recovered + 1.0]
     assert "builtin" not in after
     assert "outage-vendor" in after
+
+
+class HungStore(MemoryCacheStore):
+    """A cache store that never answers a read (a Redis stuck behind a slow command)."""
+
+    async def get(self, key: str) -> CachedAnswer | None:
+        await asyncio.sleep(3600.0)
+        return None
+
+
+def test_a_hung_cache_store_does_not_break_the_deadline() -> None:
+    clock = ManualClock()
+    vendor = ScriptedProvider("behind-hung-cache", clock)
+    cache = TravelTimeCache(HungStore(clock), clock, SETTINGS, "hung-store")
+    chain = ProviderChain([vendor], ScriptedProvider("builtin", clock), clock, cache=cache)
+
+    async def timed() -> tuple[str, float]:
+        started = clock.monotonic()
+        answer = await chain.travel_time(LEG, timeout_s=0.3)
+        return answer.source, clock.monotonic() - started
+
+    source, took = run_virtual(timed(), clock)
+    assert source == "builtin"
+    assert took <= 0.3

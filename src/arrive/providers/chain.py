@@ -75,10 +75,9 @@ class ProviderChain:
         vendor_deadline = started + timeout_s * (1.0 - self.settings.reserve)
         answer = await self._cached_or_vendor(leg, vendor_deadline)
         if answer is None and self.cache is not None:
-            answer = await self.cache.stale(leg)
+            answer = await _or_none(self.cache.stale(leg), self._left(started + timeout_s))
         if answer is None:
-            left_s = max(0.0, started + timeout_s - self.clock.monotonic())
-            answer = await self.last.travel_time(leg, timeout_s=left_s)
+            answer = await self.last.travel_time(leg, timeout_s=self._left(started + timeout_s))
         metrics.ANSWERS.labels(answer.source).inc()
         return answer
 
@@ -91,14 +90,21 @@ class ProviderChain:
     async def _cached_or_vendor(self, leg: Leg, deadline: float) -> TravelTime | None:
         cache = self.cache
         if cache is None:
-            return await _or_none(self._vendor(leg, deadline), deadline - self.clock.monotonic())
-        found = await cache.lookup(leg)
+            return await _or_none(self._vendor(leg, deadline), self._left(deadline))
+        try:
+            async with asyncio.timeout(self._left(deadline)):
+                found = await cache.lookup(leg)
+        except TimeoutError:
+            return None  # the store is slower than the budget: a miss, no vendor time left
         if found.state == "grace":
             cache.refresh(leg, lambda: self._vendor(leg, self._refresh_deadline()))
         if found.answer is not None:
             return found.answer
         fill = cache.fill(leg, lambda: self._vendor(leg, deadline))
-        return await _or_none(fill, deadline - self.clock.monotonic())
+        return await _or_none(fill, self._left(deadline))
+
+    def _left(self, deadline: float) -> float:
+        return max(0.0, deadline - self.clock.monotonic())
 
     def _refresh_deadline(self) -> float:
         return self.clock.monotonic() + self.settings.refresh_timeout_s
@@ -123,10 +129,10 @@ class ProviderChain:
         raise failure
 
 
-async def _or_none(pending: Awaitable[TravelTime], timeout_s: float) -> TravelTime | None:
+async def _or_none(pending: Awaitable[TravelTime | None], timeout_s: float) -> TravelTime | None:
     """``pending``'s answer, or None when it fails or takes longer than ``timeout_s``."""
     try:
-        async with asyncio.timeout(max(0.0, timeout_s)):
+        async with asyncio.timeout(timeout_s):
             return await pending
     except (TimeoutError, ProviderError):
         return None
