@@ -1,0 +1,174 @@
+"""The travel-time cache: coarse geo cells × time bucket, TTL, grace, single-flight.
+
+A leg's key is the grid cell of its origin, the cell of its destination (square cells of
+``cell_m`` metres) and the ``bucket_s`` bucket of its start time: legs between the same two
+cells in the same bucket share one vendor answer. An answer is
+
+* **fresh** for ``ttl_s`` seconds after it was stored: answered from the cache (``cache``);
+* **within grace** for ``grace_s`` more: answered at once as ``grace`` while one
+  background request refreshes it (stale-while-revalidate);
+* gone after that: a **miss**, one vendor request however many callers wait for it
+  (single-flight, per process: see :mod:`arrive.providers.cache_redis`).
+
+A store that fails (Redis down) reads as a miss and its writes are dropped: the cache
+never fails a call the vendor could answer. Counted in ``arrive_provider_cache_lookups_total``
+and ``arrive_provider_vendor_calls_saved_total`` under the cache's ``name``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from arrive.clock import Clock
+from arrive.errors import ConfigError
+from arrive.providers import metrics
+from arrive.providers.base import Leg, ProviderError, TravelTime
+from arrive.providers.cache_store import CachedAnswer, CacheStore
+
+METRES_PER_DEGREE_LAT = 111_320.0
+Fetch = Callable[[], Awaitable[TravelTime]]
+"""The vendor request that fills a key: called at most once per key at a time."""
+
+
+@dataclass(frozen=True, slots=True)
+class CacheSettings:
+    """Freshness and keys of the cache (module docstring)."""
+
+    ttl_s: float = 150.0
+    grace_s: float = 600.0
+    cell_m: float = 500.0
+    bucket_s: float = 900.0
+
+    def __post_init__(self) -> None:
+        for field in ("ttl_s", "cell_m", "bucket_s"):
+            value = getattr(self, field)
+            if not (value > 0 and math.isfinite(value)):
+                raise ConfigError(f"cache.{field}: {value} must be a positive number")
+        if not (self.grace_s >= 0 and math.isfinite(self.grace_s)):
+            raise ConfigError(f"cache.grace_s: {self.grace_s} must be 0 or more")
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """What the cache holds for a leg: ``answer`` labelled ``cache`` or ``grace``, or a miss."""
+
+    state: Literal["fresh", "grace", "miss"]
+    answer: TravelTime | None = None
+
+
+def cell(lat: float, lon: float, cell_m: float) -> tuple[int, int]:
+    """The grid cell of a point: rows ``cell_m`` tall, columns ``cell_m`` wide at the row's
+    latitude (so cells stay near square away from the equator)."""
+    row = math.floor(lat * METRES_PER_DEGREE_LAT / cell_m)
+    row_lat = (row + 0.5) * cell_m / METRES_PER_DEGREE_LAT
+    width_deg = cell_m / (METRES_PER_DEGREE_LAT * max(math.cos(math.radians(row_lat)), 1e-6))
+    return row, math.floor(lon / width_deg)
+
+
+def cache_key(leg: Leg, settings: CacheSettings) -> str:
+    """``origin cell / destination cell / time bucket`` of ``leg``."""
+    o_row, o_col = cell(leg.origin_lat, leg.origin_lon, settings.cell_m)
+    d_row, d_col = cell(leg.dest_lat, leg.dest_lon, settings.cell_m)
+    bucket = math.floor(leg.at.timestamp() / settings.bucket_s)
+    return f"{o_row}:{o_col}/{d_row}:{d_col}/{bucket}"
+
+
+class TravelTimeCache:
+    """The cache of one provider chain, over ``store``, named ``name`` in the metrics."""
+
+    def __init__(
+        self, store: CacheStore, clock: Clock, settings: CacheSettings, name: str = "traffic"
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.settings = settings
+        self.name = name
+        self._flights: dict[str, asyncio.Task[TravelTime]] = {}
+
+    async def lookup(self, leg: Leg) -> Lookup:
+        """The leg's cached answer and whether it is fresh or within grace (counted)."""
+        found = await self._get(cache_key(leg, self.settings))
+        age = self._age(found)
+        if found is not None and age <= self.settings.ttl_s:
+            return self._counted(Lookup("fresh", _answer(found, "cache")))
+        if found is not None and age <= self.settings.ttl_s + self.settings.grace_s:
+            return self._counted(Lookup("grace", _answer(found, "grace")))
+        return self._counted(Lookup("miss"))
+
+    async def stale(self, leg: Leg) -> TravelTime | None:
+        """The leg's answer if fresh (``cache``) or within grace (``grace``), else None; not
+        counted (the chain's last resort before the built-in estimate)."""
+        found = await self._get(cache_key(leg, self.settings))
+        age = self._age(found)
+        if found is None or age > self.settings.ttl_s + self.settings.grace_s:
+            return None
+        return _answer(found, "cache" if age <= self.settings.ttl_s else "grace")
+
+    async def fill(self, leg: Leg, fetch: Fetch) -> TravelTime:
+        """``fetch``'s answer, stored; callers of the same key while it runs share it."""
+        key = cache_key(leg, self.settings)
+        flight = self._flights.get(key)
+        if flight is None:
+            flight = self._start(key, fetch)
+        else:
+            metrics.CALLS_SAVED.labels(self.name).inc()
+        return await asyncio.shield(flight)
+
+    def refresh(self, leg: Leg, fetch: Fetch) -> None:
+        """Refresh the leg's entry in the background (unless a request for it is in flight)."""
+        key = cache_key(leg, self.settings)
+        if key not in self._flights:
+            self._start(key, fetch)
+
+    async def close(self) -> None:
+        """Stop background refreshes and close the store."""
+        for flight in list(self._flights.values()):
+            flight.cancel()
+        await self.store.close()
+
+    def _start(self, key: str, fetch: Fetch) -> asyncio.Task[TravelTime]:
+        flight = asyncio.ensure_future(self._fetch_and_store(key, fetch))
+        self._flights[key] = flight
+        flight.add_done_callback(lambda done: self._landed(key, done))
+        return flight
+
+    def _landed(self, key: str, flight: asyncio.Task[TravelTime]) -> None:
+        if self._flights.get(key) is flight:
+            del self._flights[key]
+        if not flight.cancelled():
+            flight.exception()  # retrieved: a failure no caller awaited is already counted
+
+    async def _fetch_and_store(self, key: str, fetch: Fetch) -> TravelTime:
+        answer = await fetch()
+        stored = CachedAnswer(
+            answer.seconds, answer.distance_km, answer.source, self.clock.now().timestamp()
+        )
+        keep_s = self.settings.ttl_s + self.settings.grace_s
+        with contextlib.suppress(ProviderError):  # the store is down: answered, uncached
+            await self.store.put(key, stored, keep_s)
+        return answer
+
+    async def _get(self, key: str) -> CachedAnswer | None:
+        try:
+            return await self.store.get(key)
+        except ProviderError:
+            return None
+
+    def _age(self, found: CachedAnswer | None) -> float:
+        return math.inf if found is None else self.clock.now().timestamp() - found.stored_at
+
+    def _counted(self, lookup: Lookup) -> Lookup:
+        outcome = {"fresh": "hit", "grace": "grace", "miss": "miss"}[lookup.state]
+        metrics.CACHE_LOOKUPS.labels(self.name, outcome).inc()
+        if lookup.state != "miss":
+            metrics.CALLS_SAVED.labels(self.name).inc()
+        return lookup
+
+
+def _answer(found: CachedAnswer, source: str) -> TravelTime:
+    return TravelTime(found.seconds, source, found.distance_km)
