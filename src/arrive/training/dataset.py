@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,16 +35,22 @@ class TrainingSet:
         return self.orders.get_column("duration_s").to_numpy().astype(np.float64)
 
 
-def load_training_set(directory: Path, client: Any = None) -> TrainingSet:
+def load_training_set(
+    directory: Path, client: Any = None, *, window_days: int | None = None
+) -> TrainingSet:
     """Build the training set of an imported or simulated data directory.
 
-    With a Dask ``client``, feature groups are computed on its cluster.
+    With a Dask ``client``, feature groups are computed on its cluster. With
+    ``window_days``, only the orders of the data's last ``window_days`` × 24 h are kept
+    (their features still look back over the whole event log).
 
     Raises:
         InputFileError: the directory has no orders table or event log.
         DataError: no delivered order with a target.
     """
     ctx = build_context(Path(directory))
+    if window_days is not None:
+        ctx = _last_days(ctx, window_days)
     features = build_features(ctx, client)
     local = pl.col("created_at").dt.convert_time_zone(ctx.local_timezone)
     spine = ctx.orders.drop("_row").with_columns(hour=local.dt.hour())
@@ -68,3 +75,14 @@ def build_context(directory: Path) -> BuildContext:
     timezone = datadir.local_timezone(directory)
     attributes = tuple(c for c in orders.columns if c not in datadir.ORDER_COLUMNS)
     return BuildContext(spine, events, timezone, attributes)
+
+
+def _last_days(ctx: BuildContext, days: int) -> BuildContext:
+    """``ctx`` with the orders of its last ``days`` × 24 h only."""
+    if days < 1:
+        raise DataError(f"window_days: must be >= 1, not {days}")
+    orders = ctx.orders.drop("_row")
+    last = orders.get_column("created_at").max()
+    assert isinstance(last, datetime)
+    kept = orders.filter(pl.col("created_at") > last - timedelta(days=days))
+    return BuildContext(kept, ctx.events, ctx.local_timezone, ctx.attributes)

@@ -65,17 +65,26 @@ class TrainConfig:
     # fit's validation window into the calibration (opt-in: see docs/benchmarks.md)
     refit: bool = False
     dask: Any = None  # a dask.distributed Client: train on the cluster
+    # train on the orders of the last window_days days of the data only (a rolling
+    # window); the features still look back over the whole event log
+    window_days: int | None = None
+    # recorded with the registered version (e.g. retraining's inputs and validation)
+    lineage: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class TrainResult:
-    """What a run produced."""
+    """What a run produced (``training_set``, ``split`` and ``bundle``: the objects
+    themselves, for a caller that evaluates further)."""
 
     metrics: dict[str, Any]
     run_dir: Path
     version: str | None
     features: FeatureSet
     decisions: list[GroupDecision]
+    training_set: TrainingSet | None = None
+    split: Split | None = None
+    bundle: ModelBundle | None = None
 
 
 def run_training(
@@ -91,7 +100,7 @@ def run_training(
     """
     started = time.perf_counter()
     on_step("features")
-    ts = load_training_set(data_dir, config.dask)
+    ts = load_training_set(data_dir, config.dask, window_days=config.window_days)
     y = ts.target_s
     on_step("split")
     split = make_split(
@@ -133,7 +142,7 @@ def run_training(
     )
     on_step("register")
     version = _register(registry, bundle, metrics, ts, config) if registry else None
-    return TrainResult(metrics, run_dir, version, features, decisions)
+    return TrainResult(metrics, run_dir, version, features, decisions, ts, split, bundle)
 
 
 def select_features(
@@ -238,12 +247,12 @@ def _evaluate(
             heuristic_s=heuristic.predict(test),
             quantiles=model.quantiles_,
             created_at=test.get_column("created_at"),
-            segments=_segments(test, features.frame[split.test]),
+            segments=segments_of(test, features.frame[split.test]),
         )
     )
 
 
-def _segments(test: pl.DataFrame, features: pl.DataFrame) -> dict[str, pl.Series]:
+def segments_of(test: pl.DataFrame, features: pl.DataFrame) -> dict[str, pl.Series]:
     segments = {"local hour": test.get_column("hour").cast(pl.String).str.zfill(2)}
     for column, label in (("market_id", "market"), ("store_category", "store category")):
         if test.get_column(column).null_count() < len(test):
@@ -422,6 +431,7 @@ def _register(
         "quantiles": list(config.quantiles),
         "code_version": arrive.__version__,
         "local_timezone": ts.local_timezone,
+        **({"lineage": dict(config.lineage)} if config.lineage else {}),
     }
     files = bundle.to_files()
     check = check_files(files)

@@ -1,0 +1,376 @@
+"""One retraining run: validate → train on a rolling window → compare with production on
+the same recent orders → register with lineage → start a rollout when it is better.
+
+:func:`retrain` is idempotent: its key is the checksum of the inputs (the orders table
+and every event file) with the window and the code version, so a second run on the same
+data finds the version the first registered and trains nothing. A lock file keeps two
+runs apart. Registration is the registry's own atomic step: a run killed before it
+leaves nothing registered, and the next run starts over.
+
+The comparison is honest about what each model saw: it uses the candidate's test
+orders (never trained on) created after the end of production's data (never seen by
+production either). It needs ``min_compare_orders`` of them; with fewer, the candidate is
+registered and no rollout starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import numpy as np
+import polars as pl
+
+import arrive
+from arrive import datadir
+from arrive.clock import Clock
+from arrive.errors import (
+    ConfigError,
+    ModelNotFound,
+    PromotionRefused,
+    RolloutRefused,
+    UserError,
+)
+from arrive.evaluation import EvalInput, Evaluation, evaluate
+from arrive.models.artifact import ModelBundle
+from arrive.registry import ModelRegistry, promote
+from arrive.rollout.control import Rollouts
+from arrive.rollout.plan import RolloutPlan
+from arrive.training import validation
+from arrive.training.pipeline import TrainConfig, TrainResult, run_training, segments_of
+
+Status = Literal[
+    "promoted", "rolled_out", "registered", "unchanged", "blocked", "skipped", "failed"
+]
+OUTCOME_FILE: Final = "outcome.json"
+LOCK_FILE: Final = ".retrain.lock"
+PROFILE_KEY: Final = "data_profile"
+
+
+class RetrainBusy(UserError):
+    """Another retraining run holds the lock."""
+
+
+@dataclass(frozen=True, slots=True)
+class RetrainSettings:
+    """What a retraining run does (every field has a default).
+
+    Attributes:
+        window_days: train on the orders of the data's last ``window_days`` days.
+        margin: the candidate's P50 MAE must beat production's by this share.
+        segment_bound: no segment's P50 MAE may be worse than production's by more.
+        min_compare_orders: fewest unseen orders for a comparison.
+        min_segment_orders: segments with fewer orders are not judged.
+        rollout: start a rollout of a better candidate (else only register it).
+    """
+
+    window_days: int = 56
+    margin: float = 0.01
+    segment_bound: float = 0.05
+    min_compare_orders: int = 200
+    min_segment_orders: int = 100
+    rollout: bool = True
+    plan: RolloutPlan = field(default_factory=RolloutPlan)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        if self.window_days < 1:
+            raise ConfigError("retrain window_days: must be >= 1")
+        if not 0 <= self.margin < 1 or not 0 <= self.segment_bound < 1:
+            raise ConfigError("retrain margin and segment_bound: must be in [0, 1)")
+        if self.min_compare_orders < 1 or self.min_segment_orders < 1:
+            raise ConfigError("retrain min_compare_orders and min_segment_orders: must be >= 1")
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How a run ended: ``status``, why, the version it registered or found, and the
+    figures behind the decision."""
+
+    status: Status
+    reason: str
+    run_dir: str
+    version: str | None = None
+    figures: dict[str, Any] = field(default_factory=dict)
+    validation: list[dict[str, Any]] = field(default_factory=list)
+
+
+def retrain(
+    data_dir: Path,
+    registry: ModelRegistry,
+    runs_dir: Path,
+    clock: Clock,
+    settings: RetrainSettings | None = None,
+    on_step: Callable[[str], None] = lambda _: None,
+) -> Outcome:
+    """One run (see the module docstring); its :class:`Outcome` is also written to
+    ``RUN/outcome.json``.
+
+    Raises:
+        RetrainBusy: another run holds the lock.
+    """
+    config = settings or RetrainSettings()
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    with _locked(runs_dir / LOCK_FILE):
+        key = run_key(data_dir, config)
+        run_dir = runs_dir / f"{clock.now():%Y%m%dT%H%M%SZ}-{key[:10]}"
+        outcome = _run(data_dir, registry, run_dir, key, clock, config, on_step)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _write_atomically(run_dir / OUTCOME_FILE, json.dumps(asdict(outcome), indent=2))
+        return outcome
+
+
+def run_key(data_dir: Path, settings: RetrainSettings) -> str:
+    """The checksum of a run's inputs: the data's files, the window, the code version."""
+    digest = hashlib.sha256()
+    for path in _input_files(data_dir):
+        digest.update(str(path.relative_to(data_dir)).encode())
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    digest.update(f"window={settings.window_days};code={arrive.__version__}".encode())
+    return digest.hexdigest()
+
+
+def _run(
+    data_dir: Path,
+    registry: ModelRegistry,
+    run_dir: Path,
+    key: str,
+    clock: Clock,
+    settings: RetrainSettings,
+    on_step: Callable[[str], None],
+) -> Outcome:
+    found = _version_with_key(registry, key)
+    if found is not None:
+        return Outcome(
+            "unchanged", f"already trained on this data: version {found}", str(run_dir), found
+        )
+    on_step("validate")
+    production = _production(registry)
+    reference = _reference(production)
+    orders = datadir.read_orders(data_dir)
+    checked = validation.validate(orders, datadir.local_timezone(data_dir), reference)
+    findings = [asdict(f) for f in checked.findings]
+    if checked.blocked:
+        blocking = "; ".join(
+            f"{f.check}: {f.message}" for f in checked.findings if f.severity == "block"
+        )
+        return Outcome(
+            "blocked", f"validation blocked training: {blocking}", str(run_dir), validation=findings
+        )
+    lineage = {
+        "run_key": key,
+        "data_dir": str(data_dir),
+        "window_days": settings.window_days,
+        "inputs": {str(p.relative_to(data_dir)): _sha256(p) for p in _input_files(data_dir)},
+        "validation": findings,
+        PROFILE_KEY: json.loads(checked.profile.to_json()),
+        "trained_at": clock.now().isoformat(),
+    }
+    config = replace(settings.train, window_days=settings.window_days, lineage=lineage)
+    result = run_training(data_dir, run_dir, config, registry, on_step)
+    assert result.version is not None
+    return _decide(registry, result, production, run_dir, settings, findings)
+
+
+def _decide(
+    registry: ModelRegistry,
+    result: TrainResult,
+    production: Mapping[str, Any] | None,
+    run_dir: Path,
+    settings: RetrainSettings,
+    findings: list[dict[str, Any]],
+) -> Outcome:
+    version = result.version
+    assert version is not None
+    done = _outcome_of(str(run_dir), version, findings)
+    if production is None:
+        return _first(registry, version, done)
+    compared = compare(registry, result, production, settings)
+    if isinstance(compared, str):
+        return done("registered", compared)
+    figures, failures = compared
+    if failures:
+        return done("registered", "not better than production: " + "; ".join(failures), figures)
+    if not settings.rollout:
+        return done(
+            "registered", "better than production; rollouts are off (--no-rollout)", figures
+        )
+    try:
+        started = Rollouts(registry).start(version, settings.plan, actor="retrain")
+    except (RolloutRefused, ModelNotFound) as exc:
+        return done(
+            "registered", f"better than production, but the rollout was refused: {exc}", figures
+        )
+    return done("rolled_out", f"better than production: rollout {started.id} started", figures)
+
+
+def _first(registry: ModelRegistry, version: str, done: Callable[..., Outcome]) -> Outcome:
+    """No production yet: the first model becomes production if the promotion gate's
+    own checks (calibration) pass."""
+    try:
+        promote(registry, version, reason="retrain: the first model, nothing to compare with")
+    except PromotionRefused as exc:
+        return done("registered", f"no production yet, and the promotion gate refused: {exc}")
+    return done("promoted", "no production yet: the first model became production")
+
+
+def _outcome_of(
+    run_dir: str, version: str, findings: list[dict[str, Any]]
+) -> Callable[..., Outcome]:
+    def make(status: Status, reason: str, figures: dict[str, Any] | None = None) -> Outcome:
+        return Outcome(status, reason, run_dir, version, figures or {}, findings)
+
+    return make
+
+
+def compare(
+    registry: ModelRegistry,
+    result: TrainResult,
+    production: Mapping[str, Any],
+    settings: RetrainSettings,
+) -> tuple[dict[str, Any], list[str]] | str:
+    """Candidate against production on the candidate's test orders created after
+    production's data ended: the figures, and the rules the candidate fails (none: it is
+    better). A string says why no comparison could be made."""
+    ts, split, bundle = result.training_set, result.split, result.bundle
+    assert ts is not None
+    assert split is not None
+    assert bundle is not None
+    seen_until = datetime.fromisoformat(production["data_range"]["end"])
+    test = ts.orders.with_row_index("_i")[split.test]
+    unseen = test.filter(pl.col("created_at") > seen_until).get_column("_i").to_numpy()
+    if unseen.size < settings.min_compare_orders:
+        return (
+            f"only {unseen.size} test orders after production's data "
+            f"(needs {settings.min_compare_orders}): no comparison, no rollout"
+        )
+    old = ModelBundle.from_files(registry.open(production["version"]).files)
+    built = ts.features.frame  # every feature built, before the candidate's selection
+    missing = [n for n in old.model.features_ if n not in built.columns]
+    if missing:
+        return f"production's features {', '.join(missing)} are not built any more: no comparison"
+    frame = built[unseen]
+    rows = ts.orders[unseen]
+    new_eval = _evaluation(bundle, bundle, frame, rows, ts.target_s[unseen], result)
+    old_eval = _evaluation(old, bundle, frame, rows, ts.target_s[unseen], result)
+    return _judge(new_eval, old_eval, settings)
+
+
+def _evaluation(
+    scored: ModelBundle,
+    candidate: ModelBundle,
+    frame: pl.DataFrame,
+    rows: pl.DataFrame,
+    y: np.ndarray[Any, Any],
+    result: TrainResult,
+) -> Evaluation:
+    return evaluate(
+        EvalInput(
+            y_true_s=y,
+            pred_s=scored.model.predict(frame.select(scored.model.features_)),
+            heuristic_s=candidate.heuristic.predict(rows),
+            quantiles=scored.model.quantiles_,
+            created_at=rows.get_column("created_at"),
+            segments=segments_of(rows, frame),
+        )
+    )
+
+
+def _judge(
+    new: Evaluation, old: Evaluation, settings: RetrainSettings
+) -> tuple[dict[str, Any], list[str]]:
+    figures: dict[str, Any] = {
+        "orders": new.model.n,
+        "candidate_mae_s": new.model.mae_s,
+        "production_mae_s": old.model.mae_s,
+        "candidate_p90_coverage": new.model.quantiles[-1].coverage,
+        "production_p90_coverage": old.model.quantiles[-1].coverage,
+        "segments": [],
+    }
+    failures = []
+    if new.model.mae_s > old.model.mae_s * (1 - settings.margin):
+        failures.append(
+            f"P50 MAE {new.model.mae_s / 60:.2f} min against production's "
+            f"{old.model.mae_s / 60:.2f} min (needs {settings.margin:.0%} better)"
+        )
+    for kind, rows in new.segments.items():
+        theirs = {row.value: row for row in old.segments.get(kind, ())}
+        for row in rows:
+            other = theirs.get(row.value)
+            if other is None or row.n < settings.min_segment_orders:
+                continue
+            change = row.model.mae_s / other.model.mae_s - 1
+            figures["segments"].append(
+                {"kind": kind, "value": row.value, "n": row.n, "change": change}
+            )
+            if change > settings.segment_bound:
+                failures.append(
+                    f"{kind} {row.value}: P50 MAE {change:+.1%} against production "
+                    f"(bound {settings.segment_bound:+.0%})"
+                )
+    return figures, failures
+
+
+def _production(registry: ModelRegistry) -> dict[str, Any] | None:
+    try:
+        version = registry.get("production")
+    except ModelNotFound:
+        return None
+    return {"version": version.version, **version.metadata}
+
+
+def _reference(production: Mapping[str, Any] | None) -> validation.DataProfile | None:
+    profile = (production or {}).get("lineage", {}).get(PROFILE_KEY)
+    if profile is None:
+        return None
+    return validation.DataProfile.from_json(json.dumps(profile).encode())
+
+
+def _version_with_key(registry: ModelRegistry, key: str) -> str | None:
+    for version in registry.versions():
+        if version.metadata.get("lineage", {}).get("run_key") == key:
+            return version.version
+    return None
+
+
+def _input_files(data_dir: Path) -> list[Path]:
+    events = sorted((data_dir / datadir.EVENTS_DIR).glob("*/*.parquet"))
+    return [data_dir / datadir.ORDERS_FILE, *events]
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    with path.open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise RetrainBusy(f"another retraining run holds {path} ({holder})") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.truncate(0)
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
