@@ -60,6 +60,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
         "ARRIVE_REGISTRY_DIR": str(tmp / "registry"),
         "ARRIVE_RELOAD_INTERVAL_S": "0",
         "ARRIVE_LOG_LEVEL": "warning",
+        "ARRIVE_PREDICTION_LOG_DIR": str(tmp / "predictions"),
     }
     with ServeProcess(env, log_path=tmp / "serve.log") as process:
         yield process
