@@ -81,7 +81,10 @@ def test_only_cli_demo_testing_and_training_may_import_training() -> None:
 
 @pytest.mark.parametrize(
     ("markdown", "after"),
-    [(REPO / "docs" / "architecture.md", "## Layers"), (REPO / "README.md", "The packages are")],
+    [
+        (REPO / "docs" / "architecture.md", "## Layers"),
+        (REPO / "docs" / "concepts" / "overview.md", "The packages are"),
+    ],
 )
 def test_the_docs_draw_the_layers_of_the_contract(markdown: Path, after: str) -> None:
     layers = [layer.replace("arrive.", "") for layer in _contracts()["layers"]["layers"]]

@@ -1,4 +1,5 @@
-"""docs/mapping.md and README.md: the example mapping imports the example CSV as the text says."""
+"""docs/mapping.md and docs/how-to/import-csv.md: the example mapping imports the example CSV
+as the text says."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from arrive import datadir
 from arrive.cli.main import run
 
 ROOT = Path(__file__).resolve().parents[3]
-DOCS = (ROOT / "docs" / "mapping.md", ROOT / "README.md")
+DOCS = (ROOT / "docs" / "mapping.md", ROOT / "docs" / "how-to" / "import-csv.md")
 
 
 def _block(doc: Path, kind: str) -> str:
