@@ -8,8 +8,8 @@ injectable at start (options) and at run time (``POST /_faults``). See docs/prov
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click

@@ -82,13 +82,14 @@ class FaultPlan:
         self.faults = faults
         self._clock = clock
         self._random = random.Random(seed)
-        self._tokens = faults.rate_limit_per_s
+        self._tokens = _burst(faults.rate_limit_per_s)
         self._refilled = clock.monotonic()
 
     def update(self, changes: dict[str, Any]) -> Faults:
         """Apply ``changes`` (see :meth:`Faults.updated`); the faults now in force."""
         self.faults = self.faults.updated(changes)
-        self._tokens = self.faults.rate_limit_per_s
+        self._tokens = _burst(self.faults.rate_limit_per_s)
+        self._refilled = self._clock.monotonic()
         return self.faults
 
     def draw(self) -> str | None:
@@ -107,9 +108,14 @@ class FaultPlan:
         if limit <= 0:
             return None
         now = self._clock.monotonic()
-        self._tokens = min(limit, self._tokens + (now - self._refilled) * limit)
+        self._tokens = min(_burst(limit), self._tokens + (now - self._refilled) * limit)
         self._refilled = now
         if self._tokens >= 1.0:
             self._tokens -= 1.0
             return None
         return (1.0 - self._tokens) / limit
+
+
+def _burst(limit: float) -> float:
+    """Tokens the bucket holds: a second's worth, and at least one request."""
+    return max(limit, 1.0) if limit > 0 else 0.0

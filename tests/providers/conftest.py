@@ -1,0 +1,27 @@
+"""A small simulated marketplace and its simulated vendor in a real process, shared by the
+provider tests of a session (the vendor starts in about two seconds)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from arrive.ingest.simulator.config import SimulationConfig
+from arrive.ingest.simulator.run import simulate, write_simulation
+from arrive.testing.provider_contract import SIM_KEY
+from arrive.testing.servers.vendor_sim import VendorProcess
+
+
+@pytest.fixture(scope="session")
+def sim_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("vendor-market")
+    write_simulation(simulate(SimulationConfig(seed=7, days=2, orders_per_day=200)), directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def vendor(sim_data_dir: Path) -> Iterator[VendorProcess]:
+    with VendorProcess(sim_data_dir, ("--key", SIM_KEY)) as process:
+        yield process
