@@ -149,7 +149,8 @@ def ask_travel(
         answer: TravelTime = await provider.travel_time(trip, timeout_s=timeout_s)
         return answer
 
-    return _ask(adapter, call, url)
+    result: tuple[TravelTime | ProviderError, Counter[str]] = _ask(adapter, call, url)
+    return result
 
 
 def ask_weather(
@@ -164,7 +165,8 @@ def ask_weather(
         answer: Weather = await provider.current(*at_point, timeout_s=timeout_s)
         return answer
 
-    return _ask(adapter, call, url)
+    result: tuple[Weather | ProviderError, Counter[str]] = _ask(adapter, call, url)
+    return result
 
 
 def _ask(adapter: Adapter, call: Callable[[Any], Any], url: str | None) -> Any:
