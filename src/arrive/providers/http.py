@@ -89,6 +89,10 @@ class VendorClient:
             raise ProviderError(provider, "timeout", type(exc).__name__) from None
         except httpx.TransportError as exc:
             raise ProviderError(provider, transport_reason(exc), _short(exc)) from None
+        except httpx.DecodingError as exc:  # a body its Content-Encoding cannot undo
+            raise ProviderError(provider, "garbage", _short(exc)) from None
+        except httpx.RequestError as exc:
+            raise ProviderError(provider, "connection", _short(exc)) from None
         except httpx.InvalidURL as exc:
             raise ProviderError(provider, "connection", f"invalid URL: {exc}") from None
         return self._decode(provider, response)
