@@ -104,7 +104,7 @@ class SimulatedMarket:
     ) -> LegAnswer:
         """Travel time and road distance of a leg leaving at ``at``."""
         km = haversine_km_point(o_lat, o_lon, d_lat, d_lon)
-        share = self._speed_share(self.market_of(o_lat, o_lon), self.sim_seconds(at))
+        share = self.speed_share(o_lat, o_lon, at)
         kmh = PROFILE_KMH.get(profile, truth.VEHICLE_KMH["car"])
         noise = _noise((o_lat, o_lon, d_lat, d_lon), at)
         seconds = truth.travel_s(km, kmh, share, noise)
@@ -119,8 +119,11 @@ class SimulatedMarket:
         name = truth.WEATHER_CONDITIONS[int(condition[0])]
         return Current(round(float(temperature[0]), 1), float(rain[0]), WIND_KMH[name])
 
-    def _speed_share(self, market: int, time_s: float) -> float:
-        markets, times = np.array([market]), np.array([time_s])
+    def speed_share(self, lat: float, lon: float, at: datetime) -> float:
+        """The simulator's speed factor (traffic and weather) near (``lat``, ``lon``) at ``at``:
+        what the simulated orders created there and then rode at."""
+        markets = np.array([self.market_of(lat, lon)])
+        times = np.array([self.sim_seconds(at)])
         congestion = self.env.traffic.congestion(markets, times)
         condition, rain = self.env.weather.at(markets, times)
         slowdown = truth.weather_slowdown(condition, rain)
