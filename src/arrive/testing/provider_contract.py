@@ -20,17 +20,19 @@ Every adapter passes it unchanged, against the simulated vendor in a real proces
 rush hour slower than night (the simulated market's traffic reaches the answer), the same
 question the same answer. :class:`VendorFaultContract` injects each vendor fault of
 :data:`TRAVEL_FAULTS` and each network failure and checks the reason each becomes, and that
-it is counted. Adapters run in a fresh event loop per call, over a fresh
-:class:`~arrive.providers.http.VendorClient`.
+it is counted. Every test starts with the vendor's faults
+cleared and its clock pinned to a Tuesday night; adapters run on one event loop over one
+shared :class:`~arrive.providers.http.VendorClient`, as in a service.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import math
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -171,8 +173,7 @@ def ask_weather(
 
 def _ask(adapter: Adapter, call: Callable[[Any], Any], url: str | None) -> Any:
     async def run() -> Any:
-        client = VendorClient()
-        provider = adapter.build(client, url)
+        provider = adapter.build(await _client(), url)
         try:
             try:
                 answer = await call(provider)
@@ -181,9 +182,36 @@ def _ask(adapter: Adapter, call: Callable[[Any], Any], url: str | None) -> Any:
             return answer, Counter(getattr(provider, "failures", Counter()))
         finally:
             await provider.close()
-            await client.close()
 
-    return asyncio.run(run())
+    return _runner().run(run())
+
+
+_shared: dict[str, Any] = {}
+
+
+def _runner() -> asyncio.Runner:
+    """One event loop for every call of the suite, and with it one :class:`VendorClient`
+    (a client per call would load the CA bundle each time: 0.2 s); closed at exit."""
+    if "runner" not in _shared:
+        _shared["runner"] = asyncio.Runner()
+        atexit.register(_close)
+    runner: asyncio.Runner = _shared["runner"]
+    return runner
+
+
+async def _client() -> VendorClient:
+    if "client" not in _shared:
+        _shared["client"] = VendorClient()
+    client: VendorClient = _shared["client"]
+    return client
+
+
+def _close() -> None:
+    runner: asyncio.Runner = _shared.pop("runner")
+    client = _shared.pop("client", None)
+    if client is not None:
+        runner.run(client.close())
+    runner.close()
 
 
 def _answer(result: Any) -> Any:
@@ -203,21 +231,16 @@ class TravelContract:
     (an :class:`Adapter`)."""
 
     @pytest.fixture(autouse=True)
-    def _clean_vendor(self, travel_adapter: Adapter) -> Iterator[None]:
+    def _clean_vendor(self, travel_adapter: Adapter) -> None:
         if travel_adapter.vendor is not None:
             travel_adapter.vendor.clear_faults()
         _pin(travel_adapter, NIGHT)
-        yield
-        _pin(travel_adapter, None)
 
     def test_is_a_travel_time_provider(self, travel_adapter: Adapter) -> None:
         async def build() -> Any:
-            client = VendorClient()
-            provider = travel_adapter.build(client, None)
-            await client.close()
-            return provider
+            return travel_adapter.build(await _client(), None)
 
-        provider = asyncio.run(build())
+        provider = _runner().run(build())
         assert isinstance(provider, TravelTimeProvider)
         assert provider.name == travel_adapter.name
 
@@ -258,13 +281,10 @@ class VendorFaultContract:
     answer. Needs a ``travel_adapter`` fixture whose adapter calls a vendor."""
 
     @pytest.fixture(autouse=True)
-    def _clean_vendor(self, travel_adapter: Adapter) -> Iterator[None]:
+    def _clean_vendor(self, travel_adapter: Adapter) -> None:
         assert travel_adapter.vendor is not None, "a vendor adapter"
         travel_adapter.vendor.clear_faults()
         _pin(travel_adapter, NIGHT)
-        yield
-        travel_adapter.vendor.clear_faults()
-        _pin(travel_adapter, None)
 
     @pytest.mark.parametrize(("fault", "reason"), TRAVEL_FAULTS)
     def test_a_vendor_fault_becomes_its_reason(
@@ -340,13 +360,10 @@ class WeatherContract:
     fixture whose adapter calls a vendor."""
 
     @pytest.fixture(autouse=True)
-    def _clean_vendor(self, weather_adapter: Adapter) -> Iterator[None]:
+    def _clean_vendor(self, weather_adapter: Adapter) -> None:
         assert weather_adapter.vendor is not None
         weather_adapter.vendor.clear_faults()
         _pin(weather_adapter, NIGHT)
-        yield
-        weather_adapter.vendor.clear_faults()
-        _pin(weather_adapter, None)
 
     def test_answers_plausible_named_weather(self, weather_adapter: Adapter) -> None:
         answer = _answer(ask_weather(weather_adapter))
@@ -358,12 +375,9 @@ class WeatherContract:
 
     def test_is_a_weather_provider(self, weather_adapter: Adapter) -> None:
         async def build() -> Any:
-            client = VendorClient()
-            provider = weather_adapter.build(client, None)
-            await client.close()
-            return provider
+            return weather_adapter.build(await _client(), None)
 
-        assert isinstance(asyncio.run(build()), WeatherProvider)
+        assert isinstance(_runner().run(build()), WeatherProvider)
 
     @pytest.mark.parametrize(("fault", "reason"), WEATHER_FAULTS)
     def test_a_vendor_fault_becomes_its_reason(
