@@ -38,15 +38,24 @@ def min_seconds(distance_km: float) -> float:
     return distance_km / MAX_KMH * 3600.0
 
 
-def number(provider: str, value: object, what: str) -> float:
-    """``value`` as a finite, non-negative float, or the ProviderError saying why not."""
+def finite(provider: str, value: object, what: str) -> float:
+    """``value`` as a finite float, or the ProviderError saying why not."""
     if value is None:
         raise ProviderError(provider, "empty", f"{what} is null")
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ProviderError(provider, "wrong_shape", f"{what} is not a number: {value!r:.40}")
-    result = float(value)
+    try:
+        result = float(value)
+    except OverflowError:  # an integer of hundreds of digits
+        raise ProviderError(provider, "absurd", f"{what} has {len(str(value))} digits") from None
     if not math.isfinite(result):
         raise ProviderError(provider, "not_finite", f"{what} is {result}")
+    return result
+
+
+def number(provider: str, value: object, what: str) -> float:
+    """``value`` as a finite, non-negative float, or the ProviderError saying why not."""
+    result = finite(provider, value, what)
     if result < 0:
         raise ProviderError(provider, "negative", f"{what} is {result:g}")
     return result
@@ -75,15 +84,7 @@ def weather(provider: str, temperature: object, precipitation: object, wind: obj
         ProviderError: a value is missing, not a number, not finite, negative (precipitation,
             wind) or outside what Earth's weather does.
     """
-    if temperature is None:
-        raise ProviderError(provider, "empty", "temperature is null")
-    if isinstance(temperature, bool) or not isinstance(temperature, int | float):
-        raise ProviderError(
-            provider, "wrong_shape", f"temperature is not a number: {temperature!r:.40}"
-        )
-    celsius = float(temperature)
-    if not math.isfinite(celsius):
-        raise ProviderError(provider, "not_finite", f"temperature is {celsius}")
+    celsius = finite(provider, temperature, "temperature")
     low, high = TEMPERATURE_C
     if not low <= celsius <= high:
         raise ProviderError(provider, "absurd", f"temperature {celsius:g} °C")
