@@ -32,6 +32,7 @@ class _LazyGroup(click.Group):
         "models": "arrive.cli.models_cmd:command",
         "monitor": "arrive.cli.monitor_cmd:command",
         "parity": "arrive.cli.parity_cmd:command",
+        "providers": "arrive.cli.providers_cmd:command",
         "rollout": "arrive.cli.rollout_cmd:command",
         "serve": "arrive.cli.serve_cmd:command",
         "train": "arrive.cli.train_cmd:command",

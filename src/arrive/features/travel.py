@@ -3,13 +3,11 @@ profile by local hour (the estimate a provider chain ends in, which cannot fail)
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import polars as pl
 
 from arrive.features.spec import BuildContext, FeatureSpec
-from arrive.geo import EARTH_RADIUS_KM, haversine_km_expr
+from arrive.geo import haversine_km_expr, haversine_km_point
 from arrive.schema.events import OrderCreated
 
 name = "travel"
@@ -97,13 +95,4 @@ def order_distance_km(order: OrderCreated) -> float | None:
     lat1, lon1, lat2, lon2 = order.pickup_lat, order.pickup_lon, order.drop_lat, order.drop_lon
     if lat1 is None or lon1 is None or lat2 is None or lon2 is None:
         return None
-    return _haversine_km(lat1, lon1, lat2, lon2)
-
-
-def _haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """:func:`arrive.geo.haversine_km` of one pair of points, on Python floats
-    (the same formula; no NumPy arrays on the request path)."""
-    radians = math.radians
-    p1, l1, p2, l2 = radians(lat1), radians(lon1), radians(lat2), radians(lon2)
-    a = math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin((l2 - l1) / 2) ** 2
-    return 2 * EARTH_RADIUS_KM * math.asin(math.sqrt(min(max(a, 0.0), 1.0)))
+    return haversine_km_point(lat1, lon1, lat2, lon2)

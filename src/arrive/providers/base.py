@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final, Protocol, runtime_checkable
 
-from arrive.errors import InternalError
+from arrive.errors import InternalError, SchemaError
+from arrive.geo import haversine_km_point
 
 REASONS: Final = (
     "timeout",
@@ -43,6 +44,25 @@ class Leg:
     dest_lat: float
     dest_lon: float
     at: datetime
+
+    def __post_init__(self) -> None:
+        for field, limit in (("origin_lat", 90.0), ("origin_lon", 180.0)):
+            _check_degrees(field, getattr(self, field), limit)
+        for field, limit in (("dest_lat", 90.0), ("dest_lon", 180.0)):
+            _check_degrees(field, getattr(self, field), limit)
+        if not isinstance(self.at, datetime) or self.at.tzinfo is None:
+            raise SchemaError("at", f"must be a timezone-aware datetime (got {self.at!r})")
+
+    @property
+    def great_circle_km(self) -> float:
+        """Great-circle distance from origin to destination (km)."""
+        return haversine_km_point(self.origin_lat, self.origin_lon, self.dest_lat, self.dest_lon)
+
+
+def _check_degrees(field: str, value: object, limit: float) -> None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if not ok or not -limit <= value <= limit:  # type: ignore[operator]
+        raise SchemaError(field, f"must be a number of degrees in [-{limit:g}, {limit:g}]")
 
 
 @dataclass(frozen=True, slots=True)

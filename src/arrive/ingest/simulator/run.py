@@ -22,12 +22,12 @@ from arrive.ingest.simulator.engine import Outcomes, run_engine
 from arrive.ingest.simulator.inputs import OrderInputs, order_inputs
 from arrive.ingest.simulator.snapshots import market_snapshots
 from arrive.ingest.simulator.tracks import courier_pings, courier_segments
-from arrive.ingest.simulator.traffic import simulate_traffic
+from arrive.ingest.simulator.traffic import Traffic, simulate_traffic
 from arrive.ingest.simulator.weather import WeatherEpisodes, simulate_weather
 from arrive.ingest.simulator.world import World, build_world
 
 SOURCE: Final = "simulator"
-_OVERRUN_S: Final = 2 * 86_400.0  # traffic and weather beyond the last day, for late events
+OVERRUN_S: Final = 2 * 86_400.0  # traffic and weather beyond the last day, for late events
 _STREAMS: Final = ("world", "weather", "traffic", "demand", "inputs", "pings")
 
 
@@ -66,13 +66,7 @@ def simulate(config: SimulationConfig, progress: Progress | None = None) -> Simu
     report = progress or _silent
     rng = dict(zip(_STREAMS, _streams(config.seed), strict=True))
     report("building the world", 0, 1)
-    world = build_world(config, rng["world"])
-    weather = simulate_weather(
-        world.markets.base_temp_c, config.horizon_s + _OVERRUN_S, rng["weather"]
-    )
-    traffic = simulate_traffic(
-        config.start, world.markets.rush_strength, config.horizon_s + _OVERRUN_S, rng["traffic"]
-    )
+    world, weather, traffic = _environment(config, rng)
     total = config.orders_per_day * config.days
     orders = generate_orders(total, config.start, config.days, world, weather, rng["demand"])
     inputs = order_inputs(orders, world.stores, traffic, weather, rng["inputs"])
@@ -89,6 +83,48 @@ def simulate(config: SimulationConfig, progress: Progress | None = None) -> Simu
     summary = _summary(config, world, orders_table, events)
     truth = _truth(world, orders, inputs, outcomes, orders_table)
     return Simulation(config, orders_table, events, truth, summary)
+
+
+@dataclasses.dataclass(frozen=True)
+class Environment:
+    """The world, weather and traffic of a simulation, without its orders: what its seed
+    fixes before the first order (the simulated vendor answers from it).
+
+    Attributes:
+        config: the parameters.
+        world: markets, stores, couriers, shifts.
+        weather: weather episodes per market, over the period and :data:`OVERRUN_S` more.
+        traffic: hourly congestion per market, over the same span.
+    """
+
+    config: SimulationConfig
+    world: World
+    weather: WeatherEpisodes
+    traffic: Traffic
+
+    @property
+    def span_s(self) -> float:
+        """Seconds from the start covered by weather and traffic."""
+        return self.config.horizon_s + OVERRUN_S
+
+
+def environment(config: SimulationConfig) -> Environment:
+    """The world, weather and traffic :func:`simulate` draws for ``config`` (the same ones)."""
+    rng = dict(zip(_STREAMS, _streams(config.seed), strict=True))
+    return Environment(config, *_environment(config, rng))
+
+
+def _environment(
+    config: SimulationConfig, rng: dict[str, np.random.Generator]
+) -> tuple[World, WeatherEpisodes, Traffic]:
+    world = build_world(config, rng["world"])
+    weather = simulate_weather(
+        world.markets.base_temp_c, config.horizon_s + OVERRUN_S, rng["weather"]
+    )
+    traffic = simulate_traffic(
+        config.start, world.markets.rush_strength, config.horizon_s + OVERRUN_S, rng["traffic"]
+    )
+    return world, weather, traffic
 
 
 def write_simulation(simulation: Simulation, directory: Path) -> None:
