@@ -224,3 +224,17 @@ def daily_orders(
         }
     ).with_columns(delivered_at=pl.col("created_at") + pl.duration(seconds=pl.col("duration_s")))
     return datadir.conform_orders(frame)
+
+
+def data_dir_until(source: Path, destination: Path, end: datetime) -> Path:
+    """A copy of the data directory ``source`` as it stood at ``end``: the orders created
+    and the events that happened before it (a data directory appended day by day)."""
+    destination.mkdir(parents=True)
+    orders = datadir.read_orders(source)
+    datadir.write_orders(destination, orders.filter(pl.col("created_at") < end))
+    events = datadir.scan_events(source).filter(pl.col("event_time") < end).collect()
+    datadir.write_events(destination, events)
+    summary = source / datadir.SUMMARY_FILE
+    if summary.is_file():
+        (destination / datadir.SUMMARY_FILE).write_bytes(summary.read_bytes())
+    return destination

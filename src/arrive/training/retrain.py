@@ -42,6 +42,7 @@ from arrive.errors import (
 from arrive.evaluation import EvalInput, Evaluation, evaluate
 from arrive.models.artifact import ModelBundle
 from arrive.registry import ModelRegistry, promote
+from arrive.registry.promotion import PromotionPolicy
 from arrive.rollout.control import Rollouts
 from arrive.rollout.plan import RolloutPlan
 from arrive.training import validation
@@ -59,6 +60,10 @@ class RetrainBusy(UserError):
     """Another retraining run holds the lock."""
 
 
+class RetrainBlocked(UserError):
+    """Validation blocked training: production is untouched."""
+
+
 @dataclass(frozen=True, slots=True)
 class RetrainSettings:
     """What a retraining run does (every field has a default).
@@ -70,6 +75,9 @@ class RetrainSettings:
         min_compare_orders: fewest unseen orders for a comparison.
         min_segment_orders: segments with fewer orders are not judged.
         rollout: start a rollout of a better candidate (else only register it).
+        plan: the rollout's plan.
+        train: how the candidate is trained (its window is ``window_days``).
+        gate: the promotion gate the first model passes to become production.
     """
 
     window_days: int = 56
@@ -80,6 +88,7 @@ class RetrainSettings:
     rollout: bool = True
     plan: RolloutPlan = field(default_factory=RolloutPlan)
     train: TrainConfig = field(default_factory=TrainConfig)
+    gate: PromotionPolicy = field(default_factory=PromotionPolicy)
 
     def __post_init__(self) -> None:
         if self.window_days < 1:
@@ -192,7 +201,7 @@ def _decide(
     assert version is not None
     done = _outcome_of(str(run_dir), version, findings)
     if production is None:
-        return _first(registry, version, done)
+        return _first(registry, version, settings.gate, done)
     compared = compare(registry, result, production, settings)
     if isinstance(compared, str):
         return done("registered", compared)
@@ -212,11 +221,14 @@ def _decide(
     return done("rolled_out", f"better than production: rollout {started.id} started", figures)
 
 
-def _first(registry: ModelRegistry, version: str, done: Callable[..., Outcome]) -> Outcome:
+def _first(
+    registry: ModelRegistry, version: str, gate: PromotionPolicy, done: Callable[..., Outcome]
+) -> Outcome:
     """No production yet: the first model becomes production if the promotion gate's
     own checks (calibration) pass."""
     try:
-        promote(registry, version, reason="retrain: the first model, nothing to compare with")
+        reason = "retrain: the first model, nothing to compare with"
+        promote(registry, version, reason=reason, policy=gate)
     except PromotionRefused as exc:
         return done("registered", f"no production yet, and the promotion gate refused: {exc}")
     return done("promoted", "no production yet: the first model became production")
