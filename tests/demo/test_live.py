@@ -94,7 +94,7 @@ def test_online_answers_equal_the_offline_evaluation(
     ):
         assert f"<h2>{heading}</h2>" in html
     assert set(result.evaluation.segments) >= {"local hour", "market"}
-    assert "agree within 1%" in html
+    assert "agree within 0.1%" in html
     lines = report.summary_lines(result)
     assert "agree" in lines[-1]
     assert "DISAGREE" not in lines[-1]
@@ -167,6 +167,12 @@ def test_the_report_shows_the_monitors_calibration_and_drift_of_the_replay(
     markets = quality.filter(pl.col("segment_kind") == "market")
     assert markets.get_column("orders").sum() == result.agreement.orders
     assert markets.height > 1
+    # The heuristic's MAE on the model's own orders, overall and per segment.
+    assert whole.get_column("heuristic_orders").to_list() == [result.agreement.orders]
+    assert whole.get_column("heuristic_mae_s").item() == pytest.approx(
+        result.evaluation.heuristic.mae_s
+    )
+    assert markets["heuristic_orders"].to_list() == markets["orders"].to_list()
 
     assert bundle.profile is not None
     found = drift.replay_drift(
@@ -186,7 +192,11 @@ def test_the_report_shows_the_monitors_calibration_and_drift_of_the_replay(
     assert "<h2>Calibration by segment</h2>" in html
     assert "<h3>By market</h3>" in html
     for row in markets.iter_rows(named=True):
-        assert f'<td>{row["segment"]}</td><td class="num">{row["orders"]:,}</td>' in html
+        assert (
+            f'<td>{row["segment"]}</td><td class="num">{row["orders"]:,}</td>'
+            f'<td class="num">{row["p50_mae_s"] / 60:.2f} min</td>'
+            f'<td class="num">{row["heuristic_mae_s"] / 60:.2f} min</td>'
+        ) in html
     assert "<h2>Feature drift</h2>" in html
     assert "No feature drifted" in html
 

@@ -9,7 +9,14 @@ real ``arrive monitor``, one of each for the module:
   from its checkpoint);
 * delivery times shifted by +20 % in one market set ``arrive_calibration_drift`` there
   and send ``CalibrationDrift`` pending (the shipped ``for: 15m`` is kept: pending is
-  what a 1 s evaluation shows first), not in the market delivered as predicted.
+  what a 1 s evaluation shows first), not in the market delivered as predicted;
+* served distances 1.5 times those of the model's training profile (from ``--registry``)
+  set that feature's PSI above its threshold and send ``FeatureDrift`` pending for it
+  alone, not for the inputs served as in training;
+* a second monitor follows the log of a service whose local hour is one hour ahead
+  (:class:`~arrive.testing.served_log.ShiftedHour`), recomputes a sample of its answers
+  from the event log (``--events-dir``) and sends ``FeatureSkew`` pending for
+  ``hour_local`` alone.
 
 Prometheus runs with 1 s scrape and evaluation intervals, its own temporary storage,
 on a free port (:class:`~arrive.testing.servers.prometheus_server.PrometheusServer`).
@@ -33,15 +40,20 @@ from pathlib import Path
 from statistics import NormalDist
 from typing import Any
 
+import polars as pl
 import pytest
 
 from arrive.clock import ManualClock
 from arrive.errors import InternalError
 from arrive.ingest.redis_streams import RedisStreamProducer
+from arrive.models.profile import PROFILE_FILE, profile_of
 from arrive.monitoring.prediction_log import PredictionLog, Predictions
 from arrive.monitoring.rules import rule_files
 from arrive.monitoring.slo import load_slo
+from arrive.registry import LocalRegistry
 from arrive.schema.events import Delivered, Event, OrderCreated
+from arrive.testing.factories import random_marketplace, write_data_dir
+from arrive.testing.served_log import ZONE, ShiftedHour, serve_and_log
 from arrive.testing.servers.eta_service import EtaClient
 from arrive.testing.servers.ports import answers_ok, free_port
 from arrive.testing.servers.processes import terminate
@@ -60,6 +72,8 @@ P90_RATIO = 1.5  # each answer's P90 is 1.5 × its P50
 # Unshifted durations are P50 × a log-normal of median 1 whose 90th percentile is the
 # P90 (calibrated answers); m1's are that × SHIFT.
 SIGMA = math.log(P90_RATIO) / NormalDist().inv_cdf(0.9)
+KM_SHIFT = 1.5  # served distances 1.5 × those of the training profile
+KINDS = {"store_delivery_count_28d": "numeric", "distance_km": "numeric", "items": "numeric"}
 
 
 def _until(condition: Callable[[], bool], what: str, timeout_s: float = 90.0) -> None:
@@ -90,8 +104,27 @@ class Replay:
     orders: int
 
 
+def _vector(rng: random.Random, km_scale: float) -> dict[str, float]:
+    """One served feature vector; ``km_scale`` shifts the distance's distribution."""
+    return {
+        "store_delivery_count_28d": 50.0,
+        "distance_km": rng.gammavariate(2.0, 1.5) * km_scale,
+        "items": float(rng.randint(1, 5)),
+    }
+
+
+def _registry(directory: Path) -> Path:
+    """A registry whose version 1 carries the training profile of unshifted vectors."""
+    rng = random.Random(0)
+    training = [_vector(rng, 1.0) for _ in range(20_000)]
+    profile = profile_of(pl.DataFrame(training), KINDS)
+    LocalRegistry(directory).register({PROFILE_FILE: profile.to_bytes()}, {})
+    return directory
+
+
 def _replay(directory: Path, start: datetime, seed: int = 20) -> Replay:
-    """Answers spread over the hour from ``start``, each order delivered once."""
+    """Answers spread over the hour from ``start``, each order delivered once; every
+    answer's distance is shifted (:data:`KM_SHIFT`)."""
     rng = random.Random(seed)
     log = PredictionLog(directory, ManualClock(start))
     events: list[Event] = []
@@ -109,8 +142,8 @@ def _replay(directory: Path, start: datetime, seed: int = 20) -> Replay:
                     [order],
                     at,
                     ["production"],
-                    ["v1"],
-                    [{"store_delivery_count_28d": 50}],
+                    ["1"],
+                    [_vector(rng, KM_SHIFT)],
                     [p50],
                     [p50 * P90_RATIO],
                     [None],
@@ -213,6 +246,32 @@ def monitor(
         *("--source", f"{outcome_redis.url}?stream=outcomes"),
         *("--out", str(work / "quality"), "--checkpoint", str(work / "checkpoint.msgpack")),
         *("--window-s", "3600"),
+        *("--registry", str(_registry(work / "registry"))),
+    ]
+    process = MonitorProcess(args, free_port(), work)
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture(scope="module")
+def skew_monitor(
+    outcome_redis: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[MonitorProcess]:
+    """A monitor following the log of a service whose local hour is one hour ahead; its
+    skew check (every 1.2 s) recomputes the answers from the data directory's events."""
+    work = tmp_path_factory.mktemp("skew-monitor")
+    market = random_marketplace(7, n_orders=200, days=2)
+    data_dir = write_data_dir(work / "data", market, ZONE)
+    serve_and_log(data_dir, work / "log", reader_class=ShiftedHour)
+    args = [
+        *("--log-dir", str(work / "log")),
+        *("--source", f"{outcome_redis.url}?stream=skew-outcomes"),
+        *("--out", str(work / "quality"), "--checkpoint", str(work / "checkpoint.msgpack")),
+        *("--events-dir", str(data_dir), "--timezone", ZONE),
+        *("--skew-every-min", "0.02", "--skew-sample", "1000"),
     ]
     process = MonitorProcess(args, free_port(), work)
     process.start()
@@ -229,15 +288,19 @@ def service(start_module_service: Callable[..., EtaClient], redis: RedisServer) 
 
 @pytest.fixture(scope="module")
 def prometheus(
-    service: EtaClient, monitor: MonitorProcess, tmp_path_factory: pytest.TempPathFactory
+    service: EtaClient,
+    monitor: MonitorProcess,
+    skew_monitor: MonitorProcess,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[PrometheusServer]:
-    """One Prometheus scraping the service and the monitor with the generated rules."""
+    """One Prometheus scraping the service and both monitors with the generated rules."""
     directory = tmp_path_factory.mktemp("rules")
     rules = []
     for name, text in rule_files(load_slo(), "test").items():
         rules.append(directory / name)
         rules[-1].write_text(text, encoding="utf-8")
-    with PrometheusServer([_target(service), monitor.target], rule_files=rules) as server:
+    targets = [_target(service), monitor.target, skew_monitor.target]
+    with PrometheusServer(targets, rule_files=rules) as server:
         yield server
 
 
@@ -351,3 +414,46 @@ def test_delivery_times_shifted_by_a_fifth_send_calibration_drift_pending(
     assert m1[0]["labels"]["severity"] == "ticket"
     assert m1[0]["annotations"]["runbook_url"] == "docs/runbooks/CalibrationDrift.md"
     assert len(shifted_overall) == 1  # half the orders late: the whole drifts too
+
+
+def test_served_distances_shifted_from_training_send_feature_drift_pending_for_it_alone(
+    monitor: MonitorProcess, prometheus: PrometheusServer
+) -> None:
+    at = f'instance="{monitor.target}",version="1"'
+
+    def drift_pending() -> bool:
+        return bool(_alerts(prometheus, "FeatureDrift"))
+
+    _until(drift_pending, "FeatureDrift pending")
+    alerts = _alerts(prometheus, "FeatureDrift")
+    psi = {f: _value(prometheus, f'arrive_feature_psi{{{at},feature="{f}"}}') for f in KINDS}
+    flags = {f: _value(prometheus, f'arrive_feature_drift{{{at},feature="{f}"}}') for f in KINDS}
+
+    assert flags == {"store_delivery_count_28d": 0.0, "distance_km": 1.0, "items": 0.0}
+    assert psi["distance_km"] is not None
+    assert psi["distance_km"] > 0.2  # the monitor's default threshold
+    assert [(a["labels"]["feature"], a["labels"]["version"]) for a in alerts] == [
+        ("distance_km", "1")
+    ]
+    assert [a["state"] for a in alerts] == ["pending"]  # `for: 30m` has not passed
+    assert alerts[0]["labels"]["severity"] == "ticket"
+    assert alerts[0]["annotations"]["runbook_url"] == "docs/runbooks/FeatureDrift.md"
+
+
+def test_a_local_hour_served_one_hour_ahead_sends_feature_skew_pending_for_it_alone(
+    skew_monitor: MonitorProcess, prometheus: PrometheusServer
+) -> None:
+    at = f'instance="{skew_monitor.target}"'
+    ratios = f"arrive_feature_skew_mismatch_ratio{{{at}}}"
+
+    _until(lambda: bool(_alerts(prometheus, "FeatureSkew")), "FeatureSkew pending")
+    alerts = _alerts(prometheus, "FeatureSkew")
+    measured = {r["metric"]["feature"]: float(r["value"][1]) for r in prometheus.query(ratios)}
+
+    assert measured.pop("hour_local") == 1.0
+    assert len(measured) > 30  # every other feature was compared ...
+    assert {feature: ratio for feature, ratio in measured.items() if ratio} == {}  # ... equal
+    assert [a["labels"]["feature"] for a in alerts] == ["hour_local"]
+    assert [a["state"] for a in alerts] == ["pending"]  # `for: 15m` has not passed
+    assert alerts[0]["labels"]["severity"] == "page"
+    assert alerts[0]["annotations"]["runbook_url"] == "docs/runbooks/FeatureSkew.md"

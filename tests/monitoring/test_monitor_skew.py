@@ -18,9 +18,9 @@ from arrive.monitoring.join import JoinSettings
 from arrive.monitoring.monitor import Monitor, MonitorSettings
 from arrive.monitoring.monitor_skew import SkewCheck, SkewSettings
 from arrive.testing.factories import random_marketplace, write_data_dir
+from arrive.testing.served_log import ZONE, ShiftedHour, serve_and_log
 
 from .scraping import scrape
-from .serving import ZONE, ShiftedHour, serve_and_log
 
 EVERY_S = 900.0
 

@@ -13,8 +13,7 @@ import pytest
 from arrive.errors import DataError
 from arrive.monitoring.skew import skew_sample
 from arrive.testing.factories import random_marketplace, write_data_dir
-
-from .serving import ZONE, DoublingStore, ShiftedHour, serve_and_log
+from arrive.testing.served_log import ZONE, DoublingStore, ShiftedHour, serve_and_log
 
 BROKEN_AGGREGATE = "store_prep_mean_7d"
 

@@ -291,7 +291,7 @@ def _live(
     if not result.agreement.holds:
         raise InternalError(
             "the service's answers and the offline evaluation of the same model disagree "
-            f"beyond {outcome.AGREEMENT_TOLERANCE:.0%}; see {path}"
+            f"beyond {outcome.AGREEMENT_TOLERANCE:.1%}; see {path}"
         )
 
 

@@ -131,7 +131,7 @@ def summary_lines(outcome: LiveOutcome) -> list[str]:
         f"online vs offline on the same orders: MAE {agree.online_mae_s / 60:.3f} vs "
         f"{agree.offline_mae_s / 60:.3f} min (gap {agree.mae_gap:.2%}), coverage "
         f"{agree.online_coverage:.2%} vs {agree.offline_coverage:.2%} — "
-        + ("agree" if agree.holds else f"DISAGREE beyond {AGREEMENT_TOLERANCE:.0%}"),
+        + ("agree" if agree.holds else f"DISAGREE beyond {AGREEMENT_TOLERANCE:.1%}"),
     ]
 
 
@@ -139,9 +139,9 @@ def _agreement_section(outcome: LiveOutcome) -> str:
     agree = outcome.agreement
     verdict = (
         '<p class="good">Online and offline agree within '
-        f"{AGREEMENT_TOLERANCE:.0%}: features, service and outcome join match end to end.</p>"
+        f"{AGREEMENT_TOLERANCE:.1%}: features, service and outcome join match end to end.</p>"
         if agree.holds
-        else f'<p class="bad">Online and offline differ by more than {AGREEMENT_TOLERANCE:.0%}'
+        else f'<p class="bad">Online and offline differ by more than {AGREEMENT_TOLERANCE:.1%}'
         ": a bug in features, service or join.</p>"
     )
     rows = "".join(
@@ -211,7 +211,8 @@ def calibration_section(quality: pl.DataFrame, band: Band) -> str:
         tables.append(
             f"<h3>By {escape(label)}</h3>"
             '<table class="small"><thead><tr><th>version / variant</th><th>segment</th>'
-            '<th class="num">orders</th><th class="num">P90 coverage</th>'
+            '<th class="num">orders</th><th class="num">P50 MAE</th>'
+            '<th class="num">heuristic MAE</th><th class="num">P90 coverage</th>'
             '<th class="num">95 % interval</th><th>calibration</th></tr></thead>'
             f"<tbody>{body}</tbody></table>"
         )
@@ -231,7 +232,8 @@ def calibration_section(quality: pl.DataFrame, band: Band) -> str:
         "aggregation) over the whole replay as one window. A segment drifts when the 95 % "
         f"Wilson interval of its P90 coverage lies wholly outside {low:.0%}–{high:.0%} "
         f"({band.target:.0%} ± {band.tolerance * 100:g} pp); segments under {FEW_ORDERS} "
-        f"orders are greyed.</p>{verdict}{''.join(tables)}</section>"
+        "orders are greyed. The heuristic's P50 MAE is on the same orders (the heuristic "
+        f"stored with the model).</p>{verdict}{''.join(tables)}</section>"
     )
 
 
@@ -249,9 +251,15 @@ def _calibration_row(row: dict[str, object]) -> str:
     return (
         f'<tr class="{css}"><td>{model}</td>'
         f'<td>{escape(str(row["segment"]))}</td><td class="num">{orders:,}</td>'
+        f'<td class="num">{_mae(row["p50_mae_s"])}</td>'
+        f'<td class="num">{_mae(row["heuristic_mae_s"])}</td>'
         f'<td class="num">{row["p90_coverage"]:.1%}</td><td class="num">{interval}</td>'
         f'<td class="{css}">{state}</td></tr>'
     )
+
+
+def _mae(seconds: object) -> str:
+    return "–" if not isinstance(seconds, float) else f"{seconds / 60:.2f} min"
 
 
 def drift_section(drift: pl.DataFrame | None) -> str:

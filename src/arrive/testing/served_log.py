@@ -1,5 +1,6 @@
 """A service replayed over a data directory's event log, logging the features it served
-(for the skew tests): the online path as the service reads it, with seams to break it."""
+(for the skew tests of the monitor and of the Prometheus integration): the online path
+as the service reads it, with seams to break it."""
 
 from __future__ import annotations
 
