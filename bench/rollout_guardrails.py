@@ -38,11 +38,10 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from statistics import NormalDist
 
 import numpy as np
 import polars as pl
-from scipy.optimize import brentq
-from scipy.stats import norm
 
 from arrive.rollout.guardrails import Guardrails, evaluate
 
@@ -117,11 +116,18 @@ def noise_for(pool: Pool, ratio: float) -> float:
     target = ratio * float(np.abs(errors).mean())
 
     def mae_with(sd: float) -> float:
+        below = np.array([NormalDist().cdf(-e / sd) for e in errors])
         folded = sd * math.sqrt(2 / math.pi) * np.exp(-(errors**2) / (2 * sd * sd))
-        folded += errors * (1 - 2 * norm.cdf(-errors / sd))
-        return float(folded.mean()) - target
+        return float((folded + errors * (1 - 2 * below)).mean())
 
-    return float(brentq(mae_with, 1e-6, 100 * float(np.abs(errors).max())))
+    low, high = 1e-6, 100 * float(np.abs(errors).max())
+    while high - low > 1e-6 * high:  # bisection: the MAE grows with the noise
+        low, high = (
+            (low, (low + high) / 2)
+            if mae_with((low + high) / 2) > target
+            else ((low + high) / 2, high)
+        )
+    return (low + high) / 2
 
 
 def _rows(
