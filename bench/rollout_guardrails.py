@@ -35,6 +35,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -203,7 +204,7 @@ def run(
             return {"breach_at": joined, "passed_at": passed_at, "reason": verdict.reason}
         if verdict.action == "pass" and passed_at is None:
             passed_at = joined
-    return {"breach_at": None, "passed_at": passed_at, "reason": None}
+    return {"breach_at": None, "passed_at": passed_at, "reason": None, "last": verdict.reason}
 
 
 def summary(results: list[dict[str, object]], within: int, limit: int) -> dict[str, object]:
@@ -218,7 +219,15 @@ def summary(results: list[dict[str, object]], within: int, limit: int) -> dict[s
         "median_orders_to_rollback": statistics.median(breaches) if breaches else None,
         f"passed_within_{limit}": len(passes),
         "first_rails_breached": rails,
+        "rails_undecided_at_the_end": dict(Counter(_undecided(results)).most_common()),
     }
+
+
+def _undecided(results: list[dict[str, object]]) -> list[str]:
+    """The rails still undecided at the last look, over the runs that ended on a hold."""
+    last = [str(r["last"]) for r in results if str(r.get("last", "")).startswith("undecided: ")]
+    parts = [part for reason in last for part in reason.removeprefix("undecided: ").split("; ")]
+    return [part.split(" ", 1)[0] for part in parts]
 
 
 if __name__ == "__main__":

@@ -113,6 +113,15 @@ def test_an_overcautious_p90_breaches_the_band_but_not_the_late_rate() -> None:
     assert figures["p90_coverage_lower"] > 0.92
 
 
+def test_a_p90_wider_than_the_controls_within_the_band_does_not_pass() -> None:
+    # control covers 88.5 %, candidate 91.5 %: both in the band, the candidate's P90s wider
+    control = {"p90_z": 1.2}
+    action, reason, figures = _verdict(_arm("2", 8000, seed=2, p90_z=1.37), n=24000, **control)
+    assert action == "hold", reason
+    assert reason.startswith("undecided: p90_coverage")
+    assert figures["p90_coverage_candidate"] > figures["p90_coverage_control"] + 0.02
+
+
 def test_a_higher_late_rate_than_the_control_breaches_within_the_band() -> None:
     # control over-covers (95 %), candidate at 88.5 %: within the band, later than control
     control = {"p90_z": 1.645}

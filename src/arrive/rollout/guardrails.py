@@ -17,7 +17,9 @@ Rails (candidate against control unless said):
 
 * ``p50_mae``: relative P50 MAE. Paired over the orders both versions predicted
   (shadow scoring) when there are enough of them, else two-sample.
-* ``p90_coverage``: the candidate's own P90 coverage within ``target ± tolerance``.
+* ``p90_coverage``: breach when the candidate's own P90 coverage is outside
+  ``target ± tolerance``; pass when it is at most ``coverage_margin`` above the
+  control's (too wide a P90; ``late_rate`` judges the other side).
 * ``late_rate`` (actual after the P90) and ``fallback_share``: differences.
 * ``cancel_rate``: when the rows carry an ``outcome`` column (``cancelled`` rows
   count, with no duration); the monitor's closed rows hold deliveries only.
@@ -70,7 +72,8 @@ class Guardrails:
         tuned_orders: joined orders at which the sequences are tightest.
         mae_breach: breach when the candidate's P50 MAE exceeds (1 + this) × control's.
         mae_margin: pass needs it below (1 + this) × control's.
-        coverage_target, coverage_tolerance: the P90 coverage band.
+        coverage_target, coverage_tolerance: the P90 coverage band (breach outside).
+        coverage_margin: pass needs the candidate's coverage below control's + this.
         late_breach, late_margin: on the late-rate difference (candidate − control).
         fallback_breach, fallback_margin: on the fallback-share difference.
         cancel_limit: on the cancellation-rate difference (breach above, pass below).
@@ -88,6 +91,7 @@ class Guardrails:
     mae_margin: float = 0.05
     coverage_target: float = 0.90
     coverage_tolerance: float = 0.02
+    coverage_margin: float = 0.02
     late_breach: float = 0.0
     late_margin: float = 0.02
     fallback_breach: float = 0.0
@@ -299,34 +303,34 @@ def _mae(arms: _Arms, rails: Guardrails, alpha: float) -> _Rail:
     detail = (
         f"{figures['p50_mae_rel']:+.1%} relative, always-valid bounds "
         f"[{figures['p50_mae_rel_lower']:+.1%}, {figures['p50_mae_rel_upper']:+.1%}] "
-        f"({'paired' if paired else 'two-sample'}; breach above {rails.mae_breach:+.1%}, "
+        f"({'paired' if paired else 'two-sample'}, breach above {rails.mae_breach:+.1%}, "
         f"pass below {rails.mae_margin:+.1%})"
     )
     return _Rail("p50_mae", action, detail, figures)
 
 
 def _coverage(arms: _Arms, rails: Guardrails, alpha: float) -> _Rail:
-    covered = _values(arms.candidate, pl.col("actual_s") <= pl.col("p90_s"))
-    p, n = float(covered.mean()), covered.size
-    se = float(np.sqrt(max(p * (1 - p), 1 / n) / n))
-    low, high = (
-        rails.coverage_target - rails.coverage_tolerance,
-        rails.coverage_target + rails.coverage_tolerance,
-    )
-    breach = sequence(p, se, n, alpha, rails.tuned_orders)
-    passing = sequence(p, se, n, rails.alpha_pass, rails.tuned_orders)
+    covered = pl.col("actual_s") <= pl.col("p90_s")
+    x_c, x_0 = _values(arms.candidate, covered), _values(arms.control, covered)
+    p, n = float(x_c.mean()), x_c.size
+    breach = sequence(p, float(np.sqrt(max(p * (1 - p), 1 / n) / n)), n, alpha, rails.tuned_orders)
+    target, tolerance = rails.coverage_target, rails.coverage_tolerance
+    low, high = target - tolerance, target + tolerance
+    wider = _contrast(x_c, x_0, rails.coverage_margin, rails.alpha_pass, rails.tuned_orders)
     if breach.upper < low or breach.lower > high:
         action: Action = "breach"
     else:
-        action = "pass" if low <= passing.lower and passing.upper <= high else "hold"
+        action = "pass" if wider.upper < 0 else "hold"
     figures = {
+        "p90_coverage_control": float(x_0.mean()),
         "p90_coverage_candidate": p,
         "p90_coverage_lower": breach.lower,
         "p90_coverage_upper": breach.upper,
     }
     detail = (
         f"{p:.1%}, always-valid bounds [{breach.lower:.1%}, {breach.upper:.1%}] "
-        f"(band {low:.0%}–{high:.0%})"
+        f"(breach outside {low:.0%}–{high:.0%}; pass below control's "
+        f"{figures['p90_coverage_control']:.1%} + {rails.coverage_margin * 100:.0f} pp)"
     )
     return _Rail("p90_coverage", action, detail, figures)
 
