@@ -329,7 +329,7 @@ def _coverage(arms: _Arms, rails: Guardrails, alpha: float) -> _Rail:
     }
     detail = (
         f"{p:.1%}, always-valid bounds [{breach.lower:.1%}, {breach.upper:.1%}] "
-        f"(breach outside {low:.0%}–{high:.0%}; pass below control's "
+        f"(breach outside {low:.0%}–{high:.0%}, pass below control's "
         f"{figures['p90_coverage_control']:.1%} + {rails.coverage_margin * 100:.0f} pp)"
     )
     return _Rail("p90_coverage", action, detail, figures)
