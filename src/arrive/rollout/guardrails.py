@@ -1,0 +1,409 @@
+"""Guardrails: is the candidate worse than the control, safe to ramp, or not yet known?
+
+:func:`evaluate` is pure: it takes the monitor's joined rows (a Polars frame, the
+columns of :data:`COLUMNS`), keeps the two versions' rows over the period and markets
+both cover, and judges each rail with an always-valid confidence sequence
+(:mod:`arrive.rollout.sequential`), so it may be called after every batch of orders
+without inflating false rollbacks:
+
+* ``breach`` when some rail has evidence that the candidate is worse than its limit
+  (one-sided, ``alpha_breach`` shared by the rails measured: Bonferroni);
+* ``pass`` when every rail has evidence that the candidate is within its
+  non-inferiority margin (``alpha_pass`` each: all must pass, an intersection-union
+  test needs no correction);
+* ``hold`` otherwise, and always before ``min_orders`` of each version.
+
+Rails (candidate against control unless said):
+
+* ``p50_mae``: relative P50 MAE. Paired over the orders both versions predicted
+  (shadow scoring) when there are enough of them, else two-sample.
+* ``p90_coverage``: breach when the candidate's own P90 coverage is outside
+  ``target ± tolerance``; pass when it is at most ``coverage_margin`` above the
+  control's (too wide a P90; ``late_rate`` judges the other side).
+* ``late_rate`` (actual after the P90) and ``fallback_share``: differences.
+* ``cancel_rate``: when the rows carry an ``outcome`` column (``cancelled`` rows
+  count, with no duration); the monitor's closed rows hold deliveries only.
+* ``delivery_p95``: breach when more than 5 % of the candidate's orders take longer
+  than the control's p95 plus the limit (the candidate's p95 then exceeds it),
+  the control's p95 taken as known.
+
+Latency (p95/p99): the prediction log has no latency column yet; a rail over one would
+be one more function in :func:`_rails`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Final, Literal, TypeAlias
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+
+from arrive.errors import ConfigError, DataError
+from arrive.rollout.sequential import Interval, sequence
+
+Action = Literal["hold", "pass", "breach"]
+Floats: TypeAlias = npt.NDArray[np.float64]
+COLUMNS: Final = ("version", "time", "p50_s", "p90_s", "outcome_time", "created_at", "fallback")
+"""The columns :func:`evaluate` needs; ``market_id`` (segments), ``order_id`` (pairs) and
+``outcome`` (``delivered`` / ``cancelled``) are read when present."""
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the guardrails decided, why (one line naming the rails), and the figures."""
+
+    action: Action
+    reason: str
+    figures: dict[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class Guardrails:
+    """Limits and error rates of the guardrails; shares and rates are fractions.
+
+    Attributes:
+        min_orders: orders of each version before any decision.
+        alpha_breach: chance of a breach when the candidate is within every limit,
+            over every look.
+        alpha_pass: chance of a pass per rail when the candidate is beyond its margin.
+        tuned_orders: joined orders at which the sequences are tightest.
+        mae_breach: breach when the candidate's P50 MAE exceeds (1 + this) × control's.
+        mae_margin: pass needs it below (1 + this) × control's.
+        coverage_target, coverage_tolerance: the P90 coverage band (breach outside).
+        coverage_margin: pass needs the candidate's coverage below control's + this.
+        late_breach, late_margin: on the late-rate difference (candidate − control).
+        fallback_breach, fallback_margin: on the fallback-share difference.
+        cancel_limit: on the cancellation-rate difference (breach above, pass below).
+        p95_limit_s: on the delivery-time p95 difference, seconds.
+
+    Raises:
+        ConfigError: a value is out of range (the message names it).
+    """
+
+    min_orders: int = 300
+    alpha_breach: float = 0.01
+    alpha_pass: float = 0.05
+    tuned_orders: int = 2000
+    mae_breach: float = 0.0
+    mae_margin: float = 0.05
+    coverage_target: float = 0.90
+    coverage_tolerance: float = 0.02
+    coverage_margin: float = 0.02
+    late_breach: float = 0.0
+    late_margin: float = 0.02
+    fallback_breach: float = 0.0
+    fallback_margin: float = 0.01
+    cancel_limit: float = 0.01
+    p95_limit_s: float = 180.0
+
+    def __post_init__(self) -> None:
+        for name in ("alpha_breach", "alpha_pass"):
+            if not 0 < getattr(self, name) < 1:
+                raise ConfigError(f"{name}: must lie within (0, 1), got {getattr(self, name)}")
+        for name in ("min_orders", "tuned_orders"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        for item in fields(self)[4:]:
+            if getattr(self, item.name) < 0:
+                raise ConfigError(f"{item.name}: must be >= 0, got {getattr(self, item.name)}")
+        target, tolerance = self.coverage_target, self.coverage_tolerance
+        if not (target - tolerance > 0 and target + tolerance < 1):
+            raise ConfigError("coverage_target ± coverage_tolerance: must lie within (0, 1)")
+
+
+@dataclass(frozen=True, slots=True)
+class _Arms:
+    """Each version's delivered rows (with ``error_s``, ``actual_s``), all its rows (for
+    cancellations), and the orders both predicted (``error_c``, ``error_0``)."""
+
+    control: pl.DataFrame
+    candidate: pl.DataFrame
+    every_control: pl.DataFrame
+    every_candidate: pl.DataFrame
+    pairs: pl.DataFrame
+
+
+@dataclass(frozen=True, slots=True)
+class _Rail:
+    name: str
+    action: Action
+    detail: str
+    figures: dict[str, float]
+
+
+Check: TypeAlias = Callable[[_Arms, Guardrails, float], _Rail]
+
+
+def evaluate(joined: pl.DataFrame, control: str, candidate: str, rails: Guardrails) -> Verdict:
+    """Judge ``candidate`` against ``control`` on their joined rows (see the module).
+
+    Raises:
+        DataError: ``joined`` lacks a column of :data:`COLUMNS` (the message names it).
+    """
+    missing = [name for name in COLUMNS if name not in joined.columns]
+    if missing:
+        raise DataError(f"joined rows: missing column {missing[0]!r}")
+    arms = _arms(joined, control, candidate)
+    figures = {
+        "orders_control": float(arms.control.height),
+        "orders_candidate": float(arms.candidate.height),
+        "orders_paired": float(arms.pairs.height),
+    }
+    fewest = min(arms.control.height, arms.candidate.height)
+    if fewest < rails.min_orders:
+        reason = (
+            f"minimum sample: {arms.candidate.height} candidate and {arms.control.height} "
+            f"control orders, {rails.min_orders} of each needed"
+        )
+        return Verdict("hold", reason, figures)
+    checks = _rails(arms)
+    results = [check(arms, rails, rails.alpha_breach / len(checks)) for check in checks]
+    for result in results:
+        figures.update(result.figures)
+    return _verdict(results, figures)
+
+
+def _verdict(results: list[_Rail], figures: dict[str, float]) -> Verdict:
+    for action in ("breach", "hold"):
+        chosen = [r for r in results if r.action == action]
+        if chosen:
+            text = "; ".join(f"{r.name} {r.detail}" for r in chosen)
+            label = "worse" if action == "breach" else "undecided"
+            return Verdict(action, f"{label}: {text}", figures)
+    return Verdict(
+        "pass", "every rail within its margin: " + ", ".join(r.name for r in results), figures
+    )
+
+
+def _rails(arms: _Arms) -> list[Check]:
+    checks: list[Check] = [_mae, _coverage, _late, _fallback, _delivery_p95]
+    if "outcome" in arms.every_control.columns:
+        checks.append(_cancel)
+    return checks
+
+
+def _arms(joined: pl.DataFrame, control: str, candidate: str) -> _Arms:
+    rows = joined.filter(pl.col("version").is_in([control, candidate]))
+    rows = _same_period(_same_markets(rows, control, candidate), control, candidate)
+    created = pl.col("created_at").fill_null(pl.col("time"))
+    rows = rows.with_columns(
+        actual_s=(pl.col("outcome_time") - created).dt.total_microseconds() / 1e6,
+        fallback=pl.col("fallback").fill_null("none"),
+    )
+    rows = rows.with_columns(error_s=(pl.col("p50_s") - pl.col("actual_s")).abs())
+    every = {v: rows.filter(pl.col("version") == v) for v in (control, candidate)}
+    done = {v: _delivered(frame) for v, frame in every.items()}
+    return _Arms(
+        done[control],
+        done[candidate],
+        every[control],
+        every[candidate],
+        _pairs(done[control], done[candidate]),
+    )
+
+
+def _delivered(rows: pl.DataFrame) -> pl.DataFrame:
+    if "outcome" not in rows.columns:
+        return rows
+    return rows.filter(pl.col("outcome").fill_null("delivered") == "delivered")
+
+
+def _same_markets(rows: pl.DataFrame, control: str, candidate: str) -> pl.DataFrame:
+    if "market_id" not in rows.columns:
+        return rows
+    rows = rows.with_columns(market_id=pl.col("market_id").fill_null("unknown"))
+    markets = [
+        set(rows.filter(pl.col("version") == v).get_column("market_id"))
+        for v in (control, candidate)
+    ]
+    return rows.filter(pl.col("market_id").is_in(sorted(markets[0] & markets[1])))
+
+
+def _same_period(rows: pl.DataFrame, control: str, candidate: str) -> pl.DataFrame:
+    spans = rows.group_by("version").agg(start=pl.col("time").min(), end=pl.col("time").max())
+    if spans.height < len((control, candidate)):
+        return rows.clear()
+    start, end = spans.get_column("start").max(), spans.get_column("end").min()
+    return rows.filter(pl.col("time").is_between(start, end))
+
+
+def _pairs(control: pl.DataFrame, candidate: pl.DataFrame) -> pl.DataFrame:
+    if "order_id" not in control.columns:
+        return pl.DataFrame(schema={"error_c": pl.Float64, "error_0": pl.Float64})
+    first = [
+        arm.unique("order_id", keep="first", maintain_order=True).select(
+            "order_id", pl.col("error_s").alias(name)
+        )
+        for arm, name in ((candidate, "error_c"), (control, "error_0"))
+    ]
+    return first[0].join(first[1], on="order_id", how="inner").select("error_c", "error_0")
+
+
+def _values(rows: pl.DataFrame, expr: pl.Expr) -> Floats:
+    return rows.select(expr.cast(pl.Float64)).to_series().to_numpy()
+
+
+def _two_sample(x_c: Floats, x_0: Floats, scale: float, alpha: float, tuned: int) -> Interval:
+    """The sequence of ``mean(x_c) - scale * mean(x_0)`` (two independent arms)."""
+    estimate = float(x_c.mean() - scale * x_0.mean())
+    se = float(np.sqrt(x_c.var(ddof=1) / x_c.size + scale**2 * x_0.var(ddof=1) / x_0.size))
+    return sequence(estimate, se, x_c.size + x_0.size, alpha, tuned)
+
+
+def _paired(x: Floats, alpha: float, tuned: int) -> Interval:
+    """The sequence of ``mean(x)`` over paired differences."""
+    return sequence(float(x.mean()), float(x.std(ddof=1) / np.sqrt(x.size)), x.size, alpha, tuned)
+
+
+def _judge(breach: Interval, passing: Interval) -> Action:
+    """Breach when the breach contrast is surely above 0, pass when the margin contrast
+    is surely below 0."""
+    if breach.lower > 0:
+        return "breach"
+    return "pass" if passing.upper < 0 else "hold"
+
+
+def _contrast(x_c: Floats, x_0: Floats, limit: float, alpha: float, tuned: int) -> Interval:
+    """Sequence of the difference of means ``x_c - x_0 - limit``."""
+    found = _two_sample(x_c, x_0, 1.0, alpha, tuned)
+    return Interval(found.estimate - limit, found.lower - limit, found.upper - limit)
+
+
+def _mae(arms: _Arms, rails: Guardrails, alpha: float) -> _Rail:
+    paired = arms.pairs.height >= rails.min_orders
+    if paired:
+        e_c, e_0 = (
+            arms.pairs.get_column("error_c").to_numpy(),
+            arms.pairs.get_column("error_0").to_numpy(),
+        )
+    else:
+        e_c, e_0 = (
+            _values(arms.candidate, pl.col("error_s")),
+            _values(arms.control, pl.col("error_s")),
+        )
+
+    def contrast(margin: float, level: float) -> Interval:
+        if paired:
+            return _paired(e_c - (1 + margin) * e_0, level, rails.tuned_orders)
+        return _two_sample(e_c, e_0, 1 + margin, level, rails.tuned_orders)
+
+    mae_0 = float(e_0.mean())
+    shown = contrast(0.0, alpha)
+    figures = {
+        "p50_mae_control_s": mae_0,
+        "p50_mae_candidate_s": float(e_c.mean()),
+        "p50_mae_rel": shown.estimate / mae_0,
+        "p50_mae_rel_lower": shown.lower / mae_0,
+        "p50_mae_rel_upper": shown.upper / mae_0,
+    }
+    action = _judge(contrast(rails.mae_breach, alpha), contrast(rails.mae_margin, rails.alpha_pass))
+    detail = (
+        f"{figures['p50_mae_rel']:+.1%} relative, always-valid bounds "
+        f"[{figures['p50_mae_rel_lower']:+.1%}, {figures['p50_mae_rel_upper']:+.1%}] "
+        f"({'paired' if paired else 'two-sample'}, breach above {rails.mae_breach:+.1%}, "
+        f"pass below {rails.mae_margin:+.1%})"
+    )
+    return _Rail("p50_mae", action, detail, figures)
+
+
+def _coverage(arms: _Arms, rails: Guardrails, alpha: float) -> _Rail:
+    covered = pl.col("actual_s") <= pl.col("p90_s")
+    x_c, x_0 = _values(arms.candidate, covered), _values(arms.control, covered)
+    p, n = float(x_c.mean()), x_c.size
+    breach = sequence(p, float(np.sqrt(max(p * (1 - p), 1 / n) / n)), n, alpha, rails.tuned_orders)
+    target, tolerance = rails.coverage_target, rails.coverage_tolerance
+    low, high = target - tolerance, target + tolerance
+    wider = _contrast(x_c, x_0, rails.coverage_margin, rails.alpha_pass, rails.tuned_orders)
+    if breach.upper < low or breach.lower > high:
+        action: Action = "breach"
+    else:
+        action = "pass" if wider.upper < 0 else "hold"
+    figures = {
+        "p90_coverage_control": float(x_0.mean()),
+        "p90_coverage_candidate": p,
+        "p90_coverage_lower": breach.lower,
+        "p90_coverage_upper": breach.upper,
+    }
+    detail = (
+        f"{p:.1%}, always-valid bounds [{breach.lower:.1%}, {breach.upper:.1%}] "
+        f"(breach outside {low:.0%}–{high:.0%}, pass below control's "
+        f"{figures['p90_coverage_control']:.1%} + {rails.coverage_margin * 100:.0f} pp)"
+    )
+    return _Rail("p90_coverage", action, detail, figures)
+
+
+def _share_rail(
+    name: str, expr: pl.Expr, rows: tuple[pl.DataFrame, pl.DataFrame], limits: tuple[float, float]
+) -> Callable[[Guardrails, float], _Rail]:
+    """A rail on the difference of a share (candidate − control) with a breach limit and
+    a pass margin."""
+
+    def check(rails: Guardrails, alpha: float) -> _Rail:
+        x_c, x_0 = _values(rows[0], expr), _values(rows[1], expr)
+        breach = _contrast(x_c, x_0, limits[0], alpha, rails.tuned_orders)
+        passing = _contrast(x_c, x_0, limits[1], rails.alpha_pass, rails.tuned_orders)
+        diff = breach.estimate + limits[0]
+        figures = {
+            f"{name}_control": float(x_0.mean()),
+            f"{name}_candidate": float(x_c.mean()),
+            f"{name}_diff_lower": breach.lower + limits[0],
+            f"{name}_diff_upper": breach.upper + limits[0],
+        }
+        low, high = (figures[f"{name}_diff_{side}"] * 100 for side in ("lower", "upper"))
+        detail = (
+            f"{diff * 100:+.2f} pp, always-valid bounds [{low:+.2f}, {high:+.2f}] pp "
+            f"(breach above {limits[0] * 100:+.1f} pp, pass below {limits[1] * 100:+.1f} pp)"
+        )
+        return _Rail(name, _judge(breach, passing), detail, figures)
+
+    return check
+
+
+def _late(arms: _Arms, rails: Guardrails, alpha: float) -> _Rail:
+    late = pl.col("actual_s") > pl.col("p90_s")
+    check = _share_rail(
+        "late_rate", late, (arms.candidate, arms.control), (rails.late_breach, rails.late_margin)
+    )
+    return check(rails, alpha)
+
+
+def _fallback(arms: _Arms, rails: Guardrails, alpha: float) -> _Rail:
+    limits = (rails.fallback_breach, rails.fallback_margin)
+    fell = pl.col("fallback") != "none"
+    return _share_rail("fallback_share", fell, (arms.candidate, arms.control), limits)(rails, alpha)
+
+
+def _cancel(arms: _Arms, rails: Guardrails, alpha: float) -> _Rail:
+    cancelled = pl.col("outcome").fill_null("delivered") == "cancelled"
+    rows = (arms.every_candidate, arms.every_control)
+    limits = (rails.cancel_limit, rails.cancel_limit)
+    return _share_rail("cancel_rate", cancelled, rows, limits)(rails, alpha)
+
+
+P95: Final = 0.95
+
+
+def _delivery_p95(arms: _Arms, rails: Guardrails, alpha: float) -> _Rail:
+    control_p95 = float(np.quantile(_values(arms.control, pl.col("actual_s")), P95))
+    threshold = control_p95 + rails.p95_limit_s
+    over = _values(arms.candidate, pl.col("actual_s") > threshold)
+    p, n = float(over.mean()), over.size
+    se = float(np.sqrt(max(p * (1 - p), 1 / n) / n))
+    breach = sequence(p - (1 - P95), se, n, alpha, rails.tuned_orders)
+    passing = sequence(p - (1 - P95), se, n, rails.alpha_pass, rails.tuned_orders)
+    figures = {
+        "delivery_p95_control_s": control_p95,
+        "delivery_p95_candidate_s": float(
+            np.quantile(_values(arms.candidate, pl.col("actual_s")), P95)
+        ),
+        "delivery_over_limit_share": p,
+    }
+    gap_s = figures["delivery_p95_candidate_s"] - control_p95
+    detail = (
+        f"{gap_s:+.0f} s, {p:.1%} of candidate orders over control p95 + "
+        f"{rails.p95_limit_s:.0f} s (breach when surely above 5 %)"
+    )
+    return _Rail("delivery_p95", _judge(breach, passing), detail, figures)

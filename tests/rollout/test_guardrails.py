@@ -1,0 +1,196 @@
+"""The guardrails: each rail breaches on its own failing case, passes with evidence, holds
+without it; reasons and figures name the rails."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import polars as pl
+import pytest
+
+from arrive.errors import ConfigError, DataError
+from arrive.rollout.guardrails import COLUMNS, Guardrails, evaluate
+
+START = datetime(2026, 3, 2, 12, tzinfo=UTC)
+RAILS = Guardrails()
+
+
+def _arm(
+    version: str,
+    n: int,
+    seed: int,
+    *,
+    scale: float = 1.0,
+    p90_z: float = 1.2816,
+    fallback: float = 0.0,
+    slower_s: float = 0.0,
+    cancelled: float | None = None,
+) -> pl.DataFrame:
+    """``n`` joined rows: normal P50 errors of 300 s × ``scale``, the P90 at ``p90_z``
+    standard deviations (1.28: covers 90 %), a ``fallback`` share, deliveries
+    ``slower_s`` longer, a ``cancelled`` share when given."""
+    rng = np.random.default_rng(seed)
+    actual = rng.gamma(9.0, 200.0, n) + slower_s
+    p50 = actual + rng.normal(0.0, 300.0 * scale, n)
+    created = [START + timedelta(seconds=i) for i in range(n)]
+    pair = (created, actual)
+    rows = pl.DataFrame(
+        {
+            "order_id": [f"{version}-{i}" for i in range(n)],
+            "version": version,
+            "variant": "production" if version == "1" else "canary",
+            "time": created,
+            "created_at": created,
+            "outcome_time": [c + timedelta(seconds=float(a)) for c, a in zip(*pair, strict=True)],
+            "p50_s": p50,
+            "p90_s": p50 + p90_z * 300.0 * scale,
+            "fallback": np.where(rng.random(n) < fallback, "stale_features", "none"),
+            "market_id": "1",
+        }
+    )
+    if cancelled is not None:
+        rows = rows.with_columns(
+            outcome=pl.Series(np.where(rng.random(n) < cancelled, "cancelled", "delivered"))
+        )
+    return rows
+
+
+def _verdict(
+    candidate: pl.DataFrame, n: int = 4000, **control: float
+) -> tuple[str, str, dict[str, float]]:
+    rows = pl.concat([_arm("1", n, seed=1, **control), candidate], how="diagonal_relaxed")
+    verdict = evaluate(rows, "1", "2", RAILS)
+    return verdict.action, verdict.reason, verdict.figures
+
+
+def test_an_equal_candidate_passes_with_enough_orders() -> None:
+    # a canary at 25 %: 8,000 candidate orders against 24,000
+    action, reason, figures = _verdict(_arm("2", 8000, seed=2), n=24000)
+    assert action == "pass", reason
+    assert reason.startswith("every rail within its margin: p50_mae, p90_coverage")
+    assert figures["orders_candidate"] == 8000
+    assert figures["p50_mae_rel_lower"] < 0 < figures["p50_mae_rel_upper"]
+
+
+def test_below_the_minimum_sample_it_holds_whatever_the_figures() -> None:
+    rows = pl.concat([_arm("1", 4000, seed=1), _arm("2", 299, seed=2, scale=3.0)])
+    verdict = evaluate(rows, "1", "2", RAILS)
+    assert verdict.action == "hold"
+    assert verdict.reason == (
+        "minimum sample: 299 candidate and 299 control orders, 300 of each needed"
+    )
+
+
+def test_a_worse_p50_breaches_and_names_the_rail() -> None:
+    action, reason, figures = _verdict(_arm("2", 4000, seed=2, scale=1.3))
+    assert action == "breach"
+    assert reason.startswith("worse: p50_mae +")
+    assert "two-sample" in reason
+    assert figures["p50_mae_rel_lower"] > 0
+
+
+def test_too_few_orders_for_evidence_hold_and_say_which_rails() -> None:
+    action, reason, _ = _verdict(_arm("2", 400, seed=2, scale=1.03), n=400)
+    assert action == "hold"
+    assert reason.startswith("undecided: p50_mae")
+
+
+def test_a_miscalibrated_p90_breaches_the_coverage_band() -> None:
+    # the P90 at 0.84 sd covers 80 %: outside 90 ± 2 pp; MAE unchanged
+    action, reason, figures = _verdict(_arm("2", 4000, seed=2, p90_z=0.84))
+    assert action == "breach"
+    rails = [part.split(" ", 1)[0] for part in reason.removeprefix("worse: ").split("; ")]
+    assert rails == ["p90_coverage", "late_rate"]
+    assert figures["p90_coverage_upper"] < 0.88
+
+
+def test_an_overcautious_p90_breaches_the_band_but_not_the_late_rate() -> None:
+    action, reason, figures = _verdict(_arm("2", 4000, seed=2, p90_z=2.3))
+    assert action == "breach"
+    assert reason.startswith("worse: p90_coverage")
+    assert "late_rate" not in reason
+    assert figures["p90_coverage_lower"] > 0.92
+
+
+def test_a_p90_wider_than_the_controls_within_the_band_does_not_pass() -> None:
+    # control covers 88.5 %, candidate 91.5 %: both in the band, the candidate's P90s wider
+    control = {"p90_z": 1.2}
+    action, reason, figures = _verdict(_arm("2", 8000, seed=2, p90_z=1.37), n=24000, **control)
+    assert action == "hold", reason
+    assert reason.startswith("undecided: p90_coverage")
+    assert figures["p90_coverage_candidate"] > figures["p90_coverage_control"] + 0.02
+
+
+def test_a_higher_late_rate_than_the_control_breaches_within_the_band() -> None:
+    # control over-covers (95 %), candidate at 88.5 %: within the band, later than control
+    control = {"p90_z": 1.645}
+    action, reason, figures = _verdict(_arm("2", 6000, seed=2, p90_z=1.2), **control)
+    assert action == "breach", reason
+    assert reason.startswith("worse: late_rate")
+    assert figures["late_rate_diff_lower"] > 0
+
+
+def test_more_fallbacks_breach() -> None:
+    action, reason, figures = _verdict(_arm("2", 4000, seed=2, fallback=0.05))
+    assert action == "breach"
+    assert reason.startswith("worse: fallback_share +")
+    assert figures["fallback_share_candidate"] > figures["fallback_share_control"]
+
+
+def test_slower_deliveries_breach_the_p95() -> None:
+    action, reason, figures = _verdict(_arm("2", 4000, seed=2, slower_s=600.0))
+    assert action == "breach"
+    assert "delivery_p95" in reason
+    assert figures["delivery_p95_candidate_s"] - figures["delivery_p95_control_s"] > 180
+
+
+def test_more_cancellations_breach_when_the_rows_carry_outcomes() -> None:
+    control = {"cancelled": 0.02}
+    action, reason, figures = _verdict(_arm("2", 4000, seed=2, cancelled=0.06), **control)
+    assert action == "breach"
+    assert reason.startswith("worse: cancel_rate")
+    assert figures["cancel_rate_diff_lower"] > 0.01
+    # cancelled rows have no duration: the other rails read deliveries only
+    assert figures["orders_candidate"] < 4000 * 0.97
+
+
+def test_without_outcomes_there_is_no_cancellation_rail() -> None:
+    _, _, figures = _verdict(_arm("2", 4000, seed=2))
+    assert "cancel_rate_candidate" not in figures
+
+
+def test_orders_both_versions_predicted_are_compared_in_pairs() -> None:
+    control = _arm("1", 600, seed=1)
+    noise = np.random.default_rng(3).normal(0.0, 150.0, 600)
+    shadow = control.with_columns(
+        version=pl.lit("2"), variant=pl.lit("shadow"), p50_s=pl.col("p50_s") + noise
+    )
+    verdict = evaluate(pl.concat([control, shadow]), "1", "2", RAILS)
+    assert verdict.action == "breach"
+    assert "paired" in verdict.reason
+    assert verdict.figures["orders_paired"] == 600
+
+
+def test_only_the_shared_period_and_markets_count() -> None:
+    control = _arm("1", 4000, seed=1)
+    late = _arm("2", 4000, seed=2).with_columns(time=pl.col("time") + timedelta(seconds=3000))
+    other_market = _arm("2", 500, seed=3, scale=3.0).with_columns(market_id=pl.lit("9"))
+    verdict = evaluate(pl.concat([control, late, other_market]), "1", "2", RAILS)
+    assert verdict.figures["orders_candidate"] == 1000
+    assert verdict.figures["orders_control"] == 1000
+
+
+def test_a_missing_column_is_named() -> None:
+    rows = _arm("1", 10, seed=1).drop("p90_s")
+    with pytest.raises(DataError, match="missing column 'p90_s'"):
+        evaluate(rows, "1", "2", RAILS)
+    assert "p90_s" in COLUMNS
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("alpha_breach", 1.0), ("min_orders", 0), ("mae_margin", -0.1)]
+)
+def test_bad_limits_are_refused_naming_the_field(field: str, value: float) -> None:
+    with pytest.raises(ConfigError, match=f"^{field}: "):
+        Guardrails(**{field: value})
