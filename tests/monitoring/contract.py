@@ -32,6 +32,9 @@ EXPOSED: Final = frozenset(
         "arrive_ingest_dead_letters_total",
         "arrive_ingest_lag_seconds",
         "arrive_ingest_last_checkpoint_timestamp_seconds",
+        # arrive retrain --every
+        "arrive_retrain_runs_total",
+        "arrive_retrain_last_run_timestamp_seconds",
         # arrive monitor
         "arrive_monitor_joined_total",
         "arrive_monitor_outcomes_total",

@@ -334,6 +334,51 @@ CASES: Final = (
         False,
     ),
     Case(
+        "RetrainFailed",
+        "the last run was blocked by validation, after a success the day before",
+        {
+            'arrive_retrain_last_run_timestamp_seconds{outcome="registered"}': "1000x20",
+            'arrive_retrain_last_run_timestamp_seconds{outcome="blocked"}': "87400x20",
+        },
+        "10m",
+        True,
+        {"severity": "ticket"},
+    ),
+    Case(
+        "RetrainFailed",
+        "a run failed once, the next one succeeded",
+        {
+            'arrive_retrain_last_run_timestamp_seconds{outcome="failed"}': "1000x20",
+            'arrive_retrain_last_run_timestamp_seconds{outcome="unchanged"}': "87400x20",
+        },
+        "10m",
+        False,
+    ),
+    Case(
+        "RetrainStale",
+        "the last successful run is 3 days old (the loop keeps being skipped)",
+        {
+            'arrive_retrain_last_run_timestamp_seconds{outcome="rolled_out"}': "0x150",
+            'arrive_retrain_last_run_timestamp_seconds{outcome="skipped"}': "0+1800x150",
+        },
+        "74h",
+        True,
+        {"severity": "ticket"},
+        SLOW,
+    ),
+    Case(
+        "RetrainStale",
+        "daily successes: the newest is never more than a day old",
+        {
+            'arrive_retrain_last_run_timestamp_seconds{outcome="promoted"}': " ".join(
+                str(86400 * (i // 48)) for i in range(151)
+            ),
+        },
+        "74h",
+        False,
+        step=SLOW,
+    ),
+    Case(
         "AvailabilityBudgetBurnSlow",
         "0.3 % of requests answer 500 for 3 days: 3x the budget, too slow to page",
         {

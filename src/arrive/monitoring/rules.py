@@ -26,6 +26,7 @@ from typing import Any, Final
 
 import yaml
 
+from arrive.monitoring.retrain_metrics import SUCCEEDED
 from arrive.monitoring.slo import SloConfig
 
 RECORDING_FILE: Final = "slo_recording.rules.yml"
@@ -311,7 +312,32 @@ def cause_alerts(config: SloConfig) -> list[dict[str, Any]]:
             "Prediction-log records lost on {{ $labels.instance }} ({{ $labels.reason }})",
             "Answers are not all logged: the monitor cannot join them to their outcomes.",
         ),
+        _alert(
+            "RetrainFailed",
+            f"max(arrive_retrain_last_run_timestamp_seconds{{outcome=~{_FAILED}}})\n"
+            f"> (max(arrive_retrain_last_run_timestamp_seconds{{outcome=~{_SUCCEEDED}}})"
+            " or vector(0))",
+            "1m",
+            "ticket",
+            "The last retraining run failed or was blocked",
+            "`arrive retrain --every` ended its last run blocked by data validation or "
+            "failed; production keeps serving the previous model.",
+        ),
+        _alert(
+            "RetrainStale",
+            f"time() - max(arrive_retrain_last_run_timestamp_seconds{{outcome=~{_SUCCEEDED}}})"
+            f" > {_number(limits.retrain_stale_s)}",
+            "30m",
+            "ticket",
+            "No successful retraining run for {{ $value | humanizeDuration }}",
+            f"No `arrive retrain` run has succeeded for more than {limits.retrain_stale_s:g} s: "
+            "the models grow older than their data.",
+        ),
     ]
+
+
+_SUCCEEDED: Final = '"' + "|".join(SUCCEEDED) + '"'
+_FAILED: Final = '"blocked|failed"'
 
 
 def _alert(

@@ -75,6 +75,7 @@ class CauseAlerts(_Section, frozen=True, kw_only=True):
     ingest_lag_s: Positive = 300.0
     dead_letter_ratio: Ratio = 0.01
     skew_mismatch_ratio: Ratio = 0.01
+    retrain_stale_s: Positive = 172800.0
 
 
 class SloConfig(_Section, frozen=True, kw_only=True):
