@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from arrive.cli.main import run
-from arrive.demo import live, outage, report
+from arrive.demo import alert_report, inject, live, report
 from arrive.models.artifact import ModelBundle
 from arrive.monitoring import outcome
 from arrive.registry import LocalRegistry, promote
@@ -27,7 +27,7 @@ def _at(minutes: float) -> datetime:
 
 def test_the_alert_goes_pending_fires_after_its_for_and_resolves() -> None:
     samples = [(_at(m), v) for m, v in ((0, 1), (1, 0), (1.5, 0), (2.5, 0), (3, 0), (4, 1), (5, 1))]
-    found = outage.alert_timeline(samples, timedelta(minutes=1))
+    found = inject.alert_timeline(samples, timedelta(minutes=1), lambda v: v == 0)
     assert [(t.time, t.state) for t in found] == [
         (_at(1), "pending"),
         (_at(2.5), "firing"),
@@ -37,15 +37,16 @@ def test_the_alert_goes_pending_fires_after_its_for_and_resolves() -> None:
 
 def test_a_blip_shorter_than_for_never_fires() -> None:
     samples = [(_at(0), 1.0), (_at(1), 0.0), (_at(1.5), 0.0), (_at(2), 1.0)]
-    found = outage.alert_timeline(samples, timedelta(minutes=1))
+    found = inject.alert_timeline(samples, timedelta(minutes=1), lambda v: v == 0)
     assert [t.state for t in found] == ["pending", "resolved"]
 
 
 def test_the_rule_evaluated_is_the_generated_feature_store_down() -> None:
     rules = Path("deploy/prometheus/alerts.rules.yml").read_text()
-    expr, wait = outage.alert_rule()
-    assert f"expr: {expr}" in rules
-    assert wait == timedelta(minutes=1)
+    rule = inject.alert_rule("FeatureStoreDown")
+    assert f"expr: {rule.expr}" in rules
+    assert (rule.metric, rule.aggregate, rule.op, rule.limit) == ("arrive_store_up", "min", "==", 0)
+    assert rule.wait == timedelta(minutes=1)
 
 
 def test_an_unknown_injection_is_refused_in_one_line(
@@ -80,7 +81,7 @@ def test_a_store_outage_falls_back_fires_the_alert_and_clears_it(
     served = LocalRegistry(registry_dir).open("production")
     plan = live.plan_live(data, datetime.fromisoformat(served.version.metrics["test_start"]))
     first, last = plan.orders[0].event_time, plan.orders[-1].event_time
-    fault = outage.middle_outage(first, last, (last - first) / 4)
+    (fault,) = inject.place(["store-outage"], first, last, (last - first) / 4)
     settings = ServeSettings(
         registry_dir=registry_dir,
         prediction_log_dir=tmp_path / "log",
@@ -89,7 +90,7 @@ def test_a_store_outage_falls_back_fires_the_alert_and_clears_it(
         reload_interval_s=0.0,
         store_check_interval_s=0.05,
     )
-    answers = live.run_live(plan, settings, outage=fault)
+    answers = live.run_live(plan, settings, injections=[fault])
     inside = pl.col("created_at").is_between(fault.start, fault.end, closed="left")
     during = answers.filter(inside).get_column("fallback").to_list()
     assert len(during) > 3
@@ -97,12 +98,12 @@ def test_a_store_outage_falls_back_fires_the_alert_and_clears_it(
     outside = answers.filter(~inside)
     assert outside.get_column("fallback").null_count() == outside.height
 
-    alerts = outage.replay_alert(fault)
+    alerts = inject.replay_alert(fault)
     states = [(t.state, t.time) for t in alerts.transitions]
     assert [s for s, _ in states] == ["pending", "firing", "resolved"]
     pending, firing, resolved = (t for _, t in states)
     assert pending >= fault.start
-    assert firing - pending >= alerts.wait
+    assert firing - pending >= alerts.rule.wait
     assert firing < fault.end <= resolved
 
     bundle = ModelBundle.from_files(served.files)
@@ -110,10 +111,10 @@ def test_a_store_outage_falls_back_fires_the_alert_and_clears_it(
     assert result.agreement.holds  # the model's answers still equal offline
     assert result.fallbacks["store_unavailable"] == len(during)
     html = report.write_live_report(
-        tmp_path / "live.html", result, facts={}, feature_importance={}, alerts=alerts
+        tmp_path / "live.html", result, facts={}, feature_importance={}, alerts=[alerts]
     ).read_text()
-    assert "<h2>Injected fault: store outage</h2>" in html
+    assert "<h2>Injected fault: store-outage</h2>" in html
     assert "<td>FeatureStoreDown</td><td>firing</td>" in html
     assert "<td>FeatureStoreDown</td><td>resolved</td>" in html
-    assert "fired at" in report.alert_line(alerts)
-    assert "cleared at" in report.alert_line(alerts)
+    assert "fired at" in alert_report.alert_line(alerts)
+    assert "cleared at" in alert_report.alert_line(alerts)
