@@ -86,7 +86,7 @@ INJECTIONS: Final = tuple(FAULTS)
 _DURATION: Final = re.compile(r"^(\d+)([smh])$")
 _UNITS: Final = {"s": 1, "m": 60, "h": 3600}
 _THRESHOLD: Final = re.compile(
-    r"^(?P<agg>min|max)(?: by \((?P<by>[\w, ]*)\))? \((?P<metric>\w+)\) "
+    r"^(?P<agg>min|max)(?: by \((?P<by>[\w, ]*)\))? ?\((?P<metric>\w+)\) "
     r"(?P<op>==|>|<|>=|<=) (?P<limit>[-+0-9.e]+)$"
 )
 _OPS: Final[Mapping[str, Callable[[float, float], bool]]] = {
