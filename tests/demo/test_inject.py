@@ -45,7 +45,8 @@ def _replay(trained: Trained, work: Path, *, armed: bool) -> Replayed:
     plan = live.plan_live(trained.data_dir, start)
     first, last = plan.orders[0].event_time, plan.orders[-1].event_time
     span = last - first
-    injections = inject.place(FAULTS, first, last, span / 8, armed=armed)
+    times = [order.event_time for order in plan.orders]
+    injections = inject.place(FAULTS, times, span / 8, armed=armed)
     settings = ServeSettings(
         registry_dir=work / "registry",
         prediction_log_dir=work / "log",

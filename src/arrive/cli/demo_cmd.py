@@ -249,7 +249,7 @@ def _live(
         compile_cache_dir=workdir / "compiled",
         reload_interval_s=0.0,
     )
-    injections = faults.place(inject, plan.orders[0].event_time, plan.orders[-1].event_time)
+    injections = faults.place(inject, [order.event_time for order in plan.orders])
     for one in injections:
         _say(
             f"injecting {one.fault.name} from {one.start.isoformat()} to {one.end.isoformat()}",

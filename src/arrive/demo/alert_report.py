@@ -11,7 +11,7 @@ from typing import Final
 from matplotlib.figure import Figure
 
 from arrive.charts import FULL_WIDTH_IN, LATE_COLOR, MODEL_COLOR, MUTED, legend_above, render
-from arrive.demo.inject import AlertReplay
+from arrive.demo.inject import AlertReplay, Sample
 from arrive.training.report import figure_html
 
 _CSS: Final = {"pending": "warn", "firing": "bad", "resolved": "good"}
@@ -84,11 +84,10 @@ def _label(alerts: AlertReplay, name: str) -> str:
 def _plot(alerts: AlertReplay, key: str) -> str:
     injection, rule = alerts.injection, alerts.rule
     fired = next(iter(alerts.fired or alerts.series), "")
-    times = [_minutes(t, injection.start) for t, _ in injection.samples]
-    shown = [v.get(fired, math.nan) for _, v in injection.samples]
-    others = [
-        max((x for k, x in v.items() if k != fired), default=math.nan) for _, v in injection.samples
-    ]
+    samples = _around(alerts)
+    times = [_minutes(t, injection.start) for t, _ in samples]
+    shown = [v.get(fired, math.nan) for _, v in samples]
+    others = [max((x for k, x in v.items() if k != fired), default=math.nan) for _, v in samples]
 
     def draw(fig: Figure) -> None:
         ax = fig.add_subplot()
@@ -117,3 +116,12 @@ def _plot(alerts: AlertReplay, key: str) -> str:
 
 def _minutes(moment: datetime, origin: datetime) -> float:
     return (moment - origin).total_seconds() / 60
+
+
+def _around(alerts: AlertReplay) -> list[Sample]:
+    """The samples from one stretch length before the fault to one after it (or after
+    the alert's last transition, if later): a replay of days would hide the stretch."""
+    injection = alerts.injection
+    margin = injection.end - injection.start
+    last = max([injection.end, *(t.time for t in alerts.transitions)])
+    return [s for s in injection.samples if injection.start - margin <= s[0] <= last + margin]

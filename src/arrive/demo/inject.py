@@ -186,19 +186,19 @@ class Injection:
 
 def place(
     names: Sequence[str],
-    first: datetime,
-    last: datetime,
+    times: Sequence[datetime],
     length: timedelta | None = None,
     *,
     armed: bool = True,
 ) -> list[Injection]:
-    """One stretch per fault of ``names``, spread evenly over the replay ``first``–``last``
-    (one fault: from the middle); each lasts its fault's length (or ``length``)."""
-    span = last - first
+    """One stretch per fault of ``names``, each starting at an order's creation time of
+    the replay (``times``, in order), spread evenly by order count (one fault: from the
+    middle order), so a stretch starts where orders are, not in a quiet night; each lasts
+    its fault's length (or ``length``)."""
     return [
         Injection(FAULTS[name], start, start + (length or FAULTS[name].length), armed=armed)
         for i, name in enumerate(names)
-        for start in (first + span * (i + 1) / (len(names) + 1),)
+        for start in (times[len(times) * (i + 1) // (len(names) + 1)],)
     ]
 
 
