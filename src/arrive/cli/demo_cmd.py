@@ -11,12 +11,15 @@ latest days as live traffic: events flow through ingest into the in-process
 online store, each order asks the service for its ETA at its creation time, and
 each answer is joined to the delivery. The live report compares the service's
 answers with an offline evaluation of the same model on the same orders. No
-external service is needed.
+external service is needed. With ``--inject FAULT`` (repeatable), a fault is switched on
+for a stretch of the replay and the report shows the generated alert that catches it
+going pending, firing, then resolving (:mod:`arrive.demo.inject`).
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -243,6 +246,9 @@ def _live(
     )
     plan = live.plan_live(data_dir, start, limit)
     log_dir = workdir / "predictions"
+    # A fresh log per run: an earlier run's answers to the same orders would be read back
+    # with this run's (by the drift and skew replays) and counted twice.
+    shutil.rmtree(log_dir, ignore_errors=True)
     settings = ServeSettings(
         registry_dir=registry_dir,
         prediction_log_dir=log_dir,
