@@ -81,6 +81,11 @@ def _label(alerts: AlertReplay, name: str) -> str:
     return f'{alerts.rule.alert}{{{by[0]}="{name}"}}' if name and by else alerts.rule.alert
 
 
+def _series(alerts: AlertReplay, name: str) -> str:
+    by, metric = alerts.rule.by, alerts.rule.metric
+    return f'{metric}{{{by[0]}="{name}"}}' if name and by else metric
+
+
 def _plot(alerts: AlertReplay, key: str) -> str:
     injection, rule = alerts.injection, alerts.rule
     fired = next(iter(alerts.fired or alerts.series), "")
@@ -94,7 +99,7 @@ def _plot(alerts: AlertReplay, key: str) -> str:
         ax.axvspan(
             0.0, _minutes(injection.end, injection.start), color=MUTED, alpha=0.15, label="fault on"
         )
-        ax.step(times, shown, where="post", color=MODEL_COLOR, lw=1.4, label=_label(alerts, fired))
+        ax.step(times, shown, where="post", color=MODEL_COLOR, lw=1.4, label=_series(alerts, fired))
         if any(not math.isnan(x) for x in others):
             ax.step(times, others, where="post", color=MUTED, lw=1, label="highest other series")
         ax.axhline(rule.limit, color=LATE_COLOR, lw=0.8, ls=":", label=f"{rule.op} {rule.limit:g}")
@@ -104,7 +109,7 @@ def _plot(alerts: AlertReplay, key: str) -> str:
                 _minutes(t.time, injection.start), color=color, ls=style, lw=1.2, label=t.state
             )
         ax.set(xlabel="minutes from the fault's start (replay time)", ylabel=rule.metric)
-        legend_above(ax, ncols=3, fontsize=8)
+        legend_above(ax, ncols=2, fontsize=8)
 
     label = f"{rule.metric} around the injected {injection.fault.name}"
     return figure_html(
