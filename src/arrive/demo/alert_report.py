@@ -83,7 +83,7 @@ def _label(alerts: AlertReplay, name: str) -> str:
 
 def _series(alerts: AlertReplay, name: str) -> str:
     by, metric = alerts.rule.by, alerts.rule.metric
-    return f'{metric}{{{by[0]}="{name}"}}' if name and by else metric
+    return f'{by[0]}="{name}"' if name and by else metric  # the axis names the metric
 
 
 def _plot(alerts: AlertReplay, key: str) -> str:
