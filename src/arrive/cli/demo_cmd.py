@@ -11,12 +11,15 @@ latest days as live traffic: events flow through ingest into the in-process
 online store, each order asks the service for its ETA at its creation time, and
 each answer is joined to the delivery. The live report compares the service's
 answers with an offline evaluation of the same model on the same orders. No
-external service is needed.
+external service is needed. With ``--inject FAULT`` (repeatable), a fault is switched on
+for a stretch of the replay and the report shows the generated alert that catches it
+going pending, firing, then resolving (:mod:`arrive.demo.inject`).
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -27,6 +30,7 @@ from rich.console import Console
 
 from arrive.cli import import_cmd, simulate_cmd, train_cmd
 from arrive.cli.progress import progress
+from arrive.demo.inject import FAULTS
 from arrive.errors import ConfigError, InternalError, PromotionRefused
 from arrive.registry import LocalRegistry, promote
 
@@ -39,7 +43,14 @@ CANDIDATES: Final = (
 )
 
 
-@click.command("demo")
+def _faults_epilog() -> str:
+    """The faults of ``--inject``, one a line (``\\b`` keeps click from reflowing them)."""
+    width = max(map(len, FAULTS))
+    lines = [f"  {name:<{width}}  {fault.summary}" for name, fault in FAULTS.items()]
+    return "\b\nFaults for --inject (replay time; see docs/monitoring.md):\n" + "\n".join(lines)
+
+
+@click.command("demo", epilog=_faults_epilog())
 @click.option(
     "--data",
     "data_csv",
@@ -80,11 +91,11 @@ CANDIDATES: Final = (
 @click.option("--no-live", is_flag=True, help="Stop after training: no service, no live replay.")
 @click.option(
     "--inject",
-    default=None,
+    multiple=True,
     metavar="FAULT",
-    callback=lambda _ctx, _param, value: _injection(value),
-    help="Break something during the live replay and show the alert it raises: "
-    "store-outage (the feature store is down for 30 minutes of replay time).",
+    callback=lambda _ctx, _param, value: _injections(value),
+    help="Break FAULT for a stretch of the live replay and show the alert that catches it "
+    "firing, then clearing (faults below; repeat for several).",
 )
 @click.option("--quiet", is_flag=True, help="No progress display.")
 @click.pass_context
@@ -97,7 +108,7 @@ def command(
     workdir: Path,
     live_orders: int | None,
     no_live: bool,
-    inject: str | None,
+    inject: tuple[str, ...],
     quiet: bool,
 ) -> None:
     """Import (or simulate), train, evaluate, register a model, then serve it and
@@ -203,12 +214,14 @@ def _recap(data_dir: Path, run_dir: Path) -> None:
     )
 
 
-def _injection(value: str | None) -> str | None:
-    from arrive.demo.outage import INJECTIONS
-
-    if value is not None and value not in INJECTIONS:
-        raise ConfigError(f"--inject: unknown fault {value!r} (known: {', '.join(INJECTIONS)})")
-    return value
+def _injections(values: tuple[str, ...]) -> tuple[str, ...]:
+    for value in values:
+        if value not in FAULTS:
+            known = ", ".join(FAULTS)
+            raise ConfigError(f"--inject: unknown fault {value!r} (known: {known})")
+    if len(set(values)) < len(values):
+        raise ConfigError(f"--inject: a fault is given twice ({', '.join(values)})")
+    return values
 
 
 def _live(
@@ -217,9 +230,10 @@ def _live(
     workdir: Path,
     limit: int | None,
     quiet: bool,
-    inject: str | None = None,
+    inject: tuple[str, ...] = (),
 ) -> None:
-    from arrive.demo import drift, live, outage, report
+    from arrive.demo import alert_report, drift, live, report, skew
+    from arrive.demo import inject as faults
     from arrive.models.artifact import ModelBundle
     from arrive.monitoring import outcome
     from arrive.serving.settings import ServeSettings
@@ -232,32 +246,44 @@ def _live(
     )
     plan = live.plan_live(data_dir, start, limit)
     log_dir = workdir / "predictions"
+    # A fresh log per run: an earlier run's answers to the same orders would be read back
+    # with this run's (by the drift and skew replays) and counted twice.
+    shutil.rmtree(log_dir, ignore_errors=True)
     settings = ServeSettings(
         registry_dir=registry_dir,
         prediction_log_dir=log_dir,
         compile_cache_dir=workdir / "compiled",
         reload_interval_s=0.0,
     )
-    fault = None
-    if inject is not None:
-        fault = outage.middle_outage(plan.orders[0].event_time, plan.orders[-1].event_time)
-        _say(f"injecting {inject} from {fault.start.isoformat()} to {fault.end.isoformat()}", quiet)
+    injections = faults.place(inject, [order.event_time for order in plan.orders])
+    for one in injections:
+        _say(
+            f"injecting {one.fault.name} from {one.start.isoformat()} to {one.end.isoformat()}",
+            quiet,
+        )
     with progress(quiet=quiet) as bar:
         task = bar.add_task("live replay", total=len(plan.orders))
         answers = live.run_live(
             plan,
             settings,
             on_progress=lambda done, _: bar.update(task, completed=done),
-            outage=fault,
+            injections=injections,
         )
+    order_ids = answers.get_column("order_id").to_list()
+    for one in injections:
+        if one.fault.name == "broken-feature":
+            _say("replaying the monitor's skew check around the broken feature", quiet)
+            skew.replay_skew(log_dir, order_ids, data_dir, one, timezone=plan.timezone)
     bundle = ModelBundle.from_files(served.files)
-    result = outcome.join_outcomes(answers, data_dir, bundle, only_model=fault is not None)
-    alerts = None if fault is None else outage.replay_alert(fault)
-    drifted = drift.replay_drift(
-        log_dir,
-        {served.version.version: bundle.profile},
-        answers.get_column("order_id").to_list(),
+    result = outcome.join_outcomes(
+        answers,
+        data_dir,
+        bundle,
+        only_model=bool(injections),
+        exclude=faults.broken_orders(answers, injections),
     )
+    alerts = [faults.replay_alert(one) for one in injections]
+    drifted = drift.replay_drift(log_dir, {served.version.version: bundle.profile}, order_ids)
     n_test = int(served.version.metrics["n_test"])
     differ = " (the notes say why the counts differ)" if n_test != len(plan.orders) else ""
     path = report.write_live_report(
@@ -284,9 +310,7 @@ def _live(
         alerts=alerts,
     )
     answers.write_parquet(workdir / "live" / "answers.parquet")
-    lines = [*report.summary_lines(result)]
-    if alerts is not None:
-        lines.append(report.alert_line(alerts))
+    lines = [*report.summary_lines(result), *map(alert_report.alert_line, alerts)]
     click.echo("\n".join([*lines, f"live report: {path}"]))
     if not result.agreement.holds:
         raise InternalError(

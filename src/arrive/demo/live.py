@@ -10,9 +10,10 @@ to the deliveries.
 from __future__ import annotations
 
 import http.client
+import math
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -25,11 +26,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from arrive import datadir
 from arrive.clock import ManualClock
 from arrive.datadir import local_timezone
-from arrive.demo.outage import Outage, OutageStore
+from arrive.demo.inject import BROKEN_FEATURE, FaultyStore, Injection
 from arrive.demo.server import LoopbackServer
 from arrive.errors import DataError, InternalError
 from arrive.features.online.engine import OnlineEngine
-from arrive.features.online.replay import replay_order, replay_until
+from arrive.features.online.replay import LogReplay, replay_order
 from arrive.monitoring.outcome import ANSWER_SCHEMA
 from arrive.schema.eta import to_request
 from arrive.schema.events import OrderCreated
@@ -38,6 +39,7 @@ from arrive.serving.settings import ServeSettings
 from arrive.store.memory import InMemoryStore
 
 Progress = Callable[[int, int], None]
+STORE_UP: Final = "arrive_store_up"
 RECOVERY_S: Final = 10.0
 """How long (wall time) the service may take to see the store back after an outage."""
 
@@ -74,14 +76,18 @@ def run_live(
     settings: ServeSettings,
     *,
     on_progress: Progress | None = None,
-    outage: Outage | None = None,
+    injections: Sequence[Injection] = (),
 ) -> pl.DataFrame:
     """Replay ``plan`` through an in-process store and the ETA service of ``settings``
     (its store setting is ignored: the replay's in-process store is used).
 
-    With ``outage``, the service's store fails during its stretch
-    (:class:`arrive.demo.outage.OutageStore`) and the service's ``arrive_store_up`` is
-    scraped after each answer into ``outage.samples``.
+    Each of ``injections`` is on during its stretch (:mod:`arrive.demo.inject`): the
+    service's store fails or serves a broken feature (:class:`FaultyStore`), or ingest
+    stops applying events and catches up after. After each answer the replay records the
+    alert metric of the store outage (``arrive_store_up``, scraped from the service) and
+    of the stale ingest (its watermark lag) into the injection's ``samples``; the
+    broken feature's is measured afterwards from the prediction log
+    (:func:`arrive.demo.skew.replay_skew`).
 
     Returns:
         One row per order (:data:`arrive.monitoring.outcome.ANSWER_SCHEMA`).
@@ -91,43 +97,61 @@ def run_live(
 
     store = InMemoryStore()
     engine = OnlineEngine(store, local_timezone=plan.timezone)
-    served = OutageStore(store)
+    served = FaultyStore(store)
     clock = ManualClock(plan.orders[0].event_time)
     app = create_app(
         settings,
         clock=clock,
-        build=lambda s: build_predictor(s, store=store if outage is None else served, clock=clock),
+        build=lambda s: build_predictor(s, store=served if injections else store, clock=clock),
     )
+    replay = LogReplay(plan.log, engine)
+    orders = sorted(plan.orders, key=lambda e: (e.event_time, e.order_id))
     rows: list[dict[str, Any]] = []
     with LoopbackServer(app) as server:
         client = _Client(server.port)
         try:
-            for done, order in enumerate(replay_until(plan.log, plan.orders, engine), 1):
-                clock.set(order.event_time)
-                if outage is not None:
-                    _toggle(served, outage, order.event_time, client)
+            for done, order in enumerate(orders, 1):
+                moment = order.event_time
+                clock.set(moment)
+                on = {i.fault.name for i in injections if i.covers(moment)}
+                if "stale-ingest" not in on:
+                    replay.apply_before(moment)
+                if injections:
+                    _break(served, on, client)
                 rows.append(client.eta(order))
-                if outage is not None:
-                    outage.samples.append((order.event_time, client.store_up()))
+                _measure(injections, moment, client, engine)
                 if on_progress is not None:
-                    on_progress(done, len(plan.orders))
+                    on_progress(done, len(orders))
         finally:
             client.close()
     return pl.DataFrame(rows, schema=ANSWER_SCHEMA)
 
 
-def _toggle(store: OutageStore, outage: Outage, moment: datetime, client: _Client) -> None:
-    """Take the store down inside the outage; after it, wait (bounded) until the service's
-    background ping has found it back, as a real service would before answering again."""
-    down = outage.covers(moment)
+def _break(store: FaultyStore, on: set[str], client: _Client) -> None:
+    """Set the store's faults; after an outage, wait (bounded) until the service's
+    background ping has found the store back, as a real service would before answering."""
+    down = "store-outage" in on
     if store.down and not down:
         store.down = False
         deadline = time.monotonic() + RECOVERY_S
-        while client.store_up() != 1.0:
+        while client.metric(STORE_UP) != 1.0:
             if time.monotonic() > deadline:
                 raise InternalError(f"the service did not see the store back in {RECOVERY_S} s")
             time.sleep(0.01)
     store.down = down
+    store.broken = BROKEN_FEATURE if "broken-feature" in on else None
+
+
+def _measure(
+    injections: Sequence[Injection], moment: datetime, client: _Client, engine: OnlineEngine
+) -> None:
+    for injection in injections:
+        if injection.fault.name == "store-outage":
+            injection.record(moment, {"": client.metric(STORE_UP)})
+        elif injection.fault.name == "stale-ingest":
+            mark = engine.watermark_us
+            lag = math.nan if mark is None else moment.timestamp() - mark / 1e6
+            injection.record(moment, {"": lag})
 
 
 class _NoDelayConnection(http.client.HTTPConnection):
@@ -168,12 +192,13 @@ class _Client:
             "latency_ms": latency_ms,
         }
 
-    def store_up(self) -> float:
-        """The service's ``arrive_store_up`` from its ``/metrics`` (NaN when absent)."""
+    def metric(self, name: str) -> float:
+        """The lowest value of the service's gauge ``name`` on its ``/metrics`` (NaN
+        when absent)."""
         self._conn.request("GET", "/metrics")
         text = self._conn.getresponse().read().decode()
         for family in text_string_to_metric_families(text):
-            if family.name == "arrive_store_up":
+            if family.name == name:
                 return min((s.value for s in family.samples), default=float("nan"))
         return float("nan")
 

@@ -17,7 +17,8 @@ from typing import Final
 
 import polars as pl
 
-from arrive.demo.outage import ALERT, AlertReplay
+from arrive.demo.alert_report import alert_section
+from arrive.demo.inject import AlertReplay
 from arrive.monitoring.drift import THRESHOLD
 from arrive.monitoring.outcome import AGREEMENT_TOLERANCE, LiveOutcome
 from arrive.monitoring.quality import Band
@@ -45,7 +46,7 @@ def write_live_report(
     notes: Sequence[str] = (),
     drift: pl.DataFrame | None = None,
     band: Band | None = None,
-    alerts: AlertReplay | None = None,
+    alerts: Sequence[AlertReplay] = (),
 ) -> Path:
     """Write the self-contained report of a live replay to ``path``.
 
@@ -53,7 +54,8 @@ def write_live_report(
     are shown in ``timezone``, the marketplace's. ``drift``: the monitor's PSI rows
     (:func:`arrive.demo.drift.replay_drift`), None when not measured; ``band``: the
     calibration band the monitor's quality rows were flagged against; ``alerts``: the
-    alert of an injected fault (``arrive demo --inject``), shown as a timeline.
+    alerts of the injected faults (``arrive demo --inject``), each a timeline beside the
+    metric that drove it.
     """
     delivered = outcome.answers.filter(pl.col("duration_s").is_not_null())
     sample = delivered.select(
@@ -79,7 +81,7 @@ def write_live_report(
             _fallback_section(outcome),
             calibration_section(outcome.quality, band or Band()),
             drift_section(drift),
-            *([] if alerts is None else [alert_section(alerts)]),
+            *(alert_section(a, f"alert{i}") for i, a in enumerate(alerts)),
         ],
     )
 
@@ -298,42 +300,3 @@ def _drift_row(row: dict[str, object]) -> str:
         f'<td class="num">{int(str(row["orders"] or 0)):,}</td><td class="num">{shown}</td>'
         f'<td class="{css}">{escape(state)}</td></tr>'
     )
-
-
-def alert_line(alerts: AlertReplay) -> str:
-    """One printed line: when the injected fault's alert fired and cleared."""
-    seen = {t.state: t.time for t in reversed(alerts.transitions)}
-    fired, cleared = seen.get("firing"), seen.get("resolved")
-    return (
-        f"injected store outage {alerts.outage.start:%H:%M}–{alerts.outage.end:%H:%M}: "
-        f"{ALERT} "
-        + (f"fired at {fired:%H:%M}" if fired else "never fired")
-        + (f", cleared at {cleared:%H:%M}" if cleared else ", never cleared")
-        + " (replay time, UTC)"
-    )
-
-
-def alert_section(alerts: AlertReplay) -> str:
-    """The injected outage and the alert's transitions, evaluated on the scraped samples."""
-    outage = alerts.outage
-    down = sum(1 for _, value in outage.samples if value == 0)
-    rows = "".join(
-        f'<tr class="{_ALERT_CSS[t.state]}"><td>{t.time.isoformat()}</td>'
-        f"<td>{escape(ALERT)}</td><td>{t.state}</td></tr>"
-        for t in alerts.transitions
-    )
-    return (
-        "<section><h2>Injected fault: store outage</h2>"
-        f'<p class="caption">The feature store failed every read and ping from '
-        f"{outage.start.isoformat()} to {outage.end.isoformat()} (replay time). After each "
-        "answer the service's <code>/metrics</code> was scraped; the alert "
-        f"<code>{escape(ALERT)}</code> of deploy/prometheus/alerts.rules.yml "
-        f"(<code>{escape(alerts.expr)}</code> for {alerts.wait.total_seconds():g} s) was "
-        f"evaluated on those {len(outage.samples):,} samples as Prometheus evaluates it; "
-        f"{down:,} showed the store down.</p>"
-        '<table class="small"><thead><tr><th>time (UTC)</th><th>alert</th><th>state</th></tr>'
-        f"</thead><tbody>{rows}</tbody></table></section>"
-    )
-
-
-_ALERT_CSS: Final = {"pending": "warn", "firing": "bad", "resolved": "good"}

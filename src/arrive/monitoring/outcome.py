@@ -10,6 +10,7 @@ to end, the two evaluations agree within 0.1 %.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -111,12 +112,19 @@ class LiveOutcome:
 
 
 def join_outcomes(
-    answers: pl.DataFrame, data_dir: Path, bundle: ModelBundle, *, only_model: bool = False
+    answers: pl.DataFrame,
+    data_dir: Path,
+    bundle: ModelBundle,
+    *,
+    only_model: bool = False,
+    exclude: Collection[str] = (),
 ) -> LiveOutcome:
     """Join ``answers`` (:data:`ANSWER_SCHEMA`) to ``data_dir``'s outcome events with the
     monitor's join (:class:`arrive.monitoring.join.OutcomeJoin`) and compare them with
     ``bundle``'s offline predictions for the same orders (with ``only_model``, the orders
-    the model answered: a fault injected on purpose makes the heuristic answer others).
+    the model answered: a fault injected on purpose makes the heuristic answer others;
+    orders in ``exclude``, answered while a fault broke the features on purpose, are not
+    compared either).
 
     Raises:
         DataError: no answered order was delivered.
@@ -147,7 +155,9 @@ def join_outcomes(
     return LiveOutcome(
         answers=answers.join(outcomes, on="order_id", how="left", maintain_order="left"),
         evaluation=evaluation,
-        agreement=_agreement(*_compared(y, served, _p50_p90(offline, bundle), spine, only_model)),
+        agreement=_agreement(
+            *_compared(y, served, _p50_p90(offline, bundle), spine, only_model, exclude)
+        ),
         latency_ms=latency_percentiles(answers.get_column("latency_ms").to_numpy()),
         fallbacks=dict(Counter(f or "model" for f in answers.get_column("fallback").to_list())),
         quality=replay_quality(_with_heuristic(joined, spine, heuristic, bundle), zone),
@@ -274,11 +284,19 @@ def _segments(keyed: pl.DataFrame) -> dict[str, pl.Series]:
 
 
 def _compared(
-    y: FloatArray, online: FloatArray, offline: FloatArray, spine: pl.DataFrame, only_model: bool
+    y: FloatArray,
+    online: FloatArray,
+    offline: FloatArray,
+    spine: pl.DataFrame,
+    only_model: bool,
+    exclude: Collection[str],
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
-    if not only_model:
+    if not only_model and not exclude:
         return y, online, offline
-    keep = (spine.get_column("fallback") == "none").to_numpy()
+    kept = ~pl.col("order_id").is_in(list(exclude))
+    if only_model:
+        kept = kept & (pl.col("fallback") == "none")
+    keep = spine.select(kept).to_series().to_numpy()
     return y[keep], online[keep], offline[keep]
 
 
