@@ -43,3 +43,16 @@ def _required(query: dict[str, str], name: str, spec: str) -> str:
     if name not in query:
         raise ConfigError(f"--source {spec}: missing ?{name}=...")
     return query[name]
+
+
+def kafka_parts(spec: str) -> tuple[str, str, str]:
+    """``(bootstrap, topic, group)`` of a ``kafka://`` source URL.
+
+    Raises:
+        ConfigError: not a kafka URL, or no ``?topic=``.
+    """
+    parts = urlsplit(spec)
+    if parts.scheme != "kafka":
+        raise ConfigError(f"--source {spec}: not a kafka:// URL")
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    return parts.netloc, _required(query, "topic", spec), query.get("group", "arrive-ingest")
