@@ -173,7 +173,7 @@ def partitioned_settings(
     """The partitioned-ingest settings of the command line's source, store and pipeline."""
     from arrive.ingest.partitioned_kafka import PartitionedSettings
 
-    bootstrap, topic, group = kafka_parts(source)
+    bootstrap, topic, group, config = kafka_parts(source)
     return PartitionedSettings(
         bootstrap=bootstrap,
         topic=topic,
@@ -184,6 +184,7 @@ def partitioned_settings(
         batch_size=pipeline.batch_size,
         checkpoint_s=pipeline.checkpoint_s,
         follow_clock=pipeline.follow_clock,
+        kafka_config=config,
     )
 
 

@@ -45,8 +45,9 @@ def _required(query: dict[str, str], name: str, spec: str) -> str:
     return query[name]
 
 
-def kafka_parts(spec: str) -> tuple[str, str, str]:
-    """``(bootstrap, topic, group)`` of a ``kafka://`` source URL.
+def kafka_parts(spec: str) -> tuple[str, str, str, dict[str, str]]:
+    """``(bootstrap, topic, group, config)`` of a ``kafka://`` source URL; ``config`` holds
+    its dotted parameters, librdkafka settings (e.g. ``&session.timeout.ms=6000``).
 
     Raises:
         ConfigError: not a kafka URL, or no ``?topic=``.
@@ -55,4 +56,6 @@ def kafka_parts(spec: str) -> tuple[str, str, str]:
     if parts.scheme != "kafka":
         raise ConfigError(f"--source {spec}: not a kafka:// URL")
     query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-    return parts.netloc, _required(query, "topic", spec), query.get("group", "arrive-ingest")
+    config = {k: v for k, v in query.items() if "." in k}
+    topic = _required(query, "topic", spec)
+    return parts.netloc, topic, query.get("group", "arrive-ingest"), config

@@ -59,6 +59,7 @@ logger = logging.getLogger(__name__)
 TICK_KEY: Final = b"\x00tick"
 """Key of the internal messages that carry a watermark (value: epoch µs as text)."""
 _ORDER_EVENTS: Final = (OrderConfirmed, FoodReady, Delivered, Cancelled)
+_ANY_ORDER_EVENT: Final = (OrderCreated, *_ORDER_EVENTS)
 _ONE_US: Final = timedelta(microseconds=1)
 
 Outgoing = tuple[int, bytes, bytes]
@@ -166,7 +167,7 @@ class Router:
         return created | {o: r for o, r in zip(wanted, found, strict=True) if r is not None}
 
     def _owners(self, event: AnyEvent, known: dict[str, tuple[int, ...]]) -> tuple[int, ...]:
-        if isinstance(event, OrderCreated | _ORDER_EVENTS):
+        if isinstance(event, _ANY_ORDER_EVENT):
             targets = known.get(event.order_id, ())
             if not targets:
                 self.unrouted += 1
