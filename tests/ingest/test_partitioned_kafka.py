@@ -35,7 +35,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.redis]
 LATENESS_S = 3 * 86400.0  # partitions are consumed at their own pace; per-order order holds
 OWNER_PARTITIONS = 4
 WAIT_S = 60.0
-KAFKA_QUERY = "session.timeout.ms=6000&heartbeat.interval.ms=500&fetch.wait.max.ms=50"
+KAFKA_QUERY = "session.timeout.ms=2000&heartbeat.interval.ms=300&fetch.wait.max.ms=50"
 
 Values = dict[EntityKey, dict[str, object]]
 
@@ -89,7 +89,7 @@ class Group:
         args = [
             *("ingest", "--partitioned", "--source", self.source, "--store", self.store),
             *("--dead-letter", str(self.tmp / f"dead-{n}.jsonl"), "--no-idle-advance"),
-            *("--lateness-s", str(LATENESS_S), "--batch-size", "40", "--checkpoint-s", "0.3"),
+            *("--lateness-s", str(LATENESS_S), "--batch-size", "200", "--checkpoint-s", "0.3"),
             "--quiet",
         ]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
@@ -169,6 +169,7 @@ def test_a_consumer_killed_mid_stream_is_replaced_without_loss_or_double_countin
     first = group.start()
     group.start()
     _wait(lambda: group.checkpoints() >= 1, "a first owner checkpoint", group)
+    assert group.values(list(expected)) != expected  # mid-stream
     first.send_signal(signal.SIGKILL)
     first.wait(5)
     group.start()  # a new member joins as the killed one leaves
