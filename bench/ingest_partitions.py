@@ -1,0 +1,150 @@
+"""Partitioned ingest: events/s with 1, 2 and 4 `arrive ingest --partitioned` processes.
+
+Usage: python bench/ingest_partitions.py [--orders 20000] [--days 2] [--consumers 1 2 4]
+
+Starts a tansu broker and a redis-server, publishes a random marketplace's events to a
+4-partition topic (plus its 4-partition ``.owned`` topic), then for each consumer count
+starts that many processes in a fresh group and times them until the features in Redis
+equal those of one engine that applied every event (parity: keys whose values differ;
+must be 0). The same run also times one plain `arrive ingest` (not partitioned) as the
+baseline. Two times per run: from the processes' start (start-up and group joins
+included) and from the first feature written. Prints JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from arrive.features.online.engine import OnlineEngine
+from arrive.ingest.kafka import KafkaEventProducer
+from arrive.schema.frame import frame_to_events
+from arrive.store.base import EntityKey
+from arrive.store.keys import KeyLayout
+from arrive.store.memory import InMemoryStore
+from arrive.store.redis import RedisStore, RedisStoreConfig
+from arrive.testing.factories import random_marketplace
+from arrive.testing.servers.kafka_broker import create_topic, running_broker
+from arrive.testing.servers.redis_server import RedisServer
+
+PARTITIONS = 4
+LATENESS_S = 3 * 86400.0
+KAFKA_QUERY = "session.timeout.ms=6000&heartbeat.interval.ms=500&fetch.wait.max.ms=50"
+Values = dict[EntityKey, dict[str, object]]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orders", type=int, default=20_000)
+    parser.add_argument("--days", type=float, default=2.0)
+    parser.add_argument("--consumers", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--timeout-s", type=float, default=600.0)
+    args = parser.parse_args()
+    frame = random_marketplace(7, n_orders=args.orders, days=args.days).events
+    events = list(frame_to_events(frame.sort("event_time", "event_id")))
+    expected = _reference(events)
+    server = RedisServer()
+    server.start()
+    results: list[dict[str, Any]] = []
+    try:
+        with running_broker() as broker, tempfile.TemporaryDirectory() as tmp:
+            topic = "bench-orders"
+            create_topic(broker.bootstrap_servers, topic, PARTITIONS)
+            create_topic(broker.bootstrap_servers, f"{topic}.owned", PARTITIONS)
+            KafkaEventProducer(broker.bootstrap_servers, topic).publish(events)
+            run = _Runner(broker.bootstrap_servers, topic, server.url, Path(tmp), expected)
+            results.append(run.time("plain", 1, len(events), args.timeout_s))
+            for n in args.consumers:
+                results.append(run.time("partitioned", n, len(events), args.timeout_s))
+    finally:
+        server.stop()
+    machine = f"{platform.machine()}, {os.cpu_count()} cores"
+    stamp = datetime.now(UTC).isoformat(timespec="seconds")
+    print(json.dumps({"date": stamp, "machine": machine, "events": len(events), "runs": results}))
+
+
+def _reference(events: list[Any]) -> Values:
+    store = InMemoryStore()
+    OnlineEngine(store, lateness_s=LATENESS_S).apply(events)
+    keys = [k for k in store._rows if k[0] != "pipeline"]
+    rows = store.get_many(keys)
+    return {k: {n: v.value for n, v in (r or {}).items()} for k, r in zip(keys, rows, strict=True)}
+
+
+class _Runner:
+    def __init__(self, bootstrap: str, topic: str, url: str, tmp: Path, expected: Values) -> None:
+        self.bootstrap, self.topic, self.url, self.tmp = bootstrap, topic, url, tmp
+        self.expected = expected
+
+    def time(self, mode: str, n: int, n_events: int, timeout_s: float) -> dict[str, Any]:
+        prefix = f"{mode}-{n}-{time.monotonic_ns()}"
+        source = f"kafka://{self.bootstrap}?topic={self.topic}&group={prefix}&{KAFKA_QUERY}"
+        args = [
+            *("ingest", "--source", source, "--store", f"{self.url}?prefix={prefix}"),
+            *("--dead-letter", str(self.tmp / f"{prefix}.jsonl"), "--no-idle-advance"),
+            *("--lateness-s", str(LATENESS_S), "--quiet"),
+            *(["--partitioned"] if mode == "partitioned" else []),
+        ]
+        started = time.perf_counter()
+        children = [
+            subprocess.Popen([sys.executable, "-m", "arrive.cli", *args], stderr=subprocess.DEVNULL)
+            for _ in range(n)
+        ]
+        first_write = None
+        mismatches = len(self.expected)
+        try:
+            while time.perf_counter() - started < timeout_s:
+                time.sleep(0.2)
+                if first_write is None and self._written(prefix):
+                    first_write = time.perf_counter()
+                mismatches = self._mismatches(prefix)
+                if mismatches == 0:
+                    break
+            done = time.perf_counter()
+        finally:
+            for child in children:
+                child.send_signal(signal.SIGTERM)
+            for child in children:
+                child.wait(30)
+        total_s = done - started
+        busy_s = done - (first_write or started)
+        return {
+            "mode": mode,
+            "consumers": n,
+            "mismatched_keys": mismatches,
+            "keys": len(self.expected),
+            "seconds_from_start": round(total_s, 2),
+            "seconds_from_first_write": round(busy_s, 2),
+            "events_per_s_from_start": round(n_events / total_s),
+            "events_per_s_from_first_write": round(n_events / busy_s),
+        }
+
+    def _written(self, prefix: str) -> bool:
+        client = redis.Redis.from_url(self.url)
+        found = next(iter(client.scan_iter(KeyLayout(prefix).feature_pattern())), None)
+        client.close()
+        return found is not None
+
+    def _mismatches(self, prefix: str) -> int:
+        store = RedisStore(RedisStoreConfig(url=self.url, key_prefix=prefix))
+        keys = list(self.expected)
+        rows = store.get_many(keys)
+        store.close()
+        got = [{n: v.value for n, v in (r or {}).items()} for r in rows]
+        return sum(g != self.expected[k] for k, g in zip(keys, got, strict=True))
+
+
+if __name__ == "__main__":
+    main()
