@@ -106,6 +106,19 @@ class MemoryRoutes:
         self.routes.update(routes)
 
 
+@dataclass
+class MemoryCheckpoints:
+    """:class:`Checkpoints` in a dict (tests, one process)."""
+
+    saved: dict[int, tuple[int, bytes]] = field(default_factory=dict)
+
+    def load(self, partition: int) -> tuple[int, bytes] | None:
+        return self.saved.get(partition)
+
+    def save(self, partition: int, offset: int, state: bytes) -> None:
+        self.saved[partition] = (offset, state)
+
+
 class Router:
     """The route stage's ``apply``: sends each event to its owner partitions.
 
