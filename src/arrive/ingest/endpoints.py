@@ -1,6 +1,7 @@
 """Event sources named by a URL, as the command line gives them: a data directory (file
 replay), ``redis://host:port/db?stream=S&group=G`` (Redis Streams) or
-``kafka://host:port?topic=T&group=G`` (Kafka). Stores are named by
+``kafka://host:port?topic=T&group=G`` (Kafka; dotted parameters such as
+``&session.timeout.ms=6000`` are passed to librdkafka). Stores are named by
 :mod:`arrive.store.urls`.
 """
 
@@ -31,7 +32,8 @@ def open_source(spec: str, *, speed: float | None = None) -> EventSource:
     if parts.scheme == "kafka":
         from arrive.ingest.kafka import KafkaSource
 
-        return KafkaSource(parts.netloc, _required(query, "topic", spec), group)
+        config = {k: v for k, v in query.items() if "." in k}  # librdkafka settings
+        return KafkaSource(parts.netloc, _required(query, "topic", spec), group, config=config)
     if parts.scheme in ("", "file"):
         from arrive.ingest.files import FileReplaySource
 

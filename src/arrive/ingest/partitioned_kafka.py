@@ -206,7 +206,7 @@ class PartitionedIngest:
             dead,
             clock,
             batch_size=settings.batch_size,
-            poll_timeout_s=settings.poll_timeout_s,
+            poll_timeout_s=0.0,  # never waits: see run_once
         )
         self._consumer.subscribe(
             [settings.owned_topic], on_assign=self._assigned, on_revoke=self._revoked
@@ -219,9 +219,12 @@ class PartitionedIngest:
         self._checkpoint()
 
     def run_once(self) -> int:
-        """One batch of each stage; returns how many messages they held together."""
+        """One batch of each stage; returns how many messages they held together. Only
+        the own stage's poll waits (up to ``poll_timeout_s``), and only when the route
+        stage found nothing: a busy process never idles in one stage's poll while the
+        other has work."""
         routed = self.runner.run_once()
-        owned = self._own_once()
+        owned = self._own_once(0.0 if routed else self.settings.poll_timeout_s)
         return routed + owned
 
     def stop(self) -> None:
@@ -239,9 +242,13 @@ class PartitionedIngest:
         self.owners.store.close()
         self._redis.close()
 
-    def _own_once(self) -> int:
+    def _own_once(self, timeout_s: float) -> int:
         try:
-            polled = self._consumer.consume(self.settings.batch_size, self.settings.poll_timeout_s)
+            # One message (waiting), then whatever else is there: consume() of n would
+            # wait the whole timeout for n to arrive.
+            polled = self._consumer.consume(1, timeout_s)
+            if polled and self.settings.batch_size > 1:
+                polled += self._consumer.consume(self.settings.batch_size - 1, 0.0)
         except KafkaException as exc:
             raise SourceUnavailable(f"kafka topic {self.settings.owned_topic}: {exc}") from exc
         messages = [m for raw in polled if (m := self._message(raw)) is not None]
