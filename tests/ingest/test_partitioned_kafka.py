@@ -163,6 +163,23 @@ def test_two_processes_write_the_features_of_one_and_dead_letter_the_poison(
     assert sorted(r["field"] for r in group.dead_letters()) == sorted(p.field for p in POISON)
 
 
+def test_a_missing_internal_topic_is_named_in_one_line(
+    kafka_bootstrap: str, redis_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from arrive.cli.main import run
+
+    name = unique_name("no-owned")
+    create_topic(kafka_bootstrap, name, partitions=1)
+    source = f"kafka://{kafka_bootstrap}?topic={name}&group=g"
+    dead = str(tmp_path / "dead.jsonl")
+    args = ["ingest", "--partitioned", "--source", source, "--store", redis_url]
+    code = run([*args, "--dead-letter", dead, "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert f"the internal topic {name}.owned is missing" in err
+    assert "Traceback" not in err
+
+
 def test_a_consumer_killed_mid_stream_is_replaced_without_loss_or_double_counting(
     group: Group, expected: Values
 ) -> None:

@@ -182,7 +182,12 @@ class PartitionedIngest:
                 "enable.auto.offset.store": False,
             }
         )
-        self.partitions = self._owned_partitions()
+        try:
+            self.partitions = self._owned_partitions()
+        except (ConfigError, SourceUnavailable):
+            self._consumer.close()
+            self._redis.close()
+            raise
         self.owners = Owners(
             store,
             RedisCheckpoints(self._redis, prefix),
