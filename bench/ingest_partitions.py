@@ -1,6 +1,8 @@
 """Partitioned ingest: events/s with 1, 2 and 4 `arrive ingest --partitioned` processes.
 
 Usage: python bench/ingest_partitions.py [--orders 20000] [--days 2] [--consumers 1 2 4]
+       python bench/ingest_partitions.py --data DIR   (the events of a data directory,
+       e.g. one written by `arrive simulate`, instead of a random marketplace)
 
 Starts a tansu broker and a redis-server; for each consumer count, creates a fresh
 4-partition topic (plus its 4-partition ``.owned`` topic), starts that many processes in
@@ -28,6 +30,7 @@ from typing import Any
 
 import redis
 
+from arrive import datadir
 from arrive.features.online.engine import OnlineEngine
 from arrive.ingest.kafka import KafkaEventProducer
 from arrive.schema.frame import frame_to_events
@@ -52,8 +55,12 @@ def main() -> None:
     parser.add_argument("--consumers", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--timeout-s", type=float, default=600.0)
     parser.add_argument("--settle-s", type=float, default=15.0)
+    parser.add_argument("--data", type=Path, help="a data directory's events instead")
     args = parser.parse_args()
-    frame = random_marketplace(7, n_orders=args.orders, days=args.days).events
+    if args.data is not None:
+        frame = datadir.scan_events(args.data).collect()
+    else:
+        frame = random_marketplace(7, n_orders=args.orders, days=args.days).events
     events = list(frame_to_events(frame.sort("event_time", "event_id")))
     expected = _reference(events)
     server = RedisServer()
