@@ -6,10 +6,12 @@ in one partition is dead-lettered while every other event is applied."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ from arrive.store.keys import KeyLayout
 from arrive.store.memory import InMemoryStore
 from arrive.store.redis import RedisStore, RedisStoreConfig
 from arrive.testing.servers.kafka_broker import create_topic
+from arrive.testing.servers.ports import free_port
 from arrive.testing.source_contract import POISON, unique_name
 
 pytestmark = [pytest.mark.kafka, pytest.mark.redis]
@@ -84,13 +87,14 @@ class Group:
         self.tmp = tmp
         self.children: list[subprocess.Popen[bytes]] = []
 
-    def start(self) -> subprocess.Popen[bytes]:
+    def start(self, *extra: str) -> subprocess.Popen[bytes]:
         n = len(self.children)
         args = [
             *("ingest", "--partitioned", "--source", self.source, "--store", self.store),
             *("--dead-letter", str(self.tmp / f"dead-{n}.jsonl"), "--no-idle-advance"),
             *("--lateness-s", str(LATENESS_S), "--batch-size", "200", "--checkpoint-s", "0.3"),
             "--quiet",
+            *extra,
         ]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
         with (self.tmp / f"child-{n}.log").open("wb") as log:
@@ -154,13 +158,19 @@ def _wait(condition: Callable[[], bool], what: str, group: Group) -> None:
 def test_two_processes_write_the_features_of_one_and_dead_letter_the_poison(
     group: Group, expected: Values
 ) -> None:
-    group.start()
+    port = free_port()
+    group.start("--metrics-port", str(port))
     group.start()
     keys = list(expected)
     _wait(lambda: group.values(keys) == expected, "features equal to one engine's", group)
     assert group.feature_keys() == len(expected) + 1  # and the pipeline row: no stray key
     _wait(lambda: len(group.dead_letters()) == len(POISON), "poison dead-lettered", group)
     assert sorted(r["field"] for r in group.dead_letters()) == sorted(p.field for p in POISON)
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        metrics = response.read().decode()
+    applied = re.search(r'arrive_ingest_events_total\{outcome="applied"\} (\S+)', metrics)
+    assert applied is not None, metrics
+    assert float(applied.group(1)) > 0
 
 
 def test_a_missing_internal_topic_is_named_in_one_line(

@@ -19,7 +19,7 @@ from arrive.ingest.deadletter import FileDeadLetter
 from arrive.ingest.endpoints import kafka_parts, open_source
 from arrive.ingest.pipeline import PipelineSettings, build_pipeline
 from arrive.ingest.runner import IngestRunner, IngestStats
-from arrive.monitoring.ingest_metrics import IngestMetrics, serve_metrics
+from arrive.monitoring.ingest_metrics import Counted, IngestMetrics, serve_metrics
 from arrive.store.base import OnlineStore
 from arrive.store.urls import open_store
 
@@ -119,7 +119,8 @@ def command(
     )
     online, dead = open_store(store, "--store"), FileDeadLetter(dead_letter)
     if partitioned:
-        _run_partitioned(source, store, settings, online, dead, quiet)
+        metrics = (metrics_host, metrics_port)
+        _run_partitioned(source, store, settings, online, dead, quiet, metrics)
         return
     events = open_source(source, speed=speed)
     pipeline = build_pipeline(events, online, dead, SystemClock(), settings)
@@ -147,6 +148,7 @@ def _run_partitioned(
     online: OnlineStore,
     dead: FileDeadLetter,
     quiet: bool,
+    metrics: tuple[str, int | None],
 ) -> None:
 
     from arrive.ingest.partitioned_kafka import PartitionedIngest
@@ -155,7 +157,9 @@ def _run_partitioned(
     ingest = PartitionedIngest(settings, online, dead, SystemClock())
     _stop_on_signals(ingest)
     console = Console(stderr=True, highlight=False)
+    server = None
     try:
+        server = _serve_metrics(ingest.runner, ingest.owners, *metrics)
         with console.status("", spinner="dots") as status:
             while not ingest.stopping:
                 ingest.run_once()
@@ -163,6 +167,9 @@ def _run_partitioned(
                     status.update(_partitioned_line(ingest))
             ingest.run()  # saves the owners' checkpoints
     finally:
+        if server is not None:
+            server.shutdown()
+            server.server_close()
         ingest.close()
     console.print(_partitioned_line(ingest) + " (stopped)")
 
@@ -198,7 +205,7 @@ def _partitioned_line(ingest: PartitionedIngest) -> str:
 
 
 def _serve_metrics(
-    runner: IngestRunner, engine: OnlineEngine, host: str, port: int | None
+    runner: IngestRunner, engine: Counted, host: str, port: int | None
 ) -> WSGIServer | None:
     if port is None:
         return None

@@ -37,7 +37,7 @@ import msgspec
 
 from arrive.clock import Clock
 from arrive.errors import ConfigError
-from arrive.features.online.engine import OnlineEngine
+from arrive.features.online.engine import EngineCounts, OnlineEngine
 from arrive.features.online.parts import CELL_KIND, LATEST, order_keys
 from arrive.ingest.deadletter import DeadLetter, DeadLetterRecord
 from arrive.ingest.source import Position
@@ -248,6 +248,19 @@ class Owners:
         self.next_offsets: dict[int, int] = {}
         self._saved_at = clock.monotonic()
         self.applied = 0
+        self._retired = EngineCounts()  # counts of engines whose partition was revoked
+
+    @property
+    def counts(self) -> EngineCounts:
+        """The counts of every engine this process has run (for metrics)."""
+        total = EngineCounts()
+        for counts in [self._retired, *(e.counts for e in self.engines.values())]:
+            total.applied += counts.applied
+            total.late += counts.late
+            total.duplicates += counts.duplicates
+            total.unmatched += counts.unmatched
+            total.writes += counts.writes
+        return total
 
     def assign(self, partition: int) -> int | None:
         """Take ``partition``: restore its engine; returns the offset to resume at
@@ -268,7 +281,13 @@ class Owners:
     def revoke(self, partition: int) -> None:
         """Give ``partition`` up: save its engine first."""
         self._save(partition)
-        self.engines.pop(partition, None)
+        engine = self.engines.pop(partition, None)
+        if engine is not None:
+            self._retired.applied += engine.counts.applied
+            self._retired.late += engine.counts.late
+            self._retired.duplicates += engine.counts.duplicates
+            self._retired.unmatched += engine.counts.unmatched
+            self._retired.writes += engine.counts.writes
         self.next_offsets.pop(partition, None)
 
     def apply(self, messages: Sequence[OwnedMessage]) -> None:
