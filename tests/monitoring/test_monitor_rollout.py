@@ -1,0 +1,205 @@
+"""The monitor judges the registry's rollout on joined outcomes and moves it.
+
+Traffic is generated, not served: every order goes to control (version 1) or candidate
+(version 2) half and half, each with its own prediction error; the monitor's clock
+follows the prediction log's event time, as it does live.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from types import ModuleType
+
+import polars as pl
+import pytest
+
+from arrive.clock import ManualClock
+from arrive.monitoring.monitor import Monitor
+from arrive.monitoring.monitor_rollout import RolloutSettings, RolloutWatch, Seen
+from arrive.monitoring.prediction_log import PredictionLog, Predictions
+from arrive.registry import InMemoryRegistry
+from arrive.rollout.control import Rollouts
+from arrive.rollout.guardrails import Guardrails
+from arrive.rollout.plan import RolloutPlan
+from arrive.testing.registry_contract import model_files, model_metadata
+from arrive.testing.rollout_contract import no_check
+
+PLAN = RolloutPlan(shadow_minutes=0, steps=(50.0, 100.0), min_orders=200, min_minutes=5)
+RAILS = Guardrails(
+    min_orders=200, tuned_orders=500, mae_margin=0.25, late_margin=0.1, coverage_margin=0.1
+)
+NOISE_S = 120.0
+Z_90 = 1.2815515655446004
+BURST = 10
+"""Orders answered at the same instant (one log batch)."""
+
+
+def _traffic(kit: ModuleType, log_dir: Path, minutes: int, worse: float, seed: int) -> list[object]:
+    """One log file a minute, 4 bursts of :data:`BURST` orders each; their events."""
+    rng = random.Random(seed)
+    events: list[object] = []
+    for minute in range(minutes):
+        log = PredictionLog(log_dir, ManualClock(kit.T0 + timedelta(minutes=minute)))
+        for burst in range(4):
+            at_s = minute * 60 + burst * 15
+            ids, versions, p50s, p90s = [], [], [], []
+            for index in range(BURST):
+                order = f"o{minute:03d}{burst}{index}"
+                candidate = rng.random() < 0.5
+                sigma = NOISE_S * (1 + worse) if candidate else NOISE_S
+                duration = rng.uniform(900, 2400)
+                p50 = duration + rng.gauss(0, sigma)
+                ids.append(order)
+                versions.append("2" if candidate else "1")
+                p50s.append(p50)
+                p90s.append(p50 + Z_90 * sigma)
+                events += [kit.created(order, at_s), kit.delivered(order, at_s + duration)]
+            log.extend(
+                Predictions(
+                    [f"r-{o}" for o in ids],
+                    ids,
+                    kit.T0 + timedelta(seconds=at_s),
+                    ["candidate" if v == "2" else "control" for v in versions],
+                    versions,
+                    [None] * BURST,
+                    p50s,
+                    p90s,
+                    [None] * BURST,
+                )
+            )
+        log.close()
+    return events
+
+
+@pytest.fixture
+def rollouts(kit: ModuleType) -> Rollouts:
+    clock = ManualClock(kit.T0)
+    registry = InMemoryRegistry(clock=clock)
+    for tag in "ab":
+        registry.register(model_files(tag), model_metadata())
+    registry.set_alias("production", "1", reason="first")
+    return Rollouts(registry, clock=clock, verify=no_check)
+
+
+def _monitor(
+    kit: ModuleType,
+    make_monitor: Callable[..., Monitor],
+    rollouts: Rollouts,
+    events: list[object],
+) -> Monitor:
+    monitor = make_monitor(kit.stream_of(events), batch_size=200, files_per_step=1)
+    watch = RolloutWatch(rollouts, monitor.clock, RolloutSettings(interval_s=60.0, rails=RAILS))
+    monitor.rollout = watch
+    rollouts._clock = monitor.clock  # one clock: the monitor's
+    return monitor
+
+
+Look = tuple[str, str, str | None, float]
+"""An evaluation: the rollout's label after it, the verdict, the decision, candidate orders."""
+
+
+def _run(monitor: Monitor, steps: int = 2000) -> list[Look]:
+    """Step the monitor, its clock at the log's event time; every evaluation of an
+    active rollout."""
+    assert monitor.rollout is not None
+    assert isinstance(monitor.clock, ManualClock)
+    seen: list[Look] = []
+    evaluate = monitor.rollout.evaluate
+
+    def recorded(open_rows: pl.DataFrame) -> Seen:
+        found = evaluate(open_rows)
+        if found.rollout is not None and found.verdict is not None:
+            verdict = found.verdict
+            orders = verdict.figures["orders_candidate"]
+            seen.append((found.rollout.label, verdict.action, found.decision, orders))
+        return found
+
+    monitor.rollout.evaluate = recorded  # type: ignore[method-assign]
+    for _ in range(steps):
+        handled = monitor.step()
+        latest = monitor.join.state.predictions_seen
+        if latest is not None and latest > monitor.clock.now():
+            monitor.clock.set(latest)
+        if not handled and monitor.source.exhausted and not monitor.backlog():
+            break
+    return seen
+
+
+def test_a_candidate_30_percent_worse_is_rolled_back_at_the_first_breach(
+    kit: ModuleType, make_monitor: Callable[..., Monitor], rollouts: Rollouts, tmp_path: Path
+) -> None:
+    events = _traffic(kit, tmp_path / "log", minutes=60, worse=0.3, seed=1)
+    rollouts.start("2", PLAN, actor="ana")
+    monitor = _monitor(kit, make_monitor, rollouts, events)
+
+    seen = _run(monitor)
+
+    assert [look[2] for look in seen if look[2]] == ["rolled_back"]
+    # held on the minimum sample, then (perhaps) undecided; rolled back at the first breach
+    breach = next(i for i, look in enumerate(seen) if look[1] == "breach")
+    assert seen[breach][2] == "rolled_back"
+    assert all(look[1] == "hold" for look in seen[:breach])
+    assert seen[0][3] < RAILS.min_orders <= seen[breach][3]
+    rolled = rollouts.status()
+    assert rolled is not None
+    assert rolled.phase == "rolled_back"
+    entry = rollouts.audit()[-1]
+    assert entry.actor == "guardrails"
+    assert entry.target == "rolled_back"
+    assert "p50_mae" in entry.reason
+    assert entry.figures["orders_candidate"] >= RAILS.min_orders
+    assert entry.figures["p50_mae_rel"] > 0.1
+    text = _scrape(monitor)
+    assert 'arrive_rollout_decisions_total{decision="rolled_back",rollout="2-1"} 1.0' in text
+
+
+def test_an_equal_candidate_advances_step_by_step_to_production(
+    kit: ModuleType, make_monitor: Callable[..., Monitor], rollouts: Rollouts, tmp_path: Path
+) -> None:
+    events = _traffic(kit, tmp_path / "log", minutes=90, worse=0.0, seed=2)
+    rollouts.start("2", PLAN, actor="ana")
+    monitor = _monitor(kit, make_monitor, rollouts, events)
+
+    seen = _run(monitor)
+
+    assert [look[2] for look in seen if look[2]] == ["advanced", "promoted"]
+    assert rollouts.registry.get("production").version == "2"
+    steps = [e for e in rollouts.audit() if e.actor == "guardrails"]
+    assert [(e.source, e.target) for e in steps] == [
+        ("canary 50 %", "canary 100 %"),
+        ("canary 100 %", "done"),
+    ]
+    for entry in steps:
+        assert entry.figures["orders"] >= PLAN.min_orders
+    gap = steps[1].at - steps[0].at
+    assert gap >= timedelta(minutes=PLAN.min_minutes)
+
+
+def test_a_paused_rollout_holds_however_good_the_evidence(
+    kit: ModuleType, make_monitor: Callable[..., Monitor], rollouts: Rollouts, tmp_path: Path
+) -> None:
+    events = _traffic(kit, tmp_path / "log", minutes=40, worse=0.0, seed=2)
+    rollouts.start("2", PLAN, actor="ana")
+    rollouts.pause(actor="ana")
+    monitor = _monitor(kit, make_monitor, rollouts, events)
+
+    seen = _run(monitor)
+
+    assert {look[0] for look in seen} == {"paused (canary 50 %)"}
+    assert "pass" in {look[1] for look in seen}  # the evidence was there
+    assert not [look[2] for look in seen if look[2]]
+    text = _scrape(monitor)
+    assert 'arrive_rollout_paused{rollout="2-1"} 1.0' in text
+    assert 'arrive_rollout_share{rollout="2-1"} 0.5' in text
+
+
+def _scrape(monitor: Monitor) -> str:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    assert monitor.rollout is not None
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(monitor.rollout.metrics)
+    return generate_latest(registry).decode()
