@@ -37,7 +37,9 @@ BURST = 10
 """Orders answered at the same instant (one log batch)."""
 
 
-def _traffic(kit: ModuleType, log_dir: Path, minutes: int, worse: float, seed: int) -> list[object]:
+def _traffic(
+    kit: ModuleType, log_dir: Path, minutes: int, worse: float, seed: int, share: float = 0.5
+) -> list[object]:
     """One log file a minute, 4 bursts of :data:`BURST` orders each; their events."""
     rng = random.Random(seed)
     events: list[object] = []
@@ -48,9 +50,9 @@ def _traffic(kit: ModuleType, log_dir: Path, minutes: int, worse: float, seed: i
             ids, versions, p50s, p90s = [], [], [], []
             for index in range(BURST):
                 order = f"o{minute:03d}{burst}{index}"
-                candidate = rng.random() < 0.5
+                candidate = rng.random() < share
                 sigma = NOISE_S * (1 + worse) if candidate else NOISE_S
-                duration = rng.uniform(900, 2400)
+                duration = rng.uniform(300, 900)
                 p50 = duration + rng.gauss(0, sigma)
                 ids.append(order)
                 versions.append("2" if candidate else "1")
@@ -131,7 +133,7 @@ def _run(monitor: Monitor, steps: int = 2000) -> list[Look]:
 def test_a_candidate_30_percent_worse_is_rolled_back_at_the_first_breach(
     kit: ModuleType, make_monitor: Callable[..., Monitor], rollouts: Rollouts, tmp_path: Path
 ) -> None:
-    events = _traffic(kit, tmp_path / "log", minutes=60, worse=0.3, seed=1)
+    events = _traffic(kit, tmp_path / "log", minutes=30, worse=0.3, seed=1)
     rollouts.start("2", PLAN, actor="ana")
     monitor = _monitor(kit, make_monitor, rollouts, events)
 
@@ -159,7 +161,7 @@ def test_a_candidate_30_percent_worse_is_rolled_back_at_the_first_breach(
 def test_an_equal_candidate_advances_step_by_step_to_production(
     kit: ModuleType, make_monitor: Callable[..., Monitor], rollouts: Rollouts, tmp_path: Path
 ) -> None:
-    events = _traffic(kit, tmp_path / "log", minutes=90, worse=0.0, seed=2)
+    events = _traffic(kit, tmp_path / "log", minutes=60, worse=0.0, seed=2)
     rollouts.start("2", PLAN, actor="ana")
     monitor = _monitor(kit, make_monitor, rollouts, events)
 
@@ -181,7 +183,7 @@ def test_an_equal_candidate_advances_step_by_step_to_production(
 def test_a_paused_rollout_holds_however_good_the_evidence(
     kit: ModuleType, make_monitor: Callable[..., Monitor], rollouts: Rollouts, tmp_path: Path
 ) -> None:
-    events = _traffic(kit, tmp_path / "log", minutes=40, worse=0.0, seed=2)
+    events = _traffic(kit, tmp_path / "log", minutes=30, worse=0.0, seed=2)
     rollouts.start("2", PLAN, actor="ana")
     rollouts.pause(actor="ana")
     monitor = _monitor(kit, make_monitor, rollouts, events)
@@ -203,3 +205,22 @@ def _scrape(monitor: Monitor) -> str:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(monitor.rollout.metrics)
     return generate_latest(registry).decode()
+
+
+def test_without_evidence_of_the_candidate_the_rollout_holds_and_says_so(
+    kit: ModuleType, make_monitor: Callable[..., Monitor], rollouts: Rollouts, tmp_path: Path
+) -> None:
+    started = rollouts.start("2", PLAN, actor="ana")
+    rollouts._clock.advance(3 * 3600)  # type: ignore[attr-defined]
+    assert rollouts.status() == started  # the monitor down: time alone moves nothing
+    events = _traffic(kit, tmp_path / "log", minutes=20, worse=0.0, seed=3, share=0.0)
+    monitor = _monitor(kit, make_monitor, rollouts, events)
+
+    seen = _run(monitor)
+
+    assert len(seen) >= 15
+    assert {look[:3] for look in seen} == {("canary 50 %", "hold", None)}
+    assert rollouts.status() == started
+    text = _scrape(monitor)
+    assert f'arrive_rollout_idle_intervals{{rollout="2-1"}} {len(seen)}.0' in text
+    assert 'arrive_rollout_guardrail{rail="orders_control",rollout="2-1"}' in text

@@ -38,7 +38,7 @@ from arrive.ingest.source import EventSource, Position, RawMessage
 from arrive.monitoring import checkpoint, log_reader, outcome_events
 from arrive.monitoring.checkpoint import Checkpoint
 from arrive.monitoring.drift_metrics import DriftMetrics
-from arrive.monitoring.join import JoinSettings, OutcomeJoin
+from arrive.monitoring.join import CLOSED, JoinSettings, OutcomeJoin
 from arrive.monitoring.monitor_drift import COUNTS, WindowDrift
 from arrive.monitoring.monitor_rollout import RolloutWatch
 from arrive.monitoring.monitor_skew import SkewCheck
@@ -154,8 +154,9 @@ class Monitor:
             self.saved = found
             self.join = OutcomeJoin(self.settings.join, found.state)
             self._check_held(found)
-            if self.rollout is not None and _ROLLOUT_ROWS in found.held:
-                self.rollout.rows = found.held[_ROLLOUT_ROWS]
+            rows = found.held.get(_ROLLOUT_ROWS)
+            if self.rollout is not None and rows is not None and rows.schema == CLOSED:
+                self.rollout.rows = rows
         self._drop_uncovered(found.state.closed_until if found else None)
         written = quality_files(self.settings.out_dir)
         if written:  # scrapes after a restart see the last window, not nothing
