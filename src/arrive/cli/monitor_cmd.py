@@ -28,8 +28,8 @@ from arrive.monitoring.baseline import HeuristicBaseline, registry_loader
 from arrive.monitoring.join import JoinSettings
 from arrive.monitoring.monitor import Monitor, MonitorSettings
 from arrive.monitoring.monitor_drift import WindowDrift, registry_profiles
-from arrive.monitoring.monitor_rollout import RolloutSettings, RolloutWatch
 from arrive.monitoring.monitor_http import MetricsServer, MonitorCollector
+from arrive.monitoring.monitor_rollout import RolloutSettings, RolloutWatch
 from arrive.monitoring.monitor_skew import SkewCheck, SkewSettings
 from arrive.monitoring.prometheus_api import PrometheusApi
 from arrive.monitoring.quality import Band
