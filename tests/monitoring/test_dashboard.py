@@ -330,6 +330,7 @@ def test_every_row_of_the_issue_is_there() -> None:
         "Ingest",
         "Prediction log",
         "Model",
+        "Rollout (arrive monitor's guardrails)",  # issue 21
     }
 
 
