@@ -224,3 +224,23 @@ def test_without_evidence_of_the_candidate_the_rollout_holds_and_says_so(
     text = _scrape(monitor)
     assert f'arrive_rollout_idle_intervals{{rollout="2-1"}} {len(seen)}.0' in text
     assert 'arrive_rollout_guardrail{rail="orders_control",rollout="2-1"}' in text
+
+
+def test_a_restarted_monitor_keeps_the_rows_of_the_phase_it_held(
+    kit: ModuleType, make_monitor: Callable[..., Monitor], rollouts: Rollouts, tmp_path: Path
+) -> None:
+    events = _traffic(kit, tmp_path / "log", minutes=15, worse=0.0, seed=4)
+    rollouts.start("2", PLAN, actor="ana")
+    rollouts.pause(actor="ana")
+    first = _monitor(kit, make_monitor, rollouts, events)
+    _run(first)
+    first.finish()  # every window closed: the rows move from the join to the watch
+    assert first.rollout is not None
+    held = first.rollout.rows
+    assert held.height > 0
+
+    second = _monitor(kit, make_monitor, rollouts, events)  # resumed from the checkpoint
+    assert second.rollout is not None
+    assert second.rollout.rows.is_empty()  # the watch is attached after resume: reload
+    second.resume()
+    assert second.rollout.rows.equals(held)
