@@ -77,8 +77,13 @@ def _traffic(
 
 
 @pytest.fixture
-def rollouts(kit: ModuleType) -> Rollouts:
-    clock = ManualClock(kit.T0)
+def clock(kit: ModuleType) -> ManualClock:
+    """The clock of the commands (``arrive rollout ...``)."""
+    return ManualClock(kit.T0)
+
+
+@pytest.fixture
+def rollouts(clock: ManualClock) -> Rollouts:
     registry = InMemoryRegistry(clock=clock)
     for tag in "ab":
         registry.register(model_files(tag), model_metadata())
@@ -93,9 +98,9 @@ def _monitor(
     events: list[object],
 ) -> Monitor:
     monitor = make_monitor(kit.stream_of(events), batch_size=200, files_per_step=1)
-    watch = RolloutWatch(rollouts, monitor.clock, RolloutSettings(interval_s=60.0, rails=RAILS))
-    monitor.rollout = watch
-    rollouts._clock = monitor.clock  # one clock: the monitor's
+    # the monitor's own Rollouts over the same registry and store, on the monitor's clock
+    mine = Rollouts(rollouts.registry, store=rollouts.store, clock=monitor.clock, verify=no_check)
+    monitor.rollout = RolloutWatch(mine, monitor.clock, RolloutSettings(60.0, RAILS))
     return monitor
 
 
@@ -208,10 +213,14 @@ def _scrape(monitor: Monitor) -> str:
 
 
 def test_without_evidence_of_the_candidate_the_rollout_holds_and_says_so(
-    kit: ModuleType, make_monitor: Callable[..., Monitor], rollouts: Rollouts, tmp_path: Path
+    kit: ModuleType,
+    make_monitor: Callable[..., Monitor],
+    rollouts: Rollouts,
+    clock: ManualClock,
+    tmp_path: Path,
 ) -> None:
     started = rollouts.start("2", PLAN, actor="ana")
-    rollouts._clock.advance(3 * 3600)  # type: ignore[attr-defined]
+    clock.advance(3 * 3600)
     assert rollouts.status() == started  # the monitor down: time alone moves nothing
     events = _traffic(kit, tmp_path / "log", minutes=20, worse=0.0, seed=3, share=0.0)
     monitor = _monitor(kit, make_monitor, rollouts, events)
