@@ -17,6 +17,7 @@ import polars as pl
 import pytest
 
 from arrive.clock import ManualClock
+from arrive.errors import InternalError
 from arrive.monitoring.monitor import Monitor
 from arrive.monitoring.monitor_rollout import RolloutSettings, RolloutWatch, Seen
 from arrive.monitoring.prediction_log import PredictionLog, Predictions
@@ -253,3 +254,22 @@ def test_a_restarted_monitor_keeps_the_rows_of_the_phase_it_held(
     assert second.rollout.rows.is_empty()  # the watch is attached after resume: reload
     second.resume()
     assert second.rollout.rows.equals(held)
+
+
+def test_a_registry_that_refuses_changes_leaves_the_rollout_as_it_was_and_the_monitor_running(
+    kit: ModuleType, make_monitor: Callable[..., Monitor], rollouts: Rollouts, tmp_path: Path
+) -> None:
+    events = _traffic(kit, tmp_path / "log", minutes=30, worse=0.3, seed=1)
+    started = rollouts.start("2", PLAN, actor="ana")
+    monitor = _monitor(kit, make_monitor, rollouts, events)
+    assert monitor.rollout is not None
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise InternalError("registry r: cannot change the rollout (Read-only file system)")
+
+    monitor.rollout.rollouts.store.commit = refuse  # type: ignore[method-assign]
+    seen = _run(monitor)
+
+    assert "breach" in {look[1] for look in seen}  # judged, not applied
+    assert not [look[2] for look in seen if look[2]]
+    assert rollouts.status() == started

@@ -34,7 +34,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.registry import Collector
 
 from arrive.clock import Clock
-from arrive.errors import ConfigError, RolloutConflict, RolloutRefused
+from arrive.errors import ConfigError, InternalError, RolloutConflict, RolloutRefused
 from arrive.monitoring.join import CLOSED
 from arrive.rollout.control import Rollouts
 from arrive.rollout.guardrails import Guardrails, Verdict, evaluate
@@ -132,7 +132,8 @@ class RolloutWatch:
     ) -> tuple[str | None, Rollout | None]:
         try:
             moved = self.rollouts.apply(verdict, orders=orders)
-        except (RolloutConflict, RolloutRefused) as exc:  # a command won the race: next time
+        # a command won the race, or the registry turned read-only: judged again next time
+        except (RolloutConflict, RolloutRefused, InternalError) as exc:
             logger.warning(
                 "rollout %s: verdict %s not applied: %s", rollout.id, verdict.action, exc
             )
