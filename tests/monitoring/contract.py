@@ -53,5 +53,14 @@ EXPOSED: Final = frozenset(
         "arrive_feature_psi",
         "arrive_feature_drift",
         "arrive_feature_skew_mismatch_ratio",
+        "arrive_rollout_step",
+        "arrive_rollout_share",
+        "arrive_rollout_active",
+        "arrive_rollout_paused",
+        "arrive_rollout_idle_intervals",
+        "arrive_rollout_verdict",
+        "arrive_rollout_guardrail",
+        "arrive_rollout_evaluations_total",
+        "arrive_rollout_decisions_total",
     }
 )

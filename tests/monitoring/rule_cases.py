@@ -17,6 +17,8 @@ ETA: Final = 'route="/v1/eta"'
 SEGMENT: Final = 'version="3",variant="production"'
 NODE: Final = 'job="arrive",instance="eta-1:8000"'
 NODE_LABELS: Final = {"job": "arrive", "instance": "eta-1:8000"}
+ROLLOUT: Final = 'rollout="2-1"'
+MONITOR_UP: Final = 'up{job="arrive-monitor",instance="monitor:9108"}'
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,73 @@ def _every(period: int, bad: str, good: str, steps: int = 150) -> str:
 
 
 CASES: Final = (
+    Case(
+        "RolloutRolledBack",
+        "the guardrails roll the candidate back at minute 10",
+        {
+            f'arrive_rollout_decisions_total{{{ROLLOUT},decision="rolled_back"}}': "0x10 1x20",
+            f'arrive_rollout_decisions_total{{{ROLLOUT},decision="advanced"}}': "0x30",
+        },
+        "15m",
+        True,
+        {"severity": "page", "rollout": "2-1"},
+    ),
+    Case(
+        "RolloutRolledBack",
+        "the guardrails ramp the candidate twice, never roll back",
+        {
+            f'arrive_rollout_decisions_total{{{ROLLOUT},decision="rolled_back"}}': "0x30",
+            f'arrive_rollout_decisions_total{{{ROLLOUT},decision="advanced"}}': "0x10 1x10 2x10",
+        },
+        "25m",
+        False,
+    ),
+    Case(
+        "RolloutStalled",
+        "no new candidate order joined for 25 evaluations, the monitor up",
+        {
+            f"arrive_rollout_active{{{ROLLOUT}}}": "1x30",
+            f"arrive_rollout_idle_intervals{{{ROLLOUT}}}": "0+1x30",
+            MONITOR_UP: "1x30",
+        },
+        "25m",
+        True,
+        {"severity": "ticket", "rollout": "2-1"},
+    ),
+    Case(
+        "RolloutStalled",
+        "10 idle evaluations (a quiet spell), then orders again",
+        {
+            f"arrive_rollout_active{{{ROLLOUT}}}": "1x30",
+            f"arrive_rollout_idle_intervals{{{ROLLOUT}}}": "0+1x10 0x20",
+            MONITOR_UP: "1x30",
+        },
+        "30m",
+        False,
+    ),
+    Case(
+        "RolloutStalled",
+        "the monitor goes down mid-rollout: its series stop, up is 0",
+        {
+            f"arrive_rollout_active{{{ROLLOUT}}}": "1x10 _x30",
+            f"arrive_rollout_idle_intervals{{{ROLLOUT}}}": "0x10 _x30",
+            MONITOR_UP: "1x10 0x30",
+        },
+        "25m",
+        True,
+        {"severity": "ticket", "rollout": "2-1"},
+    ),
+    Case(
+        "RolloutStalled",
+        "the monitor goes down after the rollout ended",
+        {
+            f"arrive_rollout_active{{{ROLLOUT}}}": "1x5 0x5 _x30",
+            f"arrive_rollout_idle_intervals{{{ROLLOUT}}}": "0x10 _x30",
+            MONITOR_UP: "1x10 0x30",
+        },
+        "25m",
+        False,
+    ),
     Case(
         "AvailabilityBudgetBurn",
         "5 % of ETA requests answer 500 for 100 minutes",

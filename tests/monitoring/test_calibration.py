@@ -48,6 +48,7 @@ def _closed(kit: ModuleType, orders: int, covered: int) -> pl.DataFrame:
             "10-99",
             t + timedelta(seconds=800 if i < covered else 1000),
             t,
+            "delivered",
             t,
             "s",
             "m",

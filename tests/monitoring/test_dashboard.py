@@ -36,6 +36,7 @@ from arrive.monitoring.drift_metrics import DriftMetrics
 from arrive.monitoring.grafana import expressions, to_json
 from arrive.monitoring.ingest_metrics import IngestMetrics
 from arrive.monitoring.monitor_http import MonitorCollector
+from arrive.monitoring.monitor_rollout import RolloutMetrics
 from arrive.monitoring.rules import objectives, recording_rules
 from arrive.monitoring.slo import load_slo
 from arrive.schema.codec import encode_event
@@ -76,7 +77,7 @@ def _ingest_families() -> list[Metric]:
 
 def _monitor_families() -> list[Metric]:
     quality = MonitorCollector(lambda: ({}, pl.DataFrame()))
-    return [*quality.collect(), *DriftMetrics().collect()]
+    return [*quality.collect(), *DriftMetrics().collect(), *RolloutMetrics().collect()]
 
 
 def _exposed(families: Iterable[Metric]) -> set[str]:
@@ -329,6 +330,7 @@ def test_every_row_of_the_issue_is_there() -> None:
         "Ingest",
         "Prediction log",
         "Model",
+        "Rollout (arrive monitor's guardrails)",  # issue 21
     }
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from arrive.monitoring.join import CREATED, PREDICTIONS, JoinSettings, OutcomeJoin
 from arrive.monitoring.monitor import Monitor, quality_files
+from arrive.monitoring.quality import Band, aggregate
 
 # order: (at_s, p50_s, p90_s, delivered after_s or None); A..I described in the test.
 ANSWERS = {
@@ -175,3 +176,30 @@ def test_the_join_does_not_depend_on_how_inputs_are_batched(kit: ModuleType) -> 
     within = sum(1 for i in range(0, 60, 2) if 400 + 97 * (i % 50) <= 3000)
     assert expected.height == within == 19  # the rest came after the horizon
     assert together.state.counts["outcome:too_late"] == 30 - within
+
+
+def test_cancelled_orders_are_handed_out_with_their_outcome_and_quality_ignores_them(
+    kit: ModuleType,
+) -> None:
+    join = OutcomeJoin(JoinSettings(horizon_s=3600, window_s=300))
+    join.add_predictions(_predictions(kit, ("kept", 10), ("dropped", 20)))
+    gone = pl.DataFrame(
+        [("dropped", "cancelled", kit.T0 + timedelta(seconds=200))],
+        schema={"order_id": pl.String, "kind": pl.String, "outcome_time": PREDICTIONS["time"]},
+        orient="row",
+    )
+    join.add_outcomes(_outcomes(kit, ("kept", 700)), pl.DataFrame(schema=CREATED))
+    join.add_outcomes(gone, pl.DataFrame(schema=CREATED))
+    assert sorted(join.open_rows().get_column("outcome").to_list()) == ["cancelled", "delivered"]
+    join.saw_events_until(kit.T0 + timedelta(seconds=5000))
+    join.add_predictions(_predictions(kit, ("late", 5000)))
+    closed = join.advance()
+    assert dict(closed.select("order_id", "outcome").iter_rows()) == {
+        "kept": "delivered",
+        "dropped": "cancelled",
+    }
+    assert join.state.counts["joined:v1|production"] == 1  # deliveries only, as before
+    table = aggregate(closed, 300, "UTC", Band())
+    overall = table.filter(pl.col("segment_kind") == "all").row(0, named=True)
+    assert overall["orders"] == 1
+    assert overall["p50_mae_s"] == pytest.approx(90.0)  # "kept" only: |600 - (700 - 10)|

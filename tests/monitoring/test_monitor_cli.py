@@ -21,6 +21,7 @@ from arrive.monitoring import checkpoint
 from arrive.monitoring.drift import NO_PROFILE
 from arrive.monitoring.join import JoinSettings
 from arrive.monitoring.monitor import MonitorSettings, drift_files, quality_files
+from arrive.monitoring.monitor_rollout import RolloutSettings
 from arrive.monitoring.quality import Band
 from arrive.testing.factories import random_marketplace, write_data_dir
 
@@ -109,6 +110,7 @@ def test_a_replay_joins_every_delivered_order_and_skips_damaged_files(
         (["--drift-min-orders", "0"], "--drift-min-orders: must be at least 1"),
         (["--skew-every-min", "-1"], "--skew-every-min: must be > 0"),
         (["--skew-sample", "0"], "--skew-sample: must be at least 1"),
+        (["--rollout-interval-s", "0"], "--rollout-interval-s: must be > 0"),
         (["--events-dir", "/nonexistent/data"], "--events-dir /nonexistent/data: no event log"),
     ],
 )
@@ -187,6 +189,7 @@ def test_help_names_every_setting(capsys: pytest.CaptureFixture[str]) -> None:
         "--events-dir",
         "--skew-every-min",
         "--skew-sample",
+        "--rollout-interval-s",
     ):
         assert option in out
 
@@ -201,6 +204,7 @@ def test_help_names_every_setting(capsys: pytest.CaptureFixture[str]) -> None:
         (lambda p: JoinSettings(horizon_s=0.0), "horizon_s: must be > 0"),
         (lambda p: JoinSettings(window_s=-1.0), "window_s: must be > 0"),
         (lambda p: Band(0.9, 0.2), "calibration band"),
+        (lambda p: RolloutSettings(interval_s=0.0), "rollout interval_s: must be > 0"),
     ],
 )
 def test_settings_objects_name_the_bad_field(

@@ -124,3 +124,21 @@ def test_a_killed_monitor_resumes_without_losing_or_double_counting(
     drift = _drift(tmp_path / "whole" / "quality")
     assert drift.get_column("drifted").any()  # 500 served above the profile's range
     assert _drift(tmp_path / "killed" / "quality").equals(drift)
+
+
+def test_a_checkpoint_saved_before_joined_rows_had_an_outcome_still_loads(
+    kit: ModuleType, make_monitor: Callable[..., Monitor], day: list[object], tmp_path: Path
+) -> None:
+    first = make_monitor(kit.stream_of(day), run="old", files_per_step=1)
+    for _ in range(6):
+        first.step()
+    held = first.join.state.frames["joined"]
+    assert not held.is_empty()
+    first.saved.state.frames["joined"] = held.drop("outcome")  # as saved before
+    checkpoint.save(tmp_path / "old" / "checkpoint.msgpack", first.saved)
+
+    loaded = checkpoint.load(tmp_path / "old" / "checkpoint.msgpack")
+
+    assert loaded is not None
+    # joined rows were all deliveries before cancelled ones were kept
+    assert loaded.state.frames["joined"].equals(held.with_columns(outcome=pl.lit("delivered")))

@@ -29,6 +29,7 @@ from arrive.monitoring.join import JoinSettings
 from arrive.monitoring.monitor import Monitor, MonitorSettings
 from arrive.monitoring.monitor_drift import WindowDrift, registry_profiles
 from arrive.monitoring.monitor_http import MetricsServer, MonitorCollector
+from arrive.monitoring.monitor_rollout import RolloutSettings, RolloutWatch
 from arrive.monitoring.monitor_skew import SkewCheck, SkewSettings
 from arrive.monitoring.prometheus_api import PrometheusApi
 from arrive.monitoring.quality import Band
@@ -36,6 +37,7 @@ from arrive.monitoring.slo import SloConfig, load_slo
 from arrive.monitoring.status_page import StatusPage
 from arrive.monitoring.status_state import QualityHistory
 from arrive.registry import LocalRegistry
+from arrive.rollout.control import Rollouts
 
 logger = logging.getLogger(__name__)
 _DIR = click.Path(file_okay=False, path_type=Path)
@@ -121,7 +123,8 @@ CATCH_UP_FILES = 8
     type=_DIR,
     help="Model registry: the heuristic stored with each model version gives the "
     "heuristic's MAE on the model's own orders (default: only on the heuristic's answers), "
-    "and its reference profile the feature drift (default: no drift).",
+    "its reference profile the feature drift (default: no drift), and its active rollout "
+    "is judged on the joined outcomes and moved (rolled back, ramped, promoted).",
 )
 @click.option(
     "--drift-threshold",
@@ -158,6 +161,14 @@ CATCH_UP_FILES = 8
     show_default=True,
     help="Most answers recomputed per skew check.",
 )
+@click.option(
+    "--rollout-interval-s",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Seconds between two guardrail evaluations of the registry's active rollout "
+    "(with --registry; a breach rolls back, a pass with enough evidence ramps).",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar or status line.")
 def command(
     log_dir: Path,
@@ -181,6 +192,7 @@ def command(
     events_dir: Path | None,
     skew_every_min: float,
     skew_sample: int,
+    rollout_interval_s: float,
     quiet: bool,
 ) -> None:
     """Join each prediction of --log-dir to its order's outcome from --source, and write
@@ -210,8 +222,11 @@ def command(
     clock = SystemClock()
     skew_dir = _events_dir(events_dir, Path(source) if replay else None)
     skew = _skew(skew_dir, skew_every_min, skew_sample, clock, settings.timezone)
+    watch = _rollout(registry, rollout_interval_s, clock)
     events = _open(source, checkpoint, replay)
-    monitor = Monitor(settings, events, clock, baseline=baseline, drift=drift, skew=skew)
+    monitor = Monitor(
+        settings, events, clock, baseline=baseline, drift=drift, skew=skew, rollout=watch
+    )
     console = Console(stderr=True, highlight=False)
     if monitor.resume() and not quiet:
         console.print(f"resumed from {checkpoint}")
@@ -306,6 +321,15 @@ def _drift(
     return WindowDrift(load, window_s, threshold=threshold, min_orders=min_orders)
 
 
+def _rollout(registry: Path | None, interval_s: float, clock: SystemClock) -> RolloutWatch | None:
+    if not interval_s > 0:
+        raise ConfigError(f"--rollout-interval-s: must be > 0, got {interval_s}")
+    if registry is None:
+        return None
+    rollouts = Rollouts(LocalRegistry(registry, clock=clock), clock=clock)
+    return RolloutWatch(rollouts, clock, RolloutSettings(interval_s=interval_s))
+
+
 def _events_dir(events_dir: Path | None, data_dir: Path | None) -> Path | None:
     if events_dir is None:
         return data_dir
@@ -386,6 +410,8 @@ def _serve(
     registry = CollectorRegistry(auto_describe=False)
     registry.register(MonitorCollector(lambda: (monitor.counts, monitor.latest)))
     registry.register(monitor.gauges)
+    if monitor.rollout is not None:
+        registry.register(monitor.rollout.metrics)
     page = StatusPage(
         registry,
         QualityHistory(monitor.settings.out_dir).since,

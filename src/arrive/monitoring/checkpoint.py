@@ -117,8 +117,16 @@ def _ipc(frame: pl.DataFrame) -> bytes:
     return buffer.getvalue()
 
 
+_ADDED: Final = {"outcome": pl.lit("delivered")}
+"""Columns added to held frames since format 1, with the value of rows saved before
+(joined rows were all deliveries until ``outcome`` came): old checkpoints still load."""
+
+
 def _frame(data: bytes, schema: pl.Schema) -> pl.DataFrame:
     frame = pl.read_ipc(io.BytesIO(data))
+    missing = {name: value for name, value in _ADDED.items() if name not in frame.columns}
+    if missing and all(name in schema for name in missing):
+        frame = frame.with_columns(**missing).select(schema.names()).cast(schema)
     if frame.schema != schema:
         raise KeyError(f"held rows of another shape: {frame.schema}")
     return frame

@@ -88,6 +88,7 @@ def rows(config: SloConfig) -> list[tuple[str, list[Panel]]]:
         ("Ingest", _ingest(config)),
         ("Prediction log", _prediction_log()),
         ("Model", _model()),
+        ("Rollout (arrive monitor's guardrails)", _rollout()),
     ]
 
 
@@ -524,5 +525,67 @@ def _model() -> list[Panel]:
                 ),
             ),
             "ops",
+        ),
+    ]
+
+
+def _rollout() -> list[Panel]:
+    rollout = ""  # one rollout at a time; the version and segment variables do not apply
+    rails = (
+        "p50_mae_rel",
+        "p90_coverage_candidate",
+        "late_rate_candidate",
+        "cancel_rate_candidate",
+    )
+    return [
+        Panel(
+            "Candidate's share of units",
+            (Query(f"arrive_rollout_share{rollout}", "{{rollout}}"),),
+            "percentunit",
+        ),
+        Panel(
+            "Canary step",
+            (Query(f"arrive_rollout_step{rollout}", "{{rollout}} {{phase}}"),),
+            description="0-based; -1 in shadow and once the rollout is over.",
+        ),
+        Panel(
+            "Guardrail decisions (1 h)",
+            (
+                Query(
+                    "sum by (rollout, decision) "
+                    f"(increase(arrive_rollout_decisions_total{rollout}[1h]))",
+                    "{{rollout}} {{decision}}",
+                ),
+            ),
+        ),
+        Panel(
+            "Guardrail figures of the last verdict",
+            tuple(
+                Query(f'arrive_rollout_guardrail{{rail="{rail}"}}', f"{{{{rollout}}}} {rail}")
+                for rail in rails
+            ),
+            "percentunit",
+            width=12,
+        ),
+        Panel(
+            "Last verdict and idle evaluations",
+            (
+                Query(f"arrive_rollout_verdict{rollout} == 1", "{{rollout}} {{action}}"),
+                Query(f"arrive_rollout_idle_intervals{rollout}", "{{rollout}} idle"),
+            ),
+            description="Idle: evaluations in a row without a new joined order of the "
+            "candidate (RolloutStalled at 15).",
+            width=12,
+        ),
+        Panel(
+            "Evaluations by verdict (rate)",
+            (
+                Query(
+                    "sum by (action) "
+                    f"(rate(arrive_rollout_evaluations_total{rollout}[$__rate_interval]))",
+                    "{{action}}",
+                ),
+            ),
+            width=24,
         ),
     ]

@@ -10,7 +10,9 @@ Rules (``H`` is the horizon):
 
 * a prediction at ``t`` joins a delivery of its order at ``d`` when ``d <= t + H``,
   whichever of the two arrives first (an outcome before its prediction is held);
-* a cancellation resolves its order's predictions (counted, not measured);
+* a cancellation resolves its order's predictions: they are handed out with
+  ``outcome = "cancelled"`` (and the cancellation's time as ``outcome_time``) for the
+  rollout guardrails' cancellation rail; quality figures ignore them;
 * the watermark ``W`` is the earlier of the two inputs' latest event times; a
   prediction with ``t + H < W`` and no outcome expires (counted) and an outcome
   with ``d + H < W`` that met no prediction is ``too_late`` when its order's
@@ -61,9 +63,12 @@ CREATED: Final = pl.Schema(
     }
 )
 """Order attributes from ``order_created`` events, for segments."""
-JOINED: Final = pl.Schema({**PREDICTIONS, "outcome_time": TIME, "window_start": TIME})
+JOINED: Final = pl.Schema(
+    {**PREDICTIONS, "outcome_time": TIME, "window_start": TIME, "outcome": pl.String()}
+)
 CLOSED: Final = pl.Schema({**JOINED, **{k: v for k, v in CREATED.items() if k != "order_id"}})
-"""Joined rows of closed windows, with their order's attributes (null when unknown)."""
+"""Joined rows of closed windows, with their order's attributes (null when unknown);
+``outcome`` is ``delivered`` or ``cancelled``."""
 EXPIRED: Final = pl.Schema({"order_id": pl.String(), "time": TIME})
 FRAMES: Final = {
     "pending": PREDICTIONS,
@@ -176,6 +181,15 @@ class OutcomeJoin:
         self._expire(cutoff)
         return closed
 
+    def open_rows(self) -> pl.DataFrame:
+        """The joined rows of windows not closed yet (:data:`CLOSED`): each is final (an
+        order's first outcome decides), and :meth:`advance` hands it out once its window
+        closes."""
+        joined = self._frames["joined"]
+        return joined.join(self._frames["created"], on="order_id", how="left").select(
+            CLOSED.names()
+        )
+
     def created(self) -> pl.DataFrame:
         """The order attributes held (:data:`CREATED`)."""
         return self._frames["created"]
@@ -227,15 +241,16 @@ class OutcomeJoin:
             matched=pl.col("matched")
             | pl.col("order_id").is_in(pairs.get_column("order_id").implode())
         )
-        self._keep_joined(delivered.drop("kind"))
+        self._keep_joined(pairs.rename({"kind": "outcome"}))
 
     def _keep_joined(self, rows: pl.DataFrame) -> None:
         every = f"{int(self.settings.window_s * 1_000_000)}us"
         rows = rows.with_columns(window_start=pl.col("time").dt.truncate(every))
+        delivered = rows.filter(pl.col("outcome") == "delivered")
         for (version, variant), count in Counter(
             zip(
-                rows.get_column("version").to_list(),
-                rows.get_column("variant").to_list(),
+                delivered.get_column("version").to_list(),
+                delivered.get_column("variant").to_list(),
                 strict=True,
             )
         ).items():

@@ -38,8 +38,9 @@ from arrive.ingest.source import EventSource, Position, RawMessage
 from arrive.monitoring import checkpoint, log_reader, outcome_events
 from arrive.monitoring.checkpoint import Checkpoint
 from arrive.monitoring.drift_metrics import DriftMetrics
-from arrive.monitoring.join import JoinSettings, OutcomeJoin
+from arrive.monitoring.join import CLOSED, JoinSettings, OutcomeJoin
 from arrive.monitoring.monitor_drift import COUNTS, WindowDrift
+from arrive.monitoring.monitor_rollout import RolloutWatch
 from arrive.monitoring.monitor_skew import SkewCheck
 from arrive.monitoring.quality import QUALITY, Band, aggregate
 
@@ -47,6 +48,7 @@ logger = logging.getLogger(__name__)
 
 _STAMP: Final = "%Y%m%dT%H%M%SZ"
 _DRIFT_COUNTS: Final = "drift_counts"
+_ROLLOUT_ROWS: Final = "rollout_rows"
 _OUTCOME_ROWS: Final = pl.Schema(
     {"order_id": pl.String(), "kind": pl.String(), "outcome_time": pl.Datetime("us", "UTC")}
 )
@@ -106,6 +108,8 @@ class Monitor:
     Args:
         drift: feature drift per closed window (None: off).
         skew: production skew checks (None: off).
+        rollout: judges and moves the registry's active rollout every interval
+            (:mod:`arrive.monitoring.monitor_rollout`; None: off).
 
     Attributes:
         latest: quality rows of the last closed window (:data:`QUALITY`).
@@ -122,6 +126,7 @@ class Monitor:
         baseline: Baseline | None = None,
         drift: WindowDrift | None = None,
         skew: SkewCheck | None = None,
+        rollout: RolloutWatch | None = None,
     ) -> None:
         self.settings = settings
         self.source = source
@@ -129,6 +134,7 @@ class Monitor:
         self.baseline = baseline
         self.drift = drift
         self.skew = skew
+        self.rollout = rollout
         self.gauges = DriftMetrics()
         self.saved = Checkpoint()
         self.join = OutcomeJoin(settings.join, self.saved.state)
@@ -148,6 +154,9 @@ class Monitor:
             self.saved = found
             self.join = OutcomeJoin(self.settings.join, found.state)
             self._check_held(found)
+            rows = found.held.get(_ROLLOUT_ROWS)
+            if self.rollout is not None and rows is not None and rows.schema == CLOSED:
+                self.rollout.rows = rows
         self._drop_uncovered(found.state.closed_until if found else None)
         written = quality_files(self.settings.out_dir)
         if written:  # scrapes after a restart see the last window, not nothing
@@ -184,6 +193,8 @@ class Monitor:
             self._close(closed)
         if self.skew is not None and self.skew.due():
             self._measure_skew()
+        if self.rollout is not None and self.rollout.due():
+            self.rollout.evaluate(self.join.open_rows())
         return handled + len(polled)
 
     def finish(self) -> None:
@@ -197,6 +208,8 @@ class Monitor:
         self._close(self.join.advance())
         if self.skew is not None:
             self._measure_skew()
+        if self.rollout is not None:
+            self.rollout.evaluate(self.join.open_rows())
 
     def _log_due(self) -> bool:
         state = self.join.state
@@ -308,6 +321,9 @@ class Monitor:
             table = aggregate(closed, settings.join.window_s, settings.timezone, settings.band)
             self._write("quality", table)
             self.latest = _last_window(table)
+            if self.rollout is not None:
+                self.rollout.add(closed)
+                self.saved.held[_ROLLOUT_ROWS] = self.rollout.rows
         self._close_drift()
         checkpoint.save(self.settings.checkpoint, self.saved)
         if self._uncommitted:

@@ -233,8 +233,10 @@ def monitor_join(answers: pl.DataFrame, events: pl.LazyFrame) -> pl.DataFrame:
     join.saw_events_until(end + join.settings.horizon + join.settings.window)
     state.predictions_seen = state.outcomes_seen
     created = pl.col("created_at").fill_null(pl.col("time"))
-    return join.advance().with_columns(
-        actual_s=(pl.col("outcome_time") - created).dt.total_microseconds() / 1e6
+    return (
+        join.advance()
+        .filter(pl.col("outcome") == "delivered")
+        .with_columns(actual_s=(pl.col("outcome_time") - created).dt.total_microseconds() / 1e6)
     )
 
 

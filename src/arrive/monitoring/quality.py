@@ -77,7 +77,10 @@ class Band:
 
 def aggregate(closed: pl.DataFrame, window_s: float, timezone: str, band: Band) -> pl.DataFrame:
     """Quality rows (:data:`QUALITY`) of joined rows of closed windows (:data:`CLOSED`,
-    plus an optional ``heuristic_p50_s``), sorted by window, version, variant, segment."""
+    plus an optional ``heuristic_p50_s``), sorted by window, version, variant, segment.
+    Cancelled orders (``outcome == "cancelled"``) have no delivery time: ignored."""
+    if "outcome" in closed.columns:
+        closed = closed.filter(pl.col("outcome").fill_null("delivered") == "delivered")
     if closed.is_empty():
         return pl.DataFrame(schema=QUALITY)
     # in a fixed order, so sums (and so means) do not depend on how rows were batched

@@ -333,6 +333,40 @@ def cause_alerts(config: SloConfig) -> list[dict[str, Any]]:
             f"No `arrive retrain` run has succeeded for more than {limits.retrain_stale_s:g} s: "
             "the models grow older than their data.",
         ),
+        *rollout_alerts(),
+    ]
+
+
+STALLED_INTERVALS: Final = 15
+"""Evaluations in a row without a new joined order of the candidate before
+``RolloutStalled`` (15 minutes at the monitor's default interval)."""
+
+
+def rollout_alerts() -> list[dict[str, Any]]:
+    """A rollout rolled back by the guardrails; a rollout held for lack of evidence."""
+    return [
+        _alert(
+            "RolloutRolledBack",
+            'sum by (rollout) (increase(arrive_rollout_decisions_total{decision="rolled_back"}'
+            "[30m])) > 0",
+            "0m",
+            "page",
+            "Rollout {{ $labels.rollout }} was rolled back by its guardrails",
+            "A guardrail breached: every unit is back on the control version. The audit "
+            "entry (`arrive rollout status`) names the rails and their figures.",
+        ),
+        _alert(
+            "RolloutStalled",
+            f"(max by (rollout) (arrive_rollout_active * arrive_rollout_idle_intervals) >= "
+            f"{STALLED_INTERVALS})\nor\n"
+            "(max by (rollout) (last_over_time(arrive_rollout_active[1d])) == 1\n"
+            ' unless on () max(up{job=~".*monitor.*"}) == 1)',
+            "5m",
+            "ticket",
+            "Rollout {{ $labels.rollout }} holds its step for lack of evidence",
+            "The monitor joins no new order of the candidate, or the monitor itself is "
+            "down: the rollout neither ramps nor rolls back until evidence comes.",
+        ),
     ]
 
 

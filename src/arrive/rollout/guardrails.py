@@ -22,7 +22,7 @@ Rails (candidate against control unless said):
   control's (too wide a P90; ``late_rate`` judges the other side).
 * ``late_rate`` (actual after the P90) and ``fallback_share``: differences.
 * ``cancel_rate``: when the rows carry an ``outcome`` column (``cancelled`` rows
-  count, with no duration); the monitor's closed rows hold deliveries only.
+  count, with no duration); the monitor's joined rows carry it.
 * ``delivery_p95``: breach when more than 5 % of the candidate's orders take longer
   than the control's p95 plus the limit (the candidate's p95 then exceeds it),
   the control's p95 taken as known.
