@@ -42,7 +42,7 @@ from arrive.monitoring.prediction_log import PredictionLog, Predictions
 from arrive.monitoring.rules import rule_files
 from arrive.monitoring.slo import load_slo
 from arrive.schema.events import Delivered, Event, OrderCreated
-from arrive.testing.servers.eta_service import EtaClient
+from arrive.testing.servers.eta_service import ServiceProbe
 from arrive.testing.servers.ports import answers_ok, free_port
 from arrive.testing.servers.processes import terminate
 from arrive.testing.servers.prometheus_server import PrometheusServer
@@ -223,13 +223,13 @@ def monitor(
 
 
 @pytest.fixture(scope="module")
-def service(start_module_service: Callable[..., EtaClient], redis: RedisServer) -> EtaClient:
+def service(start_module_service: Callable[..., ServiceProbe], redis: RedisServer) -> ServiceProbe:
     return start_module_service({"ARRIVE_STORE_URL": redis.url})
 
 
 @pytest.fixture(scope="module")
 def prometheus(
-    service: EtaClient, monitor: MonitorProcess, tmp_path_factory: pytest.TempPathFactory
+    service: ServiceProbe, monitor: MonitorProcess, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[PrometheusServer]:
     """One Prometheus scraping the service and the monitor with the generated rules."""
     directory = tmp_path_factory.mktemp("rules")
@@ -241,12 +241,12 @@ def prometheus(
         yield server
 
 
-def _target(service: EtaClient) -> str:
+def _target(service: ServiceProbe) -> str:
     return service.url.removeprefix("http://")
 
 
 def test_killing_the_store_sends_feature_store_down_pending_then_it_clears(
-    service: EtaClient, prometheus: PrometheusServer, redis: RedisServer, fault_data: Any
+    service: ServiceProbe, prometheus: PrometheusServer, redis: RedisServer, fault_data: Any
 ) -> None:
     target = _target(service)
     orders = fault_data.orders[:20]
