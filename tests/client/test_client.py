@@ -7,6 +7,7 @@ import asyncio
 import random
 
 import pytest
+from tests.client.conftest import Scripted
 
 from arrive.client import (
     AsyncEtaClient,
@@ -21,7 +22,6 @@ from arrive.client import (
 from arrive.clock import ManualClock
 from arrive.errors import ArriveError, UserError
 from arrive.testing.servers.ports import free_port
-from tests.client.conftest import Scripted
 
 ORDER = {"order_id": "o-1", "store_id": "s-1", "items": 3}
 QUICK = Retry(attempts=3, backoff_s=0.001, max_backoff_s=0.002, rng=random.Random(1))
@@ -44,7 +44,8 @@ def test_503_is_retried_with_the_same_request_id(scripted: Scripted) -> None:
         answer = eta.predict(ORDER)
     assert answer.order_id == "o-1"
     rids = {rid for _, rid, _ in scripted.asked}
-    assert len(scripted.asked) == 3 and len(rids) == 1
+    assert len(scripted.asked) == 3
+    assert len(rids) == 1
 
 
 def test_503_on_every_attempt_is_server_unavailable(scripted: Scripted) -> None:
@@ -59,7 +60,8 @@ def test_500_is_a_server_error_and_not_retried(scripted: Scripted) -> None:
     scripted.error(500, "internal error (request id rid-srv)")
     with client(scripted.url) as eta, pytest.raises(ServerError) as caught:
         eta.predict(ORDER)
-    assert caught.value.status == 500 and caught.value.request_id == "rid-srv"
+    assert caught.value.status == 500
+    assert caught.value.request_id == "rid-srv"
     assert len(scripted.asked) == 1
 
 
@@ -76,7 +78,8 @@ def test_422_names_the_field_and_is_not_retried(scripted: Scripted) -> None:
 def test_an_order_that_does_not_fit_is_refused_before_sending(scripted: Scripted) -> None:
     with client(scripted.url) as eta, pytest.raises(RequestRejected) as caught:
         eta.predict({"order_id": "o-1", "items": -1})
-    assert caught.value.field == "items" and caught.value.status is None
+    assert caught.value.field == "items"
+    assert caught.value.status is None
     assert scripted.asked == []
 
 
@@ -104,18 +107,21 @@ def test_a_server_down_is_unavailable_after_the_retries() -> None:
 def test_back_off_past_the_deadline_is_a_timeout() -> None:
     clock = ManualClock()
     slow = Retry(attempts=10, backoff_s=5.0, max_backoff_s=5.0, rng=random.Random(3))
-    with EtaClient(
-        f"http://127.0.0.1:{free_port()}", retry=slow, deadline_s=6.0, clock=clock
-    ) as eta:
-        with pytest.raises(Timeout, match="deadline"):
-            eta.predict(ORDER)
+    with (
+        EtaClient(
+            f"http://127.0.0.1:{free_port()}", retry=slow, deadline_s=6.0, clock=clock
+        ) as eta,
+        pytest.raises(Timeout, match="deadline"),
+    ):
+        eta.predict(ORDER)
     assert clock.monotonic() < 6.0  # never slept past the deadline
 
 
 def test_the_back_off_is_jittered_and_capped() -> None:
     retry = Retry(backoff_s=0.1, max_backoff_s=0.3, rng=random.Random(0))
     delays = [retry.delay(attempt) for attempt in (1, 2, 3, 4, 5, 6) for _ in range(50)]
-    assert max(delays) <= 0.3 and len(set(delays)) > 100
+    assert max(delays) <= 0.3
+    assert len(set(delays)) > 100
     assert retry.delay(1, retry_after=2.0) == 2.0
 
 

@@ -31,6 +31,7 @@ class _LazyGroup(click.Group):
         "models": "arrive.cli.models_cmd:command",
         "monitor": "arrive.cli.monitor_cmd:command",
         "parity": "arrive.cli.parity_cmd:command",
+        "score": "arrive.cli.score_cmd:command",
         "serve": "arrive.cli.serve_cmd:command",
         "train": "arrive.cli.train_cmd:command",
         "simulate": "arrive.cli.simulate_cmd:command",
