@@ -131,4 +131,4 @@ def test_local_scoring_answers_as_the_live_service(
 
 
 def _features(text: str) -> dict[str, Any]:
-    return {k: v for k, v in json.loads(text).items()}
+    return dict(json.loads(text))
