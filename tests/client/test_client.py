@@ -97,9 +97,11 @@ def test_a_slow_server_hits_the_deadline(scripted: Scripted) -> None:
 
 
 def test_a_server_down_is_unavailable_after_the_retries() -> None:
-    with client(f"http://127.0.0.1:{free_port()}") as eta:
-        with pytest.raises(ServerUnavailable) as caught:
-            eta.predict(ORDER)
+    with (
+        client(f"http://127.0.0.1:{free_port()}") as eta,
+        pytest.raises(ServerUnavailable) as caught,
+    ):
+        eta.predict(ORDER)
     assert not isinstance(caught.value, Timeout)
     assert isinstance(caught.value, ArriveError)
 
