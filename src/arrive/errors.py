@@ -17,8 +17,11 @@ in one place::
     │   └── ModelIntegrityError    a stored artifact or index does not match its record
     ├── StoreError                 the online feature store failed (bad stored value, script error)
     │   └── FeatureStoreUnavailable the store cannot be reached or refuses requests
-    └── InternalError              a bug or an environment failure; CLI exit code 1
-        └── SourceUnavailable      an event source or dead-letter backend cannot be reached
+    ├── InternalError              a bug or an environment failure; CLI exit code 1
+    │   └── SourceUnavailable      an event source or dead-letter backend cannot be reached
+    └── ClientError                a call to the ETA service failed (arrive.client.errors:
+                                   ServerUnavailable, Timeout, RequestRejected (also a
+                                   UserError), ServerError, BadResponse)
 
 No module here imports a web or vendor library.
 """
