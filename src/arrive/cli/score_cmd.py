@@ -151,14 +151,14 @@ def _locally(
     backend: Any,
     cache: Path,
 ) -> pl.DataFrame:
-    from arrive.client.sources import write_results
-    from arrive.serving.offline import load_model, order_features, score_frame
-
     if not input_path.is_dir():
         raise ConfigError(
             f"--registry: {input_path} is not a data directory (features are built from its "
             "event log); score a file of orders through a service with --url"
         )
+    from arrive.client.sources import write_results
+    from arrive.serving.offline import load_model, order_features, score_frame
+
     loaded = load_model(registry, model, backend, cache)
     features = order_features(input_path, loaded.features)
     answers = score_frame(loaded, features, threads)
