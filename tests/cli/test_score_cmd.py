@@ -86,6 +86,8 @@ def test_local_scoring_answers_as_the_live_service(
                 str(tmp_path / "u.csv"),
                 "--url",
                 service.url,
+                "--processes",
+                "1",
                 "--quiet",
             ]
         )
