@@ -29,20 +29,21 @@ from typing import Any
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from serve_bench import _compiled, _registry, _wrk
-
-from arrive import datadir
 from arrive.client import EtaClient
-from arrive.ingest.importers import import_into, load_mapping
-from arrive.serving.offline import load_model, order_features, score_frame
-from arrive.testing.servers.eta_service import ServeProcess, order_body, wait_for
+
+# the workers of bulk_predict are spawned: each imports this module again, so the heavy
+# imports (training, the importers, the offline scorer) wait for the functions that use them
+BENCH = Path(__file__).resolve().parent
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
+    sys.path.insert(0, str(BENCH))
+    from serve_bench import _registry
+
+    from arrive.ingest.importers import import_into, load_mapping
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--csv", type=Path, default=ROOT / "../shared/data/food_delivery.csv.gz")
     parser.add_argument("--registry", type=Path, default=ROOT / ".arrive" / "bench-registry")
@@ -65,6 +66,8 @@ def main() -> None:
 
 
 def _score(registry: Path, cache: Path, data: Path) -> dict[str, float]:
+    from arrive.serving.offline import load_model, order_features, score_frame
+
     print("compiling the trees (cached after the first run) ...", file=sys.stderr)
     model = load_model(registry, "production", "lleaves", cache)
     runs = []
@@ -88,6 +91,9 @@ def _score(registry: Path, cache: Path, data: Path) -> dict[str, float]:
 
 
 def _rows(data: Path, n: int) -> list[dict[str, Any]]:
+    from arrive import datadir
+    from arrive.testing.servers.eta_service import order_body
+
     orders = datadir.read_orders(data).sort("created_at")
     base = [order_body(row) for row in orders.iter_rows(named=True)]
     rows = []
@@ -111,6 +117,10 @@ def _served(
     batches = work / "batches.jsonl"
     chunks = [rows[i : i + args.batch] for i in range(0, 20 * args.batch, args.batch)]
     batches.write_text("".join(json.dumps({"orders": c}) + "\n" for c in chunks))
+    from serve_bench import _compiled, _wrk
+
+    from arrive.testing.servers.eta_service import ServeProcess, wait_for
+
     out: dict[str, Any] = {}
     with ServeProcess(env, workers=2, log_path=work / "serve.log") as service:
         service.wait_ready(timeout_s=300)
