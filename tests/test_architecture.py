@@ -79,6 +79,19 @@ def test_only_cli_demo_testing_and_training_may_import_training() -> None:
     assert sorted(sources) == sorted(_top_level() - allowed)
 
 
+def test_the_client_imports_only_schema_errors_and_clock() -> None:
+    # the client ships to callers: the service's internals must not come with it
+    forbidden = _contracts()["client-stands-alone"]["forbidden_modules"]
+    allowed = {"arrive.client", "arrive.clock", "arrive.errors", "arrive.schema"}
+    assert sorted(forbidden) == sorted(_top_level() - allowed)
+
+
+def test_only_cli_demo_and_testing_may_import_the_client() -> None:
+    sources = _contracts()["client-is-for-callers"]["source_modules"]
+    allowed = {"arrive.cli", "arrive.client", "arrive.demo", "arrive.testing"}
+    assert sorted(sources) == sorted(_top_level() - allowed)
+
+
 @pytest.mark.parametrize(
     ("markdown", "after"),
     [
@@ -102,6 +115,8 @@ def test_the_docs_draw_the_layers_of_the_contract(markdown: Path, after: str) ->
             "Only cli, demo, testing and training",
         ),
         ("store/keys.py", "import arrive.features.spec", "Top-level packages form layers"),
+        ("client/calls.py", "import arrive.datadir", "The client imports only"),
+        ("serving/answer.py", "import arrive.client", "Only cli, demo and testing import"),
         ("monitoring/metrics.py", "import arrive.serving.slot", "Top-level packages form layers"),
     ],
 )

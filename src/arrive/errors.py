@@ -19,8 +19,11 @@ in one place::
     │   └── RolloutConflict        another command changed the rollout first (lost the race)
     ├── StoreError                 the online feature store failed (bad stored value, script error)
     │   └── FeatureStoreUnavailable the store cannot be reached or refuses requests
-    └── InternalError              a bug or an environment failure; CLI exit code 1
-        └── SourceUnavailable      an event source or dead-letter backend cannot be reached
+    ├── InternalError              a bug or an environment failure; CLI exit code 1
+    │   └── SourceUnavailable      an event source or dead-letter backend cannot be reached
+    └── ClientError                a call to the ETA service failed (arrive.client.errors:
+                                   ServerUnavailable, Timeout, RequestRejected (also a
+                                   UserError), ServerError, BadResponse)
 
 No module here imports a web or vendor library.
 """

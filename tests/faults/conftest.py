@@ -14,7 +14,7 @@ What a fault module usually needs:
 * ``service_on_redis`` (module): a running service reading the store through the
   proxy; ``healthy_service`` gives it back to each test with every fault undone.
 
-The :class:`~arrive.testing.servers.eta_service.EtaClient` helper answers requests, reads
+The :class:`~arrive.testing.servers.eta_service.ServiceProbe` helper answers requests, reads
 ``/metrics`` as numbers and polls for a condition with a bounded deadline (never a
 fixed sleep).
 """
@@ -30,7 +30,7 @@ import pytest
 
 from arrive.registry import LocalRegistry
 from arrive.testing.factories import ending_now, random_marketplace, write_data_dir
-from arrive.testing.servers.eta_service import EtaClient, ServeProcess, fill_redis, order_body
+from arrive.testing.servers.eta_service import ServeProcess, ServiceProbe, fill_redis, order_body
 from arrive.testing.servers.redis_server import RedisServer
 from arrive.testing.servers.tcp_proxy import TcpProxy
 from arrive.training.pipeline import TrainConfig, run_training
@@ -97,13 +97,13 @@ def redis_proxy(redis: RedisServer) -> Iterator[TcpProxy]:
         yield proxy
 
 
-StartEtaClient = Callable[..., EtaClient]
+StartServiceProbe = Callable[..., ServiceProbe]
 
 
 def _starter(
     request: pytest.FixtureRequest, fault_data: FaultData, tmp: Path
-) -> Callable[..., EtaClient]:
-    def start(env: dict[str, str] | None = None, workers: int = 1) -> EtaClient:
+) -> Callable[..., ServiceProbe]:
+    def start(env: dict[str, str] | None = None, workers: int = 1) -> ServiceProbe:
         name = f"serve-{len(list(tmp.glob('serve-*.log')))}"
         settings = {
             **BASE_ENV,
@@ -116,7 +116,7 @@ def _starter(
         request.addfinalizer(process.stop)
         process.start()
         process.wait_ready(timeout_s=180)
-        return EtaClient(process.url, process)
+        return ServiceProbe(process.url, process)
 
     return start
 
@@ -124,8 +124,8 @@ def _starter(
 @pytest.fixture
 def start_service(
     request: pytest.FixtureRequest, fault_data: FaultData, tmp_path: Path
-) -> StartEtaClient:
-    """``start_service(env=None, workers=1) -> EtaClient``, ready; stopped after the test."""
+) -> StartServiceProbe:
+    """``start_service(env=None, workers=1) -> ServiceProbe``, ready; stopped after the test."""
     return _starter(request, fault_data, tmp_path)
 
 
@@ -134,15 +134,15 @@ def start_module_service(
     request: pytest.FixtureRequest,
     fault_data: FaultData,
     tmp_path_factory: pytest.TempPathFactory,
-) -> StartEtaClient:
+) -> StartServiceProbe:
     """As :func:`start_service`, stopped after the module."""
     return _starter(request, fault_data, tmp_path_factory.mktemp("service"))
 
 
 @pytest.fixture(scope="module")
 def service_on_redis(
-    start_module_service: StartEtaClient, redis_proxy: TcpProxy, redis: RedisServer
-) -> EtaClient:
+    start_module_service: StartServiceProbe, redis_proxy: TcpProxy, redis: RedisServer
+) -> ServiceProbe:
     """A service whose feature store is :func:`redis` behind :func:`redis_proxy`."""
     url = f"redis://127.0.0.1:{redis_proxy.port}/0"
     return start_module_service({"ARRIVE_STORE_URL": url})
@@ -150,8 +150,8 @@ def service_on_redis(
 
 @pytest.fixture
 def healthy_service(
-    service_on_redis: EtaClient, redis: RedisServer, redis_proxy: TcpProxy, fault_data: FaultData
-) -> EtaClient:
+    service_on_redis: ServiceProbe, redis: RedisServer, redis_proxy: TcpProxy, fault_data: FaultData
+) -> ServiceProbe:
     """:func:`service_on_redis` with every fault of an earlier test undone: the proxy
     restored, Redis running and filled, and the model answering."""
     redis_proxy.restore()

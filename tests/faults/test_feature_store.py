@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from arrive.testing.servers.eta_service import EtaClient
+from arrive.testing.servers.eta_service import ServiceProbe
 from arrive.testing.servers.redis_server import RedisServer
 from arrive.testing.servers.tcp_proxy import TcpProxy
 
@@ -32,7 +32,7 @@ def _heuristic(answers: list[dict[str, Any]]) -> bool:
 
 
 def test_redis_unreachable_answers_with_the_heuristic_and_stays_ready(
-    healthy_service: EtaClient, redis_proxy: TcpProxy, fault_data: Any
+    healthy_service: ServiceProbe, redis_proxy: TcpProxy, fault_data: Any
 ) -> None:
     service, orders = healthy_service, fault_data.orders
     before = service.metric("arrive_predictions_total", fallback="store_unavailable")
@@ -73,7 +73,7 @@ def test_a_replica_starting_while_redis_is_unreachable_gets_ready(
 
 
 def test_redis_killed_then_restarted(
-    healthy_service: EtaClient, redis: RedisServer, fault_data: Any, refill: Any
+    healthy_service: ServiceProbe, redis: RedisServer, fault_data: Any, refill: Any
 ) -> None:
     service, orders = healthy_service, fault_data.orders
     port = redis.port
@@ -96,7 +96,7 @@ def test_redis_killed_then_restarted(
 
 
 def test_redis_paused_answers_within_the_deadline_with_the_heuristic(
-    healthy_service: EtaClient, redis: RedisServer, fault_data: Any
+    healthy_service: ServiceProbe, redis: RedisServer, fault_data: Any
 ) -> None:
     service, orders = healthy_service, fault_data.orders
     deadlines = service.metric("arrive_store_errors_total", kind="deadline")
@@ -117,7 +117,7 @@ def test_redis_paused_answers_within_the_deadline_with_the_heuristic(
 
 
 def test_latency_past_the_deadline_answers_deadline_and_keeps_the_store_up(
-    healthy_service: EtaClient, redis_proxy: TcpProxy, fault_data: Any
+    healthy_service: ServiceProbe, redis_proxy: TcpProxy, fault_data: Any
 ) -> None:
     service, orders = healthy_service, fault_data.orders
     redis_proxy.add_latency(0.35)  # 0.7 s per round trip: past the 500 ms deadline
@@ -135,7 +135,7 @@ def test_latency_past_the_deadline_answers_deadline_and_keeps_the_store_up(
 
 
 def test_connections_cut_are_reopened(
-    healthy_service: EtaClient, redis_proxy: TcpProxy, fault_data: Any
+    healthy_service: ServiceProbe, redis_proxy: TcpProxy, fault_data: Any
 ) -> None:
     service, orders = healthy_service, fault_data.orders
     accepted = redis_proxy.accepted
@@ -149,7 +149,7 @@ def test_connections_cut_are_reopened(
 
 
 def test_an_empty_store_answers_stale_features_and_health_says_so(
-    healthy_service: EtaClient, redis: RedisServer, fault_data: Any, refill: Any
+    healthy_service: ServiceProbe, redis: RedisServer, fault_data: Any, refill: Any
 ) -> None:
     import redis as redis_client
 

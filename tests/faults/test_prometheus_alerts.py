@@ -54,7 +54,7 @@ from arrive.registry import LocalRegistry
 from arrive.schema.events import Delivered, Event, OrderCreated
 from arrive.testing.factories import random_marketplace, write_data_dir
 from arrive.testing.served_log import ZONE, ShiftedHour, serve_and_log
-from arrive.testing.servers.eta_service import EtaClient
+from arrive.testing.servers.eta_service import ServiceProbe
 from arrive.testing.servers.ports import answers_ok, free_port
 from arrive.testing.servers.processes import terminate
 from arrive.testing.servers.prometheus_server import PrometheusServer
@@ -282,13 +282,13 @@ def skew_monitor(
 
 
 @pytest.fixture(scope="module")
-def service(start_module_service: Callable[..., EtaClient], redis: RedisServer) -> EtaClient:
+def service(start_module_service: Callable[..., ServiceProbe], redis: RedisServer) -> ServiceProbe:
     return start_module_service({"ARRIVE_STORE_URL": redis.url})
 
 
 @pytest.fixture(scope="module")
 def prometheus(
-    service: EtaClient,
+    service: ServiceProbe,
     monitor: MonitorProcess,
     skew_monitor: MonitorProcess,
     tmp_path_factory: pytest.TempPathFactory,
@@ -304,12 +304,12 @@ def prometheus(
         yield server
 
 
-def _target(service: EtaClient) -> str:
+def _target(service: ServiceProbe) -> str:
     return service.url.removeprefix("http://")
 
 
 def test_killing_the_store_sends_feature_store_down_pending_then_it_clears(
-    service: EtaClient, prometheus: PrometheusServer, redis: RedisServer, fault_data: Any
+    service: ServiceProbe, prometheus: PrometheusServer, redis: RedisServer, fault_data: Any
 ) -> None:
     target = _target(service)
     orders = fault_data.orders[:20]

@@ -12,7 +12,7 @@ from typing import Any, Final
 
 import pytest
 
-from arrive.testing.servers.eta_service import EtaClient
+from arrive.testing.servers.eta_service import ServiceProbe
 
 pytestmark = pytest.mark.faults
 
@@ -31,14 +31,14 @@ HEAD: Final = b"POST /v1/eta HTTP/1.1\r\nhost: eta\r\ncontent-type: application/
 
 
 @pytest.fixture(scope="module")
-def service(start_module_service: Any) -> EtaClient:
+def service(start_module_service: Any) -> ServiceProbe:
     """A service with small limits (and the in-process store: no feature is needed)."""
-    client: EtaClient = start_module_service(LIMITS)
+    client: ServiceProbe = start_module_service(LIMITS)
     return client
 
 
 @contextmanager
-def connection(service: EtaClient) -> Iterator[socket.socket]:
+def connection(service: ServiceProbe) -> Iterator[socket.socket]:
     assert service.process is not None
     with socket.create_connection(("127.0.0.1", service.process.port), timeout=WAIT_S) as sock:
         yield sock
@@ -63,7 +63,7 @@ def request(body: bytes, extra: bytes = b"") -> bytes:
     return HEAD + extra + b"content-length: %d\r\n\r\n" % len(body) + body
 
 
-def test_a_huge_header_is_refused_with_431_before_it_is_read_whole(service: EtaClient) -> None:
+def test_a_huge_header_is_refused_with_431_before_it_is_read_whole(service: ServiceProbe) -> None:
     before = service.metric("arrive_connections_refused_total", reason="header_bytes")
     with connection(service) as sock:
         sock.sendall(HEAD + b"x-big: " + b"a" * 8192)  # past the limit, the header not ended
@@ -75,7 +75,7 @@ def test_a_huge_header_is_refused_with_431_before_it_is_read_whole(service: EtaC
 
 
 def test_a_megabyte_of_headers_is_refused_and_the_service_keeps_answering(
-    service: EtaClient,
+    service: ServiceProbe,
 ) -> None:
     with connection(service) as sock:
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # refused mid-send
@@ -85,7 +85,7 @@ def test_a_megabyte_of_headers_is_refused_and_the_service_keeps_answering(
     assert service.health()["status"] in ("ok", "degraded")
 
 
-def test_too_many_header_lines_are_refused_with_431(service: EtaClient) -> None:
+def test_too_many_header_lines_are_refused_with_431(service: ServiceProbe) -> None:
     lines = b"".join(b"x-%d: 1\r\n" % i for i in range(50))
     with connection(service) as sock:
         sock.sendall(request(b"{}", lines))
@@ -94,7 +94,7 @@ def test_too_many_header_lines_are_refused_with_431(service: EtaClient) -> None:
     assert b"more than 20 header lines" in answer
 
 
-def test_headers_that_never_end_get_408(service: EtaClient) -> None:
+def test_headers_that_never_end_get_408(service: ServiceProbe) -> None:
     with connection(service) as sock:
         sock.sendall(HEAD)
         answer = until_closed(sock)
@@ -102,7 +102,7 @@ def test_headers_that_never_end_get_408(service: EtaClient) -> None:
     assert b"headers took over 2 s" in answer
 
 
-def test_trickled_headers_do_not_extend_the_header_timeout(service: EtaClient) -> None:
+def test_trickled_headers_do_not_extend_the_header_timeout(service: ServiceProbe) -> None:
     """A byte now and then: the timeout counts from the request's first byte."""
     header = b"x-slow: " + b"a" * 2000  # within the size limit
     answer = b""
@@ -119,7 +119,7 @@ def test_trickled_headers_do_not_extend_the_header_timeout(service: EtaClient) -
     assert status(answer) == 408  # long before the 2,000 bytes (200 s at this pace)
 
 
-def test_a_body_shorter_than_its_content_length_gets_408(service: EtaClient) -> None:
+def test_a_body_shorter_than_its_content_length_gets_408(service: ServiceProbe) -> None:
     with connection(service) as sock:
         sock.sendall(HEAD + b'content-length: 100\r\n\r\n{"order_id":')
         answer = until_closed(sock)
@@ -127,13 +127,13 @@ def test_a_body_shorter_than_its_content_length_gets_408(service: EtaClient) -> 
     assert b"body took over 2 s" in answer
 
 
-def test_an_idle_connection_is_closed(service: EtaClient) -> None:
+def test_an_idle_connection_is_closed(service: ServiceProbe) -> None:
     with connection(service) as sock:
         assert until_closed(sock) == b""  # nothing asked, nothing answered: closed
 
 
 def test_keep_alive_and_pipelining_work_within_the_limits(
-    service: EtaClient, fault_data: Any
+    service: ServiceProbe, fault_data: Any
 ) -> None:
     import json
 
@@ -150,7 +150,7 @@ def test_keep_alive_and_pipelining_work_within_the_limits(
     assert rest == b""
 
 
-def test_connections_past_the_cap_get_503(service: EtaClient) -> None:
+def test_connections_past_the_cap_get_503(service: ServiceProbe) -> None:
     assert service.process is not None
     address = ("127.0.0.1", service.process.port)
     held = [socket.create_connection(address, timeout=WAIT_S) for _ in range(8)]
@@ -165,7 +165,7 @@ def test_connections_past_the_cap_get_503(service: EtaClient) -> None:
 
 
 def test_a_large_body_read_with_its_headers_is_not_taken_for_large_headers(
-    service: EtaClient, fault_data: Any
+    service: ServiceProbe, fault_data: Any
 ) -> None:
     import json
 

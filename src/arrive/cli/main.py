@@ -35,6 +35,7 @@ class _LazyGroup(click.Group):
         "providers": "arrive.cli.providers_cmd:command",
         "rollout": "arrive.cli.rollout_cmd:command",
         "retrain": "arrive.cli.retrain_cmd:command",
+        "score": "arrive.cli.score_cmd:command",
         "serve": "arrive.cli.serve_cmd:command",
         "train": "arrive.cli.train_cmd:command",
         "validate": "arrive.cli.validate_cmd:command",

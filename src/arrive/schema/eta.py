@@ -71,7 +71,9 @@ EARLIEST_CREATED_AT: Final = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
 LATEST_CREATED_AT: Final = datetime.fromisoformat("3000-01-01T00:00:00+00:00")
 
 
-class EtaRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class EtaRequest(
+    msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True
+):
     """One order to estimate: an ``order_created`` event without its envelope.
 
     Every field but ``order_id`` is optional; the more the model gets, the better

@@ -158,9 +158,10 @@ class ServeProcess:
             self.stop()
 
 
-class EtaClient:
-    """An ETA service at ``url`` driven over HTTP, for tests: answers, readiness, health,
-    metrics as numbers, and polling for a condition with a bounded deadline.
+class ServiceProbe:
+    """An ETA service at ``url`` probed over raw HTTP, for tests: statuses and bodies as
+    sent (no retries, no types), metrics as numbers, and polling for a condition with a
+    bounded deadline. Callers of the API use :class:`arrive.client.EtaClient`.
 
     Args:
         url: the service's base URL.

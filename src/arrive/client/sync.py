@@ -1,0 +1,239 @@
+"""The synchronous ETA client: one pooled httpx connection pool per client."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final, TypeVar
+
+import httpx
+import msgspec
+
+from arrive.client.bulk import BulkResult, ClientConfig, bulk_predict
+from arrive.client.calls import Order, Retry, outcome, retry_after, to_request, to_requests
+from arrive.client.errors import BadResponse, ClientError, ServerUnavailable, Timeout
+from arrive.client.info import ModelInfo, max_batch_of, model_info_of
+from arrive.client.sources import Source
+from arrive.clock import SleepingClock, SystemClock
+from arrive.schema.api import BatchAnswer, BatchRequest, Readiness
+from arrive.schema.eta import EtaAnswer, EtaRequest, Health
+
+T = TypeVar("T")
+
+_answer: Final = msgspec.json.Decoder(EtaAnswer)
+_batch: Final = msgspec.json.Decoder(BatchAnswer)
+_health: Final = msgspec.json.Decoder(Health)
+_readiness: Final = msgspec.json.Decoder(Readiness)
+_document: Final = msgspec.json.Decoder(dict[str, Any])
+_encoder: Final = msgspec.json.Encoder()
+RETRIED: Final = (httpx.NetworkError, httpx.RemoteProtocolError, httpx.ConnectTimeout)
+
+
+def new_request_id() -> str:
+    """A fresh request id (the same for every attempt of one call)."""
+    return uuid.uuid4().hex
+
+
+class EtaClient:
+    """The ETA service at ``url``, over a pool of keep-alive connections.
+
+    Args:
+        url: the service's base URL (``http://host:8000``).
+        timeout_s: the longest wait for one attempt (connect, send, answer).
+        deadline_s: the longest a call may take, retries and back-off included.
+        retry: how connection failures and 503s are retried.
+        pool_size: connections kept open at most.
+        clock: the clock of deadlines and back-off (tests pass a manual one).
+        transport: an httpx transport (tests pass a mock one; default: TCP).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout_s: float = 10.0,
+        deadline_s: float = 30.0,
+        retry: Retry | None = None,
+        pool_size: int = 10,
+        clock: SleepingClock | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        if timeout_s <= 0 or deadline_s <= 0:
+            raise ValueError("timeout_s, deadline_s: must be positive")
+        self.url = url.rstrip("/")
+        self.timeout_s = timeout_s
+        self.deadline_s = deadline_s
+        self.retry = retry or Retry()
+        self.clock = clock or SystemClock()
+        limits = httpx.Limits(max_connections=pool_size, max_keepalive_connections=pool_size)
+        self._http = httpx.Client(
+            base_url=self.url,
+            timeout=timeout_s,
+            limits=limits,
+            transport=transport,
+            headers={"content-type": "application/json", "accept": "application/json"},
+        )
+        self._max_batch: int | None = None
+
+    # -- the API -------------------------------------------------------------------------
+
+    def predict(self, order: Order, *, request_id: str | None = None) -> EtaAnswer:
+        """The ETA of one order (a mapping of the request's fields, or an ``EtaRequest``).
+
+        Raises:
+            RequestRejected: the order does not fit the API (before sending), or a 4xx.
+            ServerUnavailable, Timeout, ServerError, BadResponse: see :mod:`.errors`.
+        """
+        body = _encoder.encode(to_request(order))
+        return self._call("POST", "/v1/eta", body, _answer, request_id)
+
+    def predict_many(self, orders: Iterable[Order]) -> list[EtaAnswer]:
+        """The ETAs of ``orders``, in order, in batches of the server's ``max_batch``."""
+        requests = to_requests(orders)
+        answers: list[EtaAnswer] = []
+        size = self.max_batch()
+        for start in range(0, len(requests), size):
+            answers.extend(self._batch(requests[start : start + size]))
+        return answers
+
+    def predict_batch(
+        self, orders: list[EtaRequest], request_id: str | None = None
+    ) -> list[EtaAnswer]:
+        """One ``/v1/eta/batch`` call (at most :meth:`max_batch` orders, already requests)."""
+        return self._batch(orders, request_id)
+
+    def bulk_predict(
+        self,
+        source: Source,
+        *,
+        processes: int = 2,
+        batch_size: int = 256,
+        out: str | os.PathLike[str] | None = None,
+        progress: bool = True,
+    ) -> BulkResult:
+        """Score every order of ``source`` in ``processes`` processes, each with its own
+        pool (this client's timeout, deadline and retries), ``batch_size`` orders a
+        request: one result row per input row, in input order, with a ``status``
+        (``ok``, ``rejected``, ``error``) and the ``error``. With ``out`` (.jsonl, .csv
+        or .parquet) the results are written there, and a re-run skips rows answered.
+        See :mod:`arrive.client.bulk`."""
+        config = ClientConfig(self.url, self.timeout_s, self.deadline_s, self.retry)
+        path = None if out is None else Path(out)
+        return bulk_predict(
+            config, source, processes=processes, batch_size=batch_size, out=path, progress=progress
+        )
+
+    def health(self) -> Health:
+        """``/healthz``: the process is alive, and how its dependencies fare."""
+        return self._call("GET", "/healthz", None, _health)
+
+    def ready(self) -> Readiness:
+        """``/readyz``, once (a 503 is an answer here: not ready, and why)."""
+        response = self._send("GET", "/readyz", None, new_request_id(), self.timeout_s)
+        if response.status_code not in (200, 503):
+            raise BadResponse(
+                f"/readyz answered {response.status_code}", status=response.status_code
+            )
+        return _decoded(_readiness, response.content)
+
+    def model_info(self) -> ModelInfo:
+        """The model serving, the API's version and its batch limit."""
+        document = self._call("GET", "/openapi.json", None, _document)
+        self._max_batch = max_batch_of(document)
+        return model_info_of(document, self.health())
+
+    def max_batch(self) -> int:
+        """The most orders a batch may hold (read once from ``/openapi.json``)."""
+        if self._max_batch is None:
+            self._max_batch = max_batch_of(self._call("GET", "/openapi.json", None, _document))
+        return self._max_batch
+
+    def close(self) -> None:
+        """Close the pool's connections."""
+        self._http.close()
+
+    def __enter__(self) -> EtaClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- one call, retried -----------------------------------------------------------------
+
+    def _batch(self, orders: list[EtaRequest], request_id: str | None = None) -> list[EtaAnswer]:
+        body = _encoder.encode(BatchRequest(orders=orders))
+        answers = self._call("POST", "/v1/eta/batch", body, _batch, request_id).answers
+        if len(answers) != len(orders):
+            raise BadResponse(f"{len(orders)} orders sent, {len(answers)} answers received")
+        return answers
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None,
+        decoder: msgspec.json.Decoder[T],
+        request_id: str | None = None,
+    ) -> T:
+        rid = request_id or new_request_id()
+        deadline = self.clock.monotonic() + self.deadline_s
+        for attempt in range(1, self.retry.attempts + 1):
+            remaining = deadline - self.clock.monotonic()
+            if remaining <= 0:
+                break
+            wait: float | None = None
+            try:
+                response = self._send(method, path, body, rid, min(self.timeout_s, remaining))
+            except RETRIED as exc:
+                failure: ClientError = ServerUnavailable(
+                    f"{self.url}{path}: {type(exc).__name__}: {exc}", request_id=rid
+                )
+            except httpx.TimeoutException as exc:
+                raise Timeout(
+                    f"{self.url}{path}: no answer within {min(self.timeout_s, remaining):.3g} s",
+                    request_id=rid,
+                ) from exc
+            except httpx.HTTPError as exc:
+                raise ClientError(f"{self.url}{path}: {exc}", request_id=rid) from exc
+            else:
+                result = outcome(response.status_code, response.content, decoder, rid)
+                if not isinstance(result, ServerUnavailable):
+                    if isinstance(result, ClientError):
+                        raise result
+                    return result
+                failure, wait = result, retry_after(response.headers)
+            if attempt == self.retry.attempts:
+                raise failure
+            pause = self.retry.delay(attempt, wait)
+            if self.clock.monotonic() + pause >= deadline:
+                raise Timeout(
+                    f"the deadline of {self.deadline_s} s passes before attempt {attempt + 1}; "
+                    f"last: {failure}",
+                    request_id=rid,
+                ) from failure
+            self.clock.sleep_until(self.clock.monotonic() + pause)
+        raise Timeout(
+            f"{self.url}{path}: the deadline of {self.deadline_s} s passed", request_id=rid
+        )
+
+    def _send(
+        self, method: str, path: str, body: bytes | None, rid: str, timeout_s: float
+    ) -> httpx.Response:
+        return self._http.request(
+            method, path, content=body, headers={"x-request-id": rid}, timeout=timeout_s
+        )
+
+
+def _decoded(decoder: msgspec.json.Decoder[T], content: bytes) -> T:
+    try:
+        return decoder.decode(content)
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise BadResponse(f"the answer does not fit the API: {exc}") from None
