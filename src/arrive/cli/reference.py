@@ -34,7 +34,13 @@ def cli_reference() -> str:
 def _helps(
     command: click.Command, path: list[str], parent: click.Context | None
 ) -> Iterator[tuple[list[str], str]]:
-    ctx = click.Context(command, info_name=path[-1], parent=parent, terminal_width=100)
+    ctx = click.Context(
+        command,
+        info_name=path[-1],
+        parent=parent,
+        terminal_width=100,
+        help_option_names=["-h", "--help"],
+    )
     yield path, command.get_help(ctx)
     if isinstance(command, click.Group):
         for name in command.list_commands(ctx):
