@@ -129,20 +129,32 @@ def retrain(
     config = settings or RetrainSettings()
     runs_dir.mkdir(parents=True, exist_ok=True)
     with _locked(runs_dir / LOCK_FILE):
-        key = run_key(data_dir, config)
+        inputs = input_checksums(data_dir)
+        key = run_key(inputs, config)
         run_dir = runs_dir / f"{clock.now():%Y%m%dT%H%M%SZ}-{key[:10]}"
-        outcome = _run(data_dir, registry, run_dir, key, clock, config, on_step)
+        outcome = _run(data_dir, registry, run_dir, inputs, key, clock, config, on_step)
         run_dir.mkdir(parents=True, exist_ok=True)
         _write_atomically(run_dir / OUTCOME_FILE, json.dumps(asdict(outcome), indent=2))
         return outcome
 
 
-def run_key(data_dir: Path, settings: RetrainSettings) -> str:
-    """The checksum of a run's inputs: the data's files, the window, the code version."""
+def input_checksums(data_dir: Path) -> dict[str, str]:
+    """The SHA-256 of each input file (the orders table, every event file), by its path
+    in ``data_dir``: read once per run, for the run's key and its lineage."""
+    events = sorted((data_dir / datadir.EVENTS_DIR).glob("*/*.parquet"))
+    return {
+        str(path.relative_to(data_dir)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in [data_dir / datadir.ORDERS_FILE, *events]
+    }
+
+
+def run_key(inputs: Mapping[str, str], settings: RetrainSettings) -> str:
+    """The checksum of a run's inputs (:func:`input_checksums`), the window and the code
+    version."""
     digest = hashlib.sha256()
-    for path in _input_files(data_dir):
-        digest.update(str(path.relative_to(data_dir)).encode())
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    for name, checksum in inputs.items():
+        digest.update(name.encode())
+        digest.update(bytes.fromhex(checksum))
     digest.update(f"window={settings.window_days};code={arrive.__version__}".encode())
     return digest.hexdigest()
 
@@ -151,6 +163,7 @@ def _run(
     data_dir: Path,
     registry: ModelRegistry,
     run_dir: Path,
+    inputs: Mapping[str, str],
     key: str,
     clock: Clock,
     settings: RetrainSettings,
@@ -178,7 +191,7 @@ def _run(
         "run_key": key,
         "data_dir": str(data_dir),
         "window_days": settings.window_days,
-        "inputs": {str(p.relative_to(data_dir)): _sha256(p) for p in _input_files(data_dir)},
+        "inputs": dict(inputs),
         "validation": findings,
         PROFILE_KEY: json.loads(checked.profile.to_json()),
         "trained_at": clock.now().isoformat(),
@@ -351,15 +364,6 @@ def _version_with_key(registry: ModelRegistry, key: str) -> str | None:
         if version.metadata.get("lineage", {}).get("run_key") == key:
             return version.version
     return None
-
-
-def _input_files(data_dir: Path) -> list[Path]:
-    events = sorted((data_dir / datadir.EVENTS_DIR).glob("*/*.parquet"))
-    return [data_dir / datadir.ORDERS_FILE, *events]
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @contextlib.contextmanager
