@@ -80,7 +80,7 @@ class LocalRegistry(StoredRegistry):
             try:
                 index = self._snapshot()
                 yield index
-                _write_atomically(self._index_path, idx.encode(index))
+                write_atomically(self._index_path, idx.encode(index))
             finally:
                 fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
@@ -120,7 +120,7 @@ def _write_synced(path: Path, data: bytes) -> None:
         os.fsync(handle.fileno())
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
+def write_atomically(path: Path, data: bytes) -> None:
     """Replace ``path`` with ``data`` so that readers see the old or the new file, whole."""
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
     try:

@@ -26,7 +26,6 @@ import contextlib
 import fcntl
 import logging
 import os
-import secrets
 import threading
 import weakref
 from collections.abc import Callable, Iterator
@@ -38,6 +37,7 @@ import msgspec
 from arrive.clock import Clock, SystemClock
 from arrive.errors import ConfigError, InternalError, RolloutConflict
 from arrive.registry import InMemoryRegistry, LocalRegistry, ModelRegistry
+from arrive.registry.local import write_atomically
 from arrive.rollout.state import AuditEntry, Rollout
 from arrive.rollout.transitions import Transition
 
@@ -214,7 +214,7 @@ class LocalRolloutStore:
             if effect is not None:
                 effect()
             try:
-                _write_atomically(self._state, msgspec.json.encode(transition.rollout))
+                write_atomically(self._state, msgspec.json.encode(transition.rollout))
                 self._append(transition.entry)
             except OSError as exc:
                 raise _unwritable(self.root, exc) from None
@@ -286,22 +286,3 @@ def _decode(data: bytes, path: Path) -> Rollout:
         return msgspec.json.decode(data, type=Rollout)
     except msgspec.DecodeError as exc:
         raise InternalError(f"{path}: not a rollout state ({exc})") from None
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Replace ``path`` so that readers see the old or the new file, whole."""
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    try:
-        with open(temporary, "xb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
