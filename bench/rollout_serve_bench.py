@@ -104,13 +104,13 @@ def _blocks(
     args: argparse.Namespace, url: str, rollouts: Rollouts, candidate: str, bodies: Path
 ) -> dict[str, Any]:
     probe = json.loads(bodies.read_text().splitlines()[0])
-    runs: dict[str, list[dict[str, float]]] = {"one model": [], "canary": [], "shadow": []}
+    runs: dict[str, list[dict[str, Any]]] = {"one model": [], "canary": [], "shadow": []}
     _open_loop(url, bodies, args.rate, 5)  # warm-up, not measured
     for repeat in range(args.repeats):
         for mode, found in runs.items():
             rollout = _switch(url, rollouts, candidate, mode, probe)
             before = _shadow_counts(url)
-            result = _open_loop(url, bodies, args.rate, args.seconds)
+            result = _counted(url, lambda: _open_loop(url, bodies, args.rate, args.seconds))
             result |= _dropped(before, _shadow_counts(url))
             print(f"  {repeat} {mode} ({rollout}): {result}", file=sys.stderr)
             found.append(result)
@@ -178,8 +178,9 @@ def _dropped(before: dict[str, float], after: dict[str, float]) -> dict[str, flo
     }
 
 
-def _medians(runs: list[dict[str, float]]) -> dict[str, float]:
-    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+def _medians(runs: list[dict[str, Any]]) -> dict[str, float]:
+    numbers = [key for key, value in runs[0].items() if isinstance(value, float)]
+    return {key: statistics.median(run[key] for run in runs) for key in numbers}
 
 
 if __name__ == "__main__":

@@ -157,6 +157,9 @@ class RolloutRouting:
         self._drop()
         logger.error("rollout %s stopped: %s", traffic.rollout, reason)
         try:
+            stored = self.rollouts.status()
+            if stored is None or stored.id != traffic.rollout:
+                return  # another rollout since: not this worker's to stop
             self.rollouts.abort(actor=ACTOR, reason=f"{reason} (worker pid {os.getpid()})")
         except (RolloutConflict, RolloutRefused) as exc:  # another worker came first
             logger.info("rollout %s: not aborted here: %s", traffic.rollout, exc)
