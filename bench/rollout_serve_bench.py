@@ -35,7 +35,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from serve_bench import _open_loop, _wrk
+from serve_bench import _counted, _open_loop, _wrk
 
 from arrive.monitoring.metrics import MULTIPROC_ENV
 from arrive.registry import LocalRegistry
