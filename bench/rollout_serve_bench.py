@@ -116,9 +116,10 @@ def _blocks(
             found.append(result)
     _switch(url, rollouts, candidate, "shadow", probe)
     before = _shadow_counts(url)
-    overload = _wrk(url, bodies, "/v1/eta", conns=640, seconds=args.seconds, threads=2) | _dropped(
-        before, _shadow_counts(url)
+    overload = _counted(
+        url, lambda: _wrk(url, bodies, "/v1/eta", conns=640, seconds=args.seconds, threads=2)
     )
+    overload |= _dropped(before, _shadow_counts(url))
     print(f"  overload (shadow): {overload}", file=sys.stderr)
     _switch(url, rollouts, candidate, "one model", probe)
     out: dict[str, Any] = {mode: _medians(found) for mode, found in runs.items()}
