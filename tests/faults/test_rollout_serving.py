@@ -158,11 +158,14 @@ def test_a_broken_candidate_stops_the_rollout_and_the_service_answers(
     broken = rig.registry.register({**files, "model.json": b"{not json"}, {}).version
     rollout = rig.rollouts.start(broken, CANARY, actor="test")
 
-    def stopped() -> bool:
-        now = rig.rollouts.status()
-        return now is not None and now.id == rollout.id and now.phase == "aborted"
+    def stopped() -> bool:  # the audit line is appended just after the state is written
+        last = rig.rollouts.audit()[-1]
+        return last.rollout == rollout.id and last.target == "aborted"
 
     rig.service.wait(stopped, "the rollout to be stopped", timeout_s=60)
+    now = rig.rollouts.status()
+    assert now is not None
+    assert (now.id, now.phase) == (rollout.id, "aborted")
     entry = rig.rollouts.audit()[-1]
     assert entry.actor == "serving"
     assert f"candidate version {broken} failed to load" in entry.reason
