@@ -289,14 +289,7 @@ class EtaPredictor:
         limit = self.config.max_stale_fraction * len(served.names)
         usable = [i for i, f in enumerate(features) if len(f.stale) + len(f.missing) <= limit]
         arms = None if route is None else [route.variant(order) for order in orders]
-        if arms is None or route is None:
-            preds = self._model(served, usable, features)
-        else:
-            on_control = [i for i in usable if arms[i] == "control"]
-            preds = self._model(served, on_control, features)
-            if len(on_control) < len(usable):
-                on_candidate = [i for i in usable if arms[i] == "candidate"]
-                preds |= self._model(route.candidate, on_candidate, features)
+        preds = self._predictions(served, usable, features, route, arms)
         answers = []
         rollout = None if route is None else route.rollout
         for i, (order, request_id, found) in enumerate(
@@ -328,6 +321,24 @@ class EtaPredictor:
         if route is not None and route.traffic.shadow and self.shadow is not None and now:
             self._shadow(route, answers, features, now)
         return answers, [found.values for found in features]
+
+    def _predictions(
+        self,
+        served: ServedModel,
+        usable: list[int],
+        features: list[OrderFeatures],
+        route: Route | None,
+        arms: Sequence[Variant] | None,
+    ) -> dict[int, tuple[float, float] | None]:
+        """The model's answers of the ``usable`` orders: the control's, or each arm's."""
+        if route is None or arms is None:
+            return self._model(served, usable, features)
+        on_control = [i for i in usable if arms[i] == "control"]
+        preds = self._model(served, on_control, features)
+        if len(on_control) < len(usable):
+            on_candidate = [i for i in usable if arms[i] == "candidate"]
+            preds |= self._model(route.candidate, on_candidate, features)
+        return preds
 
     def _shadow(
         self, route: Route, answers: list[EtaAnswer], features: list[OrderFeatures], now: datetime
