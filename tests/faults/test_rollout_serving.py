@@ -27,7 +27,7 @@ from arrive.testing.servers.redis_server import RedisServer
 
 from .conftest import FaultData, StartEtaClient
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.redis, pytest.mark.faults, pytest.mark.slow]
 CANARY = RolloutPlan(shadow_minutes=0, steps=(25.0, 100.0))
 SHADOW = RolloutPlan(shadow_minutes=60, steps=(25.0, 100.0))
 UNITS = 2000
