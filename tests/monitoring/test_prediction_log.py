@@ -68,6 +68,7 @@ def test_records_are_written_to_parquet_and_files_rotate(tmp_path: Path) -> None
         "p50_s": 600.0,
         "p90_s": 900.0,
         "fallback": "deadline",
+        "rollout": None,
     }
     assert older.get_column("features")[0] == '{"distance_km":1.0,"store_id":"s1","x":null}'
     assert older.get_column("time")[0] == START
@@ -166,4 +167,4 @@ def test_files_are_zstd_with_dictionaries_only_for_the_few_valued_columns(
     with_dictionary = {
         name for name, chunk in chunks.items() if "RLE_DICTIONARY" in chunk.encodings
     }
-    assert with_dictionary == {"variant", "model_version", "fallback"}
+    assert with_dictionary == {"variant", "model_version", "fallback", "rollout"}

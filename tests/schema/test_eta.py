@@ -25,6 +25,7 @@ def test_the_request_carries_the_order_fields_in_the_same_order() -> None:
         "order_id",
         "request_id",
         "created_at",
+        "customer_id",
         *ORDER_FIELDS,
         "attributes",
     )
@@ -107,3 +108,12 @@ def test_quantile_index_finds_the_answer_quantiles_or_names_the_model() -> None:
         ConfigError, match=r"^v1: predicts quantiles \[0.5\], the service needs 0.9"
     ):
         quantile_index((0.5,), P90, "v1")
+
+
+def test_a_request_customer_id_rides_in_the_order_attributes_and_back() -> None:
+    request = EtaRequest(order_id="o-1", customer_id="c-9", attributes={"weather": "Sunny"})
+    order = to_order(request, "r-1", datetime(2030, 1, 1, tzinfo=UTC))
+    assert order.attributes == {"weather": "Sunny", "customer_id": "c-9"}
+    back = to_request(order)
+    assert (back.customer_id, back.attributes) == ("c-9", {"weather": "Sunny"})
+    assert to_order(EtaRequest(order_id="o-2"), "r-2", order.event_time).attributes == {}

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from arrive.monitoring.join import PREDICTIONS
-from arrive.monitoring.prediction_log import SCHEMA, published
+from arrive.monitoring.prediction_log import OPTIONAL, SCHEMA, published
 
 logger = logging.getLogger(__name__)
 
@@ -64,8 +64,10 @@ def read_log(path: Path) -> pl.DataFrame:
         reason = "truncated" if _cut_short(path) else "corrupt"
         raise SkippedFile(path, reason, str(exc).splitlines()[0]) from exc
     missing = [name for name in SCHEMA.names if name not in table.column_names]
-    if missing:
+    if set(missing) - OPTIONAL:
         raise SkippedFile(path, "schema", f"missing columns {', '.join(missing)}")
+    for name in missing:  # a file written before the column existed
+        table = table.append_column(SCHEMA.field(name), pa.nulls(len(table), pa.string()))
     frame = pl.from_arrow(table.select(SCHEMA.names))
     if not isinstance(frame, pl.DataFrame):  # pragma: no cover - a table gives a frame
         raise SkippedFile(path, "schema", "not a table")

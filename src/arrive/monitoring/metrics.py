@@ -20,6 +20,11 @@ Names (all prefixed ``arrive_``):
   (a failed write: the records of that write and of the unpublished file in progress).
 * ``prediction_log_written_total`` — records in published (complete, readable) files.
 * ``prediction_log_failures_total{reason}`` — failed prediction-log file operations.
+* ``shadow_scored_total`` — orders the rollout's candidate scored off the hot path (shadow).
+* ``shadow_dropped_total{reason}`` — shadow work dropped: ``queue_full`` (the worker's
+  bounded queue), ``model_error`` (the candidate raised or returned a non-finite value).
+* ``rollout_candidate{rollout,version}`` — 1 while a worker holds the candidate loaded
+  (the highest over live workers).
 * ``store_errors_total{kind}`` — ``unavailable``, ``error`` or ``deadline`` feature reads.
 * ``in_flight`` — requests in progress (summed over live workers).
 * ``connections_refused_total{reason}`` — connections answered 431, 408 or 503 and closed
@@ -105,6 +110,18 @@ LOG_FAILURES: Final = Counter(
     "arrive_prediction_log_failures",
     "Failed prediction-log file operations (open, write, publish), by reason",
     ["reason"],
+)
+SHADOW_SCORED: Final = Counter(
+    "arrive_shadow_scored", "Orders scored by the rollout's candidate off the hot path"
+)
+SHADOW_DROPPED: Final = Counter(
+    "arrive_shadow_dropped", "Shadow work dropped (queue_full, model_error)", ["reason"]
+)
+ROLLOUT_CANDIDATE: Final = Gauge(
+    "arrive_rollout_candidate",
+    "1 while the rollout's candidate is loaded beside the control",
+    ["rollout", "version"],
+    multiprocess_mode="livemax",
 )
 STORE_ERRORS: Final = Counter(
     "arrive_store_errors", "Failed feature reads (unavailable, error, deadline)", ["kind"]

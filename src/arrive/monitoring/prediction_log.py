@@ -22,7 +22,8 @@ the retention are deleted at each rotation.
 Columns: ``request_id``, ``order_id``, ``time`` (UTC), ``variant``,
 ``model_version``, ``features`` (the model's feature values as a JSON object;
 null for a heuristic answer made without reading features), ``p50_s``, ``p90_s``,
-``fallback``.
+``fallback``, ``rollout`` (the rollout whose assignment chose the variant; null
+outside one, and in files written before the column existed).
 
 Failures of the disk (full, the directory removed or replaced by a file, a read-only
 or immutable file) never reach the caller: answers go on, and the log stays honest.
@@ -86,13 +87,19 @@ SCHEMA: Final = pa.schema(
         ("p50_s", pa.float64()),
         ("p90_s", pa.float64()),
         ("fallback", pa.string()),
+        ("rollout", pa.string()),
     ]
 )
+OPTIONAL: Final = frozenset({"rollout"})
+"""Columns added since the first files: read as nulls from files without them."""
 _CHUNK: Final = 128
 """Records converted to Arrow at a time: the request that fills a chunk pays for its
 conversion (about 65 µs a call plus 1 µs a record here), so small chunks keep that
 request's delay small (512 added ~2 ms to every fifth batch of 100 orders)."""
-_WRITER: Final = {"compression": "zstd", "use_dictionary": ["variant", "model_version", "fallback"]}
+_WRITER: Final = {
+    "compression": "zstd",
+    "use_dictionary": ["variant", "model_version", "fallback", "rollout"],
+}
 """Parquet options: dictionaries only for the few-valued columns (building one for the
 features, ids or numbers is wasted work, thrown away at each row group), and zstd,
 which here took less time than snappy and wrote a third of the bytes (81 against 245
@@ -136,6 +143,8 @@ class Predictions(NamedTuple):
     p50_s: Sequence[float]
     p90_s: Sequence[float]
     fallback: Sequence[str | None]
+    rollout: Sequence[str | None] = ()
+    """Empty: outside any rollout (every row null)."""
 
 
 class Sink(Protocol):
@@ -255,6 +264,7 @@ class PredictionLog:
             predictions.p50_s,
             predictions.p90_s,
             predictions.fallback,
+            predictions.rollout or [None] * kept,
         )
         columns = self._columns
         for column, part in zip(columns, values, strict=True):

@@ -83,6 +83,16 @@ class EtaRequest(
     order_id: Annotated[_Id, msgspec.Meta(description="The order's id.")]
     request_id: RequestId | None = None
     created_at: _CreatedAt | None = None
+    customer_id: (
+        Annotated[
+            _Id,
+            msgspec.Meta(
+                description="The customer's id: during a model rollout, a customer sees one "
+                "model version (without it, each order is assigned on its own)."
+            ),
+        ]
+        | None
+    ) = None
     store_id: _Id | None = None
     market_id: _Id | None = None
     pickup_lat: _Lat | None = None
@@ -112,7 +122,7 @@ class EtaRequest(
 
 # -- the answer ----------------------------------------------------------------------------
 
-Variant = Literal["production", "canary", "shadow", "heuristic"]
+Variant = Literal["production", "canary", "shadow", "heuristic", "control", "candidate"]
 FallbackReason = Literal[
     "no_model",
     "model_error",
@@ -135,9 +145,11 @@ class EtaAnswer(msgspec.Struct, frozen=True):
         p90_s: 90th percentile delivery duration from creation, seconds (>= ``p50_s``).
         promised_at: order creation + ``p90_s``, UTC.
         model_version: the registry version that answered; None when the heuristic did.
-        variant: ``production``, ``canary``, ``shadow`` or ``heuristic``.
+        variant: ``production``, ``canary``, ``shadow`` or ``heuristic``; during a
+            rollout (:mod:`arrive.rollout`), ``control`` or ``candidate``.
         fallback: None when the model answered, else why the heuristic did.
         stale_features: features that were stale or missing for this order.
+        rollout: the rollout whose assignment chose the variant; None outside one.
     """
 
     request_id: str
@@ -149,6 +161,7 @@ class EtaAnswer(msgspec.Struct, frozen=True):
     variant: Variant
     fallback: FallbackReason | None
     stale_features: list[str]
+    rollout: str | None = None
 
 
 class Health(msgspec.Struct, frozen=True, kw_only=True):
@@ -245,6 +258,9 @@ class Predictor(Protocol):
 
 
 _REQUEST_FIELDS: Final = ("order_id", *ORDER_FIELDS, "attributes")
+CUSTOMER_ATTRIBUTE: Final = "customer_id"
+"""The order attribute :func:`to_order` carries a request's ``customer_id`` in (an
+``order_created`` event has no customer field; only rollout assignment reads it)."""
 
 
 def to_order(request: EtaRequest, request_id: str, now: datetime) -> OrderCreated:
@@ -269,7 +285,9 @@ def to_order(request: EtaRequest, request_id: str, now: datetime) -> OrderCreate
         subtotal=request.subtotal,
         store_category=request.store_category,
         courier_id=request.courier_id,
-        attributes=request.attributes,
+        attributes=request.attributes
+        if request.customer_id is None
+        else {**request.attributes, CUSTOMER_ATTRIBUTE: request.customer_id},
     )
 
 
@@ -277,4 +295,10 @@ def to_request(order: OrderCreated) -> EtaRequest:
     """The ETA request of an ``order_created`` event (its fields, created at its time):
     :func:`to_order`'s inverse, for clients that hold events (the demo's replay)."""
     fields = {name: getattr(order, name) for name in _REQUEST_FIELDS}
+    customer = order.attributes.get(CUSTOMER_ATTRIBUTE)
+    if isinstance(customer, str) and customer:
+        fields["attributes"] = {
+            k: v for k, v in order.attributes.items() if k != CUSTOMER_ATTRIBUTE
+        }
+        return EtaRequest(created_at=order.event_time, customer_id=customer, **fields)
     return EtaRequest(created_at=order.event_time, **fields)

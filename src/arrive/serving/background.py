@@ -19,7 +19,9 @@ from arrive.monitoring import metrics
 from arrive.monitoring.prediction_log import PredictionLog
 from arrive.serving.feeder import ReplayFeeder
 from arrive.serving.reloads import Reloads
+from arrive.serving.routing import RolloutRouting
 from arrive.serving.settings import PredictorConfig
+from arrive.serving.shadow import ShadowQueue
 from arrive.serving.slot import ModelSlot
 from arrive.store.base import AsyncOnlineStore
 
@@ -68,6 +70,8 @@ class Background:
         reloads: follows the admin reloads of other workers.
         log: the prediction log, or None.
         feeder: the embedded replay feeding the store, or None.
+        routing: follows the registry's rollout (every ``follow_interval_s``), or None.
+        shadow: the shadow queue, consumed by a task of its own, or None.
     """
 
     def __init__(
@@ -77,13 +81,19 @@ class Background:
         reloads: Reloads,
         log: PredictionLog | None,
         feeder: ReplayFeeder | None,
+        *,
+        routing: RolloutRouting | None = None,
+        shadow: ShadowQueue | None = None,
     ) -> None:
         self.slot = slot
         self.watch = watch
         self.reloads = reloads
         self.log = log
         self.feeder = feeder
+        self.routing = routing
+        self.shadow = shadow
         self.tasks: list[asyncio.Task[None]] = []
+        self._shadow_task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
 
     async def start(self, config: PredictorConfig) -> None:
@@ -102,6 +112,11 @@ class Background:
             self.feeder.start()
         self._every(config.store_check_interval_s, check_store)
         self._every(config.follow_interval_s, self.reloads.follow)
+        if self.routing is not None:
+            await self.follow_rollout()
+            self._every(config.follow_interval_s, self.follow_rollout)
+        if self.shadow is not None:
+            self._shadow_task = asyncio.create_task(self.shadow.run(), name="arrive-shadow")
         if config.reload_interval_s > 0:
             self._every(config.reload_interval_s, self._poll_reload)
         if self.log is not None:
@@ -113,6 +128,11 @@ class Background:
         logged), then release the model, the control, the replay, the log and the store.
         """
         self._stopping.set()
+        if self._shadow_task is not None:  # waiting shadow work is dropped
+            self._shadow_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._shadow_task
+            self._shadow_task = None
         for read in list(late):  # nobody waits for these answers any more
             read.cancel()
         tasks: list[asyncio.Future[Any]] = [*self.tasks, *late]
@@ -124,6 +144,8 @@ class Background:
                 logger.warning("%d background jobs did not stop in time", len(pending))
         self.tasks.clear()
         self.slot.close()
+        if self.routing is not None:
+            self.routing.close()
         self.reloads.control.close()
         if self.feeder is not None:
             await asyncio.to_thread(self.feeder.stop)
@@ -147,6 +169,11 @@ class Background:
                     logger.exception("background task %s failed", job.__name__)
 
         self.tasks.append(asyncio.create_task(loop(), name=f"arrive-{job.__name__}"))
+
+    async def follow_rollout(self) -> None:
+        """Follow the registry's rollout: load or drop the candidate (in a thread)."""
+        if self.routing is not None:
+            await asyncio.to_thread(self.routing.follow)
 
     async def _poll_reload(self) -> None:
         await asyncio.to_thread(self.slot.reload)

@@ -42,7 +42,7 @@ from arrive.features.online.reader import OrderFeatures, watermark_us
 from arrive.features.spec import FeatureScalar
 from arrive.monitoring import metrics
 from arrive.monitoring.prediction_log import PredictionLog
-from arrive.schema.eta import EtaAnswer, FallbackReason, Health, ReloadAnswer
+from arrive.schema.eta import EtaAnswer, FallbackReason, Health, ReloadAnswer, Variant
 from arrive.schema.events import OrderCreated
 from arrive.serving.background import Background, StoreWatch
 from arrive.serving.control import Control
@@ -50,7 +50,9 @@ from arrive.serving.feeder import ReplayFeeder
 from arrive.serving.health import health, readiness
 from arrive.serving.record import Recorder
 from arrive.serving.reloads import Reloads
+from arrive.serving.routing import RolloutRouting, Route
 from arrive.serving.settings import PredictorConfig
+from arrive.serving.shadow import ShadowJob, ShadowQueue
 from arrive.serving.slot import HeuristicAnswer, ModelSlot, ServedModel
 from arrive.store.base import AsyncOnlineStore, FeatureRow
 from arrive.store.memory import AsyncInMemoryStore
@@ -76,6 +78,8 @@ class EtaPredictor:
         log: the prediction log, or None.
         feeder: the embedded replay feeding ``store``, started by :meth:`start`.
         control: the kill switch and reload count; default those of this process only.
+        routing: follows the registry's rollout (None: no rollouts here).
+        shadow: the shadow-scoring queue of a rollout's shadow phase (None: no shadow).
     """
 
     def __init__(
@@ -88,6 +92,8 @@ class EtaPredictor:
         log: PredictionLog | None = None,
         feeder: ReplayFeeder | None = None,
         control: Control | None = None,
+        routing: RolloutRouting | None = None,
+        shadow: ShadowQueue | None = None,
     ) -> None:
         self.slot = slot
         self.store = store
@@ -99,7 +105,11 @@ class EtaPredictor:
         self.in_flight = 0
         self.watch = StoreWatch(store)
         self.reloads = Reloads(slot, self.control)
-        self.background = Background(slot, self.watch, self.reloads, log, feeder)
+        self.routing = routing
+        self.shadow = shadow
+        self.background = Background(
+            slot, self.watch, self.reloads, log, feeder, routing=routing, shadow=shadow
+        )
         self._late: set[asyncio.Future[list[FeatureRow | None]]] = set()
         self._inline = type(store) is AsyncInMemoryStore
         self.recorder = Recorder(log)
@@ -237,7 +247,8 @@ class EtaPredictor:
             features = reader.features(orders, plan, rows, requested)
             stale = sum(1 for found in features if found.stale)
             metrics.record_freshness(plan.at_us, watermark_us(rows), stale)
-            return self._score(served, orders, request_ids, features)
+            route = None if self.routing is None else self.routing.route
+            return self._score(served, orders, request_ids, features, route, now)
         finally:
             if not late:  # a late read counts as in flight until it ends
                 self.in_flight -= 1
@@ -272,39 +283,93 @@ class EtaPredictor:
         orders: Sequence[OrderCreated],
         request_ids: Sequence[str],
         features: list[OrderFeatures],
+        route: Route | None = None,
+        now: datetime | None = None,
     ) -> Scored:
         limit = self.config.max_stale_fraction * len(served.names)
         usable = [i for i, f in enumerate(features) if len(f.stale) + len(f.missing) <= limit]
-        preds = self._model(served, [features[i].values for i in usable]) if usable else None
-        by_order = dict(zip(usable, range(len(usable)), strict=True))
+        arms = None if route is None else [route.variant(order) for order in orders]
+        preds = self._predictions(served, usable, features, route, arms)
         answers = []
+        rollout = None if route is None else route.rollout
         for i, (order, request_id, found) in enumerate(
             zip(orders, request_ids, features, strict=True)
         ):
             stale = [*found.stale, *found.missing]
-            row = by_order.get(i)
-            pair = None if row is None or preds is None else preds[row]
+            variant: Variant = self.config.variant if arms is None else arms[i]
             reason: FallbackReason
-            if row is None:
+            if i not in preds:
                 reason = "stale_features"
-            elif pair is None or not (math.isfinite(pair[0]) and math.isfinite(pair[1])):
+            elif (pair := preds[i]) is None or not (
+                math.isfinite(pair[0]) and math.isfinite(pair[1])
+            ):
                 reason = "model_error"
             else:
-                answers.append(self._make(order, request_id, *pair, served.version, None, stale))
+                model = route.candidate if route is not None and variant == "candidate" else served
+                version = model.version
+                answers.append(
+                    self._make(order, request_id, *pair, version, None, stale, variant, rollout)
+                )
                 continue
             p50, p90 = served.fallback.eta(order)
-            answers.append(self._make(order, request_id, p50, p90, None, reason, stale))
+            fallback_variant: Variant = "heuristic" if arms is None else variant
+            answers.append(
+                self._make(
+                    order, request_id, p50, p90, None, reason, stale, fallback_variant, rollout
+                )
+            )
+        if route is not None and route.traffic.shadow and self.shadow is not None and now:
+            self._shadow(route, answers, features, now)
         return answers, [found.values for found in features]
 
+    def _predictions(
+        self,
+        served: ServedModel,
+        usable: list[int],
+        features: list[OrderFeatures],
+        route: Route | None,
+        arms: Sequence[Variant] | None,
+    ) -> dict[int, tuple[float, float] | None]:
+        """The model's answers of the ``usable`` orders: the control's, or each arm's."""
+        if route is None or arms is None:
+            return self._model(served, usable, features)
+        on_control = [i for i in usable if arms[i] == "control"]
+        preds = self._model(served, on_control, features)
+        if len(on_control) < len(usable):
+            on_candidate = [i for i in usable if arms[i] == "candidate"]
+            preds |= self._model(route.candidate, on_candidate, features)
+        return preds
+
+    def _shadow(
+        self, route: Route, answers: list[EtaAnswer], features: list[OrderFeatures], now: datetime
+    ) -> None:
+        """Queue the orders the control answered for the candidate to score later."""
+        scored = [i for i, answer in enumerate(answers) if answer.fallback is None]
+        if scored and self.shadow is not None:
+            self.shadow.offer(
+                ShadowJob(
+                    route.rollout,
+                    route.candidate,
+                    [answers[i].request_id for i in scored],
+                    [answers[i].order_id for i in scored],
+                    [features[i].values for i in scored],
+                    now,
+                )
+            )
+
     def _model(
-        self, served: ServedModel, rows: list[dict[str, FeatureScalar]]
-    ) -> list[tuple[float, float]] | None:
+        self, served: ServedModel, rows: list[int], features: list[OrderFeatures]
+    ) -> dict[int, tuple[float, float] | None]:
+        """The ``(p50, p90)`` of the orders at ``rows`` (None each when the model raised)."""
+        if not rows:
+            return {}
         try:
-            out = served.compiled.predict(rows)
+            out = served.compiled.predict([features[i].values for i in rows])
         except Exception:
             logger.exception("model version %s failed to predict", served.version)
-            return None
-        return list(zip(out[:, served.p50].tolist(), out[:, served.p90].tolist(), strict=True))
+            return dict.fromkeys(rows)
+        pairs = zip(out[:, served.p50].tolist(), out[:, served.p90].tolist(), strict=True)
+        return dict(zip(rows, pairs, strict=True))
 
     def _fallback(
         self,
@@ -317,7 +382,9 @@ class EtaPredictor:
         answers = []
         for order, request_id in zip(orders, request_ids, strict=True):
             p50, p90 = source.eta(order)
-            answers.append(self._make(order, request_id, p50, p90, None, reason, []))
+            answers.append(
+                self._make(order, request_id, p50, p90, None, reason, [], "heuristic", None)
+            )
         return answers
 
     def _make(
@@ -329,6 +396,8 @@ class EtaPredictor:
         version: str | None,
         reason: FallbackReason | None,
         stale: list[str],
+        variant: Variant,
+        rollout: str | None,
     ) -> EtaAnswer:
         created = order.event_time.astimezone(UTC)
         return EtaAnswer(
@@ -338,7 +407,8 @@ class EtaPredictor:
             p90_s=p90,
             promised_at=created + timedelta(seconds=p90),
             model_version=version,
-            variant=self.config.variant if reason is None else "heuristic",
+            variant=variant,
             fallback=reason,
             stale_features=stale,
+            rollout=rollout,
         )

@@ -49,5 +49,6 @@ class Recorder:
                     [answer.p50_s for answer in answers],
                     [answer.p90_s for answer in answers],
                     [answer.fallback for answer in answers],
+                    [answer.rollout for answer in answers],
                 )
             )

@@ -173,6 +173,15 @@ class ServeSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     prediction_log_buffer: Annotated[
         int, _doc("Predictions held in memory before new ones are dropped and counted.", ge=1)
     ] = 100_000
+    shadow_queue: Annotated[
+        int,
+        _doc(
+            "Shadow-scoring jobs (requests) a worker holds during a rollout's shadow phase "
+            "before new ones are dropped and counted.",
+            ge=1,
+            le=1_000_000,
+        ),
+    ] = 1000
     prediction_log_flush_s: Annotated[
         float,
         _doc(

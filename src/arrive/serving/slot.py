@@ -164,6 +164,8 @@ class ModelSlot:
         self.target: str | None = None  # where the alias pointed at the last reload
         self.checks: dict[str, ModelCheck] = {}  # what the last reload found, by version
         self.note: str | None = None  # why the version serving is not the alias's
+        self.passed: dict[frozenset[tuple[str, str]], ModelCheck] = {}
+        """Checks passed in this process, by the checksums of the files checked."""
         self._lock = threading.Lock()
 
     def reload(self, *, force: bool = False) -> str | None:
@@ -272,11 +274,18 @@ class ModelSlot:
 
     def build(self, version: str) -> ServedModel:
         """Open and verify ``version`` (checksums, then its model check in a child process),
-        and load it (raises whatever refuses it)."""
-        loaded = self.registry.open(version)
-        check = check_files(loaded.files, timeout_s=self.config.check_timeout_s)
+        and load it (raises whatever refuses it). Files whose checksums equal those of
+        files that passed the check in this process (a copy of a version, a version
+        loaded again: a rollout's candidate, then production) are not checked again."""
+        loaded = self.registry.open(version)  # every checksum verified
+        digest = frozenset((name, file.sha256) for name, file in loaded.version.files.items())
+        check = self.passed.get(digest)
+        if check is None:
+            check = check_files(loaded.files, timeout_s=self.config.check_timeout_s)
+            metrics.MODEL_CHECKS.labels(check.status).inc()
+            if check.ok:
+                self.passed[digest] = check
         self.checks[version] = check
-        metrics.MODEL_CHECKS.labels(check.status).inc()
         if not check.ok:
             raise ModelIntegrityError(f"version {version} fails its model check: {check.reason}")
         if check.status == "unverified":

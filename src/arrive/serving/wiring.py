@@ -10,10 +10,13 @@ from arrive.errors import ConfigError
 from arrive.monitoring.prediction_log import PredictionLog
 from arrive.registry.base import ModelRegistry
 from arrive.registry.local import LocalRegistry
+from arrive.rollout.control import Rollouts
 from arrive.serving.control import Control, SharedControl
 from arrive.serving.feeder import ReplayFeeder
 from arrive.serving.predictor import EtaPredictor
+from arrive.serving.routing import RolloutRouting
 from arrive.serving.settings import PredictorConfig, ServeSettings
+from arrive.serving.shadow import ShadowQueue
 from arrive.serving.slot import ModelSlot, SlotConfig
 from arrive.store.base import AsyncOnlineStore, OnlineStore
 from arrive.store.memory import AsyncInMemoryStore
@@ -52,8 +55,9 @@ def build_predictor(
     if feeder is not None and clock is None:
         clock = feeder.clock
     clock = clock or SystemClock()
+    registry = registry if registry is not None else local_registry(settings)
     slot = ModelSlot(
-        registry if registry is not None else local_registry(settings),
+        registry,
         SlotConfig(
             alias=settings.alias,
             backend=settings.compile_backend,
@@ -77,7 +81,15 @@ def build_predictor(
         Control() if settings.kill_switch_file is None else SharedControl(settings.kill_switch_file)
     )
     return EtaPredictor(
-        slot, as_async(store), clock, config, log=log, feeder=feeder, control=control
+        slot,
+        as_async(store),
+        clock,
+        config,
+        log=log,
+        feeder=feeder,
+        control=control,
+        routing=RolloutRouting(Rollouts(registry), slot),
+        shadow=ShadowQueue(settings.shadow_queue, log),
     )
 
 

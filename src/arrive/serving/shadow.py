@@ -1,0 +1,137 @@
+"""Shadow scoring: the rollout's candidate scores the feature vectors the control was
+given, after the answers are sent, off the hot path.
+
+The hot path only :meth:`ShadowQueue.offer`\\s a job (no IO, no model: a bounded
+``put_nowait``); when the queue is full the job is dropped and counted
+(``arrive_shadow_dropped_total{reason="queue_full"}``), so shadow work never delays an
+answer. :meth:`ShadowQueue.run`, a task of the worker's event loop, takes the jobs
+waiting (up to :data:`BATCH` orders), scores them in one compiled-tree call and appends
+them to the prediction log with variant ``shadow``, the candidate's version and the
+rollout's id, so the monitor joins them to outcomes like any other prediction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final
+
+from arrive.features.spec import FeatureScalar
+from arrive.monitoring import metrics
+from arrive.monitoring.prediction_log import PredictionLog, Predictions
+from arrive.serving.slot import ServedModel
+
+logger = logging.getLogger(__name__)
+
+BATCH: Final = 256
+"""Orders scored in one call at most (the jobs waiting are taken together)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ShadowJob:
+    """Orders the control answered, with the features it was given."""
+
+    rollout: str
+    candidate: ServedModel
+    request_ids: Sequence[str]
+    order_ids: Sequence[str]
+    values: Sequence[dict[str, FeatureScalar]]
+    time: datetime
+
+
+class ShadowQueue:
+    """A worker's bounded queue of shadow jobs (``capacity`` jobs) and its consumer.
+
+    Args:
+        capacity: jobs waiting at most; beyond, new jobs are dropped (counted).
+        log: where shadow predictions go (None: scored and counted only).
+    """
+
+    def __init__(self, capacity: int, log: PredictionLog | None) -> None:
+        self.log = log
+        self.dropped: dict[str, int] = {"queue_full": 0, "model_error": 0}
+        self.scored = 0
+        self._queue: asyncio.Queue[ShadowJob] = asyncio.Queue(capacity)
+        self._full = metrics.SHADOW_DROPPED.labels("queue_full")
+        self._errors = metrics.SHADOW_DROPPED.labels("model_error")
+
+    def __len__(self) -> int:
+        """Jobs waiting."""
+        return self._queue.qsize()
+
+    def offer(self, job: ShadowJob) -> bool:
+        """Queue ``job`` unless the queue is full (then drop it, counted by its orders)."""
+        try:
+            self._queue.put_nowait(job)
+        except asyncio.QueueFull:
+            self.dropped["queue_full"] += len(job.order_ids)
+            self._full.inc(len(job.order_ids))
+            return False
+        return True
+
+    async def run(self) -> None:
+        """Score jobs as they come, until cancelled."""
+        while True:
+            jobs = [await self._queue.get()]
+            size = len(jobs[0].order_ids)
+            while size < BATCH and not self._queue.empty():
+                jobs.append(self._queue.get_nowait())
+                size += len(jobs[-1].order_ids)
+            self.drain(jobs)
+            await asyncio.sleep(0)  # let requests in between batches
+
+    def drain(self, jobs: list[ShadowJob]) -> None:
+        """Score ``jobs`` (grouped by candidate) and log them."""
+        by_model: dict[int, list[ShadowJob]] = {}
+        for job in jobs:
+            by_model.setdefault(id(job.candidate), []).append(job)
+        for group in by_model.values():
+            self._score(group)
+
+    def _score(self, jobs: list[ShadowJob]) -> None:
+        candidate = jobs[0].candidate
+        rows = [values for job in jobs for values in job.values]
+        try:
+            out = candidate.compiled.predict(rows)
+            p50 = out[:, candidate.p50].tolist()
+            p90 = out[:, candidate.p90].tolist()
+        except Exception:
+            logger.exception("shadow: version %s failed to predict", candidate.version)
+            self._drop_errors(len(rows))
+            return
+        start = 0
+        for job in jobs:
+            end = start + len(job.values)
+            self._log(job, p50[start:end], p90[start:end])
+            start = end
+
+    def _log(self, job: ShadowJob, p50: list[float], p90: list[float]) -> None:
+        keep = [i for i in range(len(p50)) if math.isfinite(p50[i]) and math.isfinite(p90[i])]
+        if len(keep) < len(p50):
+            self._drop_errors(len(p50) - len(keep))
+        self.scored += len(keep)
+        metrics.SHADOW_SCORED.inc(len(keep))
+        if self.log is None or not keep:
+            return
+        self.log.extend(
+            Predictions(
+                [job.request_ids[i] for i in keep],
+                [job.order_ids[i] for i in keep],
+                job.time,
+                ["shadow"] * len(keep),
+                [job.candidate.version] * len(keep),
+                [job.values[i] for i in keep],
+                [p50[i] for i in keep],
+                [p90[i] for i in keep],
+                [None] * len(keep),
+                [job.rollout] * len(keep),
+            )
+        )
+
+    def _drop_errors(self, count: int) -> None:
+        self.dropped["model_error"] += count
+        self._errors.inc(count)

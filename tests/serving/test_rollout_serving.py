@@ -1,0 +1,258 @@
+"""A worker during rollouts, in-process: the candidate beside the control, sticky
+variants on the hot path, shadow scoring off it, and a candidate that cannot load
+stopping the rollout, never the answers. (Two workers on a real Redis: tests/faults.)
+
+One predictor lives through one scenario (a shadow phase, a canary step, the kill
+switch, an abort, a broken candidate) run once for the module; each test checks
+one part of what it recorded."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import polars as pl
+import pytest
+
+from arrive.clock import ManualClock
+from arrive.features.online.engine import OnlineEngine
+from arrive.features.online.replay import LogReplay, replay_order
+from arrive.monitoring.log_reader import read_log
+from arrive.registry import InMemoryRegistry
+from arrive.rollout.assignment import Assigner, unit_key
+from arrive.rollout.control import Rollouts
+from arrive.rollout.plan import RolloutPlan
+from arrive.rollout.state import AuditEntry, Rollout
+from arrive.schema.eta import EtaAnswer
+from arrive.schema.events import OrderCreated
+from arrive.schema.frame import frame_to_events
+from arrive.serving.predictor import EtaPredictor
+from arrive.serving.settings import ServeSettings, validated
+from arrive.serving.shadow import ShadowJob, ShadowQueue
+from arrive.serving.wiring import build_predictor
+from arrive.store.memory import InMemoryStore
+from arrive.testing.trained import TIMEZONE, Trained
+
+PLAN = RolloutPlan(shadow_minutes=1, steps=(30.0, 100.0), min_orders=1, min_minutes=0)
+CUSTOMERS = 20
+
+
+@dataclass(frozen=True)
+class Pass:
+    """A guardrail verdict that lets the rollout advance."""
+
+    action: str = "pass"
+    reason: str = "test: enough evidence"
+    figures: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Scenario:
+    """What the module's predictor answered at each stage, and the stored rollouts."""
+
+    orders: list[OrderCreated]
+    stages: dict[str, list[EtaAnswer]] = field(default_factory=dict)
+    shadow_scored: int = 0
+    rollout: Rollout | None = None  # the first one (shadow, then canary, then aborted)
+    broken: Rollout | None = None
+    audit: list[AuditEntry] = field(default_factory=list)
+    log: pl.DataFrame | None = None
+
+
+def _orders(trained: Trained) -> list[OrderCreated]:
+    """60 orders of the marketplace's second half, placed by 20 customers in turn."""
+    events = trained.market.events
+    created = events.filter(pl.col("type") == "order_created").sort("event_time", "event_id")
+    frame = created[len(created) // 2 :: 3].head(60)
+    orders = [e for e in frame_to_events(frame) if isinstance(e, OrderCreated)]
+    return [
+        msgspec.structs.replace(
+            order, attributes={**order.attributes, "customer_id": f"c{i % CUSTOMERS}"}
+        )
+        for i, order in enumerate(orders)
+    ]
+
+
+async def _ask(predictor: EtaPredictor, orders: list[OrderCreated]) -> list[EtaAnswer]:
+    answers = []
+    for order in orders:  # one request per order, as a client sends them
+        answers += await predictor.predict([order], [f"r-{order.order_id}"])
+    return answers
+
+
+async def _run(
+    predictor: EtaPredictor, registry: InMemoryRegistry, files: dict[str, bytes], out: Scenario
+) -> None:
+    orders, stages = out.orders, out.stages
+    when = ManualClock(datetime(2026, 12, 1, 12, 0, tzinfo=UTC))
+    rollouts = Rollouts(registry, clock=when, verify=lambda _registry, _version: None)
+    follow = predictor.background.follow_rollout  # the background job's step
+    stages["before"] = await _ask(predictor, orders[:5])
+
+    out.rollout = rollouts.start("2", PLAN, actor="test")
+    await follow()
+    stages["shadow"] = await _ask(predictor, orders[:20])
+    shadow = predictor.shadow
+    assert shadow is not None
+    expected = sum(a.fallback is None for a in stages["shadow"])
+    async with asyncio.timeout(30):  # the queue's task scores them after the answers
+        while shadow.scored < expected:
+            await asyncio.sleep(0.005)
+    out.shadow_scored = shadow.scored
+
+    when.advance(120.0)
+    assert rollouts.apply(Pass(), orders=10) is not None  # → canary 30 %
+    await follow()
+    stages["canary"] = await _ask(predictor, orders) + await _ask(predictor, orders)
+    predictor.set_kill_switch(True)
+    stages["kill_switch"] = await _ask(predictor, orders[:10])
+    predictor.set_kill_switch(False)
+
+    rollouts.abort(actor="test")
+    await follow()
+    stages["after"] = await _ask(predictor, orders[:5])
+
+    broken = registry.register({**files, "model.json": b"{not json"}, {}).version
+    rollouts.start(broken, PLAN, actor="test")
+    await follow()
+    stages["broken"] = await _ask(predictor, orders[:10])
+    out.broken = rollouts.status()
+    out.audit = rollouts.audit()
+
+
+@pytest.fixture(scope="module")
+def scenario(trained: Trained, tmp_path_factory: pytest.TempPathFactory) -> Scenario:
+    orders = _orders(trained)
+    last = max(order.event_time for order in orders)
+    store = InMemoryStore()
+    log = replay_order(trained.market.events.lazy()).collect()
+    LogReplay(log, OnlineEngine(store, local_timezone=TIMEZONE)).apply_before(last)
+    registry = trained.registry(3)  # copies of one model; production → 1
+    log_dir = tmp_path_factory.mktemp("rollout-log")
+    settings = ServeSettings(
+        compile_backend="none",
+        compile_cache_dir=trained.compile_cache,
+        prediction_log_dir=log_dir,
+        prediction_log_flush_s=3600.0,
+        reload_interval_s=0.0,
+    )
+    clock = ManualClock(last + timedelta(seconds=1))
+    predictor = build_predictor(validated(settings), store=store, clock=clock, registry=registry)
+    out = Scenario(orders)
+
+    async def run() -> None:
+        async with predictor:
+            await _run(predictor, registry, dict(trained.files), out)
+
+    asyncio.run(run())
+    (path,) = log_dir.iterdir()
+    out.log = read_log(path)
+    return out
+
+
+def test_outside_a_rollout_answers_name_no_rollout(scenario: Scenario) -> None:
+    for stage in ("before", "after"):
+        assert {(a.variant, a.rollout) for a in scenario.stages[stage]} == {("production", None)}
+
+
+def test_a_canary_answers_each_unit_from_its_variant_always_and_names_the_rollout(
+    scenario: Scenario,
+) -> None:
+    rollout, answers = scenario.rollout, scenario.stages["canary"]
+    assert rollout is not None
+    assigner = Assigner(bytes.fromhex(rollout.salt))
+    by_customer: dict[str, set[str]] = {}
+    for order, answer in zip(scenario.orders * 2, answers, strict=True):
+        customer = str(order.attributes["customer_id"])
+        key = unit_key("customer", order_id=order.order_id, customer_id=customer)
+        assert (answer.variant, answer.rollout) == (assigner.variant(key, 0.30), rollout.id)
+        by_customer.setdefault(customer, set()).add(answer.variant)
+        if answer.fallback is None:
+            assert answer.model_version == ("2" if answer.variant == "candidate" else "1")
+    assert all(len(variants) == 1 for variants in by_customer.values())
+    assert {a.variant for a in answers} == {"control", "candidate"}
+    assert sum(a.fallback is None for a in answers) > len(answers) // 2  # models answered
+
+
+def test_the_kill_switch_still_sends_a_rollout_to_the_heuristic(scenario: Scenario) -> None:
+    assert {(a.variant, a.fallback, a.rollout) for a in scenario.stages["kill_switch"]} == {
+        ("heuristic", "kill_switch", None)
+    }
+
+
+def test_a_candidate_that_fails_to_load_stops_the_rollout_and_control_answers(
+    scenario: Scenario,
+) -> None:
+    answers, broken = scenario.stages["broken"], scenario.broken
+    assert {(a.variant, a.rollout) for a in answers} == {("production", None)}
+    assert sum(a.model_version == "1" for a in answers) >= 5
+    assert broken is not None
+    assert broken.phase == "aborted"
+    last = scenario.audit[-1]
+    assert (last.rollout, last.actor) == (broken.id, "serving")
+    assert f"candidate version {broken.candidate} failed to load" in last.reason
+
+
+def test_shadow_scores_the_control_features_after_answering_and_logs_them(
+    scenario: Scenario,
+) -> None:
+    answers, log = scenario.stages["shadow"], scenario.log
+    assert log is not None
+    model = [a for a in answers if a.fallback is None]
+    assert len(model) >= 10
+    assert scenario.shadow_scored == len(model)
+    assert {(a.variant, a.rollout, a.model_version) for a in model} == {("control", "2-1", "1")}
+    shadow = log.filter(pl.col("variant") == "shadow")
+    assert len(shadow) == len(model)
+    assert set(shadow["model_version"]) == {"2"}
+    assert set(shadow["rollout"]) == {"2-1"}
+    control = {a.request_id: a.p50_s for a in model}
+    # version 2 is a copy of version 1: scoring the same features gives the same answer
+    for request_id, p50 in zip(shadow["request_id"], shadow["p50_s"], strict=True):
+        assert p50 == pytest.approx(control[request_id])
+
+
+def test_the_log_names_each_row_variant_and_rollout(scenario: Scenario) -> None:
+    log = scenario.log
+    assert log is not None
+    canary = log.filter(pl.col("variant").is_in(["control", "candidate"]))
+    assert set(canary["rollout"]) == {"2-1"}
+    assert log.filter(pl.col("variant") == "production")["rollout"].null_count() == len(
+        log.filter(pl.col("variant") == "production")
+    )
+
+
+def test_a_full_shadow_queue_drops_and_counts_without_waiting() -> None:
+    queue = ShadowQueue(2, log=None)
+    job = ShadowJob("2-1", None, ["r1", "r2"], ["o1", "o2"], [{}, {}], datetime.now())  # type: ignore[arg-type]
+    assert [queue.offer(job) for _ in range(4)] == [True, True, False, False]
+    assert (len(queue), queue.dropped["queue_full"]) == (2, 4)  # counted by order
+
+
+def test_log_files_without_the_rollout_column_still_read(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from arrive.monitoring.prediction_log import SCHEMA
+
+    old = pa.schema([column for column in SCHEMA if column.name != "rollout"])
+    row: dict[str, list[Any]] = {
+        "request_id": ["r"],
+        "order_id": ["o"],
+        "time": [datetime(2026, 1, 1)],
+        "variant": ["production"],
+        "model_version": ["1"],
+        "features": [None],
+        "p50_s": [1.0],
+        "p90_s": [2.0],
+        "fallback": [None],
+    }
+    path = tmp_path / "predictions-20260101T000000Z-pid1-0.parquet"
+    pq.write_table(pa.table(row, schema=old), path)
+    frame = read_log(path)
+    assert frame["rollout"].to_list() == [None]
+    assert frame["variant"].to_list() == ["production"]
