@@ -4,8 +4,9 @@ and the heuristic with a reason code whenever the model cannot answer.
 For a request (one order or a batch), :class:`EtaPredictor`:
 
 1. answers at once with the heuristic when the kill switch is on (``kill_switch``),
-   when ``max_in_flight`` requests are already in progress (``overload``: load
-   shedding, so latency stays bounded instead of queueing), when no model is loaded
+   when no slot of ``max_in_flight`` frees within ``admission_wait_ms``
+   (``overload``: queue-delay shedding, :mod:`arrive.serving.admission`, so latency
+   stays bounded and the model keeps answering at its capacity), when no model is loaded
    (``no_model``), or while the store is known to be down (``store_unavailable``);
 2. reads every order's features with ONE ``get_many`` under the deadline
    (``deadline`` when it passes: the read is left to finish in the background,
@@ -44,6 +45,7 @@ from arrive.monitoring import metrics
 from arrive.monitoring.prediction_log import PredictionLog
 from arrive.schema.eta import EtaAnswer, FallbackReason, Health, ReloadAnswer
 from arrive.schema.events import OrderCreated
+from arrive.serving.admission import Admission
 from arrive.serving.background import Background, StoreWatch
 from arrive.serving.control import Control
 from arrive.serving.feeder import ReplayFeeder
@@ -97,6 +99,9 @@ class EtaPredictor:
         self.feeder = feeder
         self.control = control or Control()
         self.in_flight = 0
+        self.admission = Admission(
+            clock, config.max_in_flight, config.admission_wait_s, config.max_queued
+        )
         self.watch = StoreWatch(store)
         self.reloads = Reloads(slot, self.control)
         self.background = Background(slot, self.watch, self.reloads, log, feeder)
@@ -121,7 +126,7 @@ class EtaPredictor:
         values: list[dict[str, FeatureScalar]] | None = None
         if self.control.on:
             answers = self._fallback(orders, request_ids, "kill_switch")
-        elif self.in_flight >= self.config.max_in_flight:
+        elif not await self.admission.enter():
             answers = self._fallback(orders, request_ids, "overload")
         else:
             answers, values = await self._admitted(orders, request_ids, now)
@@ -242,6 +247,7 @@ class EtaPredictor:
             if not late:  # a late read counts as in flight until it ends
                 self.in_flight -= 1
                 metrics.IN_FLIGHT.dec()
+                self.admission.release()
 
     def _rows(
         self, read: asyncio.Future[list[FeatureRow | None]]
@@ -260,6 +266,7 @@ class EtaPredictor:
         self._late.discard(read)
         self.in_flight -= 1
         metrics.IN_FLIGHT.dec()
+        self.admission.release()
         if read.cancelled():
             return
         exc = read.exception()
