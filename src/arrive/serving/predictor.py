@@ -100,7 +100,11 @@ class EtaPredictor:
         self.control = control or Control()
         self.in_flight = 0
         self.admission = Admission(
-            clock, config.max_in_flight, config.admission_wait_s, config.max_queued
+            clock,
+            config.max_in_flight,
+            config.admission_wait_s,
+            config.max_queued,
+            target_s=config.deadline_s / 2,
         )
         self.watch = StoreWatch(store)
         self.reloads = Reloads(slot, self.control)
@@ -126,10 +130,10 @@ class EtaPredictor:
         values: list[dict[str, FeatureScalar]] | None = None
         if self.control.on:
             answers = self._fallback(orders, request_ids, "kill_switch")
-        elif not await self.admission.enter():
+        elif (admitted := await self.admission.enter()) is None:
             answers = self._fallback(orders, request_ids, "overload")
         else:
-            answers, values = await self._admitted(orders, request_ids, now)
+            answers, values = await self._admitted(orders, request_ids, now, admitted)
         self.recorder.record(answers, values, now)
         metrics.PREDICT_SECONDS.observe(self.clock.monotonic() - started)
         return answers
@@ -199,7 +203,11 @@ class EtaPredictor:
     # -- the hot path ------------------------------------------------------------------------
 
     async def _admitted(
-        self, orders: Sequence[OrderCreated], request_ids: Sequence[str], now: datetime
+        self,
+        orders: Sequence[OrderCreated],
+        request_ids: Sequence[str],
+        now: datetime,
+        admitted: float,
     ) -> Scored:
         self.in_flight += 1
         metrics.IN_FLIGHT.inc()
@@ -230,7 +238,7 @@ class EtaPredictor:
                 if not read.done():
                     late = True
                     self._late.add(read)
-                    read.add_done_callback(self._late_read_done)
+                    read.add_done_callback(lambda r: self._late_read_done(r, admitted))
                     metrics.STORE_ERRORS.labels("deadline").inc()
                     return self._fallback(orders, request_ids, "deadline", served.fallback), None
                 rows = self._rows(read)
@@ -247,7 +255,7 @@ class EtaPredictor:
             if not late:  # a late read counts as in flight until it ends
                 self.in_flight -= 1
                 metrics.IN_FLIGHT.dec()
-                self.admission.release()
+                self.admission.release(admitted)
 
     def _rows(
         self, read: asyncio.Future[list[FeatureRow | None]]
@@ -262,11 +270,13 @@ class EtaPredictor:
             logger.warning("feature read failed: %s", exc)
         return None
 
-    def _late_read_done(self, read: asyncio.Future[list[FeatureRow | None]]) -> None:
+    def _late_read_done(
+        self, read: asyncio.Future[list[FeatureRow | None]], admitted: float
+    ) -> None:
         self._late.discard(read)
         self.in_flight -= 1
         metrics.IN_FLIGHT.dec()
-        self.admission.release()
+        self.admission.release(admitted)
         if read.cancelled():
             return
         exc = read.exception()
