@@ -30,7 +30,7 @@ from arrive.testing.servers.eta_service import ServeProcess, fill_redis, wait_fo
 from arrive.testing.servers.redis_server import RedisServer
 from arrive.training.pipeline import TrainConfig, run_training
 
-POLICIES = {"fixed cap (before)": "0", "queue-delay admission (after)": "250"}
+POLICIES = {"fixed cap (before)": "0", "queue-delay admission (after)": "1000"}
 
 
 def main() -> None:
@@ -58,7 +58,11 @@ def main() -> None:
         "service runs it; without it, the first service is this code with "
         "ARRIVE_ADMISSION_WAIT_MS=0",
     )
+    parser.add_argument(
+        "--wait-ms", default="1000", help="admission_wait_ms of the second service (%(default)s)"
+    )
     args = parser.parse_args()
+    POLICIES["queue-delay admission (after)"] = args.wait_ms
     with tempfile.TemporaryDirectory(prefix="arrive-overload-") as tmp:
         work = Path(tmp)
         if args.synthetic:

@@ -91,7 +91,7 @@ class ServeSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
             ge=0,
             le=60_000,
         ),
-    ] = 250.0
+    ] = 1000.0
     max_queued: Annotated[
         int,
         _doc(
