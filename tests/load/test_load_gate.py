@@ -72,7 +72,7 @@ class Stage:
 @pytest.fixture(scope="module")
 def stage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stage]:
     work = tmp_path_factory.mktemp("load")
-    market = ending_now(random_marketplace(seed=5, n_orders=400, days=8))
+    market = ending_now(random_marketplace(seed=5, n_orders=700, days=8))
     data = write_data_dir(work / "data", market, "Europe/Berlin")
     registry = LocalRegistry(work / "registry")
     config = TrainConfig(
