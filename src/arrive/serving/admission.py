@@ -5,7 +5,8 @@ past ``max_in_flight`` got the heuristic at once. Under a closed-loop 10x load (
 a shed answer costs about a third of a model answer, so its client sends the next request
 at once: the workers' event loops filled with shed answers, the admitted requests waited
 for loop turns until their read deadline passed (``deadline``), and the model answered
-about 3 % of the requests while its capacity sat mostly idle.
+3.1 % of the requests (issue 23; 0.3 % in docs/benchmarks.md) while its capacity sat
+mostly idle.
 
 What: the cap stays (``max_in_flight``), the limit under it adapts to the measured
 latency (below), and a request above it waits in a FIFO queue
