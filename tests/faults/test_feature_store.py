@@ -180,6 +180,7 @@ def test_overload_sheds_to_the_heuristic_and_stays_ready(
         {
             "ARRIVE_STORE_URL": url,
             "ARRIVE_MAX_IN_FLIGHT": "2",
+            "ARRIVE_ADMISSION_WAIT_MS": "0",  # shed at once: no queue
             "ARRIVE_DEADLINE_MS": "10000",
             "ARRIVE_STORE_TIMEOUT_MS": "20000",
         }

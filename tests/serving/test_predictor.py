@@ -255,7 +255,7 @@ def test_overload_sheds_new_requests_at_once(
     async def run() -> tuple[list[EtaAnswer], list[EtaAnswer]]:
         store = GatedStore(memory)
         predictor = build_predictor(
-            settings_for(max_in_flight=2, deadline_ms=30_000),
+            settings_for(max_in_flight=2, deadline_ms=30_000, admission_wait_ms=0),
             store=store,
             clock=ManualClock(at),
             registry=trained.registry(),
@@ -275,6 +275,40 @@ def test_overload_sheds_new_requests_at_once(
     assert metrics.PREDICTIONS.labels("heuristic", "overload")._value.get() == before + 2
 
 
+def test_a_request_over_the_cap_waits_for_a_slot_and_the_model_answers_it(
+    trained: Any,
+    settings_for: Any,
+    late_orders: Pick,
+    replay_until: Replay,
+    eventually: Eventually,
+) -> None:
+    orders = late_orders(1)
+    memory = InMemoryStore()
+    replay_until(memory, orders[0].event_time)
+
+    async def run() -> tuple[int, list[EtaAnswer]]:
+        store = GatedStore(memory)
+        predictor = build_predictor(
+            settings_for(max_in_flight=2, deadline_ms=30_000, admission_wait_ms=250),
+            store=store,
+            clock=ManualClock(orders[0].event_time),
+            registry=trained.registry(),
+        )
+        async with predictor:
+            held = [asyncio.create_task(_ask(predictor, orders)) for _ in range(2)]
+            await eventually(lambda: store.waiting == 2)
+            queued = asyncio.create_task(_ask(predictor, orders))
+            await eventually(lambda: predictor.admission.queued == 1)
+            waiting = store.waiting  # the third request has not reached the store
+            store.gate.set()
+            await asyncio.gather(*held)
+            return waiting, await queued
+
+    waiting, answers = asyncio.run(run())
+    assert waiting == 2
+    assert [a.fallback for a in answers] == [None]
+
+
 def test_a_read_past_its_deadline_keeps_the_store_up_and_counts_until_it_ends(
     trained: Any,
     settings_for: Any,
@@ -290,7 +324,7 @@ def test_a_read_past_its_deadline_keeps_the_store_up_and_counts_until_it_ends(
     async def run() -> tuple[list[str | None], bool | None, int, int]:
         store = GatedStore(memory)
         predictor = build_predictor(
-            settings_for(deadline_ms=20, max_in_flight=1),
+            settings_for(deadline_ms=20, max_in_flight=1, admission_wait_ms=0),
             store=store,
             clock=ManualClock(at),
             registry=trained.registry(),

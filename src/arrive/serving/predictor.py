@@ -4,8 +4,9 @@ and the heuristic with a reason code whenever the model cannot answer.
 For a request (one order or a batch), :class:`EtaPredictor`:
 
 1. answers at once with the heuristic when the kill switch is on (``kill_switch``),
-   when ``max_in_flight`` requests are already in progress (``overload``: load
-   shedding, so latency stays bounded instead of queueing), when no model is loaded
+   when no slot of ``max_in_flight`` frees within ``admission_wait_ms``
+   (``overload``: queue-delay shedding, :mod:`arrive.serving.admission`, so latency
+   stays bounded and the model keeps answering at its capacity), when no model is loaded
    (``no_model``), or while the store is known to be down (``store_unavailable``);
 2. reads every order's features with ONE ``get_many`` under the deadline
    (``deadline`` when it passes: the read is left to finish in the background,
@@ -44,6 +45,7 @@ from arrive.monitoring import metrics
 from arrive.monitoring.prediction_log import PredictionLog
 from arrive.schema.eta import EtaAnswer, FallbackReason, Health, ReloadAnswer, Variant
 from arrive.schema.events import OrderCreated
+from arrive.serving.admission import Admission
 from arrive.serving.background import Background, StoreWatch
 from arrive.serving.control import Control
 from arrive.serving.feeder import ReplayFeeder
@@ -103,6 +105,13 @@ class EtaPredictor:
         self.feeder = feeder
         self.control = control or Control()
         self.in_flight = 0
+        self.admission = Admission(
+            clock,
+            config.max_in_flight,
+            config.admission_wait_s,
+            config.max_queued,
+            target_s=config.deadline_s / 2,
+        )
         self.watch = StoreWatch(store)
         self.reloads = Reloads(slot, self.control)
         self.routing = routing
@@ -131,10 +140,10 @@ class EtaPredictor:
         values: list[dict[str, FeatureScalar]] | None = None
         if self.control.on:
             answers = self._fallback(orders, request_ids, "kill_switch")
-        elif self.in_flight >= self.config.max_in_flight:
+        elif (admitted := await self.admission.enter()) is None:
             answers = self._fallback(orders, request_ids, "overload")
         else:
-            answers, values = await self._admitted(orders, request_ids, now)
+            answers, values = await self._admitted(orders, request_ids, now, admitted)
         self.recorder.record(answers, values, now)
         metrics.PREDICT_SECONDS.observe(self.clock.monotonic() - started)
         return answers
@@ -204,7 +213,11 @@ class EtaPredictor:
     # -- the hot path ------------------------------------------------------------------------
 
     async def _admitted(
-        self, orders: Sequence[OrderCreated], request_ids: Sequence[str], now: datetime
+        self,
+        orders: Sequence[OrderCreated],
+        request_ids: Sequence[str],
+        now: datetime,
+        admitted: float,
     ) -> Scored:
         self.in_flight += 1
         metrics.IN_FLIGHT.inc()
@@ -235,7 +248,7 @@ class EtaPredictor:
                 if not read.done():
                     late = True
                     self._late.add(read)
-                    read.add_done_callback(self._late_read_done)
+                    read.add_done_callback(lambda r: self._late_read_done(r, admitted))
                     metrics.STORE_ERRORS.labels("deadline").inc()
                     return self._fallback(orders, request_ids, "deadline", served.fallback), None
                 rows = self._rows(read)
@@ -253,6 +266,7 @@ class EtaPredictor:
             if not late:  # a late read counts as in flight until it ends
                 self.in_flight -= 1
                 metrics.IN_FLIGHT.dec()
+                self.admission.release(admitted)
 
     def _rows(
         self, read: asyncio.Future[list[FeatureRow | None]]
@@ -267,10 +281,13 @@ class EtaPredictor:
             logger.warning("feature read failed: %s", exc)
         return None
 
-    def _late_read_done(self, read: asyncio.Future[list[FeatureRow | None]]) -> None:
+    def _late_read_done(
+        self, read: asyncio.Future[list[FeatureRow | None]], admitted: float
+    ) -> None:
         self._late.discard(read)
         self.in_flight -= 1
         metrics.IN_FLIGHT.dec()
+        self.admission.release(admitted)
         if read.cancelled():
             return
         exc = read.exception()

@@ -82,6 +82,23 @@ class ServeSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
             ge=1,
         ),
     ] = 48
+    admission_wait_ms: Annotated[
+        float,
+        _doc(
+            "Longest a request waits for one of the `max_in_flight` slots before it gets the "
+            "heuristic with reason `overload` (ms; queue-delay shedding, docs/overload.md); "
+            "0 sheds at once.",
+            ge=0,
+            le=60_000,
+        ),
+    ] = 1000.0
+    max_queued: Annotated[
+        int,
+        _doc(
+            "Requests waiting for a slot per worker at most; one more gets `overload` at once.",
+            ge=0,
+        ),
+    ] = 4096
     max_batch: Annotated[
         int, _doc("Most orders in one /v1/eta/batch request.", ge=1, le=10_000)
     ] = 500
@@ -373,6 +390,10 @@ class PredictorConfig:
     store_check_interval_s: float
     log_flush_s: float
     close_timeout_s: float = 5.0
+    admission_wait_s: float = 0.0
+    """Longest wait for a slot before ``overload`` (0: shed at once)."""
+    max_queued: int = 0
+    """Requests waiting for a slot at most."""
     follow_interval_s: float = 0.25
     """How often a worker checks whether another one took an admin reload."""
 
@@ -387,4 +408,6 @@ class PredictorConfig:
             reload_interval_s=settings.reload_interval_s,
             store_check_interval_s=settings.store_check_interval_s,
             log_flush_s=settings.prediction_log_flush_s,
+            admission_wait_s=settings.admission_wait_ms / 1000.0,
+            max_queued=settings.max_queued,
         )

@@ -76,7 +76,9 @@ def test_overload_answers_with_the_fallback_and_never_times_out(
     serve_settings: ServeSettings, trained: Any, redis: RedisServer, orders: list[dict[str, Any]]
 ) -> None:
     clock = fill_redis(redis.url, trained.data_dir)
-    settings = _redis_settings(serve_settings, redis.url, max_in_flight=2, deadline_ms=2000.0)
+    settings = _redis_settings(
+        serve_settings, redis.url, max_in_flight=2, deadline_ms=2000.0, admission_wait_ms=0.0
+    )
 
     async def burst() -> list[httpx2.Response]:
         predictor = build_predictor(settings, clock=clock, registry=trained.registry())
