@@ -356,8 +356,10 @@ class OnlineEngine:
         self, event: WeatherObservation | MarketSnapshot | TravelTimeObservation, time_us: int
     ) -> None:
         for part in LATEST:
+            if EVENT_TYPES[part.event_type] is not type(event):
+                continue
             entity_id = getattr(event, part.key)
-            if EVENT_TYPES[part.event_type] is not type(event) or entity_id is None:
+            if entity_id is None:  # e.g. a leg asked for no order
                 continue
             values = {name: _scalar(getattr(event, f)) for f, name in part.columns.items()}
             if part.derive:

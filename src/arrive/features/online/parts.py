@@ -16,7 +16,8 @@ TRAILING: Final[tuple[Trailing, ...]] = tuple(
     if isinstance(part, Trailing)
 )
 LATEST: Final[tuple[Latest, ...]] = tuple(
-    part for group in (provider, market, weather)
+    part
+    for group in (provider, market, weather)
     for part in group.ONLINE
     if isinstance(part, Latest)
 )
