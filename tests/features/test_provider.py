@@ -34,7 +34,7 @@ def with_only(market_events: pl.DataFrame, extra: list[TravelTimeObservation]) -
 
 
 def test_the_latest_answer_at_or_before_creation_is_used_never_a_later_one() -> None:
-    market = random_marketplace(7, n_orders=20)
+    market = random_marketplace(7, n_orders=20, provider=True)
     spine = order_spine(market.events)
     order_id, t = spine.get_column("order_id")[10], spine.get_column("created_at")[10]
     events = with_only(
@@ -51,7 +51,7 @@ def test_the_latest_answer_at_or_before_creation_is_used_never_a_later_one() -> 
 
 
 def test_an_answer_older_than_the_ttl_is_unknown() -> None:
-    market = random_marketplace(7, n_orders=20)
+    market = random_marketplace(7, n_orders=20, provider=True)
     spine = order_spine(market.events)
     order_id, t = spine.get_column("order_id")[10], spine.get_column("created_at")[10]
     events = with_only(market.events, [observation(order_id, t - timedelta(hours=2), 300.0, 1)])
@@ -62,14 +62,14 @@ def test_an_answer_older_than_the_ttl_is_unknown() -> None:
 
 
 def test_data_without_provider_history_leaves_the_group_out_with_its_reason() -> None:
-    market = random_marketplace(7, n_orders=20)
+    market = random_marketplace(7, n_orders=20, provider=True)
     built = build(with_only(market.events, []))
     assert FEATURE not in built.frame.columns
     assert "no provider history" in built.left_out["provider (group)"]
 
 
 def test_online_equals_offline_for_the_provider_time() -> None:
-    market = random_marketplace(11, n_orders=80)
+    market = random_marketplace(11, n_orders=80, provider=True)
     report = compare_online_offline(
         market.events.lazy(), order_spine(market.events), "Europe/Berlin"
     )

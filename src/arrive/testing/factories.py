@@ -31,8 +31,11 @@ class Marketplace:
     orders: pl.DataFrame
 
 
-def random_marketplace(seed: int, n_orders: int = 60, days: float = 2.0) -> Marketplace:
-    """A reproducible random marketplace with ``n_orders`` orders over ``days`` days."""
+def random_marketplace(
+    seed: int, n_orders: int = 60, days: float = 2.0, *, provider: bool = False
+) -> Marketplace:
+    """A reproducible random marketplace with ``n_orders`` orders over ``days`` days
+    (with ``provider``, travel-time observations too: a provider's history)."""
     rng = np.random.default_rng(seed)
     span_s = days * 86400
     created = np.sort(rng.uniform(0, span_s, n_orders)).round()
@@ -63,7 +66,7 @@ def random_marketplace(seed: int, n_orders: int = 60, days: float = 2.0) -> Mark
             _pings(rng, span_s),
             _weather(rng, span_s),
             _snapshots(rng, span_s),
-            _provider(np.random.default_rng([seed, 22]), orders),
+            *([_provider(np.random.default_rng([seed, 22]), orders)] if provider else []),
         ],
         how="diagonal_relaxed",
     )
