@@ -117,7 +117,7 @@ def _measure(
     return {
         "variant": variant,
         "seed": seed,
-        "test_orders": int(len(actual)),
+        "test_orders": len(actual),
         "mae_p50_s": round(float(np.abs(predicted[:, 0] - actual).mean()), 1),
         "coverage_p90": round(float((actual <= predicted[:, 1]).mean()), 4),
     }

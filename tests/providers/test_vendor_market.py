@@ -15,7 +15,6 @@ from arrive.ingest.simulator.config import SimulationConfig
 from arrive.ingest.simulator.run import Simulation, simulate, write_simulation
 from arrive.testing.vendor.market import SimulatedMarket
 
-
 COORDS = ("pickup_lat", "pickup_lon", "drop_lat", "drop_lon")
 
 
