@@ -2,7 +2,8 @@
 
 A feature group (one module under :mod:`arrive.features`) declares its
 features once and computes them offline, point-in-time correct: for an order
-created at ``t`` only events with ``event_time < t`` contribute. The online
+created at ``t`` only events with ``event_time < t`` contribute (an observation recorded
+at ``t`` for the order's own request counts too: ``Latest(inclusive=True)``). The online
 update of the same features lives beside the offline computation in the same
 module, so the two cannot drift.
 """
