@@ -21,6 +21,7 @@ from arrive.schema import (
     OrderConfirmed,
     OrderCreated,
     PickedUp,
+    TravelTimeObservation,
     WeatherObservation,
     decode_event,
     decode_events,
@@ -72,6 +73,18 @@ EXAMPLES: list[Event] = [
         condition="rain",
         temperature_c=7.5,
         precipitation_mm=1.2,
+    ),
+    TravelTimeObservation(
+        event_id="e11",
+        event_time=T,
+        provider="osrm",
+        travel_time_s=612.4,
+        order_id="o1",
+        origin_lat=52.52,
+        origin_lon=13.40,
+        destination_lat=52.50,
+        destination_lon=13.45,
+        distance_m=4210.0,
     ),
     MarketSnapshot(
         event_id="e10",
@@ -153,6 +166,26 @@ BASE = '"event_id":"e","event_time":"2025-01-01T00:00:00Z"'
             f'{{"type":"market_snapshot",{BASE},"market_id":"m","couriers_busy":-1}}',
             "couriers_busy",
             ">= 0",
+        ),
+        (
+            f'{{"type":"travel_time_observation",{BASE},"provider":"osrm","travel_time_s":-1}}',
+            "travel_time_s",
+            ">= 0.0",
+        ),
+        (
+            f'{{"type":"travel_time_observation",{BASE},"provider":"osrm","travel_time_s":1e9}}',
+            "travel_time_s",
+            "<= 86400.0",
+        ),
+        (
+            f'{{"type":"travel_time_observation",{BASE},"travel_time_s":60}}',
+            "provider",
+            "required field is missing",
+        ),
+        (
+            f'{{"type":"travel_time_observation",{BASE},"provider":"osrm","travel_time_s":"fast"}}',
+            "travel_time_s",
+            "Expected `float`",
         ),
         (
             f'{{"type":"delivered",{BASE},"order_id":"o","schema_version":2}}',

@@ -39,6 +39,13 @@ _DEFAULTS = SimulationConfig()
     type=click.DateTime(formats=["%Y-%m-%d"]),
     help="First simulated day (UTC).",
 )
+@click.option(
+    "--provider-observations",
+    is_flag=True,
+    help="Also record what the simulated travel-time vendor (`arrive providers serve-sim`) "
+    "answered for each order's store-to-drop leg when its ETA was quoted "
+    "(travel_time_observation events), so a model can learn from the provider's time.",
+)
 @click.option("--force", is_flag=True, help="Replace --out if it is not empty.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def command(
@@ -48,6 +55,7 @@ def command(
     orders_per_day: int,
     markets: int,
     start: datetime,
+    provider_observations: bool,
     force: bool,
     quiet: bool,
 ) -> None:
@@ -57,7 +65,12 @@ def command(
     (about 112,000 orders).
     """
     config = SimulationConfig(
-        seed=seed, days=days, orders_per_day=orders_per_day, markets=markets, start=start.date()
+        seed=seed,
+        days=days,
+        orders_per_day=orders_per_day,
+        markets=markets,
+        start=start.date(),
+        provider_observations=provider_observations,
     )
     with staged(out, force=force) as folder, progress(quiet=quiet) as bar:
         tasks: dict[str, TaskID] = {}

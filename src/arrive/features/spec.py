@@ -2,7 +2,8 @@
 
 A feature group (one module under :mod:`arrive.features`) declares its
 features once and computes them offline, point-in-time correct: for an order
-created at ``t`` only events with ``event_time < t`` contribute. The online
+created at ``t`` only events with ``event_time < t`` contribute (an observation recorded
+at ``t`` for the order's own request counts too: ``Latest(inclusive=True)``). The online
 update of the same features lives beside the offline computation in the same
 module, so the two cannot drift.
 """
@@ -47,7 +48,8 @@ class FeatureSpec:
 class Latest:
     """Features that are the latest observation of one event type per entity.
 
-    Offline: the last such event strictly before ``t`` and at most ``ttl`` old.
+    Offline: the last such event strictly before ``t`` (at or before with ``inclusive``:
+    an answer recorded for the request itself) and at most ``ttl`` old.
     Online: the ingest engine stores each observation at its event time, and the
     reader's TTL rule (the features' ``ttl_s``) leaves out what is too old.
 
@@ -58,6 +60,7 @@ class Latest:
         ttl: how long an observation stays current.
         derive: features computed from one observation's renamed values, online
             (the offline twin is the group's own expression).
+        inclusive: an observation stamped at ``t`` itself counts.
     """
 
     event_type: str
@@ -65,6 +68,7 @@ class Latest:
     columns: Mapping[str, str]
     ttl: timedelta
     derive: Callable[[Mapping[str, FeatureScalar]], dict[str, FeatureScalar]] | None = None
+    inclusive: bool = False
 
     @property
     def entity(self) -> str:
@@ -72,7 +76,9 @@ class Latest:
 
     def offline(self, ctx: BuildContext) -> pl.DataFrame:
         """``_row`` and one column per feature, in spine order."""
-        latest = ctx.latest_before(self.event_type, self.key, tuple(self.columns), self.ttl)
+        latest = ctx.latest_before(
+            self.event_type, self.key, tuple(self.columns), self.ttl, inclusive=self.inclusive
+        )
         return latest.rename(dict(self.columns))
 
 
@@ -164,12 +170,19 @@ class BuildContext:
         return self.orders.select("_row", keys.get(key, pl.col(key)).alias(key), t=t)
 
     def latest_before(
-        self, event_type: str, key: str, columns: tuple[str, ...], ttl: timedelta
+        self,
+        event_type: str,
+        key: str,
+        columns: tuple[str, ...],
+        ttl: timedelta,
+        *,
+        inclusive: bool = False,
     ) -> pl.DataFrame:
         """For each spine row, ``columns`` of the last ``event_type`` event with the same
-        ``key`` strictly before the order's creation and at most ``ttl`` old (else null)."""
+        ``key`` strictly before the order's creation (or at it, ``inclusive``) and at most
+        ``ttl`` old (else null)."""
         observations = (
-            self.events.filter(pl.col("type") == event_type)
+            self.events.filter((pl.col("type") == event_type) & pl.col(key).is_not_null())
             .select(key, "event_time", *columns)
             .sort("event_time")
             .collect()
@@ -183,7 +196,7 @@ class BuildContext:
                 right_on="event_time",
                 by=key,
                 strategy="backward",
-                allow_exact_matches=False,
+                allow_exact_matches=inclusive,
                 tolerance=ttl,
                 check_sortedness=False,
             )

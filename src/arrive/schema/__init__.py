@@ -16,6 +16,7 @@ from arrive.schema.events import (
     OrderConfirmed,
     OrderCreated,
     PickedUp,
+    TravelTimeObservation,
     WeatherObservation,
 )
 
@@ -38,6 +39,7 @@ __all__ = [
     "OrderCreated",
     "PickedUp",
     "Predictor",
+    "TravelTimeObservation",
     "WeatherObservation",
     "decode_event",
     "decode_events",

@@ -141,6 +141,22 @@ class WeatherObservation(Event, frozen=True, kw_only=True, tag="weather_observat
     precipitation_mm: Annotated[float, msgspec.Meta(ge=0.0)] | None = None
 
 
+class TravelTimeObservation(Event, frozen=True, kw_only=True, tag="travel_time_observation"):
+    """A travel-time provider's answer for one leg, as the service used it: ``event_time`` is
+    when it was asked, ``order_id`` the order it was asked for (when known), ``provider``
+    where the time came from (a provider's name, ``cache``, ``grace`` or ``builtin``).
+    Training reads these so that it sees exactly what serving saw."""
+
+    provider: Id
+    travel_time_s: Annotated[float, msgspec.Meta(ge=0.0, le=86_400.0)]
+    order_id: Id | None = None
+    origin_lat: Lat | None = None
+    origin_lon: Lon | None = None
+    destination_lat: Lat | None = None
+    destination_lon: Lon | None = None
+    distance_m: Annotated[float, msgspec.Meta(ge=0.0)] | None = None
+
+
 class MarketSnapshot(Event, frozen=True, kw_only=True, tag="market_snapshot"):
     """Supply and demand in a market at an instant."""
 
@@ -160,6 +176,7 @@ AnyEvent = (
     | Cancelled
     | CourierPing
     | WeatherObservation
+    | TravelTimeObservation
     | MarketSnapshot
 )
 
@@ -175,6 +192,7 @@ EVENT_TYPES: Final[dict[str, type[Event]]] = {
         Cancelled,
         CourierPing,
         WeatherObservation,
+        TravelTimeObservation,
         MarketSnapshot,
     )
 }

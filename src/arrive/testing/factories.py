@@ -31,8 +31,11 @@ class Marketplace:
     orders: pl.DataFrame
 
 
-def random_marketplace(seed: int, n_orders: int = 60, days: float = 2.0) -> Marketplace:
-    """A reproducible random marketplace with ``n_orders`` orders over ``days`` days."""
+def random_marketplace(
+    seed: int, n_orders: int = 60, days: float = 2.0, *, provider: bool = False
+) -> Marketplace:
+    """A reproducible random marketplace with ``n_orders`` orders over ``days`` days
+    (with ``provider``, travel-time observations too: a provider's history)."""
     rng = np.random.default_rng(seed)
     span_s = days * 86400
     created = np.sort(rng.uniform(0, span_s, n_orders)).round()
@@ -58,7 +61,13 @@ def random_marketplace(seed: int, n_orders: int = 60, days: float = 2.0) -> Mark
         }
     )
     events = pl.concat(
-        [_lifecycle(orders), _pings(rng, span_s), _weather(rng, span_s), _snapshots(rng, span_s)],
+        [
+            _lifecycle(orders),
+            _pings(rng, span_s),
+            _weather(rng, span_s),
+            _snapshots(rng, span_s),
+            *([_provider(np.random.default_rng([seed, 22]), orders)] if provider else []),
+        ],
         how="diagonal_relaxed",
     )
     table = orders.select(
@@ -143,6 +152,35 @@ def _weather(rng: np.random.Generator, span_s: float) -> pl.DataFrame:
                 "condition": rng.choice(["clear", "rain", "storm"], hours * 2),
                 "temperature_c": rng.uniform(0, 30, hours * 2),
                 "precipitation_mm": rng.uniform(0, 5, hours * 2),
+            }
+        )
+        .with_columns(event_time=_at("t"))
+        .drop("t")
+    )
+
+
+def _provider(rng: np.random.Generator, orders: pl.DataFrame) -> pl.DataFrame:
+    """Travel-time observations: none, one or two per order, from 40 min before its
+    creation to 10 min after (whole seconds, never at the creation instant itself), and a
+    few for no order (a leg asked outside an ETA request)."""
+    n = orders.height
+    per_order = rng.integers(0, 3, n)
+    row = np.repeat(np.arange(n), per_order)
+    offset = rng.integers(-2400, 600, len(row))
+    offset[offset == 0] = -1
+    created = orders.get_column("created_s").to_numpy()[row]
+    ids = orders.get_column("order_id").to_numpy()[row]
+    return (
+        pl.DataFrame(
+            {
+                "event_id": [f"tt{i:05d}" for i in range(len(row))],
+                "type": "travel_time_observation",
+                "t": created + offset,
+                "order_id": pl.Series(ids.tolist(), dtype=pl.String).scatter(
+                    np.flatnonzero(rng.random(len(row)) < 0.1), None
+                ),
+                "provider": rng.choice(["osrm", "cache", "builtin"], len(row)),
+                "travel_time_s": rng.uniform(120, 1800, len(row)).round(1),
             }
         )
         .with_columns(event_time=_at("t"))

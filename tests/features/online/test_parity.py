@@ -16,7 +16,7 @@ from arrive.testing.factories import order_spine, random_marketplace
 @settings(max_examples=15, deadline=None)
 @given(seed=st.integers(0, 100_000))
 def test_online_features_equal_offline_on_random_marketplaces(seed: int) -> None:
-    market = random_marketplace(seed, n_orders=80)
+    market = random_marketplace(seed, n_orders=80, provider=True)
     report = compare_online_offline(
         market.events.lazy(), order_spine(market.events), "Europe/Berlin"
     )

@@ -47,6 +47,7 @@ from arrive.schema.events import (
     MarketSnapshot,
     OrderConfirmed,
     OrderCreated,
+    TravelTimeObservation,
     WeatherObservation,
 )
 from arrive.store.base import (
@@ -351,14 +352,19 @@ class OnlineEngine:
             series.scheduled = when
             heapq.heappush(self._due, (when, next(self._tie), series))
 
-    def _observed(self, event: WeatherObservation | MarketSnapshot, time_us: int) -> None:
+    def _observed(
+        self, event: WeatherObservation | MarketSnapshot | TravelTimeObservation, time_us: int
+    ) -> None:
         for part in LATEST:
             if EVENT_TYPES[part.event_type] is not type(event):
+                continue
+            entity_id = getattr(event, part.key)
+            if entity_id is None:  # e.g. a leg asked for no order
                 continue
             values = {name: _scalar(getattr(event, f)) for f, name in part.columns.items()}
             if part.derive:
                 values |= part.derive(values)
-            key = (part.entity, str(getattr(event, part.key)))
+            key = (part.entity, str(entity_id))
             self._pending.append((key, {n: FeatureValue(v, time_us) for n, v in values.items()}))
 
     # -- time ------------------------------------------------------------
@@ -484,6 +490,7 @@ _HANDLERS: dict[type, Callable[[OnlineEngine, Any, int], None]] = {
     CourierPing: OnlineEngine._ping,
     WeatherObservation: OnlineEngine._observed,
     MarketSnapshot: OnlineEngine._observed,
+    TravelTimeObservation: OnlineEngine._observed,
     OrderConfirmed: OnlineEngine._confirmed,
     FoodReady: OnlineEngine._ready,
     Delivered: OnlineEngine._delivered,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from arrive.features import courier, demand, market, store_history, store_load, weather
+from arrive.features import courier, demand, market, provider, store_history, store_load, weather
 from arrive.features.spec import Latest
 from arrive.features.windows import Stat, Trailing
 from arrive.schema.events import OrderCreated
@@ -16,7 +16,10 @@ TRAILING: Final[tuple[Trailing, ...]] = tuple(
     if isinstance(part, Trailing)
 )
 LATEST: Final[tuple[Latest, ...]] = tuple(
-    part for group in (market, weather) for part in group.ONLINE if isinstance(part, Latest)
+    part
+    for group in (provider, market, weather)
+    for part in group.ONLINE
+    if isinstance(part, Latest)
 )
 
 PIPELINE_KEY: Final = ("pipeline", "engine")

@@ -38,7 +38,7 @@ _DISTANCE = "distance_km"
 # over its fields and distance but not over the calendar or the travel estimate)
 _FROM_TRAVEL, _FROM_DISTANCE, _FROM_FIELD, _FROM_ATTRIBUTE = 0, 1, 2, 3
 _EMPTY_STATS = {"count": 0.0, "sum": 0.0}
-_ORDER_IDS = ("store_id", "market_id", "courier_id")
+_ORDER_IDS = ("order_id", "store_id", "market_id", "courier_id")
 _EMPTY: FeatureRow = {}
 _ABSENT: Any = object()
 # how each feature of a plan is served (``_Slot.how``)

@@ -26,6 +26,9 @@ class SimulationConfig:
         start: first simulated day.
         ping_interval_s: period of a courier's location pings (status changes ping too).
         snapshot_interval_s: period of the market snapshots.
+        provider_observations: also record, per order, what the simulated travel-time
+            vendor answered for its store→drop leg when its ETA was quoted
+            (``travel_time_observation`` events; see :mod:`.vendor`).
 
     Raises:
         ConfigError: a parameter is out of range (the message names it).
@@ -38,6 +41,7 @@ class SimulationConfig:
     start: date = date(2025, 3, 3)
     ping_interval_s: float = 400.0
     snapshot_interval_s: float = 300.0
+    provider_observations: bool = False
 
     def __post_init__(self) -> None:
         _check_int("seed", self.seed, 0, 2**63 - 1)
@@ -46,6 +50,10 @@ class SimulationConfig:
         _check_int("markets", self.markets, 1, MAX_MARKETS)
         _check_range("ping_interval_s", self.ping_interval_s, 30.0, 3600.0)
         _check_range("snapshot_interval_s", self.snapshot_interval_s, 60.0, 3600.0)
+        if not isinstance(self.provider_observations, bool):
+            raise ConfigError(
+                f"provider_observations: must be true or false (got {self.provider_observations!r})"
+            )
         if isinstance(self.start, datetime) or not isinstance(self.start, date):
             raise ConfigError(f"start: must be a date (got {self.start!r})")
 

@@ -2,22 +2,22 @@
 
 Event ids are deterministic: ``o0000042-created`` … ``o0000042-delivered`` for
 an order's lifecycle, ``p00000001`` … for pings (numbered in time order),
-``w-<market>-000001`` for weather observations and ``ms-<market>-000001`` for
-market snapshots.
+``w-<market>-000001`` for weather observations, ``ms-<market>-000001`` for
+market snapshots and ``o0000042-provider`` for an order's travel-time observation.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from datetime import datetime
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
 from arrive.datadir import conform_orders
-from arrive.ingest.simulator import truth
+from arrive.ingest.simulator import truth, vendor
 from arrive.ingest.simulator.demand import Orders
 from arrive.ingest.simulator.engine import Outcomes
 from arrive.ingest.simulator.inputs import OrderInputs
@@ -27,6 +27,9 @@ from arrive.ingest.simulator.weather import WeatherEpisodes
 from arrive.ingest.simulator.world import World
 from arrive.schema.events import SCHEMA_VERSION
 from arrive.schema.frame import UTC_TIME, conform
+
+if TYPE_CHECKING:
+    from arrive.ingest.simulator.run import Environment
 
 _F = NDArray[np.float64]
 COORD_DECIMALS: Final = 6
@@ -55,6 +58,8 @@ _LIFECYCLE_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
     "cancelled": ("order_id", "reason"),
 }  # fmt: skip
 CANCEL_REASON: Final = "customer_late"
+QUOTE_LEAD_S: Final = 1.0
+"""How long before an order's creation its ETA was quoted (and the vendor asked)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,6 +138,31 @@ def lifecycle_events(frame: pl.DataFrame) -> pl.DataFrame:
         ]
         parts.append(rows.select(*common, *_LIFECYCLE_COLUMNS[kind]))
     return pl.concat(parts, how="diagonal_relaxed")
+
+
+def provider_events(
+    env: Environment, frame: pl.DataFrame, created_s: _F, stamps: Timestamps
+) -> pl.DataFrame:
+    """What the simulated vendor answered for each order's store→drop leg when its ETA was
+    quoted, :data:`QUOTE_LEAD_S` before its creation (``travel_time_observation`` events)."""
+    asked_s = created_s - QUOTE_LEAD_S
+    legs = tuple(frame.get_column(c).to_numpy() for c in ("pickup_lat", "pickup_lon",
+                                                          "drop_lat", "drop_lon"))  # fmt: skip
+    epoch_s = stamps.start.timestamp() + asked_s
+    seconds, metres = vendor.leg_seconds(env, legs, asked_s, epoch_s)  # type: ignore[arg-type]
+    return frame.select(
+        event_id=pl.col("order_id") + "-provider",
+        type=pl.lit("travel_time_observation"),
+        event_time=stamps.column(asked_s, "event_time"),
+        order_id="order_id",
+        provider=pl.lit("simulated-vendor"),
+        travel_time_s=pl.Series(seconds),
+        origin_lat="pickup_lat",
+        origin_lon="pickup_lon",
+        destination_lat="drop_lat",
+        destination_lon="drop_lon",
+        distance_m=pl.Series(metres),
+    )
 
 
 def ping_events(world: World, pings: Pings, stamps: Timestamps) -> pl.DataFrame:

@@ -78,6 +78,10 @@ def simulate(config: SimulationConfig, progress: Progress | None = None) -> Simu
     stamps = output.Timestamps(config.start_time)
     frame = output.order_frame(world, orders, inputs, outcomes, stamps)
     events = _events(config, world, orders, frame, weather, outcomes, rng["pings"])
+    if config.provider_observations:
+        env = Environment(config, world, weather, traffic)
+        observed = output.provider_events(env, frame, orders.created_s, stamps)
+        events = output.event_log([events, observed])
     orders_table = output.orders_table(frame)
     report("building events", 1, 1)
     summary = _summary(config, world, orders_table, events)

@@ -4,23 +4,16 @@ weather of the simulated marketplace in a data directory.
 The directory's ``import_summary.json`` holds the simulation's seed and parameters, which
 fix its world, weather and traffic (:func:`arrive.ingest.simulator.run.environment`), so
 the vendor answers from exactly the congestion and weather the orders were simulated
-under. A leg's time is its market's (the one whose centre is nearest the origin)::
-
-    seconds = DETOUR × km / (vehicle_kmh × speed_factor(congestion, weather)) × 3600 × noise
-
-where ``noise`` is the vendor's own error (log-normal, σ = :data:`VENDOR_NOISE_SIGMA`,
-fixed per leg and 5-minute bucket, so a repeated question gets the same answer).
+under, with the formula of :mod:`arrive.ingest.simulator.vendor` (the one the simulator's
+``--provider-observations`` records too).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import math
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from statistics import NormalDist
 from typing import Final
 
 import numpy as np
@@ -28,21 +21,12 @@ import numpy as np
 from arrive.datadir import SUMMARY_FILE
 from arrive.errors import InputFileError
 from arrive.geo import haversine_km_point
-from arrive.ingest.simulator import truth
+from arrive.ingest.simulator import truth, vendor
 from arrive.ingest.simulator.config import SimulationConfig
 from arrive.ingest.simulator.run import Environment, environment
 
-VENDOR_NOISE_SIGMA: Final = 0.08
-NOISE_BUCKET_S: Final = 300
-_NORMAL: Final = NormalDist()
-PROFILE_KMH: Final[dict[str, float]] = {
-    "driving": truth.VEHICLE_KMH["car"],
-    "car": truth.VEHICLE_KMH["car"],
-    "scooter": truth.VEHICLE_KMH["scooter"],
-    "bike": truth.VEHICLE_KMH["bicycle"],
-    "cycling": truth.VEHICLE_KMH["bicycle"],
-    "foot": 5.0,
-}
+VENDOR_NOISE_SIGMA: Final = vendor.VENDOR_NOISE_SIGMA
+PROFILE_KMH: Final = vendor.PROFILE_KMH
 #: Wind by weather condition (km/h): the simulator has no wind of its own.
 WIND_KMH: Final[dict[str, float]] = {
     "clear": 9.0,
@@ -103,12 +87,14 @@ class SimulatedMarket:
         self, o_lat: float, o_lon: float, d_lat: float, d_lon: float, at: datetime, profile: str
     ) -> LegAnswer:
         """Travel time and road distance of a leg leaving at ``at``."""
-        km = haversine_km_point(o_lat, o_lon, d_lat, d_lon)
-        share = self.speed_share(o_lat, o_lon, at)
-        kmh = PROFILE_KMH.get(profile, truth.VEHICLE_KMH["car"])
-        noise = _noise((o_lat, o_lon, d_lat, d_lon), at)
-        seconds = truth.travel_s(km, kmh, share, noise)
-        return LegAnswer(seconds=round(seconds, 1), metres=round(truth.DETOUR * km * 1000.0, 1))
+        seconds, metres = vendor.leg_seconds(
+            self.env,
+            tuple(np.array([v]) for v in (o_lat, o_lon, d_lat, d_lon)),  # type: ignore[arg-type]
+            np.array([self.sim_seconds(at)]),
+            np.array([at.timestamp()]),
+            profile,
+        )
+        return LegAnswer(seconds=float(seconds[0]), metres=float(metres[0]))
 
     def current(self, lat: float, lon: float, at: datetime) -> Current:
         """The weather at (``lat``, ``lon``) at ``at``."""
@@ -123,20 +109,7 @@ class SimulatedMarket:
         """The simulator's speed factor (traffic and weather) near (``lat``, ``lon``) at ``at``:
         what the simulated orders created there and then rode at."""
         markets = np.array([self.market_of(lat, lon)])
-        times = np.array([self.sim_seconds(at)])
-        congestion = self.env.traffic.congestion(markets, times)
-        condition, rain = self.env.weather.at(markets, times)
-        slowdown = truth.weather_slowdown(condition, rain)
-        return float(truth.speed_factor(congestion, slowdown)[0])
-
-
-def _noise(coords: tuple[float, float, float, float], at: datetime) -> float:
-    bucket = int(at.timestamp()) // NOISE_BUCKET_S
-    key = ",".join(f"{c:.5f}" for c in coords) + f"@{bucket}"
-    digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
-    uniform = (int.from_bytes(digest, "big") + 0.5) / 2**64
-    gaussian = _NORMAL.inv_cdf(uniform)
-    return math.exp(VENDOR_NOISE_SIGMA * gaussian)
+        return float(vendor.speed_share(self.env, markets, np.array([self.sim_seconds(at)]))[0])
 
 
 def _config(data_dir: Path) -> SimulationConfig:
