@@ -136,6 +136,9 @@ class EtaAnswer(msgspec.Struct, frozen=True):
         variant: ``production``, ``canary``, ``shadow`` or ``heuristic``.
         fallback: None when the model answered, else why the heuristic did.
         stale_features: features that were stale or missing for this order.
+        travel_source: where the order's travel time came from: a provider's name,
+            ``cache``, ``grace`` (a cached value past its TTL) or ``builtin`` (the built-in
+            estimate, also when no provider is configured or the heuristic answered).
     """
 
     request_id: str
@@ -147,6 +150,13 @@ class EtaAnswer(msgspec.Struct, frozen=True):
     variant: Variant
     fallback: FallbackReason | None
     stale_features: list[str]
+    travel_source: Annotated[
+        str,
+        msgspec.Meta(
+            description="Where the travel time came from: a provider's name, `cache`, "
+            "`grace` or `builtin`."
+        ),
+    ] = "builtin"
 
 
 class Health(msgspec.Struct, frozen=True, kw_only=True):

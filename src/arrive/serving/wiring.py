@@ -15,6 +15,7 @@ from arrive.serving.feeder import ReplayFeeder
 from arrive.serving.predictor import EtaPredictor
 from arrive.serving.settings import PredictorConfig, ServeSettings
 from arrive.serving.slot import ModelSlot, SlotConfig
+from arrive.serving.travel import build_travel, check_providers
 from arrive.store.base import AsyncOnlineStore, OnlineStore
 from arrive.store.memory import AsyncInMemoryStore
 from arrive.store.threaded import as_async
@@ -76,8 +77,16 @@ def build_predictor(
     control = (
         Control() if settings.kill_switch_file is None else SharedControl(settings.kill_switch_file)
     )
+    travel = build_travel(settings)  # vendor deadlines and cache ages: the system clock
     return EtaPredictor(
-        slot, as_async(store), clock, config, log=log, feeder=feeder, control=control
+        slot,
+        as_async(store),
+        clock,
+        config,
+        log=log,
+        feeder=feeder,
+        control=control,
+        travel=travel,
     )
 
 
@@ -89,13 +98,15 @@ def check_settings(settings: ServeSettings, *, own_store: bool = False) -> None:
 
     Raises:
         ConfigError: ``replay_dir`` with a store other than ``memory``,
-            ``no_model_p90_s`` below ``no_model_p50_s``, or (without ``own_store``) a
-            ``store_url`` :func:`arrive.store.urls.store_config` refuses.
+            ``no_model_p90_s`` below ``no_model_p50_s``, a ``providers`` table
+            :func:`arrive.serving.travel.check_providers` refuses, or (without
+            ``own_store``) a ``store_url`` :func:`arrive.store.urls.store_config` refuses.
     """
     if settings.no_model_p90_s < settings.no_model_p50_s:
         raise ConfigError("setting no_model_p90_s: must be at least no_model_p50_s")
     if settings.replay_dir is not None and (own_store or settings.store_url != "memory"):
         raise ConfigError("setting replay_dir: needs store_url `memory` (the in-process store)")
+    check_providers(settings)
     if not own_store:
         store_config(settings.store_url, _STORE_SETTING, _store_options(settings))
 
