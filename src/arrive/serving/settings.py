@@ -277,6 +277,15 @@ class ServeSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     provider_cache_cell_m: Annotated[
         float, _doc("Side of the geo cells that key the cache (metres).", gt=0)
     ] = 500.0
+    provider_breaker_open_s: Annotated[
+        float,
+        _doc(
+            "How long a provider's open circuit breaker refuses calls before a half-open "
+            "probe (seconds).",
+            gt=0,
+            le=3600,
+        ),
+    ] = 5.0
 
 
 FIELDS: Final = ServeSettings.__struct_fields__

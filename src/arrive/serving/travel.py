@@ -119,7 +119,7 @@ def build_travel(
         GuardedProvider(
             adapter,
             clock,
-            breaker=BreakerSettings(),
+            breaker=BreakerSettings(half_open_after_s=settings.provider_breaker_open_s),
             retry=RetrySettings(attempt_timeout_s=kind.timeout_ms / 1000.0),
         )
         for adapter, kind in zip(adapters, kinds, strict=True)
