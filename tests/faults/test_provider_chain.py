@@ -6,7 +6,6 @@ again once it is back. The provider metrics show on the service's ``/metrics``."
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -79,9 +78,7 @@ def test_an_outage_is_answered_in_full_opens_the_breaker_and_recovers(
     assert set(during) <= FALLBACK_SOURCES, during
     assert service.metric("arrive_provider_breaker_state", provider=VENDOR) == 1  # open
     assert service.metric("arrive_provider_errors_total", provider=VENDOR, reason="http_5xx") >= 1
-    refused = service.metric(
-        "arrive_provider_errors_total", provider=VENDOR, reason="breaker_open"
-    )
+    refused = service.metric("arrive_provider_errors_total", provider=VENDOR, reason="breaker_open")
     assert refused >= 1
     vendor.clear_faults()
     service.wait(

@@ -16,6 +16,7 @@ external service is needed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Final
 
 import click
+import msgspec
 from rich.console import Console
 
 from arrive.cli import import_cmd, simulate_cmd, train_cmd
@@ -49,7 +51,12 @@ CANDIDATES: Final = (
     help="The Food Delivery CSV (default: found under ../shared/data, shared/data or data; "
     "without one, a simulated marketplace is used).",
 )
-@click.option("--simulate", is_flag=True, help="Simulate a marketplace even if the CSV is found.")
+@click.option(
+    "--simulate",
+    is_flag=True,
+    help="Simulate a marketplace even if the CSV is found, and serve with the simulated "
+    "travel-time vendor (a child process) configured.",
+)
 @click.option(
     "--days",
     type=click.IntRange(2, 28),
@@ -84,7 +91,9 @@ CANDIDATES: Final = (
     metavar="FAULT",
     callback=lambda _ctx, _param, value: _injection(value),
     help="Break something during the live replay and show the alert it raises: "
-    "store-outage (the feature store is down for 30 minutes of replay time).",
+    "store-outage (the feature store is down for 30 minutes of replay time) or "
+    "provider-outage (the simulated vendor is down for 30 minutes of replay time; "
+    "needs a simulated marketplace).",
 )
 @click.option("--quiet", is_flag=True, help="No progress display.")
 @click.pass_context
@@ -104,6 +113,9 @@ def command(
     replay the latest days as live traffic."""
     data_dir, run_dir, registry_dir = workdir / "data", workdir / "run", workdir / "registry"
     data = choose_data(data_csv, simulate=simulate, days=days, orders_per_day=orders_per_day)
+    if inject == PROVIDER_OUTAGE and data.csv is not None:
+        raise ConfigError(f"--inject {PROVIDER_OUTAGE}: needs a simulated marketplace (--simulate)")
+    with_vendor = data.csv is None and (simulate or inject == PROVIDER_OUTAGE)
     _say(f"data: {data.description}", quiet)
     if data.csv is None:
         ctx.invoke(
@@ -134,9 +146,11 @@ def command(
     _promote(registry_dir, quiet)
     _recap(data_dir, run_dir)
     if not no_live:
-        _live(data_dir, registry_dir, workdir, live_orders, quiet, inject)
+        _live(data_dir, registry_dir, workdir, live_orders, quiet, inject, with_vendor)
     click.echo(f"data: {data.description}\n{OWN_DATA}")
 
+
+PROVIDER_OUTAGE: Final = "provider-outage"
 
 #: How to run the same flow on one's own data (printed at the end of the demo).
 OWN_DATA: Final = (
@@ -218,8 +232,9 @@ def _live(
     limit: int | None,
     quiet: bool,
     inject: str | None = None,
+    with_vendor: bool = False,
 ) -> None:
-    from arrive.demo import drift, live, outage, report
+    from arrive.demo import drift, live, outage, providers, report
     from arrive.models.artifact import ModelBundle
     from arrive.monitoring import outcome
     from arrive.serving.settings import ServeSettings
@@ -238,17 +253,34 @@ def _live(
         compile_cache_dir=workdir / "compiled",
         reload_interval_s=0.0,
     )
-    fault = None
+    fault = travel = None
     if inject is not None:
-        fault = outage.middle_outage(plan.orders[0].event_time, plan.orders[-1].event_time)
-        _say(f"injecting {inject} from {fault.start.isoformat()} to {fault.end.isoformat()}", quiet)
-    with progress(quiet=quiet) as bar:
+        stretch = outage.middle_outage(plan.orders[0].event_time, plan.orders[-1].event_time)
+        fault = stretch if inject == "store-outage" else None
+        travel = providers.ProviderTimeline(stretch) if inject == PROVIDER_OUTAGE else None
+        _say(
+            f"injecting {inject} from {stretch.start.isoformat()} to {stretch.end.isoformat()}",
+            quiet,
+        )
+    with contextlib.ExitStack() as stack, progress(quiet=quiet) as bar:
+        vendor = None
+        if with_vendor:
+            from arrive.testing.servers.vendor_sim import VendorProcess
+
+            vendor = stack.enter_context(VendorProcess(data_dir))
+            _say(f"simulated travel-time vendor at {vendor.url}", quiet)
+            settings = msgspec.structs.replace(
+                settings, providers=providers.providers_table(vendor.url)
+            )
+            travel = travel or providers.ProviderTimeline()
         task = bar.add_task("live replay", total=len(plan.orders))
         answers = live.run_live(
             plan,
             settings,
             on_progress=lambda done, _: bar.update(task, completed=done),
             outage=fault,
+            vendor=vendor,
+            travel=travel,
         )
     bundle = ModelBundle.from_files(served.files)
     result = outcome.join_outcomes(answers, data_dir, bundle, only_model=fault is not None)
@@ -282,11 +314,14 @@ def _live(
         ],
         drift=drifted,
         alerts=alerts,
+        extra_sections=[] if travel is None else [providers.section(travel)],
     )
     answers.write_parquet(workdir / "live" / "answers.parquet")
     lines = [*report.summary_lines(result)]
     if alerts is not None:
         lines.append(report.alert_line(alerts))
+    if travel is not None:
+        lines.append(providers.summary_line(travel))
     click.echo("\n".join([*lines, f"live report: {path}"]))
     if not result.agreement.holds:
         raise InternalError(

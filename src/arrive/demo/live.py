@@ -25,6 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from arrive import datadir
 from arrive.clock import ManualClock
 from arrive.datadir import local_timezone
+from arrive.demo import providers
 from arrive.demo.outage import Outage, OutageStore
 from arrive.demo.server import LoopbackServer
 from arrive.errors import DataError, InternalError
@@ -75,13 +76,18 @@ def run_live(
     *,
     on_progress: Progress | None = None,
     outage: Outage | None = None,
+    vendor: providers.Vendor | None = None,
+    travel: providers.ProviderTimeline | None = None,
 ) -> pl.DataFrame:
     """Replay ``plan`` through an in-process store and the ETA service of ``settings``
     (its store setting is ignored: the replay's in-process store is used).
 
     With ``outage``, the service's store fails during its stretch
     (:class:`arrive.demo.outage.OutageStore`) and the service's ``arrive_store_up`` is
-    scraped after each answer into ``outage.samples``.
+    scraped after each answer into ``outage.samples``. With ``vendor`` (the simulated
+    vendor ``settings.providers`` names), its clock follows the replay and ``travel``
+    records each answer's ``travel_source`` and the breaker's state
+    (:func:`arrive.demo.providers.step` takes it down during ``travel.outage``).
 
     Returns:
         One row per order (:data:`arrive.monitoring.outcome.ANSWER_SCHEMA`).
@@ -106,9 +112,16 @@ def run_live(
                 clock.set(order.event_time)
                 if outage is not None:
                     _toggle(served, outage, order.event_time, client)
-                rows.append(client.eta(order))
+                if vendor is not None and travel is not None:
+                    providers.step(vendor, travel, order.event_time)
+                row = client.eta(order)
+                source = row.pop("travel_source")
+                rows.append(row)
                 if outage is not None:
                     outage.samples.append((order.event_time, client.store_up()))
+                if travel is not None:
+                    state = client.metric("arrive_provider_breaker_state", providers.VENDOR)
+                    travel.samples.append((order.event_time, source, state))
                 if on_progress is not None:
                     on_progress(done, len(plan.orders))
         finally:
@@ -166,15 +179,26 @@ class _Client:
             "fallback": answer["fallback"],
             "model_version": answer["model_version"],
             "latency_ms": latency_ms,
+            "travel_source": answer.get("travel_source", "builtin"),
         }
 
     def store_up(self) -> float:
         """The service's ``arrive_store_up`` from its ``/metrics`` (NaN when absent)."""
+        return self.metric("arrive_store_up")
+
+    def metric(self, name: str, provider: str | None = None) -> float:
+        """The least sample of gauge ``name`` (of ``provider`` when given) on the service's
+        ``/metrics``; NaN when absent."""
         self._conn.request("GET", "/metrics")
         text = self._conn.getresponse().read().decode()
         for family in text_string_to_metric_families(text):
-            if family.name == "arrive_store_up":
-                return min((s.value for s in family.samples), default=float("nan"))
+            if family.name == name:
+                values = [
+                    s.value
+                    for s in family.samples
+                    if provider is None or s.labels.get("provider") == provider
+                ]
+                return min(values, default=float("nan"))
         return float("nan")
 
     def close(self) -> None:

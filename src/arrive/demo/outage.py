@@ -29,7 +29,7 @@ from arrive.monitoring.slo import load_slo
 from arrive.store.base import EntityKey, FeatureRow
 from arrive.store.memory import InMemoryStore
 
-INJECTIONS: Final = ("store-outage",)
+INJECTIONS: Final = ("store-outage", "provider-outage")
 """What ``arrive demo --inject`` can break."""
 ALERT: Final = "FeatureStoreDown"
 CONDITION: Final = "min by (job, instance) (arrive_store_up) == 0"

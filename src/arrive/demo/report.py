@@ -46,6 +46,7 @@ def write_live_report(
     drift: pl.DataFrame | None = None,
     band: Band | None = None,
     alerts: AlertReplay | None = None,
+    extra_sections: Sequence[str] = (),
 ) -> Path:
     """Write the self-contained report of a live replay to ``path``.
 
@@ -53,7 +54,8 @@ def write_live_report(
     are shown in ``timezone``, the marketplace's. ``drift``: the monitor's PSI rows
     (:func:`arrive.demo.drift.replay_drift`), None when not measured; ``band``: the
     calibration band the monitor's quality rows were flagged against; ``alerts``: the
-    alert of an injected fault (``arrive demo --inject``), shown as a timeline.
+    alert of an injected fault (``arrive demo --inject``), shown as a timeline;
+    ``extra_sections``: more HTML sections, last (e.g. the travel-time providers').
     """
     delivered = outcome.answers.filter(pl.col("duration_s").is_not_null())
     sample = delivered.select(
@@ -80,6 +82,7 @@ def write_live_report(
             calibration_section(outcome.quality, band or Band()),
             drift_section(drift),
             *([] if alerts is None else [alert_section(alerts)]),
+            *extra_sections,
         ],
     )
 

@@ -101,6 +101,9 @@ def build_travel(
 ) -> TravelLookup | None:
     """The travel lookup of ``settings``, or None when no travel provider is configured.
 
+    Cached answers age by ``clock`` (default the system clock; the demo passes its replay's
+    clock); vendor deadlines, breakers and latencies run on the system clock.
+
     Vendors are tried in the order written, each behind its breaker, retries and hedging
     (:class:`~arrive.providers.guard.GuardedProvider`, a request at most its
     ``timeout_ms``); a ``builtin`` entry, or the UTC built-in estimate, is the last link.
@@ -111,14 +114,15 @@ def build_travel(
     found = check_providers(settings, environ)
     if not found.travel:
         return None
-    clock = clock or SystemClock()
-    client = VendorClient(max_connections=found.max_connections, clock=clock)
+    wall = SystemClock()
+    data_clock = clock or wall
+    client = VendorClient(max_connections=found.max_connections, clock=wall)
     adapters = travel_providers(found, client)
     kinds = list(found.travel.values())
     vendors: list[TravelTimeProvider] = [
         GuardedProvider(
             adapter,
-            clock,
+            wall,
             breaker=BreakerSettings(half_open_after_s=settings.provider_breaker_open_s),
             retry=RetrySettings(attempt_timeout_s=kind.timeout_ms / 1000.0),
         )
@@ -127,8 +131,9 @@ def build_travel(
     ]
     builtins = [a for a, k in zip(adapters, kinds, strict=True) if isinstance(k, BuiltinSettings)]
     last = builtins[0] if builtins else BuiltinProvider()
-    cache = TravelTimeCache(_cache_store(settings, clock), clock, _cache_settings(settings))
-    chain = ProviderChain(vendors, last, clock, cache=cache)
+    store = _cache_store(settings, data_clock)
+    cache = TravelTimeCache(store, data_clock, _cache_settings(settings))
+    chain = ProviderChain(vendors, last, wall, cache=cache)
     return TravelLookup(chain, settings.provider_share, client)
 
 

@@ -47,6 +47,7 @@ def build_predictor(
         InputFileError: ``replay_dir`` has no event log.
     """
     check_settings(settings, own_store=store is not None)
+    travel = build_travel(settings, clock)  # cache ages by the caller's clock, else the wall
     feeder = None
     if store is None:
         store, feeder = _store(settings)
@@ -77,7 +78,6 @@ def build_predictor(
     control = (
         Control() if settings.kill_switch_file is None else SharedControl(settings.kill_switch_file)
     )
-    travel = build_travel(settings)  # vendor deadlines and cache ages: the system clock
     return EtaPredictor(
         slot,
         as_async(store),
