@@ -1,6 +1,7 @@
 """``arrive serve`` with the provider chain under 1,000 req/s (issue 22, figures b and c).
 
 Usage: python bench/providers_serve_bench.py [--seconds 10] [--repeats 3] [--outage-s 60]
+[--rate 1000]
 
 Processes (all on this machine): the simulated vendor (``arrive providers serve-sim``),
 and ``arrive serve`` (1 worker, LightGBM trees, in-process store filled by the embedded
@@ -58,6 +59,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--outage-s", type=int, default=60)
+    parser.add_argument("--rate", type=int, default=RATE, help="requests a second")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -70,6 +72,7 @@ def main() -> None:
             results = {
                 "date": datetime.now(UTC).isoformat(timespec="seconds"),
                 "machine": f"{platform.machine()} CPython {platform.python_version()}",
+                "rate": args.rate,
                 "warm": _warm(work, data, registry, vendor, bodies, args),
                 "slow_vendor": _slow(work, data, registry, vendor, bodies, args),
                 "outage": _outage(work, data, registry, vendor, bodies, args),
@@ -133,10 +136,10 @@ def _vendor_requests(vendor: VendorProcess) -> int:
     return sum(vendor.stats()["requests"].values())
 
 
-def _load(process: ServeProcess, bodies: Path, seconds: int) -> dict[str, Any]:
+def _load(process: ServeProcess, bodies: Path, seconds: int, rate: int) -> dict[str, Any]:
     client = EtaClient(process.url, process)
     before = _sources(client)
-    found: dict[str, Any] = dict(_open_loop(process.url, bodies, RATE, seconds))
+    found: dict[str, Any] = dict(_open_loop(process.url, bodies, rate, seconds))
     found["sources"] = _delta(_sources(client), before)
     return found
 
@@ -146,12 +149,12 @@ def _warm(work: Path, data: Path, registry: Path, vendor: VendorProcess, bodies:
     plain = _service(work, data, registry, None)
     served = _service(work, data, registry, vendor)
     try:
-        _load(served, bodies, 3)  # warms the cache (2,000 orders) and both paths
-        _load(plain, bodies, 3)
+        _load(served, bodies, 3, args.rate)  # warms the cache (2,000 orders) and both paths
+        _load(plain, bodies, 3, args.rate)
         runs: dict[str, list[dict[str, Any]]] = {"plain": [], "provider": []}
         for _ in range(args.repeats):
-            runs["plain"].append(_load(plain, bodies, args.seconds))
-            runs["provider"].append(_load(served, bodies, args.seconds))
+            runs["plain"].append(_load(plain, bodies, args.seconds, args.rate))
+            runs["provider"].append(_load(served, bodies, args.seconds, args.rate))
     finally:
         plain.stop()
         served.stop()
@@ -165,7 +168,7 @@ def _slow(work: Path, data: Path, registry: Path, vendor: VendorProcess, bodies:
     served = _service(work, data, registry, vendor)
     try:
         before = _vendor_requests(vendor)
-        found = _load(served, bodies, args.seconds)
+        found = _load(served, bodies, args.seconds, args.rate)
         found["vendor_requests"] = _vendor_requests(vendor) - before
     finally:
         served.stop()
@@ -199,16 +202,16 @@ def _outage(work: Path, data: Path, registry: Path, vendor: VendorProcess, bodie
     marks: dict[str, float] = {}
     scraper = threading.Thread(target=scrape, daemon=True)
     try:
-        phases["healthy"] = _load(served, bodies, 10)
+        phases["healthy"] = _load(served, bodies, 10, args.rate)
         scraper.start()
         before = _vendor_requests(vendor)
         vendor.set_faults(error_rate=1.0)
         marks["down"] = time.monotonic()
-        phases["outage"] = _load(served, bodies, args.outage_s)
+        phases["outage"] = _load(served, bodies, args.outage_s, args.rate)
         phases["outage"]["vendor_requests"] = _vendor_requests(vendor) - before
         vendor.clear_faults()
         marks["up"] = time.monotonic()
-        phases["after"] = _load(served, bodies, 15)
+        phases["after"] = _load(served, bodies, 15, args.rate)
     finally:
         stop.set()
         served.stop()
