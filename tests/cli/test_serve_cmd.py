@@ -241,3 +241,31 @@ def test_a_worker_that_cannot_start_says_why_in_one_line_and_the_command_fails(
     ) in done.stderr
     assert "the ETA service failed to start (exit code 3)" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("table", "named"),
+    [
+        (
+            '[providers.travel.osrm]\nkind = "osrm"\nurl = "ftp://osrm"\n',
+            "providers.travel.osrm.url",
+        ),
+        ('[providers.travel.x]\nkind = "tomtom"\n', "providers.travel.x.kind: unknown kind"),
+        (
+            '[providers.travel.m]\nkind = "http_json"\nurl = "https://v.example/{origin_lat}"\n'
+            'duration_path = "d"\nkey_env = "ARRIVE_TEST_UNSET_KEY"\n',
+            "environment variable ARRIVE_TEST_UNSET_KEY is not set",
+        ),
+        ("[providers]\nretries = 3\n", "providers.retries: unknown setting"),
+    ],
+)
+def test_a_misconfigured_provider_stops_the_start_in_one_line(
+    table: str, named: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "serve.toml"
+    config.write_text(table, encoding="utf-8")
+    assert run(["serve", "--config", str(config), "--registry", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert named in err
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1

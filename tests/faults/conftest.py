@@ -103,7 +103,9 @@ StartServiceProbe = Callable[..., ServiceProbe]
 def _starter(
     request: pytest.FixtureRequest, fault_data: FaultData, tmp: Path
 ) -> Callable[..., ServiceProbe]:
-    def start(env: dict[str, str] | None = None, workers: int = 1) -> ServiceProbe:
+    def start(
+        env: dict[str, str] | None = None, workers: int = 1, args: tuple[str, ...] = ()
+    ) -> ServiceProbe:
         name = f"serve-{len(list(tmp.glob('serve-*.log')))}"
         settings = {
             **BASE_ENV,
@@ -112,7 +114,7 @@ def _starter(
             "ARRIVE_COMPILE_CACHE_DIR": str(tmp / "compiled"),
             **(env or {}),
         }
-        process = ServeProcess(settings, workers=workers, log_path=tmp / f"{name}.log")
+        process = ServeProcess(settings, workers=workers, args=args, log_path=tmp / f"{name}.log")
         request.addfinalizer(process.stop)
         process.start()
         process.wait_ready(timeout_s=180)
@@ -125,7 +127,8 @@ def _starter(
 def start_service(
     request: pytest.FixtureRequest, fault_data: FaultData, tmp_path: Path
 ) -> StartServiceProbe:
-    """``start_service(env=None, workers=1) -> ServiceProbe``, ready; stopped after the test."""
+    """``start_service(env=None, workers=1, args=()) -> ServiceProbe``, ready; stopped after
+    the test (``args``: more ``arrive serve`` options, e.g. ``--config FILE``)."""
     return _starter(request, fault_data, tmp_path)
 
 

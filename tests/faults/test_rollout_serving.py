@@ -22,10 +22,10 @@ from arrive.rollout.assignment import Assigner, unit_key
 from arrive.rollout.control import Rollouts
 from arrive.rollout.plan import RolloutPlan
 from arrive.rollout.state import Rollout
-from arrive.testing.servers.eta_service import EtaClient
+from arrive.testing.servers.eta_service import ServiceProbe
 from arrive.testing.servers.redis_server import RedisServer
 
-from .conftest import FaultData, StartEtaClient
+from .conftest import FaultData, StartServiceProbe
 
 pytestmark = [pytest.mark.redis, pytest.mark.faults, pytest.mark.slow]
 CANARY = RolloutPlan(shadow_minutes=0, steps=(25.0, 100.0))
@@ -37,7 +37,7 @@ class Rig:
     """The module's registry (the fault suite's model, and a copy of it as version 2),
     its rollouts, the running service and its prediction-log directory."""
 
-    def __init__(self, root: Path, log_dir: Path, start: StartEtaClient, env: dict[str, str]):
+    def __init__(self, root: Path, log_dir: Path, start: StartServiceProbe, env: dict[str, str]):
         self.registry = LocalRegistry(root)
         self.rollouts = Rollouts(self.registry, verify=lambda _registry, _version: None)
         self.log_dir = log_dir
@@ -68,7 +68,7 @@ class Rig:
 def rig(
     fault_data: FaultData,
     redis: RedisServer,
-    start_module_service: StartEtaClient,
+    start_module_service: StartServiceProbe,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Rig:
     work = tmp_path_factory.mktemp("rollout")
@@ -86,7 +86,7 @@ def rig(
     return Rig(root, work / "predictions", start_module_service, env)
 
 
-def _variants(service: EtaClient, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _variants(service: ServiceProbe, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
     answers: list[dict[str, Any]] = []
     for start in range(0, len(bodies), 500):
         status, body = service.request(

@@ -79,6 +79,41 @@ def test_many_waiters_on_one_key_cost_one_vendor_call() -> None:
     assert sample("arrive_provider_vendor_calls_saved_total", provider="sf-cache") - saved == 199
 
 
+def test_a_vendor_slower_than_the_budget_still_fills_the_cache_for_later_callers() -> None:
+    clock = ManualClock()
+    slow = ScriptedProvider("fill-slow", clock, default=Step(seconds=420.0, latency_s=0.2))
+    chain = chain_over(clock, slow, name="fill-cache")
+
+    async def scenario() -> list[tuple[str, float]]:
+        first = await chain.travel_time(LEG, timeout_s=0.05)  # misses; the fill goes on
+        took = clock.monotonic()
+        await asyncio.sleep(0.3)  # virtual: the vendor answers the fill meanwhile
+        second = await chain.travel_time(LEG, timeout_s=0.05)
+        return [(first.source, took), (second.source, second.seconds)]
+
+    (first, took), second = run_virtual(scenario(), clock)
+    assert first == "builtin"
+    assert took <= 0.05  # the caller kept its deadline
+    assert second == ("cache", 420.0)
+    assert len(slow.requests) == 1
+
+
+def test_fills_past_max_fills_send_no_vendor_request() -> None:
+    clock = ManualClock()
+    hung = ScriptedProvider("fill-hung", clock, default=Step(seconds=1.0, latency_s=10.0))
+    builtin = ScriptedProvider("builtin", clock, default=Step(seconds=999.0))
+    cache = TravelTimeCache(MemoryCacheStore(clock), clock, SETTINGS, "fill-bounded")
+    chain = ProviderChain([hung], builtin, clock, cache=cache, settings=ChainSettings(max_fills=3))
+    legs = [Leg(37.0 + i * 0.05, -122.0, 37.5, -122.0, AT) for i in range(10)]
+
+    async def scenario() -> list[str]:
+        answers = [await chain.travel_time(leg, timeout_s=0.05) for leg in legs]
+        return [answer.source for answer in answers]
+
+    assert run_virtual(scenario(), clock) == ["builtin"] * 10
+    assert len(hung.requests) == 3
+
+
 def test_fresh_then_grace_with_a_background_refresh_then_a_miss() -> None:
     clock = ManualClock()
     vendor = ScriptedProvider("g-vendor", clock, default=Step(seconds=300.0, latency_s=0.05))

@@ -218,6 +218,9 @@ export interface components {
          *             variant: ``production``, ``canary``, ``shadow`` or ``heuristic``.
          *             fallback: None when the model answered, else why the heuristic did.
          *             stale_features: features that were stale or missing for this order.
+         *             travel_source: where the order's travel time came from: a provider's name,
+         *                 ``cache``, ``grace`` (a cached value past its TTL) or ``builtin`` (the built-in
+         *                 estimate, also when no provider is configured or the heuristic answered).
          */
         EtaAnswer: {
             fallback: ("deadline" | "kill_switch" | "model_error" | "no_model" | "overload" | "stale_features" | "store_unavailable") | null;
@@ -228,6 +231,11 @@ export interface components {
             promised_at: string;
             request_id: string;
             stale_features: string[];
+            /**
+             * @description Where the travel time came from: a provider's name, `cache`, `grace` or `builtin`.
+             * @default builtin
+             */
+            travel_source?: string;
             /** @enum {unknown} */
             variant: "canary" | "heuristic" | "production" | "shadow";
         };

@@ -18,6 +18,7 @@ going pending, firing, then resolving (:mod:`arrive.demo.inject`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 from dataclasses import dataclass
@@ -26,11 +27,13 @@ from pathlib import Path
 from typing import Final
 
 import click
+import msgspec
 from rich.console import Console
 
 from arrive.cli import import_cmd, simulate_cmd, train_cmd
 from arrive.cli.progress import progress
 from arrive.demo.inject import FAULTS
+from arrive.demo.providers import INJECTION as PROVIDER_OUTAGE
 from arrive.errors import ConfigError, InternalError, PromotionRefused
 from arrive.registry import LocalRegistry, promote
 
@@ -45,8 +48,12 @@ CANDIDATES: Final = (
 
 def _faults_epilog() -> str:
     """The faults of ``--inject``, one a line (``\\b`` keeps click from reflowing them)."""
-    width = max(map(len, FAULTS))
+    width = max(map(len, [*FAULTS, PROVIDER_OUTAGE]))
     lines = [f"  {name:<{width}}  {fault.summary}" for name, fault in FAULTS.items()]
+    lines.append(
+        f"  {PROVIDER_OUTAGE:<{width}}  the simulated travel-time vendor answers 503 for 30 "
+        "minutes; the report shows the breaker and the chain's sources (needs --simulate)"
+    )
     return "\b\nFaults for --inject (replay time; see docs/monitoring.md):\n" + "\n".join(lines)
 
 
@@ -60,7 +67,12 @@ def _faults_epilog() -> str:
     help="The Food Delivery CSV (default: found under ../shared/data, shared/data or data; "
     "without one, a simulated marketplace is used).",
 )
-@click.option("--simulate", is_flag=True, help="Simulate a marketplace even if the CSV is found.")
+@click.option(
+    "--simulate",
+    is_flag=True,
+    help="Simulate a marketplace even if the CSV is found, and serve with the simulated "
+    "travel-time vendor (a child process) configured.",
+)
 @click.option(
     "--days",
     type=click.IntRange(2, 28),
@@ -95,7 +107,8 @@ def _faults_epilog() -> str:
     metavar="FAULT",
     callback=lambda _ctx, _param, value: _injections(value),
     help="Break FAULT for a stretch of the live replay and show the alert that catches it "
-    "firing, then clearing (faults below; repeat for several).",
+    "firing, then clearing, or (provider-outage) the provider chain answering through it "
+    "(faults below; repeat for several).",
 )
 @click.option("--quiet", is_flag=True, help="No progress display.")
 @click.pass_context
@@ -115,6 +128,9 @@ def command(
     replay the latest days as live traffic."""
     data_dir, run_dir, registry_dir = workdir / "data", workdir / "run", workdir / "registry"
     data = choose_data(data_csv, simulate=simulate, days=days, orders_per_day=orders_per_day)
+    if PROVIDER_OUTAGE in inject and data.csv is not None:
+        raise ConfigError(f"--inject {PROVIDER_OUTAGE}: needs a simulated marketplace (--simulate)")
+    with_vendor = data.csv is None and (simulate or PROVIDER_OUTAGE in inject)
     _say(f"data: {data.description}", quiet)
     if data.csv is None:
         ctx.invoke(
@@ -145,7 +161,7 @@ def command(
     _promote(registry_dir, quiet)
     _recap(data_dir, run_dir)
     if not no_live:
-        _live(data_dir, registry_dir, workdir, live_orders, quiet, inject)
+        _live(data_dir, registry_dir, workdir, live_orders, quiet, inject, with_vendor)
     click.echo(f"data: {data.description}\n{OWN_DATA}")
 
 
@@ -216,8 +232,8 @@ def _recap(data_dir: Path, run_dir: Path) -> None:
 
 def _injections(values: tuple[str, ...]) -> tuple[str, ...]:
     for value in values:
-        if value not in FAULTS:
-            known = ", ".join(FAULTS)
+        if value not in FAULTS and value != PROVIDER_OUTAGE:
+            known = ", ".join([*FAULTS, PROVIDER_OUTAGE])
             raise ConfigError(f"--inject: unknown fault {value!r} (known: {known})")
     if len(set(values)) < len(values):
         raise ConfigError(f"--inject: a fault is given twice ({', '.join(values)})")
@@ -231,8 +247,9 @@ def _live(
     limit: int | None,
     quiet: bool,
     inject: tuple[str, ...] = (),
+    with_vendor: bool = False,
 ) -> None:
-    from arrive.demo import alert_report, drift, live, report, skew
+    from arrive.demo import alert_report, drift, live, providers, report, skew
     from arrive.demo import inject as faults
     from arrive.models.artifact import ModelBundle
     from arrive.monitoring import outcome
@@ -255,19 +272,35 @@ def _live(
         compile_cache_dir=workdir / "compiled",
         reload_interval_s=0.0,
     )
-    injections = faults.place(inject, [order.event_time for order in plan.orders])
-    for one in injections:
-        _say(
-            f"injecting {one.fault.name} from {one.start.isoformat()} to {one.end.isoformat()}",
-            quiet,
-        )
-    with progress(quiet=quiet) as bar:
+    times = [order.event_time for order in plan.orders]
+    injections = faults.place([name for name in inject if name in FAULTS], times)
+    travel = None
+    if PROVIDER_OUTAGE in inject:
+        travel = providers.ProviderTimeline(providers.middle_outage(times))
+    stretches = [(one.fault.name, one.start, one.end) for one in injections]
+    if travel is not None and travel.outage is not None:
+        stretches.append((PROVIDER_OUTAGE, travel.outage.start, travel.outage.end))
+    for name, start, end in stretches:
+        _say(f"injecting {name} from {start.isoformat()} to {end.isoformat()}", quiet)
+    with contextlib.ExitStack() as stack, progress(quiet=quiet) as bar:
+        vendor = None
+        if with_vendor:
+            from arrive.testing.servers.vendor_sim import VendorProcess
+
+            vendor = stack.enter_context(VendorProcess(data_dir))
+            _say(f"simulated travel-time vendor at {vendor.url}", quiet)
+            settings = msgspec.structs.replace(
+                settings, providers=providers.providers_table(vendor.url)
+            )
+            travel = travel or providers.ProviderTimeline()
         task = bar.add_task("live replay", total=len(plan.orders))
         answers = live.run_live(
             plan,
             settings,
             on_progress=lambda done, _: bar.update(task, completed=done),
             injections=injections,
+            vendor=vendor,
+            travel=travel,
         )
     order_ids = answers.get_column("order_id").to_list()
     for one in injections:
@@ -308,9 +341,12 @@ def _live(
         ],
         drift=drifted,
         alerts=alerts,
+        extra_sections=[] if travel is None else [providers.section(travel)],
     )
     answers.write_parquet(workdir / "live" / "answers.parquet")
     lines = [*report.summary_lines(result), *map(alert_report.alert_line, alerts)]
+    if travel is not None:
+        lines.append(providers.summary_line(travel))
     click.echo("\n".join([*lines, f"live report: {path}"]))
     if not result.agreement.holds:
         raise InternalError(

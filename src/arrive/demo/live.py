@@ -26,6 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from arrive import datadir
 from arrive.clock import ManualClock
 from arrive.datadir import local_timezone
+from arrive.demo import providers
 from arrive.demo.inject import BROKEN_FEATURE, FaultyStore, Injection
 from arrive.demo.server import LoopbackServer
 from arrive.errors import DataError, InternalError
@@ -77,6 +78,8 @@ def run_live(
     *,
     on_progress: Progress | None = None,
     injections: Sequence[Injection] = (),
+    vendor: providers.Vendor | None = None,
+    travel: providers.ProviderTimeline | None = None,
 ) -> pl.DataFrame:
     """Replay ``plan`` through an in-process store and the ETA service of ``settings``
     (its store setting is ignored: the replay's in-process store is used).
@@ -88,6 +91,9 @@ def run_live(
     of the stale ingest (its watermark lag) into the injection's ``samples``; the
     broken feature's is measured afterwards from the prediction log
     (:func:`arrive.demo.skew.replay_skew`).
+    With ``vendor`` (the simulated vendor ``settings.providers`` names), its clock follows
+    the replay and ``travel`` records each answer's ``travel_source`` and the breaker's
+    state (:func:`arrive.demo.providers.step` takes it down during ``travel.outage``).
 
     Returns:
         One row per order (:data:`arrive.monitoring.outcome.ANSWER_SCHEMA`).
@@ -118,8 +124,15 @@ def run_live(
                     replay.apply_before(moment)
                 if injections:
                     _break(served, on, client)
-                rows.append(client.eta(order))
+                if vendor is not None and travel is not None:
+                    providers.step(vendor, travel, moment)
+                row = client.eta(order)
+                source = row.pop("travel_source")
+                rows.append(row)
                 _measure(injections, moment, client, engine)
+                if travel is not None:
+                    state = client.metric("arrive_provider_breaker_state", providers.VENDOR)
+                    travel.samples.append((moment, source, state))
                 if on_progress is not None:
                     on_progress(done, len(orders))
         finally:
@@ -190,16 +203,22 @@ class _Client:
             "fallback": answer["fallback"],
             "model_version": answer["model_version"],
             "latency_ms": latency_ms,
+            "travel_source": answer.get("travel_source", "builtin"),
         }
 
-    def metric(self, name: str) -> float:
-        """The lowest value of the service's gauge ``name`` on its ``/metrics`` (NaN
-        when absent)."""
+    def metric(self, name: str, provider: str | None = None) -> float:
+        """The least sample of gauge ``name`` (of ``provider`` when given) on the service's
+        ``/metrics``; NaN when absent."""
         self._conn.request("GET", "/metrics")
         text = self._conn.getresponse().read().decode()
         for family in text_string_to_metric_families(text):
             if family.name == name:
-                return min((s.value for s in family.samples), default=float("nan"))
+                values = [
+                    s.value
+                    for s in family.samples
+                    if provider is None or s.labels.get("provider") == provider
+                ]
+                return min(values, default=float("nan"))
         return float("nan")
 
     def close(self) -> None:

@@ -47,6 +47,7 @@ def write_live_report(
     drift: pl.DataFrame | None = None,
     band: Band | None = None,
     alerts: Sequence[AlertReplay] = (),
+    extra_sections: Sequence[str] = (),
 ) -> Path:
     """Write the self-contained report of a live replay to ``path``.
 
@@ -55,7 +56,8 @@ def write_live_report(
     (:func:`arrive.demo.drift.replay_drift`), None when not measured; ``band``: the
     calibration band the monitor's quality rows were flagged against; ``alerts``: the
     alerts of the injected faults (``arrive demo --inject``), each a timeline beside the
-    metric that drove it.
+    metric that drove it; ``extra_sections``: more HTML sections, last (e.g. the
+    travel-time providers').
     """
     delivered = outcome.answers.filter(pl.col("duration_s").is_not_null())
     sample = delivered.select(
@@ -82,6 +84,7 @@ def write_live_report(
             calibration_section(outcome.quality, band or Band()),
             drift_section(drift),
             *(alert_section(a, f"alert{i}") for i, a in enumerate(alerts)),
+            *extra_sections,
         ],
     )
 

@@ -119,6 +119,15 @@ class TravelTimeCache:
             metrics.CALLS_SAVED.labels(self.name).inc()
         return await asyncio.shield(flight)
 
+    def in_flight(self, leg: Leg) -> asyncio.Task[TravelTime] | None:
+        """The vendor request filling or refreshing the leg's key, if one runs."""
+        return self._flights.get(cache_key(leg, self.settings))
+
+    @property
+    def flights(self) -> int:
+        """Vendor requests running (fills and refreshes)."""
+        return len(self._flights)
+
     def refresh(self, leg: Leg, fetch: Fetch) -> None:
         """Refresh the leg's entry in the background (unless a request for it is in flight)."""
         key = cache_key(leg, self.settings)

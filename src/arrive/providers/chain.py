@@ -10,7 +10,12 @@ fails. A call with ``timeout_s``:
    :class:`~arrive.providers.guard.GuardedProvider` in production), one request per key
    however many callers miss it at once. Each link gets ``share`` of the time left before
    the vendor deadline (``1 - reserve`` of the budget), the last link all of it: a link that
-   runs past its share is abandoned and the next one asked;
+   runs past its share is abandoned and the next one asked. The request that fills a
+   missed key outlives its caller: it runs until ``refresh_timeout_s`` (or the caller's
+   vendor deadline, if later), while the caller waits only until its own vendor deadline,
+   so a vendor slower than the budget still fills the cache for later callers. At most
+   ``max_fills`` such requests run at once; a miss past that gets no vendor request
+   (counted as ``budget``);
 3. if no vendor answered, a cached value within grace, if any;
 4. else the ``last`` link, which must not fail (the built-in estimate), with what is left.
 
@@ -40,6 +45,7 @@ class ChainSettings:
     share: float = 0.5
     reserve: float = 0.1
     refresh_timeout_s: float = 2.0
+    max_fills: int = 256
 
     def __post_init__(self) -> None:
         if not 0 < self.share <= 1:
@@ -48,6 +54,8 @@ class ChainSettings:
             raise ConfigError(f"chain.reserve: {self.reserve} must be in [0, 1)")
         if not (self.refresh_timeout_s > 0 and math.isfinite(self.refresh_timeout_s)):
             raise ConfigError(f"chain.refresh_timeout_s: {self.refresh_timeout_s} must be > 0")
+        if self.max_fills < 1:
+            raise ConfigError(f"chain.max_fills: {self.max_fills} must be at least 1")
 
 
 class ProviderChain:
@@ -100,7 +108,11 @@ class ProviderChain:
             cache.refresh(leg, lambda: self._vendor(leg, self._refresh_deadline()))
         if found.answer is not None:
             return found.answer
-        fill = cache.fill(leg, lambda: self._vendor(leg, deadline))
+        if cache.in_flight(leg) is None and cache.flights >= self.settings.max_fills:
+            metrics.ERRORS.labels(self.name, "budget").inc()
+            return None  # too many fills running already: grace or the built-in answers
+        fill_deadline = max(deadline, self._refresh_deadline())
+        fill = cache.fill(leg, lambda: self._vendor(leg, fill_deadline))
         return await _or_none(fill, self._left(deadline))
 
     def _left(self, deadline: float) -> float:

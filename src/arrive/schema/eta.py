@@ -150,6 +150,9 @@ class EtaAnswer(msgspec.Struct, frozen=True):
         fallback: None when the model answered, else why the heuristic did.
         stale_features: features that were stale or missing for this order.
         rollout: the rollout whose assignment chose the variant; None outside one.
+        travel_source: where the order's travel time came from: a provider's name,
+            ``cache``, ``grace`` (a cached value past its TTL) or ``builtin`` (the built-in
+            estimate, also when no provider is configured or the heuristic answered).
     """
 
     request_id: str
@@ -162,6 +165,13 @@ class EtaAnswer(msgspec.Struct, frozen=True):
     fallback: FallbackReason | None
     stale_features: list[str]
     rollout: str | None = None
+    travel_source: Annotated[
+        str,
+        msgspec.Meta(
+            description="Where the travel time came from: a provider's name, `cache`, "
+            "`grace` or `builtin`."
+        ),
+    ] = "builtin"
 
 
 class Health(msgspec.Struct, frozen=True, kw_only=True):

@@ -22,6 +22,11 @@ For a request (one order or a batch), :class:`EtaPredictor`:
    compiled-tree call for the whole batch (``model_error`` if it raises or
    returns a non-finite value).
 
+With travel-time providers configured (:mod:`arrive.serving.travel`), each admitted
+order's leg is asked of the provider chain beside the feature read, within its share of
+the deadline; the answer goes in the feature row as ``travel_time_provider_s`` and its
+source in the answer's ``travel_source`` (``builtin`` whenever the heuristic answers).
+
 Every answer is counted in :mod:`arrive.monitoring.metrics` and appended to the
 prediction log (:mod:`arrive.serving.record`). Nothing here raises for the conditions
 above. The predictor's background jobs live in :mod:`arrive.serving.background`, its
@@ -43,6 +48,7 @@ from arrive.features.online.reader import OrderFeatures, watermark_us
 from arrive.features.spec import FeatureScalar
 from arrive.monitoring import metrics
 from arrive.monitoring.prediction_log import PredictionLog
+from arrive.providers.base import TravelTime
 from arrive.schema.eta import EtaAnswer, FallbackReason, Health, ReloadAnswer, Variant
 from arrive.schema.events import OrderCreated
 from arrive.serving.admission import Admission
@@ -56,6 +62,8 @@ from arrive.serving.routing import RolloutRouting, Route
 from arrive.serving.settings import PredictorConfig
 from arrive.serving.shadow import ShadowJob, ShadowQueue
 from arrive.serving.slot import HeuristicAnswer, ModelSlot, ServedModel
+from arrive.serving.travel import FEATURE as TRAVEL_FEATURE
+from arrive.serving.travel import TravelLookup
 from arrive.store.base import AsyncOnlineStore, FeatureRow
 from arrive.store.memory import AsyncInMemoryStore
 
@@ -82,6 +90,7 @@ class EtaPredictor:
         control: the kill switch and reload count; default those of this process only.
         routing: follows the registry's rollout (None: no rollouts here).
         shadow: the shadow-scoring queue of a rollout's shadow phase (None: no shadow).
+        travel: the travel-time providers; None: the built-in estimate only, no call.
     """
 
     def __init__(
@@ -96,6 +105,7 @@ class EtaPredictor:
         control: Control | None = None,
         routing: RolloutRouting | None = None,
         shadow: ShadowQueue | None = None,
+        travel: TravelLookup | None = None,
     ) -> None:
         self.slot = slot
         self.store = store
@@ -122,6 +132,7 @@ class EtaPredictor:
         self._late: set[asyncio.Future[list[FeatureRow | None]]] = set()
         self._inline = type(store) is AsyncInMemoryStore
         self.recorder = Recorder(log)
+        self.travel = travel
 
     # -- the Predictor protocol ---------------------------------------------------------
 
@@ -209,6 +220,8 @@ class EtaPredictor:
         and left behind (logged), so shutting down never hangs.
         """
         await self.background.stop(self._late, self.config.close_timeout_s)
+        if self.travel is not None:
+            await self.travel.aclose()
 
     # -- the hot path ------------------------------------------------------------------------
 
@@ -222,6 +235,7 @@ class EtaPredictor:
         self.in_flight += 1
         metrics.IN_FLIGHT.inc()
         late = False
+        asked = None
         try:
             served = self.slot.current
             if served is None:
@@ -231,6 +245,8 @@ class EtaPredictor:
                     orders, request_ids, "store_unavailable", served.fallback
                 )
                 return unavailable, None
+            if self.travel is not None:  # beside the read, within its share of the deadline
+                asked = asyncio.ensure_future(self.travel.times(orders, self.config.deadline_s))
             reader = served.reader
             plan = reader.plan(orders, now)
             requested = None
@@ -261,8 +277,13 @@ class EtaPredictor:
             stale = sum(1 for found in features if found.stale)
             metrics.record_freshness(plan.at_us, watermark_us(rows), stale)
             route = None if self.routing is None else self.routing.route
-            return self._score(served, orders, request_ids, features, route, now)
+            if asked is None:
+                return self._score(served, orders, request_ids, features, route, now)
+            times = await asked
+            features = [_with_travel(f, t) for f, t in zip(features, times, strict=True)]
+            return self._score(served, orders, request_ids, features, route, now, times)
         finally:
+            _drop(asked)
             if not late:  # a late read counts as in flight until it ends
                 self.in_flight -= 1
                 metrics.IN_FLIGHT.dec()
@@ -302,6 +323,7 @@ class EtaPredictor:
         features: list[OrderFeatures],
         route: Route | None = None,
         now: datetime | None = None,
+        times: list[TravelTime | None] | None = None,
     ) -> Scored:
         limit = self.config.max_stale_fraction * len(served.names)
         usable = [i for i, f in enumerate(features) if len(f.stale) + len(f.missing) <= limit]
@@ -323,9 +345,19 @@ class EtaPredictor:
                 reason = "model_error"
             else:
                 model = route.candidate if route is not None and variant == "candidate" else served
-                version = model.version
+                source = _source(None if times is None else times[i])
                 answers.append(
-                    self._make(order, request_id, *pair, version, None, stale, variant, rollout)
+                    self._make(
+                        order,
+                        request_id,
+                        *pair,
+                        model.version,
+                        None,
+                        stale,
+                        variant,
+                        rollout,
+                        travel_source=source,
+                    )
                 )
                 continue
             p50, p90 = served.fallback.eta(order)
@@ -415,6 +447,7 @@ class EtaPredictor:
         stale: list[str],
         variant: Variant,
         rollout: str | None,
+        travel_source: str = "builtin",
     ) -> EtaAnswer:
         created = order.event_time.astimezone(UTC)
         return EtaAnswer(
@@ -428,4 +461,25 @@ class EtaPredictor:
             fallback=reason,
             stale_features=stale,
             rollout=rollout,
+            travel_source=travel_source,
         )
+
+
+def _with_travel(found: OrderFeatures, time: TravelTime | None) -> OrderFeatures:
+    """``found`` with the chain's travel time under :data:`TRAVEL_FEATURE` (no longer
+    missing when the model asks for it)."""
+    values = {**found.values, TRAVEL_FEATURE: None if time is None else time.seconds}
+    if time is None or TRAVEL_FEATURE not in found.missing:
+        return found._replace(values=values)
+    missing = tuple(name for name in found.missing if name != TRAVEL_FEATURE)
+    return found._replace(values=values, missing=missing)
+
+
+def _drop(asked: asyncio.Future[list[TravelTime | None]] | None) -> None:
+    """Cancel a travel lookup a fallback made useless (the cache's fills go on, shielded)."""
+    if asked is not None and not asked.done():
+        asked.cancel()
+
+
+def _source(time: TravelTime | None) -> str:
+    return "builtin" if time is None else time.source

@@ -264,9 +264,59 @@ class ServeSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
         float,
         _doc("P90 answered in the same case (seconds; at least `no_model_p50_s`).", gt=0),
     ] = 3600.0
+    providers: Annotated[
+        dict[str, Any],
+        _doc(
+            "The `[providers]` table of the config file (not from the environment): travel-time "
+            "vendors tried in order before the built-in estimate (docs/providers.md); empty: "
+            "the built-in estimate only, no vendor call."
+        ),
+    ] = {}
+    provider_share: Annotated[
+        float,
+        _doc(
+            "Share of `deadline_ms` the provider chain has for a leg's travel time (it runs "
+            "beside the feature read).",
+            gt=0,
+            le=1,
+        ),
+    ] = 0.5
+    provider_cache_url: Annotated[
+        str,
+        _doc(
+            "Travel-time cache: `memory` (per worker) or a `redis://`, `rediss://` or "
+            "`unix://` URL shared by workers and replicas.",
+            pattern=_STORE_URL,
+        ),
+    ] = "memory"
+    provider_cache_ttl_s: Annotated[
+        float, _doc("A cached travel time answers for this long (seconds).", gt=0)
+    ] = 150.0
+    provider_cache_grace_s: Annotated[
+        float,
+        _doc(
+            "After its TTL, a cached travel time still answers (`grace`) this long while one "
+            "request refreshes it (seconds).",
+            ge=0,
+        ),
+    ] = 600.0
+    provider_cache_cell_m: Annotated[
+        float, _doc("Side of the geo cells that key the cache (metres).", gt=0)
+    ] = 500.0
+    provider_breaker_open_s: Annotated[
+        float,
+        _doc(
+            "How long a provider's open circuit breaker refuses calls before a half-open "
+            "probe (seconds).",
+            gt=0,
+            le=3600,
+        ),
+    ] = 5.0
 
 
 FIELDS: Final = ServeSettings.__struct_fields__
+FILE_ONLY: Final = frozenset({"providers"})
+"""Settings no environment variable sets (tables)."""
 
 
 def env_name(field: str) -> str:
@@ -312,7 +362,8 @@ def settings_table() -> str:
     defaults = ServeSettings()
     for name, meaning in _descriptions().items():
         default = _show(getattr(defaults, name))
-        rows.append(f"| `{name}` | `{env_name(name)}` | {default} | {meaning} |")
+        variable = "(file only)" if name in FILE_ONLY else f"`{env_name(name)}`"
+        rows.append(f"| `{name}` | {variable} | {default} | {meaning} |")
     return "\n".join(rows) + "\n"
 
 
@@ -329,6 +380,8 @@ def _merge(
 def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
     found: dict[str, Any] = {}
     for name in FIELDS:
+        if name in FILE_ONLY:
+            continue
         raw = environ.get(env_name(name))
         if raw is not None:
             found[name] = None if raw.strip() == "" else raw.strip()
@@ -374,6 +427,8 @@ def _description(kind: msgspec.inspect.Type) -> str:
 def _show(value: Any) -> str:
     if value is None:
         return "unset"
+    if value == {}:
+        return "empty"
     return f"`{value}`"
 
 

@@ -18,6 +18,7 @@ from arrive.serving.routing import RolloutRouting
 from arrive.serving.settings import PredictorConfig, ServeSettings
 from arrive.serving.shadow import ShadowQueue
 from arrive.serving.slot import ModelSlot, SlotConfig
+from arrive.serving.travel import build_travel, check_providers
 from arrive.store.base import AsyncOnlineStore, OnlineStore
 from arrive.store.memory import AsyncInMemoryStore
 from arrive.store.threaded import as_async
@@ -49,6 +50,7 @@ def build_predictor(
         InputFileError: ``replay_dir`` has no event log.
     """
     check_settings(settings, own_store=store is not None)
+    travel = build_travel(settings, clock)  # cache ages by the caller's clock, else the wall
     feeder = None
     if store is None:
         store, feeder = _store(settings)
@@ -90,6 +92,7 @@ def build_predictor(
         control=control,
         routing=RolloutRouting(Rollouts(registry), slot),
         shadow=ShadowQueue(settings.shadow_queue, log),
+        travel=travel,
     )
 
 
@@ -101,13 +104,15 @@ def check_settings(settings: ServeSettings, *, own_store: bool = False) -> None:
 
     Raises:
         ConfigError: ``replay_dir`` with a store other than ``memory``,
-            ``no_model_p90_s`` below ``no_model_p50_s``, or (without ``own_store``) a
-            ``store_url`` :func:`arrive.store.urls.store_config` refuses.
+            ``no_model_p90_s`` below ``no_model_p50_s``, a ``providers`` table
+            :func:`arrive.serving.travel.check_providers` refuses, or (without
+            ``own_store``) a ``store_url`` :func:`arrive.store.urls.store_config` refuses.
     """
     if settings.no_model_p90_s < settings.no_model_p50_s:
         raise ConfigError("setting no_model_p90_s: must be at least no_model_p50_s")
     if settings.replay_dir is not None and (own_store or settings.store_url != "memory"):
         raise ConfigError("setting replay_dir: needs store_url `memory` (the in-process store)")
+    check_providers(settings)
     if not own_store:
         store_config(settings.store_url, _STORE_SETTING, _store_options(settings))
 

@@ -1,0 +1,227 @@
+"""``arrive serve`` with the provider chain under 1,000 req/s (issue 22, figures b and c).
+
+Usage: python bench/providers_serve_bench.py [--seconds 10] [--repeats 3] [--outage-s 60]
+[--rate 1000]
+
+Processes (all on this machine): the simulated vendor (``arrive providers serve-sim``),
+and ``arrive serve`` (1 worker, LightGBM trees, in-process store filled by the embedded
+replay of a small marketplace ending now, default 25 ms deadline) twice: ``plain`` with
+no provider and ``provider`` with the vendor configured (OSRM format, default cache).
+Load: the open-loop generator of ``bench/serve_bench.py`` at 1,000 req/s over the
+latest 2,000 orders (latency from the scheduled send time). Answers by source come from
+``arrive_provider_answers_total`` deltas on ``/metrics``; vendor requests from the
+vendor's ``/_stats``.
+
+* **b1 warm cache:** the provider service's cache is warmed (one pass), then
+  ``--repeats`` × (plain, provider) runs of ``--seconds`` each, alternating; p99 medians.
+* **b2 vendor at 200 ms:** a fresh provider service (cold cache), the vendor answering
+  after 200 ms; one run of ``--seconds``: p99 and answers by source.
+* **c outage:** a fresh provider service with ``provider_cache_ttl_s`` = 1 s and no grace
+  (every request a miss: the worst case, the cache does not hide the outage), 1 s
+  half-open interval; 1,000 req/s for 10 s healthy, ``--outage-s`` with every vendor
+  request a 503, 15 s healthy again. Breaker state is scraped every 50 ms.
+
+Prints JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from serve_bench import _bodies, _open_loop
+
+from arrive.ingest.simulator.config import SimulationConfig
+from arrive.ingest.simulator.run import simulate, write_simulation
+from arrive.registry import LocalRegistry
+from arrive.testing.factories import ending_now, random_marketplace, write_data_dir
+from arrive.testing.servers.eta_service import ServeProcess, ServiceProbe
+from arrive.testing.servers.vendor_sim import VendorProcess
+from arrive.training.pipeline import TrainConfig, run_training
+
+RATE = 1000
+VENDOR = "simvendor"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--outage-s", type=int, default=60)
+    parser.add_argument("--rate", type=int, default=RATE, help="requests a second")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        data, registry = _model(work)
+        bodies = _bodies(data, work)["single"]
+        sim = work / "sim"
+        sim.mkdir()
+        write_simulation(simulate(SimulationConfig(seed=5, days=1, orders_per_day=200)), sim)
+        with VendorProcess(sim) as vendor:
+            results = {
+                "date": datetime.now(UTC).isoformat(timespec="seconds"),
+                "machine": f"{platform.machine()} CPython {platform.python_version()}",
+                "rate": args.rate,
+                "warm": _warm(work, data, registry, vendor, bodies, args),
+                "slow_vendor": _slow(work, data, registry, vendor, bodies, args),
+                "outage": _outage(work, data, registry, vendor, bodies, args),
+            }
+    print(json.dumps(results, indent=2))
+
+
+def _model(work: Path) -> tuple[Path, Path]:
+    market = ending_now(random_marketplace(seed=3, n_orders=3000, days=8))
+    data = write_data_dir(work / "data", market, "Europe/Berlin")
+    registry = LocalRegistry(work / "registry")
+    config = TrainConfig(
+        select_groups=False,
+        model_params={"n_estimators": 100, "early_stopping_rounds": 1000, "num_leaves": 31},
+    )
+    result = run_training(data, work / "run", config, registry)
+    registry.set_alias("production", result.version, reason="bench")
+    return data, registry.root
+
+
+def _service(
+    work: Path, data: Path, registry: Path, vendor: VendorProcess | None, **env: str
+) -> ServeProcess:
+    name = f"serve-{len(list(work.glob('serve-*.log')))}"
+    settings = {
+        "ARRIVE_REGISTRY_DIR": str(registry),
+        "ARRIVE_REPLAY_DIR": str(data),
+        "ARRIVE_COMPILE_BACKEND": "none",
+        "ARRIVE_RELOAD_INTERVAL_S": "0",
+        "ARRIVE_MAX_FEATURE_LAG_S": "86400",
+        "ARRIVE_PREDICTION_LOG_DIR": str(work / f"{name}-predictions"),
+        "ARRIVE_LOG_LEVEL": "warning",
+        **env,
+    }
+    args: tuple[str, ...] = ()
+    if vendor is not None:
+        config = work / f"{name}.toml"
+        config.write_text(f'[providers.travel.{VENDOR}]\nkind = "osrm"\nurl = "{vendor.url}"\n')
+        args = ("--config", str(config))
+    process = ServeProcess(settings, args=args, log_path=work / f"{name}.log")
+    process.start()
+    process.wait_ready(timeout_s=300)
+    return process
+
+
+def _sources(client: ServiceProbe) -> dict[str, float]:
+    text = client.request("GET", "/metrics")[1]
+    found: dict[str, float] = {}
+    for line in str(text).splitlines():
+        if line.startswith("arrive_provider_answers_total{"):
+            source = line.split('source="')[1].split('"')[0]
+            found[source] = float(line.rsplit(" ", 1)[1])
+    return found
+
+
+def _delta(after: dict[str, float], before: dict[str, float]) -> dict[str, float]:
+    return {k: v - before.get(k, 0.0) for k, v in after.items() if v - before.get(k, 0.0)}
+
+
+def _vendor_requests(vendor: VendorProcess) -> int:
+    return sum(vendor.stats()["requests"].values())
+
+
+def _load(process: ServeProcess, bodies: Path, seconds: int, rate: int) -> dict[str, Any]:
+    client = ServiceProbe(process.url, process)
+    before = _sources(client)
+    found: dict[str, Any] = dict(_open_loop(process.url, bodies, rate, seconds))
+    found["sources"] = _delta(_sources(client), before)
+    return found
+
+
+def _warm(work: Path, data: Path, registry: Path, vendor: VendorProcess, bodies: Path, args: Any):  # type: ignore[no-untyped-def]
+    vendor.clear_faults()
+    plain = _service(work, data, registry, None)
+    served = _service(work, data, registry, vendor)
+    try:
+        _load(served, bodies, 3, args.rate)  # warms the cache (2,000 orders) and both paths
+        _load(plain, bodies, 3, args.rate)
+        runs: dict[str, list[dict[str, Any]]] = {"plain": [], "provider": []}
+        for _ in range(args.repeats):
+            runs["plain"].append(_load(plain, bodies, args.seconds, args.rate))
+            runs["provider"].append(_load(served, bodies, args.seconds, args.rate))
+    finally:
+        plain.stop()
+        served.stop()
+    medians = {k: statistics.median(r["p99_ms"] for r in v) for k, v in runs.items()}
+    return {"p99_median_ms": medians, "runs": runs}
+
+
+def _slow(work: Path, data: Path, registry: Path, vendor: VendorProcess, bodies: Path, args: Any):  # type: ignore[no-untyped-def]
+    vendor.clear_faults()
+    vendor.set_faults(latency_ms=200)
+    served = _service(work, data, registry, vendor)
+    try:
+        before = _vendor_requests(vendor)
+        found = _load(served, bodies, args.seconds, args.rate)
+        found["vendor_requests"] = _vendor_requests(vendor) - before
+    finally:
+        served.stop()
+        vendor.clear_faults()
+    return found
+
+
+def _outage(work: Path, data: Path, registry: Path, vendor: VendorProcess, bodies: Path, args: Any):  # type: ignore[no-untyped-def]
+    vendor.clear_faults()
+    served = _service(
+        work,
+        data,
+        registry,
+        vendor,
+        ARRIVE_PROVIDER_CACHE_TTL_S="1",
+        ARRIVE_PROVIDER_CACHE_GRACE_S="0",
+        ARRIVE_PROVIDER_BREAKER_OPEN_S="1",
+    )
+    client = ServiceProbe(served.url, served)
+    states: list[tuple[float, float]] = []
+    stop = threading.Event()
+
+    def scrape() -> None:
+        while not stop.is_set():
+            states.append(
+                (time.monotonic(), client.metric("arrive_provider_breaker_state", provider=VENDOR))
+            )
+            stop.wait(0.05)
+
+    phases: dict[str, Any] = {}
+    marks: dict[str, float] = {}
+    scraper = threading.Thread(target=scrape, daemon=True)
+    try:
+        phases["healthy"] = _load(served, bodies, 10, args.rate)
+        scraper.start()
+        before = _vendor_requests(vendor)
+        vendor.set_faults(error_rate=1.0)
+        marks["down"] = time.monotonic()
+        phases["outage"] = _load(served, bodies, args.outage_s, args.rate)
+        phases["outage"]["vendor_requests"] = _vendor_requests(vendor) - before
+        vendor.clear_faults()
+        marks["up"] = time.monotonic()
+        phases["after"] = _load(served, bodies, 15, args.rate)
+    finally:
+        stop.set()
+        served.stop()
+    opened = next((t for t, s in states if t >= marks["down"] and s == 1), None)
+    closed = next((t for t, s in states if t >= marks["up"] and s == 0), None)
+    phases["breaker_open_after_s"] = None if opened is None else opened - marks["down"]
+    phases["breaker_closed_after_s"] = None if closed is None else closed - marks["up"]
+    phases["half_open_probes_max"] = 1 + args.outage_s  # one per 1 s interval (+ the first)
+    return phases
+
+
+if __name__ == "__main__":
+    main()
