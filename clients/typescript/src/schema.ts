@@ -215,9 +215,11 @@ export interface components {
          *             p90_s: 90th percentile delivery duration from creation, seconds (>= ``p50_s``).
          *             promised_at: order creation + ``p90_s``, UTC.
          *             model_version: the registry version that answered; None when the heuristic did.
-         *             variant: ``production``, ``canary``, ``shadow`` or ``heuristic``.
+         *             variant: ``production``, ``canary``, ``shadow`` or ``heuristic``; during a
+         *                 rollout (:mod:`arrive.rollout`), ``control`` or ``candidate``.
          *             fallback: None when the model answered, else why the heuristic did.
          *             stale_features: features that were stale or missing for this order.
+         *             rollout: the rollout whose assignment chose the variant; None outside one.
          *             travel_source: where the order's travel time came from: a provider's name,
          *                 ``cache``, ``grace`` (a cached value past its TTL) or ``builtin`` (the built-in
          *                 estimate, also when no provider is configured or the heuristic answered).
@@ -230,6 +232,8 @@ export interface components {
             p90_s: number;
             promised_at: string;
             request_id: string;
+            /** @default null */
+            rollout?: string | null;
             stale_features: string[];
             /**
              * @description Where the travel time came from: a provider's name, `cache`, `grace` or `builtin`.
@@ -237,7 +241,7 @@ export interface components {
              */
             travel_source?: string;
             /** @enum {unknown} */
-            variant: "canary" | "heuristic" | "production" | "shadow";
+            variant: "canary" | "candidate" | "control" | "heuristic" | "production" | "shadow";
         };
         /**
          * EtaRequest
@@ -258,6 +262,8 @@ export interface components {
             courier_id?: string | null;
             /** @default null */
             created_at?: string | null;
+            /** @default null */
+            customer_id?: string | null;
             /** @default null */
             distinct_items?: number | null;
             /** @default null */
