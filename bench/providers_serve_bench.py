@@ -44,11 +44,9 @@ from serve_bench import _bodies, _open_loop
 
 from arrive.ingest.simulator.config import SimulationConfig
 from arrive.ingest.simulator.run import simulate, write_simulation
-from arrive.registry import LocalRegistry
-from arrive.testing.factories import ending_now, random_marketplace, write_data_dir
 from arrive.testing.servers.eta_service import ServeProcess, ServiceProbe
 from arrive.testing.servers.vendor_sim import VendorProcess
-from arrive.training.pipeline import TrainConfig, run_training
+from arrive.testing.trained import production_model
 
 RATE = 1000
 VENDOR = "simvendor"
@@ -81,16 +79,14 @@ def main() -> None:
 
 
 def _model(work: Path) -> tuple[Path, Path]:
-    market = ending_now(random_marketplace(seed=3, n_orders=3000, days=8))
-    data = write_data_dir(work / "data", market, "Europe/Berlin")
-    registry = LocalRegistry(work / "registry")
-    config = TrainConfig(
-        select_groups=False,
+    made = production_model(
+        work,
+        seed=3,
+        n_orders=3000,
+        reason="bench",
         model_params={"n_estimators": 100, "early_stopping_rounds": 1000, "num_leaves": 31},
     )
-    result = run_training(data, work / "run", config, registry)
-    registry.set_alias("production", result.version, reason="bench")
-    return data, registry.root
+    return made.data_dir, made.registry_dir
 
 
 def _service(

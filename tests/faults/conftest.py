@@ -28,14 +28,11 @@ from typing import Any
 
 import pytest
 
-from arrive.registry import LocalRegistry
-from arrive.testing.factories import ending_now, random_marketplace, write_data_dir
 from arrive.testing.servers.eta_service import ServeProcess, ServiceProbe, fill_redis, order_body
 from arrive.testing.servers.redis_server import RedisServer
 from arrive.testing.servers.tcp_proxy import TcpProxy
-from arrive.training.pipeline import TrainConfig, run_training
+from arrive.testing.trained import production_model
 
-TIMEZONE = "Europe/Berlin"
 BASE_ENV = {
     "ARRIVE_COMPILE_BACKEND": "none",
     "ARRIVE_RELOAD_INTERVAL_S": "0",
@@ -58,18 +55,16 @@ class FaultData:
 
 @pytest.fixture(scope="session")
 def fault_data(tmp_path_factory: pytest.TempPathFactory) -> FaultData:
-    work = tmp_path_factory.mktemp("faults")
-    market = ending_now(random_marketplace(seed=3, n_orders=800, days=8))
-    data = write_data_dir(work / "data", market, TIMEZONE)
-    registry = LocalRegistry(work / "registry")
-    config = TrainConfig(
-        select_groups=False,
+    made = production_model(
+        tmp_path_factory.mktemp("faults"),
+        seed=3,
+        n_orders=800,
+        reason="fault suite",
         model_params={"n_estimators": 60, "early_stopping_rounds": 1000, "num_leaves": 15},
     )
-    result = run_training(data, work / "run", config, registry)
-    registry.set_alias("production", result.version, reason="fault suite")
-    latest = market.orders.sort("created_at").tail(30)
-    return FaultData(data, registry.root, [order_body(r) for r in latest.iter_rows(named=True)])
+    latest = made.market.orders.sort("created_at").tail(30)
+    bodies = [order_body(r) for r in latest.iter_rows(named=True)]
+    return FaultData(made.data_dir, made.registry_dir, bodies)
 
 
 @pytest.fixture

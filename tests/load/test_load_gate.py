@@ -20,11 +20,9 @@ from typing import Any
 
 import pytest
 
-from arrive.registry import LocalRegistry
-from arrive.testing.factories import ending_now, random_marketplace, write_data_dir
 from arrive.testing.servers.eta_service import ServeProcess, fill_redis, order_body
 from arrive.testing.servers.redis_server import RedisServer
-from arrive.training.pipeline import TrainConfig, run_training
+from arrive.testing.trained import production_model
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow, pytest.mark.load]
 
@@ -77,22 +75,20 @@ class Stage:
 @pytest.fixture(scope="module")
 def stage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stage]:
     work = tmp_path_factory.mktemp("load")
-    market = ending_now(random_marketplace(seed=5, n_orders=700, days=8))
-    data = write_data_dir(work / "data", market, "Europe/Berlin")
-    registry = LocalRegistry(work / "registry")
-    config = TrainConfig(
-        select_groups=False,
+    made = production_model(
+        work,
+        seed=5,
+        n_orders=700,
+        reason="load gate",
         model_params={"n_estimators": 40, "early_stopping_rounds": 1000, "num_leaves": 15},
     )
-    result = run_training(data, work / "run", config, registry)
-    registry.set_alias("production", result.version, reason="load gate")
-    latest = market.orders.sort("created_at").tail(200)
+    latest = made.market.orders.sort("created_at").tail(200)
     bodies = work / "bodies.jsonl"
     rows = [order_body(r) for r in latest.iter_rows(named=True)]
     bodies.write_text("".join(json.dumps(r) + "\n" for r in rows))
     with RedisServer() as redis:
-        fill_redis(redis.url, data)
-        yield Stage(registry.root, redis.url, bodies, work)
+        fill_redis(redis.url, made.data_dir)
+        yield Stage(made.registry_dir, redis.url, bodies, work)
 
 
 def _run(stage: Stage, name: str, env: dict[str, str] | None = None) -> dict[str, Any]:

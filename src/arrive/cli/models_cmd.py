@@ -18,11 +18,12 @@ import msgspec
 from rich.console import Console
 from rich.table import Table
 
+from arrive.cli.options import registry_option
 from arrive.errors import ModelIntegrityError
 from arrive.models.check import DEFAULT_TIMEOUT_S, check_files
 from arrive.models.quantile import META_FILE
 from arrive.registry.base import ALIASES, AliasChange, LoadedModel, ModelVersion
-from arrive.registry.local import DEFAULT_ROOT, LocalRegistry
+from arrive.registry.local import LocalRegistry
 from arrive.registry.promotion import promote
 from arrive.rollout.state import AuditEntry
 from arrive.rollout.store import rollout_store
@@ -32,16 +33,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 _METRICS = ("mae_s", "coverage_p90", "late_rate")
 
 
-def _registry_option(function: F) -> F:
-    option = click.option(
-        "--registry",
-        "registry_root",
-        type=click.Path(path_type=Path),
-        default=DEFAULT_ROOT,
-        show_default=True,
-        help="Registry directory.",
-    )
-    return option(function)
+_registry_option = registry_option()
 
 
 def _alias_option(default: str) -> Callable[[F], F]:

@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING
 
 import click
 
+from arrive.cli.options import registry_option
 from arrive.cli.progress import progress
 from arrive.clock import SleepingClock, SystemClock
 from arrive.errors import ArriveError, ConfigError
-from arrive.registry.local import DEFAULT_ROOT, LocalRegistry
+from arrive.registry.local import LocalRegistry
 
 if TYPE_CHECKING:
     from arrive.training.retrain import RetrainSettings
@@ -22,14 +23,7 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 @click.command("retrain")
 @click.argument("data_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option(
-    "--registry",
-    "registry_root",
-    type=click.Path(path_type=Path),
-    default=DEFAULT_ROOT,
-    show_default=True,
-    help="Model registry: production is read here, the candidate registered here.",
-)
+@registry_option("Model registry: production is read here, the candidate registered here.")
 @click.option(
     "--runs",
     "runs_dir",

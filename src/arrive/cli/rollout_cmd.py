@@ -18,8 +18,9 @@ import msgspec
 from rich.console import Console
 from rich.table import Table
 
+from arrive.cli.options import registry_option
 from arrive.registry.base import ModelRegistry
-from arrive.registry.local import DEFAULT_ROOT, LocalRegistry
+from arrive.registry.local import LocalRegistry
 from arrive.rollout.control import CHECK_TIMEOUT_S, Rollouts, check_version
 from arrive.rollout.plan import UNIT_KEYS, RolloutPlan, plan_from_options, plan_from_toml
 from arrive.rollout.state import AuditEntry, Rollout
@@ -27,16 +28,7 @@ from arrive.rollout.state import AuditEntry, Rollout
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _registry_option(function: F) -> F:
-    option = click.option(
-        "--registry",
-        "registry_root",
-        type=click.Path(path_type=Path),
-        default=DEFAULT_ROOT,
-        show_default=True,
-        help="Registry directory (the rollout is kept there).",
-    )
-    return option(function)
+_registry_option = registry_option("Registry directory (the rollout is kept there).")
 
 
 def _common(function: F) -> F:

@@ -10,10 +10,11 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from arrive.cli.options import registry_option
 from arrive.cli.progress import progress
 from arrive.datadir import check_data_dir
 from arrive.errors import ConfigError
-from arrive.registry.local import DEFAULT_ROOT, LocalRegistry
+from arrive.registry.local import LocalRegistry
 from arrive.training.pipeline import STEPS, TrainConfig, TrainResult, run_training
 from arrive.training.split import CalibDays, SplitFractions
 
@@ -93,14 +94,7 @@ _CALIB_DAYS_DEFAULT = "auto"
     metavar="ADDRESS|local",
     help="Train on a Dask cluster: a scheduler address, or 'local' for a local cluster.",
 )
-@click.option(
-    "--registry",
-    "registry_root",
-    type=click.Path(path_type=Path),
-    default=DEFAULT_ROOT,
-    show_default=True,
-    help="Where to register the model.",
-)
+@registry_option("Where to register the model.")
 @click.option("--no-register", is_flag=True, help="Do not register the model.")
 @click.option("--quiet", is_flag=True, help="No progress display.")
 def command(

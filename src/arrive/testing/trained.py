@@ -7,7 +7,10 @@ serving, HTTP and CLI tests see the same session model, trained once:
   the bundle files and metadata of a model trained on it;
 * ``orders``: ``/v1/eta`` bodies of the marketplace's last orders (fresh features);
 * ``local_registry(n)``: a registry directory with n copies of the model, production → 1;
-* ``admin_token``: :data:`TOKEN`, the admin token of the tests' services.
+* ``admin_token``: :data:`TOKEN`, the admin token of the tests' services;
+
+and :func:`production_model`, the same recipe for a process that serves from a registry
+directory (the fault suite, the load gate, benches).
 
 It imports nothing heavy at load time: pytest loads it for every run, and the
 marketplace, training and registries are imported by the fixtures that use them.
@@ -74,6 +77,41 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
     result = run_training(data, work / "run", config, registry)
     loaded = registry.open(result.version or "")
     return Trained(data, market, loaded.files, loaded.metadata, work / "compiled")
+
+
+@dataclass(frozen=True)
+class Production:
+    """A marketplace ending now, its data directory, and a registry directory whose
+    ``production`` alias is a model trained on it."""
+
+    market: Marketplace
+    data_dir: Path
+    registry_dir: Path
+
+
+def production_model(
+    work: Path,
+    *,
+    seed: int,
+    n_orders: int,
+    reason: str,
+    days: int = 8,
+    model_params: Mapping[str, Any] | None = None,
+) -> Production:
+    """A random marketplace of ``n_orders`` over ``days`` ending now (fresh features), its
+    data directory under ``work``, and a model trained on it (no group selection,
+    ``model_params`` over the defaults), registered in ``work/registry`` as production."""
+    from arrive.registry import LocalRegistry
+    from arrive.testing.factories import ending_now, random_marketplace, write_data_dir
+    from arrive.training.pipeline import TrainConfig, run_training
+
+    market = ending_now(random_marketplace(seed=seed, n_orders=n_orders, days=days))
+    data = write_data_dir(work / "data", market, TIMEZONE)
+    registry = LocalRegistry(work / "registry")
+    config = TrainConfig(select_groups=False, model_params=dict(model_params or {}))
+    result = run_training(data, work / "run", config, registry)
+    registry.set_alias("production", result.version or "", reason=reason)
+    return Production(market, data, registry.root)
 
 
 @pytest.fixture
