@@ -58,6 +58,7 @@ def test_replay_into_redis_writes_the_features(
         (["--idle-advance"], "--idle-advance"),
         (["--batch-size", "0"], "--batch-size"),
         (["--lateness-s", "abc"], "--lateness-s"),
+        (["--partitioned"], "--partitioned: needs a kafka:// --source and a redis:// --store"),
     ],
 )
 def test_mistakes_get_one_line_and_exit_2(

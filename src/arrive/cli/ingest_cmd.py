@@ -6,6 +6,7 @@ import signal
 import time
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 from wsgiref.simple_server import WSGIServer
 
 import click
@@ -15,11 +16,15 @@ from arrive.clock import SystemClock
 from arrive.datadir import local_timezone
 from arrive.features.online.engine import OnlineEngine
 from arrive.ingest.deadletter import FileDeadLetter
-from arrive.ingest.endpoints import open_source
+from arrive.ingest.endpoints import kafka_parts, open_source
 from arrive.ingest.pipeline import PipelineSettings, build_pipeline
 from arrive.ingest.runner import IngestRunner, IngestStats
-from arrive.monitoring.ingest_metrics import IngestMetrics, serve_metrics
+from arrive.monitoring.ingest_metrics import Counted, IngestMetrics, serve_metrics
+from arrive.store.base import OnlineStore
 from arrive.store.urls import open_store
+
+if TYPE_CHECKING:
+    from arrive.ingest.partitioned_kafka import PartitionedIngest, PartitionedSettings
 
 
 @click.command("ingest")
@@ -70,6 +75,13 @@ from arrive.store.urls import open_store
 @click.option(
     "--metrics-host", default="127.0.0.1", show_default=True, help="Interface of --metrics-port."
 )
+@click.option(
+    "--partitioned",
+    is_flag=True,
+    help="Kafka only: run as one of N processes of the group with exact features "
+    "(events re-keyed to owner partitions of TOPIC.owned; routes and checkpoints in the "
+    "redis:// --store). See docs/scaling.md.",
+)
 @click.option("--quiet", is_flag=True, help="No live status line.")
 def command(
     source: str,
@@ -84,6 +96,7 @@ def command(
     idle_advance: bool | None,
     metrics_port: int | None,
     metrics_host: str,
+    partitioned: bool,
     quiet: bool,
 ) -> None:
     """Apply events to the online feature store until stopped (or a replay ends).
@@ -92,6 +105,8 @@ def command(
     stream. SIGTERM or Ctrl-C finishes the batch in hand, saves, commits, exits.
     """
     replay = Path(source).is_dir()
+    if partitioned and not (source.startswith("kafka://") and store.startswith("redis")):
+        raise click.UsageError("--partitioned: needs a kafka:// --source and a redis:// --store")
     if idle_advance and replay:
         raise click.UsageError("--idle-advance: a data directory is a replay of past events")
     settings = PipelineSettings(
@@ -103,6 +118,10 @@ def command(
         follow_clock=not replay if idle_advance is None else idle_advance,
     )
     online, dead = open_store(store, "--store"), FileDeadLetter(dead_letter)
+    if partitioned:
+        metrics = (metrics_host, metrics_port)
+        _run_partitioned(source, store, settings, online, dead, quiet, metrics)
+        return
     events = open_source(source, speed=speed)
     pipeline = build_pipeline(events, online, dead, SystemClock(), settings)
     console = Console(stderr=True, highlight=False)
@@ -122,8 +141,71 @@ def command(
     console.print(_line(stats, pipeline.engine) + ending)
 
 
+def _run_partitioned(
+    source: str,
+    store: str,
+    pipeline: PipelineSettings,
+    online: OnlineStore,
+    dead: FileDeadLetter,
+    quiet: bool,
+    metrics: tuple[str, int | None],
+) -> None:
+
+    from arrive.ingest.partitioned_kafka import PartitionedIngest
+
+    settings = partitioned_settings(source, store, pipeline)
+    ingest = PartitionedIngest(settings, online, dead, SystemClock())
+    _stop_on_signals(ingest)
+    console = Console(stderr=True, highlight=False)
+    server = None
+    try:
+        server = _serve_metrics(ingest.runner, ingest.owners, *metrics)
+        with console.status("", spinner="dots") as status:
+            while not ingest.stopping:
+                ingest.run_once()
+                if not quiet:
+                    status.update(_partitioned_line(ingest))
+            ingest.run()  # saves the owners' checkpoints
+    finally:
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        ingest.close()
+    console.print(_partitioned_line(ingest) + " (stopped)")
+
+
+def partitioned_settings(
+    source: str, store: str, pipeline: PipelineSettings
+) -> PartitionedSettings:
+    """The partitioned-ingest settings of the command line's source, store and pipeline."""
+    from arrive.ingest.partitioned_kafka import PartitionedSettings
+
+    bootstrap, topic, group, config = kafka_parts(source)
+    return PartitionedSettings(
+        bootstrap=bootstrap,
+        topic=topic,
+        group=group,
+        redis_url=store.split("?", 1)[0],
+        timezone=pipeline.timezone,
+        lateness_s=pipeline.lateness_s,
+        batch_size=pipeline.batch_size,
+        checkpoint_s=pipeline.checkpoint_s,
+        follow_clock=pipeline.follow_clock,
+        kafka_config=config,
+    )
+
+
+def _partitioned_line(ingest: PartitionedIngest) -> str:
+    stats = ingest.runner.stats()
+    owned = sorted(ingest.owners.engines)
+    return (
+        f"{stats.events_applied:,} events routed, {stats.dead_lettered:,} dead-lettered; "
+        f"{ingest.owners.applied:,} applied by owners of partitions {owned}"
+    )
+
+
 def _serve_metrics(
-    runner: IngestRunner, engine: OnlineEngine, host: str, port: int | None
+    runner: IngestRunner, engine: Counted, host: str, port: int | None
 ) -> WSGIServer | None:
     if port is None:
         return None
@@ -159,7 +241,7 @@ def _line(stats: IngestStats, engine: OnlineEngine | None) -> str:
     return line
 
 
-def _stop_on_signals(runner: IngestRunner) -> None:
+def _stop_on_signals(runner: IngestRunner | PartitionedIngest) -> None:
     def stop(signum: int, frame: FrameType | None) -> None:
         runner.stop()
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Protocol
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, start_http_server
@@ -31,15 +32,24 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.registry import Collector
 
 from arrive.clock import Clock
-from arrive.features.online.engine import OnlineEngine
+from arrive.features.online.engine import EngineCounts
 from arrive.ingest.runner import IngestRunner
+
+
+class Counted(Protocol):
+    """What the metrics read of an engine: an :class:`OnlineEngine`, or the owner
+    engines of partitioned ingest together
+    (:class:`~arrive.ingest.partitioned.Owners`)."""
+
+    @property
+    def counts(self) -> EngineCounts: ...
 
 
 class IngestMetrics(Collector):
     """The ingest metrics of ``runner`` applying events to ``engine`` (see the module
     docstring); ``clock`` gives "now" for the lag."""
 
-    def __init__(self, runner: IngestRunner, engine: OnlineEngine, clock: Clock) -> None:
+    def __init__(self, runner: IngestRunner, engine: Counted, clock: Clock) -> None:
         self.runner = runner
         self.engine = engine
         self.clock = clock

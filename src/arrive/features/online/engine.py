@@ -173,6 +173,12 @@ class OnlineEngine:
         lateness_s: how far behind the watermark an event may be and still apply.
         retention_s: how long a finished order is remembered (duplicates of its
             events within this time change nothing); default: 2 days or the lateness.
+        owns: ``owns(key, entity_id)`` → whether this engine owns the windows of that
+            entity (``key``: ``store_id``, ``market_id``, ``courier_id``, ``day``,
+            ``market_day``, a :class:`~arrive.features.spec.Latest` family's key, or
+            ``cell`` for the courier cells); None: it owns everything. An engine of
+            partitioned ingest (:mod:`arrive.ingest.partitioned`) updates and writes
+            only the windows it owns, so each window has exactly one writer.
     """
 
     def __init__(
@@ -182,11 +188,13 @@ class OnlineEngine:
         local_timezone: str = "UTC",
         lateness_s: float = 60.0,
         retention_s: float | None = None,
+        owns: Callable[[str, str], bool] | None = None,
     ) -> None:
         retention_s = max(2 * 86400.0, lateness_s) if retention_s is None else retention_s
         if lateness_s < 0 or retention_s < lateness_s:
             raise ConfigError("lateness_s: must be ≥ 0 and no more than retention_s")
         self.store = store
+        self.owns = owns
         self.zone = ZoneInfo(local_timezone)
         self.lateness_us = int(lateness_s * _US)
         self.retention_us = int(retention_s * _US)
@@ -270,6 +278,8 @@ class OnlineEngine:
         return Refused(event, "event_time", reason)
 
     def _ping(self, event: CourierPing, time_us: int) -> None:
+        if self.owns is not None and not self.owns(CELL_KIND, CELL_KIND):
+            return
         idle = event.status == "idle"
         self._dirty_cells |= self._couriers.ping(
             event.courier_id, event.lat, event.lon, idle, time_us
@@ -280,6 +290,8 @@ class OnlineEngine:
             self.counts.duplicates += 1
             return
         keys = order_keys(event, self._local_day(event.event_time, time_us))
+        if self.owns is not None:
+            keys = {k: v for k, v in keys.items() if self.owns(k, v)}
         self._orders[event.order_id] = OrderState(time_us, keys)
         self._observe("created", keys, time_us, UNIT)
         self._observe("open", keys, time_us, UNIT)
@@ -360,6 +372,8 @@ class OnlineEngine:
                 continue
             entity_id = getattr(event, part.key)
             if entity_id is None:  # e.g. a leg asked for no order
+                continue
+            if self.owns is not None and not self.owns(part.key, str(entity_id)):
                 continue
             values = {name: _scalar(getattr(event, f)) for f, name in part.columns.items()}
             if part.derive:
