@@ -3,6 +3,7 @@ owner, against one engine that applied every event."""
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from arrive.ingest.partitioned import (
     Router,
     owner,
 )
+from arrive.ingest.source import entity_key
 from arrive.schema.frame import frame_to_events
 from arrive.store.base import EntityKey
 from arrive.store.memory import InMemoryStore
@@ -74,6 +76,18 @@ def _routed(events: list[Any], batch: int = 50) -> Log:
     return log
 
 
+def _routed_by_two(events: list[Any]) -> Log:
+    """Two routers, the second a whole input partition behind: the owners see its events
+    below a watermark the first one's ticks already moved, as happens in a group."""
+    log = Log()
+    router = Router(log.publish, MemoryRoutes(), PARTITIONS)
+    inputs = [[e for e in events if zlib.crc32(entity_key(e).encode()) % 2 == n] for n in range(2)]
+    for part in inputs:
+        for i in range(0, len(part), 50):
+            router(part[i : i + 50])
+    return log
+
+
 def _owners(store: InMemoryStore, checkpoints: MemoryCheckpoints) -> Owners:
     settings = {"lateness_s": LATENESS_S}
     clock = ManualClock(START)
@@ -82,11 +96,13 @@ def _owners(store: InMemoryStore, checkpoints: MemoryCheckpoints) -> Owners:
     )
 
 
-def _consume(owners: Owners, log: Log, partition: int, until: int | None = None) -> None:
+def _consume(
+    owners: Owners, log: Log, partition: int, until: int | None = None, size: int = 37
+) -> None:
     start = owners.next_offsets.get(partition, 0)
     end = len(log.parts[partition]) if until is None else until
     while start < end:
-        batch = log.read(partition, start, min(37, end - start))
+        batch = log.read(partition, start, min(size, end - start))
         owners.apply(batch)
         start = owners.next_offsets[partition]
 
@@ -131,6 +147,24 @@ def test_a_partition_moves_and_a_killed_owner_is_replaced_without_loss_or_double
     for partition in range(PARTITIONS):
         assert second.assign(partition) is not None
         _consume(second, log, partition)
+    assert _values(store) == _reference(events)
+
+
+def test_an_owner_killed_before_its_first_save_is_superseded_by_the_replay(
+    events: list[Any],
+) -> None:
+    """The killed owner wrote later states in small batches (its stamps creep one per
+    flush while the watermark stands still); the replacement has no checkpoint and
+    replays from the beginning in larger batches: its writes must still win."""
+    log = _routed_by_two(events)
+    store, checkpoints = InMemoryStore(), MemoryCheckpoints()
+    first, second = _owners(store, checkpoints), _owners(store, checkpoints)
+    for partition in range(PARTITIONS):
+        first.assign(partition)
+        _consume(first, log, partition, until=len(log.parts[partition]) * 3 // 4, size=1)
+    for partition in range(PARTITIONS):  # SIGKILL before any save
+        assert second.assign(partition) is None
+        _consume(second, log, partition, size=500)
     assert _values(store) == _reference(events)
 
 

@@ -145,14 +145,28 @@ def group(kafka_bootstrap: str, topic: str, redis_url: str, tmp_path: Path) -> I
     running.stop()
 
 
-def _wait(condition: Callable[[], bool], what: str, group: Group) -> None:
+def _wait(
+    condition: Callable[[], bool], what: str, group: Group, explain: Callable[[], str] = str
+) -> None:
     deadline = time.monotonic() + WAIT_S
     while not condition():
         gone = all(child.poll() is not None for child in group.children)
         if gone or time.monotonic() > deadline:
             logs = "\n".join(p.read_text()[-2000:] for p in sorted(group.tmp.glob("child-*.log")))
-            pytest.fail(f"{what}: not within {WAIT_S:g} s\n{logs}")
+            pytest.fail(f"{what}: not within {WAIT_S:g} s\n{explain()}\n{logs}")
         time.sleep(0.3)
+
+
+def _differences(group: Group, expected: Values) -> str:
+    """The first few features that differ from one engine's (for a failure message)."""
+    got = group.values(list(expected))
+    lines = [
+        f"{key} {name}: {got[key].get(name)!r} != {value!r}"
+        for key, row in expected.items()
+        for name, value in row.items()
+        if got[key].get(name) != value
+    ]
+    return "\n".join(lines[:10]) + f"\n({len(lines)} features differ)"
 
 
 def test_two_processes_write_the_features_of_one_and_dead_letter_the_poison(
@@ -201,5 +215,10 @@ def test_a_consumer_killed_mid_stream_is_replaced_without_loss_or_double_countin
     first.wait(5)
     group.start()  # a new member joins as the killed one leaves
     keys = list(expected)
-    _wait(lambda: group.values(keys) == expected, "features equal to one engine's", group)
+    _wait(
+        lambda: group.values(keys) == expected,
+        "features equal to one engine's",
+        group,
+        lambda: _differences(group, expected),
+    )
     assert group.feature_keys() == len(expected) + 1

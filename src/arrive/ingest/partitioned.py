@@ -271,6 +271,9 @@ class Owners:
         saved = self.checkpoints.load(partition)
         self.engines[partition] = engine
         if saved is None:
+            # An owner killed before its first save may have written features already:
+            # the replay from the beginning must supersede them (see supersede_stored).
+            engine.supersede_stored()
             self.next_offsets.pop(partition, None)
             return None
         offset, state = saved

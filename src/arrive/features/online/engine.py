@@ -492,8 +492,15 @@ class OnlineEngine:
                 self._schedule(series, series.next_due())
         heapq.heapify(self._due)
         self._couriers = CourierCells.from_state(state["couriers"])
-        # A run killed after this checkpoint may have written later stamps; the
-        # watermark row is written first in every batch, so its stamp bounds them.
+        self.supersede_stored()
+
+    def supersede_stored(self) -> None:
+        """Stamp every later write after anything already in the store: a run killed
+        after the state this engine starts from (a checkpoint, or nothing) may have
+        written values of a later state with later stamps, which a replay would not
+        overwrite otherwise (a stamp grows by one per flush while the watermark stands
+        still, so two runs cut into different batches stamp the same value apart).
+        The watermark row is written first in every batch, so its stamp bounds them."""
         last = (self.store.get_many([PIPELINE_KEY])[0] or {}).get("watermark")
         if last is not None:
             self._stamp_us = max(self._stamp_us, last.event_time_us + 1)
