@@ -168,6 +168,23 @@ def test_an_owner_killed_before_its_first_save_is_superseded_by_the_replay(
     assert _values(store) == _reference(events)
 
 
+def test_a_lost_partition_is_dropped_without_rolling_its_checkpoint_back(
+    events: list[Any],
+) -> None:
+    log = _routed(events)
+    store, checkpoints = InMemoryStore(), MemoryCheckpoints()
+    zombie, successor = _owners(store, checkpoints), _owners(store, checkpoints)
+    zombie.assign(0)
+    _consume(zombie, log, 0, until=10)
+    zombie.save_all()
+    successor.assign(0)  # the group gave partition 0 away while the zombie was silent
+    _consume(successor, log, 0, until=20)
+    successor.save_all()
+    zombie.drop(0)
+    assert 0 not in zombie.engines
+    assert checkpoints.saved[0][0] == 20
+
+
 def test_routing_is_stable_and_ticks_reach_every_owner(events: list[Any]) -> None:
     assert owner("store_id", "s1", PARTITIONS) == owner("store_id", "s1", PARTITIONS)
     log = _routed(events[:10], batch=10)

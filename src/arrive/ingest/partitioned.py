@@ -284,6 +284,12 @@ class Owners:
     def revoke(self, partition: int) -> None:
         """Give ``partition`` up: save its engine first."""
         self._save(partition)
+        self.drop(partition)
+
+    def drop(self, partition: int) -> None:
+        """Forget ``partition`` without saving: it was *lost* (this process's session
+        expired), so another owner may have it already and a save now would roll its
+        checkpoint back."""
         engine = self.engines.pop(partition, None)
         if engine is not None:
             self._retired.applied += engine.counts.applied

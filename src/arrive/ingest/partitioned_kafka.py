@@ -214,7 +214,10 @@ class PartitionedIngest:
             poll_timeout_s=0.0,  # never waits: see run_once
         )
         self._consumer.subscribe(
-            [settings.owned_topic], on_assign=self._assigned, on_revoke=self._revoked
+            [settings.owned_topic],
+            on_assign=self._assigned,
+            on_revoke=self._revoked,
+            on_lost=self._lost,
         )
 
     def run(self) -> None:
@@ -293,6 +296,13 @@ class PartitionedIngest:
         for tp in partitions:
             self.owners.revoke(tp.partition)
         logger.info("owners: revoked %s", sorted(tp.partition for tp in partitions))
+
+    def _lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            self.owners.drop(tp.partition)
+        logger.warning(
+            "owners: lost %s (session expired)", sorted(tp.partition for tp in partitions)
+        )
 
     def _owned_partitions(self) -> int:
         topic = self.settings.owned_topic
