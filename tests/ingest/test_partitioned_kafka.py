@@ -115,7 +115,12 @@ class Group:
                 child.wait(5)
 
     def values(self, keys: list[EntityKey]) -> Values:
-        store = RedisStore(RedisStoreConfig(url=self.redis_url, key_prefix=self.prefix))
+        # The checker's own reads: not the service's 0.5 s limit, which a loaded
+        # machine exceeds (a timed-out check is no finding about the features).
+        config = RedisStoreConfig(
+            url=self.redis_url, key_prefix=self.prefix, socket_timeout_s=10.0, retries=2
+        )
+        store = RedisStore(config)
         rows = store.get_many(keys)
         store.close()
         return {
