@@ -61,18 +61,30 @@ def expected(events: list[Any]) -> Values:
     return {k: {n: v.value for n, v in (r or {}).items()} for k, r in zip(keys, rows, strict=True)}
 
 
-@pytest.fixture
-def topic(kafka_bootstrap: str, events: list[Any]) -> str:
-    """The input topic (3 partitions, the poison all in one of them) and its owned topic."""
-    name = unique_name("partitioned")
-    create_topic(kafka_bootstrap, name, partitions=3)
-    create_topic(kafka_bootstrap, f"{name}.owned", partitions=OWNER_PARTITIONS)
-    messages: list[tuple[bytes | None, bytes]] = [
+@pytest.fixture(scope="module")
+def messages(events: list[Any]) -> list[tuple[bytes | None, bytes]]:
+    """Every event keyed by its entity, the poison (all under one key) among them."""
+    keyed: list[tuple[bytes | None, bytes]] = [
         (entity_key(e).encode(), encode_event(e)) for e in events
     ]
     for i, poison in enumerate(POISON):
-        messages.insert(len(messages) * (i + 1) // (len(POISON) + 1), (b"poison", poison.payload))
-    KafkaEventProducer(kafka_bootstrap, name).publish_raw(messages)
+        keyed.insert(len(keyed) * (i + 1) // (len(POISON) + 1), (b"poison", poison.payload))
+    return keyed
+
+
+@pytest.fixture
+def topic(
+    request: pytest.FixtureRequest,
+    kafka_bootstrap: str,
+    messages: list[tuple[bytes | None, bytes]],
+) -> str:
+    """The input topic (3 partitions) with the first ``request.param`` of the messages
+    (default: all), and its owned topic."""
+    name = unique_name("partitioned")
+    create_topic(kafka_bootstrap, name, partitions=3)
+    create_topic(kafka_bootstrap, f"{name}.owned", partitions=OWNER_PARTITIONS)
+    published = getattr(request, "param", len(messages))
+    KafkaEventProducer(kafka_bootstrap, name).publish_raw(messages[:published])
     return name
 
 
@@ -118,7 +130,11 @@ class Group:
         # The checker's own reads: not the service's 0.5 s limit, which a loaded
         # machine exceeds (a timed-out check is no finding about the features).
         config = RedisStoreConfig(
-            url=self.redis_url, key_prefix=self.prefix, socket_timeout_s=10.0, retries=2
+            url=self.redis_url,
+            key_prefix=self.prefix,
+            socket_timeout_s=10.0,
+            connect_timeout_s=10.0,
+            retries=2,
         )
         store = RedisStore(config)
         rows = store.get_many(keys)
@@ -209,16 +225,25 @@ def test_a_missing_internal_topic_is_named_in_one_line(
     assert "Traceback" not in err
 
 
+HALF = 1800  # of the ~3,500 messages: published before the kill, the rest after it
+
+
+@pytest.mark.parametrize("topic", [HALF], indirect=True)
 def test_a_consumer_killed_mid_stream_is_replaced_without_loss_or_double_counting(
-    group: Group, expected: Values
+    group: Group,
+    expected: Values,
+    kafka_bootstrap: str,
+    topic: str,
+    messages: list[tuple[bytes | None, bytes]],
 ) -> None:
     first = group.start()
     group.start()
     _wait(lambda: group.checkpoints() >= 1, "a first owner checkpoint", group)
-    assert group.values(list(expected)) != expected  # mid-stream
+    assert group.values(list(expected)) != expected  # mid-stream: half is not even sent
     first.send_signal(signal.SIGKILL)
     first.wait(5)
     group.start()  # a new member joins as the killed one leaves
+    KafkaEventProducer(kafka_bootstrap, topic).publish_raw(messages[HALF:])
     keys = list(expected)
     _wait(
         lambda: group.values(keys) == expected,
