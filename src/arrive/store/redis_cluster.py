@@ -1,0 +1,245 @@
+"""The online store on a Redis Cluster: the keys, packing and merge of
+:mod:`arrive.store.redis`, routed by hash slot with redis-py's cluster clients.
+
+Keys and slots: the key layout is unchanged (:mod:`arrive.store.keys`, no hash tag),
+so each entity's key hashes on its own and the entities spread evenly over the
+nodes. One request's reads (its store, courier, market, day, cells and the engine's
+watermark, ~6-15 keys) are one ``GET`` per key, pipelined per node, the nodes in
+parallel: one round trip in time, with as many socket writes as nodes touched (at
+most the number of primaries). Why not one tag for a request's keys: the store API
+keys entities by ``(kind, id)`` alone, and a store, a courier or a cell is read by
+requests of many orders, so no tag puts every key of every request in one slot;
+tagging by kind would put all stores (or all couriers) on one node, the hot spot a
+cluster exists to avoid. A small deployment that prefers one node per request can
+put a hash tag in the prefix (``?prefix={arrive}``): every key then lands in one
+slot, one node, one round trip, at the price of no spreading at all.
+
+``GET`` per key rather than ``MGET`` per slot: with keys spread by entity nearly
+every key has a slot of its own, so it is the same number of commands; and a
+single-key read is never refused with ``TRYAGAIN`` while its slot migrates (an
+``MGET`` of keys split between the two nodes is), so a resharding costs redirects,
+never an error. MOVED and ASK are followed by redis-py (``ASKING`` on the target,
+the slot map patched on MOVED).
+
+Writes run :data:`~arrive.store.codec.MERGE_SCRIPT` as on one node, each call over
+keys of one slot (a script's keys must share one), all calls of a ``put_many`` in
+one pipeline. A node down: the read fails at once with
+:class:`~arrive.errors.FeatureStoreUnavailable` (``retries`` defaults to 0, as a
+service with a deadline wants), and the next call finds the node when it is back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any, Final
+from urllib.parse import unquote, urlsplit
+
+import redis
+import redis.asyncio.cluster
+import redis.asyncio.retry
+import redis.cluster
+import redis.retry
+from redis.backoff import NoBackoff
+from redis.crc import key_slot
+from redis.exceptions import ClusterError, RedisClusterException, ResponseError
+
+from arrive.errors import FeatureStoreUnavailable, StoreError
+from arrive.store.base import EntityKey, FeatureRow
+from arrive.store.codec import MERGE_SCRIPT
+from arrive.store.redis import (
+    _UNAVAILABLE,
+    MERGE_SHA,
+    RedisStoreConfig,
+    _MergeCall,
+    _needs_script,
+    _Plan,
+    _raise_first_error,
+    startup_nodes,
+)
+
+_REDIRECTED: Final = ("MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN")
+"""Error replies that mean "not here, not now" (left after redis-py's own retries)."""
+
+
+@contextlib.contextmanager
+def _translated(where: str) -> Iterator[None]:
+    """redis-py's cluster and socket errors as :mod:`arrive.errors` (the only place)."""
+    try:
+        yield
+    except (*_UNAVAILABLE, ClusterError, RedisClusterException) as exc:
+        raise FeatureStoreUnavailable(f"redis cluster at {where} is unavailable: {exc}") from exc
+    except ResponseError as exc:
+        if str(exc).startswith(_REDIRECTED):
+            raise FeatureStoreUnavailable(f"redis cluster at {where}: {exc}") from exc
+        raise StoreError(f"redis cluster at {where} refused a command: {exc}") from exc
+    except redis.RedisError as exc:
+        raise StoreError(f"redis cluster at {where} refused a command: {exc}") from exc
+
+
+def _client_options(config: RedisStoreConfig) -> dict[str, Any]:
+    parts = urlsplit(config.url)
+    options: dict[str, Any] = {
+        "socket_timeout": config.socket_timeout_s,
+        "socket_connect_timeout": config.connect_timeout_s,
+        "ssl": parts.scheme.startswith("rediss"),
+    }
+    if parts.username:
+        options["username"] = unquote(parts.username)
+    if parts.password:
+        options["password"] = unquote(parts.password)
+    if config.max_connections is not None:
+        options["max_connections"] = config.max_connections
+    return options
+
+
+def _unique(names: list[str]) -> list[str]:
+    return list(dict.fromkeys(names))
+
+
+def _by_slot(plan: _Plan, items: list[tuple[str, bytes]]) -> list[_MergeCall]:
+    """The merges of ``items``, each over keys of one slot."""
+    slots: dict[int, list[tuple[str, bytes]]] = {}
+    for item in items:
+        slots.setdefault(key_slot(item[0].encode()), []).append(item)
+    return [call for group in slots.values() for call in plan.batched(group)]
+
+
+class RedisClusterStore:
+    """An :class:`~arrive.store.base.OnlineStore` on a Redis Cluster, blocking.
+
+    Thread-safe (redis-py's cluster client). ``get_many`` is one pipeline of ``GET``
+    per node, sent to all nodes before any reply is read; ``put_many`` one pipeline
+    of server-side merges.
+
+    Args:
+        config: a ``redis+cluster://`` URL and how to use it; no connection is
+            opened until the first call.
+    """
+
+    def __init__(self, config: RedisStoreConfig) -> None:
+        self.config = config
+        self._plan = _Plan(config)
+        self._nodes = [redis.cluster.ClusterNode(h, p) for h, p in startup_nodes(config.url)]
+        self._client: redis.cluster.RedisCluster | None = None
+        self._lock = threading.Lock()
+
+    def get_many(self, keys: Sequence[EntityKey]) -> list[FeatureRow | None]:
+        """See :meth:`arrive.store.base.OnlineStore.get_many`."""
+        if not keys:
+            return []
+        names = self._plan.read_keys(keys)
+        unique = _unique(names)
+        with _translated(self._plan.where):
+            pipe = self._cluster().pipeline()
+            for name in unique:
+                pipe.get(name)
+            replies = pipe.execute(raise_on_error=False)
+            _raise_first_error(replies)
+        found = dict(zip(unique, replies, strict=True))
+        return self._plan.rows(names, [found[name] for name in names])
+
+    def put_many(self, rows: Sequence[tuple[EntityKey, FeatureRow]]) -> None:
+        """See :meth:`arrive.store.base.OnlineStore.put_many`."""
+        calls = _by_slot(self._plan, self._plan.merge_items(rows))
+        if not calls:
+            return
+        with _translated(self._plan.where):
+            results = self._merge(calls)
+            if _needs_script(results):  # first use, or a node lost its scripts
+                self._cluster().script_load(MERGE_SCRIPT)
+                results = self._merge(calls)
+            _raise_first_error(results)
+
+    def _merge(self, calls: list[_MergeCall]) -> list[Any]:
+        pipe = self._cluster().pipeline()
+        for n_keys, keys_and_args in calls:
+            pipe.execute_command("EVALSHA", MERGE_SHA, n_keys, *keys_and_args)
+        return pipe.execute(raise_on_error=False)
+
+    def ping(self) -> None:
+        """Every primary answers PING (see :meth:`arrive.store.base.OnlineStore.ping`)."""
+        with _translated(self._plan.where):
+            client = self._cluster()
+            client.ping(target_nodes=redis.cluster.RedisCluster.PRIMARIES)
+
+    def close(self) -> None:
+        """Closes every pooled connection."""
+        if self._client is not None:
+            self._client.close()
+
+    def _cluster(self) -> redis.cluster.RedisCluster:
+        """The client, created on first use (redis-py's sync client connects at once)."""
+        with self._lock:
+            if self._client is None:
+                retry = redis.retry.Retry(NoBackoff(), self.config.retries)
+                self._client = redis.cluster.RedisCluster(
+                    startup_nodes=self._nodes, retry=retry, **_client_options(self.config)
+                )
+            return self._client
+
+
+class AsyncRedisClusterStore:
+    """An :class:`~arrive.store.base.AsyncOnlineStore` on a Redis Cluster, for the service.
+
+    The same keys, packing and merge as :class:`RedisClusterStore`, with
+    ``redis.asyncio``'s cluster client: a read's ``GET``\\ s go out as one pipeline
+    per node, the nodes awaited together. Use it from one event loop.
+
+    Args:
+        config: a ``redis+cluster://`` URL and how to use it; no connection is
+            opened until the first call.
+    """
+
+    def __init__(self, config: RedisStoreConfig) -> None:
+        self.config = config
+        self._plan = _Plan(config)
+        nodes = [redis.asyncio.cluster.ClusterNode(h, p) for h, p in startup_nodes(config.url)]
+        retry = redis.asyncio.retry.Retry(NoBackoff(), config.retries)
+        self._client = redis.asyncio.cluster.RedisCluster(
+            startup_nodes=nodes, retry=retry, **_client_options(config)
+        )
+
+    async def get_many(self, keys: Sequence[EntityKey]) -> list[FeatureRow | None]:
+        """See :meth:`arrive.store.base.OnlineStore.get_many`."""
+        if not keys:
+            return []
+        names = self._plan.read_keys(keys)
+        unique = _unique(names)
+        with _translated(self._plan.where):
+            pipe = self._client.pipeline()
+            for name in unique:
+                pipe.get(name)
+            replies = await pipe.execute(raise_on_error=False)
+            _raise_first_error(replies)
+        found = dict(zip(unique, replies, strict=True))
+        return self._plan.rows(names, [found[name] for name in names])
+
+    async def put_many(self, rows: Sequence[tuple[EntityKey, FeatureRow]]) -> None:
+        """See :meth:`arrive.store.base.OnlineStore.put_many`."""
+        calls = _by_slot(self._plan, self._plan.merge_items(rows))
+        if not calls:
+            return
+        with _translated(self._plan.where):
+            results = await self._merge(calls)
+            if _needs_script(results):  # first use, or a node lost its scripts
+                await self._client.script_load(MERGE_SCRIPT)
+                results = await self._merge(calls)
+            _raise_first_error(results)
+
+    async def _merge(self, calls: list[_MergeCall]) -> list[Any]:
+        pipe = self._client.pipeline()
+        for n_keys, keys_and_args in calls:
+            pipe.execute_command("EVALSHA", MERGE_SHA, n_keys, *keys_and_args)
+        return await pipe.execute(raise_on_error=False)
+
+    async def ping(self) -> None:
+        """Every primary answers PING (see :meth:`arrive.store.base.OnlineStore.ping`)."""
+        with _translated(self._plan.where):
+            primaries = redis.asyncio.cluster.RedisCluster.PRIMARIES
+            await self._client.ping(target_nodes=primaries)
+
+    async def close(self) -> None:
+        """Closes every connection."""
+        await self._client.aclose()
