@@ -21,9 +21,10 @@ single-key read is never refused with ``TRYAGAIN`` while its slot migrates (an
 never an error. MOVED and ASK are followed by redis-py (``ASKING`` on the target,
 the slot map patched on MOVED).
 
-Writes run :data:`~arrive.store.codec.MERGE_SCRIPT` as on one node, each call over
-keys of one slot (a script's keys must share one), all calls of a ``put_many`` in
-one pipeline. A node down: the read fails at once with
+Writes run :data:`~arrive.store.codec.MERGE_SCRIPT` as on one node, one key per
+call (a script's keys must share a slot, and a multi-key call over a migrating slot
+would be refused with ``TRYAGAIN`` as an ``MGET`` would), all calls of a
+``put_many`` in one pipeline. A node down: the read fails at once with
 :class:`~arrive.errors.FeatureStoreUnavailable` (``retries`` defaults to 0, as a
 service with a deadline wants), and the next call finds the node when it is back.
 """
@@ -42,7 +43,6 @@ import redis.asyncio.retry
 import redis.cluster
 import redis.retry
 from redis.backoff import NoBackoff
-from redis.crc import key_slot
 from redis.exceptions import ClusterError, RedisClusterException, ResponseError
 
 from arrive.errors import FeatureStoreUnavailable, StoreError
@@ -98,12 +98,9 @@ def _unique(names: list[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _by_slot(plan: _Plan, items: list[tuple[str, bytes]]) -> list[_MergeCall]:
-    """The merges of ``items``, each over keys of one slot."""
-    slots: dict[int, list[tuple[str, bytes]]] = {}
-    for item in items:
-        slots.setdefault(key_slot(item[0].encode()), []).append(item)
-    return [call for group in slots.values() for call in plan.batched(group)]
+def _one_key_each(plan: _Plan, items: list[tuple[str, bytes]]) -> list[_MergeCall]:
+    """The merges of ``items``, one key each (see the module docstring)."""
+    return [call for item in items for call in plan.batched([item])]
 
 
 class RedisClusterStore:
@@ -121,7 +118,10 @@ class RedisClusterStore:
     def __init__(self, config: RedisStoreConfig) -> None:
         self.config = config
         self._plan = _Plan(config)
-        self._nodes = [redis.cluster.ClusterNode(h, p) for h, p in startup_nodes(config.url)]
+        self._nodes = [
+            redis.cluster.ClusterNode(h, p)  # type: ignore[no-untyped-call]
+            for h, p in startup_nodes(config.url)
+        ]
         self._client: redis.cluster.RedisCluster | None = None
         self._lock = threading.Lock()
 
@@ -132,7 +132,7 @@ class RedisClusterStore:
         names = self._plan.read_keys(keys)
         unique = _unique(names)
         with _translated(self._plan.where):
-            pipe = self._cluster().pipeline()
+            pipe = self._cluster().pipeline()  # type: ignore[no-untyped-call]
             for name in unique:
                 pipe.get(name)
             replies = pipe.execute(raise_on_error=False)
@@ -142,7 +142,7 @@ class RedisClusterStore:
 
     def put_many(self, rows: Sequence[tuple[EntityKey, FeatureRow]]) -> None:
         """See :meth:`arrive.store.base.OnlineStore.put_many`."""
-        calls = _by_slot(self._plan, self._plan.merge_items(rows))
+        calls = _one_key_each(self._plan, self._plan.merge_items(rows))
         if not calls:
             return
         with _translated(self._plan.where):
@@ -153,10 +153,11 @@ class RedisClusterStore:
             _raise_first_error(results)
 
     def _merge(self, calls: list[_MergeCall]) -> list[Any]:
-        pipe = self._cluster().pipeline()
+        pipe = self._cluster().pipeline()  # type: ignore[no-untyped-call]
         for n_keys, keys_and_args in calls:
             pipe.execute_command("EVALSHA", MERGE_SHA, n_keys, *keys_and_args)
-        return pipe.execute(raise_on_error=False)
+        results: list[Any] = pipe.execute(raise_on_error=False)
+        return results
 
     def ping(self) -> None:
         """Every primary answers PING (see :meth:`arrive.store.base.OnlineStore.ping`)."""
@@ -218,7 +219,7 @@ class AsyncRedisClusterStore:
 
     async def put_many(self, rows: Sequence[tuple[EntityKey, FeatureRow]]) -> None:
         """See :meth:`arrive.store.base.OnlineStore.put_many`."""
-        calls = _by_slot(self._plan, self._plan.merge_items(rows))
+        calls = _one_key_each(self._plan, self._plan.merge_items(rows))
         if not calls:
             return
         with _translated(self._plan.where):

@@ -131,7 +131,7 @@ class RedisClusterBackend(RedisBackend):
 
 
 class AsyncRedisClusterBackend(RedisBackend):
-    """:class:`~arrive.store.redis_cluster.AsyncRedisClusterStore`, through :class:`SyncOverAsync`."""
+    """:class:`~arrive.store.redis_cluster.AsyncRedisClusterStore`, awaited by SyncOverAsync."""
 
     def make(self) -> OnlineStore:
         from arrive.store.redis_cluster import AsyncRedisClusterStore

@@ -16,6 +16,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Final
 
@@ -60,7 +61,9 @@ class RedisClusterServer:
         """Start the nodes, create the cluster, return once every node says ``cluster_state:ok``."""
         cli = shutil.which("redis-cli")
         if cli is None:
-            raise InternalError("redis-cli is not on PATH: install it (apt-get install redis-tools)")
+            raise InternalError(
+                "redis-cli is not on PATH: install it (apt-get install redis-tools)"
+            )
         try:
             for node in self.nodes:
                 node.start()
@@ -74,7 +77,7 @@ class RedisClusterServer:
                 ],
                 "redis-cli --cluster create",
             )
-            self._ids = [self.admin(i).execute_command("CLUSTER MYID").decode() for i in range(len(self.nodes))]
+            self._ids = [self._my_id(i) for i in range(len(self.nodes))]
             self.wait_ok()
         except BaseException:
             self.stop()
@@ -110,7 +113,9 @@ class RedisClusterServer:
             if self._all_ok():
                 return
             time.sleep(0.05)
-        raise InternalError(f"the cluster did not reach cluster_state:ok in {self.startup_timeout_s} s")
+        raise InternalError(
+            f"the cluster did not reach cluster_state:ok in {self.startup_timeout_s} s"
+        )
 
     def kill_node(self, index: int) -> None:
         """Kill node ``index`` (SIGKILL), keeping its directory and identity."""
@@ -148,24 +153,37 @@ class RedisClusterServer:
             dst.execute_command("CLUSTER SETSLOT", slot, "IMPORTING", self.node_id(source))
             src.execute_command("CLUSTER SETSLOT", slot, "MIGRATING", self.node_id(target))
 
-    def migrate_keys(self, slot: int, target: int, count: int) -> int:
-        """Move up to ``count`` keys of a migrating ``slot`` to node ``target``; how many moved."""
-        source = self.owner(slot)
-        with self.admin(source) as src:
-            keys = src.execute_command("CLUSTER GETKEYSINSLOT", slot, count)
-            if keys:
+    def migrate_keys(self, slot: int, target: int, keys: Sequence[str | bytes]) -> None:
+        """Move ``keys`` (of the migrating ``slot``) from its owner to node ``target``."""
+        if keys:
+            with self.admin(self.owner(slot)) as src:
                 port = self.nodes[target].port
                 src.execute_command("MIGRATE", _HOST, port, "", 0, 5000, "KEYS", *keys)
-        return len(keys)
 
     def finish_migration(self, slot: int, target: int) -> None:
         """Move the rest of ``slot``'s keys to ``target`` and assign it there on every node."""
-        while self.migrate_keys(slot, target, 100):
-            pass
+        while True:
+            with self.admin(self.owner(slot)) as src:
+                keys = src.execute_command("CLUSTER GETKEYSINSLOT", slot, 100)
+            if not keys:
+                break
+            self.migrate_keys(slot, target, keys)
         for index, node in enumerate(self.nodes):
             if node.running:
                 with self.admin(index) as client:
                     client.execute_command("CLUSTER SETSLOT", slot, "NODE", self.node_id(target))
+
+    def slots_of(self, index: int) -> set[int]:
+        """The slots node ``index`` serves, as it sees it."""
+        port = self.nodes[index].port
+        with self.admin(index) as client:
+            ranges = client.execute_command("CLUSTER SLOTS")
+        return {
+            slot
+            for start, end, primary, *_ in ranges
+            if int(primary[1]) == port
+            for slot in range(start, end + 1)
+        }
 
     def __enter__(self) -> RedisClusterServer:
         self.start()
@@ -178,6 +196,10 @@ class RedisClusterServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+    def _my_id(self, index: int) -> str:
+        with self.admin(index) as client:
+            return str(client.execute_command("CLUSTER MYID").decode())
 
     def _index_of_port(self, port: int) -> int:
         for index, node in enumerate(self.nodes):
@@ -213,4 +235,6 @@ def _cluster_args() -> tuple[str, ...]:
 def _run(command: list[str], what: str) -> None:
     done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
     if done.returncode != 0:
-        raise InternalError(f"{what} failed ({done.returncode}): {done.stdout[-1500:]}{done.stderr[-500:]}")
+        raise InternalError(
+            f"{what} failed ({done.returncode}): {done.stdout[-1500:]}{done.stderr[-500:]}"
+        )
