@@ -6,7 +6,10 @@ so each entity's key hashes on its own and the entities spread evenly over the
 nodes. One request's reads (its store, courier, market, day, cells and the engine's
 watermark, ~6-15 keys) are one ``GET`` per key, pipelined per node, the nodes in
 parallel: one round trip in time, with as many socket writes as nodes touched (at
-most the number of primaries). Why not one tag for a request's keys: the store API
+most the number of primaries). The service's reads go through one pipelined
+connection per primary (:class:`_ClusterReads`, routed by a ``CLUSTER SLOTS``
+table), as the single-node store's go through one connection; the blocking store
+and every write use redis-py's cluster clients. Why not one tag for a request's keys: the store API
 keys entities by ``(kind, id)`` alone, and a store, a courier or a cell is read by
 requests of many orders, so no tag puts every key of every request in one slot;
 tagging by kind would put all stores (or all couriers) on one node, the hot spot a
@@ -18,8 +21,9 @@ slot, one node, one round trip, at the price of no spreading at all.
 every key has a slot of its own, so it is the same number of commands; and a
 single-key read is never refused with ``TRYAGAIN`` while its slot migrates (an
 ``MGET`` of keys split between the two nodes is), so a resharding costs redirects,
-never an error. MOVED and ASK are followed by redis-py (``ASKING`` on the target,
-the slot map patched on MOVED).
+never an error. MOVED and ASK are followed (``ASKING`` on the target, the slot
+map patched on MOVED), by :class:`_ClusterReads` for the service's reads, by redis-py
+elsewhere.
 
 Writes run :data:`~arrive.store.codec.MERGE_SCRIPT` as on one node, one key per
 call (a script's keys must share a slot, and a multi-key call over a migrating slot
@@ -31,6 +35,7 @@ service with a deadline wants), and the next call finds the node when it is back
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import threading
 from collections.abc import Iterator, Sequence
@@ -43,6 +48,7 @@ import redis.asyncio.retry
 import redis.cluster
 import redis.retry
 from redis.backoff import NoBackoff
+from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 from redis.exceptions import ClusterError, RedisClusterException, ResponseError
 
 from arrive.errors import FeatureStoreUnavailable, StoreError
@@ -58,6 +64,9 @@ from arrive.store.redis import (
     _raise_first_error,
     startup_nodes,
 )
+from arrive.store.redis_pipe import PipelinedRedis, Redirect
+
+_MAX_REDIRECTS: Final = 5
 
 _REDIRECTED: Final = ("MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN")
 """Error replies that mean "not here, not now" (left after redis-py's own retries)."""
@@ -181,12 +190,139 @@ class RedisClusterStore:
             return self._client
 
 
+class _ClusterReads:
+    """Reads over one :class:`~arrive.store.redis_pipe.PipelinedRedis` per primary, routed
+    by a slot table (``CLUSTER SLOTS``): the service's read path.
+
+    A read sends one ``GET`` per key, each key's on its node's connection, the nodes
+    together; the reads of concurrent requests share each connection's writes, as on
+    one node. ``MOVED`` patches the table and asks the new owner; ``ASK`` asks the
+    target once, ``ASKING`` first. A node that cannot be reached fails the read with
+    :class:`~arrive.errors.FeatureStoreUnavailable` and drops the table, so the next
+    read (or ping) loads it again from any node that answers.
+    """
+
+    def __init__(self, config: RedisStoreConfig, where: str) -> None:
+        parts = urlsplit(config.url)
+        self._scheme = "rediss" if parts.scheme.startswith("rediss") else "redis"
+        auth = parts.netloc.rpartition("@")[0]
+        self._auth = f"{auth}@" if auth else ""
+        self._seeds = [f"{host}:{port}" for host, port in startup_nodes(config.url)]
+        self._timeouts = (config.socket_timeout_s, config.connect_timeout_s)
+        self.where = where
+        self._nodes: dict[str, PipelinedRedis] = {}
+        self._table: list[str] = []  # slot -> "host:port" of its primary; empty: not loaded
+        self._loading: asyncio.Future[list[str]] | None = None
+
+    async def get(self, names: list[str]) -> list[Any]:
+        """The value of each key of ``names`` (None when absent)."""
+        table = self._table or await self._load()
+        by_node: dict[str, list[int]] = {}
+        for i, name in enumerate(names):
+            by_node.setdefault(table[key_slot(name.encode())], []).append(i)
+        try:
+            answers = await asyncio.gather(
+                *(
+                    self._node(node).execute_many([("GET", names[i]) for i in at])
+                    for node, at in by_node.items()
+                )
+            )
+            out: list[Any] = [None] * len(names)
+            for at, replies in zip(by_node.values(), answers, strict=True):
+                for i, answer in zip(at, replies, strict=True):
+                    reply = answer
+                    if isinstance(reply, Redirect):
+                        reply = await self._redirected(names[i], reply)
+                    if isinstance(reply, Exception):
+                        raise reply
+                    out[i] = reply
+        except FeatureStoreUnavailable:
+            self._table = []  # the topology may have changed: load it again next time
+            raise
+        return out
+
+    async def ping(self) -> None:
+        """Every primary answers PING."""
+        try:
+            table = self._table or await self._load()
+            await asyncio.gather(*(self._node(node).execute("PING") for node in set(table)))
+        except FeatureStoreUnavailable:
+            self._table = []
+            raise
+
+    async def aclose(self) -> None:
+        """Closes every node's connection."""
+        if self._loading is not None:
+            self._loading.cancel()
+        nodes, self._nodes = list(self._nodes.values()), {}
+        for node in nodes:
+            await node.aclose()
+
+    async def _redirected(self, name: str, redirect: Redirect) -> Any:
+        for _ in range(_MAX_REDIRECTS):
+            node = self._node(redirect.node)
+            if redirect.ask:
+                _, reply = await node.execute_many([("ASKING",), ("GET", name)])
+            else:
+                if self._table:
+                    self._table[redirect.slot] = redirect.node
+                (reply,) = await node.execute_many([("GET", name)])
+            if not isinstance(reply, Redirect):
+                return reply
+            redirect = reply
+        raise FeatureStoreUnavailable(
+            f"redis cluster at {self.where}: more than {_MAX_REDIRECTS} redirects for one key"
+        )
+
+    def _node(self, node: str) -> PipelinedRedis:
+        found = self._nodes.get(node)
+        if found is None:
+            read_s, connect_s = self._timeouts
+            found = self._nodes[node] = PipelinedRedis(
+                f"{self._scheme}://{self._auth}{node}/0",
+                where=f"{self.where} (node {node})",
+                socket_timeout_s=read_s,
+                connect_timeout_s=connect_s,
+            )
+        return found
+
+    async def _load(self) -> list[str]:
+        """The slot table, loaded once for the callers that ask meanwhile."""
+        if self._loading is None:
+            self._loading = asyncio.ensure_future(self._slots())
+            self._loading.add_done_callback(self._loaded)
+        return await asyncio.shield(self._loading)
+
+    def _loaded(self, loading: asyncio.Future[list[str]]) -> None:
+        self._loading = None
+        if not loading.cancelled() and loading.exception() is None:
+            self._table = loading.result()
+
+    async def _slots(self) -> list[str]:
+        why = "no node to ask"
+        for seed in dict.fromkeys([*self._nodes, *self._seeds]):
+            try:
+                ranges = await self._node(seed).execute("CLUSTER", "SLOTS")
+            except StoreError as exc:  # FeatureStoreUnavailable included
+                why = str(exc)
+                continue
+            table = [""] * REDIS_CLUSTER_HASH_SLOTS
+            for start, end, primary, *_ in ranges:
+                host = primary[0].decode() or seed.rpartition(":")[0]
+                table[start : end + 1] = [f"{host}:{primary[1]}"] * (end + 1 - start)
+            if "" not in table:
+                return table
+            why = f"node {seed} has slots no node serves"
+        raise FeatureStoreUnavailable(f"redis cluster at {self.where} is unavailable: {why}")
+
+
 class AsyncRedisClusterStore:
     """An :class:`~arrive.store.base.AsyncOnlineStore` on a Redis Cluster, for the service.
 
-    The same keys, packing and merge as :class:`RedisClusterStore`, with
-    ``redis.asyncio``'s cluster client: a read's ``GET``\\ s go out as one pipeline
-    per node, the nodes awaited together. Use it from one event loop.
+    The same keys, packing and merge as :class:`RedisClusterStore`. Reads and pings go
+    through one pipelined connection per primary (:class:`_ClusterReads`: the reads of
+    concurrent requests share each node's writes, the nodes asked together); writes use
+    ``redis.asyncio``'s cluster client. Use it from one event loop.
 
     Args:
         config: a ``redis+cluster://`` URL and how to use it; no connection is
@@ -201,6 +337,7 @@ class AsyncRedisClusterStore:
         self._client = redis.asyncio.cluster.RedisCluster(
             startup_nodes=nodes, retry=retry, **_client_options(config)
         )
+        self._reads = _ClusterReads(config, self._plan.where)
 
     async def get_many(self, keys: Sequence[EntityKey]) -> list[FeatureRow | None]:
         """See :meth:`arrive.store.base.OnlineStore.get_many`."""
@@ -208,12 +345,9 @@ class AsyncRedisClusterStore:
             return []
         names = self._plan.read_keys(keys)
         unique = _unique(names)
-        with _translated(self._plan.where):
-            pipe = self._client.pipeline()
-            for name in unique:
-                pipe.get(name)
-            replies = await pipe.execute(raise_on_error=False)
-            _raise_first_error(replies)
+        replies = await self._reads.get(unique)
+        if len(unique) == len(names):
+            return self._plan.rows(names, replies)
         found = dict(zip(unique, replies, strict=True))
         return self._plan.rows(names, [found[name] for name in names])
 
@@ -237,10 +371,9 @@ class AsyncRedisClusterStore:
 
     async def ping(self) -> None:
         """Every primary answers PING (see :meth:`arrive.store.base.OnlineStore.ping`)."""
-        with _translated(self._plan.where):
-            primaries = redis.asyncio.cluster.RedisCluster.PRIMARIES
-            await self._client.ping(target_nodes=primaries)
+        await self._reads.ping()
 
     async def close(self) -> None:
         """Closes every connection."""
+        await self._reads.aclose()
         await self._client.aclose()
