@@ -38,7 +38,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Final
 from urllib.parse import unquote, urlsplit
 
@@ -190,6 +190,20 @@ class RedisClusterStore:
             return self._client
 
 
+def _retrieve(futures: Iterable[asyncio.Future[Any]]) -> None:
+    """Mark the outcome of ``futures`` retrieved (now or when done): a read that failed
+    early leaves the others' replies unread, and asyncio would log each one's error."""
+    for future in futures:
+        if future.done():
+            _ = future.cancelled() or future.exception()
+        else:
+            future.add_done_callback(_retrieved)
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    _ = future.cancelled() or future.exception()
+
+
 class _ClusterReads:
     """Reads over one :class:`~arrive.store.redis_pipe.PipelinedRedis` per primary, routed
     by a slot table (``CLUSTER SLOTS``): the service's read path.
@@ -220,25 +234,22 @@ class _ClusterReads:
         by_node: dict[str, list[int]] = {}
         for i, name in enumerate(names):
             by_node.setdefault(table[key_slot(name.encode())], []).append(i)
+        sent: list[tuple[int, asyncio.Future[Any]]] = []
+        out: list[Any] = [None] * len(names)
         try:
-            answers = await asyncio.gather(
-                *(
-                    self._node(node).execute_many([("GET", names[i]) for i in at])
-                    for node, at in by_node.items()
-                )
-            )
-            out: list[Any] = [None] * len(names)
-            for at, replies in zip(by_node.values(), answers, strict=True):
-                for i, answer in zip(at, replies, strict=True):
-                    reply = answer
-                    if isinstance(reply, Redirect):
-                        reply = await self._redirected(names[i], reply)
-                    if isinstance(reply, Exception):
-                        raise reply
-                    out[i] = reply
+            for node, at in by_node.items():  # every node's GETs out before any reply is awaited
+                futures = await self._node(node).send_many([("GET", names[i]) for i in at])
+                sent.extend(zip(at, futures, strict=True))
+            for i, future in sent:
+                try:
+                    out[i] = await future
+                except Redirect as redirect:
+                    out[i] = await self._redirected(names[i], redirect)
         except FeatureStoreUnavailable:
             self._table = []  # the topology may have changed: load it again next time
             raise
+        finally:
+            _retrieve(future for _, future in sent)
         return out
 
     async def ping(self) -> None:
@@ -262,14 +273,16 @@ class _ClusterReads:
         for _ in range(_MAX_REDIRECTS):
             node = self._node(redirect.node)
             if redirect.ask:
-                _, reply = await node.execute_many([("ASKING",), ("GET", name)])
+                asking, get = await node.send_many([("ASKING",), ("GET", name)])
+                _retrieve([asking])
             else:
                 if self._table:
                     self._table[redirect.slot] = redirect.node
-                (reply,) = await node.execute_many([("GET", name)])
-            if not isinstance(reply, Redirect):
-                return reply
-            redirect = reply
+                (get,) = await node.send_many([("GET", name)])
+            try:
+                return await get
+            except Redirect as again:
+                redirect = again
         raise FeatureStoreUnavailable(
             f"redis cluster at {self.where}: more than {_MAX_REDIRECTS} redirects for one key"
         )

@@ -89,10 +89,11 @@ class PipelinedRedis:
             replies = await self._connection()
         return await replies.send(_pack(args))
 
-    async def execute_many(self, commands: Sequence[tuple[Arg, ...]]) -> list[Any]:
-        """The replies to ``commands``, sent back to back on the connection (``ASKING``
-        and the command it allows stay adjacent); an error reply is returned in its
-        place as the exception :meth:`execute` would raise, not raised.
+    async def send_many(self, commands: Sequence[tuple[Arg, ...]]) -> list[asyncio.Future[Any]]:
+        """Send ``commands`` back to back on the connection (``ASKING`` and the command it
+        allows stay adjacent) and return at once with a future per reply (without
+        suspending when the connection is open). A future fails as :meth:`execute` would
+        raise; the caller awaits or retrieves each.
 
         Raises:
             FeatureStoreUnavailable: no connection.
@@ -100,8 +101,7 @@ class PipelinedRedis:
         replies = self._replies
         if replies is None or replies.closed:
             replies = await self._connection()
-        sent = [replies.send(_pack(command)) for command in commands]
-        return await asyncio.gather(*sent, return_exceptions=True)
+        return [replies.send(_pack(command)) for command in commands]
 
     async def aclose(self) -> None:
         """Closes the connection; waiting commands fail."""
