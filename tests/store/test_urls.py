@@ -59,6 +59,8 @@ def test_a_cluster_url_opens_the_cluster_backends_with_its_startup_nodes() -> No
     single = store_config("redis://10.0.0.1:7000/0", "--store")
     assert single is not None
     assert not single.cluster
+    with pytest.raises(ConfigError, match="is a Redis Cluster"):
+        RedisStore(config)
 
 
 @pytest.mark.parametrize(

@@ -236,6 +236,14 @@ def _raise_first_error(results: list[Any]) -> None:
             raise result
 
 
+def _single_node(config: RedisStoreConfig) -> None:
+    if config.cluster:
+        raise ConfigError(
+            "store.url: a redis+cluster:// URL is a Redis Cluster: open it with "
+            "arrive.store.urls.open_store (RedisClusterStore)"
+        )
+
+
 def _options(config: RedisStoreConfig) -> dict[str, Any]:
     options: dict[str, Any] = {
         "socket_timeout": config.socket_timeout_s,
@@ -258,6 +266,7 @@ class RedisStore:
     """
 
     def __init__(self, config: RedisStoreConfig) -> None:
+        _single_node(config)
         self.config = config
         self._plan = _Plan(config)
         retry = redis.retry.Retry(NoBackoff(), config.retries)
@@ -314,6 +323,7 @@ class AsyncRedisStore:
     """
 
     def __init__(self, config: RedisStoreConfig) -> None:
+        _single_node(config)
         self.config = config
         self._plan = _Plan(config)
         retry = redis.asyncio.retry.Retry(NoBackoff(), config.retries)

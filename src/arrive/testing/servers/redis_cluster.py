@@ -2,7 +2,7 @@
 free loopback ports, joined by ``redis-cli --cluster create``, for tests and benchmarks::
 
     with RedisClusterServer() as cluster:
-        store = RedisStore(RedisStoreConfig(url=cluster.url))  # redis+cluster://…
+        store = open_store(cluster.url, "test")  # redis+cluster://…: a RedisClusterStore
 
 No replicas: a killed node's slots are unserved until it returns (:meth:`kill_node`,
 :meth:`restart_node`; it comes back under its old identity, empty). Slots move with
