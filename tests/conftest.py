@@ -55,6 +55,35 @@ def redis_url(request: pytest.FixtureRequest) -> str:
     return server.url
 
 
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[Any]:
+    """A throw-away Redis Cluster of three primaries (``redis-cli --cluster create``) for
+    the session: a :class:`~arrive.testing.servers.redis_cluster.RedisClusterServer`.
+
+    Fails (never skips) when ``redis-server`` or ``redis-cli`` is missing. Tests that
+    kill a node or move slots leave it whole and ``cluster_state:ok`` when they end.
+    """
+    from arrive.errors import InternalError
+    from arrive.testing.servers.redis_cluster import RedisClusterServer
+
+    cluster = RedisClusterServer()
+    try:
+        cluster.start()
+    except InternalError as exc:
+        pytest.fail(f"the redis cluster tests need redis-server and redis-cli: {exc}")
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url(redis_cluster: Any) -> str:
+    """``redis+cluster://…`` of the session's cluster."""
+    url: str = redis_cluster.url
+    return url
+
+
 # --- Kafka protocol: a private tansu broker for the whole session ----------------------------
 
 

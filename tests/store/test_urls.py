@@ -8,7 +8,8 @@ import pytest
 from arrive.errors import ConfigError
 from arrive.store.keys import DEFAULT_PREFIX
 from arrive.store.memory import AsyncInMemoryStore, InMemoryStore
-from arrive.store.redis import AsyncRedisStore, RedisStore
+from arrive.store.redis import AsyncRedisStore, RedisStore, startup_nodes
+from arrive.store.redis_cluster import AsyncRedisClusterStore, RedisClusterStore
 from arrive.store.urls import StoreOptions, open_async_store, open_store, store_config
 
 
@@ -46,9 +47,27 @@ def test_redis_urls_open_the_blocking_or_async_backend() -> None:
     assert isinstance(async_store, AsyncRedisStore)
 
 
+def test_a_cluster_url_opens_the_cluster_backends_with_its_startup_nodes() -> None:
+    url = "redis+cluster://u:pw@10.0.0.1:7000,10.0.0.2:7001?prefix=east"  # does not connect
+    config = store_config(url, "--store")
+    assert config is not None
+    assert config.cluster
+    assert config.key_prefix == "east"
+    assert startup_nodes(config.url) == [("10.0.0.1", 7000), ("10.0.0.2", 7001)]
+    assert isinstance(open_store(url, "--store"), RedisClusterStore)
+    assert isinstance(open_async_store(url, "--store"), AsyncRedisClusterStore)
+    single = store_config("redis://10.0.0.1:7000/0", "--store")
+    assert single is not None
+    assert not single.cluster
+    with pytest.raises(ConfigError, match="is a Redis Cluster"):
+        RedisStore(config)
+
+
 @pytest.mark.parametrize(
     ("url", "says"),
     [
+        ("redis+cluster://:secret@h:7000,h2/0", "cluster node 'h2' must be host:port"),
+        ("redis+cluster://:secret@h:7000/3", "only database 0"),
         ("postgres://db/0", "unknown store 'postgres'"),
         ("bogus", "unknown store 'bogus'"),
         ("redis://:secret@h:6379/0?prefx=a", "unknown parameter 'prefx'"),

@@ -35,7 +35,10 @@ if TYPE_CHECKING:
     "or kafka://HOST:PORT?topic=T[&group=G].",
 )
 @click.option(
-    "--store", default="memory", show_default=True, help="memory or redis://HOST:PORT/DB[?prefix=P]"
+    "--store",
+    default="memory",
+    show_default=True,
+    help="memory, redis://HOST:PORT/DB or redis+cluster://HOST:PORT,...[?prefix=P]",
 )
 @click.option(
     "--state",

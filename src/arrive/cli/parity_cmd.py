@@ -20,7 +20,10 @@ from arrive.features.online.parity import ParityReport, run_parity
 @click.option("--start", type=click.DateTime(), help="Sample orders created from (UTC).")
 @click.option("--end", type=click.DateTime(), help="Replay and sample before (UTC).")
 @click.option(
-    "--store", default="memory", show_default=True, help="memory or redis://HOST:PORT/DB[?prefix=P]"
+    "--store",
+    default="memory",
+    show_default=True,
+    help="memory, redis://HOST:PORT/DB or redis+cluster://HOST:PORT,...[?prefix=P]",
 )
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def command(

@@ -28,7 +28,7 @@ from arrive.tomlfile import read_toml
 
 ENV_PREFIX: Final = "ARRIVE_"
 
-_STORE_URL = r"^(memory|(redis|rediss|unix)://.+)$"
+_STORE_URL = r"^(memory|(redis|rediss|unix|redis\+cluster|rediss\+cluster)://.+)$"
 
 
 def _doc(text: str, **constraints: Any) -> msgspec.Meta:
@@ -53,8 +53,9 @@ class ServeSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     store_url: Annotated[
         str,
         _doc(
-            "Online feature store: `memory` (in-process) or a `redis://`, `rediss://` "
-            "or `unix://` URL; `?prefix=P` puts the keys under P, as ingest wrote them.",
+            "Online feature store: `memory` (in-process), a `redis://`, `rediss://` "
+            "or `unix://` URL, or a Redis Cluster as `redis+cluster://host:port[,host:port…]` "
+            "(its startup nodes); `?prefix=P` puts the keys under P, as ingest wrote them.",
             pattern=_STORE_URL,
         ),
     ] = "memory"

@@ -6,10 +6,14 @@ Backends (pick one explicitly; :class:`InMemoryStore` is the default):
 * :class:`RedisStore` / :class:`AsyncRedisStore` — Redis, one MGET per read;
   configured by :class:`RedisStoreConfig`. Imported on first use (redis-py takes
   about 150 ms to import).
+* :class:`~arrive.store.redis_cluster.RedisClusterStore` /
+  :class:`~arrive.store.redis_cluster.AsyncRedisClusterStore` — a Redis Cluster
+  (``redis+cluster://`` URLs), the same keys and values routed by hash slot.
 
 Wrap any backend in :class:`FreshStore` (or :class:`AsyncFreshStore`) to serve
 only values younger than their feature's TTL. Every command opens the store its URL
-names through :mod:`arrive.store.urls` (``memory``, ``redis://…[?prefix=P]``);
+names through :mod:`arrive.store.urls` (``memory``, ``redis://…[?prefix=P]``,
+``redis+cluster://…``);
 :func:`arrive.store.threaded.as_async` awaits a blocking store.
 """
 

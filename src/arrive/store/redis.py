@@ -7,8 +7,8 @@ a few lines of IO. Writes run :data:`~arrive.store.codec.MERGE_SCRIPT` in Redis,
 ``merge_batch`` entities per call, all calls of a ``put_many`` in one pipeline
 (``transaction=False``): correct with any number of concurrent writers, no WATCH.
 
-Single-node Redis (or a proxy that forwards multi-key commands); Redis Cluster
-would need hash tags in :mod:`arrive.store.keys`.
+Single-node Redis (or a proxy that forwards multi-key commands); a Redis Cluster
+is :mod:`arrive.store.redis_cluster` (same keys, plan and merge, routed by slot).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from arrive.store.redis_pipe import PipelinedRedis
 MERGE_SHA: Final = hashlib.sha1(MERGE_SCRIPT.encode()).hexdigest()
 _MergeCall = tuple[int, list[str | bytes | int]]
 """EVALSHA's ``numkeys`` and ``keys_and_args`` for one server-side merge."""
-_SCHEMES: Final = ("redis", "rediss", "unix")
+_SCHEMES: Final = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster")
 _UNAVAILABLE: Final = (
     redis.ConnectionError,  # also refused, reset, auth failed, BusyLoadingError
     redis.TimeoutError,
@@ -59,7 +59,9 @@ class RedisStoreConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
 
     Attributes:
         type: the backend discriminator (always ``"redis"``).
-        url: ``redis://[user:password@]host:port/db``, ``rediss://…`` or ``unix://…``.
+        url: ``redis://[user:password@]host:port/db``, ``rediss://…`` or ``unix://…``;
+            a Redis Cluster as ``redis+cluster://[user:password@]host:port[,host:port…]``
+            (or ``rediss+cluster://``): its startup nodes (:mod:`arrive.store.redis_cluster`).
         key_prefix: namespace of this deployment's keys (:mod:`arrive.store.keys`).
         key_ttl_s: expiry of an entity's key after its last write, a memory bound:
             set it to the longest feature TTL (stale values are never served
@@ -87,6 +89,8 @@ class RedisStoreConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     def __post_init__(self) -> None:
         if urlsplit(self.url).scheme not in _SCHEMES:
             raise ConfigError(f"store.url: scheme must be one of {', '.join(_SCHEMES)}")
+        if self.cluster:
+            startup_nodes(self.url)  # refuses a malformed node list
         if not self.key_prefix:
             raise ConfigError("store.key_prefix: must not be empty")
         _check_positive("key_ttl_s", self.key_ttl_s)
@@ -97,6 +101,11 @@ class RedisStoreConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
         if self.retries < 0:
             raise ConfigError(f"store.retries: {self.retries} must be 0 or more")
 
+    @property
+    def cluster(self) -> bool:
+        """True when ``url`` names a Redis Cluster (``redis+cluster://``, ``rediss+cluster://``)."""
+        return urlsplit(self.url).scheme.endswith("+cluster")
+
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> RedisStoreConfig:
         """Validated config from settings; raises ConfigError naming the field."""
@@ -104,6 +113,25 @@ class RedisStoreConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
             return msgspec.convert(data, cls, str_keys=True)
         except msgspec.ValidationError as exc:
             raise ConfigError(f"store: {exc}") from exc
+
+
+def startup_nodes(url: str) -> list[tuple[str, int]]:
+    """``(host, port)`` of each node a ``redis+cluster://`` URL names (no IO).
+
+    Raises:
+        ConfigError: a node lacks a host or a valid port, or the URL selects a
+            database other than 0 (a cluster has only db 0).
+    """
+    parts = urlsplit(url)
+    nodes = []
+    for node in parts.netloc.rpartition("@")[2].split(","):
+        host, _, port = node.strip().rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"store.url: cluster node {node!r} must be host:port")
+        nodes.append((host.strip("[]"), int(port)))
+    if parts.path.strip("/") not in ("", "0"):
+        raise ConfigError("store.url: a Redis Cluster has only database 0")
+    return nodes
 
 
 def _check_positive(name: str, value: float | None) -> None:
@@ -127,6 +155,8 @@ def _redacted(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme == "unix":
         return f"unix://{parts.path}"
+    if parts.scheme.endswith("+cluster"):  # several host:port, no .port
+        return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
     port = f":{parts.port}" if parts.port else ""
     return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}"
 
@@ -152,11 +182,18 @@ class _Plan:
 
     def merge_calls(self, rows: Sequence[tuple[EntityKey, FeatureRow]]) -> list[_MergeCall]:
         """The server-side merges of ``rows``; validates all first."""
-        items = [
+        return self.batched(self.merge_items(rows))
+
+    def merge_items(self, rows: Sequence[tuple[EntityKey, FeatureRow]]) -> list[tuple[str, bytes]]:
+        """``(key, packed update)`` of each entity of ``rows`` (coalesced, validated)."""
+        return [
             (self._keys.feature_key(key), pack_row(row))
             for key, row in _coalesced(rows).items()
             if row
         ]
+
+    def batched(self, items: list[tuple[str, bytes]]) -> list[_MergeCall]:
+        """``items`` in server-side merges of ``merge_batch`` keys each."""
         return [
             self._merge_call(items[i : i + self._batch]) for i in range(0, len(items), self._batch)
         ]
@@ -199,6 +236,14 @@ def _raise_first_error(results: list[Any]) -> None:
             raise result
 
 
+def _single_node(config: RedisStoreConfig) -> None:
+    if config.cluster:
+        raise ConfigError(
+            "store.url: a redis+cluster:// URL is a Redis Cluster: open it with "
+            "arrive.store.urls.open_store (RedisClusterStore)"
+        )
+
+
 def _options(config: RedisStoreConfig) -> dict[str, Any]:
     options: dict[str, Any] = {
         "socket_timeout": config.socket_timeout_s,
@@ -221,6 +266,7 @@ class RedisStore:
     """
 
     def __init__(self, config: RedisStoreConfig) -> None:
+        _single_node(config)
         self.config = config
         self._plan = _Plan(config)
         retry = redis.retry.Retry(NoBackoff(), config.retries)
@@ -277,6 +323,7 @@ class AsyncRedisStore:
     """
 
     def __init__(self, config: RedisStoreConfig) -> None:
+        _single_node(config)
         self.config = config
         self._plan = _Plan(config)
         retry = redis.asyncio.retry.Retry(NoBackoff(), config.retries)

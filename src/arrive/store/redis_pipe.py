@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
+from collections.abc import Sequence
 from typing import Any, Final
 
 import hiredis
@@ -29,7 +30,28 @@ from arrive.errors import FeatureStoreUnavailable, StoreError
 from arrive.joined_writes import JoinedWrites
 
 Arg = str | bytes | int | float
-_NOT_NOW: Final = ("LOADING", "READONLY", "OOM", "MASTERDOWN", "NOAUTH", "WRONGPASS")
+_NOT_NOW: Final = (
+    *("LOADING", "READONLY", "OOM", "MASTERDOWN", "NOAUTH", "WRONGPASS"),
+    *("CLUSTERDOWN", "TRYAGAIN"),  # a Redis Cluster failing over or resharding
+)
+
+
+class Redirect(StoreError):
+    """A Redis Cluster node's ``MOVED`` or ``ASK`` reply: the key's slot is served
+    elsewhere (for good, or, with ``ask``, for this one command during a migration).
+
+    Attributes:
+        ask: True for ``ASK`` (send ``ASKING`` first, keep the slot map), False for ``MOVED``.
+        slot: the key's hash slot.
+        node: ``host:port`` of the node to ask.
+    """
+
+    def __init__(self, message: str, where: str) -> None:
+        super().__init__(f"redis at {where} redirected a command: {message}")
+        kind, slot, node = message.split(" ", 2)
+        self.ask = kind == "ASK"
+        self.slot = int(slot)
+        self.node = node
 
 
 class PipelinedRedis:
@@ -66,6 +88,20 @@ class PipelinedRedis:
         if replies is None or replies.closed:
             replies = await self._connection()
         return await replies.send(_pack(args))
+
+    async def send_many(self, commands: Sequence[tuple[Arg, ...]]) -> list[asyncio.Future[Any]]:
+        """Send ``commands`` back to back on the connection (``ASKING`` and the command it
+        allows stay adjacent) and return at once with a future per reply (without
+        suspending when the connection is open). A future fails as :meth:`execute` would
+        raise; the caller awaits or retrieves each.
+
+        Raises:
+            FeatureStoreUnavailable: no connection.
+        """
+        replies = self._replies
+        if replies is None or replies.closed:
+            replies = await self._connection()
+        return [replies.send(_pack(command)) for command in commands]
 
     async def aclose(self) -> None:
         """Closes the connection; waiting commands fail."""
@@ -215,6 +251,8 @@ class _Replies(asyncio.Protocol):
             self._timer = self._loop.call_at(deadline, self._check_late)
 
     def _error(self, message: str) -> StoreError:
+        if message.startswith(("MOVED ", "ASK ")):
+            return Redirect(message, self._where)
         if message.startswith(_NOT_NOW):
             return FeatureStoreUnavailable(f"redis at {self._where} is unavailable: {message}")
         return StoreError(f"redis at {self._where} refused a command: {message}")

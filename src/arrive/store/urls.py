@@ -5,6 +5,9 @@ bench) reads its store setting through.
 * ``redis://[user:password@]host:port/db[?prefix=P]`` (or ``rediss://``, ``unix://``):
   Redis, this deployment's keys under ``P`` (default ``arrive``,
   :mod:`arrive.store.keys`). Writers and readers of one deployment give the same URL.
+* ``redis+cluster://[user:password@]host:port[,host:port…][?prefix=P]`` (or
+  ``rediss+cluster://``): a Redis Cluster reached through these startup nodes
+  (:mod:`arrive.store.redis_cluster`).
 
 :func:`store_config` parses (no IO); :func:`open_store` and :func:`open_async_store`
 open the blocking or async backend.
@@ -25,7 +28,7 @@ if TYPE_CHECKING:
     from arrive.store.redis import RedisStoreConfig
 
 MEMORY: Final = "memory"
-_REDIS_SCHEMES: Final = ("redis", "rediss", "unix")
+_REDIS_SCHEMES: Final = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster")
 _PARAMETERS: Final = ("prefix",)
 
 
@@ -64,7 +67,7 @@ def store_config(
     if parts.scheme not in _REDIS_SCHEMES:
         raise ConfigError(
             f"{setting}: unknown store {parts.scheme or url!r} (expected 'memory' or a "
-            "redis://, rediss:// or unix:// URL)"
+            "redis://, rediss://, unix:// or redis+cluster:// URL)"
         )
     query = parse_qs(parts.query, keep_blank_values=True)
     unknown = sorted(set(query) - set(_PARAMETERS))
@@ -100,6 +103,10 @@ def open_store(url: str, setting: str, options: StoreOptions | None = None) -> O
     config = store_config(url, setting, options)
     if config is None:
         return InMemoryStore()
+    if config.cluster:
+        from arrive.store.redis_cluster import RedisClusterStore
+
+        return RedisClusterStore(config)
     from arrive.store.redis import RedisStore
 
     return RedisStore(config)
@@ -116,6 +123,10 @@ def open_async_store(
     config = store_config(url, setting, options)
     if config is None:
         return AsyncInMemoryStore(InMemoryStore())
+    if config.cluster:
+        from arrive.store.redis_cluster import AsyncRedisClusterStore
+
+        return AsyncRedisClusterStore(config)
     from arrive.store.redis import AsyncRedisStore
 
     return AsyncRedisStore(config)

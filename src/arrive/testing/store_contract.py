@@ -121,6 +121,24 @@ class AsyncRedisBackend(RedisBackend):
         return SyncOverAsync(AsyncRedisStore(redis_test_config(self.url)))
 
 
+class RedisClusterBackend(RedisBackend):
+    """:class:`~arrive.store.redis_cluster.RedisClusterStore` at a ``redis+cluster://`` URL."""
+
+    def make(self) -> OnlineStore:
+        from arrive.store.redis_cluster import RedisClusterStore
+
+        return RedisClusterStore(redis_test_config(self.url))
+
+
+class AsyncRedisClusterBackend(RedisBackend):
+    """:class:`~arrive.store.redis_cluster.AsyncRedisClusterStore`, awaited by SyncOverAsync."""
+
+    def make(self) -> OnlineStore:
+        from arrive.store.redis_cluster import AsyncRedisClusterStore
+
+        return SyncOverAsync(AsyncRedisClusterStore(redis_test_config(self.url)))
+
+
 def redis_test_config(url: str, **options: Any) -> Any:
     """A :class:`~arrive.store.redis.RedisStoreConfig` for ``url`` with a unique key prefix."""
     from arrive.store.redis import RedisStoreConfig

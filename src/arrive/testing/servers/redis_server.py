@@ -16,7 +16,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Final
@@ -36,15 +36,22 @@ class RedisServer:
     Args:
         executable: the server binary (looked up on PATH).
         startup_timeout_s: how long to wait for the first PONG.
+        extra_args: more command-line options (e.g. ``("--cluster-enabled", "yes")``).
 
     Raises:
         InternalError: (from :meth:`start`) the binary is missing, or the server
             exits or stays silent; the message holds its log.
     """
 
-    def __init__(self, executable: str = "redis-server", startup_timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        executable: str = "redis-server",
+        startup_timeout_s: float = 10.0,
+        extra_args: Sequence[str] = (),
+    ) -> None:
         self.executable = executable
         self.startup_timeout_s = startup_timeout_s
+        self.extra_args = tuple(extra_args)
         self.port = 0
         self._proc: subprocess.Popen[bytes] | None = None
         self._dir: Path | None = None
@@ -54,23 +61,33 @@ class RedisServer:
         """``redis://127.0.0.1:{port}/0``."""
         return f"redis://{_HOST}:{self.port}/0"
 
+    @property
+    def running(self) -> bool:
+        """True while the server process is alive (paused counts as alive)."""
+        return self._proc is not None and self._proc.poll() is None
+
     def start(self, port: int | None = None) -> None:
         """Start the server and return once it answers PING.
 
         Args:
             port: the port to listen on (e.g. the one of a server stopped earlier, to
                 bring "the same" server back); default a free one, retried if taken.
+                After :meth:`kill`, the server restarts in its old directory (a cluster
+                node keeps its identity, from its ``nodes.conf``).
         """
         binary = shutil.which(self.executable)
         if binary is None:
             raise InternalError(
                 f"{self.executable} is not on PATH: install it (apt-get install redis-server)"
             )
-        workdir = self._dir = Path(tempfile.mkdtemp(prefix="arrive-redis-"))
+        if self._dir is None:
+            self._dir = Path(tempfile.mkdtemp(prefix="arrive-redis-"))
+        workdir = self._dir
         for _ in range(_START_ATTEMPTS):
             self.port = port or free_port(_HOST)
             self._proc = subprocess.Popen(
-                _command(binary, self.port, workdir), stdin=subprocess.DEVNULL
+                [*_command(binary, self.port, workdir), *self.extra_args],
+                stdin=subprocess.DEVNULL,
             )
             if self._wait_ready(self._proc):
                 return
@@ -86,6 +103,13 @@ class RedisServer:
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
+
+    def kill(self) -> None:
+        """Kill the server at once (SIGKILL), keeping its directory for a restart."""
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait()
+            self._proc = None
 
     def pause(self) -> None:
         """Freeze the server (SIGSTOP): connections stay open, nothing answers."""
