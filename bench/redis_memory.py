@@ -1,0 +1,104 @@
+"""Bytes per entity key in a real redis-server, with the real feature rows.
+
+Usage: PYTHONPATH=src:bench python bench/redis_memory.py [--source food-delivery|simulated]
+
+Fills its own redis-server the way ``bench/serve_bench.py`` does (the event log moved to
+end now, replayed through the online engine into Redis: every key written as ingest
+writes it, with its expiry), then, for every feature key (``SCAN``), asks the server
+``MEMORY USAGE key SAMPLES 0`` (key, value and the server's per-key overhead) and
+``STRLEN`` (the packed row). Prints, per entity kind: keys, median and mean bytes,
+the packed row's mean length; and the server's ``used_memory`` growth per key (which
+also counts the key space's hash table).
+
+``--source food-delivery``: the Kaggle Food Delivery data (``--csv``); ``simulated``:
+``arrive simulate`` (``--days`` x ``--orders-per-day``, one city), which has courier
+location pings (so the courier-proximity cells too).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections import defaultdict
+from datetime import UTC, datetime
+from pathlib import Path
+
+import redis
+import serve_bench as sb
+
+from arrive.ingest.importers import import_into, load_mapping
+from arrive.store.keys import KeyLayout
+from arrive.testing.servers.eta_service import fill_redis
+from arrive.testing.servers.redis_server import RedisServer
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--source", choices=("food-delivery", "simulated"), default="food-delivery")
+    parser.add_argument("--csv", type=Path, default=sb.DEFAULT_CSV, help="Food Delivery CSV")
+    parser.add_argument("--days", type=int, default=2, help="simulated days (%(default)s)")
+    parser.add_argument("--orders-per-day", type=int, default=4000, help="simulated orders/day")
+    args = parser.parse_args()
+    if args.days < 1 or args.orders_per_day < 1:
+        parser.error("--days and --orders-per-day must be positive")
+    with tempfile.TemporaryDirectory(prefix="arrive-redis-memory-") as tmp:
+        work = Path(tmp)
+        live = sb._shifted(_data(args, work), work / "live")
+        with RedisServer() as server:
+            client = redis.Redis.from_url(server.url)
+            empty = int(client.info("memory")["used_memory"])
+            print("replaying the event log into redis ...", file=sys.stderr)
+            fill_redis(server.url, live, timeout_s=3600.0)
+            kinds = _usage(client)
+            grown = int(client.info("memory")["used_memory"]) - empty
+            total = int(client.dbsize())
+    _print(args, kinds, grown, total)
+
+
+def _data(args: argparse.Namespace, work: Path) -> Path:
+    if args.source == "food-delivery":
+        return import_into(work / "data", args.csv, load_mapping("food-delivery"))
+    out = work / "data"
+    command = [sys.executable, "-m", "arrive.cli", "simulate", "--out", str(out), "--quiet"]
+    command += ["--days", str(args.days), "--orders-per-day", str(args.orders_per_day)]
+    subprocess.run(command, check=True)
+    return out
+
+
+def _usage(client: redis.Redis) -> dict[str, list[tuple[int, int]]]:
+    """(MEMORY USAGE, STRLEN) of every feature key, by entity kind."""
+    kinds: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    for key in client.scan_iter(match=KeyLayout().feature_pattern(), count=1000):
+        kind = key.decode().split(":", 4)[3]  # {prefix}:v{N}:f:{kind}:{id}
+        pipe = client.pipeline(transaction=False)
+        pipe.memory_usage(key, samples=0)
+        pipe.strlen(key)
+        used, length = pipe.execute()
+        kinds[kind].append((int(used), int(length)))
+    return kinds
+
+
+def _print(
+    args: argparse.Namespace, kinds: dict[str, list[tuple[int, int]]], grown: int, total: int
+) -> None:
+    version = "redis-server " + subprocess.run(
+        ["redis-server", "--version"], capture_output=True, text=True, check=True
+    ).stdout.split()[2].removeprefix("v=")
+    print(f"\n{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {args.source}, {version}\n")
+    print("| entity kind | keys | MEMORY USAGE median B | mean B | max B | packed row mean B |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for kind, rows in sorted(kinds.items()):
+        used = [u for u, _ in rows]
+        print(
+            f"| {kind} | {len(rows):,} | {statistics.median(used):,.0f} | "
+            f"{statistics.mean(used):,.0f} | {max(used):,} | "
+            f"{statistics.mean(n for _, n in rows):,.0f} |"
+        )
+    print(f"\nused_memory grew {grown:,} B for {total:,} keys: {grown / max(total, 1):,.0f} B/key")
+
+
+if __name__ == "__main__":
+    main()
