@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -53,6 +55,13 @@ def main() -> None:
     )
     parser.add_argument(
         "--wait-ms", default="1000", help="admission_wait_ms of the second service (%(default)s)"
+    )
+    parser.add_argument(
+        "--overload-threads",
+        type=int,
+        nargs="+",
+        default=[2],
+        help="wrk threads at -c640, one phase each (%(default)s; -c64 always runs -t1)",
     )
     parser.add_argument(
         "--before-wait-ms",
@@ -116,7 +125,7 @@ def _synthetic(work: Path) -> tuple[Path, Path, Path]:
 
 def _blocks(
     args: argparse.Namespace, registry: Path, url: str, bodies: Path, work: Path
-) -> dict[tuple[str, int], list[dict[str, Any]]]:
+) -> dict[tuple[str, int, int], list[dict[str, Any]]]:
     services = {}
     for name, wait_ms in POLICIES.items():
         env = service_env(args, registry, url, work / f"predictions-{len(services)}")
@@ -126,32 +135,42 @@ def _blocks(
             if wait_ms == "0":  # the code before admission_wait_ms existed refuses it
                 del env["ARRIVE_ADMISSION_WAIT_MS"]
         services[name] = ServeProcess(env, workers=2, log_path=work / f"serve-{len(services)}.log")
-    runs: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    runs: dict[tuple[str, int, int], list[dict[str, Any]]] = {}
     for service in services.values():
         service.start()
     try:
         warm_up(args, list(services.values()), bodies)
+        phases = [(64, 1)] + [(640, n) for n in args.overload_threads]
         for block in range(args.blocks):
             order = list(services.items())[:: 1 if block % 2 == 0 else -1]
             for name, service in order:
-                for conns in (64, 640):
-                    threads = 2 if conns > 64 else 1
-                    result = with_cpu(
-                        service,
-                        lambda s=service, c=conns, t=threads: sb._counted(
-                            s.url,
-                            lambda: sb._wrk(
-                                s.url, bodies, "/v1/eta", conns=c, seconds=args.seconds, threads=t
-                            ),
-                        ),
-                    )
-                    result["model_s"] = result["req_s"] * result["model_share"]
-                    result["cpu_us"] = result["cores"] / max(result["req_s"], 1e-9) * 1e6
-                    runs.setdefault((name, conns), []).append(result)
+                for conns, threads in phases:
+                    result = _measured(service, bodies, conns, threads, args.seconds)
+                    runs.setdefault((name, conns, threads), []).append(result)
     finally:
         for service in services.values():
             service.stop()
     return runs
+
+
+def _measured(
+    service: ServeProcess, bodies: Path, conns: int, threads: int, seconds: int
+) -> dict[str, Any]:
+    """One wrk run against ``service``: its figures, the answers' shares, the service's CPU
+    (µs per request; model answers per CPU-second) and the mean number in flight."""
+
+    def run() -> dict[str, float]:
+        return sb._wrk(
+            service.url, bodies, "/v1/eta", conns=conns, seconds=seconds, threads=threads
+        )
+
+    result = with_cpu(
+        service, lambda: with_in_flight(service.url, lambda: sb._counted(service.url, run))
+    )
+    result["model_s"] = result["req_s"] * result["model_share"]
+    result["cpu_us"] = result["cores"] / max(result["req_s"], 1e-9) * 1e6
+    result["model_per_cpu_s"] = result["model_s"] / max(result["cores"], 1e-9)
+    return result
 
 
 def service_env(
@@ -192,6 +211,29 @@ def with_cpu(service: ServeProcess, run: Callable[[], dict[str, Any]]) -> dict[s
     return result
 
 
+def with_in_flight(url: str, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """``run()``, and ``in_flight``: the mean of ``arrive_in_flight`` (admitted requests,
+    all workers) sampled from ``/metrics`` every 0.5 s meanwhile (what the limit let in)."""
+    samples: list[float] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.5):
+            found = re.search(r"^arrive_in_flight ([0-9.e+-]+)$", sb._metrics(url), re.MULTILINE)
+            if found:
+                samples.append(float(found[1]))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        result = run()
+    finally:
+        done.set()
+        sampler.join()
+    result["in_flight"] = statistics.mean(samples) if samples else float("nan")
+    return result
+
+
 def cpu_s(root: int) -> float:
     """User + system CPU seconds of process ``root`` and its descendants (``/proc``)."""
     stats: dict[int, tuple[int, float]] = {}
@@ -211,35 +253,43 @@ def cpu_s(root: int) -> float:
     return total
 
 
-def _print(runs: dict[tuple[str, int], list[dict[str, Any]]], args: argparse.Namespace) -> None:
+def _print(
+    runs: dict[tuple[str, int, int], list[dict[str, Any]]], args: argparse.Namespace
+) -> None:
     print(
         f"\n{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {args.blocks} blocks x {args.seconds} s, "
         "medians (2 workers, redis-server and wrk on the same box)\n"
     )
     print(
         "| service | wrk | req/s | model answers/s | model share | p99 ms | timeouts "
-        "| service CPU µs/req | fallbacks (last block) |"
+        "| service CPU µs/req | model answers per service CPU-s | mean in flight "
+        "| fallbacks (last block) |"
     )
-    print("|---|---|---:|---:|---:|---:|---:|---:|---|")
-    for (name, conns), results in runs.items():
-        med = {
-            k: statistics.median(r[k] for r in results)
-            for k in ("req_s", "model_s", "model_share", "p99_ms", "timeouts", "cpu_us")
-        }
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    keys = ("req_s", "model_s", "model_share", "p99_ms", "timeouts", "cpu_us")
+    for (name, conns, threads), results in runs.items():
+        med = {k: statistics.median(r[k] for r in results) for k in (*keys, "model_per_cpu_s")}
+        flight = statistics.median(r["in_flight"] for r in results)
         print(
-            f"| {name} (wait {POLICIES[name]} ms) | -c{conns} | {med['req_s']:,.0f} | "
+            f"| {name} (wait {POLICIES[name]} ms) | -t{threads} -c{conns} | {med['req_s']:,.0f} | "
             f"{med['model_s']:,.0f} | {med['model_share']:.1%} | {med['p99_ms']:.0f} | "
-            f"{med['timeouts']:.0f} | {med['cpu_us']:.0f} | {results[-1]['fallbacks'] or '-'} |"
+            f"{med['timeouts']:.0f} | {med['cpu_us']:.0f} | {med['model_per_cpu_s']:,.0f} | "
+            f"{flight:.1f} | {results[-1]['fallbacks'] or '-'} |"
         )
     for name in POLICIES:
-        ratios = [
-            over["model_s"] / cap["model_s"]
-            for cap, over in zip(runs[(name, 64)], runs[(name, 640)], strict=True)
-        ]
-        cap = statistics.median(r["model_s"] for r in runs[(name, 64)])
-        over = statistics.median(r["model_s"] for r in runs[(name, 640)])
+        for threads in args.overload_threads:
+            _print_ratio(name, runs[(name, 64, 1)], runs[(name, 640, threads)], threads)
+
+
+def _print_ratio(
+    name: str, cap: list[dict[str, Any]], over: list[dict[str, Any]], threads: int
+) -> None:
+    """At -c640 against -c64: model answers/s, and model answers per service CPU-second."""
+    for key, what in (("model_s", "model answers/s"), ("model_per_cpu_s", "per service CPU-s")):
+        ratios = [o[key] / c[key] for c, o in zip(cap, over, strict=True)]
+        median = statistics.median(o[key] for o in over) / statistics.median(c[key] for c in cap)
         blocks = ", ".join(f"{r:.0%}" for r in ratios)
-        print(f"\n{name}: model answers/s at -c640 = {over / cap:.0%} of -c64 (blocks: {blocks})")
+        print(f"\n{name}: {what} at -t{threads} -c640 = {median:.0%} of -c64 (blocks: {blocks})")
 
 
 if __name__ == "__main__":

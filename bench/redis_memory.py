@@ -26,9 +26,11 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
 
+import polars as pl
 import redis
 import serve_bench as sb
 
+from arrive import datadir
 from arrive.ingest.importers import import_into, load_mapping
 from arrive.store.keys import KeyLayout
 from arrive.testing.servers.eta_service import fill_redis
@@ -51,11 +53,19 @@ def main() -> None:
             client = redis.Redis.from_url(server.url)
             empty = int(client.info("memory")["used_memory"])
             print("replaying the event log into redis ...", file=sys.stderr)
+            cpu = _cpu_s(client)
             fill_redis(server.url, live, timeout_s=3600.0)
+            cpu = _cpu_s(client) - cpu
             kinds = _usage(client)
             grown = int(client.info("memory")["used_memory"]) - empty
             total = int(client.dbsize())
+        events = datadir.scan_events(live).select(pl.len()).collect().item()
     _print(args, kinds, grown, total)
+    print(
+        f"redis-server CPU during the replay: {cpu:.2f} s for {events:,} events "
+        f"({cpu / events * 1e6:.1f} µs per event: the online engine's writes, batched as "
+        "the replay batches them)"
+    )
 
 
 def _data(args: argparse.Namespace, work: Path) -> Path:
@@ -68,36 +78,51 @@ def _data(args: argparse.Namespace, work: Path) -> Path:
     return out
 
 
-def _usage(client: redis.Redis) -> dict[str, list[tuple[int, int]]]:
-    """(MEMORY USAGE, STRLEN) of every feature key, by entity kind."""
-    kinds: dict[str, list[tuple[int, int]]] = defaultdict(list)
+def _cpu_s(client: redis.Redis) -> float:
+    info = client.info("cpu")
+    return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
+
+
+def _usage(client: redis.Redis) -> dict[str, list[tuple[int, int, int]]]:
+    """(MEMORY USAGE, STRLEN, TTL) of every feature key, by entity kind."""
+    kinds: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
     for key in client.scan_iter(match=KeyLayout().feature_pattern(), count=1000):
         kind = key.decode().split(":", 4)[3]  # {prefix}:v{N}:f:{kind}:{id}
         pipe = client.pipeline(transaction=False)
         pipe.memory_usage(key, samples=0)
         pipe.strlen(key)
-        used, length = pipe.execute()
-        kinds[kind].append((int(used), int(length)))
+        pipe.ttl(key)
+        used, length, ttl = pipe.execute()
+        kinds[kind].append((int(used), int(length), int(ttl)))
     return kinds
 
 
 def _print(
-    args: argparse.Namespace, kinds: dict[str, list[tuple[int, int]]], grown: int, total: int
+    args: argparse.Namespace, kinds: dict[str, list[tuple[int, int, int]]], grown: int, total: int
 ) -> None:
     version = "redis-server " + subprocess.run(
         ["redis-server", "--version"], capture_output=True, text=True, check=True
     ).stdout.split()[2].removeprefix("v=")
     print(f"\n{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {args.source}, {version}\n")
-    print("| entity kind | keys | MEMORY USAGE median B | mean B | max B | packed row mean B |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print(
+        "| entity kind | keys | MEMORY USAGE median B | mean B | max B | packed row mean B "
+        "| TTL median s |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for kind, rows in sorted(kinds.items()):
-        used = [u for u, _ in rows]
+        used = [u for u, _, _ in rows]
         print(
             f"| {kind} | {len(rows):,} | {statistics.median(used):,.0f} | "
             f"{statistics.mean(used):,.0f} | {max(used):,} | "
-            f"{statistics.mean(n for _, n in rows):,.0f} |"
+            f"{statistics.mean(n for _, n, _ in rows):,.0f} | "
+            f"{statistics.median(t for _, _, t in rows):,.0f} |"
         )
-    print(f"\nused_memory grew {grown:,} B for {total:,} keys: {grown / max(total, 1):,.0f} B/key")
+    summed = sum(u for rows in kinds.values() for u, _, _ in rows)
+    print(
+        f"\nsum of MEMORY USAGE {summed:,} B; used_memory grew {grown:,} B for {total:,} keys: "
+        f"{grown / max(total, 1):,.0f} B/key ({(grown - summed) / max(total, 1):,.0f} B/key "
+        "beyond MEMORY USAGE: the key space's tables, the replay's client buffers)"
+    )
 
 
 if __name__ == "__main__":
