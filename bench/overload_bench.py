@@ -17,18 +17,17 @@ Markdown table.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import statistics
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import cpu_time
 import serve_bench as sb
 
 from arrive.ingest.importers import import_into, load_mapping
@@ -38,7 +37,6 @@ from arrive.testing.servers.eta_service import ServeProcess, fill_redis, wait_fo
 from arrive.testing.servers.redis_server import RedisServer
 from arrive.training.pipeline import TrainConfig, run_training
 
-_TICK_S = 1.0 / os.sysconf("SC_CLK_TCK")
 BEFORE, AFTER = "before", "after"
 POLICIES = {BEFORE: "0", AFTER: "1000"}
 
@@ -164,7 +162,7 @@ def _measured(
             service.url, bodies, "/v1/eta", conns=conns, seconds=seconds, threads=threads
         )
 
-    result = with_cpu(
+    result = cpu_time.with_cpu(
         service, lambda: with_in_flight(service.url, lambda: sb._counted(service.url, run))
     )
     result["model_s"] = result["req_s"] * result["model_share"]
@@ -200,17 +198,6 @@ def warm_up(args: argparse.Namespace, services: list[ServeProcess], bodies: Path
         sb._wrk(service.url, bodies, "/v1/eta", conns=16, seconds=5)
 
 
-def with_cpu(service: ServeProcess, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """``run()``, and ``cores``: the service's CPU seconds per second of it."""
-    if service.proc is None:
-        raise RuntimeError("the service is not running")
-    pid = service.proc.pid
-    cpu, start = cpu_s(pid), time.monotonic()
-    result = run()
-    result["cores"] = (cpu_s(pid) - cpu) / (time.monotonic() - start)
-    return result
-
-
 def with_in_flight(url: str, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """``run()``, and ``in_flight``: the mean of ``arrive_in_flight`` (admitted requests,
     all workers) sampled from ``/metrics`` every 0.5 s meanwhile (what the limit let in)."""
@@ -232,25 +219,6 @@ def with_in_flight(url: str, run: Callable[[], dict[str, Any]]) -> dict[str, Any
         sampler.join()
     result["in_flight"] = statistics.mean(samples) if samples else float("nan")
     return result
-
-
-def cpu_s(root: int) -> float:
-    """User + system CPU seconds of process ``root`` and its descendants (``/proc``)."""
-    stats: dict[int, tuple[int, float]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # the process ended meanwhile
-        stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) * _TICK_S)
-    tree, total = {root}, 0.0
-    for _ in range(3):  # supervisor -> workers (-> their helpers)
-        tree |= {pid for pid, (parent, _) in stats.items() if parent in tree}
-    for pid in tree:
-        total += stats.get(pid, (0, 0.0))[1]
-    return total
 
 
 def _print(

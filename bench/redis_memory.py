@@ -28,16 +28,16 @@ from pathlib import Path
 
 import polars as pl
 import redis
-import serve_bench as sb
 
 from arrive import datadir
-from arrive.ingest.importers import import_into, load_mapping
 from arrive.store.keys import KeyLayout
 from arrive.testing.servers.eta_service import fill_redis
 from arrive.testing.servers.redis_server import RedisServer
 
 
 def main() -> None:
+    import serve_bench as sb  # heavy (training): imported when run, not when tested
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", choices=("food-delivery", "simulated"), default="food-delivery")
     parser.add_argument("--csv", type=Path, default=sb.DEFAULT_CSV, help="Food Delivery CSV")
@@ -48,7 +48,7 @@ def main() -> None:
         parser.error("--days and --orders-per-day must be positive")
     with tempfile.TemporaryDirectory(prefix="arrive-redis-memory-") as tmp:
         work = Path(tmp)
-        live = sb._shifted(_data(args, work), work / "live")
+        live = sb._shifted(_data(args, work), work / "live")  # as serve_bench fills Redis
         with RedisServer() as server:
             client = redis.Redis.from_url(server.url)
             empty = int(client.info("memory")["used_memory"])
@@ -56,7 +56,7 @@ def main() -> None:
             cpu = _cpu_s(client)
             fill_redis(server.url, live, timeout_s=3600.0)
             cpu = _cpu_s(client) - cpu
-            kinds = _usage(client)
+            kinds = usage(client)
             grown = int(client.info("memory")["used_memory"]) - empty
             total = int(client.dbsize())
         events = datadir.scan_events(live).select(pl.len()).collect().item()
@@ -70,6 +70,8 @@ def main() -> None:
 
 def _data(args: argparse.Namespace, work: Path) -> Path:
     if args.source == "food-delivery":
+        from arrive.ingest.importers import import_into, load_mapping
+
         return import_into(work / "data", args.csv, load_mapping("food-delivery"))
     out = work / "data"
     command = [sys.executable, "-m", "arrive.cli", "simulate", "--out", str(out), "--quiet"]
@@ -83,11 +85,16 @@ def _cpu_s(client: redis.Redis) -> float:
     return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
 
 
-def _usage(client: redis.Redis) -> dict[str, list[tuple[int, int, int]]]:
-    """(MEMORY USAGE, STRLEN, TTL) of every feature key, by entity kind."""
+def usage(
+    client: redis.Redis, layout: KeyLayout | None = None
+) -> dict[str, list[tuple[int, int, int]]]:
+    """(MEMORY USAGE, STRLEN, TTL) of every feature key of ``layout`` (default the
+    default prefix's), by entity kind."""
+    layout = layout or KeyLayout()
+    head = layout.feature_key(("k", "i")).removesuffix("k:i")  # {prefix}:v{N}:f:
     kinds: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
-    for key in client.scan_iter(match=KeyLayout().feature_pattern(), count=1000):
-        kind = key.decode().split(":", 4)[3]  # {prefix}:v{N}:f:{kind}:{id}
+    for key in client.scan_iter(match=layout.feature_pattern(), count=1000):
+        kind = key.decode().removeprefix(head).split(":", 1)[0]
         pipe = client.pipeline(transaction=False)
         pipe.memory_usage(key, samples=0)
         pipe.strlen(key)

@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import cpu_time
 import overload_bench as ob
 import redis
 import serve_bench as sb
@@ -97,7 +98,7 @@ def _phases(
 ) -> dict[str, dict[str, Any]]:
     url, seconds = service.url, args.seconds
     redis_cpu, start = _redis_cpu_s(store), time.monotonic()
-    wrk = ob.with_cpu(
+    wrk = cpu_time.with_cpu(
         service,
         lambda: sb._counted(
             url, lambda: sb._wrk(url, bodies, "/v1/eta", conns=64, seconds=seconds)
