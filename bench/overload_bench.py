@@ -17,6 +17,7 @@ Markdown table.
 from __future__ import annotations
 
 import argparse
+import functools
 import re
 import statistics
 import sys
@@ -124,7 +125,7 @@ def _synthetic(work: Path) -> tuple[Path, Path, Path]:
 def _blocks(
     args: argparse.Namespace, registry: Path, url: str, bodies: Path, work: Path
 ) -> dict[tuple[str, int, int], list[dict[str, Any]]]:
-    services = {}
+    services: dict[str, ServeProcess] = {}
     for name, wait_ms in POLICIES.items():
         env = service_env(args, registry, url, work / f"predictions-{len(services)}")
         env["ARRIVE_ADMISSION_WAIT_MS"] = wait_ms
@@ -194,7 +195,7 @@ def warm_up(args: argparse.Namespace, services: list[ServeProcess], bodies: Path
     for service in services:
         service.wait_ready(timeout_s=300)
         if not args.synthetic:
-            wait_for(lambda s=service: sb._compiled(s.url), 900, "compiled trees")
+            wait_for(functools.partial(sb._compiled, service.url), 900, "compiled trees")
         sb._wrk(service.url, bodies, "/v1/eta", conns=16, seconds=5)
 
 
