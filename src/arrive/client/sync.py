@@ -109,19 +109,27 @@ class EtaClient:
         *,
         processes: int = 2,
         batch_size: int = 256,
+        in_flight: int = 2,
         out: str | os.PathLike[str] | None = None,
         progress: bool = True,
     ) -> BulkResult:
         """Score every order of ``source`` in ``processes`` processes, each with its own
         pool (this client's timeout, deadline and retries), ``batch_size`` orders a
-        request: one result row per input row, in input order, with a ``status``
-        (``ok``, ``rejected``, ``error``) and the ``error``. With ``out`` (.jsonl, .csv
+        request, ``in_flight`` requests on the wire per process: one result row per
+        input row, in input order, with a ``status`` (``ok``, ``rejected``, ``error``)
+        and the ``error``. With ``out`` (.jsonl, .csv
         or .parquet) the results are written there, and a re-run skips rows answered.
         See :mod:`arrive.client.bulk`."""
         config = ClientConfig(self.url, self.timeout_s, self.deadline_s, self.retry)
         path = None if out is None else Path(out)
         return bulk_predict(
-            config, source, processes=processes, batch_size=batch_size, out=path, progress=progress
+            config,
+            source,
+            processes=processes,
+            batch_size=batch_size,
+            in_flight=in_flight,
+            out=path,
+            progress=progress,
         )
 
     def health(self) -> Health:

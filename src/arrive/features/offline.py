@@ -53,13 +53,14 @@ class FeatureSet:
         return definitions_hash(self.specs)
 
 
-def build_features(ctx: BuildContext, client: Any = None) -> FeatureSet:
+def build_features(ctx: BuildContext, client: Any = None, threads: int | None = None) -> FeatureSet:
     """Every feature the data supports, for every order of ``ctx.orders``.
 
     Groups whose inputs are absent, and features with no value at all, are left
     out and reported in :attr:`FeatureSet.left_out` — never filled with zeros.
     With a Dask ``client`` the groups are computed in parallel on its cluster, else
-    on :func:`arrive.cores.threads` threads (Polars and NumPy release the GIL).
+    on ``threads`` threads (default :func:`arrive.cores.threads`; Polars and NumPy
+    release the GIL).
     """
     built: dict[str, tuple[FeatureSpec, ...]] = {}
     left_out: dict[str, str] = {}
@@ -70,7 +71,7 @@ def build_features(ctx: BuildContext, client: Any = None) -> FeatureSet:
         else:
             built[group.name] = group.specs(ctx)
     frame = ctx.orders.select("_row", "order_id")
-    for name, block in zip(built, _compute(ctx, list(built), client), strict=True):
+    for name, block in zip(built, _compute(ctx, list(built), client, threads), strict=True):
         frame = frame.join(
             block.select("_row", *(s.name for s in built[name])), on="_row", how="left"
         )
@@ -87,9 +88,11 @@ def compute_group(name: str, ctx: BuildContext) -> pl.DataFrame:
     return next(g for g in GROUPS if g.name == name).offline(ctx)
 
 
-def _compute(ctx: BuildContext, names: list[str], client: Any) -> list[pl.DataFrame]:
+def _compute(
+    ctx: BuildContext, names: list[str], client: Any, threads: int | None
+) -> list[pl.DataFrame]:
     if client is None:  # on threads: Polars and NumPy do the work without the GIL
-        with ThreadPoolExecutor(cores.threads()) as pool:
+        with ThreadPoolExecutor(threads or cores.threads()) as pool:
             return list(pool.map(compute_group, names, itertools.repeat(ctx)))
     shared = client.scatter(ctx, broadcast=True)
     blocks: list[pl.DataFrame] = client.gather(client.map(compute_group, names, ctx=shared))

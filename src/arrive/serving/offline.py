@@ -90,9 +90,10 @@ def load_model(registry_dir: Path, ref: str, backend: Backend, cache_dir: Path) 
     )
 
 
-def order_features(directory: Path, names: list[str]) -> pl.DataFrame:
+def order_features(directory: Path, names: list[str], threads: int | None = None) -> pl.DataFrame:
     """``order_id``, ``created_at`` and the features ``names`` of every order created in
-    ``directory``'s event log, as of its creation, in creation order.
+    ``directory``'s event log, as of its creation, in creation order (the feature groups
+    on ``threads`` threads; default :func:`arrive.cores.threads`).
 
     Raises:
         InputFileError: no orders table or event log.
@@ -105,9 +106,8 @@ def order_features(directory: Path, names: list[str]) -> pl.DataFrame:
     spine = created_orders(events).collect()
     if attributes:
         spine = spine.join(orders.select("order_id", *attributes), on="order_id", how="left")
-    built = build_features(
-        BuildContext(spine, events, datadir.local_timezone(directory), attributes)
-    )
+    context = BuildContext(spine, events, datadir.local_timezone(directory), attributes)
+    built = build_features(context, threads=threads)
     frame = built.frame
     for name in names:
         if name not in frame.columns:
