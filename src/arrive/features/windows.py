@@ -4,8 +4,9 @@ For a query at time ``t`` and a window ``w``, an aggregate covers the
 observations of the same key with ``t - w <= time < t``: the current instant is
 excluded, so nothing at or after the order's creation leaks in.
 
-* Offline (:func:`trailing_stats`): per-key cumulative sums read with strict
-  as-of joins, vectorised.
+* Offline (:func:`trailing_stats`, :class:`SumsBefore`): per-key cumulative sums
+  read as of ``t`` and ``t - w`` (strictly before) by binary searches in NumPy, the
+  queries and observations sorted once per build whatever the number of windows.
 * Online (:class:`Observations`): the same sums kept per key, exactly (in
   integers), updated per observation and expired as event time advances.
 
@@ -129,17 +130,19 @@ def sums_before(ctx: BuildContext, stream: Stream, key: str) -> SumsBefore:
     )
 
 
-def _cumulative(observations: pl.DataFrame, key: str) -> pl.DataFrame:
-    """Per observation, in time order, the count, sum and sum of squares of its key's
-    observations up to it (``_n``, ``_s``, ``_ss``)."""
-    value = pl.col("value").cast(pl.Float64)
-    return observations.sort("time", key).select(
-        key,
-        "time",
-        _n=pl.int_range(1, pl.len() + 1).over(key).cast(pl.Float64),
-        _s=value.cum_sum().over(key),
-        _ss=(value * value).cum_sum().over(key),
+def _running(
+    code: npt.NDArray[np.signedinteger[Any]], value: npt.NDArray[np.float64]
+) -> list[npt.NDArray[np.float64]]:
+    """Per observation, the count, sum and sum of squares of its key's observations up
+    to it (``_n``, ``_s``, ``_ss``), for observations sorted by key (``code``), then time."""
+    frame = pl.DataFrame({"_code": code, "value": value})
+    v = pl.col("value")
+    sums = frame.select(
+        _n=pl.int_range(1, pl.len() + 1).over("_code").cast(pl.Float64),
+        _s=v.cum_sum().over("_code"),
+        _ss=(v * v).cum_sum().over("_code"),
     )
+    return [sums.get_column(c).to_numpy() for c in _CUM]
 
 
 class QueryIndex:
@@ -186,45 +189,62 @@ class QueryIndex:
 
 
 class SumsBefore:
-    """Per query, the cumulative sums (:func:`_cumulative`) of its key's last observation
-    strictly before ``t - offset`` (0 when none): the as-of join of every window as two
-    binary searches in NumPy, over arrays sorted once.
+    """Per query, the count, sum and sum of squares of its key's observations strictly
+    before ``t - offset`` (0 when none): the as-of join of every window as two binary
+    searches in NumPy, over arrays sorted once.
 
-    Observations are numbered by (key, distinct time), so "the same key and earlier"
-    is "a smaller number"; of observations at one instant the last (in ``cum``'s order,
-    its sums include them all) is the one read, as an as-of join reads it.
+    The observations are sorted by (key, time) once, with their running sums per key
+    (:func:`_running`). They are numbered by (key,
+    distinct time), so "the same key and earlier" is "a smaller number"; of
+    observations at one instant the last, whose sums include them all, is the one read,
+    as an as-of join reads it.
 
     Args:
         index: the queries.
-        cum: :func:`_cumulative` of the observations (in time order), keyed by their
-            codes (:meth:`QueryIndex.codes`) in column ``_code``.
+        code, time, value: the observations' key codes (:meth:`QueryIndex.codes`), times
+            (physical integers of the queries' time type) and values, none missing.
     """
 
-    def __init__(self, index: QueryIndex, cum: pl.DataFrame) -> None:
+    def __init__(
+        self,
+        index: QueryIndex,
+        code: npt.NDArray[np.signedinteger[Any]],
+        time: npt.NDArray[np.int64],
+        value: npt.NDArray[np.float64],
+    ) -> None:
         self.index = index
-        code = cum.get_column("_code").to_numpy()
-        times = cum.get_column("time").to_physical().to_numpy()
+        by_time = np.argsort(time, kind="stable")
+        by_key = np.argsort(code[by_time], kind="stable")  # stable: in time order per key
+        order = by_time[by_key]
+        times = time[by_time]
         new = np.empty(len(times), dtype=bool)
         new[:1] = True
         np.not_equal(times[1:], times[:-1], out=new[1:])
         self._times = times[new]  # the distinct instants, in order
-        rank = np.cumsum(new) - 1
-        order = np.argsort(code, kind="stable")  # by key, then time (cum is by time)
+        rank = (np.cumsum(new) - 1)[by_key]
         self._span = len(self._times) + 1
         self._code = code[order]
-        self._numbered = self._code.astype(np.int64) * self._span + rank[order]
-        self._sums = [cum.get_column(c).to_numpy()[order] for c in _CUM]
+        self._numbered = self._code.astype(np.int64) * self._span + rank
+        self._sums = _running(self._code, value[order])
         self._memo: dict[timedelta, pl.DataFrame] = {}
 
     @classmethod
     def of(cls, index: QueryIndex, observations: pl.DataFrame) -> SumsBefore:
         """From raw observations (``key``, ``time``, ``value``; rows with a null are
         ignored, and so are keys no query has: they are never read)."""
-        code = pl.Series("_code", index.codes(observations.get_column(index.key)))
-        observations = observations.select(
-            "value", pl.col("time").cast(index.queries.schema["t"]), code
-        ).filter(pl.col("_code") >= 0)
-        return cls(index, _cumulative(observations.drop_nulls(["time", "value"]), "_code"))
+        frame = observations.select(
+            _code=pl.Series(index.codes(observations.get_column(index.key))),
+            time=pl.col("time").cast(index.queries.schema["t"]).to_physical(),
+            value=pl.col("value").cast(pl.Float64),
+        ).filter(
+            (pl.col("_code") >= 0) & pl.col("time").is_not_null() & pl.col("value").is_not_null()
+        )
+        return cls(
+            index,
+            frame.get_column("_code").to_numpy(),
+            frame.get_column("time").to_numpy(),
+            frame.get_column("value").to_numpy(),
+        )
 
     def sums(self, offset: timedelta | None) -> pl.DataFrame:
         """``_n``, ``_s`` and ``_ss`` as of ``t - offset`` (None: before all time, 0)."""
