@@ -37,8 +37,8 @@ _LISTED = 10  # bad rows named on the terminal; every one is in the output
 @click.option(
     "--processes",
     type=click.IntRange(1, 64),
-    help="Client processes (--url; default 2) or feature and tree threads (--registry; "
-    "default: the cores this process may use, or ARRIVE_THREADS).",
+    help="Client processes (--url; default 2) or tree threads (--registry; default: the "
+    "cores this process may use, or ARRIVE_THREADS).",
 )
 @click.option(
     "--batch-size",
@@ -159,7 +159,7 @@ def _locally(
     from arrive.serving.offline import load_model, order_features, score_frame
 
     loaded = load_model(registry, model, backend, cache)
-    features = order_features(input_path, loaded.features, threads)
+    features = order_features(input_path, loaded.features)
     answers = score_frame(loaded, features, threads)
     frame = answers.with_row_index("row").with_columns(
         pl.col("row").cast(pl.Int64), pl.lit(None, pl.String).alias("error")

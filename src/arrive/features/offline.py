@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import itertools
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
 
-from arrive import cores
 from arrive.features.catalog import GROUPS, definitions_hash
 from arrive.features.spec import BuildContext, FeatureSpec
 
@@ -53,14 +50,12 @@ class FeatureSet:
         return definitions_hash(self.specs)
 
 
-def build_features(ctx: BuildContext, client: Any = None, threads: int | None = None) -> FeatureSet:
+def build_features(ctx: BuildContext, client: Any = None) -> FeatureSet:
     """Every feature the data supports, for every order of ``ctx.orders``.
 
     Groups whose inputs are absent, and features with no value at all, are left
     out and reported in :attr:`FeatureSet.left_out` — never filled with zeros.
-    With a Dask ``client`` the groups are computed in parallel on its cluster, else
-    on ``threads`` threads (default :func:`arrive.cores.threads`; Polars and NumPy
-    release the GIL).
+    With a Dask ``client`` the groups are computed in parallel on its cluster.
     """
     built: dict[str, tuple[FeatureSpec, ...]] = {}
     left_out: dict[str, str] = {}
@@ -71,7 +66,7 @@ def build_features(ctx: BuildContext, client: Any = None, threads: int | None = 
         else:
             built[group.name] = group.specs(ctx)
     frame = ctx.orders.select("_row", "order_id")
-    for name, block in zip(built, _compute(ctx, list(built), client, threads), strict=True):
+    for name, block in zip(built, _compute(ctx, list(built), client), strict=True):
         frame = frame.join(
             block.select("_row", *(s.name for s in built[name])), on="_row", how="left"
         )
@@ -88,12 +83,9 @@ def compute_group(name: str, ctx: BuildContext) -> pl.DataFrame:
     return next(g for g in GROUPS if g.name == name).offline(ctx)
 
 
-def _compute(
-    ctx: BuildContext, names: list[str], client: Any, threads: int | None
-) -> list[pl.DataFrame]:
-    if client is None:  # on threads: Polars and NumPy do the work without the GIL
-        with ThreadPoolExecutor(threads or cores.threads()) as pool:
-            return list(pool.map(compute_group, names, itertools.repeat(ctx)))
+def _compute(ctx: BuildContext, names: list[str], client: Any) -> list[pl.DataFrame]:
+    if client is None:  # one after the other: on threads, measured no faster (benchmarks.md)
+        return [compute_group(name, ctx) for name in names]
     shared = client.scatter(ctx, broadcast=True)
     blocks: list[pl.DataFrame] = client.gather(client.map(compute_group, names, ctx=shared))
     return blocks

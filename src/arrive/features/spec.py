@@ -10,7 +10,6 @@ module, so the two cannot drift.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -106,19 +105,12 @@ class BuildContext:
         self.local_timezone = local_timezone
         self.attributes = attributes
         self._memo: dict[Hashable, Any] = {}
-        self._locks: dict[Hashable, threading.Lock] = {}
 
     def memo(self, key: Hashable, make: Callable[[], T]) -> T:
-        """``make()``, computed once per context for ``key`` (tables several groups read;
-        groups built on several threads wait for the one computing it)."""
+        """``make()``, computed once per context for ``key`` (tables several groups read)."""
         if key not in self._memo:
-            with self._locks.setdefault(key, threading.Lock()):
-                if key not in self._memo:
-                    self._memo[key] = make()
+            self._memo[key] = make()
         return cast("T", self._memo[key])
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_locks": {}}  # locks do not travel (a Dask scatter)
 
     def has_column(self, name: str) -> bool:
         """True when the spine has ``name`` with at least one non-null value."""

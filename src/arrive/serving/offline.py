@@ -90,10 +90,9 @@ def load_model(registry_dir: Path, ref: str, backend: Backend, cache_dir: Path) 
     )
 
 
-def order_features(directory: Path, names: list[str], threads: int | None = None) -> pl.DataFrame:
+def order_features(directory: Path, names: list[str]) -> pl.DataFrame:
     """``order_id``, ``created_at`` and the features ``names`` of every order created in
-    ``directory``'s event log, as of its creation, in creation order (the feature groups
-    on ``threads`` threads; default :func:`arrive.cores.threads`).
+    ``directory``'s event log, as of its creation, in creation order.
 
     Raises:
         InputFileError: no orders table or event log.
@@ -107,7 +106,7 @@ def order_features(directory: Path, names: list[str], threads: int | None = None
     if attributes:
         spine = spine.join(orders.select("order_id", *attributes), on="order_id", how="left")
     context = BuildContext(spine, events, datadir.local_timezone(directory), attributes)
-    built = build_features(context, threads=threads)
+    built = build_features(context)
     frame = built.frame
     for name in names:
         if name not in frame.columns:
