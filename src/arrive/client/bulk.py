@@ -1,9 +1,9 @@
 """Bulk scoring over several processes: each its own client and connection pool,
 results in input order, a progress bar, one status per row, resumable.
 
-Each process keeps ``in_flight`` requests on the wire (threads sharing its pool): while
-one answer is decoded and turned into rows, the server already works on the next
-batch, so the client's own work does not leave the server idle.
+Each process keeps ``in_flight`` requests on the wire (default 1; more run on threads
+sharing its pool): while one answer is decoded and turned into rows, the server
+already works on the next batch.
 
 While it runs, finished rows are appended to a journal beside the output
 (``OUT.partial.jsonl``), one JSON line per row; a crash loses at most the line being
@@ -86,7 +86,7 @@ def bulk_predict(
     *,
     processes: int = 2,
     batch_size: int = 256,
-    in_flight: int = 2,
+    in_flight: int = 1,
     out: Path | None = None,
     progress: bool = True,
 ) -> BulkResult:

@@ -109,7 +109,7 @@ class EtaClient:
         *,
         processes: int = 2,
         batch_size: int = 256,
-        in_flight: int = 2,
+        in_flight: int = 1,
         out: str | os.PathLike[str] | None = None,
         progress: bool = True,
     ) -> BulkResult:
