@@ -5,14 +5,17 @@
    trees), with the features and the trees timed apart.
 2. ``bulk_predict`` of 200,000 orders (Food Delivery's orders, repeated with new ids)
    against ``arrive serve --workers 2`` on the same machine, vs the service's batch
-   throughput measured by wrk in the same run (the same batches of ``--batch`` orders,
-   as many connections as the client has processes).
+   throughput measured by wrk in the same run (the same batches of ``--batch`` orders):
+   with one request in flight per process (``--in-flight 1``, as many wrk connections
+   as processes) and with ``--in-flight`` requests per process (wrk with as many
+   connections as the client keeps requests on the wire), alternating.
 3. Client overhead per single ``predict``: the client process's CPU time per call of
    ``EtaClient.predict(dict)`` vs a raw ``httpx.Client.post`` of pre-encoded bytes, in
    alternating blocks against the same service (CPU time, not wall time: the server's
    share and the host's noise are not the client's).
 
 Usage: python bench/client_bench.py [--registry DIR] [--orders 200000] [--seconds 10]
+       [--in-flight 2] [--only bulk]
 Trains a Food Delivery model into ``--registry`` first when it has none (minutes).
 """
 
@@ -53,13 +56,16 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--calls", type=int, default=2000, help="single predicts per block")
+    parser.add_argument("--in-flight", type=int, default=2, help="requests per bulk process")
+    parser.add_argument("--only", choices=["bulk"], help="only the bulk figure")
     args = parser.parse_args()
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="arrive-client-bench-") as tmp:
         work = Path(tmp)
         data = import_into(work / "data", args.csv, load_mapping("food-delivery"))
         registry = _registry(args.registry, data, work)
-        out["score --registry"] = _score(registry, args.cache, data)
+        if args.only is None:
+            out["score --registry"] = _score(registry, args.cache, data)
         rows = _rows(data, args.orders)
         out |= _served(args, registry, rows, work)
     print(json.dumps(out, indent=2))
@@ -126,30 +132,53 @@ def _served(
         service.wait_ready(timeout_s=300)
         wait_for(lambda: _compiled(service.url), 900, "compiled trees")
         _wrk(service.url, batches, "/v1/eta/batch", conns=args.processes, seconds=3)  # warm-up
-        wrk_runs, bulk_runs = [], []
-        for _ in range(2):  # alternating, so neither always runs first
-            result = _wrk(
-                service.url, batches, "/v1/eta/batch", conns=args.processes, seconds=args.seconds
+        for in_flight in sorted({1, args.in_flight}):
+            out[f"in_flight {in_flight}"] = _bulk_vs_wrk(
+                service.url, batches, rows, args, in_flight
             )
-            wrk_runs.append(result["req_s"] * args.batch)
-            bulk_runs.append(_bulk(service.url, rows, args))
-        out["wrk batch orders/s"] = wrk_runs
-        out["bulk_predict orders/s"] = bulk_runs
-        out["bulk / wrk (median)"] = statistics.median(bulk_runs) / statistics.median(wrk_runs)
-        out["overhead per predict"] = _overhead(service.url, rows, args.calls)
+        if args.only is None:
+            out["overhead per predict"] = _overhead(service.url, rows, args.calls)
     return out
 
 
-def _bulk(url: str, rows: list[dict[str, Any]], args: argparse.Namespace) -> float:
+def _bulk_vs_wrk(
+    url: str, batches: Path, rows: list[dict[str, Any]], args: argparse.Namespace, in_flight: int
+) -> dict[str, Any]:
+    """wrk with as many connections as the client keeps requests on the wire, then
+    bulk_predict, twice, alternating (so neither always runs first)."""
+    from serve_bench import _wrk
+
+    conns = args.processes * in_flight
+    wrk_runs, bulk_runs = [], []
+    for _ in range(2):
+        result = _wrk(url, batches, "/v1/eta/batch", conns=conns, seconds=args.seconds)
+        wrk_runs.append(result["req_s"] * args.batch)
+        bulk_runs.append(_bulk(url, rows, args, in_flight))
+    out: dict[str, Any] = {"wrk connections": conns}
+    out["wrk batch orders/s"] = wrk_runs
+    out["bulk_predict orders/s"] = bulk_runs
+    out["bulk / wrk (median)"] = statistics.median(bulk_runs) / statistics.median(wrk_runs)
+    return out
+
+
+def _bulk(url: str, rows: list[dict[str, Any]], args: argparse.Namespace, in_flight: int) -> float:
     with EtaClient(url) as client:
         started = time.perf_counter()
         result = client.bulk_predict(
-            rows, processes=args.processes, batch_size=args.batch, progress=False
+            rows,
+            processes=args.processes,
+            batch_size=args.batch,
+            in_flight=in_flight,
+            progress=False,
         )
         elapsed = time.perf_counter() - started
     if result.failed:
         raise SystemExit(f"bulk_predict: {result.failed} rows failed")
-    print(f"  bulk_predict: {len(rows) / elapsed:,.0f} orders/s ({elapsed:.1f} s)", file=sys.stderr)
+    print(
+        f"  bulk_predict in_flight {in_flight}: {len(rows) / elapsed:,.0f} orders/s "
+        f"({elapsed:.1f} s)",
+        file=sys.stderr,
+    )
     return len(rows) / elapsed
 
 

@@ -34,6 +34,9 @@ class Scripted:
     script: list[tuple[int, bytes, float]] = field(default_factory=list)
     asked: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     release: asyncio.Event | None = None
+    hold_s: float = 0.0  # every ETA request waits this long before its answer
+    open_now: int = 0
+    most_open: int = 0  # the most ETA requests in the server at once
 
     def then(self, status: int, body: bytes | str = b"", delay_s: float = 0.0) -> Scripted:
         raw = body.encode() if isinstance(body, str) else body
@@ -61,6 +64,16 @@ def answer(order: dict[str, Any], rid: str) -> EtaAnswer:
 
 def _app(state: Scripted) -> Starlette:
     async def eta(request: Request) -> Response:
+        state.open_now += 1
+        state.most_open = max(state.most_open, state.open_now)
+        try:
+            if state.hold_s:
+                await asyncio.sleep(state.hold_s)
+            return await _eta(request)
+        finally:
+            state.open_now -= 1
+
+    async def _eta(request: Request) -> Response:
         body = await request.json()
         rid = request.headers.get("x-request-id", "")
         state.asked.append((request.url.path, rid, body))
@@ -124,4 +137,6 @@ def scripted(_server: tuple[Scripted, uvicorn.Server]) -> Scripted:
     state.script.clear()
     state.asked.clear()
     state.max_batch = 3
+    state.hold_s = 0.0
+    state.most_open = 0
     return state

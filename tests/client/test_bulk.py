@@ -22,8 +22,10 @@ def test_a_failed_batch_is_reported_then_resumed(scripted: Scripted, tmp_path: P
     out = tmp_path / "etas.csv"
     scripted.max_batch = 5
     scripted.error(500, "boom")  # the first batch (rows 0-4) fails
-    with EtaClient(scripted.url, retry=QUICK) as client:
-        first = client.bulk_predict(ROWS, processes=1, batch_size=5, out=out, progress=False)
+    with EtaClient(scripted.url, retry=QUICK) as client:  # one request at a time: 0-4 first
+        first = client.bulk_predict(
+            ROWS, processes=1, batch_size=5, in_flight=1, out=out, progress=False
+        )
     assert first.failed == 5
     assert pl.read_csv(out).filter(pl.col("status") == "error")["row"].to_list() == [0, 1, 2, 3, 4]
 
@@ -51,7 +53,7 @@ def test_a_crash_journal_is_resumed_and_its_torn_line_skipped(
     with EtaClient(scripted.url) as client:
         result = client.bulk_predict(ROWS, processes=1, batch_size=50, out=out, progress=False)
     sent = [o["order_id"] for _, _, body in scripted.asked for o in body["orders"]]
-    assert sent == [f"o-{i}" for i in range(8, 20)]
+    assert sorted(sent) == sorted(f"o-{i}" for i in range(8, 20))  # each once, in any order
     assert result.skipped == 8
     assert pl.read_ndjson(out)["row"].to_list() == list(range(20))
     assert not journal.exists()
@@ -70,3 +72,15 @@ def test_an_output_of_unknown_format_is_refused_before_work(scripted: Scripted) 
     with EtaClient(scripted.url) as client, pytest.raises(InputFileError, match=r"\.jsonl"):
         client.bulk_predict(ROWS, out="etas.xlsx", progress=False)
     assert scripted.asked == []
+
+
+@pytest.mark.parametrize("in_flight", [1, 2])
+def test_a_process_keeps_in_flight_requests_on_the_wire(scripted: Scripted, in_flight: int) -> None:
+    scripted.hold_s = 0.05
+    with EtaClient(scripted.url) as client:
+        result = client.bulk_predict(
+            ROWS[:12], processes=1, batch_size=3, in_flight=in_flight, progress=False
+        )
+    assert scripted.most_open == in_flight
+    assert result.frame["order_id"].to_list() == [r["order_id"] for r in ROWS[:12]]
+    assert result.failed == 0

@@ -11,6 +11,7 @@ import click
 import polars as pl
 from rich.console import Console
 
+from arrive import cores
 from arrive.errors import ConfigError, InputFileError
 
 _LISTED = 10  # bad rows named on the terminal; every one is in the output
@@ -35,10 +36,9 @@ _LISTED = 10  # bad rows named on the terminal; every one is in the output
 )
 @click.option(
     "--processes",
-    default=2,
-    show_default=True,
     type=click.IntRange(1, 64),
-    help="Client processes (--url) or tree threads (--registry).",
+    help="Client processes (--url; default 2) or tree threads (--registry; default: the "
+    "cores this process may use, or ARRIVE_THREADS).",
 )
 @click.option(
     "--batch-size",
@@ -68,7 +68,7 @@ def command(
     url: str | None,
     registry: Path | None,
     model: str,
-    processes: int,
+    processes: int | None,
     batch_size: int,
     compile_backend: str,
     compile_cache: Path,
@@ -85,12 +85,11 @@ def command(
     console = Console(stderr=True, highlight=False)
     started = time.perf_counter()
     if url is not None:
-        frame, lines = _through_service(input_path, out, url, processes, batch_size, quiet)
+        frame, lines = _through_service(input_path, out, url, processes or 2, batch_size, quiet)
     else:
         assert registry is not None
-        frame = _locally(
-            input_path, out, registry, model, processes, compile_backend, compile_cache
-        )
+        threads = processes or cores.threads()
+        frame = _locally(input_path, out, registry, model, threads, compile_backend, compile_cache)
         lines = None
     elapsed = time.perf_counter() - started
     bad = frame.filter(pl.col("status") != "ok")

@@ -10,10 +10,10 @@ from typing import Any, Final, TypeVar
 import httpx
 import msgspec
 
-from arrive.client.calls import Order, Retry, outcome, retry_after, to_request, to_requests
-from arrive.client.errors import BadResponse, ClientError, ServerUnavailable, Timeout
+from arrive.client.attempts import Attempts, Pause, Policy, new_request_id
+from arrive.client.calls import Order, Retry, decoded, to_request, to_requests
+from arrive.client.errors import BadResponse
 from arrive.client.info import ModelInfo, max_batch_of, model_info_of
-from arrive.client.sync import RETRIED, new_request_id
 from arrive.clock import Clock, SystemClock
 from arrive.schema.api import BatchAnswer, BatchRequest, Readiness
 from arrive.schema.eta import EtaAnswer, EtaRequest, Health
@@ -69,6 +69,10 @@ class AsyncEtaClient:
         )
         self._max_batch: int | None = None
 
+    @property
+    def _policy(self) -> Policy:
+        return Policy(self.timeout_s, self.deadline_s, self.retry)
+
     async def predict(self, order: Order, *, request_id: str | None = None) -> EtaAnswer:
         """The ETA of one order (see :meth:`EtaClient.predict`)."""
         body = _encoder.encode(to_request(order))
@@ -99,10 +103,7 @@ class AsyncEtaClient:
             raise BadResponse(
                 f"/readyz answered {response.status_code}", status=response.status_code
             )
-        try:
-            return _readiness.decode(response.content)
-        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-            raise BadResponse(f"the answer does not fit the API: {exc}") from None
+        return decoded(_readiness, response.content)
 
     async def model_info(self) -> ModelInfo:
         """The model serving, the API's version and its batch limit."""
@@ -148,45 +149,19 @@ class AsyncEtaClient:
         request_id: str | None = None,
     ) -> T:
         rid = request_id or new_request_id()
-        deadline = self.clock.monotonic() + self.deadline_s
-        for attempt in range(1, self.retry.attempts + 1):
-            remaining = deadline - self.clock.monotonic()
-            if remaining <= 0:
-                break
-            wait: float | None = None
+        attempts = Attempts(self._policy, self.clock, f"{self.url}{path}", rid)
+        while True:
+            timeout = attempts.start()
             try:
-                response = await self._send(method, path, body, rid, min(self.timeout_s, remaining))
-            except RETRIED as exc:
-                failure: ClientError = ServerUnavailable(
-                    f"{self.url}{path}: {type(exc).__name__}: {exc}", request_id=rid
-                )
-            except httpx.TimeoutException as exc:
-                raise Timeout(
-                    f"{self.url}{path}: no answer within {min(self.timeout_s, remaining):.3g} s",
-                    request_id=rid,
-                ) from exc
+                response = await self._send(method, path, body, rid, timeout)
             except httpx.HTTPError as exc:
-                raise ClientError(f"{self.url}{path}: {exc}", request_id=rid) from exc
+                pause = attempts.failed(exc)
             else:
-                result = outcome(response.status_code, response.content, decoder, rid)
-                if not isinstance(result, ServerUnavailable):
-                    if isinstance(result, ClientError):
-                        raise result
+                result = attempts.answered(response, decoder)
+                if not isinstance(result, Pause):
                     return result
-                failure, wait = result, retry_after(response.headers)
-            if attempt == self.retry.attempts:
-                raise failure
-            pause = self.retry.delay(attempt, wait)
-            if self.clock.monotonic() + pause >= deadline:
-                raise Timeout(
-                    f"the deadline of {self.deadline_s} s passes before attempt {attempt + 1}; "
-                    f"last: {failure}",
-                    request_id=rid,
-                ) from failure
+                pause = result.seconds
             await self._sleep(pause)
-        raise Timeout(
-            f"{self.url}{path}: the deadline of {self.deadline_s} s passed", request_id=rid
-        )
 
     async def _send(
         self, method: str, path: str, body: bytes | None, rid: str, timeout_s: float

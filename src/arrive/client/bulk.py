@@ -1,6 +1,10 @@
 """Bulk scoring over several processes: each its own client and connection pool,
 results in input order, a progress bar, one status per row, resumable.
 
+Each process keeps ``in_flight`` requests on the wire (default 1; more run on threads
+sharing its pool): while one answer is decoded and turned into rows, the server
+already works on the next batch.
+
 While it runs, finished rows are appended to a journal beside the output
 (``OUT.partial.jsonl``), one JSON line per row; a crash loses at most the line being
 written (a torn last line is not valid JSON, and is skipped). At the end the rows
@@ -15,7 +19,13 @@ import itertools
 import json
 import multiprocessing
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    wait,
+)
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -76,6 +86,7 @@ def bulk_predict(
     *,
     processes: int = 2,
     batch_size: int = 256,
+    in_flight: int = 1,
     out: Path | None = None,
     progress: bool = True,
 ) -> BulkResult:
@@ -84,16 +95,19 @@ def bulk_predict(
         raise ValueError("processes: must be at least 1")
     if batch_size < 1:
         raise ValueError("batch_size: must be at least 1")
+    if in_flight < 1:
+        raise ValueError("in_flight: must be at least 1")
     if out is not None:
         check_output(out)
     rows = read_rows(source)
     journal = None if out is None else out.with_name(out.name + ".partial.jsonl")
     done = _earlier(rows, out, journal)
     pending = [(i, row) for i, row in enumerate(rows) if i not in done]
-    chunks = [pending[i : i + batch_size] for i in range(0, len(pending), batch_size)]
+    step = batch_size * in_flight  # one task: in_flight requests sent together
+    chunks = [pending[i : i + step] for i in range(0, len(pending), step)]
     results = dict(done)
     with _Journal(journal) as sink, _bar(progress, len(rows), len(done)) as advance:
-        for scored in _run(config, chunks, processes):
+        for scored in _run(_Work(config, batch_size, in_flight), chunks, processes):
             sink.write(scored)
             results.update((r["row"], r) for r in scored)
             advance(len(scored))
@@ -106,19 +120,41 @@ def bulk_predict(
 
 # -- the work of one process ---------------------------------------------------------------
 
-_worker: dict[str, Any] = {}  # this process's client, built by _start_worker
+_worker: dict[str, Any] = {}  # this process's client and threads, built by _start_worker
 
 
-def _start_worker(config: ClientConfig) -> None:
+@dataclass(frozen=True)
+class _Work:
+    """What a worker process is told at its start (picklable)."""
+
+    client: ClientConfig
+    batch_size: int
+    in_flight: int
+
+
+def _start_worker(work: _Work) -> None:
     from arrive.client.sync import EtaClient
 
+    config = work.client
     _worker["client"] = EtaClient(
-        config.url, timeout_s=config.timeout_s, deadline_s=config.deadline_s, retry=config.retry
+        config.url,
+        timeout_s=config.timeout_s,
+        deadline_s=config.deadline_s,
+        retry=config.retry,
+        pool_size=max(10, work.in_flight),
     )
+    _worker["batch_size"] = work.batch_size
+    _worker["threads"] = ThreadPoolExecutor(work.in_flight, thread_name_prefix="bulk")
+
+
+def _stop_worker() -> None:
+    _worker.pop("threads").shutdown()
+    _worker.pop("client").close()
 
 
 def score_chunk(chunk: Chunk) -> list[Row]:
-    """The result rows of ``chunk`` (this process's client; one status per row)."""
+    """The result rows of ``chunk`` (this process's client; one status per row), its
+    batches sent at once on this process's threads."""
     results: dict[int, Row] = {}
     valid: list[tuple[int, Row, EtaRequest]] = []
     for index, row in chunk:
@@ -126,9 +162,10 @@ def score_chunk(chunk: Chunk) -> list[Row]:
             valid.append((index, row, to_request(row)))
         except RequestRejected as exc:
             results[index] = _failed(index, row, "rejected", str(exc))
-    size = _worker["client"].max_batch() if valid else 1
-    for start in range(0, len(valid), size):
-        results.update(_send(valid[start : start + size]))
+    size = min(_worker["batch_size"], _worker["client"].max_batch()) if valid else 1
+    batches = [valid[start : start + size] for start in range(0, len(valid), size)]
+    for answered in _worker["threads"].map(_send, batches):
+        results.update(answered)
     return [results[index] for index, _ in chunk]
 
 
@@ -195,20 +232,20 @@ def _failed(index: int, row: Mapping[str, Any], status: str, error: str) -> Row:
 # -- the run -------------------------------------------------------------------------------
 
 
-def _run(config: ClientConfig, chunks: list[Chunk], processes: int) -> Iterator[list[Row]]:
+def _run(work: _Work, chunks: list[Chunk], processes: int) -> Iterator[list[Row]]:
     """Each chunk's results as they finish (in-process when ``processes`` is 1)."""
     if not chunks:
         return
     if processes == 1:
-        _start_worker(config)
+        _start_worker(work)
         try:
             yield from map(score_chunk, chunks)
         finally:
-            _worker.pop("client").close()
+            _stop_worker()
         return
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(
-        processes, mp_context=context, initializer=_start_worker, initargs=(config,)
+        processes, mp_context=context, initializer=_start_worker, initargs=(work,)
     ) as pool:
         queue = iter(chunks)
         running: set[Future[list[Row]]] = set()

@@ -141,6 +141,18 @@ def outcome(
     return _refusal(status, content, request_id)
 
 
+def decoded(decoder: msgspec.json.Decoder[T], content: bytes) -> T:
+    """``content`` decoded as the API promises.
+
+    Raises:
+        BadResponse: it does not fit.
+    """
+    try:
+        return decoder.decode(content)
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise BadResponse(f"the answer does not fit the API: {exc}") from None
+
+
 def _refusal(status: int, content: bytes, request_id: str) -> ClientError:
     body = _error_body(content)
     rid = body.request_id if body is not None and body.request_id else request_id

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
@@ -12,9 +11,10 @@ from typing import Any, Final, TypeVar
 import httpx
 import msgspec
 
+from arrive.client.attempts import Attempts, Pause, Policy, new_request_id
 from arrive.client.bulk import BulkResult, ClientConfig, bulk_predict
-from arrive.client.calls import Order, Retry, outcome, retry_after, to_request, to_requests
-from arrive.client.errors import BadResponse, ClientError, ServerUnavailable, Timeout
+from arrive.client.calls import Order, Retry, decoded, to_request, to_requests
+from arrive.client.errors import BadResponse
 from arrive.client.info import ModelInfo, max_batch_of, model_info_of
 from arrive.client.sources import Source
 from arrive.clock import SleepingClock, SystemClock
@@ -29,12 +29,6 @@ _health: Final = msgspec.json.Decoder(Health)
 _readiness: Final = msgspec.json.Decoder(Readiness)
 _document: Final = msgspec.json.Decoder(dict[str, Any])
 _encoder: Final = msgspec.json.Encoder()
-RETRIED: Final = (httpx.NetworkError, httpx.RemoteProtocolError, httpx.ConnectTimeout)
-
-
-def new_request_id() -> str:
-    """A fresh request id (the same for every attempt of one call)."""
-    return uuid.uuid4().hex
 
 
 class EtaClient:
@@ -78,6 +72,10 @@ class EtaClient:
         )
         self._max_batch: int | None = None
 
+    @property
+    def _policy(self) -> Policy:
+        return Policy(self.timeout_s, self.deadline_s, self.retry)
+
     # -- the API -------------------------------------------------------------------------
 
     def predict(self, order: Order, *, request_id: str | None = None) -> EtaAnswer:
@@ -111,19 +109,27 @@ class EtaClient:
         *,
         processes: int = 2,
         batch_size: int = 256,
+        in_flight: int = 1,
         out: str | os.PathLike[str] | None = None,
         progress: bool = True,
     ) -> BulkResult:
         """Score every order of ``source`` in ``processes`` processes, each with its own
         pool (this client's timeout, deadline and retries), ``batch_size`` orders a
-        request: one result row per input row, in input order, with a ``status``
-        (``ok``, ``rejected``, ``error``) and the ``error``. With ``out`` (.jsonl, .csv
+        request, ``in_flight`` requests on the wire per process: one result row per
+        input row, in input order, with a ``status`` (``ok``, ``rejected``, ``error``)
+        and the ``error``. With ``out`` (.jsonl, .csv
         or .parquet) the results are written there, and a re-run skips rows answered.
         See :mod:`arrive.client.bulk`."""
         config = ClientConfig(self.url, self.timeout_s, self.deadline_s, self.retry)
         path = None if out is None else Path(out)
         return bulk_predict(
-            config, source, processes=processes, batch_size=batch_size, out=path, progress=progress
+            config,
+            source,
+            processes=processes,
+            batch_size=batch_size,
+            in_flight=in_flight,
+            out=path,
+            progress=progress,
         )
 
     def health(self) -> Health:
@@ -137,7 +143,7 @@ class EtaClient:
             raise BadResponse(
                 f"/readyz answered {response.status_code}", status=response.status_code
             )
-        return _decoded(_readiness, response.content)
+        return decoded(_readiness, response.content)
 
     def model_info(self) -> ModelInfo:
         """The model serving, the API's version and its batch limit."""
@@ -184,45 +190,19 @@ class EtaClient:
         request_id: str | None = None,
     ) -> T:
         rid = request_id or new_request_id()
-        deadline = self.clock.monotonic() + self.deadline_s
-        for attempt in range(1, self.retry.attempts + 1):
-            remaining = deadline - self.clock.monotonic()
-            if remaining <= 0:
-                break
-            wait: float | None = None
+        attempts = Attempts(self._policy, self.clock, f"{self.url}{path}", rid)
+        while True:
+            timeout = attempts.start()
             try:
-                response = self._send(method, path, body, rid, min(self.timeout_s, remaining))
-            except RETRIED as exc:
-                failure: ClientError = ServerUnavailable(
-                    f"{self.url}{path}: {type(exc).__name__}: {exc}", request_id=rid
-                )
-            except httpx.TimeoutException as exc:
-                raise Timeout(
-                    f"{self.url}{path}: no answer within {min(self.timeout_s, remaining):.3g} s",
-                    request_id=rid,
-                ) from exc
+                response = self._send(method, path, body, rid, timeout)
             except httpx.HTTPError as exc:
-                raise ClientError(f"{self.url}{path}: {exc}", request_id=rid) from exc
+                pause = attempts.failed(exc)
             else:
-                result = outcome(response.status_code, response.content, decoder, rid)
-                if not isinstance(result, ServerUnavailable):
-                    if isinstance(result, ClientError):
-                        raise result
+                result = attempts.answered(response, decoder)
+                if not isinstance(result, Pause):
                     return result
-                failure, wait = result, retry_after(response.headers)
-            if attempt == self.retry.attempts:
-                raise failure
-            pause = self.retry.delay(attempt, wait)
-            if self.clock.monotonic() + pause >= deadline:
-                raise Timeout(
-                    f"the deadline of {self.deadline_s} s passes before attempt {attempt + 1}; "
-                    f"last: {failure}",
-                    request_id=rid,
-                ) from failure
+                pause = result.seconds
             self.clock.sleep_until(self.clock.monotonic() + pause)
-        raise Timeout(
-            f"{self.url}{path}: the deadline of {self.deadline_s} s passed", request_id=rid
-        )
 
     def _send(
         self, method: str, path: str, body: bytes | None, rid: str, timeout_s: float
@@ -230,10 +210,3 @@ class EtaClient:
         return self._http.request(
             method, path, content=body, headers={"x-request-id": rid}, timeout=timeout_s
         )
-
-
-def _decoded(decoder: msgspec.json.Decoder[T], content: bytes) -> T:
-    try:
-        return decoder.decode(content)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise BadResponse(f"the answer does not fit the API: {exc}") from None

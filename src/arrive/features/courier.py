@@ -114,12 +114,10 @@ def _has_pings(ctx: BuildContext) -> bool:
 
 
 def _history(ctx: BuildContext) -> pl.DataFrame:
-    queries = ctx.queries("courier_id")
-    deliveries = ctx.observations("delivery", "courier_id")
     return (
-        COUNTS.offline(queries, deliveries)
+        COUNTS.offline_in(ctx)
         .with_columns(pl.exclude("_row").cast(pl.Float64))
-        .join(MEAN.offline(queries, deliveries), on="_row")
+        .join(MEAN.offline_in(ctx), on="_row")
     )
 
 

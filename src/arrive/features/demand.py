@@ -61,6 +61,6 @@ def offline(ctx: BuildContext) -> pl.DataFrame:
     frame = ctx.orders.select("_row")
     parts = [PLATFORM, MARKET] if ctx.has_column("market_id") else [PLATFORM]
     for part in parts:
-        block = part.offline(ctx.queries(part.key), ctx.observations("created", part.key))
+        block = part.offline_in(ctx)
         frame = frame.join(block.with_columns(pl.exclude("_row").cast(pl.Float64)), on="_row")
     return frame

@@ -59,9 +59,8 @@ def load_online(key: str) -> tuple[Trailing, Trailing]:
 def load_offline(ctx: BuildContext, key: str) -> pl.DataFrame:
     """Open and recent orders per ``key`` column (``store_id`` or ``market_id``)."""
     open_now, recent = load_online(key)
-    queries = ctx.queries(key)
     return (
-        open_now.offline(queries, ctx.observations("open", key))
-        .join(recent.offline(queries, ctx.observations("created", key)), on="_row")
+        open_now.offline_in(ctx)
+        .join(recent.offline_in(ctx), on="_row")
         .with_columns(pl.exclude("_row").cast(pl.Float64))
     )

@@ -88,10 +88,7 @@ ONLINE = (*load_online("market_id"), DELIVERIES, SNAPSHOT)
 
 
 def offline(ctx: BuildContext) -> pl.DataFrame:
-    queries = ctx.queries("market_id")
-    frame = load_offline(ctx, "market_id").join(
-        DELIVERIES.offline(queries, ctx.observations("delivery", "market_id")), on="_row"
-    )
+    frame = load_offline(ctx, "market_id").join(DELIVERIES.offline_in(ctx), on="_row")
     if ctx.event_counts.get("market_snapshot"):
         frame = frame.join(_snapshot(ctx), on="_row")
     return frame

@@ -10,14 +10,14 @@ module, so the two cannot drift.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar, cast
 
 import polars as pl
 
+T = TypeVar("T")
 FeatureScalar = float | str | None
 Entity = Literal["order", "store", "courier", "market"]
 Kind = Literal["numeric", "categorical"]
@@ -104,6 +104,13 @@ class BuildContext:
         self.events = events
         self.local_timezone = local_timezone
         self.attributes = attributes
+        self._memo: dict[Hashable, Any] = {}
+
+    def memo(self, key: Hashable, make: Callable[[], T]) -> T:
+        """``make()``, computed once per context for ``key`` (tables several groups read)."""
+        if key not in self._memo:
+            self._memo[key] = make()
+        return cast("T", self._memo[key])
 
     def has_column(self, name: str) -> bool:
         """True when the spine has ``name`` with at least one non-null value."""
@@ -111,15 +118,21 @@ class BuildContext:
             self.orders
         )
 
-    @functools.cached_property
+    @property
     def event_counts(self) -> dict[str, int]:
         """Number of events of each type in the log."""
+        return self.memo("event_counts", self._event_counts)
+
+    def _event_counts(self) -> dict[str, int]:
         counts = self.events.group_by("type").len().collect()
         return dict(zip(counts.get_column("type"), counts.get_column("len"), strict=True))
 
-    @functools.cached_property
+    @property
     def lifecycle(self) -> pl.DataFrame:
         """One row per order seen in the log: its entities and lifecycle times (UTC)."""
+        return self.memo("lifecycle", self._lifecycle)
+
+    def _lifecycle(self) -> pl.DataFrame:
         events = self.events.filter(pl.col("order_id").is_not_null())
         created = events.filter(pl.col("type") == "order_created").select(
             "order_id", "store_id", "market_id", "courier_id", created=pl.col("event_time")
@@ -139,10 +152,12 @@ class BuildContext:
     def observations(self, stream: str, key: str) -> pl.DataFrame:
         """The observations of ``stream`` (see :data:`arrive.features.windows.Stream`) as
         ``key``, ``time`` and ``value``; ``key`` is an order field or a local-day key."""
-        life = self.lifecycle.with_columns(
-            day=local_day_key(pl.col("created"), self.local_timezone),
-            market_day=local_day_key(pl.col("created"), self.local_timezone, pl.col("market_id")),
-        )
+        return self.memo(("observations", stream, key), lambda: self._observations(stream, key))
+
+    def _observations(self, stream: str, key: str) -> pl.DataFrame:
+        life = self.lifecycle
+        if key in ("day", "market_day"):
+            life = life.with_columns(self._day_keys(pl.col("created"))[key].alias(key))
         if stream == "delivery":
             return life.select(
                 key, time=pl.col("delivered"), value=_seconds("created", "delivered")
@@ -162,12 +177,18 @@ class BuildContext:
     def queries(self, key: str) -> pl.DataFrame:
         """``_row``, ``key`` and ``t`` (the as-of time) per spine row; ``key`` as in
         :meth:`observations`."""
+        return self.memo(("queries", key), lambda: self._queries(key))
+
+    def _queries(self, key: str) -> pl.DataFrame:
         t = pl.col("created_at")
-        keys = {
-            "day": local_day_key(t, self.local_timezone),
-            "market_day": local_day_key(t, self.local_timezone, pl.col("market_id")),
-        }
+        keys = self._day_keys(t)
         return self.orders.select("_row", keys.get(key, pl.col(key)).alias(key), t=t)
+
+    def _day_keys(self, time: pl.Expr) -> dict[str, pl.Expr]:
+        return {
+            "day": local_day_key(time, self.local_timezone),
+            "market_day": local_day_key(time, self.local_timezone, pl.col("market_id")),
+        }
 
     def latest_before(
         self,

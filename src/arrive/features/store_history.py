@@ -108,11 +108,9 @@ ONLINE = (DELIVERIES, DELIVERY_SPREAD, HISTORY, PREPS)
 
 
 def offline(ctx: BuildContext) -> pl.DataFrame:
-    queries = ctx.queries("store_id")
-    deliveries = ctx.observations("delivery", "store_id")
-    frame = queries.select("_row")
+    frame = ctx.orders.select("_row")
     for part in (DELIVERIES, DELIVERY_SPREAD, HISTORY):
-        frame = frame.join(part.offline(queries, deliveries), on="_row")
+        frame = frame.join(part.offline_in(ctx), on="_row")
     if ctx.event_counts.get("food_ready"):
-        frame = frame.join(PREPS.offline(queries, ctx.observations("prep", "store_id")), on="_row")
+        frame = frame.join(PREPS.offline_in(ctx), on="_row")
     return frame

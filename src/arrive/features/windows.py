@@ -4,8 +4,9 @@ For a query at time ``t`` and a window ``w``, an aggregate covers the
 observations of the same key with ``t - w <= time < t``: the current instant is
 excluded, so nothing at or after the order's creation leaks in.
 
-* Offline (:func:`trailing_stats`): per-key cumulative sums read with strict
-  as-of joins, vectorised.
+* Offline (:func:`trailing_stats`, :class:`SumsBefore`): per-key cumulative sums
+  read as of ``t`` and ``t - w`` (strictly before) by binary searches in NumPy, the
+  queries and observations sorted once per build whatever the number of windows.
 * Online (:class:`Observations`): the same sums kept per key, exactly (in
   integers), updated per observation and expired as event time advances.
 
@@ -21,9 +22,14 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
+import numpy as np
+import numpy.typing as npt
 import polars as pl
+
+if TYPE_CHECKING:
+    from arrive.features.spec import BuildContext
 
 Stat = Literal["count", "mean", "std", "sum"]
 Stream = Literal["delivery", "prep", "created", "open"]
@@ -32,6 +38,8 @@ Stream = Literal["delivery", "prep", "created", "open"]
 ``created`` (1 at creation), ``open`` (+1 at creation, -1 at the first terminal event)."""
 
 _CUM = ("_n", "_s", "_ss")
+_NEVER: Final = np.iinfo(np.int64).min
+"""A null time, as a physical integer (before every other)."""
 
 
 @dataclass(frozen=True)
@@ -70,14 +78,15 @@ class Trailing:
 
     def offline(self, queries: pl.DataFrame, observations: pl.DataFrame) -> pl.DataFrame:
         """:func:`trailing_stats` with this declaration; ``queries`` keyed by :attr:`key`."""
-        frame = trailing_stats(
-            queries,
-            observations,
-            key=self.key,
-            windows=dict(self.windows),
-            prefix=self.prefix,
-            stats=self.stats,
-        )
+        return self._named(SumsBefore.of(QueryIndex(queries, self.key), observations))
+
+    def offline_in(self, ctx: BuildContext) -> pl.DataFrame:
+        """:meth:`offline` for the spine of ``ctx``, its stream's sums shared by every
+        declaration over the same stream and key (see :func:`sums_before`)."""
+        return self._named(sums_before(ctx, self.stream, self.key))
+
+    def _named(self, before: SumsBefore) -> pl.DataFrame:
+        frame = before.stats(dict(self.windows), self.prefix, self.stats)
         return frame.rename({k: v for k, v in self.rename.items() if k in frame.columns})
 
 
@@ -105,45 +114,175 @@ def trailing_stats(
         or std over an empty window is null, a count or sum is 0; every statistic of a
         query with a null key is null (no such entity: unknown, not an empty window).
     """
-    observations = observations.with_columns(pl.col("time").cast(queries.schema["t"]))
-    cum = _cumulative(observations.drop_nulls(["time", "value", key]), key)
-    now = _as_of(queries, cum, key, timedelta(0))
-    out = queries.select("_row")
-    for label, length in windows.items():
-        past = _as_of(queries, cum, key, length)
-        delta = now - past
-        out = out.with_columns(_stats(delta, f"{prefix}_{{}}_{label}", stats))
-    known = queries.get_column(key).is_not_null()
-    return out.with_columns(pl.when(known).then(pl.col(c)).alias(c) for c in out.columns[1:])
+    before = SumsBefore.of(QueryIndex(queries, key), observations)
+    return before.stats(windows, prefix, stats)
 
 
-def _cumulative(observations: pl.DataFrame, key: str) -> pl.DataFrame:
-    value = pl.col("value").cast(pl.Float64)
-    return observations.sort("time", key).select(
-        key,
-        "time",
-        _n=pl.int_range(1, pl.len() + 1).over(key).cast(pl.Float64),
-        _s=value.cum_sum().over(key),
-        _ss=(value * value).cum_sum().over(key),
+def sums_before(ctx: BuildContext, stream: Stream, key: str) -> SumsBefore:
+    """The :class:`SumsBefore` of ``stream`` keyed by ``key`` for the spine of ``ctx``,
+    built once per build (the queries' side once per key)."""
+    return ctx.memo(
+        ("sums_before", stream, key),
+        lambda: SumsBefore.of(
+            ctx.memo(("query_index", key), lambda: QueryIndex(ctx.queries(key), key)),
+            ctx.observations(stream, key),
+        ),
     )
 
 
-def _as_of(
-    queries: pl.DataFrame, cum: pl.DataFrame, key: str, offset: timedelta | None
-) -> pl.DataFrame:
-    """Cumulative sums of the last observation strictly before ``t - offset``, in query order."""
-    if offset is None:
-        return pl.DataFrame({c: [0.0] * len(queries) for c in _CUM})
-    left = queries.select("_row", key, _at=pl.col("t") - offset).sort("_at")
-    joined = left.join_asof(
-        cum.rename({"time": "_at"}),
-        on="_at",
-        by=key,
-        strategy="backward",
-        allow_exact_matches=False,
-        check_sortedness=False,
+def _running(
+    code: npt.NDArray[np.signedinteger[Any]], value: npt.NDArray[np.float64]
+) -> list[npt.NDArray[np.float64]]:
+    """Per observation, the count, sum and sum of squares of its key's observations up
+    to it (``_n``, ``_s``, ``_ss``), for observations sorted by key (``code``), then time."""
+    frame = pl.DataFrame({"_code": code, "value": value})
+    v = pl.col("value")
+    sums = frame.select(
+        _n=pl.int_range(1, pl.len() + 1).over("_code").cast(pl.Float64),
+        _s=v.cum_sum().over("_code"),
+        _ss=(v * v).cum_sum().over("_code"),
     )
-    return joined.sort("_row").select(pl.col(c).fill_null(0.0) for c in _CUM)
+    return [sums.get_column(c).to_numpy() for c in _CUM]
+
+
+class QueryIndex:
+    """The queries of :class:`SumsBefore`, sorted once per key: by time, and by
+    (key, time), where the observation numbers they look up ascend.
+
+    Keys are coded as their index among the queries' distinct keys, in the smallest
+    integer type that holds them (NumPy sorts 16-bit integers stably in linear time).
+
+    Args:
+        queries: ``_row``, ``key`` and ``t`` per row.
+        key: the key column.
+    """
+
+    def __init__(self, queries: pl.DataFrame, key: str) -> None:
+        self.queries = queries.select("_row", key, "t")
+        self.key = key
+        keys = queries.get_column(key)
+        self.vocabulary = keys.drop_nulls().unique()
+        self._dtype = pl.Int16 if len(self.vocabulary) < 2**15 else pl.Int64
+        code = self.codes(keys)
+        t = queries.get_column("t")
+        time = t.to_physical().fill_null(_NEVER).to_numpy()
+        by_time = np.argsort(time, kind="stable")
+        self.t = t.gather(by_time)  # ascending, nulls first
+        self.by_key = by_time[np.argsort(code[by_time], kind="stable")]  # (key, time) order
+        self.code = code[self.by_key]
+        slot = np.empty(len(time), dtype=np.intp)
+        slot[by_time] = np.arange(len(time))
+        self.time_slot = slot[self.by_key]  # where each, in (key, time) order, is in time order
+
+    def codes(self, keys: pl.Series) -> npt.NDArray[np.signedinteger[Any]]:
+        """Each key's index in :attr:`vocabulary` (-1: null, or no query has it)."""
+        vocabulary = self.vocabulary
+        if not len(vocabulary):
+            return np.full(len(keys), -1, dtype=np.int16)
+        indexed = keys.cast(vocabulary.dtype).replace_strict(
+            vocabulary,
+            pl.int_range(len(vocabulary), eager=True),
+            default=-1,
+            return_dtype=self._dtype,
+        )
+        return indexed.fill_null(-1).to_numpy()
+
+
+class SumsBefore:
+    """Per query, the count, sum and sum of squares of its key's observations strictly
+    before ``t - offset`` (0 when none): the as-of join of every window as two binary
+    searches in NumPy, over arrays sorted once.
+
+    The observations are sorted by (key, time) once, with their running sums per key
+    (:func:`_running`). They are numbered by (key,
+    distinct time), so "the same key and earlier" is "a smaller number"; of
+    observations at one instant the last, whose sums include them all, is the one read,
+    as an as-of join reads it.
+
+    Args:
+        index: the queries.
+        code, time, value: the observations' key codes (:meth:`QueryIndex.codes`), times
+            (physical integers of the queries' time type) and values, none missing.
+    """
+
+    def __init__(
+        self,
+        index: QueryIndex,
+        code: npt.NDArray[np.signedinteger[Any]],
+        time: npt.NDArray[np.int64],
+        value: npt.NDArray[np.float64],
+    ) -> None:
+        self.index = index
+        by_time = np.argsort(time, kind="stable")
+        by_key = np.argsort(code[by_time], kind="stable")  # stable: in time order per key
+        order = by_time[by_key]
+        times = time[by_time]
+        new = np.empty(len(times), dtype=bool)
+        new[:1] = True
+        np.not_equal(times[1:], times[:-1], out=new[1:])
+        self._times = times[new]  # the distinct instants, in order
+        rank = (np.cumsum(new) - 1)[by_key]
+        self._span = len(self._times) + 1
+        self._code = code[order]
+        self._numbered = self._code.astype(np.int64) * self._span + rank
+        self._sums = _running(self._code, value[order])
+        self._memo: dict[timedelta, pl.DataFrame] = {}
+
+    @classmethod
+    def of(cls, index: QueryIndex, observations: pl.DataFrame) -> SumsBefore:
+        """From raw observations (``key``, ``time``, ``value``; rows with a null are
+        ignored, and so are keys no query has: they are never read)."""
+        frame = observations.select(
+            _code=pl.Series(index.codes(observations.get_column(index.key))),
+            time=pl.col("time").cast(index.queries.schema["t"]).to_physical(),
+            value=pl.col("value").cast(pl.Float64),
+        ).filter(
+            (pl.col("_code") >= 0) & pl.col("time").is_not_null() & pl.col("value").is_not_null()
+        )
+        return cls(
+            index,
+            frame.get_column("_code").to_numpy(),
+            frame.get_column("time").to_numpy(),
+            frame.get_column("value").to_numpy(),
+        )
+
+    def sums(self, offset: timedelta | None) -> pl.DataFrame:
+        """``_n``, ``_s`` and ``_ss`` as of ``t - offset`` (None: before all time, 0)."""
+        if offset is None or not len(self._code):
+            return pl.DataFrame({c: np.zeros(len(self.index.queries)) for c in _CUM})
+        if offset not in self._memo:
+            self._memo[offset] = self._sums_at(offset)
+        return self._memo[offset]
+
+    def _sums_at(self, offset: timedelta) -> pl.DataFrame:
+        index = self.index
+        at = (index.t - offset).to_physical().fill_null(_NEVER).to_numpy()  # ascending
+        before = np.searchsorted(self._times, at, side="left")[index.time_slot]
+        wanted = index.code.astype(np.int64) * self._span + before
+        found = np.searchsorted(self._numbered, wanted) - 1
+        hit = (found >= 0) & (index.code >= 0)
+        hit[hit] = self._code[found[hit]] == index.code[hit]
+        taken = np.where(hit, found, 0)
+        out = {}
+        for c, values in zip(_CUM, self._sums, strict=True):
+            column = np.empty(len(hit))
+            column[index.by_key] = np.where(hit, values[taken], 0.0)
+            out[c] = column
+        return pl.DataFrame(out)
+
+    def stats(
+        self, windows: Mapping[str, timedelta | None], prefix: str, stats: tuple[Stat, ...]
+    ) -> pl.DataFrame:
+        """``_row`` then ``{prefix}_{stat}_{label}`` per window and stat (see
+        :func:`trailing_stats`)."""
+        now = self.sums(timedelta(0))
+        queries = self.index.queries
+        out = queries.select("_row")
+        for label, length in windows.items():
+            delta = now - self.sums(length)
+            out = out.with_columns(_stats(delta, f"{prefix}_{{}}_{label}", stats))
+        known = queries.get_column(self.index.key).is_not_null()
+        return out.with_columns(pl.when(known).then(pl.col(c)).alias(c) for c in out.columns[1:])
 
 
 def _stats(delta: pl.DataFrame, name: str, stats: tuple[Stat, ...]) -> list[pl.Series]:

@@ -31,6 +31,8 @@ from arrive.serving.compiled import Backend, CompiledModel
 
 FloatArray = npt.NDArray[np.float64]
 CHUNK_ROWS: Final = 8192
+_UNREAD: Final = ("event_id", "schema_version", "attributes")
+"""Event-log columns no feature reads (an order's attributes come from the orders table)."""
 
 
 @dataclass(frozen=True)
@@ -97,14 +99,14 @@ def order_features(directory: Path, names: list[str]) -> pl.DataFrame:
         DataError: a feature the model needs cannot be built from this data.
     """
     orders = datadir.read_orders(directory)
-    events = datadir.scan_events(directory)
+    # the log read once (every group reads it), without what no feature reads
+    events = datadir.scan_events(directory).select(pl.exclude(_UNREAD)).collect().lazy()
     attributes = tuple(c for c in orders.columns if c not in datadir.ORDER_COLUMNS)
     spine = created_orders(events).collect()
     if attributes:
         spine = spine.join(orders.select("order_id", *attributes), on="order_id", how="left")
-    built = build_features(
-        BuildContext(spine, events, datadir.local_timezone(directory), attributes)
-    )
+    context = BuildContext(spine, events, datadir.local_timezone(directory), attributes)
+    built = build_features(context)
     frame = built.frame
     for name in names:
         if name not in frame.columns:
