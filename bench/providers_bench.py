@@ -104,19 +104,30 @@ def truth_s(market: Market, leg: Leg) -> float:
     return float(truth.travel_s(km, PROFILE_KMH["driving"], share, 1.0))
 
 
-def requests(orders: list[dict[str, Any]], per_order: int, seed: int = 0) -> list[Leg]:
-    """Every request of the traffic model (module docstring), in time order."""
+def requests(orders: list[dict[str, Any]], per_order: int, seed: int = 0) -> list[tuple[Leg, int]]:
+    """Every request of the traffic model (module docstring) with its order's index, in
+    time order."""
     rng = random.Random(seed)
     legs = []
-    for row in orders:
+    for index, row in enumerate(orders):
         created: datetime = row["created_at"]
         offsets = [0.0]
         if per_order >= 2:
             offsets.append(rng.uniform(0.0, TRACK_S))
         offsets += [-rng.uniform(0.0, BROWSE_S) for _ in range(per_order - 2)]
         coords = (row["pickup_lat"], row["pickup_lon"], row["drop_lat"], row["drop_lon"])
-        legs += [Leg(*coords, at=created + timedelta(seconds=o)) for o in offsets]
-    return sorted(legs, key=lambda leg: leg.at)
+        legs += [(Leg(*coords, at=created + timedelta(seconds=o)), index) for o in offsets]
+    return sorted(legs, key=lambda asked: asked[0].at)
+
+
+def change_se_pct(cached: list[float], uncached: list[float], order: list[int]) -> float:
+    """Standard error of the MAE change (% of the uncached MAE), clustered by order: an
+    order's requests share one cached answer, so they are not independent."""
+    per_order: dict[int, float] = {}
+    for c, u, o in zip(cached, uncached, order, strict=True):
+        per_order[o] = per_order.get(o, 0.0) + c - u
+    se = statistics.stdev(per_order.values()) * len(per_order) ** 0.5 / len(cached)
+    return float(100.0 * se / statistics.fmean(uncached))
 
 
 def run(market: Market, legs: list[Leg], spec: str | None) -> dict[str, Any]:
@@ -142,7 +153,7 @@ def run(market: Market, legs: list[Leg], spec: str | None) -> dict[str, Any]:
         return errors
 
     errors = asyncio.run(replay())
-    return {"vendor_requests": vendor.requests, "mae_s": statistics.fmean(errors)}
+    return {"vendor_requests": vendor.requests, "mae_s": statistics.fmean(errors), "errors": errors}
 
 
 def main() -> None:
@@ -151,10 +162,11 @@ def main() -> None:
     parser.add_argument("--orders-per-day", type=int, default=4000)
     parser.add_argument("--per-order", type=int, nargs="+", default=[1, 10])
     parser.add_argument("--variants", nargs="+", default=VARIANTS)
+    parser.add_argument("--seed", type=int, default=11, help="the simulation's seed")
     args = parser.parse_args()
     for spec in args.variants:
         variant(spec)  # a bad spec fails before the simulation
-    config = SimulationConfig(seed=11, days=args.days, orders_per_day=args.orders_per_day)
+    config = SimulationConfig(seed=args.seed, days=args.days, orders_per_day=args.orders_per_day)
     simulation = simulate(config)
     with tempfile.TemporaryDirectory() as tmp:
         write_simulation(simulation, Path(tmp))
@@ -162,7 +174,8 @@ def main() -> None:
     orders = list(simulation.orders.iter_rows(named=True))
     figures = []
     for per_order in args.per_order:
-        legs = requests(orders, per_order)
+        asked = requests(orders, per_order)
+        legs, order = [leg for leg, _ in asked], [o for _, o in asked]
         uncached = run(market, legs, None)
         for spec in args.variants:
             cached = run(market, legs, spec)
@@ -177,6 +190,9 @@ def main() -> None:
                     "mae_uncached_s": round(uncached["mae_s"], 2),
                     "mae_cached_s": round(cached["mae_s"], 2),
                     "mae_change_pct": round(100.0 * (cached["mae_s"] / uncached["mae_s"] - 1), 3),
+                    "mae_change_se_pct": round(
+                        change_se_pct(cached["errors"], uncached["errors"], order), 3
+                    ),
                 }
             )
     print(
