@@ -15,6 +15,8 @@ from arrive.providers.builtin import BuiltinProvider
 from arrive.providers.cache import CacheSettings, Rescale, TravelTimeCache, cache_key
 from arrive.providers.cache_store import CachedAnswer, MemoryCacheStore
 from arrive.providers.chain import ProviderChain
+from arrive.serving.settings import ServeSettings
+from arrive.serving.travel import build_travel
 from arrive.testing.scripted import ScriptedProvider, Step
 from arrive.testing.virtual_time import run_virtual
 
@@ -121,3 +123,23 @@ def test_a_rescale_that_is_not_a_positive_number_leaves_the_answer_unchanged() -
         return await chain.travel_time(FARTHER, timeout_s=0.3)
 
     assert run_virtual(scenario(), clock).seconds == 600.0
+
+
+@pytest.mark.parametrize(("rescale", "bucket_s"), [(True, 3600.0), (False, 900.0)])
+def test_the_service_builds_its_cache_from_the_serve_settings(
+    rescale: bool, bucket_s: float
+) -> None:
+    providers = {"travel": {"osrm_eu": {"kind": "osrm", "url": "http://127.0.0.1:9"}}}
+    settings = ServeSettings(
+        providers=providers, provider_cache_rescale=rescale, provider_cache_bucket_s=bucket_s
+    )
+
+    async def build() -> tuple[float, bool]:
+        lookup = build_travel(settings)
+        assert lookup is not None
+        cache = lookup.chain.cache
+        assert cache is not None
+        await lookup.aclose()
+        return cache.settings.bucket_s, cache.rescale is not None
+
+    assert asyncio.run(build()) == (bucket_s, rescale)

@@ -53,10 +53,10 @@ class Rescale(Protocol):
 class CacheSettings:
     """Freshness and keys of the cache (module docstring)."""
 
-    ttl_s: float = 150.0
+    ttl_s: float = 1800.0
     grace_s: float = 600.0
     cell_m: float = 500.0
-    bucket_s: float = 900.0
+    bucket_s: float = 3600.0
 
     def __post_init__(self) -> None:
         for field in ("ttl_s", "cell_m", "bucket_s"):

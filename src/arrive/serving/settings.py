@@ -291,7 +291,7 @@ class ServeSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     ] = "memory"
     provider_cache_ttl_s: Annotated[
         float, _doc("A cached travel time answers for this long (seconds).", gt=0)
-    ] = 150.0
+    ] = 1800.0
     provider_cache_grace_s: Annotated[
         float,
         _doc(
@@ -310,7 +310,7 @@ class ServeSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
             "between the same cells leaving in the same bucket share one vendor answer.",
             gt=0,
         ),
-    ] = 900.0
+    ] = 3600.0
     provider_cache_rescale: Annotated[
         bool,
         _doc(
