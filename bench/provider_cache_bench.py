@@ -82,7 +82,7 @@ def legs_of_orders(days: int) -> list[Leg]:
 def calls_saved(legs: list[Leg], cell_m: float, ttl_s: float) -> dict[str, Any]:
     clock = ManualClock(legs[0].at)
     vendor = ExactVendor()
-    settings = CacheSettings(ttl_s=ttl_s, grace_s=0.0, cell_m=cell_m)
+    settings = CacheSettings(ttl_s=ttl_s, grace_s=0.0, cell_m=cell_m, bucket_s=900.0)
     cache = TravelTimeCache(MemoryCacheStore(clock), clock, settings, f"bench-{cell_m}-{ttl_s}")
     chain = ProviderChain([vendor], vendor, clock, cache=cache)
 

@@ -75,6 +75,12 @@ _CALIB_DAYS_DEFAULT = "auto"
     help="After early stopping, train again on training + validation orders; the P90 "
     "scale then pools the first fit's validation window with the calibration window.",
 )
+@click.option(
+    "--residual",
+    is_flag=True,
+    help="Predict the residual over the provider's travel time (travel_time_provider_s; "
+    "the built-in estimate where an order has none), when the data has provider history.",
+)
 @click.option("--quantiles", default="0.5,0.9", show_default=True, help="Quantiles to predict.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
@@ -106,6 +112,7 @@ def command(
     calib_frac: float,
     calib_days: str,
     refit: bool,
+    residual: bool,
     quantiles: str,
     seed: int,
     params: tuple[str, ...],
@@ -125,6 +132,7 @@ def command(
             test=test_frac, valid=valid_frac, calib=calib_frac, calib_days=_calib_days(calib_days)
         ),
         refit=refit,
+        residual=residual,
         quantiles=_quantiles(quantiles),
         seed=seed,
         select_groups=not no_selection,

@@ -118,7 +118,8 @@ def make_probe(model: QuantileEta, X: pl.DataFrame, n: int = PROBE_ROWS) -> Prob
         raise InputFileError("probe: no feature rows to take a probe batch from")
     picks = np.unique(np.linspace(0, len(X) - 1, num=min(n, len(X))).round().astype(np.int64))
     sample = X[picks.tolist()]
-    return Probe(model.matrix(sample), model.predict_raw(sample), model.predict(sample))
+    matrix = model.matrix(sample)
+    return Probe(matrix, model.tree_outputs(matrix), model.predict(sample))
 
 
 def compare(probe: Probe, raw: FloatArray, predictions: FloatArray | None = None) -> str | None:
@@ -156,7 +157,7 @@ def inspect(files: Mapping[str, bytes]) -> ModelCheck:
             f"{PROBE_FILE}: {probe.rows.shape[1]} features, the model has {len(model.features_)}",
         )
     raw = _raw(model, probe.rows)
-    mismatch = compare(probe, raw, _calibrated(model, raw))
+    mismatch = compare(probe, raw, _calibrated(model, raw + model.base(probe.rows)[:, None]))
     if mismatch is not None:
         return ModelCheck("broken", mismatch)
     return ModelCheck("ok", f"{len(probe.rows)} probe rows match the reference predictions")

@@ -47,6 +47,10 @@ class QuantileEta:
         seed: makes training deterministic.
         n_jobs: threads used by LightGBM; None: :func:`arrive.cores.threads` (the cores
             this process may use, or ``ARRIVE_THREADS``).
+        residual_of: features (seconds) whose first present value per row is a base the
+            boosters predict the residual over (DeepETA's framing): trained on
+            ``y − base``, answering ``base + trees``; a row with none of them has base 0.
+            Empty (the default): the boosters predict the duration itself.
 
     Fitted attributes: ``quantiles_`` (sorted), ``features_``, ``categorical_``,
     ``vocabulary_``, ``boosters_`` (quantile → booster), ``rounds_`` (quantile → boosting
@@ -82,6 +86,7 @@ class QuantileEta:
         calib_half_life: float | None = None,
         seed: int = 0,
         n_jobs: int | None = None,
+        residual_of: Sequence[str] = (),
     ) -> None:
         self.quantiles = quantiles
         self.n_estimators = n_estimators
@@ -97,6 +102,7 @@ class QuantileEta:
         self.calib_half_life = calib_half_life
         self.seed = seed
         self.n_jobs = n_jobs
+        self.residual_of = tuple(residual_of)
 
     # -- fitting ---------------------------------------------------------------------------
 
@@ -111,11 +117,7 @@ class QuantileEta:
         """Train one booster per quantile; early-stop on ``eval_set`` when given."""
         y = self.prepare(X, y, categorical)
         train = self._dataset(X, y)
-        valid = (
-            self._dataset(eval_set[0], _check_target(eval_set[1], len(eval_set[0])), train)
-            if eval_set
-            else None
-        )
+        valid = self._dataset(eval_set[0], self.target(*eval_set), train) if eval_set else None
         self.boosters_ = {q: self._fit_one(q, train, valid) for q in self.quantiles_}
         self.rounds_ = {q: _rounds(b) for q, b in self.boosters_.items()}
         return self
@@ -146,7 +148,22 @@ class QuantileEta:
         self.curves_ = {}
         self.scales_ = {}
         self.anchor_offset_s_ = 0.0
-        return y
+        missing = [name for name in self.residual_of if name not in self.features_]
+        if missing:
+            raise ConfigError(f"residual_of: {', '.join(missing)} not among the features")
+        return self.target(X, y)
+
+    def target(self, X: pl.DataFrame, y: FloatArray) -> FloatArray:
+        """What the boosters learn for rows ``X`` of duration ``y``: ``y`` less the base."""
+        return _check_target(y, len(X)) - self.base(self.matrix(X))
+
+    def base(self, matrix: FloatArray) -> FloatArray:
+        """Per row of ``matrix``, the first present value of ``residual_of`` (0 if none)."""
+        base = np.zeros(len(matrix))
+        for name in reversed(self.residual_of):
+            column = matrix[:, self.features_.index(name)]
+            base = np.where(np.isnan(column), base, column)
+        return base
 
     def booster_params(self, q: float) -> dict[str, Any]:
         """LightGBM parameters of the booster for quantile ``q``."""
@@ -204,8 +221,12 @@ class QuantileEta:
         )
 
     def predict_raw(self, X: pl.DataFrame) -> FloatArray:
-        """Uncalibrated booster outputs, one column per quantile."""
+        """Uncalibrated outputs in seconds (the trees' plus the base), one column per quantile."""
         matrix = self.matrix(X)
+        return self.tree_outputs(matrix) + self.base(matrix)[:, None]
+
+    def tree_outputs(self, matrix: FloatArray) -> FloatArray:
+        """The boosters' own outputs (without the base), one column per quantile."""
         return np.column_stack(
             [self.boosters_[q].predict(matrix, num_threads=self.threads()) for q in self.quantiles_]
         )
@@ -300,7 +321,10 @@ class QuantileEta:
             "seed",
             "n_jobs",
         )
-        return {"quantiles": list(self.quantiles), **{n: getattr(self, n) for n in names}}
+        params = {"quantiles": list(self.quantiles), **{n: getattr(self, n) for n in names}}
+        if self.residual_of:  # absent otherwise: models without it keep their files as they were
+            params["residual_of"] = list(self.residual_of)
+        return params
 
     # -- internals ---------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ table, the one the ``travel_estimate_s`` feature uses). It does no IO and cannot
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Final
 from zoneinfo import ZoneInfo
 
@@ -33,6 +34,14 @@ class BuiltinProvider:
         hour = leg.at.astimezone(self._zone).hour
         seconds = travel.estimate_s(leg.great_circle_km, hour)
         return TravelTime(seconds=float(seconds or 0.0), source=self.name)
+
+    def ratio(self, leg: Leg, km: float, departs: datetime) -> float:
+        """The estimate of ``leg`` over that of a leg of ``km`` leaving at ``departs``: what
+        carries a travel time answered for that leg over to ``leg`` (the cache's
+        :class:`~arrive.providers.cache.Rescale`); 1 when either estimate is 0."""
+        asked = self.estimate(leg).seconds
+        cached = travel.estimate_s(km, departs.astimezone(self._zone).hour) or 0.0
+        return asked / cached if asked > 0 and cached > 0 else 1.0
 
     async def close(self) -> None:
         """Nothing to close."""

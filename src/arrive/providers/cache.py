@@ -10,6 +10,12 @@ cells in the same bucket share one vendor answer. An answer is
 * gone after that: a **miss**, one vendor request however many callers wait for it
   (single-flight, per process: see :mod:`arrive.providers.cache_redis`).
 
+Legs of one key differ a little (a few hundred metres, a few minutes): with a ``rescale``
+(the built-in estimate's ratio, :meth:`arrive.providers.builtin.BuiltinProvider.ratio`)
+a cached answer is carried over to the leg asked, ``seconds × estimate(asked leg) /
+estimate(cached leg)``: longer for a farther drop-off in the same cell, slower when the
+asked hour is slower. Every entry keeps the leg it answered (km and departure) for that.
+
 A store that fails (Redis down) reads as a miss and its writes are dropped: the cache
 never fails a call the vendor could answer. Counted in ``arrive_provider_cache_lookups_total``
 and ``arrive_provider_vendor_calls_saved_total`` under the cache's ``name``.
@@ -22,7 +28,8 @@ import contextlib
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Literal
+from datetime import UTC, datetime
+from typing import Literal, Protocol
 
 from arrive.clock import Clock
 from arrive.errors import ConfigError
@@ -35,14 +42,21 @@ Fetch = Callable[[], Awaitable[TravelTime]]
 """The vendor request that fills a key: called at most once per key at a time."""
 
 
+class Rescale(Protocol):
+    """The factor that carries a travel time answered for a leg of ``km`` (great circle)
+    leaving at ``departs`` over to ``leg`` (a positive finite number; 1 = unchanged)."""
+
+    def __call__(self, leg: Leg, km: float, departs: datetime) -> float: ...
+
+
 @dataclass(frozen=True, slots=True)
 class CacheSettings:
     """Freshness and keys of the cache (module docstring)."""
 
-    ttl_s: float = 150.0
+    ttl_s: float = 1800.0
     grace_s: float = 600.0
     cell_m: float = 500.0
-    bucket_s: float = 900.0
+    bucket_s: float = 3600.0
 
     def __post_init__(self) -> None:
         for field in ("ttl_s", "cell_m", "bucket_s"):
@@ -79,25 +93,33 @@ def cache_key(leg: Leg, settings: CacheSettings) -> str:
 
 
 class TravelTimeCache:
-    """The cache of one provider chain, over ``store``, named ``name`` in the metrics."""
+    """The cache of one provider chain, over ``store``, named ``name`` in the metrics;
+    answers carried over to the leg asked by ``rescale`` when given (module docstring)."""
 
     def __init__(
-        self, store: CacheStore, clock: Clock, settings: CacheSettings, name: str = "traffic"
+        self,
+        store: CacheStore,
+        clock: Clock,
+        settings: CacheSettings,
+        name: str = "traffic",
+        rescale: Rescale | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
         self.settings = settings
         self.name = name
+        self.rescale = rescale
         self._flights: dict[str, asyncio.Task[TravelTime]] = {}
+        self._flight_legs: dict[str, Leg] = {}
 
     async def lookup(self, leg: Leg) -> Lookup:
         """The leg's cached answer and whether it is fresh or within grace (counted)."""
         found = await self._get(cache_key(leg, self.settings))
         age = self._age(found)
         if found is not None and age <= self.settings.ttl_s:
-            return self._counted(Lookup("fresh", _answer(found, "cache")))
+            return self._counted(Lookup("fresh", self._answer(found, leg, "cache")))
         if found is not None and age <= self.settings.ttl_s + self.settings.grace_s:
-            return self._counted(Lookup("grace", _answer(found, "grace")))
+            return self._counted(Lookup("grace", self._answer(found, leg, "grace")))
         return self._counted(Lookup("miss"))
 
     async def stale(self, leg: Leg) -> TravelTime | None:
@@ -107,17 +129,19 @@ class TravelTimeCache:
         age = self._age(found)
         if found is None or age > self.settings.ttl_s + self.settings.grace_s:
             return None
-        return _answer(found, "cache" if age <= self.settings.ttl_s else "grace")
+        return self._answer(found, leg, "cache" if age <= self.settings.ttl_s else "grace")
 
     async def fill(self, leg: Leg, fetch: Fetch) -> TravelTime:
         """``fetch``'s answer, stored; callers of the same key while it runs share it."""
         key = cache_key(leg, self.settings)
         flight = self._flights.get(key)
         if flight is None:
-            flight = self._start(key, fetch)
-        else:
-            metrics.CALLS_SAVED.labels(self.name).inc()
-        return await asyncio.shield(flight)
+            return await asyncio.shield(self._start(key, leg, fetch))
+        metrics.CALLS_SAVED.labels(self.name).inc()
+        asked = self._flight_legs[key]
+        answer = await asyncio.shield(flight)
+        factor = self._factor(leg, asked.great_circle_km, asked.at)
+        return TravelTime(answer.seconds * factor, answer.source, answer.distance_km)
 
     def in_flight(self, leg: Leg) -> asyncio.Task[TravelTime] | None:
         """The vendor request filling or refreshing the leg's key, if one runs."""
@@ -132,7 +156,7 @@ class TravelTimeCache:
         """Refresh the leg's entry in the background (unless a request for it is in flight)."""
         key = cache_key(leg, self.settings)
         if key not in self._flights:
-            self._start(key, fetch)
+            self._start(key, leg, fetch)
 
     async def close(self) -> None:
         """Stop background refreshes and close the store."""
@@ -140,22 +164,29 @@ class TravelTimeCache:
             flight.cancel()
         await self.store.close()
 
-    def _start(self, key: str, fetch: Fetch) -> asyncio.Task[TravelTime]:
-        flight = asyncio.ensure_future(self._fetch_and_store(key, fetch))
+    def _start(self, key: str, leg: Leg, fetch: Fetch) -> asyncio.Task[TravelTime]:
+        flight = asyncio.ensure_future(self._fetch_and_store(key, leg, fetch))
         self._flights[key] = flight
+        self._flight_legs[key] = leg
         flight.add_done_callback(lambda done: self._landed(key, done))
         return flight
 
     def _landed(self, key: str, flight: asyncio.Task[TravelTime]) -> None:
         if self._flights.get(key) is flight:
             del self._flights[key]
+            del self._flight_legs[key]
         if not flight.cancelled():
             flight.exception()  # retrieved: a failure no caller awaited is already counted
 
-    async def _fetch_and_store(self, key: str, fetch: Fetch) -> TravelTime:
+    async def _fetch_and_store(self, key: str, leg: Leg, fetch: Fetch) -> TravelTime:
         answer = await fetch()
         stored = CachedAnswer(
-            answer.seconds, answer.distance_km, answer.source, self.clock.now().timestamp()
+            answer.seconds,
+            answer.distance_km,
+            answer.source,
+            self.clock.now().timestamp(),
+            leg.great_circle_km,
+            leg.at.timestamp(),
         )
         keep_s = self.settings.ttl_s + self.settings.grace_s
         with contextlib.suppress(ProviderError):  # the store is down: answered, uncached
@@ -178,6 +209,14 @@ class TravelTimeCache:
             metrics.CALLS_SAVED.labels(self.name).inc()
         return lookup
 
+    def _answer(self, found: CachedAnswer, leg: Leg, source: str) -> TravelTime:
+        factor = 1.0
+        if found.leg_km is not None and found.departs_at is not None:
+            departs = datetime.fromtimestamp(found.departs_at, UTC)
+            factor = self._factor(leg, found.leg_km, departs)
+        return TravelTime(found.seconds * factor, source, found.distance_km)
 
-def _answer(found: CachedAnswer, source: str) -> TravelTime:
-    return TravelTime(found.seconds, source, found.distance_km)
+    def _factor(self, leg: Leg, km: float, departs: datetime) -> float:
+        """What carries an answer for a leg of ``km`` leaving at ``departs`` over to ``leg``."""
+        factor = 1.0 if self.rescale is None else self.rescale(leg, km, departs)
+        return factor if factor > 0 and math.isfinite(factor) else 1.0

@@ -20,12 +20,16 @@ from arrive.errors import ConfigError
 
 class CachedAnswer(msgspec.Struct, frozen=True, array_like=True):
     """A vendor's answer as stored: travel time, distance, the provider that gave it and
-    when (unix seconds, from the injected clock's ``now``)."""
+    when (unix seconds, from the injected clock's ``now``); then the leg it answered, its
+    great-circle km and departure (unix seconds), so that another leg of the same key can
+    be rescaled from it (None in entries written before these fields existed)."""
 
     seconds: float
     distance_km: float | None
     provider: str
     stored_at: float
+    leg_km: float | None = None
+    departs_at: float | None = None
 
 
 class CacheStore(Protocol):

@@ -301,6 +301,8 @@ class CompiledModel:
     def predict_matrix(self, matrix: FloatArray) -> FloatArray:
         """Like :meth:`predict` from an encoded matrix."""
         raw = self.trees.predict_raw(matrix)
+        if self.model.residual_of:  # the boosters predict the residual over a base feature
+            raw = raw + self.model.base(matrix)[:, None]
         if raw.shape[0] == 1:  # the hot path: the same arithmetic on Python floats
             return np.array([self._calibrate_one(raw[0].tolist())])
         return apply_scales(raw, self.quantiles, self.model.scales_, self.model.anchor_offset_s_)

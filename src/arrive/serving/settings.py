@@ -292,7 +292,7 @@ class ServeSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     ] = "memory"
     provider_cache_ttl_s: Annotated[
         float, _doc("A cached travel time answers for this long (seconds).", gt=0)
-    ] = 150.0
+    ] = 1800.0
     provider_cache_grace_s: Annotated[
         float,
         _doc(
@@ -304,6 +304,21 @@ class ServeSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     provider_cache_cell_m: Annotated[
         float, _doc("Side of the geo cells that key the cache (metres).", gt=0)
     ] = 500.0
+    provider_cache_bucket_s: Annotated[
+        float,
+        _doc(
+            "Departure-time bucket that keys the cache with the cells (seconds): legs "
+            "between the same cells leaving in the same bucket share one vendor answer.",
+            gt=0,
+        ),
+    ] = 3600.0
+    provider_cache_rescale: Annotated[
+        bool,
+        _doc(
+            "Carry a cached travel time over to the leg asked by the built-in estimate's "
+            "ratio (its distance and hour against the cached leg's)."
+        ),
+    ] = True
     provider_breaker_open_s: Annotated[
         float,
         _doc(

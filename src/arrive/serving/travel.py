@@ -129,10 +129,11 @@ def build_travel(
         for adapter, kind in zip(adapters, kinds, strict=True)
         if not isinstance(kind, BuiltinSettings)
     ]
-    builtins = [a for a, k in zip(adapters, kinds, strict=True) if isinstance(k, BuiltinSettings)]
+    builtins = [a for a in adapters if isinstance(a, BuiltinProvider)]
     last = builtins[0] if builtins else BuiltinProvider()
     store = _cache_store(settings, data_clock)
-    cache = TravelTimeCache(store, data_clock, _cache_settings(settings))
+    rescale = last.ratio if settings.provider_cache_rescale else None
+    cache = TravelTimeCache(store, data_clock, _cache_settings(settings), rescale=rescale)
     chain = ProviderChain(vendors, last, wall, cache=cache)
     return TravelLookup(chain, settings.provider_share, client)
 
@@ -142,6 +143,7 @@ def _cache_settings(settings: ServeSettings) -> CacheSettings:
         ttl_s=settings.provider_cache_ttl_s,
         grace_s=settings.provider_cache_grace_s,
         cell_m=settings.provider_cache_cell_m,
+        bucket_s=settings.provider_cache_bucket_s,
     )
 
 

@@ -72,7 +72,7 @@ def fit_on_dask(
     y = model.prepare(X, y, categorical)
     workers = max(len(client.scheduler_info()["workers"]), 1)
     dX, dy = _chunked(da, model.matrix(X), y, workers)
-    vX, vy = _chunked(da, model.matrix(eval_set[0]), np.asarray(eval_set[1], np.float64), workers)
+    vX, vy = _chunked(da, model.matrix(eval_set[0]), model.target(*eval_set), workers)
     cat_index = [model.features_.index(c) for c in model.categorical_]
     for q in model.quantiles_:
         params = {

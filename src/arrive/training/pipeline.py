@@ -27,6 +27,7 @@ from arrive.errors import ModelIntegrityError
 from arrive.evaluation import EvalInput, Evaluation, evaluate, metrics_json
 from arrive.fallback import HeuristicEta, choose_levels, key_columns
 from arrive.features import FeatureSet, calendar
+from arrive.features.provider import FEATURE as PROVIDER_FEATURE
 from arrive.models import QuantileEta
 from arrive.models.artifact import ModelBundle
 from arrive.models.check import check_files, make_probe
@@ -70,6 +71,9 @@ class TrainConfig:
     window_days: int | None = None
     # recorded with the registered version (e.g. retraining's inputs and validation)
     lineage: Mapping[str, Any] = field(default_factory=dict)
+    # predict the residual over the provider's travel time (the built-in estimate where an
+    # order has none) when the data has provider history; without it, trains as usual
+    residual: bool = False
 
 
 @dataclass(frozen=True)
@@ -174,7 +178,8 @@ def fit_model(
         validation window: a backtest for :func:`calibrate_model`.
     """
     X = features.frame.drop("order_id")
-    model = QuantileEta(config.quantiles, seed=config.seed, **config.model_params)
+    params = {"residual_of": residual_base(features, config), **config.model_params}
+    model = QuantileEta(config.quantiles, seed=config.seed, **params)
     eval_set = (X[split.valid], y[split.valid])
     if config.dask is not None:
         from arrive.training.distributed import fit_on_dask
@@ -191,6 +196,17 @@ def fit_model(
     # from them (for the rounds early stopping chose) brings the model closer to the test.
     seen = np.sort(np.concatenate([split.train, split.valid]))
     return model.refit(X[seen], y[seen]), backtest
+
+
+BUILTIN_FEATURE = "travel_estimate_s"
+
+
+def residual_base(features: FeatureSet, config: TrainConfig) -> tuple[str, ...]:
+    """The features the model predicts the residual over (``config.residual``): the
+    provider's travel time, then the built-in estimate; none without provider history."""
+    if not config.residual or PROVIDER_FEATURE not in features.names:
+        return ()
+    return tuple(name for name in (PROVIDER_FEATURE, BUILTIN_FEATURE) if name in features.names)
 
 
 def calibrate_model(
