@@ -76,7 +76,13 @@ class EventArchive:
         """Write the held events as the parts of the commit of ``positions``, durably."""
         if not self._pending:
             return
-        frame = events_to_frame(self._pending)
+        self.write_frame(events_to_frame(self._pending), positions)
+        self._pending = []
+
+    def write_frame(self, frame: pl.DataFrame, positions: Sequence[Position]) -> None:
+        """Write ``frame`` (an event frame, :func:`~arrive.schema.frame.conform`-ed) as
+        the parts of the commit of ``positions``: what :meth:`write` does with the held
+        events, for a tool that has the events as a frame already."""
         name = part_name(positions)
         days = frame.get_column("event_time").dt.date()
         for (day,), part in frame.with_columns(_day=days).group_by("_day", maintain_order=True):
@@ -84,7 +90,6 @@ class EventArchive:
             if not path.exists():  # else: this very batch was archived before a restart
                 _write_part(part.drop("_day"), path)
                 self.parts_written += 1
-        self._pending = []
 
 
 def part_name(positions: Sequence[Position]) -> str:
