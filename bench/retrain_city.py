@@ -29,7 +29,7 @@ import shutil
 import subprocess
 import sys
 import time
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -84,15 +84,13 @@ def _archive(city: Path, root: Path) -> Path:
 
 
 def _yesterday(city: Path, out: Path) -> Path:
-    """``city`` without its last day: the data of yesterday's run."""
-    events = datadir.scan_events(city).collect()
-    last = events.get_column("event_time").max()
-    assert last is not None
-    cut = last.replace(hour=0, minute=0, second=0, microsecond=0)  # type: ignore[union-attr]
+    """``city`` without its last (UTC) day: the data of yesterday's run."""
+    days = sorted((city / datadir.EVENTS_DIR).glob("date=*"))
+    cut = datetime.fromisoformat(days[-1].name.removeprefix("date=")).replace(tzinfo=UTC)
     orders = datadir.read_orders(city).filter(pl.col("created_at") < cut)
-    kept = events.filter(pl.col("event_time") < cut)
     with datadir.staged(out, force=True) as stage:
-        datadir.write_events(stage, kept)
+        for day in days[:-1]:
+            shutil.copytree(day, stage / datadir.EVENTS_DIR / day.name)
         datadir.write_orders(stage, orders)
         shutil.copy(city / datadir.SUMMARY_FILE, stage / datadir.SUMMARY_FILE)
     return out

@@ -52,7 +52,7 @@ def _orders(data_dir: Path) -> pl.DataFrame:
     """The orders table (only it: the event log is not validated here); of an event
     archive, the orders its events describe."""
     if archive.is_archive(data_dir):
-        return archive.archive_orders(archive.scan_archive(data_dir))
+        return archive.orders_of(data_dir)
     if not (data_dir / datadir.ORDERS_FILE).is_file():
         datadir.check_data_dir(data_dir)  # says what the directory is instead
     return datadir.read_orders(data_dir)

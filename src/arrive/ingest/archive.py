@@ -162,28 +162,32 @@ def scan_archive(root: Path) -> pl.LazyFrame:
     Raises:
         InputFileError: ``root`` is not an archive, or holds no events yet.
     """
-    if not is_archive(root):
-        raise InputFileError(
-            f"{root}: not an event archive (no {MARKER}; see `arrive ingest --archive`)"
-        )
-    return (
-        datadir.scan_events(root)
-        .unique(subset="event_id", keep="first", maintain_order=True)
-        .sort("event_time", "event_id")
-    )
+    return _once_each(_scan_parts(root))
+
+
+def orders_of(root: Path) -> pl.DataFrame:
+    """The orders table of the archive at ``root`` (see :func:`archive_orders`).
+
+    Raises:
+        InputFileError: ``root`` is not an archive, or holds no events yet.
+    """
+    return archive_orders(_scan_parts(root))
 
 
 def archive_orders(events: pl.LazyFrame) -> pl.DataFrame:
-    """The orders table of archived ``events``: every created order that was delivered or
-    cancelled (orders still open have no outcome yet), with its OrderCreated attributes
-    as columns."""
-    created = created_orders(events).join(
-        events.filter(pl.col("type") == "order_created").select("order_id", "attributes"),
+    """The orders table of archived ``events`` (duplicates allowed): every created order
+    that was delivered or cancelled (orders still open have no outcome yet), with its
+    OrderCreated attributes as columns."""
+    lifecycle = _once_each(
+        events.filter(pl.col("type").is_in(["order_created", "delivered", "cancelled"]))
+    )
+    created = created_orders(lifecycle).join(
+        lifecycle.filter(pl.col("type") == "order_created").select("order_id", "attributes"),
         on="order_id",
         how="left",
     )
-    delivered = _first_time(events, "delivered", "delivered_at")
-    cancelled = _first_time(events, "cancelled", "cancelled_at")
+    delivered = _first_time(lifecycle, "delivered", "delivered_at")
+    cancelled = _first_time(lifecycle, "cancelled", "cancelled_at")
     orders = (
         created.join(delivered, on="order_id", how="left")
         .join(cancelled, on="order_id", how="left")
@@ -205,18 +209,27 @@ def archive_orders(events: pl.LazyFrame) -> pl.DataFrame:
 def to_data_dir(root: Path, out: Path) -> Path:
     """Write the archive at ``root`` as a data directory at ``out`` (replaced); returns it.
 
+    A day at a time (an event's copies share its day), so memory holds one day's events.
+
     Raises:
         InputFileError: ``root`` is not an archive, or holds no events yet.
     """
-    events = scan_archive(root).collect()
-    orders = archive_orders(events.lazy())
+    _scan_parts(root)  # raises when there is nothing to read
     with datadir.staged(out, force=True) as stage:
-        datadir.write_events(stage, events)
+        events = 0
+        for day in sorted((root / datadir.EVENTS_DIR).glob("date=*")):
+            parts = sorted(day.glob("*.parquet"))
+            if parts:
+                frame = _once_each(pl.scan_parquet(parts)).collect()
+                (stage / datadir.EVENTS_DIR / day.name).mkdir(parents=True)
+                frame.write_parquet(stage / datadir.EVENTS_DIR / day.name / "part-0.parquet")
+                events += frame.height
+        orders = archive_orders(datadir.scan_events(stage))
         datadir.write_orders(stage, orders)
         summary = {
             "source": "event archive",
             "archive": str(root),
-            "events": events.height,
+            "events": events,
             "orders": orders.height,
             "local_timezone": archive_timezone(root),
         }
@@ -233,6 +246,21 @@ def data_dir_of(path: Path, work: Path) -> Path:
     """``path`` itself if it is a data directory; an archive's data directory (written
     to ``work``) if it is an archive."""
     return to_data_dir(path, work) if is_archive(path) else path
+
+
+def _scan_parts(root: Path) -> pl.LazyFrame:
+    if not is_archive(root):
+        raise InputFileError(
+            f"{root}: not an event archive (no {MARKER}; see `arrive ingest --archive`)"
+        )
+    return datadir.scan_events(root)
+
+
+def _once_each(events: pl.LazyFrame) -> pl.LazyFrame:
+    """One row per ``event_id`` (the first), in time order."""
+    return events.unique(subset="event_id", keep="first", maintain_order=True).sort(
+        "event_time", "event_id"
+    )
 
 
 def _first_time(events: pl.LazyFrame, kind: str, name: str) -> pl.LazyFrame:
