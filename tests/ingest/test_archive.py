@@ -192,18 +192,18 @@ def _publish(backend: dict[str, Any], messages: list[tuple[bytes | None, bytes]]
 def test_a_sigkilled_consumer_restarted_archives_every_event_once(
     backend: dict[str, Any], tmp_path: Path
 ) -> None:
-    events, messages = mixed_messages(120)
+    events, messages = mixed_messages(60)
     _publish(backend, messages)
     applied = EventIdLog(tmp_path / "applied.txt")
     dead = FileDeadLetter(tmp_path / "dead.jsonl")
     root = tmp_path / "archive"
     settings = {**backend, "group": "arrive-ingest", "consumer": "ingest-1"}
     settings |= {"applied": str(applied.path), "dead": str(dead.path), "archive": str(root)}
-    run_and_kill({**settings, "block_after": 50, "batch_size": 10})
+    run_and_kill({**settings, "block_after": 25, "batch_size": 5})
     killed_archived = scan_archive(root).collect().height
-    assert 0 < killed_archived < 50  # parts of committed batches only
+    assert 0 < killed_archived < 25  # parts of committed batches only
     source = open_source(settings)
-    runner = IngestRunner(source, applied.apply, dead, _clock(), batch_size=10)
+    runner = IngestRunner(source, applied.apply, dead, _clock(), batch_size=5, poll_timeout_s=0.2)
     attach(runner, EventArchive(root))
     run_until(runner, lambda: len(applied.ids()) == len(events))
     runner.flush()
