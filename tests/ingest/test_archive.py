@@ -14,7 +14,8 @@ import pytest
 from click.testing import CliRunner
 from polars.testing import assert_frame_equal
 
-from arrive.cli.main import cli
+from arrive import datadir
+from arrive.cli.main import cli, run
 from arrive.clock import ManualClock
 from arrive.errors import InputFileError
 from arrive.ingest.archive import (
@@ -210,3 +211,18 @@ def test_a_sigkilled_consumer_restarted_archives_every_event_once(
     source.close()
     assert_frame_equal(scan_archive(root).collect(), events_to_frame(events))
     assert _raw_rows(root) == len(events)  # redelivered from the last commit: none twice
+
+
+def test_arrive_ingest_archive_writes_what_it_applies_and_refuses_a_foreign_directory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from arrive.testing.factories import random_marketplace, write_data_dir
+
+    data = write_data_dir(tmp_path / "data", random_marketplace(seed=5, n_orders=60, days=2))
+    common = ["ingest", "--source", str(data), "--dead-letter", str(tmp_path / "d.jsonl")]
+    assert run([*common, "--archive", str(tmp_path / "a"), "--quiet"]) == 0
+    sent = list(frame_to_events(datadir.scan_events(data).collect()))  # as on the wire
+    assert_frame_equal(scan_archive(tmp_path / "a").collect(), events_to_frame(sent))
+    capsys.readouterr()
+    assert run([*common, "--archive", str(data), "--quiet"]) == 2
+    assert "--archive" in capsys.readouterr().err
