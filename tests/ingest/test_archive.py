@@ -218,7 +218,7 @@ def test_arrive_ingest_archive_writes_what_it_applies_and_refuses_a_foreign_dire
 ) -> None:
     from arrive.testing.factories import random_marketplace, write_data_dir
 
-    data = write_data_dir(tmp_path / "data", random_marketplace(seed=5, n_orders=60, days=2))
+    data = write_data_dir(tmp_path / "data", random_marketplace(seed=5, n_orders=20, days=1))
     common = ["ingest", "--source", str(data), "--dead-letter", str(tmp_path / "d.jsonl")]
     assert run([*common, "--archive", str(tmp_path / "a"), "--quiet"]) == 0
     sent = list(frame_to_events(datadir.scan_events(data).collect()))  # as on the wire
