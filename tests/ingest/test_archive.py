@@ -146,10 +146,23 @@ def test_the_orders_of_an_archive_are_those_its_events_were_made_of(tmp_path: Pa
     from arrive.testing.factories import random_marketplace
 
     market = random_marketplace(5, n_orders=80)
-    root = _archive_of(tmp_path, market.events)
+    # As in the simulator: the courier is not known at creation, the delivery names it.
+    couriers = market.orders.select("order_id", _c=pl.col("courier_id"))
+    kind = pl.col("type")
+    events = market.events.join(couriers, on="order_id", how="left").with_columns(
+        courier_id=pl.when(kind == "order_created")
+        .then(None)
+        .when(kind == "delivered")
+        .then(pl.col("_c"))
+        .otherwise(pl.col("courier_id"))
+    )
+    root = _archive_of(tmp_path, events.drop("_c"))
     columns = ["order_id", "status", "created_at", "delivered_at", "duration_s", "store_id"]
     derived = archive_orders(scan_archive(root)).select(columns)
     assert_frame_equal(derived, market.orders.select(columns).sort("created_at", "order_id"))
+    delivered = archive_orders(scan_archive(root)).filter(pl.col("status") == "delivered")
+    expected = market.orders.filter(pl.col("status") == "delivered").sort("created_at", "order_id")
+    assert delivered.get_column("courier_id").to_list() == expected["courier_id"].to_list()
     data = to_data_dir(root, tmp_path / "data")
     assert pl.read_parquet(data / "orders.parquet").height == market.orders.height
     # Rewritten from the same archive, the same bytes: a retrain's key does not change.
