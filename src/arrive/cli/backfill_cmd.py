@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from datetime import datetime
 from pathlib import Path
 
@@ -49,18 +50,24 @@ def command(
     dask_address: str | None,
     quiet: bool,
 ) -> None:
-    """Compute the point-in-time features of DATA_DIR's orders created from --from to --to
+    """Compute the point-in-time features of DATA_DIR's orders (a data directory, or an
+    `arrive ingest --archive` event archive) created from --from to --to
     and write them by day under --out (a day written again is replaced whole).
 
     Run it after changing a feature definition, so that retraining sees the new
     definition on old data. The values equal those training computes.
     """
+    from arrive.ingest.archive import data_dir_of
     from arrive.training.backfill import backfill
 
-    with progress(quiet=quiet) as bar, dask_client(dask_address) as client:
+    with (
+        tempfile.TemporaryDirectory(prefix="arrive-backfill-") as work,
+        progress(quiet=quiet) as bar,
+        dask_client(dask_address) as client,
+    ):
         task = bar.add_task("features", total=None)
         result = backfill(
-            data_dir,
+            data_dir_of(data_dir, Path(work) / "data"),
             out,
             first.date(),
             last.date(),

@@ -15,6 +15,7 @@ from rich.console import Console
 from arrive.clock import SystemClock
 from arrive.datadir import local_timezone
 from arrive.features.online.engine import OnlineEngine
+from arrive.ingest.archive import EventArchive, attach
 from arrive.ingest.deadletter import FileDeadLetter
 from arrive.ingest.endpoints import kafka_parts, open_source
 from arrive.ingest.pipeline import PipelineSettings, build_pipeline
@@ -51,6 +52,12 @@ if TYPE_CHECKING:
     default=Path("dead_letters.jsonl"),
     show_default=True,
     help="JSON-lines file for refused events (malformed, invalid, late), with reasons.",
+)
+@click.option(
+    "--archive",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Also archive every applied event here, as Parquet by UTC day, exactly once "
+    "(written before each offset commit); `arrive retrain` reads it (docs/retraining.md).",
 )
 @click.option("--timezone", help="Marketplace IANA zone (default: the data directory's, or UTC).")
 @click.option("--lateness-s", default=60.0, show_default=True, help="Allowed lateness.")
@@ -91,6 +98,7 @@ def command(
     store: str,
     state: Path | None,
     dead_letter: Path,
+    archive: Path | None,
     timezone: str | None,
     lateness_s: float,
     batch_size: int,
@@ -130,6 +138,8 @@ def command(
     console = Console(stderr=True, highlight=False)
     if pipeline.resumed and not quiet:
         console.print(f"resumed from {state}")
+    if archive is not None:
+        attach(pipeline.runner, EventArchive(archive, timezone=settings.timezone))
     _stop_on_signals(pipeline.runner)
     server = None
     try:

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+#: Where a run on an event archive writes the archive as a data directory (in --runs).
+ARCHIVE_DATA = "archive-data"
 
 
 @click.command("retrain")
@@ -85,10 +87,12 @@ def command(
     metrics_host: str,
     quiet: bool,
 ) -> None:
-    """Retrain on DATA_DIR: validate the data (a block stops here, production untouched),
-    train and calibrate on the last --window-days, compare with production on recent
-    orders neither model saw (overall and per segment), register with lineage, and start
-    a rollout when the candidate is better (the first model becomes production).
+    """Retrain on DATA_DIR (a data directory, or the event archive of `arrive ingest
+    --archive`, read afresh at each run): validate the data (a block stops here,
+    production untouched), train and calibrate on the last --window-days, compare with
+    production on recent orders neither model saw (overall and per segment), register
+    with lineage, and start a rollout when the candidate is better (the first model
+    becomes production).
 
     Idempotent: a run on data already trained on registers nothing. Exit code 2 when
     validation blocks; with --every, each run's outcome is a metric instead.
@@ -116,8 +120,10 @@ def command(
 def _once(
     data_dir: Path, registry: LocalRegistry, runs_dir: Path, settings: RetrainSettings, quiet: bool
 ) -> str:
+    from arrive.ingest.archive import data_dir_of
     from arrive.training.retrain import RetrainBlocked, retrain
 
+    data_dir = data_dir_of(data_dir, runs_dir / ARCHIVE_DATA)
     clock = SystemClock()
     with progress(quiet=quiet) as bar:
         task = bar.add_task("retrain", total=None)

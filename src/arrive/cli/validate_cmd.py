@@ -12,6 +12,7 @@ import polars as pl
 
 from arrive import datadir
 from arrive.errors import DataError, InputFileError
+from arrive.ingest import archive
 from arrive.training.validation import DataProfile, Validation, validate
 
 
@@ -32,11 +33,12 @@ from arrive.training.validation import DataProfile, Validation, validate
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
 def command(data_dir: Path, against: Path | None, save_profile: Path | None, as_json: bool) -> None:
-    """Check DATA_DIR's orders before training: schema, nulls, volume per day, the target's
+    """Check DATA_DIR's orders (a data directory, or an `arrive ingest --archive` event
+    archive) before training: schema, nulls, volume per day, the target's
     distribution, cancellations, duplicates, missing days. Each finding is ok, warn or
     block; any block exits with code 2 and names the checks (docs/retraining.md)."""
     reference = _reference(against) if against is not None else None
-    result = validate(_orders(data_dir), datadir.local_timezone(data_dir), reference)
+    result = validate(_orders(data_dir), _timezone(data_dir), reference)
     click.echo(_json(result) if as_json else "\n".join(result.lines()))
     blocking = [f"{f.check} ({f.message})" for f in result.findings if f.severity == "block"]
     if blocking:
@@ -47,10 +49,19 @@ def command(data_dir: Path, against: Path | None, save_profile: Path | None, as_
 
 
 def _orders(data_dir: Path) -> pl.DataFrame:
-    """The orders table (only it: the event log is not validated here)."""
+    """The orders table (only it: the event log is not validated here); of an event
+    archive, the orders its events describe."""
+    if archive.is_archive(data_dir):
+        return archive.orders_of(data_dir)
     if not (data_dir / datadir.ORDERS_FILE).is_file():
         datadir.check_data_dir(data_dir)  # says what the directory is instead
     return datadir.read_orders(data_dir)
+
+
+def _timezone(data_dir: Path) -> str:
+    if archive.is_archive(data_dir):
+        return archive.archive_timezone(data_dir)
+    return datadir.local_timezone(data_dir)
 
 
 def _reference(path: Path) -> DataProfile:

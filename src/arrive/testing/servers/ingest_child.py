@@ -10,7 +10,8 @@ parent then SIGKILLs it with applied but uncommitted events in hand.
 Settings (JSON object): ``backend`` (``"redis"`` or ``"kafka"``), ``url`` (Redis URL
 or Kafka bootstrap servers), ``stream`` (stream key or topic), ``group``,
 ``consumer`` (Redis) or ``partitions`` (Kafka), ``applied`` and ``dead`` (file
-paths), ``block_after``, ``batch_size``.
+paths), ``block_after``, ``batch_size``, and optionally ``archive`` (an event archive
+directory, :mod:`arrive.ingest.archive`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any
 import msgspec
 
 from arrive.clock import SystemClock
+from arrive.ingest.archive import EventArchive, attach
 from arrive.ingest.deadletter import FileDeadLetter
 from arrive.ingest.pipeline import PipelineSettings, build_pipeline
 from arrive.ingest.runner import Apply, IngestRunner
@@ -175,6 +177,8 @@ def main(argv: Sequence[str]) -> None:
         batch_size=settings["batch_size"],
         poll_timeout_s=0.5,
     )
+    if "archive" in settings:
+        attach(runner, EventArchive(Path(settings["archive"])))
     runner.run()
 
 

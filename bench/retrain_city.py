@@ -1,0 +1,151 @@
+"""A daily retrain of a mid-size city, and the backfill of its 8 weeks, end to end.
+
+Usage: python bench/retrain_city.py --work DIR [--days 56] [--orders-per-day 14286]
+       [--skip-backfill] [--skip-retrain]
+
+1. ``arrive simulate`` of ``--days`` days at ``--orders-per-day`` (default: 100k orders a
+   week for 8 weeks) into ``WORK/city`` (kept and reused when already there);
+2. the same data as an event archive (``WORK/archive``: the city's events written as
+   archive parts, as ``arrive ingest --archive`` leaves them, one part per day) and the
+   time to read it back as a data directory (:func:`arrive.ingest.archive.to_data_dir`);
+3. the daily retrain: ``arrive retrain`` on all but the last day (yesterday's run, which
+   makes the first production model), then, timed, ``arrive retrain`` on the archive (all
+   days): validate, train on the 8-week window, compare with production, register, roll
+   out; each a fresh process, so imports count (steps 2-3 skipped by ``--skip-retrain``);
+4. ``arrive backfill`` of every day, single machine then ``--dask local``, both timed,
+   and the two outputs compared value for value.
+
+Prints JSON: seconds of each step, the load average before and after each, the retrain's
+outcome, whether the backfills are equal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from arrive import datadir
+from arrive.ingest.archive import EventArchive, to_data_dir
+from arrive.ingest.source import Position
+from arrive.training.backfill import read_backfill
+
+ARRIVE = (sys.executable, "-m", "arrive.cli")
+START = date(2025, 3, 3)
+
+
+def _timed(args: list[str]) -> dict[str, Any]:
+    before = os.getloadavg()
+    started = time.perf_counter()
+    done = subprocess.run([*ARRIVE, *args], capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - started
+    if done.returncode not in (0, 2):
+        raise SystemExit(f"arrive {args[0]} failed: {done.stderr[-3000:]}")
+    tail = done.stdout.strip().splitlines()[-1:] or [""]
+    return {
+        "seconds": round(seconds, 1),
+        "load_before": [round(x, 1) for x in before],
+        "load_after": [round(x, 1) for x in os.getloadavg()],
+        "last_line": tail[0],
+    }
+
+
+def _simulate(work: Path, days: int, per_day: int) -> Path:
+    city = work / "city"
+    if not (city / datadir.ORDERS_FILE).is_file():
+        args = ["simulate", "--out", str(city), "--days", str(days)]
+        _timed([*args, "--orders-per-day", str(per_day), "--force", "--quiet"])
+    return city
+
+
+def _archive(city: Path, root: Path) -> Path:
+    """The city's events as an ingest archive: one part per day (positions = row numbers)."""
+    if root.exists():
+        shutil.rmtree(root)
+    archive = EventArchive(root, timezone=datadir.local_timezone(city))
+    offset = 0
+    for path in sorted((city / datadir.EVENTS_DIR).glob("*/*.parquet")):
+        frame = pl.read_parquet(path)
+        archive.write_frame(
+            frame, [Position("city", 0, offset), Position("city", 0, offset + frame.height - 1)]
+        )
+        offset += frame.height
+    return root
+
+
+def _yesterday(city: Path, out: Path) -> Path:
+    """``city`` without its last (UTC) day: the data of yesterday's run."""
+    days = sorted((city / datadir.EVENTS_DIR).glob("date=*"))
+    cut = datetime.fromisoformat(days[-1].name.removeprefix("date=")).replace(tzinfo=UTC)
+    orders = datadir.read_orders(city).filter(pl.col("created_at") < cut)
+    with datadir.staged(out, force=True) as stage:
+        for day in days[:-1]:
+            shutil.copytree(day, stage / datadir.EVENTS_DIR / day.name)
+        datadir.write_orders(stage, orders)
+        shutil.copy(city / datadir.SUMMARY_FILE, stage / datadir.SUMMARY_FILE)
+    return out
+
+
+def _retrain(work: Path, city: Path, archive: Path) -> dict[str, Any]:
+    registry, runs = work / "registry", work / "runs"
+    for folder in (registry, runs):
+        shutil.rmtree(folder, ignore_errors=True)
+    common = ["--registry", str(registry), "--runs", str(runs), "--quiet"]
+    yesterday = _yesterday(city, work / "yesterday")
+    first = _timed(["retrain", str(yesterday), *common])
+    daily = _timed(["retrain", str(archive), *common])
+    return {"first_run_on_yesterday": first, "daily_retrain_on_archive": daily}
+
+
+def _backfill(work: Path, city: Path, days: int) -> dict[str, Any]:
+    first, last = START, START + timedelta(days=days - 1)
+    span = ["--from", str(first), "--to", str(last), "--quiet"]
+    single_out, dask_out = work / "backfill-single", work / "backfill-dask"
+    single = _timed(["backfill", str(city), *span, "--out", str(single_out)])
+    local = _timed(["backfill", str(city), *span, "--out", str(dask_out), "--dask", "local"])
+    a, b = read_backfill(single_out), read_backfill(dask_out)
+    return {
+        "single": single,
+        "dask_local": local,
+        "rows": a.height,
+        "equal": a.equals(b),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--work", type=Path, required=True)
+    parser.add_argument("--days", type=int, default=56)
+    parser.add_argument("--orders-per-day", type=int, default=14_286)
+    parser.add_argument("--skip-retrain", action="store_true")
+    parser.add_argument("--skip-backfill", action="store_true")
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    report: dict[str, Any] = {"machine": platform.platform(), "cpus": os.cpu_count()}
+    city = _simulate(args.work, args.days, args.orders_per_day)
+    report["orders"] = datadir.read_orders(city).height
+    if not args.skip_retrain:
+        started = time.perf_counter()
+        archive = _archive(city, args.work / "archive")
+        report["archive_write_s"] = round(time.perf_counter() - started, 1)
+        started = time.perf_counter()
+        to_data_dir(archive, args.work / "archive-data")
+        report["archive_to_data_dir_s"] = round(time.perf_counter() - started, 1)
+        report["retrain"] = _retrain(args.work, city, archive)
+    if not args.skip_backfill:
+        report["backfill"] = _backfill(args.work, city, args.days)
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
