@@ -199,6 +199,8 @@ def test_a_100_percent_step_passes_on_the_controls_shadow_pairs() -> None:
     assert verdict.action == "pass", verdict.reason
     assert verdict.figures["orders_paired"] == 4000
     assert verdict.figures["p50_mae_rel_upper"] < 0
+    # the same orders in both arms: the business rails have nothing to compare
+    assert verdict.reason.endswith("p50_mae, p90_coverage, late_rate, fallback_share")
 
 
 def test_a_candidate_turning_bad_at_100_percent_breaches_on_the_pairs() -> None:

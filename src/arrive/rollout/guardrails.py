@@ -29,6 +29,11 @@ Rails (candidate against control unless said):
   than the control's p95 plus the limit (the candidate's p95 then exceeds it),
   the control's p95 taken as known.
 
+``delivery_p95`` and ``cancel_rate`` judge what customers saw, so they need two arms of
+different orders (a canary step): when both versions' rows are mostly the same orders
+(shadow scoring, :data:`SAME_ORDERS`), the outcomes are the same for both and these
+two rails are left out of the verdict.
+
 Latency (p95/p99): the prediction log has no latency column yet; a rail over one would
 be one more function in :func:`_rails`.
 """
@@ -161,7 +166,7 @@ def evaluate(joined: pl.DataFrame, control: str, candidate: str, rails: Guardrai
             f"control orders, {rails.min_orders} of each needed"
         )
         return Verdict("hold", reason, figures)
-    checks = _rails(arms)
+    checks = _rails(arms, rails)
     results = [check(arms, rails, rails.alpha_breach / len(checks)) for check in checks]
     for result in results:
         figures.update(result.figures)
@@ -180,11 +185,28 @@ def _verdict(results: list[_Rail], figures: dict[str, float]) -> Verdict:
     )
 
 
-def _rails(arms: _Arms) -> list[Check]:
-    checks: list[Check] = [_mae, _coverage, _late, _fallback, _delivery_p95]
+def _rails(arms: _Arms, rails: Guardrails) -> list[Check]:
+    checks: list[Check] = [_mae, _coverage, _late, _fallback]
+    if _same_orders(arms, rails):
+        return checks
+    checks.append(_delivery_p95)
     if "outcome" in arms.every_control.columns:
         checks.append(_cancel)
     return checks
+
+
+SAME_ORDERS: Final = 0.9
+"""Share of each version's orders that both predicted above which the arms count as the
+same orders (shadow scoring), where the business rails have nothing to compare."""
+
+
+def _same_orders(arms: _Arms, rails: Guardrails) -> bool:
+    """Both versions' rows are (mostly) the same orders, scored in the shadow: the
+    deliveries and cancellations are the same for both, so ``delivery_p95`` and
+    ``cancel_rate`` cannot tell them apart and are left out."""
+    pairs = arms.pairs.height
+    most = SAME_ORDERS * max(arms.control.height, arms.candidate.height)
+    return pairs >= rails.min_orders and pairs >= most
 
 
 def _arms(joined: pl.DataFrame, control: str, candidate: str) -> _Arms:
