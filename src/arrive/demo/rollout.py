@@ -281,6 +281,9 @@ class _Judge:
             self.rollouts.abort(actor=ACTOR, reason="left active by an earlier demo run")
         self.traffic: list[dict[str, Any]] = []
         self.out = RolloutReplay(pl.DataFrame(), pl.DataFrame())
+        self.state: Rollout | None = None
+        """The rollout as this replay last moved it (the store's ``current()`` may be
+        up to 0.25 s of wall time stale, many orders of the replay)."""
 
     def step(self) -> None:
         """At an evaluation time (or with a rollout to start): hand the join what was
@@ -295,17 +298,18 @@ class _Judge:
         if self.waiting and not self._active():
             started = self.rollouts.start(self.waiting.pop(0), self.demo.plan, actor=ACTOR)
             self.out.rollouts.append(started)
+            self.state = started
             _follow(self.predictor, started, self.client)
 
     def answer(self, order: OrderCreated) -> dict[str, Any]:
         """Ask the service; record which rollout, share and variant answered."""
         row: dict[str, Any] = self.client.eta(order, detail=True)
-        stored = self.rollouts.store.current()
+        state = self.state
         self.traffic.append(
             {
                 "at": order.event_time,
                 "rollout": row.pop("rollout"),
-                "share": stored.share if stored is not None and stored.active else None,
+                "share": state.share if state is not None and state.active else None,
                 "variant": row.pop("variant"),
                 "version": row["model_version"],
             }
@@ -314,15 +318,15 @@ class _Judge:
         return row
 
     def _active(self) -> bool:
-        current = self.rollouts.store.current()
-        return current is not None and current.active
+        return self.state is not None and self.state.active
 
     def _look(self) -> None:
-        before = self.rollouts.store.current()
+        before = self.state
         seen = self.watch.evaluate(self.join.open_rows())
         if before is None or not before.active or seen.verdict is None or seen.rollout is None:
             return
         verdict, after = seen.verdict, seen.rollout
+        self.state = after
         self.out.evaluations.append(
             Evaluation(
                 self.clock.now(),
