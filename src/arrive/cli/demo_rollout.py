@@ -24,7 +24,7 @@ import polars as pl
 from rich.console import Console
 
 from arrive.cli.progress import progress
-from arrive.errors import InternalError
+from arrive.errors import DataError, InternalError, RegistryError
 from arrive.registry import LocalRegistry
 from arrive.training.pipeline import TrainConfig, run_training
 
@@ -54,7 +54,13 @@ def train_candidates(
             TrainConfig(label_scale=BROKEN_LABEL_SCALE),
         ),
     )
-    production = registry.get("production")
+    try:
+        production = registry.get("production")
+    except RegistryError:
+        raise DataError(
+            "--rollout: the demo's model failed the promotion gate (see above), so there "
+            "is no production version to roll candidates out against"
+        ) from None
     _say(
         f"production version {production.version}: offline P50 MAE "
         f"{production.metrics['mae_s'] / 60:.2f} min",
@@ -109,6 +115,9 @@ def live(
         prediction_log_dir=log_dir,
         compile_cache_dir=workdir / "compiled",
         reload_interval_s=0.25,  # a promoted candidate becomes the served production
+        # three models loaded in turn: compiling each (LLVM, minutes of CPU on a busy
+        # machine) would cost more than the whole replay; the trees answer directly
+        compile_backend="none",
     )
     demo = RolloutDemo([c.version for c in candidates])
     _say(
