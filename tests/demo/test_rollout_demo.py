@@ -25,6 +25,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     return workdir, out.getvalue()
 
 
+@pytest.mark.slow
 def test_the_better_candidate_is_promoted_and_the_broken_one_rolled_back(
     demo: tuple[Path, str],
 ) -> None:
