@@ -172,6 +172,44 @@ def test_orders_both_versions_predicted_are_compared_in_pairs() -> None:
     assert verdict.figures["orders_paired"] == 600
 
 
+def _top_step(n: int, scale: float, seed: int = 4) -> pl.DataFrame:
+    """Rows of a 100 % step as serving logs them: every order answered by the candidate
+    and scored by the control in the shadow. The candidate's P50 errors have ``scale`` ×
+    the control's spread and a correlation of 0.8 with them (two models of the same
+    features miss the same hard orders)."""
+    control = _arm("1", n, seed=1).with_columns(variant=pl.lit("shadow"))
+    actual = (pl.col("outcome_time") - pl.col("created_at")).dt.total_microseconds() / 1e6
+    own = pl.Series(np.random.default_rng(seed).normal(0.0, 300.0, n))
+    error = 0.8 * (pl.col("p50_s") - actual) + 0.6 * own
+    candidate = control.with_columns(
+        version=pl.lit("2"), variant=pl.lit("candidate"), p50_s=actual + scale * error
+    ).with_columns(p90_s=pl.col("p50_s") + 1.2816 * 300.0 * scale)
+    return pl.concat([candidate, control])
+
+
+def test_a_100_percent_step_without_control_rows_can_never_pass() -> None:
+    candidate_only = _top_step(6000, scale=0.9).filter(pl.col("version") == "2")
+    verdict = evaluate(candidate_only, "1", "2", RAILS)
+    assert verdict.action == "hold"
+    assert verdict.reason.startswith("minimum sample: 0 candidate and 0 control orders")
+
+
+def test_a_100_percent_step_passes_on_the_controls_shadow_pairs() -> None:
+    verdict = evaluate(_top_step(4000, scale=0.9), "1", "2", RAILS)
+    assert verdict.action == "pass", verdict.reason
+    assert verdict.figures["orders_paired"] == 4000
+    assert verdict.figures["p50_mae_rel_upper"] < 0
+    # the same orders in both arms: the business rails have nothing to compare
+    assert verdict.reason.endswith("p50_mae, p90_coverage, late_rate, fallback_share")
+
+
+def test_a_candidate_turning_bad_at_100_percent_breaches_on_the_pairs() -> None:
+    verdict = evaluate(_top_step(600, scale=1.3), "1", "2", RAILS)
+    assert verdict.action == "breach"
+    assert verdict.reason.startswith("worse: p50_mae +")
+    assert "(paired" in verdict.reason
+
+
 def test_only_the_shared_period_and_markets_count() -> None:
     control = _arm("1", 4000, seed=1)
     late = _arm("2", 4000, seed=2).with_columns(time=pl.col("time") + timedelta(seconds=3000))

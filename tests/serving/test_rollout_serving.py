@@ -3,7 +3,7 @@ variants on the hot path, shadow scoring off it, and a candidate that cannot loa
 stopping the rollout, never the answers. (Two workers on a real Redis: tests/faults.)
 
 One predictor lives through one scenario (a shadow phase, a canary step, the kill
-switch, an abort, a broken candidate) run once for the module; each test checks
+switch, the 100 % step, an abort, a broken candidate) run once for the module; each test checks
 one part of what it recorded."""
 
 from __future__ import annotations
@@ -77,11 +77,22 @@ def _orders(trained: Trained) -> list[OrderCreated]:
     ]
 
 
-async def _ask(predictor: EtaPredictor, orders: list[OrderCreated]) -> list[EtaAnswer]:
+async def _ask(
+    predictor: EtaPredictor, orders: list[OrderCreated], prefix: str = "r"
+) -> list[EtaAnswer]:
     answers = []
     for order in orders:  # one request per order, as a client sends them
-        answers += await predictor.predict([order], [f"r-{order.order_id}"])
+        answers += await predictor.predict([order], [f"{prefix}-{order.order_id}"])
     return answers
+
+
+async def _scored(shadow: ShadowQueue | None, expected: int) -> int:
+    """Wait for the queue's task to score ``expected`` orders in all (after the answers)."""
+    assert shadow is not None
+    async with asyncio.timeout(30):
+        while shadow.scored < expected:
+            await asyncio.sleep(0.005)
+    return shadow.scored
 
 
 async def _run(
@@ -96,13 +107,8 @@ async def _run(
     out.rollout = rollouts.start("2", PLAN, actor="test")
     await follow()
     stages["shadow"] = await _ask(predictor, orders[:20])
-    shadow = predictor.shadow
-    assert shadow is not None
     expected = sum(a.fallback is None for a in stages["shadow"])
-    async with asyncio.timeout(30):  # the queue's task scores them after the answers
-        while shadow.scored < expected:
-            await asyncio.sleep(0.005)
-    out.shadow_scored = shadow.scored
+    out.shadow_scored = await _scored(predictor.shadow, expected)
 
     when.advance(120.0)
     assert rollouts.apply(Pass(), orders=10) is not None  # → canary 30 %
@@ -111,6 +117,12 @@ async def _run(
     predictor.set_kill_switch(True)
     stages["kill_switch"] = await _ask(predictor, orders[:10])
     predictor.set_kill_switch(False)
+
+    assert rollouts.apply(Pass(), orders=10) is not None  # → canary 100 %
+    await follow()
+    stages["top"] = await _ask(predictor, orders[:20], prefix="top")
+    expected = out.shadow_scored + sum(a.fallback is None for a in stages["top"])
+    await _scored(predictor.shadow, expected)  # the control scores the candidate's orders
 
     rollouts.abort(actor="test")
     await follow()
@@ -206,14 +218,30 @@ def test_shadow_scores_the_control_features_after_answering_and_logs_them(
     assert len(model) >= 10
     assert scenario.shadow_scored == len(model)
     assert {(a.variant, a.rollout, a.model_version) for a in model} == {("control", "2-1", "1")}
-    shadow = log.filter(pl.col("variant") == "shadow")
+    shadow = log.filter((pl.col("variant") == "shadow") & (pl.col("model_version") == "2"))
     assert len(shadow) == len(model)
-    assert set(shadow["model_version"]) == {"2"}
     assert set(shadow["rollout"]) == {"2-1"}
     control = {a.request_id: a.p50_s for a in model}
     # version 2 is a copy of version 1: scoring the same features gives the same answer
     for request_id, p50 in zip(shadow["request_id"], shadow["p50_s"], strict=True):
         assert p50 == pytest.approx(control[request_id])
+
+
+def test_at_100_percent_the_control_scores_the_candidate_orders_in_the_shadow(
+    scenario: Scenario,
+) -> None:
+    answers, log = scenario.stages["top"], scenario.log
+    assert log is not None
+    model = [a for a in answers if a.fallback is None]
+    assert len(model) >= 10
+    assert {(a.variant, a.rollout, a.model_version) for a in model} == {("candidate", "2-1", "2")}
+    control = log.filter((pl.col("variant") == "shadow") & (pl.col("model_version") == "1"))
+    # only this step's orders: the 30 % step kept its control arm and was not shadowed
+    assert sorted(control["request_id"]) == sorted(a.request_id for a in model)
+    assert set(control["rollout"]) == {"2-1"}
+    served = {a.order_id: a.p50_s for a in model}  # the guardrails pair rows by order
+    for order_id, p50 in zip(control["order_id"], control["p50_s"], strict=True):
+        assert p50 == pytest.approx(served[order_id])  # version 2 is a copy of version 1
 
 
 def test_the_log_names_each_row_variant_and_rollout(scenario: Scenario) -> None:

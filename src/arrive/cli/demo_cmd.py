@@ -110,6 +110,13 @@ def _faults_epilog() -> str:
     "firing, then clearing, or (provider-outage) the provider chain answering through it "
     "(faults below; repeat for several).",
 )
+@click.option(
+    "--rollout",
+    is_flag=True,
+    help="Also train two candidates (one better, one broken: its label shifted by +30 %) "
+    "and roll them out in turn during the live replay, judged by the guardrails on the "
+    "replayed outcomes (docs/rollout.md).",
+)
 @click.option("--quiet", is_flag=True, help="No progress display.")
 @click.pass_context
 def command(
@@ -122,10 +129,14 @@ def command(
     live_orders: int | None,
     no_live: bool,
     inject: tuple[str, ...],
+    rollout: bool,
     quiet: bool,
 ) -> None:
     """Import (or simulate), train, evaluate, register a model, then serve it and
     replay the latest days as live traffic."""
+    if rollout and (inject or no_live):
+        given = "--inject" if inject else "--no-live"
+        raise ConfigError(f"--rollout: cannot be combined with {given}")
     data_dir, run_dir, registry_dir = workdir / "data", workdir / "run", workdir / "registry"
     data = choose_data(data_csv, simulate=simulate, days=days, orders_per_day=orders_per_day)
     if PROVIDER_OUTAGE in inject and data.csv is not None:
@@ -156,11 +167,19 @@ def command(
         data_dir=data_dir,
         run_dir=run_dir,
         registry_root=registry_dir,
+        no_selection=rollout,  # the candidates must read the same features
         quiet=quiet,
     )
     _promote(registry_dir, quiet)
     _recap(data_dir, run_dir)
-    if not no_live:
+    if rollout:
+        from arrive.cli import demo_rollout
+
+        candidates = demo_rollout.train_candidates(data_dir, workdir, registry_dir, quiet)
+        demo_rollout.live(
+            data_dir, registry_dir, workdir, candidates, live_orders, quiet, with_vendor
+        )
+    elif not no_live:
         _live(data_dir, registry_dir, workdir, live_orders, quiet, inject, with_vendor)
     click.echo(f"data: {data.description}\n{OWN_DATA}")
 

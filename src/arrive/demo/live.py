@@ -167,6 +167,11 @@ def _measure(
             injection.record(moment, {"": lag})
 
 
+def client_for(port: int) -> _Client:
+    """A keep-alive client of the service on loopback ``port``."""
+    return _Client(port)
+
+
 class _NoDelayConnection(http.client.HTTPConnection):
     """Sends each request at once: without TCP_NODELAY, Nagle's algorithm holds the body
     back until the headers are acknowledged, and delayed ACKs make that ~40 ms."""
@@ -182,7 +187,9 @@ class _Client:
     def __init__(self, port: int) -> None:
         self._conn = _NoDelayConnection("127.0.0.1", port, timeout=30)
 
-    def eta(self, order: OrderCreated) -> dict[str, Any]:
+    def eta(self, order: OrderCreated, *, detail: bool = False) -> dict[str, Any]:
+        """The answer to ``order`` as a row of :data:`ANSWER_SCHEMA` plus its
+        ``travel_source``; with ``detail``, its ``variant`` and ``rollout`` too."""
         body = msgspec.json.encode(to_request(order))
         started = time.perf_counter()
         self._conn.request("POST", "/v1/eta", body, {"Content-Type": "application/json"})
@@ -195,7 +202,7 @@ class _Client:
                 f"{payload[:300]!r}"
             )
         answer = msgspec.json.decode(payload)
-        return {
+        row = {
             "order_id": order.order_id,
             "created_at": order.event_time,
             "p50_s": answer["p50_s"],
@@ -205,6 +212,20 @@ class _Client:
             "latency_ms": latency_ms,
             "travel_source": answer.get("travel_source", "builtin"),
         }
+        if detail:
+            row |= {"variant": answer["variant"], "rollout": answer.get("rollout")}
+        return row
+
+    def reconnect(self) -> None:
+        """Open a fresh connection at the next request (after a wait longer than the
+        server's keep-alive)."""
+        self._conn.close()
+
+    def ping(self) -> None:
+        """One round trip (``/healthz``): what the service's event loop was doing when
+        it was sent has finished."""
+        self._conn.request("GET", "/healthz")
+        self._conn.getresponse().read()
 
     def metric(self, name: str, provider: str | None = None) -> float:
         """The least sample of gauge ``name`` (of ``provider`` when given) on the service's

@@ -16,16 +16,23 @@ without inflating false rollbacks:
 Rails (candidate against control unless said):
 
 * ``p50_mae``: relative P50 MAE. Paired over the orders both versions predicted
-  (shadow scoring) when there are enough of them, else two-sample.
+  (shadow scoring: the candidate's in the shadow phase, the control's at the top canary
+  steps) when there are enough of them, else two-sample.
 * ``p90_coverage``: breach when the candidate's own P90 coverage is outside
   ``target ± tolerance``; pass when it is at most ``coverage_margin`` above the
   control's (too wide a P90; ``late_rate`` judges the other side).
-* ``late_rate`` (actual after the P90) and ``fallback_share``: differences.
+* ``late_rate`` (actual after the P90) and ``fallback_share``: differences (the late
+  rate, like the coverage's pass, in pairs when ``p50_mae`` is).
 * ``cancel_rate``: when the rows carry an ``outcome`` column (``cancelled`` rows
   count, with no duration); the monitor's joined rows carry it.
 * ``delivery_p95``: breach when more than 5 % of the candidate's orders take longer
   than the control's p95 plus the limit (the candidate's p95 then exceeds it),
   the control's p95 taken as known.
+
+``delivery_p95`` and ``cancel_rate`` judge what customers saw, so they need two arms of
+different orders (a canary step): when both versions' rows are mostly the same orders
+(shadow scoring, :data:`SAME_ORDERS`), the outcomes are the same for both and these
+two rails are left out of the verdict.
 
 Latency (p95/p99): the prediction log has no latency column yet; a rail over one would
 be one more function in :func:`_rails`.
@@ -159,7 +166,7 @@ def evaluate(joined: pl.DataFrame, control: str, candidate: str, rails: Guardrai
             f"control orders, {rails.min_orders} of each needed"
         )
         return Verdict("hold", reason, figures)
-    checks = _rails(arms)
+    checks = _rails(arms, rails)
     results = [check(arms, rails, rails.alpha_breach / len(checks)) for check in checks]
     for result in results:
         figures.update(result.figures)
@@ -178,11 +185,28 @@ def _verdict(results: list[_Rail], figures: dict[str, float]) -> Verdict:
     )
 
 
-def _rails(arms: _Arms) -> list[Check]:
-    checks: list[Check] = [_mae, _coverage, _late, _fallback, _delivery_p95]
+def _rails(arms: _Arms, rails: Guardrails) -> list[Check]:
+    checks: list[Check] = [_mae, _coverage, _late, _fallback]
+    if _same_orders(arms, rails):
+        return checks
+    checks.append(_delivery_p95)
     if "outcome" in arms.every_control.columns:
         checks.append(_cancel)
     return checks
+
+
+SAME_ORDERS: Final = 0.9
+"""Share of each version's orders that both predicted above which the arms count as the
+same orders (shadow scoring), where the business rails have nothing to compare."""
+
+
+def _same_orders(arms: _Arms, rails: Guardrails) -> bool:
+    """Both versions' rows are (mostly) the same orders, scored in the shadow: the
+    deliveries and cancellations are the same for both, so ``delivery_p95`` and
+    ``cancel_rate`` cannot tell them apart and are left out."""
+    pairs = arms.pairs.height
+    most = SAME_ORDERS * max(arms.control.height, arms.candidate.height)
+    return pairs >= rails.min_orders and pairs >= most
 
 
 def _arms(joined: pl.DataFrame, control: str, candidate: str) -> _Arms:
@@ -231,15 +255,27 @@ def _same_period(rows: pl.DataFrame, control: str, candidate: str) -> pl.DataFra
 
 
 def _pairs(control: pl.DataFrame, candidate: pl.DataFrame) -> pl.DataFrame:
+    """The orders both versions predicted: each one's absolute P50 error (``error_*``)
+    and whether it came after the P90 (``late_*``, 1.0 or 0.0), ``_c`` the candidate's."""
+    names = ("error_c", "error_0", "late_c", "late_0")
     if "order_id" not in control.columns:
-        return pl.DataFrame(schema={"error_c": pl.Float64, "error_0": pl.Float64})
+        return pl.DataFrame(schema=dict.fromkeys(names, pl.Float64))
+    late = (pl.col("actual_s") > pl.col("p90_s")).cast(pl.Float64)
     first = [
         arm.unique("order_id", keep="first", maintain_order=True).select(
-            "order_id", pl.col("error_s").alias(name)
+            "order_id", pl.col("error_s").alias(f"error_{tag}"), late.alias(f"late_{tag}")
         )
-        for arm, name in ((candidate, "error_c"), (control, "error_0"))
+        for arm, tag in ((candidate, "c"), (control, "0"))
     ]
-    return first[0].join(first[1], on="order_id", how="inner").select("error_c", "error_0")
+    return first[0].join(first[1], on="order_id", how="inner").select(names)
+
+
+def _paired_late(arms: _Arms, rails: Guardrails) -> Floats | None:
+    """Per order, the candidate's late flag minus the control's, when there are enough
+    orders both predicted (shadow scoring) to compare in pairs; else None."""
+    if arms.pairs.height < rails.min_orders:
+        return None
+    return _values(arms.pairs, pl.col("late_c") - pl.col("late_0"))
 
 
 def _values(rows: pl.DataFrame, expr: pl.Expr) -> Floats:
@@ -266,9 +302,15 @@ def _judge(breach: Interval, passing: Interval) -> Action:
     return "pass" if passing.upper < 0 else "hold"
 
 
-def _contrast(x_c: Floats, x_0: Floats, limit: float, alpha: float, tuned: int) -> Interval:
-    """Sequence of the difference of means ``x_c - x_0 - limit``."""
-    found = _two_sample(x_c, x_0, 1.0, alpha, tuned)
+def _contrast(
+    x_c: Floats, x_0: Floats, limit: float, alpha: float, tuned: int, paired: Floats | None = None
+) -> Interval:
+    """Sequence of the difference of means ``x_c - x_0 - limit``; over the per-order
+    differences ``paired`` instead when given (orders both versions predicted)."""
+    if paired is None:
+        found = _two_sample(x_c, x_0, 1.0, alpha, tuned)
+    else:
+        found = _paired(paired, alpha, tuned)
     return Interval(found.estimate - limit, found.lower - limit, found.upper - limit)
 
 
@@ -316,7 +358,15 @@ def _coverage(arms: _Arms, rails: Guardrails, alpha: float) -> _Rail:
     breach = sequence(p, float(np.sqrt(max(p * (1 - p), 1 / n) / n)), n, alpha, rails.tuned_orders)
     target, tolerance = rails.coverage_target, rails.coverage_tolerance
     low, high = target - tolerance, target + tolerance
-    wider = _contrast(x_c, x_0, rails.coverage_margin, rails.alpha_pass, rails.tuned_orders)
+    late = _paired_late(arms, rails)
+    wider = _contrast(
+        x_c,
+        x_0,
+        rails.coverage_margin,
+        rails.alpha_pass,
+        rails.tuned_orders,
+        None if late is None else -late,
+    )
     if breach.upper < low or breach.lower > high:
         action: Action = "breach"
     else:
@@ -336,15 +386,20 @@ def _coverage(arms: _Arms, rails: Guardrails, alpha: float) -> _Rail:
 
 
 def _share_rail(
-    name: str, expr: pl.Expr, rows: tuple[pl.DataFrame, pl.DataFrame], limits: tuple[float, float]
+    name: str,
+    expr: pl.Expr,
+    rows: tuple[pl.DataFrame, pl.DataFrame],
+    limits: tuple[float, float],
+    paired: Floats | None = None,
 ) -> Callable[[Guardrails, float], _Rail]:
     """A rail on the difference of a share (candidate − control) with a breach limit and
-    a pass margin."""
+    a pass margin; judged on the per-order differences ``paired`` when given."""
 
     def check(rails: Guardrails, alpha: float) -> _Rail:
         x_c, x_0 = _values(rows[0], expr), _values(rows[1], expr)
-        breach = _contrast(x_c, x_0, limits[0], alpha, rails.tuned_orders)
-        passing = _contrast(x_c, x_0, limits[1], rails.alpha_pass, rails.tuned_orders)
+        tuned = rails.tuned_orders
+        breach = _contrast(x_c, x_0, limits[0], alpha, tuned, paired)
+        passing = _contrast(x_c, x_0, limits[1], rails.alpha_pass, tuned, paired)
         diff = breach.estimate + limits[0]
         figures = {
             f"{name}_control": float(x_0.mean()),
@@ -364,9 +419,9 @@ def _share_rail(
 
 def _late(arms: _Arms, rails: Guardrails, alpha: float) -> _Rail:
     late = pl.col("actual_s") > pl.col("p90_s")
-    check = _share_rail(
-        "late_rate", late, (arms.candidate, arms.control), (rails.late_breach, rails.late_margin)
-    )
+    limits = (rails.late_breach, rails.late_margin)
+    paired = _paired_late(arms, rails)
+    check = _share_rail("late_rate", late, (arms.candidate, arms.control), limits, paired)
     return check(rails, alpha)
 
 

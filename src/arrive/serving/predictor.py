@@ -89,7 +89,7 @@ class EtaPredictor:
         feeder: the embedded replay feeding ``store``, started by :meth:`start`.
         control: the kill switch and reload count; default those of this process only.
         routing: follows the registry's rollout (None: no rollouts here).
-        shadow: the shadow-scoring queue of a rollout's shadow phase (None: no shadow).
+        shadow: the shadow-scoring queue of a rollout (None: no shadow scoring).
         travel: the travel-time providers; None: the built-in estimate only, no call.
     """
 
@@ -367,8 +367,8 @@ class EtaPredictor:
                     order, request_id, p50, p90, None, reason, stale, fallback_variant, rollout
                 )
             )
-        if route is not None and route.traffic.shadow and self.shadow is not None and now:
-            self._shadow(route, answers, features, now)
+        if route is not None and self.shadow is not None and now:
+            self._shadow(route, served, answers, features, now)
         return answers, [found.values for found in features]
 
     def _predictions(
@@ -390,15 +390,34 @@ class EtaPredictor:
         return preds
 
     def _shadow(
-        self, route: Route, answers: list[EtaAnswer], features: list[OrderFeatures], now: datetime
+        self,
+        route: Route,
+        control: ServedModel,
+        answers: list[EtaAnswer],
+        features: list[OrderFeatures],
+        now: datetime,
     ) -> None:
-        """Queue the orders the control answered for the candidate to score later."""
-        scored = [i for i, answer in enumerate(answers) if answer.fallback is None]
+        """Queue the orders one version answered for the other to score later: the
+        control's for the candidate in the shadow phase, the candidate's for the control
+        at the top steps (``shadow_control``); nothing otherwise."""
+        traffic = route.traffic
+        if traffic.shadow:
+            answered: Variant = "control"
+            model = route.candidate
+        elif traffic.shadow_control:
+            answered, model = "candidate", control
+        else:
+            return
+        scored = [
+            i
+            for i, answer in enumerate(answers)
+            if answer.fallback is None and answer.variant == answered
+        ]
         if scored and self.shadow is not None:
             self.shadow.offer(
                 ShadowJob(
                     route.rollout,
-                    route.candidate,
+                    model,
                     [answers[i].request_id for i in scored],
                     [answers[i].order_id for i in scored],
                     [features[i].values for i in scored],

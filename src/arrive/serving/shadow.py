@@ -1,13 +1,17 @@
-"""Shadow scoring: the rollout's candidate scores the feature vectors the control was
-given, after the answers are sent, off the hot path.
+"""Shadow scoring: a rollout's other version scores the feature vectors an answer was
+given, after the answers are sent, off the hot path. In the shadow phase the candidate
+scores the control's orders; at the top canary steps (candidate share from
+:data:`arrive.rollout.state.CONTROL_SHADOW_SHARE`), the control scores the candidate's,
+so the guardrails keep a control arm paired with the candidate's rows.
 
 The hot path only :meth:`ShadowQueue.offer`\\s a job (no IO, no model: a bounded
 ``put_nowait``); when the queue is full the job is dropped and counted
 (``arrive_shadow_dropped_total{reason="queue_full"}``), so shadow work never delays an
 answer. :meth:`ShadowQueue.run`, a task of the worker's event loop, takes the jobs
 waiting (up to :data:`BATCH` orders), scores them in one compiled-tree call and appends
-them to the prediction log with variant ``shadow``, the candidate's version and the
-rollout's id, so the monitor joins them to outcomes like any other prediction.
+them to the prediction log with variant ``shadow``, the version that scored them (the
+candidate's or the control's) and the rollout's id, so the monitor joins them to
+outcomes like any other prediction.
 """
 
 from __future__ import annotations
@@ -33,10 +37,11 @@ BATCH: Final = 256
 
 @dataclass(frozen=True, slots=True)
 class ShadowJob:
-    """Orders the control answered, with the features it was given."""
+    """Orders one version answered, with the features it was given, for ``model`` (the
+    rollout's other version) to score."""
 
     rollout: str
-    candidate: ServedModel
+    model: ServedModel
     request_ids: Sequence[str]
     order_ids: Sequence[str]
     values: Sequence[dict[str, FeatureScalar]]
@@ -85,22 +90,22 @@ class ShadowQueue:
             await asyncio.sleep(0)  # let requests in between batches
 
     def drain(self, jobs: list[ShadowJob]) -> None:
-        """Score ``jobs`` (grouped by candidate) and log them."""
+        """Score ``jobs`` (grouped by model) and log them."""
         by_model: dict[int, list[ShadowJob]] = {}
         for job in jobs:
-            by_model.setdefault(id(job.candidate), []).append(job)
+            by_model.setdefault(id(job.model), []).append(job)
         for group in by_model.values():
             self._score(group)
 
     def _score(self, jobs: list[ShadowJob]) -> None:
-        candidate = jobs[0].candidate
+        model = jobs[0].model
         rows = [values for job in jobs for values in job.values]
         try:
-            out = candidate.compiled.predict(rows)
-            p50 = out[:, candidate.p50].tolist()
-            p90 = out[:, candidate.p90].tolist()
+            out = model.compiled.predict(rows)
+            p50 = out[:, model.p50].tolist()
+            p90 = out[:, model.p90].tolist()
         except Exception:
-            logger.exception("shadow: version %s failed to predict", candidate.version)
+            logger.exception("shadow: version %s failed to predict", model.version)
             self._drop_errors(len(rows))
             return
         start = 0
@@ -123,7 +128,7 @@ class ShadowQueue:
                 [job.order_ids[i] for i in keep],
                 job.time,
                 ["shadow"] * len(keep),
-                [job.candidate.version] * len(keep),
+                [job.model.version] * len(keep),
                 [job.values[i] for i in keep],
                 [p50[i] for i in keep],
                 [p90[i] for i in keep],

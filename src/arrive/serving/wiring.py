@@ -33,6 +33,7 @@ def build_predictor(
     store: OnlineStore | AsyncOnlineStore | None = None,
     clock: Clock | None = None,
     registry: ModelRegistry | None = None,
+    log: PredictionLog | None = None,
 ) -> EtaPredictor:
     """The predictor ``settings`` describe; call ``await start()`` before serving.
 
@@ -43,6 +44,8 @@ def build_predictor(
         clock: the time features are read at; default the system clock (the replay's
             time when the embedded replay feeds the store).
         registry: default a :class:`LocalRegistry` at ``settings.registry_dir``.
+        log: the prediction log; default one in ``settings.prediction_log_dir`` when set
+            (the demo's rollout replay passes one that also hands it the rows).
 
     Raises:
         ConfigError: as :func:`check_settings`, or (without ``registry``) a
@@ -69,8 +72,7 @@ def build_predictor(
             check_timeout_s=settings.model_check_timeout_s,
         ),
     )
-    log = None
-    if settings.prediction_log_dir is not None:
+    if log is None and settings.prediction_log_dir is not None:
         log = PredictionLog(
             settings.prediction_log_dir,
             clock,

@@ -74,6 +74,11 @@ class TrainConfig:
     # predict the residual over the provider's travel time (the built-in estimate where an
     # order has none) when the data has provider history; without it, trains as usual
     residual: bool = False
+    # multiply the training label (fit and calibration; evaluation keeps the true one):
+    # a deliberately broken model, e.g. arrive demo --rollout's candidate at 1.3
+    label_scale: float = 1.0
+    # write run_dir/report.html (a candidate trained only to be rolled out may skip it)
+    report: bool = True
 
 
 @dataclass(frozen=True)
@@ -105,7 +110,7 @@ def run_training(
     started = time.perf_counter()
     on_step("features")
     ts = load_training_set(data_dir, config.dask, window_days=config.window_days)
-    y = ts.target_s
+    y = ts.target_s * config.label_scale if config.label_scale != 1.0 else ts.target_s
     on_step("split")
     split = make_split(
         ts.orders.get_column("created_at"),
@@ -133,17 +138,18 @@ def run_training(
     _write_model(run_dir / "model", bundle)
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     on_step("report")
-    _report(
-        run_dir,
-        data_dir=data_dir,
-        ts=ts,
-        features=features,
-        model=model,
-        evaluation=evaluation,
-        split=split,
-        metrics=metrics,
-        decisions=decisions,
-    )
+    if config.report:
+        _report(
+            run_dir,
+            data_dir=data_dir,
+            ts=ts,
+            features=features,
+            model=model,
+            evaluation=evaluation,
+            split=split,
+            metrics=metrics,
+            decisions=decisions,
+        )
     on_step("register")
     version = _register(registry, bundle, metrics, ts, config) if registry else None
     return TrainResult(metrics, run_dir, version, features, decisions, ts, split, bundle)
