@@ -110,6 +110,13 @@ def _faults_epilog() -> str:
     "firing, then clearing, or (provider-outage) the provider chain answering through it "
     "(faults below; repeat for several).",
 )
+@click.option(
+    "--retrain",
+    type=click.Choice(["daily"]),
+    help="With --simulate: the drift demo instead. A regime change (rides 30 % slower) from "
+    "the middle day on, a retrain at the end of every day (validated, compared with "
+    "production, rolled out or refused), and a report of each day (docs/retraining.md).",
+)
 @click.option("--quiet", is_flag=True, help="No progress display.")
 @click.pass_context
 def command(
@@ -122,10 +129,14 @@ def command(
     live_orders: int | None,
     no_live: bool,
     inject: tuple[str, ...],
+    retrain: str | None,
     quiet: bool,
 ) -> None:
     """Import (or simulate), train, evaluate, register a model, then serve it and
     replay the latest days as live traffic."""
+    if retrain is not None:
+        _retrain_drift(ctx, workdir, days, orders_per_day, simulate=simulate, quiet=quiet)
+        return
     data_dir, run_dir, registry_dir = workdir / "data", workdir / "run", workdir / "registry"
     data = choose_data(data_csv, simulate=simulate, days=days, orders_per_day=orders_per_day)
     if PROVIDER_OUTAGE in inject and data.csv is not None:
@@ -353,6 +364,45 @@ def _live(
             "the service's answers and the offline evaluation of the same model disagree "
             f"beyond {outcome.AGREEMENT_TOLERANCE:.1%}; see {path}"
         )
+
+
+def _retrain_drift(
+    ctx: click.Context,
+    workdir: Path,
+    days: int,
+    orders_per_day: int,
+    *,
+    simulate: bool,
+    quiet: bool,
+) -> None:
+    """``--retrain daily``: the drift demo (:mod:`arrive.demo.retrain_drift`)."""
+    from arrive.demo import retrain_drift, retrain_drift_report
+
+    if not simulate:
+        raise ConfigError("--retrain daily: needs --simulate (the drift is simulated)")
+    per_day = orders_per_day
+    if ctx.get_parameter_source("orders_per_day") is click.core.ParameterSource.DEFAULT:
+        per_day = retrain_drift.DriftScenario().orders_per_day
+    scenario = retrain_drift.DriftScenario(days=days, orders_per_day=per_day)
+    out = workdir / "drift"
+    _say(
+        f"{days} simulated days, {per_day:,} orders a day, rides "
+        f"{scenario.travel_slowdown:.0%} slower from day {scenario.drift_at}; "
+        f"a retrain at the end of each day from day {scenario.first_retrain_day - 1}",
+        quiet,
+    )
+    with progress(quiet=quiet) as bar:
+        task = bar.add_task("drift demo", total=None)
+
+        def step(what: str, done: int, total: int) -> None:
+            bar.update(task, description=what, completed=done, total=total)
+
+        demo = retrain_drift.run_drift_demo(out, scenario, step)
+    path = retrain_drift_report.write_drift_report(out / "report.html", demo)
+    (out / "drift_demo.json").write_text(
+        json.dumps(retrain_drift.figures_json(demo), indent=2, default=str)
+    )
+    click.echo("\n".join([*retrain_drift_report.console_lines(demo), f"report: {path}"]))
 
 
 def _say(message: str, quiet: bool) -> None:
