@@ -24,7 +24,7 @@ SETTINGS = RetrainSettings(
     gate=PromotionPolicy(coverage_p90_min=0.6, coverage_p90_max=1.0),
 )
 SCENARIO = DriftScenario(
-    days=6,
+    days=5,
     orders_per_day=300,
     drift_day=3,
     travel_slowdown=0.5,
