@@ -15,8 +15,9 @@ from arrive.registry.promotion import PromotionPolicy
 from arrive.training.pipeline import TrainConfig
 from arrive.training.retrain import RetrainSettings
 
-# Small and quick: 300 orders a day, a quick model, and a first-model gate that a P90
-# calibrated on 300 orders can pass (the demo's default gate is the production one).
+# Small and quick: 300 orders a day, a quick model, no per-run training report (most of
+# a small run's time), and a first-model gate that a P90 calibrated on 300 orders can
+# pass (the demo's default gate is the production one).
 SETTINGS = RetrainSettings(
     min_compare_orders=60,
     min_segment_orders=40,
@@ -49,6 +50,9 @@ def test_each_day_from_the_first_retrain_has_a_decision(demo: DriftDemo) -> None
     assert [d.outcome is not None for d in demo.days] == expected
     outcome = demo.days[first].outcome
     assert outcome is not None
+    runs = demo.data_dir.parent / "runs"
+    assert len(list(runs.glob("*/outcome.json"))) == SCENARIO.days - 1 - first
+    assert not list(runs.glob("*/report.html"))  # TrainConfig(report=False)
     assert outcome.status == "promoted"  # nothing to compare with yet
 
 

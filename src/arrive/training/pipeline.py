@@ -70,6 +70,9 @@ class TrainConfig:
     window_days: int | None = None
     # recorded with the registered version (e.g. retraining's inputs and validation)
     lineage: Mapping[str, Any] = field(default_factory=dict)
+    # write run_dir/report.html (off: metrics and model only, for a caller that reports
+    # itself, e.g. the drift demo's test, where rendering is most of a small run's time)
+    report: bool = True
 
 
 @dataclass(frozen=True)
@@ -96,7 +99,8 @@ def run_training(
 ) -> TrainResult:
     """Train, evaluate and report on ``data_dir``; register when ``registry`` is given.
 
-    Writes ``run_dir/metrics.json``, ``run_dir/report.html`` and ``run_dir/model/``.
+    Writes ``run_dir/metrics.json``, ``run_dir/report.html`` (unless ``config.report`` is
+    off) and ``run_dir/model/``.
     """
     started = time.perf_counter()
     on_step("features")
@@ -129,17 +133,18 @@ def run_training(
     _write_model(run_dir / "model", bundle)
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     on_step("report")
-    _report(
-        run_dir,
-        data_dir=data_dir,
-        ts=ts,
-        features=features,
-        model=model,
-        evaluation=evaluation,
-        split=split,
-        metrics=metrics,
-        decisions=decisions,
-    )
+    if config.report:
+        _report(
+            run_dir,
+            data_dir=data_dir,
+            ts=ts,
+            features=features,
+            model=model,
+            evaluation=evaluation,
+            split=split,
+            metrics=metrics,
+            decisions=decisions,
+        )
     on_step("register")
     version = _register(registry, bundle, metrics, ts, config) if registry else None
     return TrainResult(metrics, run_dir, version, features, decisions, ts, split, bundle)
