@@ -21,7 +21,11 @@ from arrive.training.retrain import RetrainSettings
 SETTINGS = RetrainSettings(
     min_compare_orders=60,
     min_segment_orders=40,
-    train=TrainConfig(select_groups=False, model_params={"learning_rate": 0.2, "num_leaves": 15}),
+    train=TrainConfig(
+        select_groups=False,
+        model_params={"learning_rate": 0.2, "num_leaves": 15},
+        report=False,
+    ),
     gate=PromotionPolicy(coverage_p90_min=0.6, coverage_p90_max=1.0),
 )
 SCENARIO = DriftScenario(

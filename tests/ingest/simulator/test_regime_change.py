@@ -38,9 +38,9 @@ def test_rides_slow_from_the_day_on_and_nothing_before_changes() -> None:
 
 
 def test_a_change_on_or_after_the_last_day_is_refused() -> None:
-    with pytest.raises(ConfigError, match="regime_change.day"):
+    with pytest.raises(ConfigError, match=r"regime_change\.day"):
         replace(BASE, regime_change=RegimeChange(day=2, travel_slowdown=0.3))
-    with pytest.raises(ConfigError, match="regime_change.travel_slowdown"):
+    with pytest.raises(ConfigError, match=r"regime_change\.travel_slowdown"):
         RegimeChange(day=1, travel_slowdown=0.0)
 
 
