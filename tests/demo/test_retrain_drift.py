@@ -114,4 +114,7 @@ def test_the_cli_needs_a_simulation(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert run(args) == 2
     err = capsys.readouterr().err
     assert "--retrain daily: needs --simulate" in err
+    assert run([*args, "--simulate", "--days", "7"]) == 2
+    err = capsys.readouterr().err
+    assert "--days 7: --retrain daily needs 8 or more" in err
     assert "Traceback" not in err

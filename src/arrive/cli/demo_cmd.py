@@ -176,6 +176,8 @@ def command(
     click.echo(f"data: {data.description}\n{OWN_DATA}")
 
 
+#: Fewest days of ``--retrain daily`` (the drift demo).
+MIN_DRIFT_DAYS: Final = 8
 #: How to run the same flow on one's own data (printed at the end of the demo).
 OWN_DATA: Final = (
     "your own data: write a mapping for your CSV (docs/mapping.md), then\n"
@@ -380,6 +382,11 @@ def _retrain_drift(
 
     if not simulate:
         raise ConfigError("--retrain daily: needs --simulate (the drift is simulated)")
+    if days < MIN_DRIFT_DAYS:
+        raise ConfigError(
+            f"--days {days}: --retrain daily needs {MIN_DRIFT_DAYS} or more (3 days before "
+            "the first retrain, served days before the drift in the middle, and after it)"
+        )
     per_day = orders_per_day
     if ctx.get_parameter_source("orders_per_day") is click.core.ParameterSource.DEFAULT:
         per_day = retrain_drift.DriftScenario().orders_per_day
