@@ -117,6 +117,13 @@ def _faults_epilog() -> str:
     "and roll them out in turn during the live replay, judged by the guardrails on the "
     "replayed outcomes (docs/rollout.md).",
 )
+@click.option(
+    "--retrain",
+    type=click.Choice(["daily"]),
+    help="With --simulate: the drift demo instead. A regime change (rides 30 % slower) from "
+    "the middle day on, a retrain at the end of every day (validated, compared with "
+    "production, rolled out or refused), and a report of each day (docs/retraining.md).",
+)
 @click.option("--quiet", is_flag=True, help="No progress display.")
 @click.pass_context
 def command(
@@ -130,13 +137,17 @@ def command(
     no_live: bool,
     inject: tuple[str, ...],
     rollout: bool,
+    retrain: str | None,
     quiet: bool,
 ) -> None:
     """Import (or simulate), train, evaluate, register a model, then serve it and
     replay the latest days as live traffic."""
-    if rollout and (inject or no_live):
-        given = "--inject" if inject else "--no-live"
+    if rollout and (inject or no_live or retrain):
+        given = "--inject" if inject else "--no-live" if no_live else "--retrain"
         raise ConfigError(f"--rollout: cannot be combined with {given}")
+    if retrain is not None:
+        _retrain_drift(ctx, workdir, days, orders_per_day, simulate=simulate, quiet=quiet)
+        return
     data_dir, run_dir, registry_dir = workdir / "data", workdir / "run", workdir / "registry"
     data = choose_data(data_csv, simulate=simulate, days=days, orders_per_day=orders_per_day)
     if PROVIDER_OUTAGE in inject and data.csv is not None:
@@ -184,6 +195,8 @@ def command(
     click.echo(f"data: {data.description}\n{OWN_DATA}")
 
 
+#: Fewest days of ``--retrain daily`` (the drift demo).
+MIN_DRIFT_DAYS: Final = 8
 #: How to run the same flow on one's own data (printed at the end of the demo).
 OWN_DATA: Final = (
     "your own data: write a mapping for your CSV (docs/mapping.md), then\n"
@@ -372,6 +385,50 @@ def _live(
             "the service's answers and the offline evaluation of the same model disagree "
             f"beyond {outcome.AGREEMENT_TOLERANCE:.1%}; see {path}"
         )
+
+
+def _retrain_drift(
+    ctx: click.Context,
+    workdir: Path,
+    days: int,
+    orders_per_day: int,
+    *,
+    simulate: bool,
+    quiet: bool,
+) -> None:
+    """``--retrain daily``: the drift demo (:mod:`arrive.demo.retrain_drift`)."""
+    from arrive.demo import retrain_drift, retrain_drift_report
+
+    if not simulate:
+        raise ConfigError("--retrain daily: needs --simulate (the drift is simulated)")
+    if days < MIN_DRIFT_DAYS:
+        raise ConfigError(
+            f"--days {days}: --retrain daily needs {MIN_DRIFT_DAYS} or more (3 days before "
+            "the first retrain, served days before the drift in the middle, and after it)"
+        )
+    per_day = orders_per_day
+    if ctx.get_parameter_source("orders_per_day") is click.core.ParameterSource.DEFAULT:
+        per_day = retrain_drift.DriftScenario().orders_per_day
+    scenario = retrain_drift.DriftScenario(days=days, orders_per_day=per_day)
+    out = workdir / "drift"
+    _say(
+        f"{days} simulated days, {per_day:,} orders a day, rides "
+        f"{scenario.travel_slowdown:.0%} slower from day {scenario.drift_at}; "
+        f"a retrain at the end of each day from day {scenario.first_retrain_day - 1}",
+        quiet,
+    )
+    with progress(quiet=quiet) as bar:
+        task = bar.add_task("drift demo", total=None)
+
+        def step(what: str, done: int, total: int) -> None:
+            bar.update(task, description=what, completed=done, total=total)
+
+        demo = retrain_drift.run_drift_demo(out, scenario, step)
+    path = retrain_drift_report.write_drift_report(out / "report.html", demo)
+    (out / "drift_demo.json").write_text(
+        json.dumps(retrain_drift.figures_json(demo), indent=2, default=str)
+    )
+    click.echo("\n".join([*retrain_drift_report.console_lines(demo), f"report: {path}"]))
 
 
 def _say(message: str, quiet: bool) -> None:

@@ -10,7 +10,9 @@ from rich.progress import TaskID
 
 from arrive.cli.progress import progress
 from arrive.datadir import staged
+from arrive.errors import ConfigError
 from arrive.ingest.simulator import SimulationConfig, simulate, write_simulation
+from arrive.ingest.simulator.config import RegimeChange
 
 _DEFAULTS = SimulationConfig()
 
@@ -46,6 +48,19 @@ _DEFAULTS = SimulationConfig()
     "answered for each order's store-to-drop leg when its ETA was quoted "
     "(travel_time_observation events), so a model can learn from the provider's time.",
 )
+@click.option(
+    "--travel-slowdown",
+    type=click.FloatRange(1, 100),
+    metavar="PERCENT",
+    help="Drift scenario: from --slowdown-from-day on, every ride takes PERCENT % longer "
+    "(a traffic regime change the orders' traffic levels do not show).",
+)
+@click.option(
+    "--slowdown-from-day",
+    type=click.IntRange(1),
+    metavar="DAY",
+    help="With --travel-slowdown: the day it starts (0 = the first simulated day).",
+)
 @click.option("--force", is_flag=True, help="Replace --out if it is not empty.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def command(
@@ -56,6 +71,8 @@ def command(
     markets: int,
     start: datetime,
     provider_observations: bool,
+    travel_slowdown: float | None,
+    slowdown_from_day: int | None,
     force: bool,
     quiet: bool,
 ) -> None:
@@ -71,6 +88,7 @@ def command(
         markets=markets,
         start=start.date(),
         provider_observations=provider_observations,
+        regime_change=_regime(travel_slowdown, slowdown_from_day),
     )
     with staged(out, force=force) as folder, progress(quiet=quiet) as bar:
         tasks: dict[str, TaskID] = {}
@@ -91,3 +109,11 @@ def command(
             f"({summary['cancellations']['total']} cancelled), {summary['events_total']} events",
             err=True,
         )
+
+
+def _regime(slowdown_pct: float | None, day: int | None) -> RegimeChange | None:
+    if (slowdown_pct is None) != (day is None):
+        raise ConfigError("--travel-slowdown and --slowdown-from-day: give both or neither")
+    if slowdown_pct is None or day is None:
+        return None
+    return RegimeChange(day=day, travel_slowdown=slowdown_pct / 100)

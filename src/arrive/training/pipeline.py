@@ -77,7 +77,8 @@ class TrainConfig:
     # multiply the training label (fit and calibration; evaluation keeps the true one):
     # a deliberately broken model, e.g. arrive demo --rollout's candidate at 1.3
     label_scale: float = 1.0
-    # write run_dir/report.html (a candidate trained only to be rolled out may skip it)
+    # write run_dir/report.html (off: metrics and model only, e.g. a candidate trained only
+    # to be rolled out, or the drift demo's retrains, which report themselves)
     report: bool = True
 
 
@@ -105,7 +106,8 @@ def run_training(
 ) -> TrainResult:
     """Train, evaluate and report on ``data_dir``; register when ``registry`` is given.
 
-    Writes ``run_dir/metrics.json``, ``run_dir/report.html`` and ``run_dir/model/``.
+    Writes ``run_dir/metrics.json``, ``run_dir/report.html`` (unless ``config.report`` is
+    off) and ``run_dir/model/``.
     """
     started = time.perf_counter()
     on_step("features")

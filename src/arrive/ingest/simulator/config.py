@@ -14,6 +14,30 @@ MAX_MARKETS: Final = 12
 
 
 @dataclasses.dataclass(frozen=True)
+class RegimeChange:
+    """An opt-in drift: from the start of day ``day`` (0 = the first simulated day) on,
+    every ride takes ``travel_slowdown`` longer (0.3: 30 % longer), in every market.
+
+    Think of road works closing an artery: couriers are slower, while the traffic levels
+    the orders carry (``traffic``) and the weather stay what they were, so no input of a
+    model shows the change; only the delivery times do. Orders created before the change
+    are untouched (same seed, same bytes as without it).
+    """
+
+    day: int
+    travel_slowdown: float
+
+    def __post_init__(self) -> None:
+        _check_int("regime_change.day", self.day, 1, MAX_DAYS)
+        _check_range("regime_change.travel_slowdown", self.travel_slowdown, 0.01, 1.0)
+
+    @property
+    def start_s(self) -> float:
+        """Seconds from the start of the simulation to the change."""
+        return self.day * 86_400.0
+
+
+@dataclasses.dataclass(frozen=True)
 class SimulationConfig:
     """What to simulate. The defaults are a week of one mid-size city (~112k orders).
 
@@ -29,6 +53,8 @@ class SimulationConfig:
         provider_observations: also record, per order, what the simulated travel-time
             vendor answered for its store→drop leg when its ETA was quoted
             (``travel_time_observation`` events; see :mod:`.vendor`).
+        regime_change: a drift from a given day on (see :class:`RegimeChange`); None:
+            the same marketplace throughout.
 
     Raises:
         ConfigError: a parameter is out of range (the message names it).
@@ -42,6 +68,7 @@ class SimulationConfig:
     ping_interval_s: float = 400.0
     snapshot_interval_s: float = 300.0
     provider_observations: bool = False
+    regime_change: RegimeChange | None = None
 
     def __post_init__(self) -> None:
         _check_int("seed", self.seed, 0, 2**63 - 1)
@@ -53,6 +80,11 @@ class SimulationConfig:
         if not isinstance(self.provider_observations, bool):
             raise ConfigError(
                 f"provider_observations: must be true or false (got {self.provider_observations!r})"
+            )
+        if self.regime_change is not None and self.regime_change.day >= self.days:
+            raise ConfigError(
+                f"regime_change.day: must be before the last day, < {self.days} "
+                f"(got {self.regime_change.day})"
             )
         if isinstance(self.start, datetime) or not isinstance(self.start, date):
             raise ConfigError(f"start: must be a date (got {self.start!r})")
@@ -71,6 +103,8 @@ class SimulationConfig:
         """The parameters as JSON-ready values."""
         values = dataclasses.asdict(self)
         values["start"] = self.start.isoformat()
+        if self.regime_change is None:  # absent, as before the scenario existed
+            del values["regime_change"]
         return values
 
 

@@ -15,6 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from arrive.ingest.simulator import truth
+from arrive.ingest.simulator.config import RegimeChange
 from arrive.ingest.simulator.demand import Orders
 from arrive.ingest.simulator.traffic import Traffic
 from arrive.ingest.simulator.weather import WeatherEpisodes
@@ -57,8 +58,10 @@ def order_inputs(
     traffic: Traffic,
     weather: WeatherEpisodes,
     rng: np.random.Generator,
+    regime: RegimeChange | None = None,
 ) -> OrderInputs:
-    """Conditions at creation and random draws of every order."""
+    """Conditions at creation and random draws of every order (with ``regime``, the
+    orders created from its day on ride that much slower)."""
     n = len(orders)
     hour = (orders.created_s % 86_400.0) / 3600.0
     congestion = traffic.congestion(orders.market, orders.created_s)
@@ -69,7 +72,7 @@ def order_inputs(
         congestion=congestion,
         condition=condition,
         precipitation_mm=precipitation,
-        speed_share=truth.speed_factor(congestion, slowdown),
+        speed_share=_speed_share(orders, congestion, slowdown, regime),
         prep_base_s=_prep_base_s(orders, stores, hour, rng),
         confirm_s=np.minimum(20.0 + rng.exponential(40.0, n), MAX_CONFIRM_S),
         dispatch_s=np.minimum(20.0 + rng.exponential(30.0, n), MAX_DISPATCH_S),
@@ -81,6 +84,14 @@ def order_inputs(
         to_store_noise=_travel_noise(n, rng),
         to_drop_noise=_travel_noise(n, rng),
     )
+
+
+def _speed_share(orders: Orders, congestion: _F, slowdown: _F, regime: RegimeChange | None) -> _F:
+    share = truth.speed_factor(congestion, slowdown)
+    if regime is None:
+        return share
+    after = orders.created_s >= regime.start_s
+    return np.where(after, share / (1.0 + regime.travel_slowdown), share)
 
 
 def _prep_base_s(orders: Orders, stores: Stores, hour: _F, rng: np.random.Generator) -> _F:

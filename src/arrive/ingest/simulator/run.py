@@ -69,7 +69,9 @@ def simulate(config: SimulationConfig, progress: Progress | None = None) -> Simu
     world, weather, traffic = _environment(config, rng)
     total = config.orders_per_day * config.days
     orders = generate_orders(total, config.start, config.days, world, weather, rng["demand"])
-    inputs = order_inputs(orders, world.stores, traffic, weather, rng["inputs"])
+    inputs = order_inputs(
+        orders, world.stores, traffic, weather, rng["inputs"], config.regime_change
+    )
     report("building the world", 1, 1)
     outcomes = run_engine(
         world, orders, inputs, lambda done, n: report("simulating orders", done, n)
