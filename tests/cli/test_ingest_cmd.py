@@ -59,6 +59,13 @@ def test_replay_into_redis_writes_the_features(
         (["--batch-size", "0"], "--batch-size"),
         (["--lateness-s", "abc"], "--lateness-s"),
         (["--partitioned"], "--partitioned: needs a kafka:// --source and a redis:// --store"),
+        (
+            [
+                *["--partitioned", "--source", "kafka://127.0.0.1:1/t", "--store"],
+                *["redis://127.0.0.1:1", "--archive", "/tmp/never-written"],
+            ],
+            "--archive: the partitioned ingest does not archive",
+        ),
     ],
 )
 def test_mistakes_get_one_line_and_exit_2(

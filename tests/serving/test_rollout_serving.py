@@ -12,9 +12,11 @@ import asyncio
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import msgspec
+import numpy as np
 import polars as pl
 import pytest
 
@@ -259,6 +261,35 @@ def test_a_full_shadow_queue_drops_and_counts_without_waiting() -> None:
     job = ShadowJob("2-1", None, ["r1", "r2"], ["o1", "o2"], [{}, {}], datetime.now())  # type: ignore[arg-type]
     assert [queue.offer(job) for _ in range(4)] == [True, True, False, False]
     assert (len(queue), queue.dropped["queue_full"]) == (2, 4)  # counted by order
+
+
+def test_jobs_offered_within_the_linger_are_scored_in_one_call() -> None:
+    calls: list[int] = []
+
+    class Trees:
+        def predict(self, rows: list[dict[str, Any]]) -> np.ndarray:
+            calls.append(len(rows))
+            return np.tile([60.0, 90.0], (len(rows), 1))
+
+    model: Any = SimpleNamespace(compiled=Trees(), p50=0, p90=1, version="2")
+
+    async def scenario() -> list[int]:
+        queue = ShadowQueue(100, log=None, linger_s=0.05)
+        task = asyncio.create_task(queue.run())
+        held = []
+        for i in range(5):
+            queue.offer(ShadowJob("2-1", model, [f"r{i}"], [f"o{i}"], [{}], datetime.now()))
+            await asyncio.sleep(0)  # the task takes the first job, then lingers
+            held.append(len(queue))
+        async with asyncio.timeout(10):
+            while queue.scored < 5:
+                await asyncio.sleep(0.005)
+        task.cancel()
+        return [*held, len(queue)]
+
+    # the job in hand counts as waiting (the demo's flush waits for it), then all 5 in one
+    assert asyncio.run(scenario()) == [1, 2, 3, 4, 5, 0]
+    assert calls == [5]
 
 
 def test_log_files_without_the_rollout_column_still_read(tmp_path: Path) -> None:

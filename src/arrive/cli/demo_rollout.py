@@ -118,6 +118,8 @@ def live(
         # three models loaded in turn: compiling each (LLVM, minutes of CPU on a busy
         # machine) would cost more than the whole replay; the trees answer directly
         compile_backend="none",
+        # the replay waits for the shadow rows at each evaluation: score them at once
+        shadow_linger_ms=0,
     )
     demo = RolloutDemo([c.version for c in candidates])
     _say(

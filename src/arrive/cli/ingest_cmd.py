@@ -118,6 +118,8 @@ def command(
     replay = Path(source).is_dir()
     if partitioned and not (source.startswith("kafka://") and store.startswith("redis")):
         raise click.UsageError("--partitioned: needs a kafka:// --source and a redis:// --store")
+    if partitioned and archive is not None:
+        raise click.UsageError("--archive: the partitioned ingest does not archive (drop one)")
     if idle_advance and replay:
         raise click.UsageError("--idle-advance: a data directory is a replay of past events")
     settings = PipelineSettings(

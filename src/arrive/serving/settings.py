@@ -201,6 +201,16 @@ class ServeSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
             le=1_000_000,
         ),
     ] = 1000
+    shadow_linger_ms: Annotated[
+        float,
+        _doc(
+            "How long a worker lets shadow jobs gather before it scores them in one call "
+            "(milliseconds; 0: each as it comes). Batches cost the answers far less than "
+            "one call per request; the shadow rows reach the log this much later.",
+            ge=0,
+            le=10_000,
+        ),
+    ] = 250.0
     prediction_log_flush_s: Annotated[
         float,
         _doc(

@@ -93,7 +93,7 @@ def build_predictor(
         feeder=feeder,
         control=control,
         routing=RolloutRouting(Rollouts(registry), slot),
-        shadow=ShadowQueue(settings.shadow_queue, log),
+        shadow=ShadowQueue(settings.shadow_queue, log, settings.shadow_linger_ms / 1000),
         travel=travel,
     )
 
