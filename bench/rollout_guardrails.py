@@ -22,6 +22,14 @@ Scenarios, ``--runs`` each, run ``i`` seeded ``seed + i``:
   paired). The worse candidate is the model plus independent normal noise whose size
   makes its P50 MAE on the pool exactly +10 % (solved in closed form, not on the runs);
   in the A/A both versions are the model plus independent noise of that same size.
+* ``paired_canary_aa`` / ``paired_canary_worse``: a 50 % canary as served today: each
+  order answered by one version (``variant`` ``control`` / ``candidate``) and scored by
+  the other in the shadow (``variant`` ``shadow``), the versions as in the shadow
+  scenarios (same draws for the same seed). The P50 MAE, late and coverage rails read
+  the pairs; the fallback and delivery-p95 rails the answered rows.
+
+Orders are counted as joined rows: the shadow and paired scenarios have two rows per
+order (one per version), so their orders are half the figure.
 
 Prints JSON.
 """
@@ -59,6 +67,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--seed", type=int, default=20261202)
     parser.add_argument("--pool-orders", type=int, default=4000)
     parser.add_argument("--canary-orders", type=int, default=12000)
+    parser.add_argument("--only", nargs="+", choices=sorted(SCENARIOS), help="scenarios to run")
     args = parser.parse_args(argv)
     pool = residual_pool(args.pool_orders)
     tau = noise_for(pool, 1.10)
@@ -72,6 +81,8 @@ def main(argv: list[str]) -> None:
         "rails": str(Guardrails()),
     }
     for name, build in SCENARIOS.items():
+        if args.only and name not in args.only:
+            continue
         started = time.perf_counter()
         limit = max(args.max_orders, args.canary_orders if name.startswith("canary") else 0)
         results = [
@@ -182,11 +193,29 @@ def shadow(worse: bool) -> Build:
     return build
 
 
+def paired_canary(worse: bool) -> Build:
+    def build(pool: Pool, tau: float, n: int, rng: np.random.Generator) -> pl.DataFrame:
+        both = shadow(worse)(pool, tau, n, rng)  # the same draws as the shadow scenario
+        on_candidate = rng.random(n // 2) < 0.5
+        order = both.get_column("order_id").str.slice(1).cast(pl.Int64).to_numpy()
+        by_candidate = on_candidate[order]
+        variant = np.where(
+            both.get_column("version").to_numpy() == "2",
+            np.where(by_candidate, "candidate", "shadow"),
+            np.where(by_candidate, "shadow", "control"),
+        )
+        return both.with_columns(variant=pl.Series(variant))
+
+    return build
+
+
 SCENARIOS = {
     "canary_aa": canary(worse=False),
     "canary_worse": canary(worse=True),
     "shadow_aa": shadow(worse=False),
     "shadow_worse": shadow(worse=True),
+    "paired_canary_aa": paired_canary(worse=False),
+    "paired_canary_worse": paired_canary(worse=True),
 }
 
 

@@ -199,8 +199,8 @@ def test_a_100_percent_step_passes_on_the_controls_shadow_pairs() -> None:
     assert verdict.action == "pass", verdict.reason
     assert verdict.figures["orders_paired"] == 4000
     assert verdict.figures["p50_mae_rel_upper"] < 0
-    # the same orders in both arms: the business rails have nothing to compare
-    assert verdict.reason.endswith("p50_mae, p90_coverage, late_rate, fallback_share")
+    # no customer answered by the control: the customer rails have nothing to compare
+    assert verdict.reason.endswith("p50_mae, p90_coverage, late_rate")
 
 
 def test_a_candidate_turning_bad_at_100_percent_breaches_on_the_pairs() -> None:
@@ -208,6 +208,38 @@ def test_a_candidate_turning_bad_at_100_percent_breaches_on_the_pairs() -> None:
     assert verdict.action == "breach"
     assert verdict.reason.startswith("worse: p50_mae +")
     assert "(paired" in verdict.reason
+
+
+def test_at_a_paired_canary_step_the_customer_rails_read_only_the_answered_rows() -> None:
+    # a 50 % step: each order answered by one version, scored by the other in the shadow
+    rows = _top_step(4000, scale=1.0)
+    even = (pl.col("order_id").str.split("-").list.last().cast(pl.Int64) % 2) == 0
+    on_candidate = pl.col("version") == "2"
+    rows = rows.with_columns(
+        variant=pl.when(even)
+        .then(pl.when(on_candidate).then(pl.lit("shadow")).otherwise(pl.lit("control")))
+        .otherwise(pl.when(on_candidate).then(pl.lit("candidate")).otherwise(pl.lit("shadow"))),
+        # a fifth of the candidate's answers fell back; its shadow rows never do
+        fallback=pl.when(on_candidate & ~even & (pl.col("p50_s") % 5 < 1))
+        .then(pl.lit("stale_features"))
+        .otherwise(pl.lit("none")),
+    )
+    verdict = evaluate(rows, "1", "2", RAILS)
+    figures = verdict.figures
+    assert figures["orders_paired"] == 4000  # the error rails: every order, in pairs
+    assert figures["fallback_share_control"] == 0
+    assert figures["fallback_share_candidate"] == pytest.approx(0.2, abs=0.03)  # not 0.1
+    assert "delivery_p95_candidate_s" in figures  # two arms of different customers
+    assert verdict.action == "breach"
+    assert verdict.reason.startswith("worse: fallback_share +")
+
+
+def test_in_the_shadow_phase_only_the_error_rails_judge() -> None:
+    control = _arm("1", 600, seed=1)
+    shadow = control.with_columns(version=pl.lit("2"), variant=pl.lit("shadow"))
+    verdict = evaluate(pl.concat([control, shadow]), "1", "2", RAILS)
+    assert "fallback_share_candidate" not in verdict.figures
+    assert "delivery_p95_candidate_s" not in verdict.figures
 
 
 def test_only_the_shared_period_and_markets_count() -> None:

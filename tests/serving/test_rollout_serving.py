@@ -115,7 +115,9 @@ async def _run(
     when.advance(120.0)
     assert rollouts.apply(Pass(), orders=10) is not None  # → canary 30 %
     await follow()
-    stages["canary"] = await _ask(predictor, orders) + await _ask(predictor, orders)
+    stages["canary"] = await _ask(predictor, orders, "c1") + await _ask(predictor, orders, "c2")
+    scored = out.shadow_scored + sum(a.fallback is None for a in stages["canary"])
+    await _scored(predictor.shadow, scored)  # each version scores the other's orders
     predictor.set_kill_switch(True)
     stages["kill_switch"] = await _ask(predictor, orders[:10])
     predictor.set_kill_switch(False)
@@ -123,7 +125,7 @@ async def _run(
     assert rollouts.apply(Pass(), orders=10) is not None  # → canary 100 %
     await follow()
     stages["top"] = await _ask(predictor, orders[:20], prefix="top")
-    expected = out.shadow_scored + sum(a.fallback is None for a in stages["top"])
+    expected = scored + sum(a.fallback is None for a in stages["top"])
     await _scored(predictor.shadow, expected)  # the control scores the candidate's orders
 
     rollouts.abort(actor="test")
@@ -220,7 +222,10 @@ def test_shadow_scores_the_control_features_after_answering_and_logs_them(
     assert len(model) >= 10
     assert scenario.shadow_scored == len(model)
     assert {(a.variant, a.rollout, a.model_version) for a in model} == {("control", "2-1", "1")}
-    shadow = log.filter((pl.col("variant") == "shadow") & (pl.col("model_version") == "2"))
+    shadow = log.filter(
+        (pl.col("variant") == "shadow") & pl.col("request_id").is_in([a.request_id for a in model])
+    )
+    assert set(shadow["model_version"]) == {"2"}
     assert len(shadow) == len(model)
     assert set(shadow["rollout"]) == {"2-1"}
     control = {a.request_id: a.p50_s for a in model}
@@ -237,13 +242,31 @@ def test_at_100_percent_the_control_scores_the_candidate_orders_in_the_shadow(
     model = [a for a in answers if a.fallback is None]
     assert len(model) >= 10
     assert {(a.variant, a.rollout, a.model_version) for a in model} == {("candidate", "2-1", "2")}
-    control = log.filter((pl.col("variant") == "shadow") & (pl.col("model_version") == "1"))
-    # only this step's orders: the 30 % step kept its control arm and was not shadowed
+    control = log.filter(
+        (pl.col("variant") == "shadow")
+        & (pl.col("model_version") == "1")
+        & pl.col("request_id").str.starts_with("top")
+    )
     assert sorted(control["request_id"]) == sorted(a.request_id for a in model)
     assert set(control["rollout"]) == {"2-1"}
     served = {a.order_id: a.p50_s for a in model}  # the guardrails pair rows by order
     for order_id, p50 in zip(control["order_id"], control["p50_s"], strict=True):
         assert p50 == pytest.approx(served[order_id])  # version 2 is a copy of version 1
+
+
+def test_at_a_canary_step_each_version_scores_the_other_orders_in_the_shadow(
+    scenario: Scenario,
+) -> None:
+    answers, log = scenario.stages["canary"], scenario.log
+    assert log is not None
+    model = {a.request_id: a for a in answers if a.fallback is None}
+    assert {a.variant for a in model.values()} == {"control", "candidate"}
+    shadow = log.filter((pl.col("variant") == "shadow") & pl.col("request_id").is_in(list(model)))
+    # one shadow row per model answer, by the version that did not answer it
+    assert sorted(shadow["request_id"]) == sorted(model)
+    other = {"1": "2", "2": "1"}
+    for request_id, version in zip(shadow["request_id"], shadow["model_version"], strict=True):
+        assert version == other[model[request_id].model_version]
 
 
 def test_the_log_names_each_row_variant_and_rollout(scenario: Scenario) -> None:

@@ -16,8 +16,9 @@ without inflating false rollbacks:
 Rails (candidate against control unless said):
 
 * ``p50_mae``: relative P50 MAE. Paired over the orders both versions predicted
-  (shadow scoring: the candidate's in the shadow phase, the control's at the top canary
-  steps) when there are enough of them, else two-sample.
+  (shadow scoring: the candidate scores the control's orders in the shadow phase, and at
+  a canary step each version scores the other's) when there are enough of them, else
+  two-sample.
 * ``p90_coverage``: breach when the candidate's own P90 coverage is outside
   ``target ± tolerance``; pass when it is at most ``coverage_margin`` above the
   control's (too wide a P90; ``late_rate`` judges the other side).
@@ -29,10 +30,13 @@ Rails (candidate against control unless said):
   than the control's p95 plus the limit (the candidate's p95 then exceeds it),
   the control's p95 taken as known.
 
-``delivery_p95`` and ``cancel_rate`` judge what customers saw, so they need two arms of
-different orders (a canary step): when both versions' rows are mostly the same orders
-(shadow scoring, :data:`SAME_ORDERS`), the outcomes are the same for both and these
-two rails are left out of the verdict.
+``fallback_share``, ``delivery_p95`` and ``cancel_rate`` judge what customers saw: the
+rows a version answered, not those it scored in the shadow (``variant`` ``shadow``, when
+the rows carry the column), so they are left out while one version answers no customer
+(the shadow phase, the 100 % step). ``delivery_p95`` and ``cancel_rate`` also need two
+arms of different orders: when both versions' rows are mostly the same orders (rows
+without ``variant``, :data:`SAME_ORDERS`), the outcomes are the same for both and these
+two rails are left out of the verdict too.
 
 Latency (p95/p99): the prediction log has no latency column yet; a rail over one would
 be one more function in :func:`_rails`.
@@ -55,7 +59,8 @@ Action = Literal["hold", "pass", "breach"]
 Floats: TypeAlias = npt.NDArray[np.float64]
 COLUMNS: Final = ("version", "time", "p50_s", "p90_s", "outcome_time", "created_at", "fallback")
 """The columns :func:`evaluate` needs; ``market_id`` (segments), ``order_id`` (pairs) and
-``outcome`` (``delivered`` / ``cancelled``) are read when present."""
+``outcome`` (``delivered`` / ``cancelled``) and ``variant`` (``shadow`` rows) are read
+when present."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,8 +128,9 @@ class Guardrails:
 
 @dataclass(frozen=True, slots=True)
 class _Arms:
-    """Each version's delivered rows (with ``error_s``, ``actual_s``), all its rows (for
-    cancellations), and the orders both predicted (``error_c``, ``error_0``)."""
+    """Each version's delivered rows (with ``error_s``, ``actual_s``), the rows it answered
+    customers with, every outcome (``every_*``: no shadow rows), and the orders both
+    predicted (``error_c``, ``error_0``)."""
 
     control: pl.DataFrame
     candidate: pl.DataFrame
@@ -186,7 +192,11 @@ def _verdict(results: list[_Rail], figures: dict[str, float]) -> Verdict:
 
 
 def _rails(arms: _Arms, rails: Guardrails) -> list[Check]:
-    checks: list[Check] = [_mae, _coverage, _late, _fallback]
+    checks: list[Check] = [_mae, _coverage, _late]
+    served = (_delivered(arms.every_control), _delivered(arms.every_candidate))
+    if served[0].is_empty() or served[1].is_empty():  # one version answered no customer
+        return checks
+    checks.append(_fallback)
     if _same_orders(arms, rails):
         return checks
     checks.append(_delivery_p95)
@@ -201,11 +211,12 @@ same orders (shadow scoring), where the business rails have nothing to compare."
 
 
 def _same_orders(arms: _Arms, rails: Guardrails) -> bool:
-    """Both versions' rows are (mostly) the same orders, scored in the shadow: the
-    deliveries and cancellations are the same for both, so ``delivery_p95`` and
-    ``cancel_rate`` cannot tell them apart and are left out."""
-    pairs = arms.pairs.height
-    most = SAME_ORDERS * max(arms.control.height, arms.candidate.height)
+    """Both versions answered (mostly) the same orders (rows without ``variant``, scored
+    in the shadow): the deliveries and cancellations are the same for both, so
+    ``delivery_p95`` and ``cancel_rate`` cannot tell them apart and are left out."""
+    control, candidate = _delivered(arms.every_control), _delivered(arms.every_candidate)
+    pairs = _pairs(control, candidate).height
+    most = SAME_ORDERS * max(control.height, candidate.height)
     return pairs >= rails.min_orders and pairs >= most
 
 
@@ -220,13 +231,21 @@ def _arms(joined: pl.DataFrame, control: str, candidate: str) -> _Arms:
     rows = rows.with_columns(error_s=(pl.col("p50_s") - pl.col("actual_s")).abs())
     every = {v: rows.filter(pl.col("version") == v) for v in (control, candidate)}
     done = {v: _delivered(frame) for v, frame in every.items()}
+    served = {v: _served(frame) for v, frame in every.items()}
     return _Arms(
         done[control],
         done[candidate],
-        every[control],
-        every[candidate],
+        served[control],
+        served[candidate],
         _pairs(done[control], done[candidate]),
     )
+
+
+def _served(rows: pl.DataFrame) -> pl.DataFrame:
+    """The rows of answers customers were given (not scored in the shadow)."""
+    if "variant" not in rows.columns:
+        return rows
+    return rows.filter(pl.col("variant").fill_null("") != "shadow")
 
 
 def _delivered(rows: pl.DataFrame) -> pl.DataFrame:
@@ -428,7 +447,8 @@ def _late(arms: _Arms, rails: Guardrails, alpha: float) -> _Rail:
 def _fallback(arms: _Arms, rails: Guardrails, alpha: float) -> _Rail:
     limits = (rails.fallback_breach, rails.fallback_margin)
     fell = pl.col("fallback") != "none"
-    return _share_rail("fallback_share", fell, (arms.candidate, arms.control), limits)(rails, alpha)
+    rows = (_delivered(arms.every_candidate), _delivered(arms.every_control))
+    return _share_rail("fallback_share", fell, rows, limits)(rails, alpha)
 
 
 def _cancel(arms: _Arms, rails: Guardrails, alpha: float) -> _Rail:
@@ -442,18 +462,17 @@ P95: Final = 0.95
 
 
 def _delivery_p95(arms: _Arms, rails: Guardrails, alpha: float) -> _Rail:
-    control_p95 = float(np.quantile(_values(arms.control, pl.col("actual_s")), P95))
+    control, candidate = _delivered(arms.every_control), _delivered(arms.every_candidate)
+    control_p95 = float(np.quantile(_values(control, pl.col("actual_s")), P95))
     threshold = control_p95 + rails.p95_limit_s
-    over = _values(arms.candidate, pl.col("actual_s") > threshold)
+    over = _values(candidate, pl.col("actual_s") > threshold)
     p, n = float(over.mean()), over.size
     se = float(np.sqrt(max(p * (1 - p), 1 / n) / n))
     breach = sequence(p - (1 - P95), se, n, alpha, rails.tuned_orders)
     passing = sequence(p - (1 - P95), se, n, rails.alpha_pass, rails.tuned_orders)
     figures = {
         "delivery_p95_control_s": control_p95,
-        "delivery_p95_candidate_s": float(
-            np.quantile(_values(arms.candidate, pl.col("actual_s")), P95)
-        ),
+        "delivery_p95_candidate_s": float(np.quantile(_values(candidate, pl.col("actual_s")), P95)),
         "delivery_over_limit_share": p,
     }
     gap_s = figures["delivery_p95_candidate_s"] - control_p95

@@ -23,10 +23,6 @@ from arrive.rollout.plan import RolloutPlan, UnitKey
 Phase = Literal["shadow", "canary", "done", "rolled_back", "aborted"]
 ACTIVE: Final = frozenset({"shadow", "canary"})
 FORMAT: Final = 1
-CONTROL_SHADOW_SHARE: Final = 0.9
-"""From this candidate share on, serving scores the control off the hot path on the
-orders the candidate answered (a reversed shadow), so the guardrails keep a control arm
-(paired with the candidate's rows) when too few units are left on control."""
 
 
 class Rollout(msgspec.Struct, frozen=True, kw_only=True):
@@ -95,9 +91,9 @@ class Rollout(msgspec.Struct, frozen=True, kw_only=True):
 
 class Traffic(msgspec.Struct, frozen=True, kw_only=True):
     """The serving view of an active rollout: route a unit to ``candidate`` when its
-    assignment (:mod:`arrive.rollout.assignment`) falls below ``share``; score the
-    others with the candidate off the hot path when ``shadow`` is set, and the
-    candidate's orders with the control when :attr:`shadow_control` is."""
+    assignment (:mod:`arrive.rollout.assignment`) falls below ``share``. Off the hot
+    path, each version scores the orders the other answered (in the ``shadow`` phase:
+    the candidate scores every order), so the guardrails compare the two in pairs."""
 
     rollout: str
     control: str
@@ -107,12 +103,6 @@ class Traffic(msgspec.Struct, frozen=True, kw_only=True):
     unit: UnitKey
     shadow: bool
     revision: int
-
-    @property
-    def shadow_control(self) -> bool:
-        """Score the control off the hot path on the candidate's answers: a canary step
-        sending (almost) every unit to the candidate (:data:`CONTROL_SHADOW_SHARE`)."""
-        return not self.shadow and self.share >= CONTROL_SHADOW_SHARE
 
 
 class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):

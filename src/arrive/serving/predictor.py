@@ -397,33 +397,28 @@ class EtaPredictor:
         features: list[OrderFeatures],
         now: datetime,
     ) -> None:
-        """Queue the orders one version answered for the other to score later: the
-        control's for the candidate in the shadow phase, the candidate's for the control
-        at the top steps (``shadow_control``); nothing otherwise."""
-        traffic = route.traffic
-        if traffic.shadow:
-            answered: Variant = "control"
-            model = route.candidate
-        elif traffic.shadow_control:
-            answered, model = "candidate", control
-        else:
+        """Queue the orders each version answered for the other to score later (in the
+        shadow phase the control answers every order), so that every model-answered
+        order of a rollout has both versions' predictions."""
+        if self.shadow is None:
             return
-        scored = [
-            i
-            for i, answer in enumerate(answers)
-            if answer.fallback is None and answer.variant == answered
-        ]
-        if scored and self.shadow is not None:
-            self.shadow.offer(
-                ShadowJob(
-                    route.rollout,
-                    model,
-                    [answers[i].request_id for i in scored],
-                    [answers[i].order_id for i in scored],
-                    [features[i].values for i in scored],
-                    now,
+        for answered, model in (("control", route.candidate), ("candidate", control)):
+            scored = [
+                i
+                for i, answer in enumerate(answers)
+                if answer.fallback is None and answer.variant == answered
+            ]
+            if scored:
+                self.shadow.offer(
+                    ShadowJob(
+                        route.rollout,
+                        model,
+                        [answers[i].request_id for i in scored],
+                        [answers[i].order_id for i in scored],
+                        [features[i].values for i in scored],
+                        now,
+                    )
                 )
-            )
 
     def _model(
         self, served: ServedModel, rows: list[int], features: list[OrderFeatures]

@@ -194,9 +194,9 @@ class ServeSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     shadow_queue: Annotated[
         int,
         _doc(
-            "Shadow-scoring jobs (requests) a worker holds during a rollout's shadow phase "
-            "and top canary steps (where the control scores the candidate's orders) "
-            "before new ones are dropped and counted.",
+            "Shadow-scoring jobs (requests) a worker holds during a rollout (in the shadow "
+            "phase the candidate scores the control's orders, at canary steps each version "
+            "the other's) before new ones are dropped and counted.",
             ge=1,
             le=1_000_000,
         ),

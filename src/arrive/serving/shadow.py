@@ -1,8 +1,7 @@
 """Shadow scoring: a rollout's other version scores the feature vectors an answer was
 given, after the answers are sent, off the hot path. In the shadow phase the candidate
-scores the control's orders; at the top canary steps (candidate share from
-:data:`arrive.rollout.state.CONTROL_SHADOW_SHARE`), the control scores the candidate's,
-so the guardrails keep a control arm paired with the candidate's rows.
+scores the control's orders; at a canary step each version scores the other's, so the
+guardrails compare the two on the same orders (in pairs) at every step.
 
 The hot path only :meth:`ShadowQueue.offer`\\s a job (no IO, no model: a bounded
 ``put_nowait``); when the queue is full the job is dropped and counted
