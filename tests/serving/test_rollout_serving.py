@@ -34,7 +34,7 @@ from arrive.schema.events import OrderCreated
 from arrive.schema.frame import frame_to_events
 from arrive.serving.predictor import EtaPredictor
 from arrive.serving.settings import ServeSettings, validated
-from arrive.serving.shadow import ShadowJob, ShadowQueue
+from arrive.serving.shadow import ShadowJob, ShadowQueue, chunks
 from arrive.serving.wiring import build_predictor
 from arrive.store.memory import InMemoryStore
 from arrive.testing.trained import TIMEZONE, Trained
@@ -313,6 +313,18 @@ def test_jobs_offered_within_the_linger_are_scored_in_one_call() -> None:
     # the job in hand counts as waiting (the demo's flush waits for it), then all 5 in one
     assert asyncio.run(scenario()) == [1, 2, 3, 4, 5, 0]
     assert calls == [5]
+
+
+def test_a_batch_is_scored_per_model_in_chunks_between_which_requests_run() -> None:
+    a: Any = SimpleNamespace(version="1")
+    b: Any = SimpleNamespace(version="2")
+    now = datetime.now()
+    jobs = [ShadowJob("2-1", a if i % 2 else b, ["r"], ["o"], [{}], now) for i in range(80)]
+    jobs.append(ShadowJob("2-1", a, ["r"] * 40, ["o"] * 40, [{}] * 40, now))  # never split
+    out = chunks(jobs)
+    assert [{job.model.version for job in chunk} for chunk in out] == [{"2"}] * 2 + [{"1"}] * 2
+    # 32 orders a call; the last job of version 1 (40 orders) joins the chunk it starts in
+    assert [sum(len(job.order_ids) for job in chunk) for chunk in out] == [32, 8, 32, 48]
 
 
 def test_log_files_without_the_rollout_column_still_read(tmp_path: Path) -> None:

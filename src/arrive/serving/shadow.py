@@ -38,7 +38,10 @@ from arrive.serving.slot import ServedModel
 logger = logging.getLogger(__name__)
 
 BATCH: Final = 256
-"""Orders scored in one call at most (the jobs waiting are taken together)."""
+"""Orders taken off the queue together at most."""
+CHUNK: Final = 32
+"""Orders scored in one call at most: the event loop answers requests between calls, so
+one call is all an answer may wait behind."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,18 +103,11 @@ class ShadowQueue:
                 size += len(jobs[-1].order_ids)
             self._held = len(jobs)
             try:
-                self.drain(jobs)
+                for chunk in chunks(jobs):
+                    self._score(chunk)
+                    await asyncio.sleep(0)  # let requests in between chunks
             finally:
                 self._held = 0
-            await asyncio.sleep(0)  # let requests in between batches
-
-    def drain(self, jobs: list[ShadowJob]) -> None:
-        """Score ``jobs`` (grouped by model) and log them."""
-        by_model: dict[int, list[ShadowJob]] = {}
-        for job in jobs:
-            by_model.setdefault(id(job.model), []).append(job)
-        for group in by_model.values():
-            self._score(group)
 
     def _score(self, jobs: list[ShadowJob]) -> None:
         model = jobs[0].model
@@ -156,3 +152,21 @@ class ShadowQueue:
     def _drop_errors(self, count: int) -> None:
         self.dropped["model_error"] += count
         self._errors.inc(count)
+
+
+def chunks(jobs: list[ShadowJob]) -> list[list[ShadowJob]]:
+    """``jobs`` grouped by model, each group cut into runs of about :data:`CHUNK` orders
+    (a job is never split)."""
+    by_model: dict[int, list[ShadowJob]] = {}
+    for job in jobs:
+        by_model.setdefault(id(job.model), []).append(job)
+    out: list[list[ShadowJob]] = []
+    for group in by_model.values():
+        size = CHUNK
+        for job in group:
+            if size >= CHUNK:
+                out.append([])
+                size = 0
+            out[-1].append(job)
+            size += len(job.order_ids)
+    return out
