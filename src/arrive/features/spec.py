@@ -201,10 +201,13 @@ class BuildContext:
     ) -> pl.DataFrame:
         """For each spine row, ``columns`` of the last ``event_type`` event with the same
         ``key`` strictly before the order's creation (or at it, ``inclusive``) and at most
-        ``ttl`` old (else null)."""
+        ``ttl`` old (else null). Observations of one key at the same instant merge as the
+        online store merges them (:func:`arrive.store.base.supersedes`): each column's
+        largest value, null the smallest, so the answer never depends on their order."""
         observations = (
             self.events.filter((pl.col("type") == event_type) & pl.col(key).is_not_null())
-            .select(key, "event_time", *columns)
+            .group_by(key, "event_time")
+            .agg(pl.col(column).max() for column in columns)
             .sort("event_time")
             .collect()
         )
