@@ -46,6 +46,7 @@ def _closed(kit: ModuleType, orders: int, covered: int) -> pl.DataFrame:
             900.0,
             "none",
             "10-99",
+            0.004,  # latency_s
             t + timedelta(seconds=800 if i < covered else 1000),
             t,
             "delivered",

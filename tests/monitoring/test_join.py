@@ -118,6 +118,7 @@ def _predictions(kit: ModuleType, *answers: tuple[str, float]) -> pl.DataFrame:
                 900.0,
                 "none",
                 "10-99",
+                0.004,  # latency_s
             )
             for order, at_s in answers
         ],

@@ -69,6 +69,7 @@ def test_records_are_written_to_parquet_and_files_rotate(tmp_path: Path) -> None
         "p90_s": 900.0,
         "fallback": "deadline",
         "rollout": None,
+        "latency_s": None,
     }
     assert older.get_column("features")[0] == '{"distance_km":1.0,"store_id":"s1","x":null}'
     assert older.get_column("time")[0] == START

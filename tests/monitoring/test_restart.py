@@ -142,3 +142,11 @@ def test_a_checkpoint_saved_before_joined_rows_had_an_outcome_still_loads(
     assert loaded is not None
     # joined rows were all deliveries before cancelled ones were kept
     assert loaded.state.frames["joined"].equals(held.with_columns(outcome=pl.lit("delivered")))
+
+    # and held rows saved before requests' latency was logged load with it unknown
+    first.saved.state.frames["joined"] = held.drop("outcome", "latency_s")
+    checkpoint.save(tmp_path / "old" / "checkpoint.msgpack", first.saved)
+    loaded = checkpoint.load(tmp_path / "old" / "checkpoint.msgpack")
+    assert loaded is not None
+    expected = held.with_columns(outcome=pl.lit("delivered"), latency_s=pl.lit(None, pl.Float64))
+    assert loaded.state.frames["joined"].equals(expected)

@@ -242,6 +242,36 @@ def test_in_the_shadow_phase_only_the_error_rails_judge() -> None:
     assert "delivery_p95_candidate_s" not in verdict.figures
 
 
+def _timed(rows: pl.DataFrame, seed: int, slow_share: float = 0.0) -> pl.DataFrame:
+    """``rows`` with the service's time per request: ~5 ms, and ``slow_share`` of them
+    40 ms more."""
+    rng = np.random.default_rng(seed)
+    n = rows.height
+    latency = rng.gamma(4.0, 0.00125, n) + np.where(rng.random(n) < slow_share, 0.04, 0.0)
+    return rows.with_columns(latency_s=pl.Series(latency))
+
+
+def test_a_candidate_slower_at_the_p99_breaches_the_latency_rail() -> None:
+    candidate = _timed(_arm("2", 4000, seed=2), seed=3, slow_share=0.05)
+    rows = pl.concat([_timed(_arm("1", 4000, seed=1), seed=4), candidate])
+    verdict = evaluate(rows, "1", "2", RAILS)
+    assert verdict.action == "breach"
+    assert "latency_p99 p99" in verdict.reason
+    assert verdict.figures["latency_over_limit_share"] == pytest.approx(0.05, abs=0.01)
+
+
+def test_an_equally_fast_candidate_passes_the_latency_rail_and_it_never_holds() -> None:
+    # a canary at 25 %, as in the first test, both arms timed alike
+    candidate = _timed(_arm("2", 8000, seed=2), seed=3)
+    rows = pl.concat([_timed(_arm("1", 24000, seed=1), seed=4), candidate])
+    verdict = evaluate(rows, "1", "2", RAILS)
+    assert verdict.action == "pass", verdict.reason
+    assert "latency_p99" in verdict.reason
+    few = pl.concat([_timed(_arm("1", 400, seed=1), seed=4), _timed(_arm("2", 400, seed=2), 3)])
+    # with too little evidence the verdict holds, naming the undecided rails: never latency
+    assert "latency_p99" not in evaluate(few, "1", "2", RAILS).reason
+
+
 def test_only_the_shared_period_and_markets_count() -> None:
     control = _arm("1", 4000, seed=1)
     late = _arm("2", 4000, seed=2).with_columns(time=pl.col("time") + timedelta(seconds=3000))

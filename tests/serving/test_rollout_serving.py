@@ -269,6 +269,18 @@ def test_at_a_canary_step_each_version_scores_the_other_orders_in_the_shadow(
         assert version == other[model[request_id].model_version]
 
 
+def test_answers_log_their_service_time_and_shadow_rows_none(scenario: Scenario) -> None:
+    log = scenario.log
+    assert log is not None
+    shadow = log.filter(pl.col("variant") == "shadow")
+    answered = log.filter(pl.col("variant") != "shadow")
+    assert not shadow.is_empty()
+    assert not answered.is_empty()
+    assert shadow["latency_s"].null_count() == len(shadow)
+    assert answered["latency_s"].null_count() == 0
+    assert (answered["latency_s"] >= 0).all()
+
+
 def test_the_log_names_each_row_variant_and_rollout(scenario: Scenario) -> None:
     log = scenario.log
     assert log is not None
@@ -331,9 +343,9 @@ def test_log_files_without_the_rollout_column_still_read(tmp_path: Path) -> None
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from arrive.monitoring.prediction_log import SCHEMA
+    from arrive.monitoring.prediction_log import OPTIONAL, SCHEMA
 
-    old = pa.schema([column for column in SCHEMA if column.name != "rollout"])
+    old = pa.schema([column for column in SCHEMA if column.name not in OPTIONAL])
     row: dict[str, list[Any]] = {
         "request_id": ["r"],
         "order_id": ["o"],
@@ -349,4 +361,5 @@ def test_log_files_without_the_rollout_column_still_read(tmp_path: Path) -> None
     pq.write_table(pa.table(row, schema=old), path)
     frame = read_log(path)
     assert frame["rollout"].to_list() == [None]
+    assert frame["latency_s"].to_list() == [None]
     assert frame["variant"].to_list() == ["production"]

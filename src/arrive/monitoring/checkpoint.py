@@ -117,15 +117,28 @@ def _ipc(frame: pl.DataFrame) -> bytes:
     return buffer.getvalue()
 
 
-_ADDED: Final = {"outcome": pl.lit("delivered")}
+_ADDED: Final = {"outcome": pl.lit("delivered"), "latency_s": pl.lit(None, pl.Float64)}
 """Columns added to held frames since format 1, with the value of rows saved before
-(joined rows were all deliveries until ``outcome`` came): old checkpoints still load."""
+(joined rows were all deliveries until ``outcome`` came; requests' latency was not
+logged before ``latency_s``): old checkpoints still load."""
 
 
 def _frame(data: bytes, schema: pl.Schema) -> pl.DataFrame:
-    frame = pl.read_ipc(io.BytesIO(data))
-    missing = {name: value for name, value in _ADDED.items() if name not in frame.columns}
-    if missing and all(name in schema for name in missing):
+    return upgrade(pl.read_ipc(io.BytesIO(data)), schema)
+
+
+def upgrade(frame: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:
+    """``frame`` saved by an earlier version as ``schema`` (columns added since filled in).
+
+    Raises:
+        KeyError: it has another shape than ``schema`` even so.
+    """
+    missing = {
+        name: value
+        for name, value in _ADDED.items()
+        if name in schema and name not in frame.columns
+    }
+    if missing:
         frame = frame.with_columns(**missing).select(schema.names()).cast(schema)
     if frame.schema != schema:
         raise KeyError(f"held rows of another shape: {frame.schema}")

@@ -46,9 +46,11 @@ PREDICTIONS: Final = pl.Schema(
         "p90_s": pl.Float64(),
         "fallback": pl.String(),
         "store_history": pl.String(),
+        "latency_s": pl.Float64(),
     }
 )
-"""Prediction rows as the join takes them (see :func:`arrive.monitoring.log_reader.prepare`)."""
+"""Prediction rows as the join takes them (see :func:`arrive.monitoring.log_reader.prepare`;
+``latency_s`` may be left out: null)."""
 OUTCOMES: Final = pl.Schema(
     {"order_id": pl.String(), "kind": pl.String(), "outcome_time": TIME, "matched": pl.Boolean()}
 )
@@ -146,6 +148,8 @@ class OutcomeJoin:
         and counted ``late_prediction``."""
         if rows.is_empty():
             return
+        if "latency_s" not in rows.columns:  # rows of logs (or callers) without latencies
+            rows = rows.with_columns(latency_s=pl.lit(None, pl.Float64))
         rows = rows.select(PREDICTIONS.names()).cast(PREDICTIONS)
         state = self.state
         if state.closed_until is not None:

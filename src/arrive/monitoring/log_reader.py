@@ -67,7 +67,9 @@ def read_log(path: Path) -> pl.DataFrame:
     if set(missing) - OPTIONAL:
         raise SkippedFile(path, "schema", f"missing columns {', '.join(missing)}")
     for name in missing:  # a file written before the column existed
-        table = table.append_column(SCHEMA.field(name), pa.nulls(len(table), pa.string()))
+        table = table.append_column(
+            SCHEMA.field(name), pa.nulls(len(table), SCHEMA.field(name).type)
+        )
     frame = pl.from_arrow(table.select(SCHEMA.names))
     if not isinstance(frame, pl.DataFrame):  # pragma: no cover - a table gives a frame
         raise SkippedFile(path, "schema", "not a table")
@@ -92,6 +94,7 @@ def prepare(frame: pl.DataFrame) -> pl.DataFrame:
         "p90_s",
         pl.col("fallback").fill_null("none"),
         bucket.otherwise(pl.lit("100+")).alias("store_history"),
+        pl.col("latency_s").cast(pl.Float64),
     )
 
 

@@ -23,6 +23,7 @@ production skew (:mod:`arrive.monitoring.monitor_skew`, every few minutes) are s
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from dataclasses import dataclass, field
@@ -155,8 +156,9 @@ class Monitor:
             self.join = OutcomeJoin(self.settings.join, found.state)
             self._check_held(found)
             rows = found.held.get(_ROLLOUT_ROWS)
-            if self.rollout is not None and rows is not None and rows.schema == CLOSED:
-                self.rollout.rows = rows
+            if self.rollout is not None and rows is not None:
+                with contextlib.suppress(KeyError):  # rows of another shape: start afresh
+                    self.rollout.rows = checkpoint.upgrade(rows, CLOSED)
         self._drop_uncovered(found.state.closed_until if found else None)
         written = quality_files(self.settings.out_dir)
         if written:  # scrapes after a restart see the last window, not nothing

@@ -23,7 +23,9 @@ Columns: ``request_id``, ``order_id``, ``time`` (UTC), ``variant``,
 ``model_version``, ``features`` (the model's feature values as a JSON object;
 null for a heuristic answer made without reading features), ``p50_s``, ``p90_s``,
 ``fallback``, ``rollout`` (the rollout whose assignment chose the variant; null
-outside one, and in files written before the column existed).
+outside one), ``latency_s`` (the service's time on the row's request, from taking it
+to its answers; null for shadow rows). The last two are null in files written before
+they existed.
 
 Failures of the disk (full, the directory removed or replaced by a file, a read-only
 or immutable file) never reach the caller: answers go on, and the log stays honest.
@@ -88,9 +90,10 @@ SCHEMA: Final = pa.schema(
         ("p90_s", pa.float64()),
         ("fallback", pa.string()),
         ("rollout", pa.string()),
+        ("latency_s", pa.float64()),
     ]
 )
-OPTIONAL: Final = frozenset({"rollout"})
+OPTIONAL: Final = frozenset({"rollout", "latency_s"})
 """Columns added since the first files: read as nulls from files without them."""
 _CHUNK: Final = 128
 """Records converted to Arrow at a time: the request that fills a chunk pays for its
@@ -145,6 +148,9 @@ class Predictions(NamedTuple):
     fallback: Sequence[str | None]
     rollout: Sequence[str | None] = ()
     """Empty: outside any rollout (every row null)."""
+    latency_s: Sequence[float | None] = ()
+    """The service's time on each row's request, seconds (empty: not measured, e.g. a
+    shadow row, scored after the answer)."""
 
 
 class Sink(Protocol):
@@ -265,6 +271,7 @@ class PredictionLog:
             predictions.p90_s,
             predictions.fallback,
             predictions.rollout or [None] * kept,
+            predictions.latency_s or [None] * kept,
         )
         columns = self._columns
         for column, part in zip(columns, values, strict=True):

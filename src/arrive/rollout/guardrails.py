@@ -29,17 +29,20 @@ Rails (candidate against control unless said):
 * ``delivery_p95``: breach when more than 5 % of the candidate's orders take longer
   than the control's p95 plus the limit (the candidate's p95 then exceeds it),
   the control's p95 taken as known.
+* ``latency_p99``: when both versions answered ``min_orders`` requests whose service
+  time was logged (``latency_s``): breach when more than 1 % of the candidate's answers
+  took longer than the control's p99 plus ``latency_limit_ms``, the control's p99 taken
+  as known. A safety rail only: it never holds a step (proving a p99 no worse takes far
+  more requests than the other rails need), it rolls back a slower candidate.
 
-``fallback_share``, ``delivery_p95`` and ``cancel_rate`` judge what customers saw: the
-rows a version answered, not those it scored in the shadow (``variant`` ``shadow``, when
-the rows carry the column), so they are left out while one version answers no customer
-(the shadow phase, the 100 % step). ``delivery_p95`` and ``cancel_rate`` also need two
-arms of different orders: when both versions' rows are mostly the same orders (rows
-without ``variant``, :data:`SAME_ORDERS`), the outcomes are the same for both and these
-two rails are left out of the verdict too.
-
-Latency (p95/p99): the prediction log has no latency column yet; a rail over one would
-be one more function in :func:`_rails`.
+``fallback_share``, ``latency_p99``, ``delivery_p95`` and ``cancel_rate`` judge what
+customers saw: the rows a version answered, not those it scored in the shadow
+(``variant`` ``shadow``, when the rows carry the column; shadow rows carry no latency),
+so they are left out while one version answers no customer (the shadow phase, the 100 %
+step). ``delivery_p95`` and ``cancel_rate`` also need two arms of different orders: when
+both versions' rows are mostly the same orders (rows without ``variant``,
+:data:`SAME_ORDERS`), the outcomes are the same for both and these two rails are left
+out of the verdict too.
 """
 
 from __future__ import annotations
@@ -90,6 +93,8 @@ class Guardrails:
         fallback_breach, fallback_margin: on the fallback-share difference.
         cancel_limit: on the cancellation-rate difference (breach above, pass below).
         p95_limit_s: on the delivery-time p95 difference, seconds.
+        latency_limit_ms: breach when more than 1 % of the candidate's answers took
+            longer than the control's p99 plus this, milliseconds (never holds a step).
 
     Raises:
         ConfigError: a value is out of range (the message names it).
@@ -110,6 +115,7 @@ class Guardrails:
     fallback_margin: float = 0.01
     cancel_limit: float = 0.01
     p95_limit_s: float = 180.0
+    latency_limit_ms: float = 10.0
 
     def __post_init__(self) -> None:
         for name in ("alpha_breach", "alpha_pass"):
@@ -197,6 +203,8 @@ def _rails(arms: _Arms, rails: Guardrails) -> list[Check]:
     if served[0].is_empty() or served[1].is_empty():  # one version answered no customer
         return checks
     checks.append(_fallback)
+    if _has_latencies(arms, rails):
+        checks.append(_latency)
     if _same_orders(arms, rails):
         return checks
     checks.append(_delivery_p95)
@@ -459,25 +467,78 @@ def _cancel(arms: _Arms, rails: Guardrails, alpha: float) -> _Rail:
 
 
 P95: Final = 0.95
+P99: Final = 0.99
+
+
+@dataclass(frozen=True, slots=True)
+class _Tail:
+    """The candidate's share of values above the control's ``q`` quantile + a limit."""
+
+    control_q: float
+    candidate_q: float
+    share: float
+    breach: Interval
+    passing: Interval
+
+
+def _tail(
+    x_0: Floats, x_c: Floats, q: float, limit: float, rails: Guardrails, alpha: float
+) -> _Tail:
+    """Sequences of that share minus ``1 - q`` (above 0: the candidate's ``q`` quantile
+    exceeds the control's + ``limit``), the control's quantile taken as known."""
+    control_q = float(np.quantile(x_0, q))
+    over = (x_c > control_q + limit).astype(np.float64)
+    p, n = float(over.mean()), over.size
+    se = float(np.sqrt(max(p * (1 - p), 1 / n) / n))
+    return _Tail(
+        control_q,
+        float(np.quantile(x_c, q)),
+        p,
+        sequence(p - (1 - q), se, n, alpha, rails.tuned_orders),
+        sequence(p - (1 - q), se, n, rails.alpha_pass, rails.tuned_orders),
+    )
 
 
 def _delivery_p95(arms: _Arms, rails: Guardrails, alpha: float) -> _Rail:
-    control, candidate = _delivered(arms.every_control), _delivered(arms.every_candidate)
-    control_p95 = float(np.quantile(_values(control, pl.col("actual_s")), P95))
-    threshold = control_p95 + rails.p95_limit_s
-    over = _values(candidate, pl.col("actual_s") > threshold)
-    p, n = float(over.mean()), over.size
-    se = float(np.sqrt(max(p * (1 - p), 1 / n) / n))
-    breach = sequence(p - (1 - P95), se, n, alpha, rails.tuned_orders)
-    passing = sequence(p - (1 - P95), se, n, rails.alpha_pass, rails.tuned_orders)
+    actual = pl.col("actual_s")
+    x_0, x_c = (_values(_delivered(a), actual) for a in (arms.every_control, arms.every_candidate))
+    tail = _tail(x_0, x_c, P95, rails.p95_limit_s, rails, alpha)
     figures = {
-        "delivery_p95_control_s": control_p95,
-        "delivery_p95_candidate_s": float(np.quantile(_values(candidate, pl.col("actual_s")), P95)),
-        "delivery_over_limit_share": p,
+        "delivery_p95_control_s": tail.control_q,
+        "delivery_p95_candidate_s": tail.candidate_q,
+        "delivery_over_limit_share": tail.share,
     }
-    gap_s = figures["delivery_p95_candidate_s"] - control_p95
     detail = (
-        f"{gap_s:+.0f} s, {p:.1%} of candidate orders over control p95 + "
-        f"{rails.p95_limit_s:.0f} s (breach when surely above 5 %)"
+        f"{tail.candidate_q - tail.control_q:+.0f} s, {tail.share:.1%} of candidate orders "
+        f"over control p95 + {rails.p95_limit_s:.0f} s (breach when surely above 5 %)"
     )
-    return _Rail("delivery_p95", _judge(breach, passing), detail, figures)
+    return _Rail("delivery_p95", _judge(tail.breach, tail.passing), detail, figures)
+
+
+def _latencies(rows: pl.DataFrame) -> Floats:
+    if "latency_s" not in rows.columns:
+        return np.empty(0)
+    return rows.get_column("latency_s").drop_nulls().cast(pl.Float64).to_numpy()
+
+
+def _has_latencies(arms: _Arms, rails: Guardrails) -> bool:
+    """Both versions answered ``min_orders`` requests whose latency was logged."""
+    found = (_latencies(arms.every_control), _latencies(arms.every_candidate))
+    return min(x.size for x in found) >= rails.min_orders
+
+
+def _latency(arms: _Arms, rails: Guardrails, alpha: float) -> _Rail:
+    x_0, x_c = _latencies(arms.every_control), _latencies(arms.every_candidate)
+    limit_s = rails.latency_limit_ms / 1000
+    tail = _tail(x_0, x_c, P99, limit_s, rails, alpha)
+    figures = {
+        "latency_p99_control_ms": tail.control_q * 1000,
+        "latency_p99_candidate_ms": tail.candidate_q * 1000,
+        "latency_over_limit_share": tail.share,
+    }
+    detail = (
+        f"p99 {figures['latency_p99_candidate_ms']:.1f} ms against control's "
+        f"{figures['latency_p99_control_ms']:.1f} ms, {tail.share:.2%} of candidate answers "
+        f"over control p99 + {rails.latency_limit_ms:.0f} ms (breach when surely above 1 %)"
+    )
+    return _Rail("latency_p99", "breach" if tail.breach.lower > 0 else "pass", detail, figures)

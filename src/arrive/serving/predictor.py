@@ -155,8 +155,9 @@ class EtaPredictor:
             answers = self._fallback(orders, request_ids, "overload")
         else:
             answers, values = await self._admitted(orders, request_ids, now, admitted)
-        self.recorder.record(answers, values, now)
-        metrics.PREDICT_SECONDS.observe(self.clock.monotonic() - started)
+        took_s = self.clock.monotonic() - started
+        self.recorder.record(answers, values, now, took_s)
+        metrics.PREDICT_SECONDS.observe(took_s)
         return answers
 
     def ready(self) -> tuple[bool, str]:

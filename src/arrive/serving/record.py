@@ -27,9 +27,11 @@ class Recorder:
         answers: list[EtaAnswer],
         values: list[dict[str, FeatureScalar]] | None,
         now: datetime,
+        latency_s: float | None = None,
     ) -> None:
         """Count ``answers`` (one increment per variant and reason) and log each with the
-        features it was given (``values``, None for answers made without reading any)."""
+        features it was given (``values``, None for answers made without reading any)
+        and the time the service took on their request (``latency_s``)."""
         counts = Counter((answer.variant, answer.fallback or "none") for answer in answers)
         for key, count in counts.items():
             counter = self._counters.get(key)
@@ -50,5 +52,6 @@ class Recorder:
                     [answer.p90_s for answer in answers],
                     [answer.fallback for answer in answers],
                     [answer.rollout for answer in answers],
+                    [latency_s] * len(answers),
                 )
             )
