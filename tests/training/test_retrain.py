@@ -24,6 +24,7 @@ from arrive.registry import LocalRegistry
 from arrive.registry.promotion import PromotionPolicy
 from arrive.rollout.control import Rollouts
 from arrive.testing.factories import data_dir_until
+from arrive.training.pipeline import TrainConfig
 from arrive.training.retrain import (
     LOCK_FILE,
     OUTCOME_FILE,
@@ -42,6 +43,9 @@ SETTINGS = RetrainSettings(
     min_segment_orders=40,
     margin=0.99,
     gate=PromotionPolicy(coverage_p90_min=0.7, coverage_p90_max=1.0),
+    # what a retrain decides does not depend on the per-group selection or the report:
+    # both left out, a run takes a fraction of the time
+    train=TrainConfig(select_groups=False, report=False),
 )
 
 
