@@ -135,13 +135,15 @@ class Guardrails:
 @dataclass(frozen=True, slots=True)
 class _Arms:
     """Each version's delivered rows (with ``error_s``, ``actual_s``), the rows it answered
-    customers with, every outcome (``every_*``: no shadow rows), and the orders both
-    predicted (``error_c``, ``error_0``)."""
+    customers with, every outcome (``every_*``: no shadow rows), the delivered ones of
+    those (``answered_*``), and the orders both predicted (``error_c``, ``error_0``)."""
 
     control: pl.DataFrame
     candidate: pl.DataFrame
     every_control: pl.DataFrame
     every_candidate: pl.DataFrame
+    answered_control: pl.DataFrame
+    answered_candidate: pl.DataFrame
     pairs: pl.DataFrame
 
 
@@ -199,8 +201,8 @@ def _verdict(results: list[_Rail], figures: dict[str, float]) -> Verdict:
 
 def _rails(arms: _Arms, rails: Guardrails) -> list[Check]:
     checks: list[Check] = [_mae, _coverage, _late]
-    served = (_delivered(arms.every_control), _delivered(arms.every_candidate))
-    if served[0].is_empty() or served[1].is_empty():  # one version answered no customer
+    if arms.answered_control.is_empty() or arms.answered_candidate.is_empty():
+        # one version answered no customer
         return checks
     checks.append(_fallback)
     if _has_latencies(arms, rails):
@@ -222,7 +224,7 @@ def _same_orders(arms: _Arms, rails: Guardrails) -> bool:
     """Both versions answered (mostly) the same orders (rows without ``variant``, scored
     in the shadow): the deliveries and cancellations are the same for both, so
     ``delivery_p95`` and ``cancel_rate`` cannot tell them apart and are left out."""
-    control, candidate = _delivered(arms.every_control), _delivered(arms.every_candidate)
+    control, candidate = arms.answered_control, arms.answered_candidate
     pairs = _pairs(control, candidate).height
     most = SAME_ORDERS * max(control.height, candidate.height)
     return pairs >= rails.min_orders and pairs >= most
@@ -240,11 +242,14 @@ def _arms(joined: pl.DataFrame, control: str, candidate: str) -> _Arms:
     every = {v: rows.filter(pl.col("version") == v) for v in (control, candidate)}
     done = {v: _delivered(frame) for v, frame in every.items()}
     served = {v: _served(frame) for v, frame in every.items()}
+    answered = {v: _served(frame) for v, frame in done.items()}
     return _Arms(
         done[control],
         done[candidate],
         served[control],
         served[candidate],
+        answered[control],
+        answered[candidate],
         _pairs(done[control], done[candidate]),
     )
 
@@ -455,7 +460,7 @@ def _late(arms: _Arms, rails: Guardrails, alpha: float) -> _Rail:
 def _fallback(arms: _Arms, rails: Guardrails, alpha: float) -> _Rail:
     limits = (rails.fallback_breach, rails.fallback_margin)
     fell = pl.col("fallback") != "none"
-    rows = (_delivered(arms.every_candidate), _delivered(arms.every_control))
+    rows = (arms.answered_candidate, arms.answered_control)
     return _share_rail("fallback_share", fell, rows, limits)(rails, alpha)
 
 
@@ -501,7 +506,7 @@ def _tail(
 
 def _delivery_p95(arms: _Arms, rails: Guardrails, alpha: float) -> _Rail:
     actual = pl.col("actual_s")
-    x_0, x_c = (_values(_delivered(a), actual) for a in (arms.every_control, arms.every_candidate))
+    x_0, x_c = (_values(a, actual) for a in (arms.answered_control, arms.answered_candidate))
     tail = _tail(x_0, x_c, P95, rails.p95_limit_s, rails, alpha)
     figures = {
         "delivery_p95_control_s": tail.control_q,

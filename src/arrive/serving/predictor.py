@@ -368,7 +368,7 @@ class EtaPredictor:
                     order, request_id, p50, p90, None, reason, stale, fallback_variant, rollout
                 )
             )
-        if route is not None and self.shadow is not None and now:
+        if route is not None and now:
             self._shadow(route, served, answers, features, now)
         return answers, [found.values for found in features]
 

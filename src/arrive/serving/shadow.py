@@ -8,8 +8,8 @@ The hot path only :meth:`ShadowQueue.offer`\\s a job (no IO, no model: a bounded
 (``arrive_shadow_dropped_total{reason="queue_full"}``), so shadow work never delays an
 answer. :meth:`ShadowQueue.run`, a task of the worker's event loop, lets jobs gather for
 ``linger_s`` after the first (unless a batch is already waiting), takes them (up to
-:data:`BATCH` orders), scores them in one compiled-tree call and appends
-them to the prediction log with variant ``shadow``, the version that scored them (the
+:data:`BATCH` orders), scores them in compiled-tree calls of at most :data:`CHUNK` orders
+and appends them to the prediction log with variant ``shadow``, the version that scored them (the
 candidate's or the control's) and the rollout's id, so the monitor joins them to
 outcomes like any other prediction.
 
