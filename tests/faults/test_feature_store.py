@@ -134,6 +134,33 @@ def test_latency_past_the_deadline_answers_deadline_and_keeps_the_store_up(
     assert health["store"] == "up"  # slow is not down: its pings still succeed
 
 
+def test_a_ten_times_spike_while_redis_is_slow_gets_every_answer_in_time(
+    healthy_service: ServiceProbe, redis_proxy: TcpProxy, fault_data: Any
+) -> None:
+    """Ten clients at once where one came before, each read past the deadline: every
+    request answered 200 by the heuristic with its reason, none timing out, and the
+    service ready throughout."""
+    service, orders = healthy_service, fault_data.orders
+    spike = [orders[i % len(orders)] for i in range(10 * len(orders))]
+    redis_proxy.add_latency(0.35)  # 0.7 s per round trip: past the 500 ms deadline
+    try:
+        with ThreadPoolExecutor(10 * 4) as pool:
+            # a client that gives up after 6 deadlines: an answer later than that is lost
+            pending = [pool.submit(service.request, "POST", "/v1/eta", o, 3.0) for o in spike]
+            ready = pool.submit(service.ready).result()
+            results = [p.result() for p in pending]
+    finally:
+        redis_proxy.restore()
+    service.wait(lambda: service.answers_with_model(orders[0]), "the model to answer again")
+
+    assert [status for status, _ in results] == [200] * len(spike)
+    answers = [answer for _, answer in results]
+    assert set(_reasons(answers)) <= HEURISTIC_REASONS | {"overload"}
+    assert _reasons(answers).count("deadline") >= 1
+    assert _heuristic(answers)
+    assert ready == 200
+
+
 def test_connections_cut_are_reopened(
     healthy_service: ServiceProbe, redis_proxy: TcpProxy, fault_data: Any
 ) -> None:
