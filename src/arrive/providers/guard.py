@@ -197,11 +197,12 @@ class Guard:
         started = self.clock.monotonic()
         timeout_s = max(0.0, min(self.retry.attempt_timeout_s, deadline - started))
         metrics.CALLS.labels(self.name).inc()
+        timed_out = False
         try:
             async with asyncio.timeout(timeout_s):
                 answer = await request(timeout_s)
         except TimeoutError:
-            raise self._failed(ProviderError(self.name, "timeout", f"{timeout_s:.3f} s")) from None
+            timed_out = True
         except ProviderError as exc:
             raise self._failed(exc) from exc.__cause__
         except asyncio.CancelledError:
@@ -209,6 +210,8 @@ class Guard:
             raise
         finally:
             metrics.CALL_SECONDS.labels(self.name).observe(self.clock.monotonic() - started)
+        if timed_out:  # raised here, not in the handler: no __context__ back to the timeout's task
+            raise self._failed(ProviderError(self.name, "timeout", f"{timeout_s:.3f} s"))
         self.breaker.succeeded()
         self.latency.add(self.clock.monotonic() - started)
         return answer
@@ -244,4 +247,7 @@ async def _first_answer(*requests: asyncio.Future[T]) -> T:
             with contextlib.suppress(asyncio.CancelledError, ProviderError):
                 await request
     assert failure is not None
-    raise failure
+    try:
+        raise failure
+    finally:
+        del failure  # no cycle between this frame and the failure's traceback
