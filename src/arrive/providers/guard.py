@@ -152,8 +152,9 @@ class Guard:
                 return await self._attempt(request, deadline)
             except ProviderError as exc:
                 delay = self._retry_delay(exc, retry, deadline)
-                if delay is None:
-                    raise
+                if delay is None:  # without the attempts' frames (they hold the tasks that
+                    # hold it): no reference cycle left for the garbage collector
+                    raise exc.with_traceback(None) from exc.__cause__
             metrics.RETRIES.labels(self.name).inc()
             await asyncio.sleep(delay)
             retry += 1
@@ -247,7 +248,4 @@ async def _first_answer(*requests: asyncio.Future[T]) -> T:
             with contextlib.suppress(asyncio.CancelledError, ProviderError):
                 await request
     assert failure is not None
-    try:
-        raise failure
-    finally:
-        del failure  # no cycle between this frame and the failure's traceback
+    raise failure
