@@ -16,7 +16,8 @@ vendor's ``/_stats``.
   ``--repeats`` × (plain, provider) runs of ``--seconds`` each, alternating; p99 medians.
 * **b2 vendor at 200 ms:** a fresh provider service (cold cache), the vendor answering
   after 200 ms; ``--repeats`` runs of ``--seconds`` at each of ``--slow-rates`` (the first
-  run starts cold: it opens the breaker): p99 and answers by source. With
+  run starts cold: it opens the breaker): p99 and answers by source, beside a ``plain``
+  service (no provider) whose runs alternate with it: the machine's own p99. With
   ``--baseline-src DIR`` a second service runs another checkout's code (its ``src``
   folder, e.g. the previous commit's, exported to ``/tmp/x/src``) against the same vendor,
   the two services' runs alternating: a before/after in the same run.
@@ -174,7 +175,10 @@ def _warm(work: Path, data: Path, registry: Path, vendor: VendorProcess, bodies:
 def _slow(work: Path, data: Path, registry: Path, vendor: VendorProcess, bodies: Path, args: Any):  # type: ignore[no-untyped-def]
     vendor.clear_faults()
     vendor.set_faults(latency_ms=200)
-    served = {"this": _service(work, data, registry, vendor, wait=False)}
+    served = {
+        "plain": _service(work, data, registry, None, wait=False),  # the machine's own p99
+        "this": _service(work, data, registry, vendor, wait=False),
+    }
     if args.baseline_src is not None:
         path = os.pathsep.join([str(args.baseline_src), os.environ.get("PYTHONPATH", "")])
         served["baseline"] = _service(work, data, registry, vendor, wait=False, PYTHONPATH=path)
