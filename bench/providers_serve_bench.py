@@ -1,7 +1,7 @@
 """``arrive serve`` with the provider chain under 1,000 req/s (issue 22, figures b and c).
 
 Usage: python bench/providers_serve_bench.py [--seconds 10] [--repeats 3] [--outage-s 60]
-[--rate 1000]
+[--rate 1000] [--cases warm slow outage] [--slow-rates 200 1000] [--baseline-src DIR]
 
 Processes (all on this machine): the simulated vendor (``arrive providers serve-sim``),
 and ``arrive serve`` (1 worker, LightGBM trees, in-process store filled by the embedded
@@ -15,7 +15,12 @@ vendor's ``/_stats``.
 * **b1 warm cache:** the provider service's cache is warmed (one pass), then
   ``--repeats`` × (plain, provider) runs of ``--seconds`` each, alternating; p99 medians.
 * **b2 vendor at 200 ms:** a fresh provider service (cold cache), the vendor answering
-  after 200 ms; one run of ``--seconds``: p99 and answers by source.
+  after 200 ms; ``--repeats`` runs of ``--seconds`` at each of ``--slow-rates`` (the first
+  run starts cold: it opens the breaker): p99 and answers by source, beside a ``plain``
+  service (no provider) whose runs alternate with it: the machine's own p99. With
+  ``--baseline-src DIR`` a second service runs another checkout's code (its ``src``
+  folder, e.g. the previous commit's, exported to ``/tmp/x/src``) against the same vendor,
+  the two services' runs alternating: a before/after in the same run.
 * **c outage:** a fresh provider service with ``provider_cache_ttl_s`` = 1 s and no grace
   (every request a miss: the worst case, the cache does not hide the outage), 1 s
   half-open interval; 1,000 req/s for 10 s healthy, ``--outage-s`` with every vendor
@@ -28,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -58,6 +64,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--outage-s", type=int, default=60)
     parser.add_argument("--rate", type=int, default=RATE, help="requests a second")
+    parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--slow-rates", nargs="+", type=int, default=[200, RATE])
+    parser.add_argument("--baseline-src", type=Path, help="another checkout's src folder (b2)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -67,14 +76,13 @@ def main() -> None:
         sim.mkdir()
         write_simulation(simulate(SimulationConfig(seed=5, days=1, orders_per_day=200)), sim)
         with VendorProcess(sim) as vendor:
-            results = {
+            results: dict[str, Any] = {
                 "date": datetime.now(UTC).isoformat(timespec="seconds"),
                 "machine": f"{platform.machine()} CPython {platform.python_version()}",
                 "rate": args.rate,
-                "warm": _warm(work, data, registry, vendor, bodies, args),
-                "slow_vendor": _slow(work, data, registry, vendor, bodies, args),
-                "outage": _outage(work, data, registry, vendor, bodies, args),
             }
+            for case in args.cases:
+                results[case] = CASES[case](work, data, registry, vendor, bodies, args)
     print(json.dumps(results, indent=2))
 
 
@@ -90,7 +98,12 @@ def _model(work: Path) -> tuple[Path, Path]:
 
 
 def _service(
-    work: Path, data: Path, registry: Path, vendor: VendorProcess | None, **env: str
+    work: Path,
+    data: Path,
+    registry: Path,
+    vendor: VendorProcess | None,
+    wait: bool = True,
+    **env: str,
 ) -> ServeProcess:
     name = f"serve-{len(list(work.glob('serve-*.log')))}"
     settings = {
@@ -110,7 +123,8 @@ def _service(
         args = ("--config", str(config))
     process = ServeProcess(settings, args=args, log_path=work / f"{name}.log")
     process.start()
-    process.wait_ready(timeout_s=300)
+    if wait:
+        process.wait_ready(timeout_s=600)
     return process
 
 
@@ -161,15 +175,36 @@ def _warm(work: Path, data: Path, registry: Path, vendor: VendorProcess, bodies:
 def _slow(work: Path, data: Path, registry: Path, vendor: VendorProcess, bodies: Path, args: Any):  # type: ignore[no-untyped-def]
     vendor.clear_faults()
     vendor.set_faults(latency_ms=200)
-    served = _service(work, data, registry, vendor)
+    served = {
+        "plain": _service(work, data, registry, None, wait=False),  # the machine's own p99
+        "this": _service(work, data, registry, vendor, wait=False),
+    }
+    if args.baseline_src is not None:
+        path = os.pathsep.join([str(args.baseline_src), os.environ.get("PYTHONPATH", "")])
+        served["baseline"] = _service(work, data, registry, vendor, wait=False, PYTHONPATH=path)
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in served}
     try:
-        before = _vendor_requests(vendor)
-        found = _load(served, bodies, args.seconds, args.rate)
-        found["vendor_requests"] = _vendor_requests(vendor) - before
+        for process in served.values():
+            process.wait_ready(timeout_s=600)
+        for rate in args.slow_rates:
+            for _ in range(args.repeats):
+                for name, process in served.items():
+                    before = _vendor_requests(vendor)
+                    found = _load(process, bodies, args.seconds, rate)
+                    found["vendor_requests"] = _vendor_requests(vendor) - before
+                    runs[name].append({"rate": rate, **found})
     finally:
-        served.stop()
+        for process in served.values():
+            process.stop()
         vendor.clear_faults()
-    return found
+    medians = {
+        name: {
+            str(rate): statistics.median(r["p99_ms"] for r in found if r["rate"] == rate)
+            for rate in args.slow_rates
+        }
+        for name, found in runs.items()
+    }
+    return {"p99_median_ms": medians, "runs": runs}
 
 
 def _outage(work: Path, data: Path, registry: Path, vendor: VendorProcess, bodies: Path, args: Any):  # type: ignore[no-untyped-def]
@@ -217,6 +252,9 @@ def _outage(work: Path, data: Path, registry: Path, vendor: VendorProcess, bodie
     phases["breaker_closed_after_s"] = None if closed is None else closed - marks["up"]
     phases["half_open_probes_max"] = 1 + args.outage_s  # one per 1 s interval (+ the first)
     return phases
+
+
+CASES = {"warm": _warm, "slow": _slow, "outage": _outage}
 
 
 if __name__ == "__main__":

@@ -138,7 +138,10 @@ class ProviderChain:
                 metrics.ERRORS.labels(link.name, "timeout").inc()
             except ProviderError as exc:
                 failure = exc
-        raise failure
+        try:
+            raise failure
+        finally:
+            del failure  # else this frame and its traceback hold each other: garbage per call
 
 
 async def _or_none(pending: Awaitable[TravelTime | None], timeout_s: float) -> TravelTime | None:

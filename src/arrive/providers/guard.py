@@ -152,8 +152,9 @@ class Guard:
                 return await self._attempt(request, deadline)
             except ProviderError as exc:
                 delay = self._retry_delay(exc, retry, deadline)
-                if delay is None:
-                    raise
+                if delay is None:  # without the attempts' frames (they hold the tasks that
+                    # hold it): no reference cycle left for the garbage collector
+                    raise exc.with_traceback(None) from exc.__cause__
             metrics.RETRIES.labels(self.name).inc()
             await asyncio.sleep(delay)
             retry += 1
@@ -197,11 +198,12 @@ class Guard:
         started = self.clock.monotonic()
         timeout_s = max(0.0, min(self.retry.attempt_timeout_s, deadline - started))
         metrics.CALLS.labels(self.name).inc()
+        timed_out = False
         try:
             async with asyncio.timeout(timeout_s):
                 answer = await request(timeout_s)
         except TimeoutError:
-            raise self._failed(ProviderError(self.name, "timeout", f"{timeout_s:.3f} s")) from None
+            timed_out = True
         except ProviderError as exc:
             raise self._failed(exc) from exc.__cause__
         except asyncio.CancelledError:
@@ -209,6 +211,8 @@ class Guard:
             raise
         finally:
             metrics.CALL_SECONDS.labels(self.name).observe(self.clock.monotonic() - started)
+        if timed_out:  # raised here, not in the handler: no __context__ back to the timeout's task
+            raise self._failed(ProviderError(self.name, "timeout", f"{timeout_s:.3f} s"))
         self.breaker.succeeded()
         self.latency.add(self.clock.monotonic() - started)
         return answer

@@ -32,6 +32,7 @@ MAX_CONNECTIONS: Final = 100
 MAX_KEEPALIVE: Final = 20
 KEEPALIVE_EXPIRY_S: Final = 30.0
 MAX_BODY_BYTES: Final = 4 * 1024 * 1024
+_READ: Final = httpx.ByteStream(b"")  # the stream of a response once read (see _unbind)
 T = TypeVar("T")
 _DNS_HINTS: Final = ("name or service not known", "nodename nor servname", "name resolution")
 
@@ -95,7 +96,10 @@ class VendorClient:
             raise ProviderError(provider, "connection", _short(exc)) from None
         except httpx.InvalidURL as exc:
             raise ProviderError(provider, "connection", f"invalid URL: {exc}") from None
-        return self._decode(provider, response)
+        try:
+            return self._decode(provider, response)
+        finally:
+            _unbind(response)
 
     async def close(self) -> None:
         """Close every pooled connection."""
@@ -163,6 +167,13 @@ def transport_reason(exc: BaseException) -> str:
     if "ssl" in text or "certificate" in text or "tls" in text:
         return "tls"
     return "connection"
+
+
+def _unbind(response: httpx.Response) -> None:
+    """Drop a read response's stream: httpx's stream refers back to its response, a
+    reference cycle per request that only the garbage collector would free (its passes
+    over many such cycles stall the event loop)."""
+    response.stream = _READ
 
 
 def _short(exc: BaseException) -> str:
