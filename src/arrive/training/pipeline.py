@@ -61,7 +61,7 @@ class TrainConfig:
     # the per-group selection's probes train on at most this many training orders (a
     # random sample, the same for each probe; None: all): at 500k orders the seven
     # probes took most of a retrain, and which groups help shows on fewer orders
-    selection_rows: int | None = 200_000
+    selection_rows: int | None = 100_000
     model_params: Mapping[str, Any] = field(default_factory=dict)
     heuristic_min_count: int = 30
     # scale the heuristic's P90 on the calibration window (see HeuristicEta.calibrate)
