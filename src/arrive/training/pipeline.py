@@ -62,6 +62,9 @@ class TrainConfig:
     # random sample, the same for each probe; None: all): at 500k orders the seven
     # probes took most of a retrain, and which groups help shows on fewer orders
     selection_rows: int | None = 100_000
+    # ... and learn at this rate (None: the model's): they compare groups, and at twice
+    # the model's rate they stop in about half the rounds
+    selection_learning_rate: float | None = 0.1
     model_params: Mapping[str, Any] = field(default_factory=dict)
     heuristic_min_count: int = 30
     # scale the heuristic's P90 on the calibration window (see HeuristicEta.calibrate)
@@ -168,11 +171,14 @@ def select_features(
     features = drop_wide_categoricals(ts.features, split.train, config.max_categories)
     if not config.select_groups:
         return features, []
+    params = dict(config.model_params)
+    if config.selection_learning_rate is not None:
+        params["learning_rate"] = config.selection_learning_rate
 
     def fit_mae(
         Xt: pl.DataFrame, yt: FloatArray, Xv: pl.DataFrame, yv: FloatArray, cat: list[str]
     ) -> float:
-        probe = QuantileEta((0.5,), seed=config.seed, **config.model_params)
+        probe = QuantileEta((0.5,), seed=config.seed, **params)
         probe.fit(Xt, yt, categorical=cat, eval_set=(Xv, yv))
         return float(np.abs(probe.predict(Xv)[:, 0] - yv).mean())
 
