@@ -104,12 +104,20 @@ def _archive(city: Path, root: Path) -> Path:
 
 
 def _yesterday(city: Path, out: Path) -> Path:
-    """``city`` without its last (UTC) day: the data of yesterday's run."""
+    """``city`` without its last (UTC) day of orders: the data of yesterday's run. (The
+    event log's last day partition only holds the deliveries after midnight of the last
+    orders: cutting it alone would leave production every order, and the daily run no
+    order production has not seen to compare on.)"""
+    orders = datadir.read_orders(city)
+    last = orders.get_column("created_at").max()
+    assert isinstance(last, datetime)
+    cut = datetime.combine(last.astimezone(UTC).date(), datetime.min.time(), tzinfo=UTC)
+    orders = orders.filter(pl.col("created_at") < cut)
     days = sorted((city / datadir.EVENTS_DIR).glob("date=*"))
-    cut = datetime.fromisoformat(days[-1].name.removeprefix("date=")).replace(tzinfo=UTC)
-    orders = datadir.read_orders(city).filter(pl.col("created_at") < cut)
     with datadir.staged(out, force=True) as stage:
-        for day in days[:-1]:
+        for day in days:
+            if day.name.removeprefix("date=") >= cut.date().isoformat():
+                continue
             shutil.copytree(day, stage / datadir.EVENTS_DIR / day.name)
         datadir.write_orders(stage, orders)
         shutil.copy(city / datadir.SUMMARY_FILE, stage / datadir.SUMMARY_FILE)
