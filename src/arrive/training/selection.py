@@ -113,9 +113,7 @@ def validation_scorer(
     return score
 
 
-def sample_rows(
-    rows: npt.NDArray[np.int64], limit: int | None, seed: int
-) -> npt.NDArray[np.int64]:
+def sample_rows(rows: npt.NDArray[np.int64], limit: int | None, seed: int) -> npt.NDArray[np.int64]:
     """``rows`` when at most ``limit`` (or no limit), else ``limit`` of them at random,
     in their order."""
     if limit is None or rows.size <= limit:
