@@ -62,8 +62,9 @@ class TrainConfig:
     # random sample, the same for each probe; None: all): at 500k orders the seven
     # probes took most of a retrain, and which groups help shows on fewer orders
     selection_rows: int | None = 100_000
-    # ... and learn at this rate (None: the model's): they compare groups, and at twice
-    # the model's rate they stop in about half the rounds
+    # ... and, when the training orders were sampled down so (large data only: smaller
+    # sets are selected as before), learn at this rate (None: the model's): they compare
+    # groups, and at twice the model's rate they stop in about half the rounds
     selection_learning_rate: float | None = 0.1
     model_params: Mapping[str, Any] = field(default_factory=dict)
     heuristic_min_count: int = 30
@@ -172,7 +173,8 @@ def select_features(
     if not config.select_groups:
         return features, []
     params = dict(config.model_params)
-    if config.selection_learning_rate is not None:
+    sampled = config.selection_rows is not None and split.train.size > config.selection_rows
+    if sampled and config.selection_learning_rate is not None:
         params["learning_rate"] = config.selection_learning_rate
 
     def fit_mae(
