@@ -15,8 +15,9 @@ Usage: python bench/retrain_city.py --work DIR [--days 56] [--orders-per-day 142
 4. ``arrive backfill`` of every day, single machine then ``--dask local``, both timed,
    and the two outputs compared value for value.
 
-Prints JSON: seconds of each step, the load average before and after each, the retrain's
-outcome, whether the backfills are equal.
+Prints JSON: seconds (wall, and CPU of the process and its children) of each step, the
+load average before and after each, each retrain's outcome and the seconds of its steps
+(``step_seconds`` of its ``outcome.json``), whether the backfills are equal.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ import argparse
 import json
 import os
 import platform
+import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -46,6 +49,7 @@ START = date(2025, 3, 3)
 
 def _timed(args: list[str]) -> dict[str, Any]:
     before = os.getloadavg()
+    cpu_before = _children_cpu()
     started = time.perf_counter()
     done = subprocess.run([*ARRIVE, *args], capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - started
@@ -54,10 +58,26 @@ def _timed(args: list[str]) -> dict[str, Any]:
     tail = done.stdout.strip().splitlines()[-1:] or [""]
     return {
         "seconds": round(seconds, 1),
+        "cpu_seconds": round(_children_cpu() - cpu_before, 1),
         "load_before": [round(x, 1) for x in before],
         "load_after": [round(x, 1) for x in os.getloadavg()],
         "last_line": tail[0],
     }
+
+
+def _children_cpu() -> float:
+    """User + system CPU seconds of the finished child processes (and theirs)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _with_steps(run: dict[str, Any]) -> dict[str, Any]:
+    """``run`` with the seconds of each retrain step, from its run's ``outcome.json``."""
+    found = re.search(r"run (\S+)\)$", run["last_line"])
+    outcome = Path(found.group(1)) / "outcome.json" if found else None
+    if outcome is not None and outcome.is_file():
+        run["step_seconds"] = json.loads(outcome.read_text()).get("step_seconds", {})
+    return run
 
 
 def _simulate(work: Path, days: int, per_day: int) -> Path:
@@ -84,12 +104,20 @@ def _archive(city: Path, root: Path) -> Path:
 
 
 def _yesterday(city: Path, out: Path) -> Path:
-    """``city`` without its last (UTC) day: the data of yesterday's run."""
+    """``city`` without its last (UTC) day of orders: the data of yesterday's run. (The
+    event log's last day partition only holds the deliveries after midnight of the last
+    orders: cutting it alone would leave production every order, and the daily run no
+    order production has not seen to compare on.)"""
+    orders = datadir.read_orders(city)
+    last = orders.get_column("created_at").max()
+    assert isinstance(last, datetime)
+    cut = datetime.combine(last.astimezone(UTC).date(), datetime.min.time(), tzinfo=UTC)
+    orders = orders.filter(pl.col("created_at") < cut)
     days = sorted((city / datadir.EVENTS_DIR).glob("date=*"))
-    cut = datetime.fromisoformat(days[-1].name.removeprefix("date=")).replace(tzinfo=UTC)
-    orders = datadir.read_orders(city).filter(pl.col("created_at") < cut)
     with datadir.staged(out, force=True) as stage:
-        for day in days[:-1]:
+        for day in days:
+            if day.name.removeprefix("date=") >= cut.date().isoformat():
+                continue
             shutil.copytree(day, stage / datadir.EVENTS_DIR / day.name)
         datadir.write_orders(stage, orders)
         shutil.copy(city / datadir.SUMMARY_FILE, stage / datadir.SUMMARY_FILE)
@@ -102,8 +130,8 @@ def _retrain(work: Path, city: Path, archive: Path) -> dict[str, Any]:
         shutil.rmtree(folder, ignore_errors=True)
     common = ["--registry", str(registry), "--runs", str(runs), "--quiet"]
     yesterday = _yesterday(city, work / "yesterday")
-    first = _timed(["retrain", str(yesterday), *common])
-    daily = _timed(["retrain", str(archive), *common])
+    first = _with_steps(_timed(["retrain", str(yesterday), *common]))
+    daily = _with_steps(_timed(["retrain", str(archive), *common]))
     return {"first_run_on_yesterday": first, "daily_retrain_on_archive": daily}
 
 

@@ -3,6 +3,14 @@ pickup from pings within 10 min), offline and online, pinned on a hand-made hist
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import polars as pl
+import pytest
+
+from arrive.features import courier
+from arrive.geo import haversine_km_point
 from arrive.testing.history import History, at, features_both_ways, north
 
 LAT, LON = 52.5, 13.4  # the pickup point; couriers are placed due north of it, in km
@@ -112,3 +120,61 @@ def test_an_order_naming_no_courier_has_the_courier_history_missing_not_zero() -
             "courier_delivery_mean_7d": None,
         }
     )
+
+
+def _naive_proximity(
+    pings: pl.DataFrame, orders: pl.DataFrame
+) -> list[tuple[float | None, float | None]]:
+    """Per order: each courier's last ping strictly before it, if idle and fresh."""
+    out: list[tuple[float | None, float | None]] = []
+    for created, lat, lon in orders.iter_rows():
+        last: dict[str, tuple[float, float, bool, datetime]] = {}
+        for time, courier_id, p_lat, p_lon, status in pings.iter_rows():
+            if time < created:
+                last[courier_id] = (p_lat, p_lon, status == "idle", time)
+        fresh = [
+            haversine_km_point(lat, lon, p_lat, p_lon)
+            for p_lat, p_lon, idle, time in last.values()
+            if idle and time >= created - courier.PING_TTL
+        ]
+        near = float(sum(d <= courier.NEAR_RADIUS_KM for d in fresh))
+        reachable = [d for d in fresh if d <= courier.NEAREST_MAX_KM]
+        out.append((near, min(reachable) if reachable else None))
+    return out
+
+
+@pytest.mark.parametrize("pairs_per_chunk", [1, 7, 1_000_000])
+def test_the_vectorised_sweep_matches_a_courier_by_courier_replay(
+    monkeypatch: pytest.MonkeyPatch, pairs_per_chunk: int
+) -> None:
+    monkeypatch.setattr(courier, "_PAIRS_PER_CHUNK", pairs_per_chunk)
+    rng = np.random.default_rng(7)
+    start = datetime(2025, 3, 3, tzinfo=UTC)
+    minutes = rng.integers(0, 90, 400)  # whole minutes: ties between pings and orders
+    pings = pl.DataFrame(
+        {
+            "event_time": [start + timedelta(minutes=int(m)) for m in minutes],
+            "courier_id": [f"c{i}" for i in rng.integers(0, 12, 400)],
+            "lat": LAT + rng.uniform(-0.06, 0.06, 400),
+            "lon": LON + rng.uniform(-0.08, 0.08, 400),
+            "status": rng.choice(["idle", "busy"], 400).tolist(),
+        }
+    ).sort("event_time", maintain_order=True)
+    orders = pl.DataFrame(
+        {
+            "created_at": [
+                start + timedelta(minutes=int(m)) for m in sorted(rng.integers(0, 95, 60))
+            ],
+            "pickup_lat": LAT + rng.uniform(-0.03, 0.03, 60),
+            "pickup_lon": LON + rng.uniform(-0.04, 0.04, 60),
+        }
+    )
+    near, nearest = courier._sweep(pings, orders)
+    got = [
+        (float(a), None if np.isnan(b) else float(b)) for a, b in zip(near, nearest, strict=True)
+    ]
+    want = _naive_proximity(pings, orders)
+    assert [g[0] for g in got] == [w[0] for w in want]
+    assert [g[1] for g in got] == pytest.approx([w[1] for w in want], abs=1e-9)
+    assert any(w[0] for w in want)  # the draw holds near couriers
+    assert any(w[1] is None for w in want)  # and orders with none within 5 km

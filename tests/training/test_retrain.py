@@ -24,7 +24,7 @@ from arrive.registry import LocalRegistry
 from arrive.registry.promotion import PromotionPolicy
 from arrive.rollout.control import Rollouts
 from arrive.testing.factories import data_dir_until
-from arrive.training.pipeline import TrainConfig
+from arrive.training.pipeline import STEPS, TrainConfig
 from arrive.training.retrain import (
     LOCK_FILE,
     OUTCOME_FILE,
@@ -122,7 +122,14 @@ def test_a_run_dying_before_it_registers_leaves_nothing_and_the_next_one_compare
     with pytest.raises(KeyboardInterrupt):
         retrain(data, registry, root / "runs", _clock(10), SETTINGS, on_step=die)
     assert [v.version for v in registry.versions()] == ["1"]
-    outcome = retrain(data, registry, root / "runs", _clock(10), SETTINGS)
+    clock = _clock(10)
+    outcome = retrain(
+        data, registry, root / "runs", clock, SETTINGS, on_step=lambda _: clock.advance(2.5)
+    )
+    # each step's seconds by the run's clock, in the outcome and its file
+    assert outcome.step_seconds == dict.fromkeys(["validate", *STEPS], 2.5)
+    written = json.loads((Path(outcome.run_dir) / OUTCOME_FILE).read_text())
+    assert written["step_seconds"] == outcome.step_seconds
     # candidate registered with its comparison; a 99 % margin is never met: no rollout
     assert (outcome.status, outcome.version) == ("registered", "2")
     assert outcome.reason.startswith("not better than production: P50 MAE")

@@ -8,7 +8,8 @@ import polars as pl
 from arrive.features import FeatureSet
 from arrive.features.spec import FeatureSpec
 from arrive.training.pipeline import _left_out_note
-from arrive.training.selection import drop_wide_categoricals
+from arrive.training.selection import drop_wide_categoricals, validation_scorer
+from arrive.training.split import Split
 
 
 def _features() -> FeatureSet:
@@ -47,3 +48,34 @@ def test_a_left_out_group_does_not_contradict_a_used_feature_of_the_same_name() 
     assert _left_out_note("courier_id", "no value in this data", []) == (
         "feature 'courier_id' not used: no value in this data"
     )
+
+
+def test_the_probes_train_on_one_sample_of_the_training_orders_and_all_validation_ones() -> None:
+    features = _features()
+    split = Split(
+        "time", np.arange(200), np.arange(200, 250), np.arange(250, 280), np.arange(280, 300)
+    )
+    seen: list[tuple[list[str], int]] = []
+
+    def fit_mae(Xt: pl.DataFrame, yt: object, Xv: pl.DataFrame, yv: object, cat: object) -> float:
+        seen.append((Xt.get_column("store_id").to_list(), Xv.height))
+        return 1.0
+
+    score = validation_scorer(split, np.ones(300), fit_mae, max_train_rows=50, seed=3)
+    score(features)
+    score(features.without({"area"}, "tried without"))
+    (first, valid_rows), (second, _) = seen
+    assert first == second  # the same sample for every probe
+    assert len(first) == 50
+    assert len(set(first)) == 50
+    assert set(first) <= {f"s{i}" for i in range(200)}  # training orders only, in order
+    assert first == sorted(first, key=lambda s: int(s[1:]))
+    assert valid_rows == 50  # every validation order
+    unsampled: list[int] = []
+
+    def record(Xt: pl.DataFrame, *_: object) -> float:
+        unsampled.append(Xt.height)
+        return 1.0
+
+    validation_scorer(split, np.ones(300), record)(features)
+    assert unsampled == [200]  # no limit: every training order

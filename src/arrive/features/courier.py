@@ -4,6 +4,7 @@ distance to the nearest — from location pings before ``t``."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from datetime import timedelta
 from typing import Any
@@ -122,8 +123,8 @@ def _history(ctx: BuildContext) -> pl.DataFrame:
 
 
 def _proximity(ctx: BuildContext) -> pl.DataFrame:
-    """Replays pings in time order (the online update, run offline) and reads the
-    courier state strictly before each order's creation."""
+    """The courier state strictly before each order's creation, as the online update
+    (:class:`CourierCells`) would hold it after replaying the pings in time order."""
     pings = (
         ctx.events.filter(pl.col("type") == "courier_ping")
         .select("event_time", "courier_id", "lat", "lon", "status")
@@ -142,52 +143,90 @@ def _proximity(ctx: BuildContext) -> pl.DataFrame:
     )
 
 
-def _last_per_courier(batch: npt.NDArray[np.intp]) -> npt.NDArray[np.intp]:
-    """Positions of each courier's last ping within a time-ordered batch."""
-    if batch.size == 1:
-        return np.zeros(1, dtype=np.intp)
-    _, first_from_end = np.unique(batch[::-1], return_index=True)
-    return np.asarray(batch.size - 1 - first_from_end, dtype=np.intp)
+_PAIRS_PER_CHUNK = 2_000_000
+"""(order, ping) pairs looked at per step of :func:`_sweep` (bounds its memory)."""
+
+
+def _idle_spans(pings: pl.DataFrame) -> pl.DataFrame:
+    """Each idle ping as the span of order times it describes the courier at:
+    ``(event µs, until µs]``, until the courier's next ping or the TTL, whichever is first.
+
+    An order at ``t`` sees a courier's last ping strictly before ``t``, if no older than
+    :data:`PING_TTL`; a ping that is not the courier's last before ``t`` (a later one
+    came, idle or not) describes nothing at ``t``. Pings in time order; of two pings of
+    a courier at the same instant, the later in that order is the last.
+    """
+    ttl_us = int(PING_TTL.total_seconds() * 1e6)
+    at = pl.col("event_time").dt.epoch("us")
+    nxt = at.shift(-1).over("courier_id")
+    return (
+        pings.select(
+            at.alias("at"),
+            pl.min_horizontal(nxt.fill_null(pl.lit(np.iinfo(np.int64).max)), at + ttl_us).alias(
+                "until"
+            ),
+            "lat",
+            "lon",
+            idle=(pl.col("status") == "idle").fill_null(False),
+        )
+        .filter(pl.col("idle") & (pl.col("until") > pl.col("at")))
+        .drop("idle")
+    )
 
 
 def _sweep(
     pings: pl.DataFrame, orders: pl.DataFrame
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    codes, couriers = np.unique(pings.get_column("courier_id").to_numpy(), return_inverse=True)
-    n = len(codes)
-    lat, lon = np.full(n, np.nan), np.full(n, np.nan)
-    seen = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
-    idle = np.zeros(n, dtype=bool)
-    p_time = pings.get_column("event_time").dt.epoch("us").to_numpy()
-    p_lat, p_lon = pings.get_column("lat").to_numpy(), pings.get_column("lon").to_numpy()
-    p_idle = (pings.get_column("status") == "idle").to_numpy()
+    """Per order (in ``created_at`` order), idle couriers within :data:`NEAR_RADIUS_KM`
+    and the nearest within :data:`NEAREST_MAX_KM`, from ``pings`` (in time order).
+
+    Vectorised: an order's candidates are the idle pings of the TTL before it (sorted by
+    time, a contiguous range); those whose span holds the order's time are its couriers.
+    """
+    spans = _idle_spans(pings)
+    p_at, p_until = spans.get_column("at").to_numpy(), spans.get_column("until").to_numpy()
+    p_lat, p_lon = spans.get_column("lat").to_numpy(), spans.get_column("lon").to_numpy()
     o_time = orders.get_column("created_at").dt.epoch("us").to_numpy()
-    o_lat, o_lon = (
-        orders.get_column("pickup_lat").to_numpy(),
-        orders.get_column("pickup_lon").to_numpy(),
-    )
-    ends = np.searchsorted(p_time, o_time, side="left")  # pings strictly before t
+    o_lat = orders.get_column("pickup_lat").cast(pl.Float64).to_numpy()
+    o_lon = orders.get_column("pickup_lon").cast(pl.Float64).to_numpy()
     ttl_us = int(PING_TTL.total_seconds() * 1e6)
-    near = np.full(len(orders), np.nan)
-    nearest = np.full(len(orders), np.nan)
-    start = 0
-    for i, end in enumerate(ends):
-        if end > start:
-            sel = _last_per_courier(couriers[start:end]) + start
-            idx = couriers[sel]
-            lat[idx], lon[idx], seen[idx], idle[idx] = (
-                p_lat[sel],
-                p_lon[sel],
-                p_time[sel],
-                p_idle[sel],
-            )
-            start = end
-        if np.isnan(o_lat[i]):
-            continue
-        live = idle & (seen >= o_time[i] - ttl_us)
-        dist = haversine_km(o_lat[i], o_lon[i], lat[live], lon[live])
-        near[i], nearest[i] = proximity_of(dist)
+    first = np.searchsorted(p_at, o_time - ttl_us, side="left")  # no older than the TTL
+    count = np.searchsorted(p_at, o_time, side="left") - first  # strictly before t
+    count[np.isnan(o_lat) | np.isnan(o_lon)] = 0
+    near = np.where(np.isnan(o_lat) | np.isnan(o_lon), np.nan, 0.0)
+    nearest = np.full(len(o_time), np.nan)
+    for lo, hi in _chunks(count, _PAIRS_PER_CHUNK):
+        c = count[lo:hi]
+        order = np.repeat(np.arange(lo, hi), c)
+        offset = np.arange(order.size) - np.repeat(np.cumsum(c) - c, c)
+        ping = np.repeat(first[lo:hi], c) + offset
+        live = p_until[ping] >= o_time[order]
+        order, ping = order[live], ping[live]
+        dist = haversine_km(o_lat[order], o_lon[order], p_lat[ping], p_lon[ping])
+        close = dist <= NEAR_RADIUS_KM
+        near[lo:hi] += np.bincount(order[close] - lo, minlength=hi - lo)
+        reach = dist <= NEAREST_MAX_KM
+        _set_minimum(nearest, order[reach], dist[reach])
     return near, nearest
+
+
+def _set_minimum(
+    out: npt.NDArray[np.float64], rows: npt.NDArray[np.int64], values: npt.NDArray[np.float64]
+) -> None:
+    """``out[r]`` = the least of ``values`` at ``rows == r``, for each row present
+    (``rows`` in ascending order)."""
+    if rows.size == 0:
+        return
+    starts = np.flatnonzero(np.concatenate([[True], rows[1:] != rows[:-1]]))
+    out[rows[starts]] = np.minimum.reduceat(values, starts)
+
+
+def _chunks(count: npt.NDArray[np.int64], pairs: int) -> list[tuple[int, int]]:
+    """Consecutive ranges of orders holding about ``pairs`` candidate pairs each."""
+    total = np.cumsum(count)
+    cuts = np.searchsorted(total, np.arange(pairs, int(total[-1]) if total.size else 0, pairs))
+    bounds = np.unique(np.concatenate([[0], cuts, [len(count)]]))
+    return list(itertools.pairwise(bounds.tolist()))
 
 
 def proximity_of(distances_km: npt.NDArray[np.float64]) -> tuple[float, float]:

@@ -101,8 +101,8 @@ class RetrainSettings:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """How a run ended: ``status``, why, the version it registered or found, and the
-    figures behind the decision."""
+    """How a run ended: ``status``, why, the version it registered or found, the
+    figures behind the decision, and the seconds each step took (by the run's clock)."""
 
     status: Status
     reason: str
@@ -110,6 +110,7 @@ class Outcome:
     version: str | None = None
     figures: dict[str, Any] = field(default_factory=dict)
     validation: list[dict[str, Any]] = field(default_factory=list)
+    step_seconds: dict[str, float] = field(default_factory=dict)
 
 
 def retrain(
@@ -132,10 +133,34 @@ def retrain(
         inputs = input_checksums(data_dir)
         key = run_key(inputs, config)
         run_dir = runs_dir / f"{clock.now():%Y%m%dT%H%M%SZ}-{key[:10]}"
-        outcome = _run(data_dir, registry, run_dir, inputs, key, clock, config, on_step)
+        steps = _StepTimer(clock, on_step)
+        outcome = _run(data_dir, registry, run_dir, inputs, key, clock, config, steps.start)
+        outcome = replace(outcome, step_seconds=steps.stop())
         run_dir.mkdir(parents=True, exist_ok=True)
         _write_atomically(run_dir / OUTCOME_FILE, json.dumps(asdict(outcome), indent=2))
         return outcome
+
+
+class _StepTimer:
+    """Seconds of each step named to ``on_step``: a step lasts until the next one starts."""
+
+    def __init__(self, clock: Clock, on_step: Callable[[str], None]) -> None:
+        self._clock, self._on_step = clock, on_step
+        self._seconds: dict[str, float] = {}
+        self._current: tuple[str, float] | None = None
+
+    def start(self, step: str) -> None:
+        self.stop()
+        self._current = (step, self._clock.monotonic())
+        self._on_step(step)
+
+    def stop(self) -> dict[str, float]:
+        if self._current is not None:
+            step, started = self._current
+            elapsed = self._clock.monotonic() - started
+            self._seconds[step] = round(self._seconds.get(step, 0.0) + elapsed, 3)
+            self._current = None
+        return dict(self._seconds)
 
 
 def input_checksums(data_dir: Path) -> dict[str, str]:
