@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import click
 
@@ -61,6 +61,15 @@ ARCHIVE_DATA = "archive-data"
 )
 @click.option("--no-rollout", is_flag=True, help="Register a better candidate, start no rollout.")
 @click.option(
+    "--final-fit",
+    type=click.Choice(["latest", "held-out"]),
+    default="latest",
+    show_default=True,
+    help="latest: a candidate that wins is trained again up to the data's last calibration "
+    "window before it is registered (its test figures stay the evaluated fit's); held-out: "
+    "the evaluated model is registered (docs/retraining.md).",
+)
+@click.option(
     "--every",
     metavar="DURATION",
     help="Run again every DURATION (e.g. 24h, 30m) until stopped, instead of once.",
@@ -82,6 +91,7 @@ def command(
     min_compare_orders: int,
     plan_file: Path | None,
     no_rollout: bool,
+    final_fit: Literal["latest", "held-out"],
     every: str | None,
     metrics_port: int | None,
     metrics_host: str,
@@ -107,6 +117,7 @@ def command(
         min_compare_orders=min_compare_orders,
         rollout=not no_rollout,
         plan=plan_from_toml(plan_file) if plan_file else RolloutPlan(),
+        final_fit=final_fit,
     )
     if metrics_port is not None and every is None:
         raise ConfigError("--metrics-port: only with --every (a single run exits at once)")
