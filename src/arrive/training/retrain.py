@@ -227,16 +227,16 @@ def _run(
     config = train_config(settings, lineage)
     result = run_training(data_dir, run_dir, config, None, on_step)
     verdict = _verdict(registry, result, production, settings)
-    assert result.bundle is not None
-    assert result.training_set is not None
-    bundle, metrics = result.bundle, result.metrics
     if verdict.serve and settings.final_fit == "latest":
         on_step("final fit")
         final = final_fit(result, config)
         bundle, metrics = final.bundle, final.metrics
-        write_model(run_dir / "model", bundle)
+        write_model(run_dir / "model", bundle)  # the run's folder holds what is registered
         (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
-        verdict = replace(verdict, figures={**verdict.figures, "final_fit": metrics["final_fit"]})
+    else:
+        assert result.bundle is not None
+        bundle, metrics = result.bundle, result.metrics
+    assert result.training_set is not None
     version = register(registry, bundle, metrics, result.training_set, config)
     done = _outcome_of(str(run_dir), version, findings)
     outcome = _act(registry, version, verdict, settings, done)
@@ -302,7 +302,7 @@ def _act(
 ) -> Outcome:
     figures = verdict.figures
     if verdict.first:
-        return _first(registry, version, settings.gate, done, figures)
+        return _first(registry, version, settings.gate, done)
     if not verdict.serve:
         return done("registered", verdict.reason, figures)
     if not settings.rollout:
@@ -319,11 +319,7 @@ def _act(
 
 
 def _first(
-    registry: ModelRegistry,
-    version: str,
-    gate: PromotionPolicy,
-    done: Callable[..., Outcome],
-    figures: dict[str, Any],
+    registry: ModelRegistry, version: str, gate: PromotionPolicy, done: Callable[..., Outcome]
 ) -> Outcome:
     """No production yet: the first model becomes production if the promotion gate's
     own checks (calibration) pass."""
@@ -332,7 +328,7 @@ def _first(
         promote(registry, version, reason=reason, policy=gate)
     except PromotionRefused as exc:
         return done("registered", f"no production yet, and the promotion gate refused: {exc}")
-    return done("promoted", "no production yet: the first model became production", figures)
+    return done("promoted", "no production yet: the first model became production")
 
 
 def _outcome_of(
