@@ -75,6 +75,7 @@ def write_drift_report(path: Path, demo: DriftDemo) -> Path:
         "retrains": f"{sum(d.outcome is not None for d in demo.days)}, one at the end of each "
         f"day from day {scenario.first_retrain_day - 1} to the day before the last",
         "registry": str(demo.registry_dir),
+        "what a retrain registers": _final_fit_fact(scenario.retrain.final_fit),
     }
     return write_report(
         path,
@@ -86,6 +87,16 @@ def write_drift_report(path: Path, demo: DriftDemo) -> Path:
         notes=[ROLLOUT_NOTE, _features_note()],
         extra_sections=[daily_section(demo)],
         timezone=ts.local_timezone,
+    )
+
+
+def _final_fit_fact(policy: str) -> str:
+    if policy == "held-out":
+        return "the evaluated model (final_fit held-out)"
+    return (
+        "a winner's final fit (final_fit latest): trained again on every order before the "
+        "last calibration window and calibrated on it; its test figures in the registry are "
+        "the evaluated fit's"
     )
 
 
