@@ -227,22 +227,36 @@ def _run(
     config = train_config(settings, lineage)
     result = run_training(data_dir, run_dir, config, None, on_step)
     verdict = _verdict(registry, result, production, settings)
-    if verdict.serve and settings.final_fit == "latest":
-        on_step("final fit")
-        final = final_fit(result, config)
-        bundle, metrics = final.bundle, final.metrics
-        write_model(run_dir / "model", bundle)  # the run's folder holds what is registered
-        (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    else:
-        assert result.bundle is not None
-        bundle, metrics = result.bundle, result.metrics
-    assert result.training_set is not None
-    version = register(registry, bundle, metrics, result.training_set, config)
+    final = verdict.serve and settings.final_fit == "latest"
+    version, metrics = _register(registry, result, config, run_dir, on_step, final=final)
     done = _outcome_of(str(run_dir), version, findings)
     outcome = _act(registry, version, verdict, settings, done)
-    if "final_fit" not in metrics:
+    if not final:
         return outcome
     return replace(outcome, reason=f"{outcome.reason}; {final_fit_text(metrics['final_fit'])}")
+
+
+def _register(
+    registry: ModelRegistry,
+    result: TrainResult,
+    config: TrainConfig,
+    run_dir: Path,
+    on_step: Callable[[str], None],
+    *,
+    final: bool,
+) -> tuple[str, dict[str, Any]]:
+    """Register the evaluated model, or (``final``) its final fit, which then also
+    replaces the evaluated model in the run's folder; return the version and metrics."""
+    assert result.bundle is not None
+    assert result.training_set is not None
+    bundle, metrics = result.bundle, result.metrics
+    if final:
+        on_step("final fit")
+        fitted = final_fit(result, config)
+        bundle, metrics = fitted.bundle, fitted.metrics
+        write_model(run_dir / "model", bundle)
+        (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return register(registry, bundle, metrics, result.training_set, config), metrics
 
 
 def final_fit_text(described: Mapping[str, Any]) -> str:
