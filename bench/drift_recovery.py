@@ -13,6 +13,7 @@ and relative to the mean delivery time. ``--json`` writes every seed's figures.
 trained again up to the data's last calibration window before it is registered;
 ``held-out``: the evaluated model is registered). Omitted: the retrain's default (and, on
 a commit without the setting, the only behaviour: the evaluated model).
+``--test-frac``: the retrain's test window as a share of the orders (default 0.15).
 """
 
 from __future__ import annotations
@@ -35,16 +36,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/drift-recovery"))
-    parser.add_argument("--final-fit", choices=["latest", "held-out"], default=None)
+    parser.add_argument("--final-fit", choices=["latest", "all", "held-out"], default=None)
+    parser.add_argument("--test-frac", type=float, default=None)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     results = []
     for seed in args.seeds:
-        scenario = _scenario(seed, args.final_fit)
+        scenario = _scenario(seed, args.final_fit, args.test_frac)
         started = time.perf_counter()
         demo = retrain_drift.run_drift_demo(args.workdir / f"seed-{seed}", scenario, _quiet)
         seconds = time.perf_counter() - started
-        result = {"seed": seed, "final_fit": args.final_fit, "seconds": round(seconds, 1)}
+        result = {"seed": seed, "final_fit": args.final_fit, "test_frac": args.test_frac}
+        result["seconds"] = round(seconds, 1)
         result |= retrain_drift.figures_json(demo)
         results.append(result)
         print(_table(demo, seed, seconds))
@@ -53,11 +56,15 @@ def main() -> None:
     print(f"python {platform.python_version()}")
 
 
-def _scenario(seed: int, final_fit: str | None) -> DriftScenario:
+def _scenario(seed: int, final_fit: str | None, test_frac: float | None) -> DriftScenario:
     scenario = DriftScenario(seed=seed)
-    if final_fit is None:
-        return scenario
-    return replace(scenario, retrain=replace(scenario.retrain, final_fit=final_fit))
+    retrain = scenario.retrain
+    if final_fit is not None:
+        retrain = replace(retrain, final_fit=final_fit)
+    if test_frac is not None:
+        fractions = replace(retrain.train.fractions, test=test_frac)
+        retrain = replace(retrain, train=replace(retrain.train, fractions=fractions))
+    return replace(scenario, retrain=retrain)
 
 
 def _quiet(_what: str, _done: int, _total: int) -> None:

@@ -89,10 +89,15 @@ def final_split(created_at: pl.Series, evaluated: Split) -> Split:
     return Split("time", train, valid, calib, empty, calib_days=evaluated.calib_days)
 
 
-def final_fit(result: TrainResult, config: TrainConfig) -> FinalFit:
+def final_fit(result: TrainResult, config: TrainConfig, *, every_order: bool = False) -> FinalFit:
     """Train the evaluated recipe of ``result`` again at the end of its data (see the
     module docstring): the same features and boosting rounds, the last calibration
-    window."""
+    window.
+
+    With ``every_order`` the registered trees learn the last window too: the shift and
+    scales are still those the fit before the window found on it (out of sample), applied
+    to the fit on every order.
+    """
     ts, evaluated, bundle = result.training_set, result.split, result.bundle
     assert ts is not None
     assert evaluated is not None
@@ -101,13 +106,22 @@ def final_fit(result: TrainResult, config: TrainConfig) -> FinalFit:
     split = final_split(created, evaluated)
     seen = np.concatenate([split.train, split.valid])
     y = labels(ts, config)
+    X = result.features.frame.drop("order_id")
     # a copy of the evaluated model keeps its parameters, features and rounds
     model = QuantileEta.from_files(bundle.model.to_files())
-    model.refit(result.features.frame.drop("order_id")[seen], y[seen])
+    model.refit(X[seen], y[seen])
     calibrate_model(model, result.features, y, split)
     heuristic = fit_heuristic(ts, split, config)
+    described = _described(model, split, created)
+    if every_order:
+        served = QuantileEta.from_files(bundle.model.to_files())
+        seen = np.arange(len(y))
+        served.refit(X[seen], y[seen])
+        served.anchor_offset_s_, served.scales_ = model.anchor_offset_s_, dict(model.scales_)
+        model = served
+        described["trees"] = "every order (calibration found by the fit before the window)"
     final = bundle_of(model, heuristic, result.features, ts, seen)
-    return FinalFit(final, {**result.metrics, "final_fit": _described(model, split, created)})
+    return FinalFit(final, {**result.metrics, "final_fit": described})
 
 
 def _described(model: QuantileEta, split: Split, created: pl.Series) -> dict[str, Any]:

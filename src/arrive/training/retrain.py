@@ -71,7 +71,7 @@ Status = Literal[
 OUTCOME_FILE: Final = "outcome.json"
 LOCK_FILE: Final = ".retrain.lock"
 PROFILE_KEY: Final = "data_profile"
-FinalFitPolicy = Literal["latest", "held-out"]
+FinalFitPolicy = Literal["latest", "all", "held-out"]
 
 
 class RetrainBusy(UserError):
@@ -227,8 +227,10 @@ def _run(
     config = train_config(settings, lineage)
     result = run_training(data_dir, run_dir, config, None, on_step)
     verdict = _verdict(registry, result, production, settings)
-    final = verdict.serve and settings.final_fit == "latest"
-    version, metrics = _register(registry, result, config, run_dir, on_step, final=final)
+    final = verdict.serve and settings.final_fit != "held-out"
+    version, metrics = _register(
+        registry, result, config, run_dir, on_step, final=final, every=settings.final_fit == "all"
+    )
     done = _outcome_of(str(run_dir), version, findings)
     outcome = _act(registry, version, verdict, settings, done)
     if not final:
@@ -244,6 +246,7 @@ def _register(
     on_step: Callable[[str], None],
     *,
     final: bool,
+    every: bool,
 ) -> tuple[str, dict[str, Any]]:
     """Register the evaluated model, or (``final``) its final fit, which then also
     replaces the evaluated model in the run's folder; return the version and metrics."""
@@ -252,7 +255,7 @@ def _register(
     bundle, metrics = result.bundle, result.metrics
     if final:
         on_step("final fit")
-        fitted = final_fit(result, config)
+        fitted = final_fit(result, config, every_order=every)
         bundle, metrics = fitted.bundle, fitted.metrics
         write_model(run_dir / "model", bundle)
         (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
@@ -273,7 +276,7 @@ def train_config(settings: RetrainSettings, lineage: Mapping[str, Any]) -> Train
     ``final_fit="latest"`` the evaluated recipe (trees on training + validation orders for
     the rounds early stopping chose, calibrated on the calibration window alone)."""
     config = replace(settings.train, window_days=settings.window_days, lineage=lineage)
-    if settings.final_fit == "latest":
+    if settings.final_fit != "held-out":
         return replace(config, refit=True, pool_backtest=False)
     return config
 
