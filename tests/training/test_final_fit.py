@@ -19,7 +19,7 @@ from arrive.models import QuantileEta
 from arrive.testing.factories import data_dir_until
 from arrive.training.dataset import load_training_set
 from arrive.training.final_fit import NOTE, final_fit, final_split
-from arrive.training.pipeline import TrainConfig, run_training
+from arrive.training.pipeline import TrainConfig, TrainResult, run_training
 from arrive.training.split import SplitFractions, make_split
 
 START = datetime(2025, 3, 3, tzinfo=UTC)
@@ -76,37 +76,62 @@ def drifted(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def test_after_a_drift_the_final_fit_predicts_the_next_day_better(
-    drifted: Path, tmp_path: Path
-) -> None:
-    config = TrainConfig(
-        select_groups=False,
-        report=False,
-        refit=True,
-        pool_backtest=False,
-        model_params={"learning_rate": 0.2, "num_leaves": 15},
-    )
-    known = data_dir_until(drifted, tmp_path / "day6", START + timedelta(days=6))
-    result = run_training(known, tmp_path / "run", config)
-    final = final_fit(result, config)
+CONFIG = TrainConfig(
+    select_groups=False,
+    report=False,
+    refit=True,
+    pool_backtest=False,
+    model_params={"learning_rate": 0.2, "num_leaves": 15},
+)
 
-    described = final.metrics.pop("final_fit")
-    assert final.metrics == result.metrics  # the test figures are the evaluated fit's
-    assert described["note"] == NOTE
-    n = sum(result.metrics[f"n_{part}"] for part in ("train", "valid", "calib", "test"))
-    assert described["n_train"] + described["n_calib"] == n
-    assert described["train_end"] < described["calib_start"]
-    assert described["rounds"] == {str(q): r for q, r in result.bundle.model.rounds_.items()}  # type: ignore[union-attr]
 
-    # the seventh day, after the data: the final fit learnt the drift's days
+@pytest.fixture(scope="module")
+def evaluated(drifted: Path, tmp_path_factory: pytest.TempPathFactory) -> TrainResult:
+    """The evaluated fit on the first six days (the drift's first two included)."""
+    root = tmp_path_factory.mktemp("evaluated")
+    known = data_dir_until(drifted, root / "day6", START + timedelta(days=6))
+    return run_training(known, root / "run", CONFIG)
+
+
+def _next_day_mae(drifted: Path, model: QuantileEta) -> float:
+    """The P50 MAE on the seventh day, after the data."""
     ts = load_training_set(drifted)
     created = ts.orders.get_column("created_at")
     rows = np.flatnonzero((created >= START + timedelta(days=6)).to_numpy())
-    y = ts.target_s[rows]
+    pred = model.predict(ts.features.frame[rows].select(model.features_))
+    return float(np.abs(pred[:, 0] - ts.target_s[rows]).mean())
 
-    def mae(model: QuantileEta) -> float:
-        pred = model.predict(ts.features.frame[rows].select(model.features_))
-        return float(np.abs(pred[:, 0] - y).mean())
 
-    evaluated = result.bundle.model  # type: ignore[union-attr]
-    assert mae(final.bundle.model) < mae(evaluated) * 0.95
+def test_after_a_drift_the_final_fit_predicts_the_next_day_better(
+    drifted: Path, evaluated: TrainResult
+) -> None:
+    final = final_fit(evaluated, CONFIG)
+    described = final.metrics.pop("final_fit")
+    assert final.metrics == evaluated.metrics  # the test figures are the evaluated fit's
+    assert described["note"] == NOTE
+    n = sum(evaluated.metrics[f"n_{part}"] for part in ("train", "valid", "calib", "test"))
+    assert described["n_train"] + described["n_calib"] == n
+    assert described["train_end"] < described["calib_start"]
+    model = evaluated.bundle.model  # type: ignore[union-attr]
+    assert described["rounds"] == {str(q): r for q, r in model.rounds_.items()}
+    # the final fit learnt the drift's days; the evaluated fit stopped before them
+    assert _next_day_mae(drifted, final.bundle.model) < _next_day_mae(drifted, model) * 0.95
+
+
+def test_trees_on_every_order_keep_the_calibration_found_before_the_last_window(
+    drifted: Path, evaluated: TrainResult
+) -> None:
+    before = final_fit(evaluated, CONFIG)
+    every = final_fit(evaluated, CONFIG, every_order=True)
+    described = every.metrics["final_fit"]
+    n = sum(evaluated.metrics[f"n_{part}"] for part in ("train", "valid", "calib", "test"))
+    assert described["n_train"] == n
+    assert described["train_end"] == evaluated.metrics["data_end"]
+    assert described["calibrated_by"] == {
+        k: before.metrics["final_fit"][k] for k in ("n_train", "train_end")
+    }
+    served, calibrated = every.bundle.model, before.bundle.model
+    assert served.anchor_offset_s_ == calibrated.anchor_offset_s_
+    assert served.scales_ == calibrated.scales_
+    # different trees: they learnt the last window too
+    assert _next_day_mae(drifted, served) != _next_day_mae(drifted, calibrated)

@@ -114,12 +114,13 @@ def final_fit(result: TrainResult, config: TrainConfig, *, every_order: bool = F
     heuristic = fit_heuristic(ts, split, config)
     described = _described(model, split, created)
     if every_order:
-        served = QuantileEta.from_files(bundle.model.to_files())
+        calibrated = model
+        model = QuantileEta.from_files(bundle.model.to_files())
         seen = np.arange(len(y))
-        served.refit(X[seen], y[seen])
-        served.anchor_offset_s_, served.scales_ = model.anchor_offset_s_, dict(model.scales_)
-        model = served
-        described["trees"] = "every order (calibration found by the fit before the window)"
+        model.refit(X[seen], y[seen])
+        model.anchor_offset_s_, model.scales_ = calibrated.anchor_offset_s_, calibrated.scales_
+        described["calibrated_by"] = {k: described[k] for k in ("n_train", "train_end")}
+        described |= {"n_train": len(y), "train_end": str(created.max())}
     final = bundle_of(model, heuristic, result.features, ts, seen)
     return FinalFit(final, {**result.metrics, "final_fit": described})
 

@@ -264,11 +264,15 @@ def _register(
 
 def final_fit_text(described: Mapping[str, Any]) -> str:
     """One sentence on a registered final fit (its ``metrics["final_fit"]``)."""
-    return (
-        f"registered as its final fit: trained on the orders up to {described['train_end']}, "
-        f"calibrated on the {described['n_calib']:,} orders after them; the test figures are "
-        "the evaluated fit's"
-    )
+    trained = f"registered as its final fit: trained on the orders up to {described['train_end']}"
+    if "calibrated_by" in described:
+        calibrated = (
+            f"its shift and scales found on the last {described['n_calib']:,} orders by the "
+            "same recipe trained on the orders before them"
+        )
+    else:
+        calibrated = f"calibrated on the {described['n_calib']:,} orders after them"
+    return f"{trained}, {calibrated}; the test figures are the evaluated fit's"
 
 
 def train_config(settings: RetrainSettings, lineage: Mapping[str, Any]) -> TrainConfig:
