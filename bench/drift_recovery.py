@@ -9,10 +9,12 @@ and relative to the mean delivery time. ``--json`` writes every seed's figures.
     python bench/drift_recovery.py --seeds 0 1 --workdir /tmp/dr --json /tmp/dr.json
     python bench/drift_recovery.py --seeds 0 --final-fit held-out
 
-``--final-fit``: the retrain's ``RetrainSettings.final_fit`` (``latest``: a winner is
-trained again up to the data's last calibration window before it is registered;
-``held-out``: the evaluated model is registered). Omitted: the retrain's default (and, on
-a commit without the setting, the only behaviour: the evaluated model).
+``--final-fit``: the retrain's ``RetrainSettings.final_fit`` (``all``: a winner is trained
+again on every order before it is registered; ``before-window``: up to the data's last
+calibration window; ``held-out``: the evaluated model is registered). Omitted: the
+retrain's default (and, on a commit without the setting, the only behaviour: the
+evaluated model). The relative recovery day is computed here, not read from the demo's
+``Recovery``, so that the script also runs on commits before it had one.
 ``--test-frac``: the retrain's test window as a share of the orders (default 0.15).
 """
 
@@ -36,7 +38,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/drift-recovery"))
-    parser.add_argument("--final-fit", choices=["latest", "all", "held-out"], default=None)
+    parser.add_argument("--final-fit", choices=["all", "before-window", "held-out"], default=None)
     parser.add_argument("--test-frac", type=float, default=None)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()

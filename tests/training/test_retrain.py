@@ -91,12 +91,14 @@ def test_the_first_model_is_registered_as_its_final_fit(first: tuple[Path, Path]
     metrics = LocalRegistry(root / "registry").get("production").metrics
     described = metrics["final_fit"]
     assert described["note"] == NOTE
-    # trained and calibrated on every order of the evaluated fit's four parts together
+    # the default ("all"): trees on every order of the evaluated fit's four parts, the
+    # shift and scales found on the last window by the same recipe trained before it
     n = sum(metrics[f"n_{part}"] for part in ("train", "valid", "calib", "test"))
-    assert described["n_train"] + described["n_calib"] == n
-    assert described["train_end"] < described["calib_start"] <= metrics["data_end"]
-    assert described["calib_end"] == metrics["data_end"]
-    assert described["train_end"] > metrics["test_start"]  # it learnt the test period
+    assert described["n_train"] == n
+    assert described["train_end"] == described["calib_end"] == metrics["data_end"]
+    calibrated_by = described["calibrated_by"]
+    assert calibrated_by["n_train"] + described["n_calib"] == n
+    assert metrics["test_start"] < calibrated_by["train_end"] < described["calib_start"]
     outcome = json.loads(next((root / "runs").glob(f"*/{OUTCOME_FILE}")).read_text())
     assert outcome["status"] == "promoted"
     assert "registered as its final fit" in outcome["reason"]
@@ -113,8 +115,8 @@ def test_held_out_registers_the_evaluated_model(first: tuple[Path, Path], tmp_pa
 
 
 def test_an_unknown_final_fit_is_refused() -> None:
-    with pytest.raises(ConfigError, match="retrain final_fit: expected one of latest, held-out"):
-        RetrainSettings(final_fit="all")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="retrain final_fit: expected one of all, before-window, held-out"):
+        RetrainSettings(final_fit="everything")  # type: ignore[arg-type]
 
 
 def test_the_same_data_again_trains_and_registers_nothing(first: tuple[Path, Path]) -> None:

@@ -62,12 +62,14 @@ ARCHIVE_DATA = "archive-data"
 @click.option("--no-rollout", is_flag=True, help="Register a better candidate, start no rollout.")
 @click.option(
     "--final-fit",
-    type=click.Choice(["latest", "held-out"]),
-    default="latest",
+    type=click.Choice(["all", "before-window", "held-out"]),
+    default="all",
     show_default=True,
-    help="latest: a candidate that wins is trained again up to the data's last calibration "
-    "window before it is registered (its test figures stay the evaluated fit's); held-out: "
-    "the evaluated model is registered (docs/retraining.md).",
+    help="all: a candidate that wins is trained again on every order before it is registered "
+    "(shift and scales found on the data's last calibration window by the same recipe "
+    "trained before it; its test figures stay the evaluated fit's); before-window: trained "
+    "again up to that window and calibrated on it; held-out: the evaluated model is "
+    "registered (docs/retraining.md).",
 )
 @click.option(
     "--every",
@@ -91,7 +93,7 @@ def command(
     min_compare_orders: int,
     plan_file: Path | None,
     no_rollout: bool,
-    final_fit: Literal["latest", "held-out"],
+    final_fit: Literal["all", "before-window", "held-out"],
     every: str | None,
     metrics_port: int | None,
     metrics_host: str,

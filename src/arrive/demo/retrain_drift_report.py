@@ -94,10 +94,11 @@ def write_drift_report(path: Path, demo: DriftDemo) -> Path:
 def _final_fit_fact(policy: str) -> str:
     if policy == "held-out":
         return "the evaluated model (final_fit held-out)"
+    trees = "every order" if policy == "all" else "every order before the last calibration window"
     return (
-        "a winner's final fit (final_fit latest): trained again on every order before the "
-        "last calibration window and calibrated on it; its test figures in the registry are "
-        "the evaluated fit's"
+        f"a winner's final fit (final_fit {policy}): trained again on {trees}, shift and scales "
+        "found on that window by the fit before it; its test figures in the registry are the "
+        "evaluated fit's"
     )
 
 

@@ -2,24 +2,28 @@
 
 A retrain judges a candidate on its test period, the latest orders, which the candidate
 did not learn from; served as it is, that model would stop learning a test period, a
-calibration window and a validation window before the data's end (about two and a half
-days on a daily retrain of two weeks). With ``RetrainSettings.final_fit = "latest"`` the
-retrain evaluates a recipe instead and serves its latest run:
+calibration window and a validation window before the data's end (about three and a
+half days on a daily retrain of two weeks). With ``RetrainSettings.final_fit`` ``"all"``
+(the default) or ``"before-window"`` the retrain evaluates a recipe instead and serves
+its latest run:
 
 * **evaluated fit** (scored on the test period, compared with production): trees trained
   on every order before the calibration window (training + validation, for the rounds
   early stopping chose on the validation orders), shifted and scaled on the calibration
   window alone;
-* **final fit** (registered once the candidate has won, or, the first model, passed the
-  promotion gate): the same recipe with the windows moved to the end of the data. The
-  trees learn every order before the last calibration window (test period included) for
-  the same rounds; the calibration takes that last window, orders the trees did not see,
-  as split-conformal calibration needs. The heuristic is fitted on every order and its
-  P90 scaled on the same window.
+* **calibration fit** (``"before-window"`` registers it): the same recipe with the
+  windows moved to the end of the data. The trees learn every order before the data's
+  last calibration window (test period included) for the same rounds; the shift and
+  scales are found on that last window, orders the trees did not see, as split-conformal
+  calibration needs;
+* **final fit on every order** (``"all"`` registers it): the same rounds on every order,
+  the last window too, with the shift and scales the calibration fit found (no fit may
+  judge its P90 on orders it learnt).
 
-The final fit has no held-out figure of its own: its registered ``metrics`` are the
-evaluated fit's test figures, with a ``final_fit`` entry saying so and what the final fit
-was trained and calibrated on (:func:`final_fit`).
+The heuristic is fitted on every order and its P90 scaled on the last window. The
+registered model has no held-out figure of its own: its ``metrics`` are the evaluated
+fit's test figures, with a ``final_fit`` entry saying so and what it was trained and
+calibrated on (:func:`final_fit`).
 """
 
 from __future__ import annotations

@@ -66,7 +66,7 @@ class TrainConfig:
     # fit's validation window into the calibration (opt-in: see docs/benchmarks.md)
     refit: bool = False
     # with refit: pool the first fit's validation window into the calibration (off: the
-    # calibration window alone, e.g. retraining's final_fit="latest", whose served fit
+    # calibration window alone, e.g. retraining's final fits, whose served fit
     # has no such window)
     pool_backtest: bool = True
     dask: Any = None  # a dask.distributed Client: train on the cluster

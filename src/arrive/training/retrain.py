@@ -13,13 +13,14 @@ production either). It needs ``min_compare_orders`` of them; with fewer, the can
 registered and no rollout starts.
 
 What is compared and what is served (``RetrainSettings.final_fit``, see
-:mod:`arrive.training.final_fit`): by default (``"latest"``) the candidate is evaluated as
-trained on every order before its calibration window, and the model registered once it
-has won (or, the first model, passed the promotion gate) is that recipe trained again up
-to the data's last calibration window, its registered metrics the evaluated fit's with a
-``final_fit`` entry; a candidate that does not win is registered as evaluated.
-``"held-out"``: the evaluated model itself (trained on the orders before its validation
-window) is registered, winner or not.
+:mod:`arrive.training.final_fit`): the candidate is evaluated as trained on every order
+before its calibration window, and the model registered once it has won (or, the first
+model, passed the promotion gate) is that recipe trained again at the end of the data
+(``"all"``: on every order; ``"before-window"``: up to the data's last calibration
+window), its registered metrics the evaluated fit's with a ``final_fit`` entry; a
+candidate that does not win is registered as evaluated. ``"held-out"``: the evaluated
+model itself (trained on the orders before its validation window) is registered, winner
+or not.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ Status = Literal[
 OUTCOME_FILE: Final = "outcome.json"
 LOCK_FILE: Final = ".retrain.lock"
 PROFILE_KEY: Final = "data_profile"
-FinalFitPolicy = Literal["latest", "all", "held-out"]
+FinalFitPolicy = Literal["all", "before-window", "held-out"]
 
 
 class RetrainBusy(UserError):
@@ -96,10 +97,10 @@ class RetrainSettings:
         plan: the rollout's plan.
         train: how the candidate is trained (its window is ``window_days``).
         gate: the promotion gate the first model passes to become production.
-        final_fit: ``"latest"``: evaluate the recipe (trees on every order before the
-            calibration window) and register a winner trained again up to the data's last
-            calibration window; ``"held-out"``: register the evaluated model itself (see
-            the module docstring).
+        final_fit: ``"all"`` or ``"before-window"``: evaluate the recipe (trees on every
+            order before the calibration window) and register a winner trained again on
+            every order, or up to the data's last calibration window; ``"held-out"``:
+            register the evaluated model itself (see the module docstring).
     """
 
     window_days: int = 56
@@ -111,7 +112,7 @@ class RetrainSettings:
     plan: RolloutPlan = field(default_factory=RolloutPlan)
     train: TrainConfig = field(default_factory=TrainConfig)
     gate: PromotionPolicy = field(default_factory=PromotionPolicy)
-    final_fit: FinalFitPolicy = "latest"
+    final_fit: FinalFitPolicy = "all"
 
     def __post_init__(self) -> None:
         if self.final_fit not in get_args(FinalFitPolicy):
@@ -277,7 +278,7 @@ def final_fit_text(described: Mapping[str, Any]) -> str:
 
 def train_config(settings: RetrainSettings, lineage: Mapping[str, Any]) -> TrainConfig:
     """How a run trains its candidate: ``settings.train`` on the rolling window, and with
-    ``final_fit="latest"`` the evaluated recipe (trees on training + validation orders for
+    a final fit the evaluated recipe (trees on training + validation orders for
     the rounds early stopping chose, calibrated on the calibration window alone)."""
     config = replace(settings.train, window_days=settings.window_days, lineage=lineage)
     if settings.final_fit != "held-out":
