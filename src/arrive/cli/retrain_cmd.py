@@ -62,14 +62,13 @@ ARCHIVE_DATA = "archive-data"
 @click.option("--no-rollout", is_flag=True, help="Register a better candidate, start no rollout.")
 @click.option(
     "--final-fit",
-    type=click.Choice(["all", "before-window", "held-out"]),
-    default="all",
+    type=click.Choice(["before-window", "all", "held-out"]),
+    default="before-window",
     show_default=True,
-    help="all: a candidate that wins is trained again on every order before it is registered "
-    "(shift and scales found on the data's last calibration window by the same recipe "
-    "trained before it; its test figures stay the evaluated fit's); before-window: trained "
-    "again up to that window and calibrated on it; held-out: the evaluated model is "
-    "registered (docs/retraining.md).",
+    help="before-window: a candidate that wins is trained again up to the data's last "
+    "calibration window and calibrated on it before it is registered (its test figures stay "
+    "the evaluated fit's); all: trained again on every order, with the shift and scales "
+    "before-window found; held-out: the evaluated model is registered (docs/retraining.md).",
 )
 @click.option(
     "--every",
@@ -93,7 +92,7 @@ def command(
     min_compare_orders: int,
     plan_file: Path | None,
     no_rollout: bool,
-    final_fit: Literal["all", "before-window", "held-out"],
+    final_fit: Literal["before-window", "all", "held-out"],
     every: str | None,
     metrics_port: int | None,
     metrics_host: str,

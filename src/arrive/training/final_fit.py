@@ -3,8 +3,8 @@
 A retrain judges a candidate on its test period, the latest orders, which the candidate
 did not learn from; served as it is, that model would stop learning a test period, a
 calibration window and a validation window before the data's end (about three and a
-half days on a daily retrain of two weeks). With ``RetrainSettings.final_fit`` ``"all"``
-(the default) or ``"before-window"`` the retrain evaluates a recipe instead and serves
+half days on a daily retrain of two weeks). With ``RetrainSettings.final_fit`` ``"before-window"``
+(the default) or ``"all"`` the retrain evaluates a recipe instead and serves
 its latest run:
 
 * **evaluated fit** (scored on the test period, compared with production): trees trained

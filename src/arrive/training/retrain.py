@@ -16,8 +16,8 @@ What is compared and what is served (``RetrainSettings.final_fit``, see
 :mod:`arrive.training.final_fit`): the candidate is evaluated as trained on every order
 before its calibration window, and the model registered once it has won (or, the first
 model, passed the promotion gate) is that recipe trained again at the end of the data
-(``"all"``: on every order; ``"before-window"``: up to the data's last calibration
-window), its registered metrics the evaluated fit's with a ``final_fit`` entry; a
+(``"before-window"``, the default: up to the data's last calibration window;
+``"all"``: on every order), its registered metrics the evaluated fit's with a ``final_fit`` entry; a
 candidate that does not win is registered as evaluated. ``"held-out"``: the evaluated
 model itself (trained on the orders before its validation window) is registered, winner
 or not.
@@ -72,7 +72,7 @@ Status = Literal[
 OUTCOME_FILE: Final = "outcome.json"
 LOCK_FILE: Final = ".retrain.lock"
 PROFILE_KEY: Final = "data_profile"
-FinalFitPolicy = Literal["all", "before-window", "held-out"]
+FinalFitPolicy = Literal["before-window", "all", "held-out"]
 
 
 class RetrainBusy(UserError):
@@ -97,9 +97,9 @@ class RetrainSettings:
         plan: the rollout's plan.
         train: how the candidate is trained (its window is ``window_days``).
         gate: the promotion gate the first model passes to become production.
-        final_fit: ``"all"`` or ``"before-window"``: evaluate the recipe (trees on every
-            order before the calibration window) and register a winner trained again on
-            every order, or up to the data's last calibration window; ``"held-out"``:
+        final_fit: ``"before-window"`` or ``"all"``: evaluate the recipe (trees on every
+            order before the calibration window) and register a winner trained again up to
+            the data's last calibration window, or on every order; ``"held-out"``:
             register the evaluated model itself (see the module docstring).
     """
 
@@ -112,7 +112,7 @@ class RetrainSettings:
     plan: RolloutPlan = field(default_factory=RolloutPlan)
     train: TrainConfig = field(default_factory=TrainConfig)
     gate: PromotionPolicy = field(default_factory=PromotionPolicy)
-    final_fit: FinalFitPolicy = "all"
+    final_fit: FinalFitPolicy = "before-window"
 
     def __post_init__(self) -> None:
         if self.final_fit not in get_args(FinalFitPolicy):
