@@ -33,6 +33,7 @@ from datetime import timedelta
 from typing import Any, Final
 
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 from arrive.errors import DataError
@@ -50,9 +51,9 @@ from arrive.training.split import IntArray, Split
 
 NOTE: Final = (
     "the test figures (mae_s, coverage_p90, ...) are the evaluated fit's, trained on the "
-    "orders before test_start; this model is the same recipe trained again up to the last "
-    "calibration window (the test period included) and calibrated on that window, so it "
-    "has no held-out figure of its own"
+    "orders before test_start; this model is the same recipe trained again at the end of "
+    "the data (the test period included: n_train, train_end; shift and scales from the "
+    "last window, calib_start to calib_end), so it has no held-out figure of its own"
 )
 
 
@@ -118,15 +119,22 @@ def final_fit(result: TrainResult, config: TrainConfig, *, every_order: bool = F
     heuristic = fit_heuristic(ts, split, config)
     described = _described(model, split, created)
     if every_order:
-        calibrated = model
-        model = QuantileEta.from_files(bundle.model.to_files())
         seen = np.arange(len(y))
-        model.refit(X[seen], y[seen])
-        model.anchor_offset_s_, model.scales_ = calibrated.anchor_offset_s_, calibrated.scales_
+        model = _on_every_order(bundle.model, X, y, calibrated=model)
         described["calibrated_by"] = {k: described[k] for k in ("n_train", "train_end")}
         described |= {"n_train": len(y), "train_end": str(created.max())}
     final = bundle_of(model, heuristic, result.features, ts, seen)
     return FinalFit(final, {**result.metrics, "final_fit": described})
+
+
+def _on_every_order(
+    evaluated: QuantileEta, X: pl.DataFrame, y: npt.NDArray[np.float64], calibrated: QuantileEta
+) -> QuantileEta:
+    """The evaluated recipe trained on every row, with ``calibrated``'s shift and scales."""
+    model = QuantileEta.from_files(evaluated.to_files())
+    model.refit(X, y)
+    model.anchor_offset_s_, model.scales_ = calibrated.anchor_offset_s_, calibrated.scales_
+    return model
 
 
 def _described(model: QuantileEta, split: Split, created: pl.Series) -> dict[str, Any]:
