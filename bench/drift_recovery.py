@@ -26,12 +26,13 @@ import platform
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from arrive.demo import retrain_drift
 from arrive.demo.retrain_drift import DriftDemo, DriftScenario
+from arrive.training.retrain import FinalFitPolicy
 
 
 def main() -> None:
@@ -62,7 +63,7 @@ def _scenario(seed: int, final_fit: str | None, test_frac: float | None) -> Drif
     scenario = DriftScenario(seed=seed)
     retrain = scenario.retrain
     if final_fit is not None:
-        retrain = replace(retrain, final_fit=final_fit)
+        retrain = replace(retrain, final_fit=cast(FinalFitPolicy, final_fit))
     if test_frac is not None:
         fractions = replace(retrain.train.fractions, test=test_frac)
         retrain = replace(retrain, train=replace(retrain.train, fractions=fractions))
