@@ -94,6 +94,13 @@ def test_the_drift_shows_and_the_recovery_figure_is_the_days_own(demo: DriftDemo
     expected = next((d for d, mae in rec.post_mae_s.items() if mae <= bound), None)
     assert rec.recovered_day == expected
     assert rec.within == (expected is not None and expected - SCENARIO.drift_at <= 2)
+    # beside it, the same rule on the MAE over each day's mean delivery time
+    for day, share in rec.post_relative.items():
+        assert share == pytest.approx(rec.post_mae_s[day] / served[day].mean_duration_s)
+    bound = rec.pre_relative * 1.05
+    expected = next((d for d, share in rec.post_relative.items() if share <= bound), None)
+    assert rec.recovered_day_relative == expected
+    assert rec.within_relative == (expected is not None and expected - SCENARIO.drift_at <= 2)
 
 
 def test_the_report_and_the_console_show_every_day(demo: DriftDemo, tmp_path: Path) -> None:
@@ -107,6 +114,7 @@ def test_the_report_and_the_console_show_every_day(demo: DriftDemo, tmp_path: Pa
     assert len(lines) == len(demo.days) + 1
     assert lines[SCENARIO.drift_at].split()[3] == "drift"
     assert "Pre-drift level" in lines[-1]
+    assert "Relative to the mean delivery time" in lines[-1]
 
 
 def test_the_cli_needs_a_simulation(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,4 +1,5 @@
-"""``arrive retrain``: one idempotent run. The first model becomes production; the same
+"""``arrive retrain``: one idempotent run. The first model becomes production, registered
+as its final fit (or as evaluated, with ``final_fit="held-out"``); the same
 data again changes nothing; a target in the wrong unit blocks with production untouched;
 a candidate is compared with production on recent orders neither saw and registered with
 its lineage; a run that dies before registering leaves nothing; the lock keeps two runs
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,12 +20,14 @@ import pytest
 from arrive import datadir
 from arrive.cli.main import run
 from arrive.clock import ManualClock
+from arrive.errors import ConfigError
 from arrive.evaluation import EvalInput, evaluate
 from arrive.ingest.simulator import SimulationConfig, simulate, write_simulation
 from arrive.registry import LocalRegistry
 from arrive.registry.promotion import PromotionPolicy
 from arrive.rollout.control import Rollouts
 from arrive.testing.factories import data_dir_until
+from arrive.training.final_fit import NOTE
 from arrive.training.pipeline import STEPS, TrainConfig
 from arrive.training.retrain import (
     LOCK_FILE,
@@ -82,6 +86,39 @@ def test_the_first_model_becomes_production_with_its_lineage(first: tuple[Path, 
     assert lineage["data_profile"]["rows"] == datadir.read_orders(data).height
 
 
+def test_the_first_model_is_registered_as_its_final_fit(first: tuple[Path, Path]) -> None:
+    root, _ = first
+    metrics = LocalRegistry(root / "registry").get("production").metrics
+    described = metrics["final_fit"]
+    assert described["note"] == NOTE
+    # the default ("before-window"): trees on every order before the last window, the
+    # test period included, calibrated on that window
+    n = sum(metrics[f"n_{part}"] for part in ("train", "valid", "calib", "test"))
+    assert described["n_train"] + described["n_calib"] == n
+    assert metrics["test_start"] < described["train_end"] < described["calib_start"]
+    assert described["calib_end"] == metrics["data_end"]
+    assert "calibrated_by" not in described
+    outcome = json.loads(next((root / "runs").glob(f"*/{OUTCOME_FILE}")).read_text())
+    assert outcome["status"] == "promoted"
+    assert "registered as its final fit" in outcome["reason"]
+
+
+def test_held_out_registers_the_evaluated_model(first: tuple[Path, Path], tmp_path: Path) -> None:
+    _, data = first
+    registry = LocalRegistry(tmp_path / "registry")
+    settings = replace(SETTINGS, final_fit="held-out")
+    outcome = retrain(data, registry, tmp_path / "runs", _clock(8), settings)
+    assert outcome.status == "promoted"
+    assert "final fit" not in outcome.reason
+    assert "final_fit" not in registry.get("production").metrics
+
+
+def test_an_unknown_final_fit_is_refused() -> None:
+    expected = "retrain final_fit: expected one of before-window, all, held-out"
+    with pytest.raises(ConfigError, match=expected):
+        RetrainSettings(final_fit="everything")  # type: ignore[arg-type]
+
+
 def test_the_same_data_again_trains_and_registers_nothing(first: tuple[Path, Path]) -> None:
     root, data = first
     registry = LocalRegistry(root / "registry")
@@ -133,6 +170,7 @@ def test_a_run_dying_before_it_registers_leaves_nothing_and_the_next_one_compare
     # candidate registered with its comparison; a 99 % margin is never met: no rollout
     assert (outcome.status, outcome.version) == ("registered", "2")
     assert outcome.reason.startswith("not better than production: P50 MAE")
+    assert "final_fit" not in registry.get("2").metrics  # not served: registered as evaluated
     seen_until = datetime.fromisoformat(registry.get("1").metadata["data_range"]["end"])
     test_start = datetime.fromisoformat(registry.get("2").metrics["test_start"])
     created = datadir.read_orders(data).filter(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import click
 
@@ -61,6 +61,16 @@ ARCHIVE_DATA = "archive-data"
 )
 @click.option("--no-rollout", is_flag=True, help="Register a better candidate, start no rollout.")
 @click.option(
+    "--final-fit",
+    type=click.Choice(["before-window", "all", "held-out"]),
+    default="before-window",
+    show_default=True,
+    help="before-window: a candidate that wins is trained again up to the data's last "
+    "calibration window and calibrated on it before it is registered (its test figures stay "
+    "the evaluated fit's); all: trained again on every order, with the shift and scales "
+    "before-window found; held-out: the evaluated model is registered (docs/retraining.md).",
+)
+@click.option(
     "--every",
     metavar="DURATION",
     help="Run again every DURATION (e.g. 24h, 30m) until stopped, instead of once.",
@@ -82,6 +92,7 @@ def command(
     min_compare_orders: int,
     plan_file: Path | None,
     no_rollout: bool,
+    final_fit: Literal["before-window", "all", "held-out"],
     every: str | None,
     metrics_port: int | None,
     metrics_host: str,
@@ -107,6 +118,7 @@ def command(
         min_compare_orders=min_compare_orders,
         rollout=not no_rollout,
         plan=plan_from_toml(plan_file) if plan_file else RolloutPlan(),
+        final_fit=final_fit,
     )
     if metrics_port is not None and every is None:
         raise ConfigError("--metrics-port: only with --every (a single run exits at once)")

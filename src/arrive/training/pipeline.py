@@ -73,6 +73,10 @@ class TrainConfig:
     # after early stopping, train again on training + validation orders and pool the first
     # fit's validation window into the calibration (opt-in: see docs/benchmarks.md)
     refit: bool = False
+    # with refit: pool the first fit's validation window into the calibration (off: the
+    # calibration window alone, e.g. retraining's final fits, whose served fit
+    # has no such window)
+    pool_backtest: bool = True
     dask: Any = None  # a dask.distributed Client: train on the cluster
     # train on the orders of the last window_days days of the data only (a rolling
     # window); the features still look back over the whole event log
@@ -120,7 +124,7 @@ def run_training(
     started = time.perf_counter()
     on_step("features")
     ts = load_training_set(data_dir, config.dask, window_days=config.window_days)
-    y = ts.target_s * config.label_scale if config.label_scale != 1.0 else ts.target_s
+    y = labels(ts, config)
     on_step("split")
     split = make_split(
         ts.orders.get_column("created_at"),
@@ -133,19 +137,15 @@ def run_training(
     on_step("train")
     model, backtest = fit_model(features, y, split, config)
     on_step("calibrate")
-    calibrate_model(model, features, y, split, backtest)
+    calibrate_model(model, features, y, split, backtest if config.pool_backtest else None)
     heuristic = fit_heuristic(ts, split, config)
     on_step("evaluate")
     evaluation = _evaluate(ts, features, model, heuristic, split)
     metrics = _metrics(evaluation, ts, split, time.perf_counter() - started)
     metrics["heuristic_levels"] = list(heuristic.level_names_)
     run_dir.mkdir(parents=True, exist_ok=True)
-    schema = _feature_schema(features, ts.local_timezone)
-    train_rows = features.frame.drop("order_id")[split.train]
-    kinds = {s.name: s.kind for s in features.specs}
-    profile = profile_of(train_rows, kinds, skip=calendar.CYCLIC)
-    bundle = ModelBundle(model, heuristic, schema, make_probe(model, train_rows), profile)
-    _write_model(run_dir / "model", bundle)
+    bundle = bundle_of(model, heuristic, features, ts, split.train)
+    write_model(run_dir / "model", bundle)
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     on_step("report")
     if config.report:
@@ -161,8 +161,30 @@ def run_training(
             decisions=decisions,
         )
     on_step("register")
-    version = _register(registry, bundle, metrics, ts, config) if registry else None
+    version = register(registry, bundle, metrics, ts, config) if registry else None
     return TrainResult(metrics, run_dir, version, features, decisions, ts, split, bundle)
+
+
+def labels(ts: TrainingSet, config: TrainConfig) -> FloatArray:
+    """The label the model learns and is calibrated on (``config.label_scale`` × the
+    duration)."""
+    return ts.target_s * config.label_scale if config.label_scale != 1.0 else ts.target_s
+
+
+def bundle_of(
+    model: QuantileEta,
+    heuristic: HeuristicEta,
+    features: FeatureSet,
+    ts: TrainingSet,
+    train: npt.NDArray[np.int64],
+) -> ModelBundle:
+    """The bundle of a fitted model: its feature schema, and the probe and reference
+    profile taken from its training rows ``train``."""
+    schema = _feature_schema(features, ts.local_timezone)
+    train_rows = features.frame.drop("order_id")[train]
+    kinds = {s.name: s.kind for s in features.specs}
+    profile = profile_of(train_rows, kinds, skip=calendar.CYCLIC)
+    return ModelBundle(model, heuristic, schema, make_probe(model, train_rows), profile)
 
 
 def select_features(
@@ -347,7 +369,7 @@ def _feature_schema(features: FeatureSet, local_timezone: str) -> dict[str, Any]
     }
 
 
-def _write_model(directory: Path, bundle: ModelBundle) -> None:
+def write_model(directory: Path, bundle: ModelBundle) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     for name, content in bundle.to_files().items():
         (directory / name).write_bytes(content)
@@ -454,13 +476,19 @@ def _rounds(booster: Any) -> int:
     return best if best > 0 else int(booster.num_trees())
 
 
-def _register(
+def register(
     registry: ModelRegistry,
     bundle: ModelBundle,
     metrics: Mapping[str, Any],
     ts: TrainingSet,
     config: TrainConfig,
 ) -> str:
+    """Check ``bundle``'s files in a child process and register them with ``metrics``,
+    the data range and the lineage; return the version.
+
+    Raises:
+        ModelIntegrityError: the files fail their check (nothing is registered).
+    """
     metadata = {
         "metrics": dict(metrics),
         "data_range": {"start": metrics["data_start"], "end": metrics["data_end"]},

@@ -11,6 +11,16 @@ The comparison is honest about what each model saw: it uses the candidate's test
 orders (never trained on) created after the end of production's data (never seen by
 production either). It needs ``min_compare_orders`` of them; with fewer, the candidate is
 registered and no rollout starts.
+
+What is compared and what is served (``RetrainSettings.final_fit``, see
+:mod:`arrive.training.final_fit`): the candidate is evaluated as trained on every order
+before its calibration window, and the model registered once it has won (or, the first
+model, passed the promotion gate) is that recipe trained again at the end of the data
+(``"before-window"``, the default: up to the data's last calibration window;
+``"all"``: on every order), its registered metrics the evaluated fit's with a ``final_fit`` entry; a
+candidate that does not win is registered as evaluated. ``"held-out"``: the evaluated
+model itself (trained on the orders before its validation window) is registered, winner
+or not.
 """
 
 from __future__ import annotations
@@ -24,7 +34,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, get_args
 
 import numpy as np
 import polars as pl
@@ -42,11 +52,19 @@ from arrive.errors import (
 from arrive.evaluation import EvalInput, Evaluation, evaluate
 from arrive.models.artifact import ModelBundle
 from arrive.registry import ModelRegistry, promote
-from arrive.registry.promotion import PromotionPolicy
+from arrive.registry.promotion import PromotionPolicy, check_promotion
 from arrive.rollout.control import Rollouts
 from arrive.rollout.plan import RolloutPlan
 from arrive.training import validation
-from arrive.training.pipeline import TrainConfig, TrainResult, run_training, segments_of
+from arrive.training.final_fit import final_fit
+from arrive.training.pipeline import (
+    TrainConfig,
+    TrainResult,
+    register,
+    run_training,
+    segments_of,
+    write_model,
+)
 
 Status = Literal[
     "promoted", "rolled_out", "registered", "unchanged", "blocked", "skipped", "failed"
@@ -54,6 +72,7 @@ Status = Literal[
 OUTCOME_FILE: Final = "outcome.json"
 LOCK_FILE: Final = ".retrain.lock"
 PROFILE_KEY: Final = "data_profile"
+FinalFitPolicy = Literal["before-window", "all", "held-out"]
 
 
 class RetrainBusy(UserError):
@@ -78,6 +97,10 @@ class RetrainSettings:
         plan: the rollout's plan.
         train: how the candidate is trained (its window is ``window_days``).
         gate: the promotion gate the first model passes to become production.
+        final_fit: ``"before-window"`` or ``"all"``: evaluate the recipe (trees on every
+            order before the calibration window) and register a winner trained again up to
+            the data's last calibration window, or on every order; ``"held-out"``:
+            register the evaluated model itself (see the module docstring).
     """
 
     window_days: int = 56
@@ -89,8 +112,14 @@ class RetrainSettings:
     plan: RolloutPlan = field(default_factory=RolloutPlan)
     train: TrainConfig = field(default_factory=TrainConfig)
     gate: PromotionPolicy = field(default_factory=PromotionPolicy)
+    final_fit: FinalFitPolicy = "before-window"
 
     def __post_init__(self) -> None:
+        if self.final_fit not in get_args(FinalFitPolicy):
+            raise ConfigError(
+                f"retrain final_fit: expected one of {', '.join(get_args(FinalFitPolicy))}, "
+                f"got {self.final_fit!r}"
+            )
         if self.window_days < 1:
             raise ConfigError("retrain window_days: must be >= 1")
         if not 0 <= self.margin < 1 or not 0 <= self.segment_bound < 1:
@@ -221,31 +250,108 @@ def _run(
         PROFILE_KEY: json.loads(checked.profile.to_json()),
         "trained_at": clock.now().isoformat(),
     }
+    config = train_config(settings, lineage)
+    result = run_training(data_dir, run_dir, config, None, on_step)
+    verdict = _verdict(registry, result, production, settings)
+    final = verdict.serve and settings.final_fit != "held-out"
+    version, metrics = _register(
+        registry, result, config, run_dir, on_step, final=final, every=settings.final_fit == "all"
+    )
+    done = _outcome_of(str(run_dir), version, findings)
+    outcome = _act(registry, version, verdict, settings, done)
+    if not final:
+        return outcome
+    return replace(outcome, reason=f"{outcome.reason}; {final_fit_text(metrics['final_fit'])}")
+
+
+def _register(
+    registry: ModelRegistry,
+    result: TrainResult,
+    config: TrainConfig,
+    run_dir: Path,
+    on_step: Callable[[str], None],
+    *,
+    final: bool,
+    every: bool,
+) -> tuple[str, dict[str, Any]]:
+    """Register the evaluated model, or (``final``) its final fit, which then also
+    replaces the evaluated model in the run's folder; return the version and metrics."""
+    assert result.bundle is not None
+    assert result.training_set is not None
+    bundle, metrics = result.bundle, result.metrics
+    if final:
+        on_step("final fit")
+        fitted = final_fit(result, config, every_order=every)
+        bundle, metrics = fitted.bundle, fitted.metrics
+        write_model(run_dir / "model", bundle)
+        (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return register(registry, bundle, metrics, result.training_set, config), metrics
+
+
+def final_fit_text(described: Mapping[str, Any]) -> str:
+    """One sentence on a registered final fit (its ``metrics["final_fit"]``)."""
+    trained = f"registered as its final fit: trained on the orders up to {described['train_end']}"
+    if "calibrated_by" in described:
+        calibrated = (
+            f"its shift and scales found on the last {described['n_calib']:,} orders by the "
+            "same recipe trained on the orders before them"
+        )
+    else:
+        calibrated = f"calibrated on the {described['n_calib']:,} orders after them"
+    return f"{trained}, {calibrated}; the test figures are the evaluated fit's"
+
+
+def train_config(settings: RetrainSettings, lineage: Mapping[str, Any]) -> TrainConfig:
+    """How a run trains its candidate: ``settings.train`` on the rolling window, and with
+    a final fit the evaluated recipe (trees on training + validation orders for
+    the rounds early stopping chose, calibrated on the calibration window alone)."""
     config = replace(settings.train, window_days=settings.window_days, lineage=lineage)
-    result = run_training(data_dir, run_dir, config, registry, on_step)
-    assert result.version is not None
-    return _decide(registry, result, production, run_dir, settings, findings)
+    if settings.final_fit != "held-out":
+        return replace(config, refit=True, pool_backtest=False)
+    return config
 
 
-def _decide(
+@dataclass(frozen=True, slots=True)
+class _Verdict:
+    """What the run decided before registering: serve the candidate (promote the first
+    model, roll out a better one) or only register it, and why."""
+
+    serve: bool
+    reason: str
+    figures: dict[str, Any] = field(default_factory=dict)
+    first: bool = False
+
+
+def _verdict(
     registry: ModelRegistry,
     result: TrainResult,
     production: Mapping[str, Any] | None,
-    run_dir: Path,
     settings: RetrainSettings,
-    findings: list[dict[str, Any]],
-) -> Outcome:
-    version = result.version
-    assert version is not None
-    done = _outcome_of(str(run_dir), version, findings)
+) -> _Verdict:
     if production is None:
-        return _first(registry, version, settings.gate, done)
+        gate = check_promotion(result.metrics, None, settings.gate)
+        return _Verdict(gate.allowed, "; ".join(gate.reasons), first=True)
     compared = compare(registry, result, production, settings)
     if isinstance(compared, str):
-        return done("registered", compared)
+        return _Verdict(False, compared)
     figures, failures = compared
     if failures:
-        return done("registered", "not better than production: " + "; ".join(failures), figures)
+        return _Verdict(False, "not better than production: " + "; ".join(failures), figures)
+    return _Verdict(True, "better than production", figures)
+
+
+def _act(
+    registry: ModelRegistry,
+    version: str,
+    verdict: _Verdict,
+    settings: RetrainSettings,
+    done: Callable[..., Outcome],
+) -> Outcome:
+    figures = verdict.figures
+    if verdict.first:
+        return _first(registry, version, settings.gate, done)
+    if not verdict.serve:
+        return done("registered", verdict.reason, figures)
     if not settings.rollout:
         return done(
             "registered", "better than production; rollouts are off (--no-rollout)", figures
