@@ -1,9 +1,16 @@
 """Bulk scoring over several processes: each its own client and connection pool,
 results in input order, a progress bar, one status per row, resumable.
 
-Each process keeps ``in_flight`` requests on the wire (default 1; more run on threads
-sharing its pool): while one answer is decoded and turned into rows, the server
-already works on the next batch.
+The calling process reads the source once and encodes the orders to request bodies
+straight from its columns (:mod:`arrive.client.encoding`); the worker processes only
+send the bodies, decode the answers and return them as columns. Each process keeps
+``in_flight`` requests on the wire (default 1; more run on threads sharing its pool).
+With ``processes=1`` no process is started: a thread of the caller sends, while the
+caller encodes the next bodies and writes the results.
+
+An order the service refuses (a 4xx naming it) is reported on its row and the rest of
+its batch sent again; a batch that fails otherwise (the service down past the client's
+retries, a 5xx) is reported on each of its rows, never a silent gap.
 
 While it runs, finished rows are appended to a journal beside the output
 (``OUT.partial.jsonl``), one JSON line per row; a crash loses at most the line being
@@ -15,12 +22,12 @@ the journal, or from ``OUT`` itself) and tries the others again.
 
 from __future__ import annotations
 
-import itertools
 import json
 import multiprocessing
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import (
     FIRST_COMPLETED,
+    Executor,
     Future,
     ProcessPoolExecutor,
     ThreadPoolExecutor,
@@ -34,22 +41,31 @@ import polars as pl
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from arrive.client.calls import Retry, to_request
+from arrive.client.calls import Retry
+from arrive.client.encoding import (
+    Batch,
+    Orders,
+    Refused,
+    body_of,
+    order_ids_in,
+    orders_in,
+    problem,
+)
 from arrive.client.errors import ClientError, RequestRejected
 from arrive.client.sources import (
     RESULT_SCHEMA,
     Source,
     check_output,
+    read_orders,
     read_results,
-    read_rows,
     write_results,
 )
 from arrive.errors import InputFileError
-from arrive.schema.eta import EtaAnswer, EtaRequest
+from arrive.schema.eta import EtaAnswer
 
 Row = dict[str, Any]
-Chunk = list[tuple[int, Row]]
 _ORDER_REF: Final = "orders["
+_BATCHES_A_TASK: Final = 4  # per request in flight: what a worker is given at once
 
 
 @dataclass(frozen=True)
@@ -99,19 +115,18 @@ def bulk_predict(
         raise ValueError("in_flight: must be at least 1")
     if out is not None:
         check_output(out)
-    rows = read_rows(source)
+    orders = read_orders(source)
     journal = None if out is None else out.with_name(out.name + ".partial.jsonl")
-    done = _earlier(rows, out, journal)
-    pending = [(i, row) for i, row in enumerate(rows) if i not in done]
-    step = batch_size * in_flight  # one task: in_flight requests sent together
-    chunks = [pending[i : i + step] for i in range(0, len(pending), step)]
-    results = dict(done)
-    with _Journal(journal) as sink, _bar(progress, len(rows), len(done)) as advance:
-        for scored in _run(_Work(config, batch_size, in_flight), chunks, processes):
-            sink.write(scored)
-            results.update((r["row"], r) for r in scored)
-            advance(len(scored))
-    frame = pl.DataFrame([results[i] for i in range(len(rows))], schema=RESULT_SCHEMA)
+    done = _earlier(orders, out, journal)
+    answered = set(done.get_column("row").to_list())
+    pending = [i for i in range(len(orders)) if i not in answered]
+    parts = [done]
+    with _Journal(journal) as sink, _bar(progress, len(orders), len(done)) as advance:
+        for part in _run(_Work(config, in_flight), orders, pending, batch_size, processes):
+            sink.write(part)
+            parts.append(part)
+            advance(len(part))
+    frame = pl.concat(parts).sort("row")
     if out is not None and journal is not None:
         write_results(frame, out)
         journal.unlink(missing_ok=True)
@@ -128,22 +143,23 @@ class _Work:
     """What a worker process is told at its start (picklable)."""
 
     client: ClientConfig
-    batch_size: int
     in_flight: int
 
 
-def _start_worker(work: _Work) -> None:
+def _client(config: ClientConfig, pool_size: int = 10) -> Any:
     from arrive.client.sync import EtaClient
 
-    config = work.client
-    _worker["client"] = EtaClient(
+    return EtaClient(
         config.url,
         timeout_s=config.timeout_s,
         deadline_s=config.deadline_s,
         retry=config.retry,
-        pool_size=max(10, work.in_flight),
+        pool_size=pool_size,
     )
-    _worker["batch_size"] = work.batch_size
+
+
+def _start_worker(work: _Work) -> None:
+    _worker["client"] = _client(work.client, max(10, work.in_flight))
     _worker["threads"] = ThreadPoolExecutor(work.in_flight, thread_name_prefix="bulk")
 
 
@@ -152,41 +168,43 @@ def _stop_worker() -> None:
     _worker.pop("client").close()
 
 
-def score_chunk(chunk: Chunk) -> list[Row]:
-    """The result rows of ``chunk`` (this process's client; one status per row), its
-    batches sent at once on this process's threads."""
-    results: dict[int, Row] = {}
-    valid: list[tuple[int, Row, EtaRequest]] = []
-    for index, row in chunk:
-        try:
-            valid.append((index, row, to_request(row)))
-        except RequestRejected as exc:
-            results[index] = _failed(index, row, "rejected", str(exc))
-    size = min(_worker["batch_size"], _worker["client"].max_batch()) if valid else 1
-    batches = [valid[start : start + size] for start in range(0, len(valid), size)]
-    for answered in _worker["threads"].map(_send, batches):
-        results.update(answered)
-    return [results[index] for index, _ in chunk]
+def score_task(batches: list[Batch]) -> pl.DataFrame:
+    """The result rows of ``batches`` (this process's client; one status per row), sent
+    ``in_flight`` at a time on this process's threads."""
+    threads: ThreadPoolExecutor = _worker["threads"]
+    return pl.concat(threads.map(_send, batches))
 
 
-def _send(batch: list[tuple[int, Row, EtaRequest]]) -> dict[int, Row]:
-    """One batch; an order the server refuses is reported and the rest resent."""
-    results: dict[int, Row] = {}
-    while batch:
-        try:
-            answers = _worker["client"].predict_batch([request for _, _, request in batch])
-        except RequestRejected as exc:
-            culprit = _culprit(exc, len(batch))
-            if culprit is None:
-                return {**results, **{i: _failed(i, r, "rejected", str(exc)) for i, r, _ in batch}}
-            index, row, _ = batch.pop(culprit)
-            results[index] = _failed(index, row, "rejected", _without_prefix(exc, culprit))
-            continue
-        except ClientError as exc:
-            return {**results, **{i: _failed(i, r, "error", str(exc)) for i, r, _ in batch}}
-        results.update((i, _answered(i, a)) for (i, _, _), a in zip(batch, answers, strict=True))
-        return results
-    return results
+def _send(batch: Batch) -> pl.DataFrame:
+    """One batch's result rows: answered, or each failed with why."""
+    try:
+        answers = _worker["client"].predict_body(batch.body, len(batch.rows))
+    except RequestRejected as exc:
+        return _refused(batch, exc)
+    except ClientError as exc:
+        return _failed(batch.rows, order_ids_in(batch.body), "error", str(exc))
+    return _answered(batch.rows, answers)
+
+
+def _refused(batch: Batch, exc: RequestRejected) -> pl.DataFrame:
+    """A batch the service refused: each order checked on its own with the service's
+    type, the faulty reported, the rest sent again. When none is faulty by the schema,
+    the order the service named is (a check of the service beyond the schema)."""
+    sent = orders_in(batch.body)
+    problems = [problem(order) for order in sent]
+    if not any(problems):
+        culprit = _culprit(exc, len(sent))
+        if culprit is None:
+            return _failed(batch.rows, order_ids_in(batch.body), "rejected", str(exc))
+        problems[culprit] = RequestRejected(None, _without_prefix(exc, culprit))
+    ids = order_ids_in(batch.body)
+    bad = [i for i, found in enumerate(problems) if found is not None]
+    parts = [_failed([batch.rows[i]], [ids[i]], "rejected", str(problems[i])) for i in bad]
+    good = [i for i, found in enumerate(problems) if found is None]
+    if good:
+        rest = Batch([batch.rows[i] for i in good], body_of([sent[i] for i in good]))
+        parts.append(_send(rest))
+    return pl.concat(parts)
 
 
 def _culprit(exc: RequestRejected, n: int) -> int | None:
@@ -202,85 +220,112 @@ def _without_prefix(exc: RequestRejected, index: int) -> str:
     return str(exc).replace(f"orders[{index}].", "", 1)
 
 
-def _answered(index: int, answer: EtaAnswer) -> Row:
-    return {
-        "row": index,
-        "order_id": answer.order_id,
-        "status": "ok",
-        "error": None,
-        "request_id": answer.request_id,
-        "p50_s": answer.p50_s,
-        "p90_s": answer.p90_s,
-        "promised_at": answer.promised_at.isoformat(),
-        "model_version": answer.model_version,
-        "variant": answer.variant,
-        "fallback": answer.fallback,
+def _answered(rows: list[int], answers: list[EtaAnswer]) -> pl.DataFrame:
+    n = len(rows)
+    columns = {
+        "row": rows,
+        "order_id": [a.order_id for a in answers],
+        "status": ["ok"] * n,
+        "error": [None] * n,
+        "request_id": [a.request_id for a in answers],
+        "p50_s": [a.p50_s for a in answers],
+        "p90_s": [a.p90_s for a in answers],
+        "promised_at": [a.promised_at.isoformat() for a in answers],
+        "model_version": [a.model_version for a in answers],
+        "variant": [a.variant for a in answers],
+        "fallback": [a.fallback for a in answers],
     }
+    return pl.DataFrame(columns, schema=RESULT_SCHEMA)
 
 
-def _failed(index: int, row: Mapping[str, Any], status: str, error: str) -> Row:
-    order_id = row.get("order_id")
-    return {
-        **dict.fromkeys(RESULT_SCHEMA),
-        "row": index,
-        "order_id": None if order_id is None else str(order_id),
-        "status": status,
-        "error": error,
-    }
+def _failed(
+    rows: Sequence[int], order_ids: Sequence[str | None], status: str, error: str
+) -> pl.DataFrame:
+    n = len(rows)
+    columns: dict[str, Any] = {name: [None] * n for name in RESULT_SCHEMA}
+    columns |= {"row": list(rows), "order_id": list(order_ids)}
+    columns |= {"status": [status] * n, "error": [error] * n}
+    return pl.DataFrame(columns, schema=RESULT_SCHEMA)
 
 
 # -- the run -------------------------------------------------------------------------------
 
 
-def _run(work: _Work, chunks: list[Chunk], processes: int) -> Iterator[list[Row]]:
-    """Each chunk's results as they finish (in-process when ``processes`` is 1)."""
-    if not chunks:
+def _run(
+    work: _Work, orders: Orders, pending: list[int], batch_size: int, processes: int
+) -> Iterator[pl.DataFrame]:
+    """The result rows of ``pending``, a task at a time as they finish."""
+    if not pending:
         return
-    if processes == 1:
-        _start_worker(work)
-        try:
-            yield from map(score_chunk, chunks)
-        finally:
-            _stop_worker()
-        return
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(
-        processes, mp_context=context, initializer=_start_worker, initargs=(work,)
-    ) as pool:
-        queue = iter(chunks)
-        running: set[Future[list[Row]]] = set()
-        for chunk in queue:
-            running.add(pool.submit(score_chunk, chunk))
-            if len(running) >= 3 * processes:
-                break
+    with _client(work.client) as client:
+        size = min(batch_size, client.max_batch())
+    step = size * work.in_flight * _BATCHES_A_TASK
+    tasks = (orders.batches(pending[i : i + step], size) for i in range(0, len(pending), step))
+    with _executor(work, processes) as pool:
+        running: set[Future[pl.DataFrame]] = set()
+        for batches, refused in tasks:
+            if refused:
+                yield _refusals(refused)
+            if batches:
+                running.add(pool.submit(score_task, batches))
+            while len(running) >= 3 * processes:
+                finished, running = wait(running, return_when=FIRST_COMPLETED)
+                yield from (future.result() for future in finished)
         while running:
             finished, running = wait(running, return_when=FIRST_COMPLETED)
-            for future in finished:
-                yield future.result()
-                for chunk in itertools.islice(queue, 1):
-                    running.add(pool.submit(score_chunk, chunk))
+            yield from (future.result() for future in finished)
 
 
-def _earlier(rows: list[Row], out: Path | None, journal: Path | None) -> dict[int, Row]:
-    """Rows answered by an earlier run (journal first, else the output), by row.
+def _executor(work: _Work, processes: int) -> Executor:
+    """Worker processes (spawned: the caller may run threads), or with one, a thread of
+    this process (its client built on it)."""
+    if processes == 1:
+        return _InThread(work)
+    context = multiprocessing.get_context("spawn")
+    return ProcessPoolExecutor(
+        processes, mp_context=context, initializer=_start_worker, initargs=(work,)
+    )
+
+
+class _InThread(ThreadPoolExecutor):
+    def __init__(self, work: _Work) -> None:
+        super().__init__(
+            1, thread_name_prefix="bulk-run", initializer=_start_worker, initargs=(work,)
+        )
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        super().shutdown(wait, cancel_futures=cancel_futures)
+        if _worker:
+            _stop_worker()
+
+
+def _refusals(refused: list[Refused]) -> pl.DataFrame:
+    return pl.concat(_failed([r.row], [r.order_id], "rejected", r.error) for r in refused)
+
+
+def _earlier(orders: Orders, out: Path | None, journal: Path | None) -> pl.DataFrame:
+    """Rows answered by an earlier run (journal first, else the output).
 
     Raises:
         InputFileError: they are another input's (an order id differs).
     """
-    if out is None or journal is None:
-        return {}
-    found: dict[int, Row] = {}
-    if out.is_file():
-        found.update((r["row"], r) for r in read_results(out).to_dicts())
-    if journal.is_file():
-        found.update((r["row"], r) for r in _journal_rows(journal))
-    done = {i: r for i, r in found.items() if r["status"] == "ok"}
-    for index, result in done.items():
-        mine = rows[index].get("order_id") if index < len(rows) else None
-        if mine is None or str(mine) != result["order_id"]:
+    found: list[pl.DataFrame] = []
+    if out is not None and out.is_file():
+        found.append(read_results(out))
+    if journal is not None and journal.is_file():
+        found.append(pl.DataFrame(list(_journal_rows(journal)), schema=RESULT_SCHEMA))
+    typed = [f.select(pl.col(c).cast(t) for c, t in RESULT_SCHEMA.items()) for f in found]
+    earlier = pl.concat(typed) if typed else pl.DataFrame(schema=RESULT_SCHEMA)
+    done = earlier.unique("row", keep="last", maintain_order=True).filter(pl.col("status") == "ok")
+    if done.is_empty():
+        return done
+    mine = orders.order_ids()
+    for index, theirs in done.select("row", "order_id").iter_rows():
+        ours = mine[index] if index < len(mine) else None
+        if ours is None or ours != theirs:
             raise InputFileError(
                 f"{out}: holds the results of another input (row {index} is order "
-                f"{result['order_id']}, not {mine}); remove it or choose another --out"
+                f"{theirs}, not {ours}); remove it or choose another --out"
             )
     return done
 
@@ -306,9 +351,9 @@ class _Journal:
             self._file = self.path.open("a", encoding="utf-8")
         return self
 
-    def write(self, rows: list[Row]) -> None:
+    def write(self, rows: pl.DataFrame) -> None:
         if self._file is not None:
-            self._file.write("".join(json.dumps(r) + "\n" for r in rows))
+            self._file.write(rows.write_ndjson())
             self._file.flush()
 
     def __exit__(self, *exc: object) -> None:
