@@ -22,9 +22,8 @@ the journal, or from ``OUT`` itself) and tries the others again.
 
 from __future__ import annotations
 
-import json
 import multiprocessing
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import (
     FIRST_COMPLETED,
     Executor,
@@ -37,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+import msgspec
 import polars as pl
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -63,8 +63,10 @@ from arrive.client.sources import (
 from arrive.errors import InputFileError
 from arrive.schema.eta import EtaAnswer
 
-Row = dict[str, Any]
+Columns = dict[str, list[Any]]  # result rows by column (RESULT_SCHEMA's), cheap to pickle
 _ORDER_REF: Final = "orders["
+_journal_line: Final = msgspec.json.Decoder(dict[str, Any])
+_journal_encoder: Final = msgspec.json.Encoder()
 _BATCHES_A_TASK: Final = 4  # per request in flight: what a worker is given at once
 
 
@@ -100,9 +102,9 @@ def bulk_predict(
     config: ClientConfig,
     source: Source,
     *,
-    processes: int = 2,
+    processes: int = 1,
     batch_size: int = 256,
-    in_flight: int = 1,
+    in_flight: int = 2,
     out: Path | None = None,
     progress: bool = True,
 ) -> BulkResult:
@@ -120,13 +122,13 @@ def bulk_predict(
     done = _earlier(orders, out, journal)
     answered = set(done.get_column("row").to_list())
     pending = [i for i in range(len(orders)) if i not in answered]
-    parts = [done]
+    scored = _columns([])
     with _Journal(journal) as sink, _bar(progress, len(orders), len(done)) as advance:
         for part in _run(_Work(config, in_flight), orders, pending, batch_size, processes):
             sink.write(part)
-            parts.append(part)
-            advance(len(part))
-    frame = pl.concat(parts).sort("row")
+            _extend(scored, part)
+            advance(len(part["row"]))
+    frame = pl.concat([done, pl.DataFrame(scored, schema=RESULT_SCHEMA)]).sort("row")
     if out is not None and journal is not None:
         write_results(frame, out)
         journal.unlink(missing_ok=True)
@@ -168,14 +170,14 @@ def _stop_worker() -> None:
     _worker.pop("client").close()
 
 
-def score_task(batches: list[Batch]) -> pl.DataFrame:
+def score_task(batches: list[Batch]) -> Columns:
     """The result rows of ``batches`` (this process's client; one status per row), sent
     ``in_flight`` at a time on this process's threads."""
     threads: ThreadPoolExecutor = _worker["threads"]
-    return pl.concat(threads.map(_send, batches))
+    return _columns(threads.map(_send, batches))
 
 
-def _send(batch: Batch) -> pl.DataFrame:
+def _send(batch: Batch) -> Columns:
     """One batch's result rows: answered, or each failed with why."""
     try:
         answers = _worker["client"].predict_body(batch.body, len(batch.rows))
@@ -186,7 +188,7 @@ def _send(batch: Batch) -> pl.DataFrame:
     return _answered(batch.rows, answers)
 
 
-def _refused(batch: Batch, exc: RequestRejected) -> pl.DataFrame:
+def _refused(batch: Batch, exc: RequestRejected) -> Columns:
     """A batch the service refused: each order checked on its own with the service's
     type, the faulty reported, the rest sent again. When none is faulty by the schema,
     the order the service named is (a check of the service beyond the schema)."""
@@ -204,7 +206,7 @@ def _refused(batch: Batch, exc: RequestRejected) -> pl.DataFrame:
     if good:
         rest = Batch([batch.rows[i] for i in good], body_of([sent[i] for i in good]))
         parts.append(_send(rest))
-    return pl.concat(parts)
+    return _columns(parts)
 
 
 def _culprit(exc: RequestRejected, n: int) -> int | None:
@@ -220,9 +222,9 @@ def _without_prefix(exc: RequestRejected, index: int) -> str:
     return str(exc).replace(f"orders[{index}].", "", 1)
 
 
-def _answered(rows: list[int], answers: list[EtaAnswer]) -> pl.DataFrame:
+def _answered(rows: list[int], answers: list[EtaAnswer]) -> Columns:
     n = len(rows)
-    columns = {
+    return {
         "row": rows,
         "order_id": [a.order_id for a in answers],
         "status": ["ok"] * n,
@@ -235,17 +237,29 @@ def _answered(rows: list[int], answers: list[EtaAnswer]) -> pl.DataFrame:
         "variant": [a.variant for a in answers],
         "fallback": [a.fallback for a in answers],
     }
-    return pl.DataFrame(columns, schema=RESULT_SCHEMA)
 
 
 def _failed(
     rows: Sequence[int], order_ids: Sequence[str | None], status: str, error: str
-) -> pl.DataFrame:
+) -> Columns:
     n = len(rows)
-    columns: dict[str, Any] = {name: [None] * n for name in RESULT_SCHEMA}
+    columns: Columns = {name: [None] * n for name in RESULT_SCHEMA}
     columns |= {"row": list(rows), "order_id": list(order_ids)}
     columns |= {"status": [status] * n, "error": [error] * n}
-    return pl.DataFrame(columns, schema=RESULT_SCHEMA)
+    return columns
+
+
+def _columns(parts: Iterable[Columns]) -> Columns:
+    """``parts`` one after the other."""
+    joined: Columns = {name: [] for name in RESULT_SCHEMA}
+    for part in parts:
+        _extend(joined, part)
+    return joined
+
+
+def _extend(columns: Columns, part: Columns) -> None:
+    for name, values in columns.items():
+        values.extend(part[name])
 
 
 # -- the run -------------------------------------------------------------------------------
@@ -253,7 +267,7 @@ def _failed(
 
 def _run(
     work: _Work, orders: Orders, pending: list[int], batch_size: int, processes: int
-) -> Iterator[pl.DataFrame]:
+) -> Iterator[Columns]:
     """The result rows of ``pending``, a task at a time as they finish."""
     if not pending:
         return
@@ -262,7 +276,7 @@ def _run(
     step = size * work.in_flight * _BATCHES_A_TASK
     tasks = (orders.batches(pending[i : i + step], size) for i in range(0, len(pending), step))
     with _executor(work, processes) as pool:
-        running: set[Future[pl.DataFrame]] = set()
+        running: set[Future[Columns]] = set()
         for batches, refused in tasks:
             if refused:
                 yield _refusals(refused)
@@ -299,8 +313,8 @@ class _InThread(ThreadPoolExecutor):
             _stop_worker()
 
 
-def _refusals(refused: list[Refused]) -> pl.DataFrame:
-    return pl.concat(_failed([r.row], [r.order_id], "rejected", r.error) for r in refused)
+def _refusals(refused: list[Refused]) -> Columns:
+    return _columns(_failed([r.row], [r.order_id], "rejected", r.error) for r in refused)
 
 
 def _earlier(orders: Orders, out: Path | None, journal: Path | None) -> pl.DataFrame:
@@ -313,7 +327,7 @@ def _earlier(orders: Orders, out: Path | None, journal: Path | None) -> pl.DataF
     if out is not None and out.is_file():
         found.append(read_results(out))
     if journal is not None and journal.is_file():
-        found.append(pl.DataFrame(list(_journal_rows(journal)), schema=RESULT_SCHEMA))
+        found.append(pl.DataFrame(_columns(_journal_lines(journal)), schema=RESULT_SCHEMA))
     typed = [f.select(pl.col(c).cast(t) for c, t in RESULT_SCHEMA.items()) for f in found]
     earlier = pl.concat(typed) if typed else pl.DataFrame(schema=RESULT_SCHEMA)
     done = earlier.unique("row", keep="last", maintain_order=True).filter(pl.col("status") == "ok")
@@ -330,15 +344,20 @@ def _earlier(orders: Orders, out: Path | None, journal: Path | None) -> pl.DataF
     return done
 
 
-def _journal_rows(path: Path) -> Iterator[Row]:
-    with path.open(encoding="utf-8") as lines:
+def _journal_lines(path: Path) -> Iterator[Columns]:
+    """The result rows of a journal: a line is the columns of some rows, or one row."""
+    with path.open("rb") as lines:
         for line in lines:
             try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
+                found = _journal_line.decode(line)
+            except msgspec.DecodeError:
                 continue  # the last line, torn by a crash
-            if isinstance(row, dict) and isinstance(row.get("row"), int):
-                yield row
+            if isinstance(found, dict) and isinstance(found.get("row"), int):
+                yield {name: [found.get(name)] for name in RESULT_SCHEMA}
+            elif isinstance(found, dict) and isinstance(found.get("row"), list):
+                yield {
+                    name: found.get(name) or [None] * len(found["row"]) for name in RESULT_SCHEMA
+                }
 
 
 class _Journal:
@@ -348,12 +367,12 @@ class _Journal:
 
     def __enter__(self) -> _Journal:
         if self.path is not None:
-            self._file = self.path.open("a", encoding="utf-8")
+            self._file = self.path.open("ab")
         return self
 
-    def write(self, rows: pl.DataFrame) -> None:
+    def write(self, rows: Columns) -> None:
         if self._file is not None:
-            self._file.write(rows.write_ndjson())
+            self._file.write(_journal_encoder.encode(rows) + b"\n")
             self._file.flush()
 
     def __exit__(self, *exc: object) -> None:

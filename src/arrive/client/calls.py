@@ -13,6 +13,7 @@ attempt of a call carries the same ``X-Request-ID``, so the answers' request ids
 
 from __future__ import annotations
 
+import math
 import random
 import re
 from collections.abc import Iterable, Mapping
@@ -112,7 +113,7 @@ def request_fields(order: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and value != value)
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def to_requests(orders: Iterable[Order]) -> list[EtaRequest]:

@@ -117,9 +117,9 @@ class EtaClient:
         self,
         source: Source,
         *,
-        processes: int = 2,
+        processes: int = 1,
         batch_size: int = 256,
-        in_flight: int = 1,
+        in_flight: int = 2,
         out: str | os.PathLike[str] | None = None,
         progress: bool = True,
     ) -> BulkResult:
