@@ -26,15 +26,15 @@ import multiprocessing
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import (
     FIRST_COMPLETED,
-    Executor,
     Future,
     ProcessPoolExecutor,
     ThreadPoolExecutor,
     wait,
 )
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 import polars as pl
@@ -62,6 +62,9 @@ from arrive.client.sources import (
 )
 from arrive.errors import InputFileError
 from arrive.schema.eta import EtaAnswer
+
+if TYPE_CHECKING:
+    from arrive.client.sync import EtaClient
 
 Columns = dict[str, list[Any]]  # result rows by column (RESULT_SCHEMA's), cheap to pickle
 _ORDER_REF: Final = "orders["
@@ -148,7 +151,7 @@ class _Work:
     in_flight: int
 
 
-def _client(config: ClientConfig, pool_size: int = 10) -> Any:
+def _client(config: ClientConfig, pool_size: int = 10) -> EtaClient:
     from arrive.client.sync import EtaClient
 
     return EtaClient(
@@ -165,30 +168,26 @@ def _start_worker(work: _Work) -> None:
     _worker["threads"] = ThreadPoolExecutor(work.in_flight, thread_name_prefix="bulk")
 
 
-def _stop_worker() -> None:
-    _worker.pop("threads").shutdown()
-    _worker.pop("client").close()
-
-
 def score_task(batches: list[Batch]) -> Columns:
     """The result rows of ``batches`` (this process's client; one status per row), sent
     ``in_flight`` at a time on this process's threads."""
     threads: ThreadPoolExecutor = _worker["threads"]
-    return _columns(threads.map(_send, batches))
+    client = _worker["client"]
+    return _columns(threads.map(lambda batch: _send(client, batch), batches))
 
 
-def _send(batch: Batch) -> Columns:
+def _send(client: EtaClient, batch: Batch) -> Columns:
     """One batch's result rows: answered, or each failed with why."""
     try:
-        answers = _worker["client"].predict_body(batch.body, len(batch.rows))
+        answers = client.predict_body(batch.body, len(batch.rows))
     except RequestRejected as exc:
-        return _refused(batch, exc)
+        return _refused(client, batch, exc)
     except ClientError as exc:
         return _failed(batch.rows, order_ids_in(batch.body), "error", str(exc))
     return _answered(batch.rows, answers)
 
 
-def _refused(batch: Batch, exc: RequestRejected) -> Columns:
+def _refused(client: EtaClient, batch: Batch, exc: RequestRejected) -> Columns:
     """A batch the service refused: each order checked on its own with the service's
     type, the faulty reported, the rest sent again. When none is faulty by the schema,
     the order the service named is (a check of the service beyond the schema)."""
@@ -205,7 +204,7 @@ def _refused(batch: Batch, exc: RequestRejected) -> Columns:
     good = [i for i, found in enumerate(problems) if found is None]
     if good:
         rest = Batch([batch.rows[i] for i in good], body_of([sent[i] for i in good]))
-        parts.append(_send(rest))
+        parts.append(_send(client, rest))
     return _columns(parts)
 
 
@@ -273,44 +272,54 @@ def _run(
         return
     with _client(work.client) as client:
         size = min(batch_size, client.max_batch())
-    step = size * work.in_flight * _BATCHES_A_TASK
+    step = size * work.in_flight * _BATCHES_A_TASK  # rows encoded at once
     tasks = (orders.batches(pending[i : i + step], size) for i in range(0, len(pending), step))
-    with _executor(work, processes) as pool:
-        running: set[Future[Columns]] = set()
+    backlog = 2 * step * processes  # rows sent or waiting at most
+    with _senders(work, processes) as send:
+        running: dict[Future[Columns], int] = {}
         for batches, refused in tasks:
             if refused:
                 yield _refusals(refused)
-            if batches:
-                running.add(pool.submit(score_task, batches))
-            while len(running) >= 3 * processes:
-                finished, running = wait(running, return_when=FIRST_COMPLETED)
-                yield from (future.result() for future in finished)
+            running |= send(batches)
+            while sum(running.values()) >= backlog:
+                yield from _finished(running)
         while running:
-            finished, running = wait(running, return_when=FIRST_COMPLETED)
-            yield from (future.result() for future in finished)
+            yield from _finished(running)
 
 
-def _executor(work: _Work, processes: int) -> Executor:
-    """Worker processes (spawned: the caller may run threads), or with one, a thread of
-    this process (its client built on it)."""
+def _finished(running: dict[Future[Columns], int]) -> Iterator[Columns]:
+    finished, _ = wait(running, return_when=FIRST_COMPLETED)
+    for future in finished:
+        del running[future]
+        yield future.result()
+
+
+Send = Callable[[list[Batch]], dict["Future[Columns]", int]]
+
+
+@contextmanager
+def _senders(work: _Work, processes: int) -> Iterator[Send]:
+    """What sends batches (a future of their results, and their rows): with one process
+    its own ``in_flight`` threads and one client, a batch a future; else worker
+    processes (spawned: the caller may run threads), the batches of a call a task."""
     if processes == 1:
-        return _InThread(work)
+        with (
+            _client(work.client, max(10, work.in_flight)) as client,
+            ThreadPoolExecutor(work.in_flight, thread_name_prefix="bulk") as threads,
+        ):
+            yield lambda batches: {threads.submit(_send, client, b): len(b.rows) for b in batches}
+        return
     context = multiprocessing.get_context("spawn")
-    return ProcessPoolExecutor(
+    with ProcessPoolExecutor(
         processes, mp_context=context, initializer=_start_worker, initargs=(work,)
-    )
-
-
-class _InThread(ThreadPoolExecutor):
-    def __init__(self, work: _Work) -> None:
-        super().__init__(
-            1, thread_name_prefix="bulk-run", initializer=_start_worker, initargs=(work,)
+    ) as pool:
+        yield (
+            lambda batches: (
+                {pool.submit(score_task, batches): sum(len(b.rows) for b in batches)}
+                if batches
+                else {}
+            )
         )
-
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        super().shutdown(wait, cancel_futures=cancel_futures)
-        if _worker:
-            _stop_worker()
 
 
 def _refusals(refused: list[Refused]) -> Columns:
