@@ -149,8 +149,10 @@ def test_a_body_splits_back_into_its_orders_each_checked_on_its_own() -> None:
     assert order_ids_in(batch.body) == ["a", "b", None]
     found = [problem(order) for order in sent]
     assert found[1] is None
-    assert found[0] is not None and found[0].field == "pickup_lat"
-    assert found[2] is not None and (found[2].field, found[2].reason) == (
+    assert found[0] is not None
+    assert found[0].field == "pickup_lat"
+    assert found[2] is not None
+    assert (found[2].field, found[2].reason) == (
         "order_id",
         "required field is missing",
     )
