@@ -123,13 +123,13 @@ class EtaClient:
         out: str | os.PathLike[str] | None = None,
         progress: bool = True,
     ) -> BulkResult:
-        """Score every order of ``source`` in ``processes`` processes, each with its own
-        pool (this client's timeout, deadline and retries), ``batch_size`` orders a
-        request, ``in_flight`` requests on the wire per process: one result row per
-        input row, in input order, with a ``status`` (``ok``, ``rejected``, ``error``)
-        and the ``error``. With ``out`` (.jsonl, .csv
-        or .parquet) the results are written there, and a re-run skips rows answered.
-        See :mod:`arrive.client.bulk`."""
+        """Score every order of ``source``, ``batch_size`` orders a request and
+        ``in_flight`` requests on the wire: on threads of this process, or with
+        ``processes`` > 1 in that many worker processes, each with its own pool (this
+        client's timeout, deadline and retries). One result row per input row, in input
+        order, with a ``status`` (``ok``, ``rejected``, ``error``) and the ``error``.
+        With ``out`` (.jsonl, .csv or .parquet) the results are written there, and a
+        re-run skips rows answered. See :mod:`arrive.client.bulk`."""
         config = ClientConfig(self.url, self.timeout_s, self.deadline_s, self.retry)
         path = None if out is None else Path(out)
         return bulk_predict(
