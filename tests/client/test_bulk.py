@@ -103,6 +103,19 @@ def test_an_order_the_service_alone_refuses_is_reported_and_the_rest_sent_again(
     frame = result.frame
     assert frame["status"].to_list() == ["ok", "ok", "rejected", "ok"]
     assert frame["error"][2] == "store_id: store s-9 is closed"
+    assert frame.row(0, named=True) | {"request_id": None} == {
+        "row": 0,
+        "order_id": "o-0",
+        "status": "ok",
+        "error": None,
+        "request_id": None,
+        "p50_s": 1200.0,
+        "p90_s": 1800.0,
+        "promised_at": "2026-01-01T00:00:00+00:00",  # as isoformat() writes it
+        "model_version": "7",
+        "variant": "production",
+        "fallback": None,
+    }
     sent = [[o["order_id"] for o in body["orders"]] for _, _, body in scripted.asked]
     assert sent == [["o-0", "o-1", "o-2", "o-3"], ["o-0", "o-1", "o-3"]]
 

@@ -51,7 +51,7 @@ from arrive.client.encoding import (
     orders_in,
     problem,
 )
-from arrive.client.errors import ClientError, RequestRejected
+from arrive.client.errors import BadResponse, ClientError, RequestRejected
 from arrive.client.sources import (
     RESULT_SCHEMA,
     Source,
@@ -70,7 +70,36 @@ Columns = dict[str, list[Any]]  # result rows by column (RESULT_SCHEMA's), cheap
 _ORDER_REF: Final = "orders["
 _journal_line: Final = msgspec.json.Decoder(dict[str, Any])
 _journal_encoder: Final = msgspec.json.Encoder()
-_BATCHES_A_TASK: Final = 4  # per request in flight: what a worker is given at once
+_BATCHES_A_TASK: Final = 4
+# the answer's fields a result row keeps, decoded with the service's types but for
+# promised_at, kept as the service wrote it (RFC 3339; no datetime object per row)
+_ANSWER_COLUMNS: Final = (
+    "order_id",
+    "request_id",
+    "p50_s",
+    "p90_s",
+    "promised_at",
+    "model_version",
+    "variant",
+    "fallback",
+)
+_Answer = msgspec.defstruct(
+    "_Answer",
+    [
+        (f.name, str if f.name == "promised_at" else f.type)
+        for f in msgspec.structs.fields(EtaAnswer)
+        if f.name in _ANSWER_COLUMNS
+    ],
+)
+
+
+class _Answers(msgspec.Struct):
+    answers: list[_Answer]  # type: ignore[valid-type]
+
+
+_answers: Final = msgspec.json.Decoder(
+    _Answers
+)  # per request in flight: what a worker is given at once
 
 
 @dataclass(frozen=True)
@@ -132,6 +161,7 @@ def bulk_predict(
             _extend(scored, part)
             advance(len(part["row"]))
     frame = pl.concat([done, pl.DataFrame(scored, schema=RESULT_SCHEMA)]).sort("row")
+    frame = frame.with_columns(pl.col("promised_at").str.replace(r"Z$", "+00:00"))
     if out is not None and journal is not None:
         write_results(frame, out)
         journal.unlink(missing_ok=True)
@@ -179,7 +209,9 @@ def score_task(batches: list[Batch]) -> Columns:
 def _send(client: EtaClient, batch: Batch) -> Columns:
     """One batch's result rows: answered, or each failed with why."""
     try:
-        answers = client.predict_body(batch.body, len(batch.rows))
+        answers = client.post_batch(batch.body, _answers).answers
+        if len(answers) != len(batch.rows):
+            raise BadResponse(f"{len(batch.rows)} orders sent, {len(answers)} answers received")
     except RequestRejected as exc:
         return _refused(client, batch, exc)
     except ClientError as exc:
@@ -221,21 +253,12 @@ def _without_prefix(exc: RequestRejected, index: int) -> str:
     return str(exc).replace(f"orders[{index}].", "", 1)
 
 
-def _answered(rows: list[int], answers: list[EtaAnswer]) -> Columns:
+def _answered(rows: list[int], answers: list[Any]) -> Columns:
     n = len(rows)
-    return {
-        "row": rows,
-        "order_id": [a.order_id for a in answers],
-        "status": ["ok"] * n,
-        "error": [None] * n,
-        "request_id": [a.request_id for a in answers],
-        "p50_s": [a.p50_s for a in answers],
-        "p90_s": [a.p90_s for a in answers],
-        "promised_at": [a.promised_at.isoformat() for a in answers],
-        "model_version": [a.model_version for a in answers],
-        "variant": [a.variant for a in answers],
-        "fallback": [a.fallback for a in answers],
-    }
+    columns: Columns = {"row": rows, "status": ["ok"] * n, "error": [None] * n}
+    for name in _ANSWER_COLUMNS:
+        columns[name] = [getattr(a, name) for a in answers]
+    return columns
 
 
 def _failed(

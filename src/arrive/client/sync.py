@@ -103,15 +103,13 @@ class EtaClient:
         """One ``/v1/eta/batch`` call (at most :meth:`max_batch` orders, already requests)."""
         return self._batch(orders, request_id)
 
-    def predict_body(
-        self, body: bytes, count: int, request_id: str | None = None
-    ) -> list[EtaAnswer]:
-        """One ``/v1/eta/batch`` call with a body already encoded (``{"orders": [...]}``,
-        ``count`` orders): bulk runs encode straight from their columns."""
-        answers = self._call("POST", "/v1/eta/batch", body, _batch, request_id).answers
-        if len(answers) != count:
-            raise BadResponse(f"{count} orders sent, {len(answers)} answers received")
-        return answers
+    def post_batch(
+        self, body: bytes, decoder: msgspec.json.Decoder[T], request_id: str | None = None
+    ) -> T:
+        """One ``/v1/eta/batch`` call of a body already encoded (``{"orders": [...]}``),
+        its answer decoded by ``decoder``: bulk runs encode straight from columns and
+        decode only the columns they keep."""
+        return self._call("POST", "/v1/eta/batch", body, decoder, request_id)
 
     def bulk_predict(
         self,
@@ -186,7 +184,10 @@ class EtaClient:
 
     def _batch(self, orders: list[EtaRequest], request_id: str | None = None) -> list[EtaAnswer]:
         body = _encoder.encode(BatchRequest(orders=orders))
-        return self.predict_body(body, len(orders), request_id)
+        answers = self.post_batch(body, _batch, request_id).answers
+        if len(answers) != len(orders):
+            raise BadResponse(f"{len(orders)} orders sent, {len(answers)} answers received")
+        return answers
 
     def _call(
         self,
