@@ -37,8 +37,8 @@ _LISTED = 10  # bad rows named on the terminal; every one is in the output
 @click.option(
     "--processes",
     type=click.IntRange(1, 64),
-    help="Client processes (--url; default 1, with 2 requests in flight) or tree threads "
-    "(--registry; default: the cores this process may use, or ARRIVE_THREADS).",
+    help="Client processes (--url; default 2) or tree threads (--registry; default: the "
+    "cores this process may use, or ARRIVE_THREADS).",
 )
 @click.option(
     "--batch-size",
@@ -85,7 +85,7 @@ def command(
     console = Console(stderr=True, highlight=False)
     started = time.perf_counter()
     if url is not None:
-        frame, lines = _through_service(input_path, out, url, processes or 1, batch_size, quiet)
+        frame, lines = _through_service(input_path, out, url, processes or 2, batch_size, quiet)
     else:
         assert registry is not None
         threads = processes or cores.threads()

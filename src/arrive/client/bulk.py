@@ -134,9 +134,9 @@ def bulk_predict(
     config: ClientConfig,
     source: Source,
     *,
-    processes: int = 1,
+    processes: int = 2,
     batch_size: int = 256,
-    in_flight: int = 2,
+    in_flight: int = 1,
     out: Path | None = None,
     progress: bool = True,
 ) -> BulkResult:

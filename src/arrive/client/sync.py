@@ -115,16 +115,16 @@ class EtaClient:
         self,
         source: Source,
         *,
-        processes: int = 1,
+        processes: int = 2,
         batch_size: int = 256,
-        in_flight: int = 2,
+        in_flight: int = 1,
         out: str | os.PathLike[str] | None = None,
         progress: bool = True,
     ) -> BulkResult:
         """Score every order of ``source``, ``batch_size`` orders a request and
-        ``in_flight`` requests on the wire: on threads of this process, or with
-        ``processes`` > 1 in that many worker processes, each with its own pool (this
-        client's timeout, deadline and retries). One result row per input row, in input
+        ``in_flight`` requests on the wire: in ``processes`` worker processes, each with
+        its own pool (this client's timeout, deadline and retries), or with one, on
+        threads of this process. One result row per input row, in input
         order, with a ``status`` (``ok``, ``rejected``, ``error``) and the ``error``.
         With ``out`` (.jsonl, .csv or .parquet) the results are written there, and a
         re-run skips rows answered. See :mod:`arrive.client.bulk`."""
