@@ -5,8 +5,8 @@ The calling process reads the source once and encodes the orders to request bodi
 straight from its columns (:mod:`arrive.client.encoding`); the worker processes only
 send the bodies, decode the answers and return them as columns. Each process keeps
 ``in_flight`` requests on the wire (default 1; more run on threads sharing its pool).
-With ``processes=1`` no process is started: a thread of the caller sends, while the
-caller encodes the next bodies and writes the results.
+With ``processes=1`` no process is started: ``in_flight`` threads of the caller send,
+while the caller encodes the next bodies and writes the results.
 
 An order the service refuses (a 4xx naming it) is reported on its row and the rest of
 its batch sent again; a batch that fails otherwise (the service down past the client's
