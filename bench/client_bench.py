@@ -5,17 +5,19 @@
    trees), with the features and the trees timed apart.
 2. ``bulk_predict`` of 200,000 orders (Food Delivery's orders, repeated with new ids)
    against ``arrive serve --workers 2`` on the same machine, vs the service's batch
-   throughput measured by wrk in the same run (the same batches of ``--batch`` orders):
-   with one request in flight per process (``--in-flight 1``, as many wrk connections
-   as processes) and with ``--in-flight`` requests per process (wrk with as many
-   connections as the client keeps requests on the wire), alternating.
+   throughput measured by wrk in the same run (the same batches of ``--batch`` orders),
+   for each set-up of ``--configs`` (processes x requests in flight a process; wrk with
+   as many connections as the client keeps requests on the wire), alternating wrk and
+   bulk ``--repeats`` times. Each bulk run is a child process (on this code, and on the
+   code of ``--before-src`` when given, in alternating order) that reports its
+   orders/s and the CPU time per order of the calling process and of its workers.
 3. Client overhead per single ``predict``: the client process's CPU time per call of
    ``EtaClient.predict(dict)`` vs a raw ``httpx.Client.post`` of pre-encoded bytes, in
    alternating blocks against the same service (CPU time, not wall time: the server's
    share and the host's noise are not the client's).
 
 Usage: python bench/client_bench.py [--registry DIR] [--orders 200000] [--seconds 10]
-       [--in-flight 2] [--only bulk]
+       [--configs 2x1,1x2] [--repeats 3] [--before-src OTHER/src] [--only bulk]
 Trains a Food Delivery model into ``--registry`` first when it has none (minutes).
 """
 
@@ -23,7 +25,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import pickle
+import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -42,6 +48,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--bulk-child":
+        _bulk_child(*sys.argv[2:])
+        return
     sys.path.insert(0, str(BENCH))
     from serve_bench import _registry
 
@@ -53,10 +62,17 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=ROOT / ".arrive" / "compiled")
     parser.add_argument("--orders", type=int, default=200_000)
     parser.add_argument("--batch", type=int, default=256)
-    parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--calls", type=int, default=2000, help="single predicts per block")
-    parser.add_argument("--in-flight", type=int, default=2, help="requests per bulk process")
+    parser.add_argument(
+        "--configs",
+        default="2x1,1x2",
+        help="bulk set-ups to measure, PROCESSESxIN_FLIGHT, comma-separated",
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="wrk and bulk runs per set-up")
+    parser.add_argument(
+        "--before-src", type=Path, help="a src directory of other code, measured alike"
+    )
     parser.add_argument("--only", choices=["bulk"], help="only the bulk figure")
     args = parser.parse_args()
     out: dict[str, Any] = {}
@@ -123,6 +139,8 @@ def _served(
     batches = work / "batches.jsonl"
     chunks = [rows[i : i + args.batch] for i in range(0, 20 * args.batch, args.batch)]
     batches.write_text("".join(json.dumps({"orders": c}) + "\n" for c in chunks))
+    rows_file = work / "rows.pickle"
+    rows_file.write_bytes(pickle.dumps(rows))
     from serve_bench import _compiled, _wrk
 
     from arrive.testing.servers.eta_service import ServeProcess, wait_for
@@ -131,10 +149,11 @@ def _served(
     with ServeProcess(env, workers=2, log_path=work / "serve.log") as service:
         service.wait_ready(timeout_s=300)
         wait_for(lambda: _compiled(service.url), 900, "compiled trees")
-        _wrk(service.url, batches, "/v1/eta/batch", conns=args.processes, seconds=3)  # warm-up
-        for in_flight in sorted({1, args.in_flight}):
-            out[f"in_flight {in_flight}"] = _bulk_vs_wrk(
-                service.url, batches, rows, args, in_flight
+        _wrk(service.url, batches, "/v1/eta/batch", conns=2, seconds=3)  # warm-up
+        for config in args.configs.split(","):
+            processes, in_flight = (int(n) for n in config.split("x"))
+            out[f"processes {processes}, in_flight {in_flight}"] = _bulk_vs_wrk(
+                service.url, batches, rows_file, args, processes, in_flight
             )
         if args.only is None:
             out["overhead per predict"] = _overhead(service.url, rows, args.calls)
@@ -142,44 +161,83 @@ def _served(
 
 
 def _bulk_vs_wrk(
-    url: str, batches: Path, rows: list[dict[str, Any]], args: argparse.Namespace, in_flight: int
+    url: str,
+    batches: Path,
+    rows: Path,
+    args: argparse.Namespace,
+    processes: int,
+    in_flight: int,
 ) -> dict[str, Any]:
     """wrk with as many connections as the client keeps requests on the wire, then
-    bulk_predict, twice, alternating (so neither always runs first)."""
+    bulk_predict (this code, then the code of ``--before-src`` if given), ``--repeats``
+    times, alternating (so that neither always runs first)."""
     from serve_bench import _wrk
 
-    conns = args.processes * in_flight
-    wrk_runs, bulk_runs = [], []
-    for _ in range(2):
+    conns = processes * in_flight
+    codes = {"bulk_predict": ROOT / "src"}
+    if args.before_src is not None:
+        codes["bulk_predict before"] = args.before_src
+    runs: dict[str, list[dict[str, float]]] = {"wrk": []} | {name: [] for name in codes}
+    for repeat in range(args.repeats):
         result = _wrk(url, batches, "/v1/eta/batch", conns=conns, seconds=args.seconds)
-        wrk_runs.append(result["req_s"] * args.batch)
-        bulk_runs.append(_bulk(url, rows, args, in_flight))
-    out: dict[str, Any] = {"wrk connections": conns}
-    out["wrk batch orders/s"] = wrk_runs
-    out["bulk_predict orders/s"] = bulk_runs
-    out["bulk / wrk (median)"] = statistics.median(bulk_runs) / statistics.median(wrk_runs)
+        runs["wrk"].append({"orders_per_s": result["req_s"] * args.batch})
+        order = list(codes.items())
+        for name, src in order if repeat % 2 == 0 else order[::-1]:
+            runs[name].append(_bulk(url, rows, src, args.batch, processes, in_flight))
+            print(f"  {name} {processes}x{in_flight}: {runs[name][-1]}", file=sys.stderr)
+    out: dict[str, Any] = {"wrk connections": conns, "runs": runs}
+    wrk = statistics.median(r["orders_per_s"] for r in runs["wrk"])
+    out["wrk batch orders/s (median)"] = wrk
+    for name in codes:
+        mine = runs[name]
+        rate = statistics.median(r["orders_per_s"] for r in mine)
+        out[f"{name} orders/s (median)"] = rate
+        out[f"{name} / wrk (medians)"] = rate / wrk
+        for key in ("caller_cpu_us", "workers_cpu_us"):
+            out[f"{name} {key} per order (median)"] = statistics.median(r[key] for r in mine)
     return out
 
 
-def _bulk(url: str, rows: list[dict[str, Any]], args: argparse.Namespace, in_flight: int) -> float:
+def _bulk(
+    url: str, rows: Path, src: Path, batch: int, processes: int, in_flight: int
+) -> dict[str, float]:
+    """One bulk run in a child process on the code of ``src``: orders/s (wall time of the
+    call, the workers' start included), and the CPU time of the calling process and of
+    its worker processes, per order."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--bulk-child", url, str(rows)]
+    command += [str(batch), str(processes), str(in_flight)]
+    env = {**os.environ, "PYTHONPATH": f"{src}{os.pathsep}{ROOT}"}
+    text = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
+    return json.loads(text.strip().splitlines()[-1])
+
+
+def _bulk_child(url: str, rows_file: str, batch: str, processes: str, in_flight: str) -> None:
+    rows = pickle.loads(Path(rows_file).read_bytes())
     with EtaClient(url) as client:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         result = client.bulk_predict(
             rows,
-            processes=args.processes,
-            batch_size=args.batch,
-            in_flight=in_flight,
+            processes=int(processes),
+            batch_size=int(batch),
+            in_flight=int(in_flight),
             progress=False,
         )
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if result.failed:
         raise SystemExit(f"bulk_predict: {result.failed} rows failed")
+    workers = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    n = len(rows)
     print(
-        f"  bulk_predict in_flight {in_flight}: {len(rows) / elapsed:,.0f} orders/s "
-        f"({elapsed:.1f} s)",
-        file=sys.stderr,
+        json.dumps(
+            {
+                "orders_per_s": n / elapsed,
+                "caller_cpu_us": cpu / n * 1e6,
+                "workers_cpu_us": workers / n * 1e6,
+            }
+        )
     )
-    return len(rows) / elapsed
 
 
 def _overhead(url: str, rows: list[dict[str, Any]], calls: int) -> dict[str, Any]:

@@ -40,14 +40,21 @@ def test_a_failed_batch_is_reported_then_resumed(scripted: Scripted, tmp_path: P
     assert frame["status"].unique().to_list() == ["ok"]
 
 
+@pytest.mark.parametrize("lines_hold", ["columns", "rows"])
 def test_a_crash_journal_is_resumed_and_its_torn_line_skipped(
-    scripted: Scripted, tmp_path: Path
+    scripted: Scripted, tmp_path: Path, lines_hold: str
 ) -> None:
     out = tmp_path / "etas.jsonl"
     journal = tmp_path / "etas.jsonl.partial.jsonl"
     with EtaClient(scripted.url) as client:
-        done = client.bulk_predict(ROWS[:8], processes=1, progress=False).frame.to_dicts()
-    lines = [json.dumps(r) for r in done]
+        done = client.bulk_predict(ROWS[:8], processes=1, progress=False).frame
+    if lines_hold == "columns":  # as a run writes them: a line a few batches
+        lines = [
+            json.dumps(done[:5].to_dict(as_series=False)),
+            json.dumps(done[5:].to_dict(as_series=False)),
+        ]
+    else:
+        lines = [json.dumps(r) for r in done.to_dicts()]
     journal.write_text("\n".join(lines) + '\n{"row": 8, "order_id": "o-')  # torn by a crash
     scripted.asked.clear()
     with EtaClient(scripted.url) as client:
@@ -84,3 +91,45 @@ def test_a_process_keeps_in_flight_requests_on_the_wire(scripted: Scripted, in_f
     assert scripted.most_open == in_flight
     assert result.frame["order_id"].to_list() == [r["order_id"] for r in ROWS[:12]]
     assert result.failed == 0
+
+
+def test_an_order_the_service_alone_refuses_is_reported_and_the_rest_sent_again(
+    scripted: Scripted,
+) -> None:
+    scripted.max_batch = 4
+    scripted.error(422, "store s-9 is closed", field_name="orders[2].store_id")
+    with EtaClient(scripted.url) as client:
+        result = client.bulk_predict(ROWS[:4], processes=1, in_flight=1, progress=False)
+    frame = result.frame
+    assert frame["status"].to_list() == ["ok", "ok", "rejected", "ok"]
+    assert frame["error"][2] == "store_id: store s-9 is closed"
+    assert frame.row(0, named=True) | {"request_id": None} == {
+        "row": 0,
+        "order_id": "o-0",
+        "status": "ok",
+        "error": None,
+        "request_id": None,
+        "p50_s": 1200.0,
+        "p90_s": 1800.0,
+        "promised_at": "2026-01-01T00:00:00+00:00",  # as isoformat() writes it
+        "model_version": "7",
+        "variant": "production",
+        "fallback": None,
+    }
+    sent = [[o["order_id"] for o in body["orders"]] for _, _, body in scripted.asked]
+    assert sent == [["o-0", "o-1", "o-2", "o-3"], ["o-0", "o-1", "o-3"]]
+
+
+def test_orders_the_schema_refuses_are_found_in_one_pass(scripted: Scripted) -> None:
+    rows = [dict(r) for r in ROWS[:6]]
+    rows[1]["pickup_lat"] = 123.0
+    rows[4]["items"] = -1
+    scripted.max_batch = 6
+    scripted.error(422, "Expected `float` <= 90.0", field_name="orders[1].pickup_lat")
+    with EtaClient(scripted.url) as client:
+        frame = client.bulk_predict(rows, processes=1, progress=False).frame
+    bad = frame.filter(pl.col("status") == "rejected")
+    assert bad["row"].to_list() == [1, 4]
+    assert [e.split(":")[0] for e in bad["error"].to_list()] == ["pickup_lat", "items"]
+    assert len(scripted.asked) == 2  # the refused batch, then its 4 good orders once
+    assert [o["order_id"] for o in scripted.asked[1][2]["orders"]] == ["o-0", "o-2", "o-3", "o-5"]

@@ -1,9 +1,16 @@
 """Bulk scoring over several processes: each its own client and connection pool,
 results in input order, a progress bar, one status per row, resumable.
 
-Each process keeps ``in_flight`` requests on the wire (default 1; more run on threads
-sharing its pool): while one answer is decoded and turned into rows, the server
-already works on the next batch.
+The calling process reads the source once and encodes the orders to request bodies
+straight from its columns (:mod:`arrive.client.encoding`); the worker processes only
+send the bodies, decode the answers and return them as columns. Each process keeps
+``in_flight`` requests on the wire (default 1; more run on threads sharing its pool).
+With ``processes=1`` no process is started: ``in_flight`` threads of the caller send,
+while the caller encodes the next bodies and writes the results.
+
+An order the service refuses (a 4xx naming it) is reported on its row and the rest of
+its batch sent again; a batch that fails otherwise (the service down past the client's
+retries, a 5xx) is reported on each of its rows, never a silent gap.
 
 While it runs, finished rows are appended to a journal beside the output
 (``OUT.partial.jsonl``), one JSON line per row; a crash loses at most the line being
@@ -15,10 +22,8 @@ the journal, or from ``OUT`` itself) and tries the others again.
 
 from __future__ import annotations
 
-import itertools
-import json
 import multiprocessing
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import (
     FIRST_COMPLETED,
     Future,
@@ -26,30 +31,75 @@ from concurrent.futures import (
     ThreadPoolExecutor,
     wait,
 )
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
+import msgspec
 import polars as pl
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from arrive.client.calls import Retry, to_request
-from arrive.client.errors import ClientError, RequestRejected
+from arrive.client.calls import Retry
+from arrive.client.encoding import (
+    Batch,
+    Orders,
+    Refused,
+    body_of,
+    order_ids_in,
+    orders_in,
+    problem,
+)
+from arrive.client.errors import BadResponse, ClientError, RequestRejected
 from arrive.client.sources import (
     RESULT_SCHEMA,
     Source,
     check_output,
+    read_orders,
     read_results,
-    read_rows,
     write_results,
 )
 from arrive.errors import InputFileError
-from arrive.schema.eta import EtaAnswer, EtaRequest
+from arrive.schema.eta import EtaAnswer
 
-Row = dict[str, Any]
-Chunk = list[tuple[int, Row]]
+if TYPE_CHECKING:
+    from arrive.client.sync import EtaClient
+
+Columns = dict[str, list[Any]]  # result rows by column (RESULT_SCHEMA's), cheap to pickle
 _ORDER_REF: Final = "orders["
+_journal_line: Final = msgspec.json.Decoder(dict[str, Any])
+_journal_encoder: Final = msgspec.json.Encoder()
+_BATCHES_A_TASK: Final = 4
+# the answer's fields a result row keeps, decoded with the service's types but for
+# promised_at, kept as the service wrote it (RFC 3339; no datetime object per row)
+_ANSWER_COLUMNS: Final = (
+    "order_id",
+    "request_id",
+    "p50_s",
+    "p90_s",
+    "promised_at",
+    "model_version",
+    "variant",
+    "fallback",
+)
+_Answer = msgspec.defstruct(
+    "_Answer",
+    [
+        (f.name, str if f.name == "promised_at" else f.type)
+        for f in msgspec.structs.fields(EtaAnswer)
+        if f.name in _ANSWER_COLUMNS
+    ],
+)
+
+
+class _Answers(msgspec.Struct):
+    answers: list[_Answer]  # type: ignore[valid-type]
+
+
+_answers: Final = msgspec.json.Decoder(
+    _Answers
+)  # per request in flight: what a worker is given at once
 
 
 @dataclass(frozen=True)
@@ -99,19 +149,19 @@ def bulk_predict(
         raise ValueError("in_flight: must be at least 1")
     if out is not None:
         check_output(out)
-    rows = read_rows(source)
+    orders = read_orders(source)
     journal = None if out is None else out.with_name(out.name + ".partial.jsonl")
-    done = _earlier(rows, out, journal)
-    pending = [(i, row) for i, row in enumerate(rows) if i not in done]
-    step = batch_size * in_flight  # one task: in_flight requests sent together
-    chunks = [pending[i : i + step] for i in range(0, len(pending), step)]
-    results = dict(done)
-    with _Journal(journal) as sink, _bar(progress, len(rows), len(done)) as advance:
-        for scored in _run(_Work(config, batch_size, in_flight), chunks, processes):
-            sink.write(scored)
-            results.update((r["row"], r) for r in scored)
-            advance(len(scored))
-    frame = pl.DataFrame([results[i] for i in range(len(rows))], schema=RESULT_SCHEMA)
+    done = _earlier(orders, out, journal)
+    answered = set(done.get_column("row").to_list())
+    pending = [i for i in range(len(orders)) if i not in answered]
+    scored = _columns([])
+    with _Journal(journal) as sink, _bar(progress, len(orders), len(done)) as advance:
+        for part in _run(_Work(config, in_flight), orders, pending, batch_size, processes):
+            sink.write(part)
+            _extend(scored, part)
+            advance(len(part["row"]))
+    frame = pl.concat([done, pl.DataFrame(scored, schema=RESULT_SCHEMA)]).sort("row")
+    frame = frame.with_columns(pl.col("promised_at").str.replace(r"Z$", "+00:00"))
     if out is not None and journal is not None:
         write_results(frame, out)
         journal.unlink(missing_ok=True)
@@ -128,65 +178,66 @@ class _Work:
     """What a worker process is told at its start (picklable)."""
 
     client: ClientConfig
-    batch_size: int
     in_flight: int
 
 
-def _start_worker(work: _Work) -> None:
+def _client(config: ClientConfig, pool_size: int = 10) -> EtaClient:
     from arrive.client.sync import EtaClient
 
-    config = work.client
-    _worker["client"] = EtaClient(
+    return EtaClient(
         config.url,
         timeout_s=config.timeout_s,
         deadline_s=config.deadline_s,
         retry=config.retry,
-        pool_size=max(10, work.in_flight),
+        pool_size=pool_size,
     )
-    _worker["batch_size"] = work.batch_size
+
+
+def _start_worker(work: _Work) -> None:
+    _worker["client"] = _client(work.client, max(10, work.in_flight))
     _worker["threads"] = ThreadPoolExecutor(work.in_flight, thread_name_prefix="bulk")
 
 
-def _stop_worker() -> None:
-    _worker.pop("threads").shutdown()
-    _worker.pop("client").close()
+def score_task(batches: list[Batch]) -> Columns:
+    """The result rows of ``batches`` (this process's client; one status per row), sent
+    ``in_flight`` at a time on this process's threads."""
+    threads: ThreadPoolExecutor = _worker["threads"]
+    client = _worker["client"]
+    return _columns(threads.map(lambda batch: _send(client, batch), batches))
 
 
-def score_chunk(chunk: Chunk) -> list[Row]:
-    """The result rows of ``chunk`` (this process's client; one status per row), its
-    batches sent at once on this process's threads."""
-    results: dict[int, Row] = {}
-    valid: list[tuple[int, Row, EtaRequest]] = []
-    for index, row in chunk:
-        try:
-            valid.append((index, row, to_request(row)))
-        except RequestRejected as exc:
-            results[index] = _failed(index, row, "rejected", str(exc))
-    size = min(_worker["batch_size"], _worker["client"].max_batch()) if valid else 1
-    batches = [valid[start : start + size] for start in range(0, len(valid), size)]
-    for answered in _worker["threads"].map(_send, batches):
-        results.update(answered)
-    return [results[index] for index, _ in chunk]
+def _send(client: EtaClient, batch: Batch) -> Columns:
+    """One batch's result rows: answered, or each failed with why."""
+    try:
+        answers = client.post_batch(batch.body, _answers).answers
+        if len(answers) != len(batch.rows):
+            raise BadResponse(f"{len(batch.rows)} orders sent, {len(answers)} answers received")
+    except RequestRejected as exc:
+        return _refused(client, batch, exc)
+    except ClientError as exc:
+        return _failed(batch.rows, order_ids_in(batch.body), "error", str(exc))
+    return _answered(batch.rows, answers)
 
 
-def _send(batch: list[tuple[int, Row, EtaRequest]]) -> dict[int, Row]:
-    """One batch; an order the server refuses is reported and the rest resent."""
-    results: dict[int, Row] = {}
-    while batch:
-        try:
-            answers = _worker["client"].predict_batch([request for _, _, request in batch])
-        except RequestRejected as exc:
-            culprit = _culprit(exc, len(batch))
-            if culprit is None:
-                return {**results, **{i: _failed(i, r, "rejected", str(exc)) for i, r, _ in batch}}
-            index, row, _ = batch.pop(culprit)
-            results[index] = _failed(index, row, "rejected", _without_prefix(exc, culprit))
-            continue
-        except ClientError as exc:
-            return {**results, **{i: _failed(i, r, "error", str(exc)) for i, r, _ in batch}}
-        results.update((i, _answered(i, a)) for (i, _, _), a in zip(batch, answers, strict=True))
-        return results
-    return results
+def _refused(client: EtaClient, batch: Batch, exc: RequestRejected) -> Columns:
+    """A batch the service refused: each order checked on its own with the service's
+    type, the faulty reported, the rest sent again. When none is faulty by the schema,
+    the order the service named is (a check of the service beyond the schema)."""
+    sent = orders_in(batch.body)
+    problems = [problem(order) for order in sent]
+    if not any(problems):
+        culprit = _culprit(exc, len(sent))
+        if culprit is None:
+            return _failed(batch.rows, order_ids_in(batch.body), "rejected", str(exc))
+        problems[culprit] = RequestRejected(None, _without_prefix(exc, culprit))
+    ids = order_ids_in(batch.body)
+    bad = [i for i, found in enumerate(problems) if found is not None]
+    parts = [_failed([batch.rows[i]], [ids[i]], "rejected", str(problems[i])) for i in bad]
+    good = [i for i, found in enumerate(problems) if found is None]
+    if good:
+        rest = Batch([batch.rows[i] for i in good], body_of([sent[i] for i in good]))
+        parts.append(_send(client, rest))
+    return _columns(parts)
 
 
 def _culprit(exc: RequestRejected, n: int) -> int | None:
@@ -202,98 +253,143 @@ def _without_prefix(exc: RequestRejected, index: int) -> str:
     return str(exc).replace(f"orders[{index}].", "", 1)
 
 
-def _answered(index: int, answer: EtaAnswer) -> Row:
-    return {
-        "row": index,
-        "order_id": answer.order_id,
-        "status": "ok",
-        "error": None,
-        "request_id": answer.request_id,
-        "p50_s": answer.p50_s,
-        "p90_s": answer.p90_s,
-        "promised_at": answer.promised_at.isoformat(),
-        "model_version": answer.model_version,
-        "variant": answer.variant,
-        "fallback": answer.fallback,
-    }
+def _answered(rows: list[int], answers: list[Any]) -> Columns:
+    n = len(rows)
+    columns: Columns = {"row": rows, "status": ["ok"] * n, "error": [None] * n}
+    for name in _ANSWER_COLUMNS:
+        columns[name] = [getattr(a, name) for a in answers]
+    return columns
 
 
-def _failed(index: int, row: Mapping[str, Any], status: str, error: str) -> Row:
-    order_id = row.get("order_id")
-    return {
-        **dict.fromkeys(RESULT_SCHEMA),
-        "row": index,
-        "order_id": None if order_id is None else str(order_id),
-        "status": status,
-        "error": error,
-    }
+def _failed(
+    rows: Sequence[int], order_ids: Sequence[str | None], status: str, error: str
+) -> Columns:
+    n = len(rows)
+    columns: Columns = {name: [None] * n for name in RESULT_SCHEMA}
+    columns |= {"row": list(rows), "order_id": list(order_ids)}
+    columns |= {"status": [status] * n, "error": [error] * n}
+    return columns
+
+
+def _columns(parts: Iterable[Columns]) -> Columns:
+    """``parts`` one after the other."""
+    joined: Columns = {name: [] for name in RESULT_SCHEMA}
+    for part in parts:
+        _extend(joined, part)
+    return joined
+
+
+def _extend(columns: Columns, part: Columns) -> None:
+    for name, values in columns.items():
+        values.extend(part[name])
 
 
 # -- the run -------------------------------------------------------------------------------
 
 
-def _run(work: _Work, chunks: list[Chunk], processes: int) -> Iterator[list[Row]]:
-    """Each chunk's results as they finish (in-process when ``processes`` is 1)."""
-    if not chunks:
+def _run(
+    work: _Work, orders: Orders, pending: list[int], batch_size: int, processes: int
+) -> Iterator[Columns]:
+    """The result rows of ``pending``, a task at a time as they finish."""
+    if not pending:
         return
+    with _client(work.client) as client:
+        size = min(batch_size, client.max_batch())
+    step = size * work.in_flight * _BATCHES_A_TASK  # rows encoded at once
+    tasks = (orders.batches(pending[i : i + step], size) for i in range(0, len(pending), step))
+    backlog = 2 * step * processes  # rows sent or waiting at most
+    with _senders(work, processes) as send:
+        running: dict[Future[Columns], int] = {}
+        for batches, refused in tasks:
+            if refused:
+                yield _refusals(refused)
+            running |= send(batches)
+            while sum(running.values()) >= backlog:
+                yield from _finished(running)
+        while running:
+            yield from _finished(running)
+
+
+def _finished(running: dict[Future[Columns], int]) -> Iterator[Columns]:
+    finished, _ = wait(running, return_when=FIRST_COMPLETED)
+    for future in finished:
+        del running[future]
+        yield future.result()
+
+
+Send = Callable[[list[Batch]], dict["Future[Columns]", int]]
+
+
+@contextmanager
+def _senders(work: _Work, processes: int) -> Iterator[Send]:
+    """What sends batches (a future of their results, and their rows): with one process
+    its own ``in_flight`` threads and one client, a batch a future; else worker
+    processes (spawned: the caller may run threads), the batches of a call a task."""
     if processes == 1:
-        _start_worker(work)
-        try:
-            yield from map(score_chunk, chunks)
-        finally:
-            _stop_worker()
+        with (
+            _client(work.client, max(10, work.in_flight)) as client,
+            ThreadPoolExecutor(work.in_flight, thread_name_prefix="bulk") as threads,
+        ):
+            yield lambda batches: {threads.submit(_send, client, b): len(b.rows) for b in batches}
         return
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(
         processes, mp_context=context, initializer=_start_worker, initargs=(work,)
     ) as pool:
-        queue = iter(chunks)
-        running: set[Future[list[Row]]] = set()
-        for chunk in queue:
-            running.add(pool.submit(score_chunk, chunk))
-            if len(running) >= 3 * processes:
-                break
-        while running:
-            finished, running = wait(running, return_when=FIRST_COMPLETED)
-            for future in finished:
-                yield future.result()
-                for chunk in itertools.islice(queue, 1):
-                    running.add(pool.submit(score_chunk, chunk))
+        yield (
+            lambda batches: (
+                {pool.submit(score_task, batches): sum(len(b.rows) for b in batches)}
+                if batches
+                else {}
+            )
+        )
 
 
-def _earlier(rows: list[Row], out: Path | None, journal: Path | None) -> dict[int, Row]:
-    """Rows answered by an earlier run (journal first, else the output), by row.
+def _refusals(refused: list[Refused]) -> Columns:
+    return _columns(_failed([r.row], [r.order_id], "rejected", r.error) for r in refused)
+
+
+def _earlier(orders: Orders, out: Path | None, journal: Path | None) -> pl.DataFrame:
+    """Rows answered by an earlier run (journal first, else the output).
 
     Raises:
         InputFileError: they are another input's (an order id differs).
     """
-    if out is None or journal is None:
-        return {}
-    found: dict[int, Row] = {}
-    if out.is_file():
-        found.update((r["row"], r) for r in read_results(out).to_dicts())
-    if journal.is_file():
-        found.update((r["row"], r) for r in _journal_rows(journal))
-    done = {i: r for i, r in found.items() if r["status"] == "ok"}
-    for index, result in done.items():
-        mine = rows[index].get("order_id") if index < len(rows) else None
-        if mine is None or str(mine) != result["order_id"]:
+    found: list[pl.DataFrame] = []
+    if out is not None and out.is_file():
+        found.append(read_results(out))
+    if journal is not None and journal.is_file():
+        found.append(pl.DataFrame(_columns(_journal_lines(journal)), schema=RESULT_SCHEMA))
+    typed = [f.select(pl.col(c).cast(t) for c, t in RESULT_SCHEMA.items()) for f in found]
+    earlier = pl.concat(typed) if typed else pl.DataFrame(schema=RESULT_SCHEMA)
+    done = earlier.unique("row", keep="last", maintain_order=True).filter(pl.col("status") == "ok")
+    if done.is_empty():
+        return done
+    mine = orders.order_ids()
+    for index, theirs in done.select("row", "order_id").iter_rows():
+        ours = mine[index] if index < len(mine) else None
+        if ours is None or ours != theirs:
             raise InputFileError(
                 f"{out}: holds the results of another input (row {index} is order "
-                f"{result['order_id']}, not {mine}); remove it or choose another --out"
+                f"{theirs}, not {ours}); remove it or choose another --out"
             )
     return done
 
 
-def _journal_rows(path: Path) -> Iterator[Row]:
-    with path.open(encoding="utf-8") as lines:
+def _journal_lines(path: Path) -> Iterator[Columns]:
+    """The result rows of a journal: a line is the columns of some rows, or one row."""
+    with path.open("rb") as lines:
         for line in lines:
             try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
+                found = _journal_line.decode(line)
+            except msgspec.DecodeError:
                 continue  # the last line, torn by a crash
-            if isinstance(row, dict) and isinstance(row.get("row"), int):
-                yield row
+            if isinstance(found, dict) and isinstance(found.get("row"), int):
+                yield {name: [found.get(name)] for name in RESULT_SCHEMA}
+            elif isinstance(found, dict) and isinstance(found.get("row"), list):
+                yield {
+                    name: found.get(name) or [None] * len(found["row"]) for name in RESULT_SCHEMA
+                }
 
 
 class _Journal:
@@ -303,12 +399,12 @@ class _Journal:
 
     def __enter__(self) -> _Journal:
         if self.path is not None:
-            self._file = self.path.open("a", encoding="utf-8")
+            self._file = self.path.open("ab")
         return self
 
-    def write(self, rows: list[Row]) -> None:
+    def write(self, rows: Columns) -> None:
         if self._file is not None:
-            self._file.write("".join(json.dumps(r) + "\n" for r in rows))
+            self._file.write(_journal_encoder.encode(rows) + b"\n")
             self._file.flush()
 
     def __exit__(self, *exc: object) -> None:

@@ -13,6 +13,7 @@ attempt of a call carries the same ``X-Request-ID``, so the answers' request ids
 
 from __future__ import annotations
 
+import math
 import random
 import re
 from collections.abc import Iterable, Mapping
@@ -83,20 +84,24 @@ def to_request(order: Order, where: str = "") -> EtaRequest:
     if isinstance(order, EtaRequest):
         return order
     try:
-        return msgspec.convert(_fields(order), EtaRequest)
+        return msgspec.convert(request_fields(order), EtaRequest)
     except msgspec.ValidationError as exc:
         field_name, reason = field_and_reason(str(exc))
         path = f"{where}.{field_name}" if where and field_name else where or field_name
         raise RequestRejected(path, reason) from None
 
 
-def _fields(order: Mapping[str, Any]) -> dict[str, Any]:
+def request_fields(order: Mapping[str, Any]) -> dict[str, Any]:
+    """``order``'s request fields, its other columns but outcomes in ``attributes``,
+    without nulls and NaNs (missing values, as a data frame has them): what
+    :func:`to_request` checks and sends."""
     if set(order) <= REQUEST_FIELDS:
-        return {k: v for k, v in order.items() if v is not None}
+        return {k: v for k, v in order.items() if not _missing(v)}
     body: dict[str, Any] = {}
-    attributes: dict[str, Any] = dict(order.get("attributes") or {})
+    nested = order.get("attributes") or {}
+    attributes = {k: v for k, v in nested.items() if not _missing(v)}
     for name, value in order.items():
-        if value is None or name == "attributes" or name in NOT_ATTRIBUTES:
+        if _missing(value) or name == "attributes" or name in NOT_ATTRIBUTES:
             continue
         if name in REQUEST_FIELDS:
             body[name] = value
@@ -105,6 +110,10 @@ def _fields(order: Mapping[str, Any]) -> dict[str, Any]:
     if attributes:
         body["attributes"] = attributes
     return body
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def to_requests(orders: Iterable[Order]) -> list[EtaRequest]:
@@ -116,7 +125,7 @@ def field_and_reason(message: str) -> tuple[str | None, str]:
     """The field path and the reason in one of msgspec's validation messages."""
     match = _AT_PATH.match(message)
     reason = match["reason"] if match else message
-    path = (match["path"] if match else "").removeprefix(".") or None
+    path = ((match["path"] if match else None) or "").removeprefix(".") or None
     if named := _MISSING.match(reason):
         return _join(path, named["name"]), "required field is missing"
     if named := _NAMED.match(reason):

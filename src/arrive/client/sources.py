@@ -10,6 +10,7 @@ from typing import Any, Final
 
 import polars as pl
 
+from arrive.client.encoding import FrameOrders, MappingOrders, Orders
 from arrive.errors import InputFileError
 
 Source = Iterable[Mapping[str, Any]] | pl.DataFrame | str | os.PathLike[str]
@@ -30,19 +31,20 @@ RESULT_SCHEMA: Final = {
 OUTPUT_SUFFIXES: Final = (".jsonl", ".csv", ".parquet")
 
 
-def read_rows(source: Source) -> list[dict[str, Any]]:
-    """The orders of ``source`` as one mapping per row, in input order.
+def read_orders(source: Source) -> Orders:
+    """The orders of ``source``, in input order: a frame's (or a file's) as columns,
+    mappings as they are.
 
     Raises:
         InputFileError: a path that is missing, unreadable or of another format.
     """
     if isinstance(source, pl.DataFrame):
-        return source.to_dicts()
+        return FrameOrders(source)
     if isinstance(source, str | os.PathLike):
-        return read_file(Path(source)).to_dicts()
+        return FrameOrders(read_file(Path(source)))
     if _is_pandas(source):
-        return pl.from_pandas(source).to_dicts()
-    return [dict(row) for row in source]
+        return FrameOrders(pl.from_pandas(source))
+    return MappingOrders([row if isinstance(row, dict) else dict(row) for row in source])
 
 
 def read_file(path: Path) -> pl.DataFrame:

@@ -103,6 +103,14 @@ class EtaClient:
         """One ``/v1/eta/batch`` call (at most :meth:`max_batch` orders, already requests)."""
         return self._batch(orders, request_id)
 
+    def post_batch(
+        self, body: bytes, decoder: msgspec.json.Decoder[T], request_id: str | None = None
+    ) -> T:
+        """One ``/v1/eta/batch`` call of a body already encoded (``{"orders": [...]}``),
+        its answer decoded by ``decoder``: bulk runs encode straight from columns and
+        decode only the columns they keep."""
+        return self._call("POST", "/v1/eta/batch", body, decoder, request_id)
+
     def bulk_predict(
         self,
         source: Source,
@@ -113,13 +121,13 @@ class EtaClient:
         out: str | os.PathLike[str] | None = None,
         progress: bool = True,
     ) -> BulkResult:
-        """Score every order of ``source`` in ``processes`` processes, each with its own
-        pool (this client's timeout, deadline and retries), ``batch_size`` orders a
-        request, ``in_flight`` requests on the wire per process: one result row per
-        input row, in input order, with a ``status`` (``ok``, ``rejected``, ``error``)
-        and the ``error``. With ``out`` (.jsonl, .csv
-        or .parquet) the results are written there, and a re-run skips rows answered.
-        See :mod:`arrive.client.bulk`."""
+        """Score every order of ``source``, ``batch_size`` orders a request and
+        ``in_flight`` requests on the wire: in ``processes`` worker processes, each with
+        its own pool (this client's timeout, deadline and retries), or with one, on
+        threads of this process. One result row per input row, in input
+        order, with a ``status`` (``ok``, ``rejected``, ``error``) and the ``error``.
+        With ``out`` (.jsonl, .csv or .parquet) the results are written there, and a
+        re-run skips rows answered. See :mod:`arrive.client.bulk`."""
         config = ClientConfig(self.url, self.timeout_s, self.deadline_s, self.retry)
         path = None if out is None else Path(out)
         return bulk_predict(
@@ -176,7 +184,7 @@ class EtaClient:
 
     def _batch(self, orders: list[EtaRequest], request_id: str | None = None) -> list[EtaAnswer]:
         body = _encoder.encode(BatchRequest(orders=orders))
-        answers = self._call("POST", "/v1/eta/batch", body, _batch, request_id).answers
+        answers = self.post_batch(body, _batch, request_id).answers
         if len(answers) != len(orders):
             raise BadResponse(f"{len(orders)} orders sent, {len(answers)} answers received")
         return answers
