@@ -168,4 +168,4 @@ def test_files_are_zstd_with_dictionaries_only_for_the_few_valued_columns(
     with_dictionary = {
         name for name, chunk in chunks.items() if "RLE_DICTIONARY" in chunk.encodings
     }
-    assert with_dictionary == {"variant", "model_version", "fallback", "rollout"}
+    assert with_dictionary == {"variant", "model_version", "fallback", "rollout", "error"}
