@@ -70,6 +70,7 @@ def test_records_are_written_to_parquet_and_files_rotate(tmp_path: Path) -> None
         "fallback": "deadline",
         "rollout": None,
         "latency_s": None,
+        "error": None,
     }
     assert older.get_column("features")[0] == '{"distance_km":1.0,"store_id":"s1","x":null}'
     assert older.get_column("time")[0] == START
