@@ -63,6 +63,8 @@ class Scenario:
     broken: Rollout | None = None
     audit: list[AuditEntry] = field(default_factory=list)
     log: pl.DataFrame | None = None
+    failed: list[str] = field(default_factory=list)
+    """Requests of the canary that ended in an error (the candidate broken meanwhile)."""
 
 
 def _orders(trained: Trained) -> list[OrderCreated]:
@@ -97,6 +99,28 @@ async def _scored(shadow: ShadowQueue | None, expected: int) -> int:
     return shadow.scored
 
 
+async def _with_a_broken_candidate(
+    predictor: EtaPredictor, orders: list[OrderCreated]
+) -> tuple[list[EtaAnswer], list[str]]:
+    """Ask every order once while the candidate's trees give one column (its answers
+    cannot be read: the request ends in an error); the answers and the failed requests."""
+    assert predictor.routing is not None
+    assert predictor.routing.route is not None
+    compiled = predictor.routing.route.candidate.compiled
+    real = compiled.predict_matrix
+    compiled.predict_matrix = lambda matrix: real(matrix)[:, 0]  # type: ignore[method-assign]
+    answers, failed = [], []
+    try:
+        for order in orders:
+            try:
+                answers += await predictor.predict([order], [f"e-{order.order_id}"])
+            except IndexError:
+                failed.append(f"e-{order.order_id}")
+    finally:
+        del compiled.predict_matrix
+    return answers, failed
+
+
 async def _run(
     predictor: EtaPredictor, registry: InMemoryRegistry, files: dict[str, bytes], out: Scenario
 ) -> None:
@@ -118,6 +142,7 @@ async def _run(
     stages["canary"] = await _ask(predictor, orders, "c1") + await _ask(predictor, orders, "c2")
     scored = out.shadow_scored + sum(a.fallback is None for a in stages["canary"])
     await _scored(predictor.shadow, scored)  # each version scores the other's orders
+    stages["errors"], out.failed = await _with_a_broken_candidate(predictor, orders)
     predictor.set_kill_switch(True)
     stages["kill_switch"] = await _ask(predictor, orders[:10])
     predictor.set_kill_switch(False)
@@ -279,6 +304,37 @@ def test_answers_log_their_service_time_and_shadow_rows_none(scenario: Scenario)
     assert shadow["latency_s"].null_count() == len(shadow)
     assert answered["latency_s"].null_count() == 0
     assert (answered["latency_s"] >= 0).all()
+
+
+def test_requests_that_end_in_an_error_are_logged_with_their_variant_and_error(
+    scenario: Scenario,
+) -> None:
+    log, rollout = scenario.log, scenario.rollout
+    assert log is not None
+    assert rollout is not None
+    assigner = Assigner(bytes.fromhex(rollout.salt))
+    variants = {
+        f"e-{order.order_id}": assigner.variant(
+            unit_key("customer", order_id=order.order_id, customer_id=str(customer)), 0.30
+        )
+        for order in scenario.orders
+        if (customer := order.attributes["customer_id"])
+    }
+    assert scenario.failed  # the candidate's units: their answers could not be read
+    assert {variants[r] for r in scenario.failed} == {"candidate"}
+    assert {a.variant for a in scenario.stages["errors"]} == {"control"}
+    failed = log.filter(pl.col("request_id").is_in(scenario.failed))
+    assert sorted(failed["request_id"]) == sorted(scenario.failed)
+    assert set(failed["error"]) == {"IndexError"}
+    assert set(zip(failed["variant"], failed["model_version"], failed["rollout"], strict=True)) == {
+        ("candidate", "2", rollout.id)
+    }
+    assert failed["p50_s"].null_count() == len(failed)
+    assert failed["latency_s"].null_count() == 0
+    answered = log.filter(
+        pl.col("request_id").str.starts_with("e-") & (pl.col("variant") != "shadow")
+    )
+    assert answered.filter(pl.col("error").is_null()).height == len(scenario.stages["errors"])
 
 
 def test_the_log_names_each_row_variant_and_rollout(scenario: Scenario) -> None:
