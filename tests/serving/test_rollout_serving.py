@@ -9,7 +9,7 @@ one part of what it recorded."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -32,6 +32,7 @@ from arrive.rollout.state import AuditEntry, Rollout
 from arrive.schema.eta import EtaAnswer
 from arrive.schema.events import OrderCreated
 from arrive.schema.frame import frame_to_events
+from arrive.serving.compiled import RowEncoder
 from arrive.serving.predictor import EtaPredictor
 from arrive.serving.settings import ServeSettings, validated
 from arrive.serving.shadow import ShadowJob, ShadowQueue, chunks
@@ -381,6 +382,34 @@ def test_jobs_offered_within_the_linger_are_scored_in_one_call() -> None:
     # the job in hand counts as waiting (the demo's flush waits for it), then all 5 in one
     assert asyncio.run(scenario()) == [1, 2, 3, 4, 5, 0]
     assert calls == [5]
+
+
+def test_shadow_scores_the_answers_matrix_when_its_model_encodes_alike() -> None:
+    encoder = RowEncoder(["x", "shop"], {"shop": ["a", "b"]})
+    calls: list[str] = []
+
+    class Trees:
+        def __init__(self, vocabulary: list[str]) -> None:
+            self.encoder = RowEncoder(["x", "shop"], {"shop": vocabulary})
+
+        def predict(self, rows: list[dict[str, Any]]) -> np.ndarray:
+            calls.append("values")
+            return np.tile([60.0, 90.0], (len(rows), 1))
+
+        def predict_matrix(self, matrix: np.ndarray) -> np.ndarray:
+            calls.append("matrix")
+            return np.column_stack([matrix[:, 0], matrix[:, 0] + 1])
+
+    alike: Any = SimpleNamespace(compiled=Trees(["a", "b"]), p50=0, p90=1, version="2")
+    other: Any = SimpleNamespace(compiled=Trees(["b", "a"]), p50=0, p90=1, version="3")
+    queue = ShadowQueue(10, log=None)
+    rows = [{"x": 5.0, "shop": "b"}, {"x": 7.0, "shop": "a"}]
+    for model in (alike, other):
+        job = ShadowJob("2-1", model, ["r1", "r2"], ["o1", "o2"], rows, datetime.now())
+        queue._score([replace(job, matrix=encoder.encode(rows), encoder=encoder)])
+    # the same vocabulary reads the answers' rows; another order of it encodes again
+    assert calls == ["matrix", "values"]
+    assert queue.scored == 4
 
 
 def test_a_batch_is_scored_per_model_in_chunks_between_which_requests_run() -> None:
