@@ -29,7 +29,9 @@ source in the answer's ``travel_source`` (``builtin`` whenever the heuristic ans
 
 Every answer is counted in :mod:`arrive.monitoring.metrics` and appended to the
 prediction log (:mod:`arrive.serving.record`). Nothing here raises for the conditions
-above. The predictor's background jobs live in :mod:`arrive.serving.background`, its
+above; a request that raises anyway (the service answers 5xx) is logged too, with the
+variant and version each of its orders was assigned and the error's class, for the
+rollout guardrails' error rate. The predictor's background jobs live in :mod:`arrive.serving.background`, its
 wiring from settings in :mod:`arrive.serving.wiring`.
 """
 
