@@ -19,9 +19,9 @@ scores its shadow orders a few times a second, at most :data:`CHUNK` orders a ca
 requests answered between calls.
 
 Why jobs carry the answers' matrix and JSON: a chunk's time on the event loop is what an
-answer arriving meanwhile waits. Profiled, chunks of 32 one-order jobs spent two thirds
+answer arriving meanwhile waits. Profiled, chunks of 32 one-order jobs spent three fifths
 of their time appending each job to the log on its own (one ``extend`` and one metric
-increment a job), a fifth encoding the features again (the matrix, then the JSON the
+increment a job), a sixth encoding the features again (the matrix, then the JSON the
 answer's log row already held); the trees themselves took a tenth. So a
 chunk is logged in one append (rows of several requests, one time each), scored from
 the rows the answering version read when this version encodes alike
