@@ -31,8 +31,8 @@ Every answer is counted in :mod:`arrive.monitoring.metrics` and appended to the
 prediction log (:mod:`arrive.serving.record`). Nothing here raises for the conditions
 above; a request that raises anyway (the service answers 5xx) is logged too, with the
 variant and version each of its orders was assigned and the error's class, for the
-rollout guardrails' error rate. The predictor's background jobs live in :mod:`arrive.serving.background`, its
-wiring from settings in :mod:`arrive.serving.wiring`.
+rollout guardrails' error rate. The predictor's background jobs live in
+:mod:`arrive.serving.background`, its wiring from settings in :mod:`arrive.serving.wiring`.
 """
 
 from __future__ import annotations
