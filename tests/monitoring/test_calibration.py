@@ -47,6 +47,7 @@ def _closed(kit: ModuleType, orders: int, covered: int) -> pl.DataFrame:
             "none",
             "10-99",
             0.004,  # latency_s
+            None,  # error
             t + timedelta(seconds=800 if i < covered else 1000),
             t,
             "delivered",

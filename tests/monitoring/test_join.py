@@ -119,6 +119,7 @@ def _predictions(kit: ModuleType, *answers: tuple[str, float]) -> pl.DataFrame:
                 "none",
                 "10-99",
                 0.004,  # latency_s
+                None,  # error
             )
             for order, at_s in answers
         ],

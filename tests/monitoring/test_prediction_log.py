@@ -70,6 +70,7 @@ def test_records_are_written_to_parquet_and_files_rotate(tmp_path: Path) -> None
         "fallback": "deadline",
         "rollout": None,
         "latency_s": None,
+        "error": None,
     }
     assert older.get_column("features")[0] == '{"distance_km":1.0,"store_id":"s1","x":null}'
     assert older.get_column("time")[0] == START
@@ -168,4 +169,4 @@ def test_files_are_zstd_with_dictionaries_only_for_the_few_valued_columns(
     with_dictionary = {
         name for name, chunk in chunks.items() if "RLE_DICTIONARY" in chunk.encodings
     }
-    assert with_dictionary == {"variant", "model_version", "fallback", "rollout"}
+    assert with_dictionary == {"variant", "model_version", "fallback", "rollout", "error"}

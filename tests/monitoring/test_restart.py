@@ -150,3 +150,10 @@ def test_a_checkpoint_saved_before_joined_rows_had_an_outcome_still_loads(
     assert loaded is not None
     expected = held.with_columns(outcome=pl.lit("delivered"), latency_s=pl.lit(None, pl.Float64))
     assert loaded.state.frames["joined"].equals(expected)
+
+    # and before requests' errors were logged: none ended in one
+    first.saved.state.frames["joined"] = held.drop("error")
+    checkpoint.save(tmp_path / "old" / "checkpoint.msgpack", first.saved)
+    loaded = checkpoint.load(tmp_path / "old" / "checkpoint.msgpack")
+    assert loaded is not None
+    assert loaded.state.frames["joined"].equals(held.with_columns(error=pl.lit(None, pl.String)))

@@ -26,10 +26,12 @@ def _arm(
     fallback: float = 0.0,
     slower_s: float = 0.0,
     cancelled: float | None = None,
+    errors: float | None = None,
 ) -> pl.DataFrame:
     """``n`` joined rows: normal P50 errors of 300 s × ``scale``, the P90 at ``p90_z``
     standard deviations (1.28: covers 90 %), a ``fallback`` share, deliveries
-    ``slower_s`` longer, a ``cancelled`` share when given."""
+    ``slower_s`` longer, a ``cancelled`` share and an ``errors`` share (requests that
+    ended in an error: no prediction) when given."""
     rng = np.random.default_rng(seed)
     actual = rng.gamma(9.0, 200.0, n) + slower_s
     p50 = actual + rng.normal(0.0, 300.0 * scale, n)
@@ -52,6 +54,13 @@ def _arm(
     if cancelled is not None:
         rows = rows.with_columns(
             outcome=pl.Series(np.where(rng.random(n) < cancelled, "cancelled", "delivered"))
+        )
+    if errors is not None:
+        failed = pl.Series(rng.random(n) < errors)
+        rows = rows.with_columns(
+            error=pl.when(failed).then(pl.lit("IndexError")),
+            p50_s=pl.when(~failed).then("p50_s"),
+            p90_s=pl.when(~failed).then("p90_s"),
         )
     return rows
 
@@ -136,6 +145,44 @@ def test_more_fallbacks_breach() -> None:
     assert action == "breach"
     assert reason.startswith("worse: fallback_share +")
     assert figures["fallback_share_candidate"] > figures["fallback_share_control"]
+
+
+def test_more_requests_ending_in_an_error_breach_the_error_rail() -> None:
+    action, reason, figures = _verdict(_arm("2", 4000, seed=2, errors=0.03), errors=0.0)
+    assert action == "breach"
+    assert reason.startswith("worse: error_rate +")
+    assert figures["error_rate_control"] == 0
+    assert figures["error_rate_candidate"] == pytest.approx(0.03, abs=0.01)
+
+
+def test_equal_error_rates_pass_and_errored_requests_stay_out_of_the_other_rails() -> None:
+    action, reason, figures = _verdict(_arm("2", 8000, seed=2, errors=0.02), n=24000, errors=0.02)
+    assert action == "pass", reason
+    assert "error_rate" in reason
+    assert figures["error_rate_candidate"] == pytest.approx(0.02, abs=0.005)
+    # the orders judged on accuracy are those with a prediction
+    assert figures["orders_candidate"] == pytest.approx(8000 * 0.98, abs=60)
+    assert np.isfinite(figures["p50_mae_candidate_s"])
+
+
+def test_a_candidate_whose_requests_all_fail_breaches_before_the_minimum_sample() -> None:
+    action, reason, figures = _verdict(_arm("2", 400, seed=2, errors=1.0), errors=0.0)
+    assert figures["orders_candidate"] == 0  # no answered order: the sample is never met
+    assert action == "breach"
+    assert reason.startswith("worse: error_rate +100.00 pp")
+
+
+def test_a_few_errors_below_the_minimum_sample_hold() -> None:
+    action, reason, _ = _verdict(_arm("2", 250, seed=2, errors=0.01), errors=0.0)
+    assert action == "hold"
+    assert reason.startswith("minimum sample:")
+
+
+def test_without_any_error_there_is_no_error_rail() -> None:
+    action, reason, figures = _verdict(_arm("2", 8000, seed=2, errors=0.0), n=24000, errors=0.0)
+    assert action == "pass", reason
+    assert "error_rate" not in reason
+    assert "error_rate_candidate" not in figures
 
 
 def test_slower_deliveries_breach_the_p95() -> None:

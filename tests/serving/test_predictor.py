@@ -440,7 +440,7 @@ def test_a_failing_model_falls_back_with_model_error(
         async with predictor:
             served = predictor.slot.current
             assert served is not None
-            monkeypatch.setattr(served.compiled, "predict", broken)
+            monkeypatch.setattr(served.compiled, "predict_matrix", broken)
             return await _ask(predictor, orders)
 
     answers = asyncio.run(run())

@@ -9,7 +9,7 @@ one part of what it recorded."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -32,6 +32,7 @@ from arrive.rollout.state import AuditEntry, Rollout
 from arrive.schema.eta import EtaAnswer
 from arrive.schema.events import OrderCreated
 from arrive.schema.frame import frame_to_events
+from arrive.serving.compiled import RowEncoder
 from arrive.serving.predictor import EtaPredictor
 from arrive.serving.settings import ServeSettings, validated
 from arrive.serving.shadow import ShadowJob, ShadowQueue, chunks
@@ -63,6 +64,8 @@ class Scenario:
     broken: Rollout | None = None
     audit: list[AuditEntry] = field(default_factory=list)
     log: pl.DataFrame | None = None
+    failed: list[str] = field(default_factory=list)
+    """Requests of the canary that ended in an error (the candidate broken meanwhile)."""
 
 
 def _orders(trained: Trained) -> list[OrderCreated]:
@@ -97,6 +100,28 @@ async def _scored(shadow: ShadowQueue | None, expected: int) -> int:
     return shadow.scored
 
 
+async def _with_a_broken_candidate(
+    predictor: EtaPredictor, orders: list[OrderCreated]
+) -> tuple[list[EtaAnswer], list[str]]:
+    """Ask every order once while the candidate's trees give one column (its answers
+    cannot be read: the request ends in an error); the answers and the failed requests."""
+    assert predictor.routing is not None
+    assert predictor.routing.route is not None
+    compiled = predictor.routing.route.candidate.compiled
+    real = compiled.predict_matrix
+    compiled.predict_matrix = lambda matrix: real(matrix)[:, 0]  # type: ignore[method-assign]
+    answers, failed = [], []
+    try:
+        for order in orders:
+            try:
+                answers += await predictor.predict([order], [f"e-{order.order_id}"])
+            except IndexError:
+                failed.append(f"e-{order.order_id}")
+    finally:
+        del compiled.predict_matrix
+    return answers, failed
+
+
 async def _run(
     predictor: EtaPredictor, registry: InMemoryRegistry, files: dict[str, bytes], out: Scenario
 ) -> None:
@@ -118,6 +143,7 @@ async def _run(
     stages["canary"] = await _ask(predictor, orders, "c1") + await _ask(predictor, orders, "c2")
     scored = out.shadow_scored + sum(a.fallback is None for a in stages["canary"])
     await _scored(predictor.shadow, scored)  # each version scores the other's orders
+    stages["errors"], out.failed = await _with_a_broken_candidate(predictor, orders)
     predictor.set_kill_switch(True)
     stages["kill_switch"] = await _ask(predictor, orders[:10])
     predictor.set_kill_switch(False)
@@ -281,6 +307,37 @@ def test_answers_log_their_service_time_and_shadow_rows_none(scenario: Scenario)
     assert (answered["latency_s"] >= 0).all()
 
 
+def test_requests_that_end_in_an_error_are_logged_with_their_variant_and_error(
+    scenario: Scenario,
+) -> None:
+    log, rollout = scenario.log, scenario.rollout
+    assert log is not None
+    assert rollout is not None
+    assigner = Assigner(bytes.fromhex(rollout.salt))
+    variants = {
+        f"e-{order.order_id}": assigner.variant(
+            unit_key("customer", order_id=order.order_id, customer_id=str(customer)), 0.30
+        )
+        for order in scenario.orders
+        if (customer := order.attributes["customer_id"])
+    }
+    assert scenario.failed  # the candidate's units: their answers could not be read
+    assert {variants[r] for r in scenario.failed} == {"candidate"}
+    assert {a.variant for a in scenario.stages["errors"]} == {"control"}
+    failed = log.filter(pl.col("request_id").is_in(scenario.failed))
+    assert sorted(failed["request_id"]) == sorted(scenario.failed)
+    assert set(failed["error"]) == {"IndexError"}
+    assert set(zip(failed["variant"], failed["model_version"], failed["rollout"], strict=True)) == {
+        ("candidate", "2", rollout.id)
+    }
+    assert failed["p50_s"].null_count() == len(failed)
+    assert failed["latency_s"].null_count() == 0
+    answered = log.filter(
+        pl.col("request_id").str.starts_with("e-") & (pl.col("variant") != "shadow")
+    )
+    assert answered.filter(pl.col("error").is_null()).height == len(scenario.stages["errors"])
+
+
 def test_the_log_names_each_row_variant_and_rollout(scenario: Scenario) -> None:
     log = scenario.log
     assert log is not None
@@ -325,6 +382,34 @@ def test_jobs_offered_within_the_linger_are_scored_in_one_call() -> None:
     # the job in hand counts as waiting (the demo's flush waits for it), then all 5 in one
     assert asyncio.run(scenario()) == [1, 2, 3, 4, 5, 0]
     assert calls == [5]
+
+
+def test_shadow_scores_the_answers_matrix_when_its_model_encodes_alike() -> None:
+    encoder = RowEncoder(["x", "shop"], {"shop": ["a", "b"]})
+    calls: list[str] = []
+
+    class Trees:
+        def __init__(self, vocabulary: list[str]) -> None:
+            self.encoder = RowEncoder(["x", "shop"], {"shop": vocabulary})
+
+        def predict(self, rows: list[dict[str, Any]]) -> np.ndarray:
+            calls.append("values")
+            return np.tile([60.0, 90.0], (len(rows), 1))
+
+        def predict_matrix(self, matrix: np.ndarray) -> np.ndarray:
+            calls.append("matrix")
+            return np.column_stack([matrix[:, 0], matrix[:, 0] + 1])
+
+    alike: Any = SimpleNamespace(compiled=Trees(["a", "b"]), p50=0, p90=1, version="2")
+    other: Any = SimpleNamespace(compiled=Trees(["b", "a"]), p50=0, p90=1, version="3")
+    queue = ShadowQueue(10, log=None)
+    rows = [{"x": 5.0, "shop": "b"}, {"x": 7.0, "shop": "a"}]
+    for model in (alike, other):
+        job = ShadowJob("2-1", model, ["r1", "r2"], ["o1", "o2"], rows, datetime.now())
+        queue._score([replace(job, matrix=encoder.encode(rows), encoder=encoder)])
+    # the same vocabulary reads the answers' rows; another order of it encodes again
+    assert calls == ["matrix", "values"]
+    assert queue.scored == 4
 
 
 def test_a_batch_is_scored_per_model_in_chunks_between_which_requests_run() -> None:

@@ -165,7 +165,7 @@ def _join_rows(rows: Predictions) -> pl.DataFrame:
         {
             "request_id": rows.request_id,
             "order_id": rows.order_id,
-            "time": [rows.time] * n,
+            "time": rows.times(),
             "variant": rows.variant,
             "version": [v or "heuristic" for v in rows.model_version],
             "p50_s": rows.p50_s,
@@ -173,6 +173,7 @@ def _join_rows(rows: Predictions) -> pl.DataFrame:
             "fallback": [f or "none" for f in rows.fallback],
             "store_history": ["unknown"] * n,
             "latency_s": rows.latency_s or [None] * n,
+            "error": rows.error or [None] * n,
         },
         schema=PREDICTIONS,
     )

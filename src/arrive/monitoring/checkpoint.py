@@ -117,10 +117,15 @@ def _ipc(frame: pl.DataFrame) -> bytes:
     return buffer.getvalue()
 
 
-_ADDED: Final = {"outcome": pl.lit("delivered"), "latency_s": pl.lit(None, pl.Float64)}
+_ADDED: Final = {
+    "outcome": pl.lit("delivered"),
+    "latency_s": pl.lit(None, pl.Float64),
+    "error": pl.lit(None, pl.String),
+}
 """Columns added to held frames since format 1, with the value of rows saved before
 (joined rows were all deliveries until ``outcome`` came; requests' latency was not
-logged before ``latency_s``): old checkpoints still load."""
+logged before ``latency_s``, nor their errors before ``error``): old checkpoints still
+load."""
 
 
 def _frame(data: bytes, schema: pl.Schema) -> pl.DataFrame:

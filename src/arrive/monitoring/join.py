@@ -47,10 +47,11 @@ PREDICTIONS: Final = pl.Schema(
         "fallback": pl.String(),
         "store_history": pl.String(),
         "latency_s": pl.Float64(),
+        "error": pl.String(),
     }
 )
 """Prediction rows as the join takes them (see :func:`arrive.monitoring.log_reader.prepare`;
-``latency_s`` may be left out: null)."""
+``latency_s`` and ``error`` may be left out: null)."""
 OUTCOMES: Final = pl.Schema(
     {"order_id": pl.String(), "kind": pl.String(), "outcome_time": TIME, "matched": pl.Boolean()}
 )
@@ -148,8 +149,9 @@ class OutcomeJoin:
         and counted ``late_prediction``."""
         if rows.is_empty():
             return
-        if "latency_s" not in rows.columns:  # rows of logs (or callers) without latencies
-            rows = rows.with_columns(latency_s=pl.lit(None, pl.Float64))
+        for name in ("latency_s", "error"):  # rows of logs (or callers) without them
+            if name not in rows.columns:
+                rows = rows.with_columns(pl.lit(None, PREDICTIONS[name]).alias(name))
         rows = rows.select(PREDICTIONS.names()).cast(PREDICTIONS)
         state = self.state
         if state.closed_until is not None:

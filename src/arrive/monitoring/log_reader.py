@@ -95,6 +95,7 @@ def prepare(frame: pl.DataFrame) -> pl.DataFrame:
         pl.col("fallback").fill_null("none"),
         bucket.otherwise(pl.lit("100+")).alias("store_history"),
         pl.col("latency_s").cast(pl.Float64),
+        "error",
     )
 
 

@@ -2,10 +2,10 @@
 
 :meth:`PredictionLog.extend` only adds a request's predictions to bounded column
 lists, column by column (never blocks, never does IO; the features are JSON-encoded
-right there), turned into Arrow record batches every hundred-odd records; when the
-buffer is full the predictions that do not fit are dropped and counted. The
-service's background task takes the batches on the event loop
-(:meth:`~PredictionLog.take`) and writes them in a thread
+right there unless the caller passes them encoded), turned into Arrow record batches
+every hundred-odd records; when the buffer is full the predictions that do not fit are
+dropped and counted. The service's background task takes the batches on the event
+loop (:meth:`~PredictionLog.take`) and writes them in a thread
 (:meth:`~PredictionLog.write`) as one row group of the current file: Parquet
 encoding runs without the interpreter lock, so the writer never stalls requests.
 A file covers ``rotate_s`` seconds of the injected clock; it is written under a
@@ -24,8 +24,10 @@ Columns: ``request_id``, ``order_id``, ``time`` (UTC), ``variant``,
 null for a heuristic answer made without reading features), ``p50_s``, ``p90_s``,
 ``fallback``, ``rollout`` (the rollout whose assignment chose the variant; null
 outside one), ``latency_s`` (the service's time on the row's request, from taking it
-to its answers; null for shadow rows). The last two are null in files written before
-they existed.
+to its answers or its error; null for shadow rows), ``error`` (null, or the kind of
+error the row's request ended in, the service answering 5xx: the row names the variant
+and version it was assigned, and has no ``p50_s``/``p90_s``). The last three are null in
+files written before they existed.
 
 Failures of the disk (full, the directory removed or replaced by a file, a read-only
 or immutable file) never reach the caller: answers go on, and the log stays honest.
@@ -91,9 +93,10 @@ SCHEMA: Final = pa.schema(
         ("fallback", pa.string()),
         ("rollout", pa.string()),
         ("latency_s", pa.float64()),
+        ("error", pa.string()),
     ]
 )
-OPTIONAL: Final = frozenset({"rollout", "latency_s"})
+OPTIONAL: Final = frozenset({"rollout", "latency_s", "error"})
 """Columns added since the first files: read as nulls from files without them."""
 _CHUNK: Final = 128
 """Records converted to Arrow at a time: the request that fills a chunk pays for its
@@ -101,7 +104,7 @@ conversion (about 65 µs a call plus 1 µs a record here), so small chunks keep 
 request's delay small (512 added ~2 ms to every fifth batch of 100 orders)."""
 _WRITER: Final = {
     "compression": "zstd",
-    "use_dictionary": ["variant", "model_version", "fallback", "rollout"],
+    "use_dictionary": ["variant", "model_version", "fallback", "rollout", "error"],
 }
 """Parquet options: dictionaries only for the few-valued columns (building one for the
 features, ids or numbers is wasted work, thrown away at each row group), and zstd,
@@ -134,23 +137,32 @@ _REASONS: Final = {
 
 
 class Predictions(NamedTuple):
-    """The predictions of one request, column by column (see the module docstring for
-    the columns); they share one time."""
+    """Predictions, column by column (see the module docstring for the columns): those of
+    one request share one time; shadow rows of several requests give one a row."""
 
     request_id: Sequence[str]
     order_id: Sequence[str]
-    time: datetime
+    time: datetime | Sequence[datetime]
     variant: Sequence[str]
     model_version: Sequence[str | None]
-    features: Sequence[Mapping[str, FeatureScalar] | None]
-    p50_s: Sequence[float]
-    p90_s: Sequence[float]
+    features: Sequence[Mapping[str, FeatureScalar] | bytes | None]
+    """The values, or their JSON already encoded (bytes)."""
+    p50_s: Sequence[float | None]
+    p90_s: Sequence[float | None]
     fallback: Sequence[str | None]
     rollout: Sequence[str | None] = ()
     """Empty: outside any rollout (every row null)."""
     latency_s: Sequence[float | None] = ()
     """The service's time on each row's request, seconds (empty: not measured, e.g. a
     shadow row, scored after the answer)."""
+    error: Sequence[str | None] = ()
+    """Empty: no row's request ended in an error (every row null)."""
+
+    def times(self) -> list[datetime]:
+        """The time of each row."""
+        if isinstance(self.time, datetime):
+            return [self.time] * len(self.request_id)
+        return list(self.time)
 
 
 class Sink(Protocol):
@@ -258,12 +270,16 @@ class PredictionLog:
             return 0
         self._size += kept
         encoded = [
-            None if found is None else _encode(found) for found in predictions.features[:kept]
+            found if found is None or type(found) is bytes else _encode(found)
+            for found in predictions.features[:kept]
         ]
+        time = predictions.time
         values: tuple[Sequence[Any], ...] = (  # in the order of SCHEMA
             predictions.request_id,
             predictions.order_id,
-            [to_epoch_us(predictions.time)] * kept,
+            [to_epoch_us(time)] * kept
+            if isinstance(time, datetime)
+            else [to_epoch_us(t) for t in time[:kept]],
             predictions.variant,
             predictions.model_version,
             encoded,
@@ -272,6 +288,7 @@ class PredictionLog:
             predictions.fallback,
             predictions.rollout or [None] * kept,
             predictions.latency_s or [None] * kept,
+            predictions.error or [None] * kept,
         )
         columns = self._columns
         for column, part in zip(columns, values, strict=True):

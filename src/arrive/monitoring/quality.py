@@ -78,9 +78,12 @@ class Band:
 def aggregate(closed: pl.DataFrame, window_s: float, timezone: str, band: Band) -> pl.DataFrame:
     """Quality rows (:data:`QUALITY`) of joined rows of closed windows (:data:`CLOSED`,
     plus an optional ``heuristic_p50_s``), sorted by window, version, variant, segment.
-    Cancelled orders (``outcome == "cancelled"``) have no delivery time: ignored."""
+    Cancelled orders (``outcome == "cancelled"``) have no delivery time, requests that
+    ended in an error (``error``) no prediction: both ignored."""
     if "outcome" in closed.columns:
         closed = closed.filter(pl.col("outcome").fill_null("delivered") == "delivered")
+    if "error" in closed.columns:
+        closed = closed.filter(pl.col("error").is_null())
     if closed.is_empty():
         return pl.DataFrame(schema=QUALITY)
     # in a fixed order, so sums (and so means) do not depend on how rows were batched

@@ -24,6 +24,12 @@ Rails (candidate against control unless said):
   control's (too wide a P90; ``late_rate`` judges the other side).
 * ``late_rate`` (actual after the P90) and ``fallback_share``: differences (the late
   rate, like the coverage's pass, in pairs when ``p50_mae`` is).
+* ``error_rate``: the difference of the shares of requests that ended in an error (the
+  service answered 5xx; rows with an ``error``, read when the rows carry the column),
+  judged once either version has one: an errored request has no prediction, so it is
+  left out of every other rail, and this rail alone may breach before ``min_orders``
+  answered orders of each version (a candidate whose requests all fail would otherwise
+  hold its step for ever).
 * ``cancel_rate``: when the rows carry an ``outcome`` column (``cancelled`` rows
   count, with no duration); the monitor's joined rows carry it.
 * ``delivery_p95``: breach when more than 5 % of the candidate's orders take longer
@@ -35,7 +41,7 @@ Rails (candidate against control unless said):
   as known. A safety rail only: it never holds a step (proving a p99 no worse takes far
   more requests than the other rails need), it rolls back a slower candidate.
 
-``fallback_share``, ``latency_p99``, ``delivery_p95`` and ``cancel_rate`` judge what
+``fallback_share``, ``error_rate``, ``latency_p99``, ``delivery_p95`` and ``cancel_rate`` judge what
 customers saw: the rows a version answered, not those it scored in the shadow
 (``variant`` ``shadow``, when the rows carry the column; shadow rows carry no latency),
 so they are left out while one version answers no customer (the shadow phase, the 100 %
@@ -61,9 +67,9 @@ from arrive.rollout.sequential import Interval, sequence
 Action = Literal["hold", "pass", "breach"]
 Floats: TypeAlias = npt.NDArray[np.float64]
 COLUMNS: Final = ("version", "time", "p50_s", "p90_s", "outcome_time", "created_at", "fallback")
-"""The columns :func:`evaluate` needs; ``market_id`` (segments), ``order_id`` (pairs) and
-``outcome`` (``delivered`` / ``cancelled``) and ``variant`` (``shadow`` rows) are read
-when present."""
+"""The columns :func:`evaluate` needs; ``market_id`` (segments), ``order_id`` (pairs),
+``outcome`` (``delivered`` / ``cancelled``), ``variant`` (``shadow`` rows) and ``error``
+(requests that ended in an error) are read when present."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +97,7 @@ class Guardrails:
         coverage_margin: pass needs the candidate's coverage below control's + this.
         late_breach, late_margin: on the late-rate difference (candidate − control).
         fallback_breach, fallback_margin: on the fallback-share difference.
+        error_breach, error_margin: on the error-rate difference.
         cancel_limit: on the cancellation-rate difference (breach above, pass below).
         p95_limit_s: on the delivery-time p95 difference, seconds.
         latency_limit_ms: breach when more than 1 % of the candidate's answers took
@@ -116,6 +123,8 @@ class Guardrails:
     cancel_limit: float = 0.01
     p95_limit_s: float = 180.0
     latency_limit_ms: float = 10.0
+    error_breach: float = 0.0
+    error_margin: float = 0.01
 
     def __post_init__(self) -> None:
         for name in ("alpha_breach", "alpha_pass"):
@@ -135,8 +144,9 @@ class Guardrails:
 @dataclass(frozen=True, slots=True)
 class _Arms:
     """Each version's delivered rows (with ``error_s``, ``actual_s``), the rows it answered
-    customers with, every outcome (``every_*``: no shadow rows), the delivered ones of
-    those (``answered_*``), and the orders both predicted (``error_c``, ``error_0``)."""
+    customers with, every outcome (``every_*``: no shadow rows, with the requests that
+    ended in an error), the delivered ones of those (``answered_*``, no errors), and the
+    orders both predicted (``error_c``, ``error_0``)."""
 
     control: pl.DataFrame
     candidate: pl.DataFrame
@@ -179,6 +189,11 @@ def evaluate(joined: pl.DataFrame, control: str, candidate: str, rails: Guardrai
             f"minimum sample: {arms.candidate.height} candidate and {arms.control.height} "
             f"control orders, {rails.min_orders} of each needed"
         )
+        early = _early_errors(arms, rails)
+        if early is not None:
+            figures.update(early.figures)
+            if early.action == "breach":
+                return _verdict([early], figures)
         return Verdict("hold", reason, figures)
     checks = _rails(arms, rails)
     results = [check(arms, rails, rails.alpha_breach / len(checks)) for check in checks]
@@ -205,6 +220,8 @@ def _rails(arms: _Arms, rails: Guardrails) -> list[Check]:
         # one version answered no customer
         return checks
     checks.append(_fallback)
+    if _has_errors(arms):
+        checks.append(_errors)
     if _has_latencies(arms, rails):
         checks.append(_latency)
     if _same_orders(arms, rails):
@@ -240,7 +257,7 @@ def _arms(joined: pl.DataFrame, control: str, candidate: str) -> _Arms:
     )
     rows = rows.with_columns(error_s=(pl.col("p50_s") - pl.col("actual_s")).abs())
     every = {v: rows.filter(pl.col("version") == v) for v in (control, candidate)}
-    done = {v: _delivered(frame) for v, frame in every.items()}
+    done = {v: _delivered(_answered(frame)) for v, frame in every.items()}
     served = {v: _served(frame) for v, frame in every.items()}
     answered = {v: _served(frame) for v, frame in done.items()}
     return _Arms(
@@ -259,6 +276,13 @@ def _served(rows: pl.DataFrame) -> pl.DataFrame:
     if "variant" not in rows.columns:
         return rows
     return rows.filter(pl.col("variant").fill_null("") != "shadow")
+
+
+def _answered(rows: pl.DataFrame) -> pl.DataFrame:
+    """The rows with a prediction (not requests that ended in an error)."""
+    if "error" not in rows.columns:
+        return rows
+    return rows.filter(pl.col("error").is_null())
 
 
 def _delivered(rows: pl.DataFrame) -> pl.DataFrame:
@@ -462,6 +486,36 @@ def _fallback(arms: _Arms, rails: Guardrails, alpha: float) -> _Rail:
     fell = pl.col("fallback") != "none"
     rows = (arms.answered_candidate, arms.answered_control)
     return _share_rail("fallback_share", fell, rows, limits)(rails, alpha)
+
+
+def _has_errors(arms: _Arms) -> bool:
+    """Either version answered a request with an error (rows with an ``error``)."""
+    return "error" in arms.every_control.columns and any(
+        frame.get_column("error").is_not_null().any()
+        for frame in (arms.every_control, arms.every_candidate)
+    )
+
+
+def _errors(arms: _Arms, rails: Guardrails, alpha: float) -> _Rail:
+    limits = (rails.error_breach, rails.error_margin)
+    failed = pl.col("error").is_not_null()
+    rows = (arms.every_candidate, arms.every_control)
+    return _share_rail("error_rate", failed, rows, limits)(rails, alpha)
+
+
+MOST_RAILS: Final = 8
+"""The most rails judged at once: no look judges a rail at less than ``alpha_breach``
+over this."""
+
+
+def _early_errors(arms: _Arms, rails: Guardrails) -> _Rail | None:
+    """The error rail before ``min_orders`` answered orders of each version, once each has
+    ``min_orders`` requests (errors included); at the smallest share of ``alpha_breach``
+    any look gives it, so that judging it early adds no false rollback."""
+    requests = min(arms.every_control.height, arms.every_candidate.height)
+    if requests < rails.min_orders or not _has_errors(arms):
+        return None
+    return _errors(arms, rails, rails.alpha_breach / MOST_RAILS)
 
 
 def _cancel(arms: _Arms, rails: Guardrails, alpha: float) -> _Rail:

@@ -97,6 +97,11 @@ class RowEncoder:
         )
         self._take_categorical = _taker([self.features[j] for j, _ in self._categorical])
 
+    def alike(self, other: RowEncoder) -> bool:
+        """Whether ``other`` makes the same matrix of any rows (same features in the same
+        order, same vocabularies): then one's matrix serves the other's trees."""
+        return self.features == other.features and self._codes == other._codes
+
     def encode(self, rows: Sequence[Mapping[str, FeatureScalar]]) -> FloatArray:
         """A C-contiguous ``(len(rows), n_features)`` float64 matrix."""
         if len(rows) < _QUICK_FROM:

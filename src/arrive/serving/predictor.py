@@ -29,18 +29,22 @@ source in the answer's ``travel_source`` (``builtin`` whenever the heuristic ans
 
 Every answer is counted in :mod:`arrive.monitoring.metrics` and appended to the
 prediction log (:mod:`arrive.serving.record`). Nothing here raises for the conditions
-above. The predictor's background jobs live in :mod:`arrive.serving.background`, its
-wiring from settings in :mod:`arrive.serving.wiring`.
+above; a request that raises anyway (the service answers 5xx) is logged too, with the
+variant and version each of its orders was assigned and the error's class, for the
+rollout guardrails' error rate. The predictor's background jobs live in
+:mod:`arrive.serving.background`, its wiring from settings in :mod:`arrive.serving.wiring`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Final, NamedTuple
 
 from arrive.clock import Clock
 from arrive.errors import FeatureStoreUnavailable
@@ -53,10 +57,11 @@ from arrive.schema.eta import EtaAnswer, FallbackReason, Health, ReloadAnswer, V
 from arrive.schema.events import OrderCreated
 from arrive.serving.admission import Admission
 from arrive.serving.background import Background, StoreWatch
+from arrive.serving.compiled import FloatArray, RowEncoder
 from arrive.serving.control import Control
 from arrive.serving.feeder import ReplayFeeder
 from arrive.serving.health import health, readiness
-from arrive.serving.record import Recorder
+from arrive.serving.record import Failure, Recorder
 from arrive.serving.reloads import Reloads
 from arrive.serving.routing import RolloutRouting, Route
 from arrive.serving.settings import PredictorConfig
@@ -73,8 +78,35 @@ _OVERLAP_MIN: Final = 8
 _SEND_TURNS: Final = 2
 """Event-loop turns a read takes to reach the socket (its task starts, then the
 store's connection writes the turn's commands)."""
-Scored = tuple[list[EtaAnswer], list[dict[str, FeatureScalar]] | None]
-"""Answers, and the features each was given (None when none were read)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Read:
+    """The rows one version scored: its encoder's matrix, and each order's row in it."""
+
+    encoder: RowEncoder
+    matrix: FloatArray
+    row: dict[int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class _Shadowed:
+    """What a rollout's other version scores once the answers are recorded."""
+
+    route: Route
+    control: ServedModel
+    reads: dict[str, _Read]
+    """By the variant that answered (``control``, ``candidate``)."""
+    features: list[OrderFeatures]
+
+
+class Scored(NamedTuple):
+    """Answers, the features each was given (None when none were read), and the shadow
+    work of a rollout."""
+
+    answers: list[EtaAnswer]
+    values: list[dict[str, FeatureScalar]] | None = None
+    shadow: _Shadowed | None = None
 
 
 class EtaPredictor:
@@ -148,17 +180,26 @@ class EtaPredictor:
             raise ValueError(f"{len(orders)} orders but {len(request_ids)} request ids")
         started = self.clock.monotonic()
         now = self.clock.now()
-        values: list[dict[str, FeatureScalar]] | None = None
-        if self.control.on:
-            answers = self._fallback(orders, request_ids, "kill_switch")
-        elif (admitted := await self.admission.enter()) is None:
-            answers = self._fallback(orders, request_ids, "overload")
-        else:
-            answers, values = await self._admitted(orders, request_ids, now, admitted)
+        try:
+            if self.control.on:
+                scored = Scored(self._fallback(orders, request_ids, "kill_switch"))
+            elif (admitted := await self.admission.enter()) is None:
+                scored = Scored(self._fallback(orders, request_ids, "overload"))
+            else:
+                scored = await self._admitted(orders, request_ids, now, admitted)
+        except Exception as exc:  # answered 5xx: logged with the variant each was assigned
+            self.recorder.failed(self._failure(orders, request_ids, exc), now, self._took(started))
+            raise
+        took_s = self._took(started)
+        encoded = self.recorder.record(scored.answers, scored.values, now, took_s)
+        if scored.shadow is not None:
+            self._shadow(scored.shadow, scored.answers, encoded, now)
+        return scored.answers
+
+    def _took(self, started: float) -> float:
         took_s = self.clock.monotonic() - started
-        self.recorder.record(answers, values, now, took_s)
         metrics.PREDICT_SECONDS.observe(took_s)
-        return answers
+        return took_s
 
     def ready(self) -> tuple[bool, str]:
         """See :meth:`arrive.schema.eta.Predictor.ready` (no IO: cached state; the
@@ -240,12 +281,11 @@ class EtaPredictor:
         try:
             served = self.slot.current
             if served is None:
-                return self._fallback(orders, request_ids, "no_model"), None
+                return Scored(self._fallback(orders, request_ids, "no_model"))
             if self.watch.ok is False:
-                unavailable = self._fallback(
-                    orders, request_ids, "store_unavailable", served.fallback
+                return Scored(
+                    self._fallback(orders, request_ids, "store_unavailable", served.fallback)
                 )
-                return unavailable, None
             if self.travel is not None:  # beside the read, within its share of the deadline
                 asked = asyncio.ensure_future(self.travel.times(orders, self.config.deadline_s))
             reader = served.reader
@@ -267,22 +307,21 @@ class EtaPredictor:
                     self._late.add(read)
                     read.add_done_callback(lambda r: self._late_read_done(r, admitted))
                     metrics.STORE_ERRORS.labels("deadline").inc()
-                    return self._fallback(orders, request_ids, "deadline", served.fallback), None
+                    return Scored(self._fallback(orders, request_ids, "deadline", served.fallback))
                 rows = self._rows(read)
             if rows is None:
-                unavailable = self._fallback(
-                    orders, request_ids, "store_unavailable", served.fallback
+                return Scored(
+                    self._fallback(orders, request_ids, "store_unavailable", served.fallback)
                 )
-                return unavailable, None
             features = reader.features(orders, plan, rows, requested)
             stale = sum(1 for found in features if found.stale)
             metrics.record_freshness(plan.at_us, watermark_us(rows), stale)
             route = None if self.routing is None else self.routing.route
             if asked is None:
-                return self._score(served, orders, request_ids, features, route, now)
+                return self._score(served, orders, request_ids, features, route)
             times = await asked
             features = [_with_travel(f, t) for f, t in zip(features, times, strict=True)]
-            return self._score(served, orders, request_ids, features, route, now, times)
+            return self._score(served, orders, request_ids, features, route, times)
         finally:
             _drop(asked)
             if not late:  # a late read counts as in flight until it ends
@@ -323,13 +362,12 @@ class EtaPredictor:
         request_ids: Sequence[str],
         features: list[OrderFeatures],
         route: Route | None = None,
-        now: datetime | None = None,
         times: list[TravelTime | None] | None = None,
     ) -> Scored:
         limit = self.config.max_stale_fraction * len(served.names)
         usable = [i for i, f in enumerate(features) if len(f.stale) + len(f.missing) <= limit]
         arms = None if route is None else [route.variant(order) for order in orders]
-        preds = self._predictions(served, usable, features, route, arms)
+        preds, reads = self._predictions(served, usable, features, route, arms)
         answers = []
         rollout = None if route is None else route.rollout
         for i, (order, request_id, found) in enumerate(
@@ -368,9 +406,10 @@ class EtaPredictor:
                     order, request_id, p50, p90, None, reason, stale, fallback_variant, rollout
                 )
             )
-        if route is not None and now:
-            self._shadow(route, served, answers, features, now)
-        return answers, [found.values for found in features]
+        values = [found.values for found in features]
+        if route is None or self.shadow is None:
+            return Scored(answers, values)
+        return Scored(answers, values, _Shadowed(route, served, reads, features))
 
     def _predictions(
         self,
@@ -379,61 +418,104 @@ class EtaPredictor:
         features: list[OrderFeatures],
         route: Route | None,
         arms: Sequence[Variant] | None,
-    ) -> dict[int, tuple[float, float] | None]:
-        """The model's answers of the ``usable`` orders: the control's, or each arm's."""
+    ) -> tuple[dict[int, tuple[float, float] | None], dict[str, _Read]]:
+        """The model's answers of the ``usable`` orders: the control's, or each arm's;
+        and the rows each arm scored, by arm."""
         if route is None or arms is None:
-            return self._model(served, usable, features)
-        on_control = [i for i in usable if arms[i] == "control"]
-        preds = self._model(served, on_control, features)
-        if len(on_control) < len(usable):
-            on_candidate = [i for i in usable if arms[i] == "candidate"]
-            preds |= self._model(route.candidate, on_candidate, features)
-        return preds
+            preds, read = self._model(served, usable, features)
+            return preds, {} if read is None else {"control": read}
+        reads: dict[str, _Read] = {}
+        preds = {}
+        for arm, model in (("control", served), ("candidate", route.candidate)):
+            scored, read = self._model(model, [i for i in usable if arms[i] == arm], features)
+            preds |= scored
+            if read is not None:
+                reads[arm] = read
+        return preds, reads
 
     def _shadow(
         self,
-        route: Route,
-        control: ServedModel,
+        work: _Shadowed,
         answers: list[EtaAnswer],
-        features: list[OrderFeatures],
+        encoded: list[bytes | None] | None,
         now: datetime,
     ) -> None:
         """Queue the orders each version answered for the other to score later (in the
         shadow phase the control answers every order), so that every model-answered
-        order of a rollout has both versions' predictions."""
+        order of a rollout has both versions' predictions; with the rows the answering
+        version scored and the features as logged, so that nothing is encoded twice."""
         if self.shadow is None:
             return
-        for answered, model in (("control", route.candidate), ("candidate", control)):
+        route, features = work.route, work.features
+        for answered, model in (("control", route.candidate), ("candidate", work.control)):
             scored = [
                 i
                 for i, answer in enumerate(answers)
                 if answer.fallback is None and answer.variant == answered
             ]
-            if scored:
-                self.shadow.offer(
-                    ShadowJob(
-                        route.rollout,
-                        model,
-                        [answers[i].request_id for i in scored],
-                        [answers[i].order_id for i in scored],
-                        [features[i].values for i in scored],
-                        now,
-                    )
+            if not scored:
+                continue
+            read = work.reads.get(answered)
+            matrix = None
+            if read is not None:
+                at = [read.row[i] for i in scored]
+                matrix = read.matrix if len(at) == len(read.row) else read.matrix[at]
+            self.shadow.offer(
+                ShadowJob(
+                    route.rollout,
+                    model,
+                    [answers[i].request_id for i in scored],
+                    [answers[i].order_id for i in scored],
+                    [features[i].values for i in scored],
+                    now,
+                    None if encoded is None else [encoded[i] for i in scored],
+                    matrix,
+                    None if read is None else read.encoder,
                 )
+            )
 
     def _model(
         self, served: ServedModel, rows: list[int], features: list[OrderFeatures]
-    ) -> dict[int, tuple[float, float] | None]:
-        """The ``(p50, p90)`` of the orders at ``rows`` (None each when the model raised)."""
+    ) -> tuple[dict[int, tuple[float, float] | None], _Read | None]:
+        """The ``(p50, p90)`` of the orders at ``rows`` (None each when the model raised),
+        and the rows it scored (None: none)."""
         if not rows:
-            return {}
+            return {}, None
+        compiled = served.compiled
         try:
-            out = served.compiled.predict([features[i].values for i in rows])
+            matrix = compiled.encoder.encode([features[i].values for i in rows])
+            out = compiled.predict_matrix(matrix)
         except Exception:
             logger.exception("model version %s failed to predict", served.version)
-            return dict.fromkeys(rows)
+            return dict.fromkeys(rows), None
+        read = _Read(compiled.encoder, matrix, {i: j for j, i in enumerate(rows)})
         pairs = zip(out[:, served.p50].tolist(), out[:, served.p90].tolist(), strict=True)
-        return dict(zip(rows, pairs, strict=True))
+        return dict(zip(rows, pairs, strict=True)), read
+
+    def _failure(
+        self, orders: Sequence[OrderCreated], request_ids: Sequence[str], exc: Exception
+    ) -> Failure:
+        """The variant, version and rollout each order of a failed request was assigned
+        (the rollout's assignment, else the served model; nothing when that fails too)."""
+        served, route = self.slot.current, None if self.routing is None else self.routing.route
+        variants: list[str] = [self.config.variant] * len(orders)
+        versions: list[str | None] = [None if served is None else served.version] * len(orders)
+        with contextlib.suppress(Exception):
+            if route is not None and served is not None:
+                variants = [route.variant(order) for order in orders]
+                versions = [
+                    route.candidate.version if v == "candidate" else served.version
+                    for v in variants
+                ]
+        rollout = None if route is None else route.rollout
+        return Failure(
+            list(request_ids),
+            [order.order_id for order in orders],
+            variants,
+            versions,
+            [rollout] * len(orders),
+            type(exc).__name__,
+        )
 
     def _fallback(
         self,

@@ -16,9 +16,18 @@ outcomes like any other prediction.
 Why linger and chunks: scored one request at a time, the shadow made one extra model
 call per request on the event loop that answers. Gathered for ``linger_s``, a worker
 scores its shadow orders a few times a second, at most :data:`CHUNK` orders a call with
-requests answered between calls. What shadow scoring costs the answers' p99 is measured
-in docs/benchmarks.md ("Serving a rollout"): a few milliseconds at 1,000 req/s on 2
-shared cores with LightGBM trees, not yet the 0.5 ms aimed at.
+requests answered between calls.
+
+Why jobs carry the answers' matrix and JSON: a chunk's time on the event loop is what an
+answer arriving meanwhile waits. Profiled, chunks of 32 one-order jobs spent three fifths
+of their time appending each job to the log on its own (one ``extend`` and one metric
+increment a job), a sixth encoding the features again (the matrix, then the JSON the
+answer's log row already held); the trees themselves took a tenth. So a
+chunk is logged in one append (rows of several requests, one time each), scored from
+the rows the answering version read when this version encodes alike
+(:meth:`~arrive.serving.compiled.RowEncoder.alike`; else from the values), and logged
+with the answers' JSON. What shadow scoring costs the answers' p99 is measured in
+docs/benchmarks.md ("Serving a rollout").
 """
 
 from __future__ import annotations
@@ -31,9 +40,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
+import numpy as np
+
 from arrive.features.spec import FeatureScalar
 from arrive.monitoring import metrics
 from arrive.monitoring.prediction_log import PredictionLog, Predictions
+from arrive.serving.compiled import CompiledModel, FloatArray, RowEncoder
 from arrive.serving.slot import ServedModel
 
 logger = logging.getLogger(__name__)
@@ -43,12 +55,18 @@ BATCH: Final = 256
 CHUNK: Final = 32
 """Orders scored in one call at most: the event loop answers requests between calls, so
 one call is all an answer may wait behind."""
+_ALIKE_HELD: Final = 16
+"""Pairs of encoders whose likeness a queue remembers at most."""
 
 
 @dataclass(frozen=True, slots=True)
 class ShadowJob:
     """Orders one version answered, with the features it was given, for ``model`` (the
-    rollout's other version) to score."""
+    rollout's other version) to score.
+
+    ``features`` are the values as the answers' log rows hold them (JSON, encoded once;
+    None: encoded here); ``matrix`` the rows the answering version's ``encoder`` made of
+    them, scored as they are when ``model`` encodes alike (None: encoded here)."""
 
     rollout: str
     model: ServedModel
@@ -56,6 +74,9 @@ class ShadowJob:
     order_ids: Sequence[str]
     values: Sequence[dict[str, FeatureScalar]]
     time: datetime
+    features: Sequence[bytes | None] | None = None
+    matrix: FloatArray | None = None
+    encoder: RowEncoder | None = None
 
 
 class ShadowQueue:
@@ -76,6 +97,8 @@ class ShadowQueue:
         self._queue: asyncio.Queue[ShadowJob] = asyncio.Queue(capacity)
         self._full = metrics.SHADOW_DROPPED.labels("queue_full")
         self._errors = metrics.SHADOW_DROPPED.labels("model_error")
+        self._scored = metrics.SHADOW_SCORED
+        self._alike_seen: dict[tuple[int, int], tuple[RowEncoder, RowEncoder, bool]] = {}
 
     def __len__(self) -> int:
         """Jobs waiting, with those taken and not yet scored."""
@@ -111,44 +134,51 @@ class ShadowQueue:
                 self._held = 0
 
     def _score(self, jobs: list[ShadowJob]) -> None:
+        """Score ``jobs`` (one model) in one call and log them in one append."""
         model = jobs[0].model
-        rows = [values for job in jobs for values in job.values]
         try:
-            out = model.compiled.predict(rows)
+            out = self._predict(model, jobs)
             p50 = out[:, model.p50].tolist()
             p90 = out[:, model.p90].tolist()
         except Exception:
+            count = sum(len(job.order_ids) for job in jobs)
             logger.exception("shadow: version %s failed to predict", model.version)
-            self._drop_errors(len(rows))
+            self._drop_errors(count)
             return
-        start = 0
-        for job in jobs:
-            end = start + len(job.values)
-            self._log(job, p50[start:end], p90[start:end])
-            start = end
-
-    def _log(self, job: ShadowJob, p50: list[float], p90: list[float]) -> None:
         keep = [i for i in range(len(p50)) if math.isfinite(p50[i]) and math.isfinite(p90[i])]
         if len(keep) < len(p50):
             self._drop_errors(len(p50) - len(keep))
         self.scored += len(keep)
-        metrics.SHADOW_SCORED.inc(len(keep))
-        if self.log is None or not keep:
-            return
-        self.log.extend(
-            Predictions(
-                [job.request_ids[i] for i in keep],
-                [job.order_ids[i] for i in keep],
-                job.time,
-                ["shadow"] * len(keep),
-                [job.model.version] * len(keep),
-                [job.values[i] for i in keep],
-                [p50[i] for i in keep],
-                [p90[i] for i in keep],
-                [None] * len(keep),
-                [job.rollout] * len(keep),
+        self._scored.inc(len(keep))
+        if self.log is not None and keep:
+            self.log.extend(_rows(jobs, keep, p50, p90))
+
+    def _predict(self, model: ServedModel, jobs: list[ShadowJob]) -> FloatArray:
+        """The model's outputs: from the rows the answers were scored on when it encodes
+        as the answering version did (no feature encoded twice), else from the values."""
+        compiled = model.compiled
+        if all(job.matrix is not None and self._alike(compiled, job.encoder) for job in jobs):
+            matrices = [job.matrix for job in jobs if job.matrix is not None]
+            return compiled.predict_matrix(
+                np.concatenate(matrices) if len(jobs) > 1 else matrices[0]
             )
-        )
+        return compiled.predict([values for job in jobs for values in job.values])
+
+    def _alike(self, compiled: CompiledModel, encoder: RowEncoder | None) -> bool:
+        """Whether ``compiled`` encodes rows as ``encoder`` does (remembered by pair: the
+        pair is held, so an id is never reused while remembered)."""
+        mine = getattr(compiled, "encoder", None)
+        if encoder is None or mine is None:
+            return False
+        if mine is encoder:
+            return True
+        key = (id(mine), id(encoder))
+        known = self._alike_seen.get(key)
+        if known is None:
+            if len(self._alike_seen) >= _ALIKE_HELD:
+                self._alike_seen.clear()
+            known = self._alike_seen[key] = (mine, encoder, mine.alike(encoder))
+        return known[2]
 
     def _drop_errors(self, count: int) -> None:
         self.dropped["model_error"] += count
@@ -171,3 +201,31 @@ def chunks(jobs: list[ShadowJob]) -> list[list[ShadowJob]]:
             out[-1].append(job)
             size += len(job.order_ids)
     return out
+
+
+def _rows(
+    jobs: list[ShadowJob], keep: list[int], p50: list[float], p90: list[float]
+) -> Predictions:
+    """The log rows of ``jobs``' orders at positions ``keep`` (the finite answers)."""
+    request_ids = [r for job in jobs for r in job.request_ids]
+    order_ids = [o for job in jobs for o in job.order_ids]
+    times = [job.time for job in jobs for _ in job.order_ids]
+    features = [f for job in jobs for f in _features(job)]
+    n, model, rollout = len(keep), jobs[0].model, jobs[0].rollout
+    return Predictions(
+        [request_ids[i] for i in keep],
+        [order_ids[i] for i in keep],
+        [times[i] for i in keep],
+        ["shadow"] * n,
+        [model.version] * n,
+        [features[i] for i in keep],
+        [p50[i] for i in keep],
+        [p90[i] for i in keep],
+        [None] * n,
+        [rollout] * n,
+    )
+
+
+def _features(job: ShadowJob) -> Sequence[bytes | dict[str, FeatureScalar] | None]:
+    """The job's features as logged: the answers' JSON, else the values (encoded then)."""
+    return job.values if job.features is None else job.features
