@@ -31,6 +31,7 @@ from arrive.schema.events import OrderCreated
 from arrive.serving.predictor import EtaPredictor
 from arrive.serving.wiring import build_predictor
 from arrive.store.base import EntityKey, FeatureRow
+from arrive.store.columns import FeatureColumns, Fields
 from arrive.store.memory import InMemoryStore
 from arrive.testing.factories import order_spine
 from arrive.testing.stores import GatedStore
@@ -202,6 +203,10 @@ class _CountingStore(InMemoryStore):
     def get_many(self, keys: Sequence[EntityKey]) -> list[FeatureRow | None]:
         self.reads += 1
         return super().get_many(keys)
+
+    def get_columns(self, keys: Sequence[EntityKey], fields: Fields) -> FeatureColumns:
+        self.reads += 1
+        return super().get_columns(keys, fields)
 
 
 def _heuristic_eta(trained: Any, order: OrderCreated) -> tuple[float, float]:
