@@ -7,6 +7,11 @@ the rows the ingest engine keeps. The IO-free parts (:meth:`OnlineFeatures.plan`
 async caller do the one ``get_many`` itself under its own deadline, and work out
 what the orders themselves give while the store answers.
 
+A batch can read its stored features column by column instead
+(:meth:`OnlineFeatures.from_columns` over ``store.get_columns(plan.keys,
+reader.fields)``): the same features, and the model's matrix with every stored number
+already in its column, gathered with NumPy rather than looked up order by order.
+
 Freshness: a latest observation older than its feature's TTL is served as unknown
 and named stale; aggregates the engine maintains are stale when its watermark is
 more than ``max_lag_s`` behind the read time (a stalled pipeline).
@@ -19,6 +24,9 @@ from datetime import datetime
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
+import numpy as np
+import numpy.typing as npt
+
 from arrive.features import calendar, courier, order, travel
 from arrive.features.online.parts import (
     CELL_KIND,
@@ -29,6 +37,7 @@ from arrive.features.online.parts import (
 from arrive.features.spec import FeatureScalar
 from arrive.schema.events import OrderCreated
 from arrive.store.base import EntityKey, FeatureRow, OnlineStore, to_epoch_us
+from arrive.store.columns import ABSENT_US, Block, FeatureColumns
 
 _PROXIMITY = ("idle_couriers_near", "nearest_idle_courier_km")
 _CALENDAR = frozenset(spec.name for spec in calendar.SPECS)  # one value per read
@@ -92,6 +101,33 @@ class ReadPlan(NamedTuple):
     rows: list[tuple[int, ...]]
     local: datetime
     at_us: int
+
+
+class Assembled(NamedTuple):
+    """The features of a batch read column by column (:meth:`OnlineFeatures.from_columns`).
+
+    Attributes:
+        features: each order's, as :meth:`OnlineFeatures.features` gives them.
+        matrix: ``(orders, len(names))`` float64: the stored numbers in their columns
+            (NaN for unknown), NaN in every other column.
+        filled: the columns of ``matrix`` that hold each order's value of the feature as
+            a number (the others are the request's, or were given by it).
+        watermark_us: the ingest engine's watermark read (None when it wrote none).
+    """
+
+    features: list[OrderFeatures]
+    matrix: npt.NDArray[np.float64]
+    filled: tuple[int, ...]
+    watermark_us: float | None
+
+
+class _Stored(NamedTuple):
+    """The stored features of one keyed entity of a plan, as its kind's block holds them."""
+
+    entity: int  # index into the plan's keyed entities
+    kind: str
+    trailing: tuple[tuple[int, int, float | None], ...]  # (column, block column, empty)
+    latest: tuple[tuple[int, int, int, int], ...]  # (column, block column, TTL µs, latest #)
 
 
 class _Slot(NamedTuple):
@@ -161,6 +197,40 @@ class OnlineFeatures:
         always = {*_CALENDAR, _TRAVEL, _DISTANCE, *order.ONLINE_FIELDS}  # given by any order
         self._always_clash = self._stored.intersection(always)
         self._template: dict[str, FeatureScalar] = dict.fromkeys(self.names)
+        self._columnar(slots)
+
+    def _columnar(self, slots: list[_Slot]) -> None:
+        """What :meth:`from_columns` needs: the features asked of each kind, and where
+        each stored feature sits in its kind's block and in the model's columns."""
+        fields: dict[str, list[str]] = {PIPELINE_KEY[0]: ["watermark"]}
+        for s in slots:
+            if s.how != _OTHER:
+                names = fields.setdefault(self._entities[s.entity][0], [])
+                if s.name not in names:
+                    names.append(s.name)
+        self.fields: dict[str, tuple[str, ...]] = {k: tuple(v) for k, v in fields.items()}
+        """Entity kind → the stored features this model reads of it (``get_columns``)."""
+        latest_at = {name: i for i, (name, _, _) in enumerate(self._latest)}
+        stored = []
+        for e, (kind, _) in enumerate(self._entities):
+            asked = self.fields[kind]
+            mine = [(j, s) for j, s in enumerate(slots) if s.how != _OTHER and s.entity == e]
+            stored.append(
+                _Stored(
+                    e,
+                    kind,
+                    tuple((j, asked.index(s.name), s.empty) for j, s in mine if s.how == _TRAILING),
+                    tuple(
+                        (j, asked.index(s.name), s.ttl_us, latest_at[s.name])
+                        for j, s in mine
+                        if s.how == _LATEST
+                    ),
+                )
+            )
+        self._by_entity = tuple(stored)
+        self._stored_columns = tuple(j for j, s in enumerate(slots) if s.how != _OTHER)
+        self.columnar = not self._proximity
+        """True when :meth:`from_columns` serves this model (proximity is read from rows)."""
 
     @classmethod
     def from_schema(cls, schema: Mapping[str, Any], max_lag_s: float = 300.0) -> OnlineFeatures:
@@ -219,6 +289,109 @@ class OnlineFeatures:
             self._one(item, given, plan.at_us, rows, found, lagging)
             for item, given, found in zip(orders, requested, plan.rows, strict=True)
         ]
+
+    def from_columns(
+        self,
+        orders: Sequence[OrderCreated],
+        plan: ReadPlan,
+        columns: FeatureColumns,
+        requested: Sequence[Requested] | None = None,
+    ) -> Assembled:
+        """:meth:`features` from ``store.get_columns(plan.keys, self.fields)``: the same
+        features, and the model's matrix with the stored numbers in place.
+
+        Raises:
+            ValueError: :attr:`columnar` is False, or ``columns`` were not read for ``plan``.
+        """
+        if not self.columnar:
+            raise ValueError("a model reading courier proximity reads rows, not columns")
+        if len(columns.at) != len(plan.keys):
+            raise ValueError(f"{len(plan.keys)} keys planned but {len(columns.at)} read")
+        mark_us = _watermark(columns)
+        lagging = mark_us is None or plan.at_us - mark_us > self.max_lag_us
+        if requested is None:
+            requested = self.requested(orders, plan)
+        n = len(orders)
+        matrix = np.full((n, len(self.names)), np.nan)
+        values = np.full((n, len(self.names)), None, dtype=object)
+        late = np.zeros((n, len(self._latest)), dtype=np.int8)  # 1 stale, 2 missing
+        numeric: list[int] = []
+        at = np.asarray(columns.at, dtype=np.intp)
+        for stored in self._by_entity:
+            block = columns.blocks[stored.kind]
+            where = np.fromiter((found[stored.entity] for found in plan.rows), np.intp, n)
+            rows = np.where(where < 0, len(block.values), at[where])
+            cells, times = _padded(block)
+            cells, times = cells[rows], times[rows]
+            unknown_entity = where < 0
+            nothing = np.nan if block.numeric else None
+            for j, c, empty in () if lagging else stored.trailing:
+                column = cells[:, c].copy()
+                column[times[:, c] == ABSENT_US] = nothing if empty is None else empty
+                self._place(matrix, values, numeric, j, column, unknown_entity, block.numeric)
+            for j, c, ttl_us, k in stored.latest:
+                t = times[:, c]
+                absent = t == ABSENT_US
+                old = ~absent & (plan.at_us - t > ttl_us)
+                late[absent, k] = 2
+                late[old, k] = 1
+                self._place(matrix, values, numeric, j, cells[:, c], absent | old, block.numeric)
+        features = self._assembled(requested, values, late, lagging)
+        clashes = set().union(*(given.clash for given in requested))
+        filled = tuple(j for j in numeric if self.names[j] not in clashes)
+        return Assembled(features, matrix, filled, mark_us)
+
+    def _place(
+        self,
+        matrix: npt.NDArray[np.float64],
+        values: npt.NDArray[Any],
+        numeric: list[int],
+        j: int,
+        column: npt.NDArray[Any],
+        unknown: npt.NDArray[np.bool_],
+        is_number: bool,
+    ) -> None:
+        """Column ``j`` of the model: ``column``'s values, None (NaN) where ``unknown``."""
+        if is_number:
+            column = np.where(unknown, np.nan, column)
+            matrix[:, j] = column
+            numeric.append(j)
+            cells = column.astype(object)
+            cells[np.isnan(column)] = None
+        else:
+            cells = column.copy()
+            cells[unknown] = None
+        values[:, j] = cells
+
+    def _assembled(
+        self,
+        requested: Sequence[Requested],
+        values: npt.NDArray[Any],
+        late: npt.NDArray[np.int8],
+        lagging: bool,
+    ) -> list[OrderFeatures]:
+        stored = self._stored_columns
+        names = [self.names[j] for j in stored]
+        rows = values[:, stored].tolist() if stored else [[] for _ in requested]
+        trailing_stale = list(self._trailing_names) if lagging else []
+        flagged = set(np.flatnonzero(late.any(axis=1)).tolist())
+        latest = [name for name, _, _ in self._latest]
+        out = []
+        for i, (given, row) in enumerate(zip(requested, rows, strict=True)):
+            found = given.out
+            found.update(zip(names, row, strict=True))
+            stale, missing = list(trailing_stale), given.missing
+            if i in flagged:
+                flags = late[i].tolist()
+                stale += [name for name, f in zip(latest, flags, strict=True) if f == 1]
+                missing += [name for name, f in zip(latest, flags, strict=True) if f == 2]
+            clash = given.clash
+            if clash:  # a value the request gives wins over the stored one
+                found.update((name, given.values[name]) for name in clash)
+                stale = [name for name in stale if name not in clash]
+                missing = [name for name in missing if name not in clash]
+            out.append(OrderFeatures(found, tuple(stale), tuple(missing)))
+        return out
 
     def keys(self, orders: Sequence[OrderCreated], at: datetime) -> list[EntityKey]:
         """Every entity the features of ``orders`` at ``at`` need (no duplicates)."""
@@ -350,6 +523,27 @@ def watermark_us(rows: Sequence[FeatureRow | None]) -> float | None:
     is the engine's), or None when the engine has written none."""
     mark = (rows[0] or _EMPTY).get("watermark") if rows else None
     return mark.value if mark is not None and isinstance(mark.value, float) else None
+
+
+def _watermark(columns: FeatureColumns) -> float | None:
+    """:func:`watermark_us` of a columnar read."""
+    block, row = columns.blocks[PIPELINE_KEY[0]], columns.at[0] if columns.at else -1
+    if row < 0 or not block.numeric:
+        value = None if row < 0 else block.values[row, 0]
+        return value if isinstance(value, float) else None
+    mark = float(block.values[row, 0])
+    return None if np.isnan(mark) else mark
+
+
+def _padded(block: Block) -> tuple[npt.NDArray[Any], npt.NDArray[np.int64]]:
+    """``block``'s values and times with one more row, of nothing stored (the row of an
+    order that names no such entity)."""
+    width = len(block.names)
+    blank = np.full((1, width), np.nan if block.numeric else None, dtype=block.values.dtype)
+    return (
+        np.concatenate([block.values, blank]),
+        np.concatenate([block.times, np.full((1, width), ABSENT_US, dtype=np.int64)]),
+    )
 
 
 def _source(name: str) -> int:
