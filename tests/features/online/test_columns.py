@@ -4,7 +4,7 @@ and the model's matrix holds the stored numbers the encoder would give."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import msgspec
 import numpy as np
@@ -25,7 +25,6 @@ from arrive.testing.factories import order_spine, random_marketplace
 from arrive.testing.store_contract import redis_test_config
 
 ZONE = "Europe/Berlin"
-PROXIMITY = ("idle_couriers_near", "nearest_idle_courier_km")
 
 
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
@@ -41,14 +40,12 @@ def store(request: pytest.FixtureRequest) -> Iterator[OnlineStore]:
 
 
 def _market(seed: int, store: OnlineStore) -> tuple[OnlineFeatures, list[OrderCreated]]:
-    """A random marketplace replayed into ``store``; its reader (without courier
-    proximity, which is read from rows) and its orders."""
+    """A random marketplace replayed into ``store``; its reader and its orders."""
     market = random_marketplace(seed, n_orders=60, provider=True)
     spine = order_spine(market.events)
     attributes = tuple(c for c in spine.columns if c not in ORDER_COLUMNS)
     offline = build_features(BuildContext(spine, market.events.lazy(), ZONE, attributes))
-    names = [n for n in offline.names if n not in PROXIMITY]
-    reader = OnlineFeatures(names, {s.name: s.ttl_s for s in offline.specs}, ZONE)
+    reader = OnlineFeatures(offline.names, {s.name: s.ttl_s for s in offline.specs}, ZONE)
     log = replay_order(market.events.lazy()).collect()
     LogReplay(log, OnlineEngine(store, local_timezone=ZONE)).apply_next(len(log))
     created = log.filter(log.get_column("type") == "order_created")
@@ -72,11 +69,12 @@ def _varied(orders: list[OrderCreated], stored: list[str]) -> list[OrderCreated]
     return out
 
 
-@pytest.mark.parametrize("seed", [3, 11])
+@pytest.mark.parametrize("seed", [3, 13])
 def test_columns_give_the_features_of_rows(store: OnlineStore, seed: int) -> None:
     reader, orders = _market(seed, store)
-    assert reader.columnar
-    stored = [n for kind, names in reader.fields.items() for n in names if kind != "pipeline"]
+    assert "idle_couriers_near" in reader.names
+    kinds = [kind for kind in reader.fields if kind not in ("pipeline", "cell")]
+    stored = [name for kind in kinds for name in reader.fields[kind]]
     assert len(stored) > 15
     batch = _varied(orders[-40:], stored)
     last = max(order.event_time for order in batch)
@@ -88,15 +86,8 @@ def test_columns_give_the_features_of_rows(store: OnlineStore, seed: int) -> Non
         got = reader.from_columns(batch, plan, store.get_columns(plan.keys, reader.fields))
         assert got.features == want
         assert len(got.filled) > (10 if at == last else 0)
+        assert at != last or any(found.values["idle_couriers_near"] for found in want)
         full = encoder.encode([found.values for found in want])
         np.testing.assert_array_equal(got.matrix[:, got.filled], full[:, got.filled])
     assert any(found.stale for found in got.features)
     assert any(found.missing for found in got.features)
-
-
-def test_a_model_reading_proximity_reads_rows() -> None:
-    reader = OnlineFeatures(["store_open_orders", "idle_couriers_near"], {})
-    assert not reader.columnar
-    plan = reader.plan([], datetime(2025, 3, 3, tzinfo=UTC))
-    with pytest.raises(ValueError, match="proximity reads rows"):
-        reader.from_columns([], plan, InMemoryStore().get_columns(plan.keys, reader.fields))

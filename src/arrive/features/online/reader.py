@@ -203,6 +203,8 @@ class OnlineFeatures:
         """What :meth:`from_columns` needs: the features asked of each kind, and where
         each stored feature sits in its kind's block and in the model's columns."""
         fields: dict[str, list[str]] = {PIPELINE_KEY[0]: ["watermark"]}
+        if self._proximity:
+            fields[CELL_KIND] = ["idle"]
         for s in slots:
             if s.how != _OTHER:
                 names = fields.setdefault(self._entities[s.entity][0], [])
@@ -229,8 +231,6 @@ class OnlineFeatures:
             )
         self._by_entity = tuple(stored)
         self._stored_columns = tuple(j for j, s in enumerate(slots) if s.how != _OTHER)
-        self.columnar = not self._proximity
-        """True when :meth:`from_columns` serves this model (proximity is read from rows)."""
 
     @classmethod
     def from_schema(cls, schema: Mapping[str, Any], max_lag_s: float = 300.0) -> OnlineFeatures:
@@ -301,10 +301,8 @@ class OnlineFeatures:
         features, and the model's matrix with the stored numbers in place.
 
         Raises:
-            ValueError: :attr:`columnar` is False, or ``columns`` were not read for ``plan``.
+            ValueError: ``columns`` were not read for ``plan``.
         """
-        if not self.columnar:
-            raise ValueError("a model reading courier proximity reads rows, not columns")
         if len(columns.at) != len(plan.keys):
             raise ValueError(f"{len(plan.keys)} keys planned but {len(columns.at)} read")
         mark_us = _watermark(columns)
@@ -336,7 +334,8 @@ class OnlineFeatures:
                 late[absent, k] = 2
                 late[old, k] = 1
                 self._place(matrix, values, numeric, j, cells[:, c], absent | old, block.numeric)
-        features = self._assembled(requested, values, late, lagging)
+        near = self._near_all(orders, plan, columns) if self._proximity else None
+        features = self._assembled(requested, values, late, lagging, near)
         clashes = set().union(*(given.clash for given in requested))
         filled = tuple(j for j in numeric if self.names[j] not in clashes)
         return Assembled(features, matrix, filled, mark_us)
@@ -369,6 +368,7 @@ class OnlineFeatures:
         values: npt.NDArray[Any],
         late: npt.NDArray[np.int8],
         lagging: bool,
+        near: list[dict[str, FeatureScalar]] | None,
     ) -> list[OrderFeatures]:
         stored = self._stored_columns
         names = [self.names[j] for j in stored]
@@ -379,6 +379,8 @@ class OnlineFeatures:
         out = []
         for i, (given, row) in enumerate(zip(requested, rows, strict=True)):
             found = given.out
+            if near is not None:
+                found.update(near[i])
             found.update(zip(names, row, strict=True))
             stale, missing = list(trailing_stale), given.missing
             if i in flagged:
@@ -508,14 +510,33 @@ class OnlineFeatures:
     def _near(
         self, item: OrderCreated, at_us: int, cells: list[FeatureRow | None]
     ) -> dict[str, FeatureScalar]:
-        if item.pickup_lat is None or item.pickup_lon is None:
-            return dict.fromkeys(_PROXIMITY)
         packed: list[str | None] = []
         for row in cells:
             stored = (row or _EMPTY).get("idle")
             packed.append(stored.value if stored and isinstance(stored.value, str) else None)
-        near, nearest = courier.proximity_online(item.pickup_lat, item.pickup_lon, at_us, packed)
-        return {"idle_couriers_near": near, "nearest_idle_courier_km": nearest}
+        return _proximity(item, at_us, packed)
+
+    def _near_all(
+        self, orders: Sequence[OrderCreated], plan: ReadPlan, columns: FeatureColumns
+    ) -> list[dict[str, FeatureScalar]]:
+        """:meth:`_near` of each order, from the cells' column of a columnar read."""
+        block, at = columns.blocks[CELL_KIND], columns.at
+        idle = block.values[:, 0].tolist()
+        keyed = len(self._entities)
+        return [
+            _proximity(item, plan.at_us, [idle[at[i]] for i in found[keyed:]])
+            for item, found in zip(orders, plan.rows, strict=True)
+        ]
+
+
+def _proximity(item: OrderCreated, at_us: int, idle: list[Any]) -> dict[str, FeatureScalar]:
+    """Courier proximity at the order's pickup from its cells' packed idle couriers (a
+    value that is not text counts as none)."""
+    if item.pickup_lat is None or item.pickup_lon is None:
+        return dict.fromkeys(_PROXIMITY)
+    packed = [value if isinstance(value, str) else None for value in idle]
+    near, nearest = courier.proximity_online(item.pickup_lat, item.pickup_lon, at_us, packed)
+    return {"idle_couriers_near": near, "nearest_idle_courier_km": nearest}
 
 
 def watermark_us(rows: Sequence[FeatureRow | None]) -> float | None:
