@@ -189,13 +189,13 @@ def _bare_path(registry: Path, cache: Path, url: str, work: Path) -> ServeProces
     return uvicorn_app("bare_path:create", env, work / "bare.log")
 
 
-def uvicorn_app(factory: str, env: dict[str, str], log: Path) -> ServeProcess:
-    """The app of ``factory`` (a module of ``bench/``) under uvicorn with 2 workers (httptools,
-    uvloop), to start."""
+def uvicorn_app(factory: str, env: dict[str, str], log: Path, workers: int = 2) -> ServeProcess:
+    """The app of ``factory`` (a module of ``bench/``) under uvicorn with ``workers`` worker
+    processes (httptools, uvloop), to start."""
     path = os.pathsep.join([str(ROOT / "bench"), str(ROOT / "src")])
     app = ServeProcess({**env, "PYTHONPATH": path}, log_path=log)
     app.command = [
-        *(sys.executable, "-m", "uvicorn", "--factory", factory, "--workers", "2"),
+        *(sys.executable, "-m", "uvicorn", "--factory", factory, "--workers", str(workers)),
         *("--host", HOST, "--port", str(app.port), "--loop", "uvloop", "--http", "httptools"),
         *("--no-access-log", "--log-level", "warning"),
     ]

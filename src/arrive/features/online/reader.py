@@ -122,12 +122,13 @@ class Assembled(NamedTuple):
 
 
 class _Stored(NamedTuple):
-    """The stored features of one keyed entity of a plan, as its kind's block holds them."""
+    """The stored features of one keyed entity of a plan, as its kind's block holds them:
+    per kind of slot, their columns among the stored ones, in the block, and more."""
 
     entity: int  # index into the plan's keyed entities
     kind: str
-    trailing: tuple[tuple[int, int, float | None], ...]  # (column, block column, empty)
-    latest: tuple[tuple[int, int, int, int], ...]  # (column, block column, TTL µs, latest #)
+    trailing: tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], npt.NDArray[Any]]  # +empty
+    latest: tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], npt.NDArray[np.int64]]  # +TTL
 
 
 class _Slot(NamedTuple):
@@ -212,25 +213,34 @@ class OnlineFeatures:
                     names.append(s.name)
         self.fields: dict[str, tuple[str, ...]] = {k: tuple(v) for k, v in fields.items()}
         """Entity kind → the stored features this model reads of it (``get_columns``)."""
-        latest_at = {name: i for i, (name, _, _) in enumerate(self._latest)}
-        stored = []
+        self._stored_columns = tuple(j for j, s in enumerate(slots) if s.how != _OTHER)
+        self._stored_slots = tuple(slots[j] for j in self._stored_columns)
+        by_entity = []
         for e, (kind, _) in enumerate(self._entities):
             asked = self.fields[kind]
-            mine = [(j, s) for j, s in enumerate(slots) if s.how != _OTHER and s.entity == e]
-            stored.append(
+            mine = [(i, s) for i, s in enumerate(self._stored_slots) if s.entity == e]
+            trailing = [(i, s) for i, s in mine if s.how == _TRAILING]
+            latest = [(i, s) for i, s in mine if s.how == _LATEST]
+            by_entity.append(
                 _Stored(
                     e,
                     kind,
-                    tuple((j, asked.index(s.name), s.empty) for j, s in mine if s.how == _TRAILING),
-                    tuple(
-                        (j, asked.index(s.name), s.ttl_us, latest_at[s.name])
-                        for j, s in mine
-                        if s.how == _LATEST
+                    (
+                        np.array([i for i, _ in trailing], dtype=np.intp),
+                        np.array([asked.index(s.name) for _, s in trailing], dtype=np.intp),
+                        np.array([s.empty for _, s in trailing], dtype=object),
+                    ),
+                    (
+                        np.array([i for i, _ in latest], dtype=np.intp),
+                        np.array([asked.index(s.name) for _, s in latest], dtype=np.intp),
+                        np.array([s.ttl_us for _, s in latest], dtype=np.int64),
                     ),
                 )
             )
-        self._by_entity = tuple(stored)
-        self._stored_columns = tuple(j for j, s in enumerate(slots) if s.how != _OTHER)
+        self._by_entity = tuple(by_entity)
+        self._latest_at = np.array(
+            [i for i, s in enumerate(self._stored_slots) if s.how == _LATEST], dtype=np.intp
+        )
 
     @classmethod
     def from_schema(cls, schema: Mapping[str, Any], max_lag_s: float = 300.0) -> OnlineFeatures:
@@ -309,58 +319,47 @@ class OnlineFeatures:
         lagging = mark_us is None or plan.at_us - mark_us > self.max_lag_us
         if requested is None:
             requested = self.requested(orders, plan)
-        n = len(orders)
-        matrix = np.full((n, len(self.names)), np.nan)
-        values = np.full((n, len(self.names)), None, dtype=object)
-        late = np.zeros((n, len(self._latest)), dtype=np.int8)  # 1 stale, 2 missing
-        numeric: list[int] = []
+        n, width = len(orders), len(self._stored_columns)
+        numbers = np.full((n, width), np.nan)  # the stored features' numbers
+        values = np.full((n, width), None, dtype=object)  # and their values
+        late = np.zeros((n, width), dtype=np.int8)  # 1 stale, 2 missing (latest only)
+        numeric: list[npt.NDArray[np.intp]] = []
         at = np.asarray(columns.at, dtype=np.intp)
         for stored in self._by_entity:
             block = columns.blocks[stored.kind]
             where = np.fromiter((found[stored.entity] for found in plan.rows), np.intp, n)
-            rows = np.where(where < 0, len(block.values), at[where])
             cells, times = _padded(block)
+            rows = np.where(where < 0, len(block.values), at[where])
             cells, times = cells[rows], times[rows]
-            unknown_entity = where < 0
-            nothing = np.nan if block.numeric else None
-            for j, c, empty in () if lagging else stored.trailing:
-                column = cells[:, c].copy()
-                column[times[:, c] == ABSENT_US] = nothing if empty is None else empty
-                self._place(matrix, values, numeric, j, column, unknown_entity, block.numeric)
-            for j, c, ttl_us, k in stored.latest:
-                t = times[:, c]
-                absent = t == ABSENT_US
-                old = ~absent & (plan.at_us - t > ttl_us)
-                late[absent, k] = 2
-                late[old, k] = 1
-                self._place(matrix, values, numeric, j, cells[:, c], absent | old, block.numeric)
+            place = _place_numbers if block.numeric else _place_values
+            at_columns, in_block, empty = stored.trailing
+            if len(at_columns) and not lagging:
+                found = cells[:, in_block]
+                unset = times[:, in_block] == ABSENT_US
+                found = np.where(unset, empty if not block.numeric else _floats(empty), found)
+                found[where < 0] = np.nan if block.numeric else None  # no such entity: unknown
+                place(numbers, values, numeric, at_columns, found)
+            at_columns, in_block, ttl_us = stored.latest
+            if len(at_columns):
+                stamps = times[:, in_block]
+                unset = stamps == ABSENT_US
+                old = ~unset & (plan.at_us - stamps > ttl_us)
+                late[:, at_columns] = np.where(unset, 2, np.where(old, 1, 0))
+                found = cells[:, in_block]
+                found[unset | old] = np.nan if block.numeric else None
+                place(numbers, values, numeric, at_columns, found)
         near = self._near_all(orders, plan, columns) if self._proximity else None
         features = self._assembled(requested, values, late, lagging, near)
         clashes = set().union(*(given.clash for given in requested))
-        filled = tuple(j for j in numeric if self.names[j] not in clashes)
+        matrix = np.full((n, len(self.names)), np.nan)
+        stored_columns = np.asarray(self._stored_columns, dtype=np.intp)
+        matrix[:, stored_columns] = numbers
+        filled = tuple(
+            int(stored_columns[i])
+            for i in sorted(np.concatenate(numeric).tolist() if numeric else [])
+            if self.names[stored_columns[i]] not in clashes
+        )
         return Assembled(features, matrix, filled, mark_us)
-
-    def _place(
-        self,
-        matrix: npt.NDArray[np.float64],
-        values: npt.NDArray[Any],
-        numeric: list[int],
-        j: int,
-        column: npt.NDArray[Any],
-        unknown: npt.NDArray[np.bool_],
-        is_number: bool,
-    ) -> None:
-        """Column ``j`` of the model: ``column``'s values, None (NaN) where ``unknown``."""
-        if is_number:
-            column = np.where(unknown, np.nan, column)
-            matrix[:, j] = column
-            numeric.append(j)
-            cells = column.astype(object)
-            cells[np.isnan(column)] = None
-        else:
-            cells = column.copy()
-            cells[unknown] = None
-        values[:, j] = cells
 
     def _assembled(
         self,
@@ -370,10 +369,10 @@ class OnlineFeatures:
         lagging: bool,
         near: list[dict[str, FeatureScalar]] | None,
     ) -> list[OrderFeatures]:
-        stored = self._stored_columns
-        names = [self.names[j] for j in stored]
-        rows = values[:, stored].tolist() if stored else [[] for _ in requested]
+        names = [s.name for s in self._stored_slots]
+        rows = values.tolist()
         trailing_stale = list(self._trailing_names) if lagging else []
+        late = late[:, self._latest_at]  # in the order of the latest slots
         flagged = set(np.flatnonzero(late.any(axis=1)).tolist())
         latest = [name for name, _, _ in self._latest]
         out = []
@@ -554,6 +553,37 @@ def _watermark(columns: FeatureColumns) -> float | None:
         return value if isinstance(value, float) else None
     mark = float(block.values[row, 0])
     return None if np.isnan(mark) else mark
+
+
+def _floats(empty: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
+    """The empty values of trailing windows as numbers (NaN for None)."""
+    return np.array([np.nan if value is None else value for value in empty], dtype=np.float64)
+
+
+def _place_numbers(
+    numbers: npt.NDArray[np.float64],
+    values: npt.NDArray[Any],
+    numeric: list[npt.NDArray[np.intp]],
+    columns: npt.NDArray[np.intp],
+    found: npt.NDArray[Any],
+) -> None:
+    """Numbers ``found`` (NaN: None) as the stored features ``columns``."""
+    numbers[:, columns] = found
+    numeric.append(columns)
+    cells = found.astype(object)
+    cells[np.isnan(found)] = None
+    values[:, columns] = cells
+
+
+def _place_values(
+    numbers: npt.NDArray[np.float64],
+    values: npt.NDArray[Any],
+    numeric: list[npt.NDArray[np.intp]],
+    columns: npt.NDArray[np.intp],
+    found: npt.NDArray[Any],
+) -> None:
+    """Values ``found`` (of a block holding text) as the stored features ``columns``."""
+    values[:, columns] = found
 
 
 def _padded(block: Block) -> tuple[npt.NDArray[Any], npt.NDArray[np.int64]]:
