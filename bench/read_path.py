@@ -12,7 +12,8 @@ none), then the last 2,000 orders in batches of 100, read two ways:
 
 Per round and shape, each arm ``--calls`` times, the arms interleaved call by call:
 
-* ``raw MGET``: the MGET alone on the service's pipelined connection (bytes back);
+* ``raw MGET``: the MGET on the service's pipelined connection, its key strings built
+  each call as the stores build them (bytes back; the breakdown times the MGET alone);
 * ``get_many``: ``AsyncRedisStore.get_many``, rows of ``FeatureValue``;
 * ``get_columns``: ``AsyncRedisStore.get_columns`` of the model's fields.
 
