@@ -54,7 +54,6 @@ from arrive.ingest.redis_streams import RedisStreamProducer, RedisStreamSource
 from arrive.schema.codec import encode_event
 from arrive.schema.frame import frame_to_events
 from arrive.store.base import EntityKey, FeatureRow, OnlineStore
-from arrive.store.columns import FeatureColumns, Fields
 from arrive.store.memory import InMemoryStore
 from arrive.testing.servers.redis_server import redis_at
 
@@ -128,9 +127,6 @@ class _Stamped:
 
     def get_many(self, keys: Sequence[EntityKey]) -> list[FeatureRow | None]:
         return self.inner.get_many(keys)
-
-    def get_columns(self, keys: Sequence[EntityKey], fields: Fields) -> FeatureColumns:
-        return self.inner.get_columns(keys, fields)
 
     def put_many(self, rows: Sequence[tuple[EntityKey, FeatureRow]]) -> None:
         self.inner.put_many(rows)

@@ -14,15 +14,13 @@ Per round and shape, each arm ``--calls`` times, the arms interleaved call by ca
 
 * ``raw MGET``: the MGET on the service's pipelined connection, its key strings built
   each call as the stores build them (bytes back; the breakdown times the MGET alone);
-* ``get_many``: ``AsyncRedisStore.get_many``, rows of ``FeatureValue``;
-* ``get_columns``: ``AsyncRedisStore.get_columns`` of the model's fields.
+* ``get_many``: ``AsyncRedisStore.get_many``, rows of ``FeatureValue``.
 
 Prints rows/s (keys over the median call) per arm and round, the medians over rounds,
-and where a call's time goes (key building, decoding, on the bytes of one read). Then
-the whole batch path from the keys to the model's matrix: rows (``get_many``, the
-reader's ``features``, the encoder) against columns (``get_columns``, ``from_columns``,
-the encoder of the remaining columns), with what the orders give themselves worked out
-beforehand, as the service does while the read is out.
+and where a read's time goes (building the keys, the MGET, decoding into rows, each
+timed alone on the same read). Then the whole batch path from the keys to the model's
+matrix (``get_many``, the reader's ``features``, the encoder), with what the orders give
+themselves worked out beforehand, as the service does while the read is out.
 """
 
 from __future__ import annotations
@@ -53,7 +51,7 @@ from arrive.store.redis_pipe import PipelinedRedis
 from arrive.testing.servers.eta_service import fill_redis, order_body
 from arrive.testing.servers.redis_server import RedisServer
 
-ARMS = ("raw MGET", "get_many", "get_columns")
+ARMS = ("raw MGET", "get_many")
 
 
 def main() -> None:
@@ -101,7 +99,6 @@ async def _bench(args: argparse.Namespace, registry: Path, live: Path, url: str)
     store = AsyncRedisStore(RedisStoreConfig(url=url))
     raw = PipelinedRedis(url, where="bench", socket_timeout_s=5.0, connect_timeout_s=5.0)
     plan = store._plan  # the keys and decoding the store uses, for the breakdown
-    fields = reader.fields
     print(f"\n{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {args.rounds} rounds x {args.calls} calls")
     for shape, reads in (("600 keys", six), ("plan", plans)):
         sizes = [len(keys) for keys in reads]
@@ -109,17 +106,15 @@ async def _bench(args: argparse.Namespace, registry: Path, live: Path, url: str)
         arms: dict[str, Callable[[list[EntityKey]], Awaitable[Any]]] = {
             "raw MGET": lambda keys: raw.execute("MGET", *plan.read_keys(keys)),
             "get_many": store.get_many,
-            "get_columns": lambda keys: store.get_columns(keys, fields),
         }
         rounds = [await _round(arms, reads, args.calls) for _ in range(args.rounds)]
         for arm in ARMS:
             rates = [r[arm] for r in rounds]
             runs = " / ".join(f"{x / 1e3:,.0f}k" for x in rates)
             print(f"  {arm:12} {statistics.median(rates) / 1e3:8,.0f}k rows/s  ({runs})")
-        for arm in ARMS[1:]:
-            share = statistics.median(r[arm] / r["raw MGET"] for r in rounds)
-            print(f"  {arm} / raw MGET: {share:.0%} (median of the rounds' ratios)")
-        await _breakdown(raw, plan, reads, fields)
+        share = statistics.median(r["get_many"] / r["raw MGET"] for r in rounds)
+        print(f"  get_many / raw MGET: {share:.0%} (median of the rounds' ratios)")
+        await _breakdown(raw, plan, reads)
     await _whole(args, store, reader, bundle, batches, now)
     await raw.aclose()
     await store.close()
@@ -142,10 +137,8 @@ async def _round(
     return {arm: statistics.median(rows[arm]) / statistics.median(took[arm]) for arm in arms}
 
 
-async def _breakdown(
-    raw: PipelinedRedis, plan: Any, reads: list[list[EntityKey]], fields: Any
-) -> None:
-    parts: dict[str, list[float]] = {"keys": [], "MGET": [], "rows": [], "columns": []}
+async def _breakdown(raw: PipelinedRedis, plan: Any, reads: list[list[EntityKey]]) -> None:
+    parts: dict[str, list[float]] = {"keys": [], "MGET": [], "rows": []}
     for keys in reads * 10:
         t0 = time.perf_counter()
         names = plan.read_keys(keys)
@@ -154,14 +147,13 @@ async def _breakdown(
         t2 = time.perf_counter()
         plan.rows(names, packed)
         t3 = time.perf_counter()
-        plan.columns(keys, names, packed, fields)
-        t4 = time.perf_counter()
-        for part, took in zip(parts.values(), (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
+        for part, took in zip(parts.values(), (t1 - t0, t2 - t1, t3 - t2), strict=True):
             part.append(took * 1e6)
+    alone = statistics.median(len(keys) for keys in reads) / statistics.median(parts["MGET"])
     print(
         "  one read, medians: "
         + ", ".join(f"{part} {statistics.median(v):,.0f} us" for part, v in parts.items())
-        + " (rows: FeatureValue rows; columns: the model's fields)"
+        + f" (rows: FeatureValue rows); the MGET alone: {alone * 1e3:,.0f}k rows/s"
     )
 
 
@@ -173,29 +165,26 @@ async def _whole(
     batches: list[Any],
     now: datetime,
 ) -> None:
-    compiled = CompiledModel(bundle.model, "none")
-    encoder = compiled.encoder
-    took: dict[str, list[float]] = {"rows": [], "columns": []}
+    encoder = CompiledModel(bundle.model, "none").encoder
+    took: dict[str, list[float]] = {"read": [], "features": [], "encode": [], "whole": []}
     for _ in range(args.rounds):
         for batch in batches * 5:
             plan = reader.plan(batch, now)
             given = reader.requested(batch, plan)
-            start = time.perf_counter()
+            t0 = time.perf_counter()
             rows = await store.get_many(plan.keys)
+            t1 = time.perf_counter()
             features = reader.features(batch, plan, rows, given)
+            t2 = time.perf_counter()
             encoder.encode([f.values for f in features])
-            took["rows"].append(time.perf_counter() - start)
-            given = reader.requested(batch, plan)
-            start = time.perf_counter()
-            columns = await store.get_columns(plan.keys, reader.fields)
-            assembled = reader.from_columns(batch, plan, columns, given)
-            others, partial = compiled._encoder_besides(assembled.filled)
-            assembled.matrix[:, others] = partial.encode([f.values for f in assembled.features])
-            took["columns"].append(time.perf_counter() - start)
-    rows_us, columns_us = (statistics.median(v) * 1e6 for v in took.values())
+            t3 = time.perf_counter()
+            for part, spent in zip(
+                took.values(), (t1 - t0, t2 - t1, t3 - t2, t3 - t0), strict=True
+            ):
+                part.append(spent * 1e6)
     print(
-        f"\nbatch of 100, keys to the model's matrix (median of {len(took['rows'])}): "
-        f"rows {rows_us:,.0f} us, columns {columns_us:,.0f} us ({rows_us / columns_us:.2f}x)"
+        f"\nbatch of 100, keys to the model's matrix (medians of {len(took['whole'])}): "
+        + ", ".join(f"{part} {statistics.median(v):,.0f} us" for part, v in took.items())
     )
 
 

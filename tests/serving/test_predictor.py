@@ -31,7 +31,6 @@ from arrive.schema.events import OrderCreated
 from arrive.serving.predictor import EtaPredictor
 from arrive.serving.wiring import build_predictor
 from arrive.store.base import EntityKey, FeatureRow
-from arrive.store.columns import FeatureColumns, Fields
 from arrive.store.memory import InMemoryStore
 from arrive.testing.factories import order_spine
 from arrive.testing.stores import GatedStore
@@ -195,35 +194,6 @@ def test_a_batch_works_out_its_own_features_while_the_read_is_out(
     assert any(a.fallback is None for a in want)
 
 
-def test_a_batch_read_as_columns_answers_as_each_order_alone(
-    trained: Any, settings_for: Any, late_orders: Pick, replay_until: Replay
-) -> None:
-    """A batch reads its stored features column by column into the model's matrix; one
-    order reads rows and is encoded from its values: the same answers and features."""
-    orders = late_orders(24, every=3)
-    at = max(o.event_time for o in orders)
-    store = InMemoryStore()
-    replay_until(store, at)
-    predictor = build_predictor(
-        settings_for(), store=store, clock=ManualClock(at), registry=trained.registry()
-    )
-
-    async def run() -> tuple[list[EtaAnswer], list[EtaAnswer]]:
-        async with predictor:
-            batch = await _ask(predictor, orders)
-            alone = [(await _ask(predictor, [order]))[0] for order in orders]
-            return batch, alone
-
-    batch, alone = asyncio.run(run())
-    assert sum(a.fallback is None for a in batch) >= 20
-    assert [(a.fallback, a.stale_features) for a in batch] == [
-        (a.fallback, a.stale_features) for a in alone
-    ]
-    np.testing.assert_allclose(
-        [(a.p50_s, a.p90_s) for a in batch], [(a.p50_s, a.p90_s) for a in alone], rtol=1e-12
-    )
-
-
 class _CountingStore(InMemoryStore):
     def __init__(self) -> None:
         super().__init__()
@@ -232,10 +202,6 @@ class _CountingStore(InMemoryStore):
     def get_many(self, keys: Sequence[EntityKey]) -> list[FeatureRow | None]:
         self.reads += 1
         return super().get_many(keys)
-
-    def get_columns(self, keys: Sequence[EntityKey], fields: Fields) -> FeatureColumns:
-        self.reads += 1
-        return super().get_columns(keys, fields)
 
 
 def _heuristic_eta(trained: Any, order: OrderCreated) -> tuple[float, float]:

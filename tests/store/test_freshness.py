@@ -156,19 +156,3 @@ def test_freshness_wraps_redis_too(redis_store: RedisStore, clock: ManualClock) 
     fresh.ping()
     assert fresh.get_many([A]) == [{"prep": at(2.0, 0, clock)}]
     assert fresh.violations() == {"load": 1}
-
-
-def test_columns_leave_stale_values_out_too(fresh: FreshStore, clock: ManualClock) -> None:
-    fresh.put_many([(A, {"load": at(3.0, 61, clock), "prep": at(600.0, 0, clock)})])
-    columns = fresh.get_columns([A], {"store": ["load", "prep"]})
-    block = columns.blocks["store"]
-    assert math.isnan(block.values[0, 0])
-    assert block.values[0, 1] == 600.0
-    assert fresh.violations() == {"load": 1}
-
-    async def columns_async() -> list[list[float]]:
-        store = AsyncFreshStore(AsyncInMemoryStore(fresh.inner), TTL_S, clock)  # type: ignore[arg-type]
-        read = await store.get_columns([A], {"store": ["load", "prep"]})
-        return read.blocks["store"].values.tolist()  # type: ignore[no-any-return]
-
-    assert [math.isnan(v) for v in asyncio.run(columns_async())[0]] == [True, False]

@@ -210,8 +210,6 @@ def test_a_foreign_value_is_a_store_error(store: RedisStore, raw: redis.Redis) -
     raw.hset(f"{prefix}:v1:f:store:hash", "x", "1")
     with pytest.raises(StoreError, match=f"key '{prefix}:v1:f:store:junk' does not hold a packed"):
         store.get_many([("store", "a"), ("store", "junk")])
-    with pytest.raises(StoreError, match=f"key '{prefix}:v1:f:store:junk' does not hold a packed"):
-        store.get_columns([("store", "a"), ("store", "junk")], {"store": ["x"]})
     with pytest.raises(StoreError, match="WRONGTYPE") as info:
         store.put_many([(("store", "hash"), {"x": fv(1.0)})])
     assert not isinstance(info.value, FeatureStoreUnavailable)

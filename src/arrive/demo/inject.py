@@ -37,7 +37,6 @@ from arrive.errors import FeatureStoreUnavailable, InternalError
 from arrive.monitoring.rules import cause_alerts
 from arrive.monitoring.slo import load_slo
 from arrive.store.base import EntityKey, FeatureRow
-from arrive.store.columns import FeatureColumns, Fields, columns_from_rows
 from arrive.store.memory import InMemoryStore
 
 BROKEN_FEATURE: Final = "store_delivery_mean_7d"
@@ -293,9 +292,6 @@ class FaultyStore:
         self._check()
         rows = self.inner.get_many(keys)
         return rows if self.broken is None else [self._break(row) for row in rows]
-
-    async def get_columns(self, keys: Sequence[EntityKey], fields: Fields) -> FeatureColumns:
-        return columns_from_rows(keys, await self.get_many(keys), fields)
 
     async def put_many(self, rows: Sequence[tuple[EntityKey, FeatureRow]]) -> None:
         self._check()

@@ -278,10 +278,6 @@ class CompiledModel:
         self.model = model
         self.quantiles = model.quantiles_
         self.encoder = RowEncoder(model.features_, model.vocabulary_)
-        self._numeric = frozenset(
-            j for j, name in enumerate(model.features_) if name not in model.vocabulary_
-        )
-        self._partial: dict[tuple[int, ...], tuple[list[int], RowEncoder]] = {}
         self.boosters = tuple(model.boosters_[q] for q in self.quantiles)
         self.trees: Trees = LightGBMTrees(self.boosters)
         self._anchor = anchor_index(self.quantiles)
@@ -301,32 +297,6 @@ class CompiledModel:
     def predict(self, rows: Sequence[Mapping[str, FeatureScalar]]) -> FloatArray:
         """Calibrated, non-crossing seconds, shape ``(len(rows), len(quantiles))``."""
         return self.predict_matrix(self.encoder.encode(rows))
-
-    def predict_filled(
-        self,
-        rows: Sequence[Mapping[str, FeatureScalar]],
-        matrix: FloatArray,
-        filled: Sequence[int],
-    ) -> FloatArray:
-        """Like :meth:`predict`, from ``matrix`` whose columns ``filled`` already hold the
-        rows' numbers (:class:`~arrive.features.online.reader.Assembled`): only the other
-        columns are encoded from ``rows``. ``matrix`` is overwritten."""
-        others, encoder = self._encoder_besides(tuple(filled))
-        if others:
-            matrix[:, others] = encoder.encode(rows)
-        return self.predict_matrix(matrix)
-
-    def _encoder_besides(self, filled: tuple[int, ...]) -> tuple[list[int], RowEncoder]:
-        """The columns to encode besides the numeric ones of ``filled``, and their encoder."""
-        found = self._partial.get(filled)
-        if found is None:
-            done = self._numeric.intersection(filled)  # a category is always encoded
-            others = [j for j in range(len(self.encoder.features)) if j not in done]
-            names = [self.encoder.features[j] for j in others]
-            found = others, RowEncoder(names, self.model.vocabulary_)
-            if len(self._partial) < 64:
-                self._partial[filled] = found
-        return found
 
     def predict_matrix(self, matrix: FloatArray) -> FloatArray:
         """Like :meth:`predict` from an encoded matrix."""

@@ -8,9 +8,7 @@ For a request (one order or a batch), :class:`EtaPredictor`:
    (``overload``: queue-delay shedding, :mod:`arrive.serving.admission`, so latency
    stays bounded and the model keeps answering at its capacity), when no model is loaded
    (``no_model``), or while the store is known to be down (``store_unavailable``);
-2. reads every order's features with ONE ``get_many`` under the deadline (a batch of
-   ``_OVERLAP_MIN`` orders or more with ONE ``get_columns``: its stored features column
-   by column, straight into the model's matrix)
+2. reads every order's features with ONE ``get_many`` under the deadline
    (``deadline`` when it passes: the read is left to finish in the background,
    not cancelled, so its connection stays usable, and it keeps counting as in
    flight until it ends; ``store_unavailable`` when the store fails to connect or
@@ -40,20 +38,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Final
 
 from arrive.clock import Clock
 from arrive.errors import FeatureStoreUnavailable
-from arrive.features.online.reader import (
-    Assembled,
-    OnlineFeatures,
-    OrderFeatures,
-    ReadPlan,
-    Requested,
-    watermark_us,
-)
+from arrive.features.online.reader import OrderFeatures, watermark_us
 from arrive.features.spec import FeatureScalar
 from arrive.monitoring import metrics
 from arrive.monitoring.prediction_log import PredictionLog
@@ -73,8 +64,7 @@ from arrive.serving.shadow import ShadowJob, ShadowQueue
 from arrive.serving.slot import HeuristicAnswer, ModelSlot, ServedModel
 from arrive.serving.travel import FEATURE as TRAVEL_FEATURE
 from arrive.serving.travel import TravelLookup
-from arrive.store.base import AsyncOnlineStore, EntityKey
-from arrive.store.columns import Fields
+from arrive.store.base import AsyncOnlineStore, FeatureRow
 from arrive.store.memory import AsyncInMemoryStore
 
 logger = logging.getLogger(__name__)
@@ -139,7 +129,7 @@ class EtaPredictor:
         self.background = Background(
             slot, self.watch, self.reloads, log, feeder, routing=routing, shadow=shadow
         )
-        self._late: set[asyncio.Future[Any]] = set()
+        self._late: set[asyncio.Future[list[FeatureRow | None]]] = set()
         self._inline = type(store) is AsyncInMemoryStore
         self.recorder = Recorder(log)
         self.travel = travel
@@ -261,13 +251,11 @@ class EtaPredictor:
             reader = served.reader
             plan = reader.plan(orders, now)
             requested = None
-            columnar = len(orders) >= _OVERLAP_MIN
-            reading = self._read(plan.keys, reader.fields if columnar else None)
             if self._inline:  # the in-process store answers at once: no task, no timer
-                rows: Any = await reading
+                rows: list[FeatureRow | None] | None = await self.store.get_many(plan.keys)
             else:
                 started = self.clock.monotonic()
-                read = asyncio.ensure_future(reading)
+                read = asyncio.ensure_future(self.store.get_many(plan.keys))
                 if len(orders) >= _OVERLAP_MIN:  # send the read, then work while it travels
                     for _ in range(_SEND_TURNS):
                         await asyncio.sleep(0)
@@ -286,12 +274,12 @@ class EtaPredictor:
                     orders, request_ids, "store_unavailable", served.fallback
                 )
                 return unavailable, None
-            features, assembled = _features(reader, orders, plan, rows, requested, columnar)
+            features = reader.features(orders, plan, rows, requested)
+            stale = sum(1 for found in features if found.stale)
+            metrics.record_freshness(plan.at_us, watermark_us(rows), stale)
             route = None if self.routing is None else self.routing.route
             if asked is None:
-                return self._score(
-                    served, orders, request_ids, features, route, now, assembled=assembled
-                )
+                return self._score(served, orders, request_ids, features, route, now)
             times = await asked
             features = [_with_travel(f, t) for f, t in zip(features, times, strict=True)]
             return self._score(served, orders, request_ids, features, route, now, times)
@@ -302,14 +290,9 @@ class EtaPredictor:
                 metrics.IN_FLIGHT.dec()
                 self.admission.release(admitted)
 
-    def _read(self, keys: list[EntityKey], fields: Fields | None) -> Awaitable[Any]:
-        """The store's read of ``keys``: rows, or the columns of ``fields`` when given."""
-        if fields is None:
-            return self.store.get_many(keys)
-        return self.store.get_columns(keys, fields)
-
-    def _rows(self, read: asyncio.Future[Any]) -> Any:
-        """What the read gave (rows or columns), or None when it failed."""
+    def _rows(
+        self, read: asyncio.Future[list[FeatureRow | None]]
+    ) -> list[FeatureRow | None] | None:
         exc = read.exception()
         if exc is None:
             return read.result()
@@ -320,7 +303,9 @@ class EtaPredictor:
             logger.warning("feature read failed: %s", exc)
         return None
 
-    def _late_read_done(self, read: asyncio.Future[Any], admitted: float) -> None:
+    def _late_read_done(
+        self, read: asyncio.Future[list[FeatureRow | None]], admitted: float
+    ) -> None:
         self._late.discard(read)
         self.in_flight -= 1
         metrics.IN_FLIGHT.dec()
@@ -340,13 +325,11 @@ class EtaPredictor:
         route: Route | None = None,
         now: datetime | None = None,
         times: list[TravelTime | None] | None = None,
-        *,
-        assembled: Assembled | None = None,
     ) -> Scored:
         limit = self.config.max_stale_fraction * len(served.names)
         usable = [i for i, f in enumerate(features) if len(f.stale) + len(f.missing) <= limit]
         arms = None if route is None else [route.variant(order) for order in orders]
-        preds = self._predictions(served, usable, features, route, arms, assembled)
+        preds = self._predictions(served, usable, features, route, arms)
         answers = []
         rollout = None if route is None else route.rollout
         for i, (order, request_id, found) in enumerate(
@@ -396,14 +379,12 @@ class EtaPredictor:
         features: list[OrderFeatures],
         route: Route | None,
         arms: Sequence[Variant] | None,
-        assembled: Assembled | None = None,
     ) -> dict[int, tuple[float, float] | None]:
-        """The model's answers of the ``usable`` orders: the control's, or each arm's
-        (``assembled``: the control's matrix, when the features were read as columns)."""
+        """The model's answers of the ``usable`` orders: the control's, or each arm's."""
         if route is None or arms is None:
-            return self._model(served, usable, features, assembled)
+            return self._model(served, usable, features)
         on_control = [i for i in usable if arms[i] == "control"]
-        preds = self._model(served, on_control, features, assembled)
+        preds = self._model(served, on_control, features)
         if len(on_control) < len(usable):
             on_candidate = [i for i in usable if arms[i] == "candidate"]
             preds |= self._model(route.candidate, on_candidate, features)
@@ -441,24 +422,13 @@ class EtaPredictor:
                 )
 
     def _model(
-        self,
-        served: ServedModel,
-        rows: list[int],
-        features: list[OrderFeatures],
-        assembled: Assembled | None = None,
+        self, served: ServedModel, rows: list[int], features: list[OrderFeatures]
     ) -> dict[int, tuple[float, float] | None]:
-        """The ``(p50, p90)`` of the orders at ``rows`` (None each when the model raised);
-        from ``assembled``'s matrix when given (its stored numbers are not encoded again)."""
+        """The ``(p50, p90)`` of the orders at ``rows`` (None each when the model raised)."""
         if not rows:
             return {}
-        values = [features[i].values for i in rows]
         try:
-            if assembled is None:
-                out = served.compiled.predict(values)
-            else:
-                out = served.compiled.predict_filled(
-                    values, assembled.matrix[rows], assembled.filled
-                )
+            out = served.compiled.predict([features[i].values for i in rows])
         except Exception:
             logger.exception("model version %s failed to predict", served.version)
             return dict.fromkeys(rows)
@@ -508,26 +478,6 @@ class EtaPredictor:
             rollout=rollout,
             travel_source=travel_source,
         )
-
-
-def _features(
-    reader: OnlineFeatures,
-    orders: Sequence[OrderCreated],
-    plan: ReadPlan,
-    read: Any,
-    requested: list[Requested] | None,
-    columnar: bool,
-) -> tuple[list[OrderFeatures], Assembled | None]:
-    """The orders' features from what the store read (columns when ``columnar``, else
-    rows), their freshness counted."""
-    if columnar:
-        assembled = reader.from_columns(orders, plan, read, requested)
-        features, mark_us = assembled.features, assembled.watermark_us
-    else:
-        assembled, mark_us = None, watermark_us(read)
-        features = reader.features(orders, plan, read, requested)
-    metrics.record_freshness(plan.at_us, mark_us, sum(1 for f in features if f.stale))
-    return features, assembled
 
 
 def _with_travel(found: OrderFeatures, time: TravelTime | None) -> OrderFeatures:

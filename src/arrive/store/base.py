@@ -25,10 +25,7 @@ import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from numbers import Integral, Real
-from typing import TYPE_CHECKING, Final, NamedTuple, Protocol
-
-if TYPE_CHECKING:
-    from arrive.store.columns import FeatureColumns, Fields
+from typing import Final, NamedTuple, Protocol
 
 EntityKey = tuple[str, str]
 """``(kind, id)``, e.g. ``("store", "1845")``; ``kind`` is a short name without ``:``."""
@@ -244,10 +241,8 @@ def _where(entity: EntityKey) -> str:
 class OnlineStore(Protocol):
     """The online feature store, synchronous.
 
-    To implement, provide at least ``get_many``, ``get_columns``, ``put_many``, ``ping``
-    and ``close``, and pass :mod:`arrive.testing.store_contract` unchanged
-    (``get_columns`` may be :func:`~arrive.store.columns.columns_from_rows` of
-    ``get_many``). Backends
+    To implement, provide at least ``get_many``, ``put_many``, ``ping`` and
+    ``close``, and pass :mod:`arrive.testing.store_contract` unchanged. Backends
     store what they are given: freshness (TTL) is enforced by
     :class:`~arrive.store.freshness.FreshStore` around any backend.
     """
@@ -257,18 +252,6 @@ class OnlineStore(Protocol):
 
         One round trip for a remote backend. ``None`` marks an entity with no
         stored feature. Each row is a fresh mapping the caller may keep.
-
-        Raises:
-            FeatureStoreUnavailable: the backend cannot be reached.
-            StoreError: the backend holds a value it cannot decode.
-        """
-        ...
-
-    def get_columns(self, keys: Sequence[EntityKey], fields: Fields) -> FeatureColumns:
-        """The features ``fields`` asks of each kind, for every entity of ``keys``, column
-        by column (:mod:`arrive.store.columns`): equal to
-        :func:`~arrive.store.columns.columns_from_rows` of ``get_many(keys)``, in the same
-        round trip.
 
         Raises:
             FeatureStoreUnavailable: the backend cannot be reached.
@@ -300,17 +283,13 @@ class OnlineStore(Protocol):
 class AsyncOnlineStore(Protocol):
     """:class:`OnlineStore` for asyncio: the same contract, each method awaited.
 
-    To implement, provide at least ``get_many``, ``get_columns``, ``put_many``, ``ping``
-    and ``close`` as coroutines; the contract suite runs them through
+    To implement, provide at least ``get_many``, ``put_many``, ``ping`` and
+    ``close`` as coroutines; the contract suite runs them through
     :class:`arrive.testing.store_contract.SyncOverAsync`.
     """
 
     async def get_many(self, keys: Sequence[EntityKey]) -> list[FeatureRow | None]:
         """See :meth:`OnlineStore.get_many`."""
-        ...
-
-    async def get_columns(self, keys: Sequence[EntityKey], fields: Fields) -> FeatureColumns:
-        """See :meth:`OnlineStore.get_columns`."""
         ...
 
     async def put_many(self, rows: Sequence[tuple[EntityKey, FeatureRow]]) -> None:

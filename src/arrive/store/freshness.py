@@ -27,7 +27,6 @@ from arrive.store.base import (
     OnlineStore,
     to_epoch_us,
 )
-from arrive.store.columns import FeatureColumns, Fields, columns_from_rows
 
 _EVENT_TIME = operator.itemgetter(1)
 
@@ -122,10 +121,6 @@ class FreshStore:
         """See :meth:`arrive.store.base.OnlineStore.get_many`; stale values left out."""
         return self.gate.filter(self.inner.get_many(keys))
 
-    def get_columns(self, keys: Sequence[EntityKey], fields: Fields) -> FeatureColumns:
-        """See :meth:`arrive.store.base.OnlineStore.get_columns`; stale values left out."""
-        return columns_from_rows(keys, self.get_many(keys), fields)
-
     def put_many(self, rows: Sequence[tuple[EntityKey, FeatureRow]]) -> None:
         """See :meth:`arrive.store.base.OnlineStore.put_many`."""
         self.inner.put_many(rows)
@@ -159,10 +154,6 @@ class AsyncFreshStore:
     async def get_many(self, keys: Sequence[EntityKey]) -> list[FeatureRow | None]:
         """See :meth:`FreshStore.get_many`."""
         return self.gate.filter(await self.inner.get_many(keys))
-
-    async def get_columns(self, keys: Sequence[EntityKey], fields: Fields) -> FeatureColumns:
-        """See :meth:`FreshStore.get_columns`."""
-        return columns_from_rows(keys, await self.get_many(keys), fields)
 
     async def put_many(self, rows: Sequence[tuple[EntityKey, FeatureRow]]) -> None:
         """See :meth:`arrive.store.base.OnlineStore.put_many`."""

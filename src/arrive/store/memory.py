@@ -14,7 +14,6 @@ from arrive.store.base import (
     merge_row,
     valid_row,
 )
-from arrive.store.columns import FeatureColumns, Fields, columns_from_rows
 
 
 class InMemoryStore:
@@ -36,12 +35,6 @@ class InMemoryStore:
         with self._lock:
             found = [self._rows.get(key) for key in keys]
             return [None if row is None else dict(row) for row in found]
-
-    def get_columns(self, keys: Sequence[EntityKey], fields: Fields) -> FeatureColumns:
-        """See :meth:`arrive.store.base.OnlineStore.get_columns`."""
-        with self._lock:
-            found = [self._rows.get(key) for key in keys]
-            return columns_from_rows(keys, found, fields)
 
     def put_many(self, rows: Sequence[tuple[EntityKey, FeatureRow]]) -> None:
         """See :meth:`arrive.store.base.OnlineStore.put_many`; a
@@ -93,10 +86,6 @@ class AsyncInMemoryStore:
     async def get_many(self, keys: Sequence[EntityKey]) -> list[FeatureRow | None]:
         """See :meth:`arrive.store.base.OnlineStore.get_many`."""
         return self.store.get_many(keys)
-
-    async def get_columns(self, keys: Sequence[EntityKey], fields: Fields) -> FeatureColumns:
-        """See :meth:`arrive.store.base.OnlineStore.get_columns`."""
-        return self.store.get_columns(keys, fields)
 
     async def put_many(self, rows: Sequence[tuple[EntityKey, FeatureRow]]) -> None:
         """See :meth:`arrive.store.base.OnlineStore.put_many`."""

@@ -38,7 +38,6 @@ from arrive.store.base import (
     merge_row,
 )
 from arrive.store.codec import MERGE_SCRIPT, pack_row, unpack_row
-from arrive.store.columns import ColumnDecoder, FeatureColumns, Fields
 from arrive.store.keys import DEFAULT_PREFIX, KeyLayout
 from arrive.store.redis_pipe import PipelinedRedis
 
@@ -171,7 +170,6 @@ class _Plan:
         ttl_s = config.key_ttl_s
         self._expiry_ms = 0 if ttl_s is None else max(1, math.ceil(ttl_s * 1000))
         self._batch = config.merge_batch
-        self._columns = ColumnDecoder()
 
     def read_keys(self, entities: Sequence[EntityKey]) -> list[str]:
         return [self._keys.feature_key(entity) for entity in entities]
@@ -181,20 +179,6 @@ class _Plan:
             None if data is None else self._unpack(key, data)
             for key, data in zip(keys, packed, strict=True)
         ]
-
-    def columns(
-        self,
-        entities: Sequence[EntityKey],
-        keys: list[str],
-        packed: Sequence[object],
-        fields: Fields,
-    ) -> FeatureColumns:
-        """The columns of ``packed`` read for ``keys`` (of ``entities``)."""
-        try:
-            return self._columns.decode(entities, packed, fields)  # type: ignore[arg-type]
-        except (msgspec.DecodeError, TypeError) as exc:
-            self.rows(keys, packed)  # raises StoreError naming the key that does not decode
-            raise StoreError(f"redis at {self.where}: a read does not decode ({exc})") from exc
 
     def merge_calls(self, rows: Sequence[tuple[EntityKey, FeatureRow]]) -> list[_MergeCall]:
         """The server-side merges of ``rows``; validates all first."""
@@ -297,16 +281,6 @@ class RedisStore:
             packed = self._client.mget(names)
         return self._plan.rows(names, packed)
 
-    def get_columns(self, keys: Sequence[EntityKey], fields: Fields) -> FeatureColumns:
-        """See :meth:`arrive.store.base.OnlineStore.get_columns` (one MGET, each kind's rows
-        decoded in one call: :class:`~arrive.store.columns.ColumnDecoder`)."""
-        names = self._plan.read_keys(keys)
-        packed = []
-        if names:
-            with _translated(self._plan.where):
-                packed = self._client.mget(names)
-        return self._plan.columns(keys, names, packed, fields)
-
     def put_many(self, rows: Sequence[tuple[EntityKey, FeatureRow]]) -> None:
         """See :meth:`arrive.store.base.OnlineStore.put_many`."""
         calls = self._plan.merge_calls(rows)
@@ -368,12 +342,6 @@ class AsyncRedisStore:
         names = self._plan.read_keys(keys)
         packed = await self._reads.execute("MGET", *names)
         return self._plan.rows(names, packed)
-
-    async def get_columns(self, keys: Sequence[EntityKey], fields: Fields) -> FeatureColumns:
-        """See :meth:`RedisStore.get_columns`."""
-        names = self._plan.read_keys(keys)
-        packed = await self._reads.execute("MGET", *names) if names else []
-        return self._plan.columns(keys, names, packed, fields)
 
     async def put_many(self, rows: Sequence[tuple[EntityKey, FeatureRow]]) -> None:
         """See :meth:`arrive.store.base.OnlineStore.put_many`."""

@@ -54,7 +54,6 @@ from redis.exceptions import ClusterError, RedisClusterException, ResponseError
 from arrive.errors import FeatureStoreUnavailable, StoreError
 from arrive.store.base import EntityKey, FeatureRow
 from arrive.store.codec import MERGE_SCRIPT
-from arrive.store.columns import FeatureColumns, Fields
 from arrive.store.redis import (
     _UNAVAILABLE,
     MERGE_SHA,
@@ -140,16 +139,6 @@ class RedisClusterStore:
         if not keys:
             return []
         names = self._plan.read_keys(keys)
-        return self._plan.rows(names, self._packed(names))
-
-    def get_columns(self, keys: Sequence[EntityKey], fields: Fields) -> FeatureColumns:
-        """See :meth:`arrive.store.base.OnlineStore.get_columns` (the reads of
-        :meth:`get_many`, decoded by :class:`~arrive.store.columns.ColumnDecoder`)."""
-        names = self._plan.read_keys(keys)
-        packed = self._packed(names) if names else []
-        return self._plan.columns(keys, names, packed, fields)
-
-    def _packed(self, names: list[str]) -> list[Any]:
         unique = _unique(names)
         with _translated(self._plan.where):
             pipe = self._cluster().pipeline()  # type: ignore[no-untyped-call]
@@ -158,7 +147,7 @@ class RedisClusterStore:
             replies = pipe.execute(raise_on_error=False)
             _raise_first_error(replies)
         found = dict(zip(unique, replies, strict=True))
-        return [found[name] for name in names]
+        return self._plan.rows(names, [found[name] for name in names])
 
     def put_many(self, rows: Sequence[tuple[EntityKey, FeatureRow]]) -> None:
         """See :meth:`arrive.store.base.OnlineStore.put_many`."""
@@ -368,21 +357,12 @@ class AsyncRedisClusterStore:
         if not keys:
             return []
         names = self._plan.read_keys(keys)
-        return self._plan.rows(names, await self._packed(names))
-
-    async def get_columns(self, keys: Sequence[EntityKey], fields: Fields) -> FeatureColumns:
-        """See :meth:`RedisClusterStore.get_columns`."""
-        names = self._plan.read_keys(keys)
-        packed = await self._packed(names) if names else []
-        return self._plan.columns(keys, names, packed, fields)
-
-    async def _packed(self, names: list[str]) -> list[Any]:
         unique = _unique(names)
-        replies: list[Any] = await self._reads.get(unique)
+        replies = await self._reads.get(unique)
         if len(unique) == len(names):
-            return replies
+            return self._plan.rows(names, replies)
         found = dict(zip(unique, replies, strict=True))
-        return [found[name] for name in names]
+        return self._plan.rows(names, [found[name] for name in names])
 
     async def put_many(self, rows: Sequence[tuple[EntityKey, FeatureRow]]) -> None:
         """See :meth:`arrive.store.base.OnlineStore.put_many`."""

@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from typing import cast
 
 from arrive.store.base import AsyncOnlineStore, EntityKey, FeatureRow, OnlineStore
-from arrive.store.columns import FeatureColumns, Fields
 from arrive.store.memory import AsyncInMemoryStore, InMemoryStore
 
 
@@ -22,10 +21,6 @@ class ThreadedStore:
     async def get_many(self, keys: Sequence[EntityKey]) -> list[FeatureRow | None]:
         """See :meth:`arrive.store.base.OnlineStore.get_many`."""
         return await asyncio.to_thread(self.store.get_many, keys)
-
-    async def get_columns(self, keys: Sequence[EntityKey], fields: Fields) -> FeatureColumns:
-        """See :meth:`arrive.store.base.OnlineStore.get_columns`."""
-        return await asyncio.to_thread(self.store.get_columns, keys, fields)
 
     async def put_many(self, rows: Sequence[tuple[EntityKey, FeatureRow]]) -> None:
         """See :meth:`arrive.store.base.OnlineStore.put_many`."""

@@ -19,7 +19,6 @@ from arrive.features.online.reader import OnlineFeatures, OrderFeatures
 from arrive.features.online.replay import created_events, replay_until
 from arrive.monitoring.prediction_log import PredictionLog, Predictions
 from arrive.store.base import EntityKey, FeatureRow, OnlineStore
-from arrive.store.columns import FeatureColumns, Fields
 from arrive.store.memory import InMemoryStore
 from arrive.testing.factories import order_spine
 
@@ -56,9 +55,6 @@ class DoublingStore:
 
     def get_many(self, keys: Sequence[EntityKey]) -> list[FeatureRow | None]:
         return self.inner.get_many(keys)
-
-    def get_columns(self, keys: Sequence[EntityKey], fields: Fields) -> FeatureColumns:
-        return self.inner.get_columns(keys, fields)
 
     def ping(self) -> None:
         self.inner.ping()

@@ -29,7 +29,6 @@ from collections.abc import Coroutine, Iterator, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, Protocol, TypeVar
 
-import numpy as np
 import pytest
 
 from arrive.store.base import (
@@ -41,7 +40,6 @@ from arrive.store.base import (
     OnlineStore,
     merge_row,
 )
-from arrive.store.columns import ABSENT_US, FeatureColumns, Fields, columns_from_rows
 from arrive.store.memory import AsyncInMemoryStore, InMemoryStore
 
 T = TypeVar("T")
@@ -74,9 +72,6 @@ class SyncOverAsync:
 
     def get_many(self, keys: Sequence[EntityKey]) -> list[FeatureRow | None]:
         return self._run(self.store.get_many(keys))
-
-    def get_columns(self, keys: Sequence[EntityKey], fields: Fields) -> FeatureColumns:
-        return self._run(self.store.get_columns(keys, fields))
 
     def put_many(self, rows: Sequence[tuple[EntityKey, FeatureRow]]) -> None:
         self._run(self.store.put_many(rows))
@@ -164,23 +159,6 @@ def folded(
     for key, row in puts:
         merge_row(state.setdefault(key, {}), row)
     return state
-
-
-def assert_same_columns(got: FeatureColumns, want: FeatureColumns) -> None:
-    """``got`` and ``want`` hold the same blocks, dtypes, values (NaN equal to NaN), times
-    and rows."""
-    assert got.at == want.at
-    assert list(got.blocks) == list(want.blocks)
-    for kind, block in want.blocks.items():
-        other = got.blocks[kind]
-        assert other.names == block.names, kind
-        assert other.values.dtype == block.values.dtype, kind
-        assert other.values.shape == block.values.shape, kind
-        if block.numeric:
-            np.testing.assert_array_equal(other.values, block.values, err_msg=kind)
-        else:
-            assert other.values.tolist() == block.values.tolist(), kind
-        np.testing.assert_array_equal(other.times, block.times, err_msg=kind)
 
 
 def _conflicting_puts(rng: random.Random) -> list[tuple[EntityKey, FeatureRow]]:
@@ -390,67 +368,3 @@ class StoreContract:
 
     def test_ping_answers_when_ready(self, store: OnlineStore) -> None:
         store.ping()
-
-    # -- get_columns: get_many's values, column by column ----------------------------------
-
-    def test_columns_hold_the_values_asked_of_each_kind(self, store: OnlineStore) -> None:
-        store.put_many(
-            [
-                (STORE_A, {"x": fv(1.5, 1), "y": fv(None, 2), "skipped": fv(7.0)}),
-                (("store", "b"), {"x": fv(-2.0, 3)}),
-                (("courier", "c"), {"name": fv("Zoë", 4), "n": fv(3.0, 5)}),
-                (("day", "d"), {"x": fv(9.0)}),
-            ]
-        )
-        keys: list[EntityKey] = [
-            ("store", "b"),
-            ("courier", "c"),
-            ("store", "none"),
-            STORE_A,
-            ("day", "d"),  # a kind not asked
-            ("store", "b"),  # twice
-        ]
-        fields = {"store": ["y", "x", "never"], "courier": ["name", "n"], "cell": ["idle"]}
-        columns = store.get_columns(keys, fields)
-        assert columns.at == [0, 0, 1, 2, -1, 3]
-        stores = columns.blocks["store"]
-        assert stores.numeric
-        assert stores.names == ("y", "x", "never")
-        np.testing.assert_array_equal(
-            stores.values,
-            [[np.nan, -2.0, np.nan], [np.nan] * 3, [np.nan, 1.5, np.nan], [np.nan, -2.0, np.nan]],
-        )
-        absent = ABSENT_US
-        assert stores.times.tolist() == [
-            [absent, T0_US + 3_000_000, absent],
-            [absent] * 3,
-            [T0_US + 2_000_000, T0_US + 1_000_000, absent],
-            [absent, T0_US + 3_000_000, absent],
-        ]
-        couriers = columns.blocks["courier"]
-        assert not couriers.numeric
-        assert couriers.values.tolist() == [["Zoë", 3.0]]
-        assert columns.blocks["cell"].values.shape == (0, 1)
-        assert_same_columns(columns, columns_from_rows(keys, store.get_many(keys), fields))
-
-    @pytest.mark.parametrize("seed", range(2))
-    def test_columns_equal_the_rows_of_get_many(self, store: OnlineStore, seed: int) -> None:
-        rng = random.Random(seed)
-        puts = _conflicting_puts(rng)
-        for put in puts:
-            store.put_many([put])
-        keys: list[EntityKey] = [*folded(puts), ("store", "nobody"), ("market", "m")]
-        rng.shuffle(keys)
-        asked: list[dict[str, list[str]]] = [
-            {"store": ["x", "y", "z"], "courier": ["z", "x"]},
-            {"store": ["y"], "market": ["x"]},
-            {"courier": []},
-        ]
-        for fields in asked:
-            got = store.get_columns(keys, fields)
-            assert_same_columns(got, columns_from_rows(keys, store.get_many(keys), fields))
-
-    def test_columns_of_nothing(self, store: OnlineStore) -> None:
-        columns = store.get_columns([], {"store": ["x"]})
-        assert columns.at == []
-        assert columns.blocks["store"].values.shape == (0, 1)

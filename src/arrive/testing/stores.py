@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import Sequence
 
 from arrive.store.base import EntityKey, FeatureRow
-from arrive.store.columns import FeatureColumns, Fields, columns_from_rows
 from arrive.store.memory import InMemoryStore
 
 
@@ -25,9 +24,6 @@ class GatedStore:
         finally:
             self.waiting -= 1
         return self.inner.get_many(keys)
-
-    async def get_columns(self, keys: Sequence[EntityKey], fields: Fields) -> FeatureColumns:
-        return columns_from_rows(keys, await self.get_many(keys), fields)
 
     async def put_many(self, rows: Sequence[tuple[EntityKey, FeatureRow]]) -> None:
         self.inner.put_many(rows)

@@ -7,11 +7,6 @@ the rows the ingest engine keeps. The IO-free parts (:meth:`OnlineFeatures.plan`
 async caller do the one ``get_many`` itself under its own deadline, and work out
 what the orders themselves give while the store answers.
 
-A batch can read its stored features column by column instead
-(:meth:`OnlineFeatures.from_columns` over ``store.get_columns(plan.keys,
-reader.fields)``): the same features, and the model's matrix with every stored number
-already in its column, gathered with NumPy rather than looked up order by order.
-
 Freshness: a latest observation older than its feature's TTL is served as unknown
 and named stale; aggregates the engine maintains are stale when its watermark is
 more than ``max_lag_s`` behind the read time (a stalled pipeline).
@@ -24,9 +19,6 @@ from datetime import datetime
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-import numpy as np
-import numpy.typing as npt
-
 from arrive.features import calendar, courier, order, travel
 from arrive.features.online.parts import (
     CELL_KIND,
@@ -37,7 +29,6 @@ from arrive.features.online.parts import (
 from arrive.features.spec import FeatureScalar
 from arrive.schema.events import OrderCreated
 from arrive.store.base import EntityKey, FeatureRow, OnlineStore, to_epoch_us
-from arrive.store.columns import ABSENT_US, Block, FeatureColumns
 
 _PROXIMITY = ("idle_couriers_near", "nearest_idle_courier_km")
 _CALENDAR = frozenset(spec.name for spec in calendar.SPECS)  # one value per read
@@ -101,34 +92,6 @@ class ReadPlan(NamedTuple):
     rows: list[tuple[int, ...]]
     local: datetime
     at_us: int
-
-
-class Assembled(NamedTuple):
-    """The features of a batch read column by column (:meth:`OnlineFeatures.from_columns`).
-
-    Attributes:
-        features: each order's, as :meth:`OnlineFeatures.features` gives them.
-        matrix: ``(orders, len(names))`` float64: the stored numbers in their columns
-            (NaN for unknown), NaN in every other column.
-        filled: the columns of ``matrix`` that hold each order's value of the feature as
-            a number (the others are the request's, or were given by it).
-        watermark_us: the ingest engine's watermark read (None when it wrote none).
-    """
-
-    features: list[OrderFeatures]
-    matrix: npt.NDArray[np.float64]
-    filled: tuple[int, ...]
-    watermark_us: float | None
-
-
-class _Stored(NamedTuple):
-    """The stored features of one keyed entity of a plan, as its kind's block holds them:
-    per kind of slot, their columns among the stored ones, in the block, and more."""
-
-    entity: int  # index into the plan's keyed entities
-    kind: str
-    trailing: tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], npt.NDArray[Any]]  # +empty
-    latest: tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], npt.NDArray[np.int64]]  # +TTL
 
 
 class _Slot(NamedTuple):
@@ -198,49 +161,6 @@ class OnlineFeatures:
         always = {*_CALENDAR, _TRAVEL, _DISTANCE, *order.ONLINE_FIELDS}  # given by any order
         self._always_clash = self._stored.intersection(always)
         self._template: dict[str, FeatureScalar] = dict.fromkeys(self.names)
-        self._columnar(slots)
-
-    def _columnar(self, slots: list[_Slot]) -> None:
-        """What :meth:`from_columns` needs: the features asked of each kind, and where
-        each stored feature sits in its kind's block and in the model's columns."""
-        fields: dict[str, list[str]] = {PIPELINE_KEY[0]: ["watermark"]}
-        if self._proximity:
-            fields[CELL_KIND] = ["idle"]
-        for s in slots:
-            if s.how != _OTHER:
-                names = fields.setdefault(self._entities[s.entity][0], [])
-                if s.name not in names:
-                    names.append(s.name)
-        self.fields: dict[str, tuple[str, ...]] = {k: tuple(v) for k, v in fields.items()}
-        """Entity kind → the stored features this model reads of it (``get_columns``)."""
-        self._stored_columns = tuple(j for j, s in enumerate(slots) if s.how != _OTHER)
-        self._stored_slots = tuple(slots[j] for j in self._stored_columns)
-        by_entity = []
-        for e, (kind, _) in enumerate(self._entities):
-            asked = self.fields[kind]
-            mine = [(i, s) for i, s in enumerate(self._stored_slots) if s.entity == e]
-            trailing = [(i, s) for i, s in mine if s.how == _TRAILING]
-            latest = [(i, s) for i, s in mine if s.how == _LATEST]
-            by_entity.append(
-                _Stored(
-                    e,
-                    kind,
-                    (
-                        np.array([i for i, _ in trailing], dtype=np.intp),
-                        np.array([asked.index(s.name) for _, s in trailing], dtype=np.intp),
-                        np.array([s.empty for _, s in trailing], dtype=object),
-                    ),
-                    (
-                        np.array([i for i, _ in latest], dtype=np.intp),
-                        np.array([asked.index(s.name) for _, s in latest], dtype=np.intp),
-                        np.array([s.ttl_us for _, s in latest], dtype=np.int64),
-                    ),
-                )
-            )
-        self._by_entity = tuple(by_entity)
-        self._latest_at = np.array(
-            [i for i, s in enumerate(self._stored_slots) if s.how == _LATEST], dtype=np.intp
-        )
 
     @classmethod
     def from_schema(cls, schema: Mapping[str, Any], max_lag_s: float = 300.0) -> OnlineFeatures:
@@ -299,100 +219,6 @@ class OnlineFeatures:
             self._one(item, given, plan.at_us, rows, found, lagging)
             for item, given, found in zip(orders, requested, plan.rows, strict=True)
         ]
-
-    def from_columns(
-        self,
-        orders: Sequence[OrderCreated],
-        plan: ReadPlan,
-        columns: FeatureColumns,
-        requested: Sequence[Requested] | None = None,
-    ) -> Assembled:
-        """:meth:`features` from ``store.get_columns(plan.keys, self.fields)``: the same
-        features, and the model's matrix with the stored numbers in place.
-
-        Raises:
-            ValueError: ``columns`` were not read for ``plan``.
-        """
-        if len(columns.at) != len(plan.keys):
-            raise ValueError(f"{len(plan.keys)} keys planned but {len(columns.at)} read")
-        mark_us = _watermark(columns)
-        lagging = mark_us is None or plan.at_us - mark_us > self.max_lag_us
-        if requested is None:
-            requested = self.requested(orders, plan)
-        n, width = len(orders), len(self._stored_columns)
-        numbers = np.full((n, width), np.nan)  # the stored features' numbers
-        values = np.full((n, width), None, dtype=object)  # and their values
-        late = np.zeros((n, width), dtype=np.int8)  # 1 stale, 2 missing (latest only)
-        numeric: list[npt.NDArray[np.intp]] = []
-        at = np.asarray(columns.at, dtype=np.intp)
-        for stored in self._by_entity:
-            block = columns.blocks[stored.kind]
-            where = np.fromiter((found[stored.entity] for found in plan.rows), np.intp, n)
-            cells, times = _padded(block)
-            rows = np.where(where < 0, len(block.values), at[where])
-            cells, times = cells[rows], times[rows]
-            place = _place_numbers if block.numeric else _place_values
-            at_columns, in_block, empty = stored.trailing
-            if len(at_columns) and not lagging:
-                found = cells[:, in_block]
-                unset = times[:, in_block] == ABSENT_US
-                found = np.where(unset, empty if not block.numeric else _floats(empty), found)
-                found[where < 0] = np.nan if block.numeric else None  # no such entity: unknown
-                place(numbers, values, numeric, at_columns, found)
-            at_columns, in_block, ttl_us = stored.latest
-            if len(at_columns):
-                stamps = times[:, in_block]
-                unset = stamps == ABSENT_US
-                old = ~unset & (plan.at_us - stamps > ttl_us)
-                late[:, at_columns] = np.where(unset, 2, np.where(old, 1, 0))
-                found = cells[:, in_block]
-                found[unset | old] = np.nan if block.numeric else None
-                place(numbers, values, numeric, at_columns, found)
-        near = self._near_all(orders, plan, columns) if self._proximity else None
-        features = self._assembled(requested, values, late, lagging, near)
-        clashes = set().union(*(given.clash for given in requested))
-        matrix = np.full((n, len(self.names)), np.nan)
-        stored_columns = np.asarray(self._stored_columns, dtype=np.intp)
-        matrix[:, stored_columns] = numbers
-        filled = tuple(
-            int(stored_columns[i])
-            for i in sorted(np.concatenate(numeric).tolist() if numeric else [])
-            if self.names[stored_columns[i]] not in clashes
-        )
-        return Assembled(features, matrix, filled, mark_us)
-
-    def _assembled(
-        self,
-        requested: Sequence[Requested],
-        values: npt.NDArray[Any],
-        late: npt.NDArray[np.int8],
-        lagging: bool,
-        near: list[dict[str, FeatureScalar]] | None,
-    ) -> list[OrderFeatures]:
-        names = [s.name for s in self._stored_slots]
-        rows = values.tolist()
-        trailing_stale = list(self._trailing_names) if lagging else []
-        late = late[:, self._latest_at]  # in the order of the latest slots
-        flagged = set(np.flatnonzero(late.any(axis=1)).tolist())
-        latest = [name for name, _, _ in self._latest]
-        out = []
-        for i, (given, row) in enumerate(zip(requested, rows, strict=True)):
-            found = given.out
-            if near is not None:
-                found.update(near[i])
-            found.update(zip(names, row, strict=True))
-            stale, missing = list(trailing_stale), given.missing
-            if i in flagged:
-                flags = late[i].tolist()
-                stale += [name for name, f in zip(latest, flags, strict=True) if f == 1]
-                missing += [name for name, f in zip(latest, flags, strict=True) if f == 2]
-            clash = given.clash
-            if clash:  # a value the request gives wins over the stored one
-                found.update((name, given.values[name]) for name in clash)
-                stale = [name for name in stale if name not in clash]
-                missing = [name for name in missing if name not in clash]
-            out.append(OrderFeatures(found, tuple(stale), tuple(missing)))
-        return out
 
     def keys(self, orders: Sequence[OrderCreated], at: datetime) -> list[EntityKey]:
         """Every entity the features of ``orders`` at ``at`` need (no duplicates)."""
@@ -509,33 +335,14 @@ class OnlineFeatures:
     def _near(
         self, item: OrderCreated, at_us: int, cells: list[FeatureRow | None]
     ) -> dict[str, FeatureScalar]:
+        if item.pickup_lat is None or item.pickup_lon is None:
+            return dict.fromkeys(_PROXIMITY)
         packed: list[str | None] = []
         for row in cells:
             stored = (row or _EMPTY).get("idle")
             packed.append(stored.value if stored and isinstance(stored.value, str) else None)
-        return _proximity(item, at_us, packed)
-
-    def _near_all(
-        self, orders: Sequence[OrderCreated], plan: ReadPlan, columns: FeatureColumns
-    ) -> list[dict[str, FeatureScalar]]:
-        """:meth:`_near` of each order, from the cells' column of a columnar read."""
-        block, at = columns.blocks[CELL_KIND], columns.at
-        idle = block.values[:, 0].tolist()
-        keyed = len(self._entities)
-        return [
-            _proximity(item, plan.at_us, [idle[at[i]] for i in found[keyed:]])
-            for item, found in zip(orders, plan.rows, strict=True)
-        ]
-
-
-def _proximity(item: OrderCreated, at_us: int, idle: list[Any]) -> dict[str, FeatureScalar]:
-    """Courier proximity at the order's pickup from its cells' packed idle couriers (a
-    value that is not text counts as none)."""
-    if item.pickup_lat is None or item.pickup_lon is None:
-        return dict.fromkeys(_PROXIMITY)
-    packed = [value if isinstance(value, str) else None for value in idle]
-    near, nearest = courier.proximity_online(item.pickup_lat, item.pickup_lon, at_us, packed)
-    return {"idle_couriers_near": near, "nearest_idle_courier_km": nearest}
+        near, nearest = courier.proximity_online(item.pickup_lat, item.pickup_lon, at_us, packed)
+        return {"idle_couriers_near": near, "nearest_idle_courier_km": nearest}
 
 
 def watermark_us(rows: Sequence[FeatureRow | None]) -> float | None:
@@ -543,58 +350,6 @@ def watermark_us(rows: Sequence[FeatureRow | None]) -> float | None:
     is the engine's), or None when the engine has written none."""
     mark = (rows[0] or _EMPTY).get("watermark") if rows else None
     return mark.value if mark is not None and isinstance(mark.value, float) else None
-
-
-def _watermark(columns: FeatureColumns) -> float | None:
-    """:func:`watermark_us` of a columnar read."""
-    block, row = columns.blocks[PIPELINE_KEY[0]], columns.at[0] if columns.at else -1
-    if row < 0 or not block.numeric:
-        value = None if row < 0 else block.values[row, 0]
-        return value if isinstance(value, float) else None
-    mark = float(block.values[row, 0])
-    return None if np.isnan(mark) else mark
-
-
-def _floats(empty: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
-    """The empty values of trailing windows as numbers (NaN for None)."""
-    return np.array([np.nan if value is None else value for value in empty], dtype=np.float64)
-
-
-def _place_numbers(
-    numbers: npt.NDArray[np.float64],
-    values: npt.NDArray[Any],
-    numeric: list[npt.NDArray[np.intp]],
-    columns: npt.NDArray[np.intp],
-    found: npt.NDArray[Any],
-) -> None:
-    """Numbers ``found`` (NaN: None) as the stored features ``columns``."""
-    numbers[:, columns] = found
-    numeric.append(columns)
-    cells = found.astype(object)
-    cells[np.isnan(found)] = None
-    values[:, columns] = cells
-
-
-def _place_values(
-    numbers: npt.NDArray[np.float64],
-    values: npt.NDArray[Any],
-    numeric: list[npt.NDArray[np.intp]],
-    columns: npt.NDArray[np.intp],
-    found: npt.NDArray[Any],
-) -> None:
-    """Values ``found`` (of a block holding text) as the stored features ``columns``."""
-    values[:, columns] = found
-
-
-def _padded(block: Block) -> tuple[npt.NDArray[Any], npt.NDArray[np.int64]]:
-    """``block``'s values and times with one more row, of nothing stored (the row of an
-    order that names no such entity)."""
-    width = len(block.names)
-    blank = np.full((1, width), np.nan if block.numeric else None, dtype=block.values.dtype)
-    return (
-        np.concatenate([block.values, blank]),
-        np.concatenate([block.times, np.full((1, width), ABSENT_US, dtype=np.int64)]),
-    )
 
 
 def _source(name: str) -> int:
