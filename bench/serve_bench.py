@@ -186,13 +186,20 @@ def _run_phases(
 def _bare_path(registry: Path, cache: Path, url: str, work: Path) -> ServeProcess:
     """The bare path (``bench/bare_path.py``) under uvicorn with 2 workers, to start."""
     env = {"BARE_REGISTRY": str(registry), "BARE_CACHE": str(cache), "BARE_REDIS": url}
-    bare = ServeProcess({**env, "PYTHONPATH": str(ROOT / "bench")}, log_path=work / "bare.log")
-    bare.command = [
-        *(sys.executable, "-m", "uvicorn", "--factory", "bare_path:create", "--workers", "2"),
-        *("--host", HOST, "--port", str(bare.port), "--loop", "uvloop", "--http", "httptools"),
+    return uvicorn_app("bare_path:create", env, work / "bare.log")
+
+
+def uvicorn_app(factory: str, env: dict[str, str], log: Path, workers: int = 2) -> ServeProcess:
+    """The app of ``factory`` (a module of ``bench/``) under uvicorn with ``workers`` worker
+    processes (httptools, uvloop), to start."""
+    path = os.pathsep.join([str(ROOT / "bench"), str(ROOT / "src")])
+    app = ServeProcess({**env, "PYTHONPATH": path}, log_path=log)
+    app.command = [
+        *(sys.executable, "-m", "uvicorn", "--factory", factory, "--workers", str(workers)),
+        *("--host", HOST, "--port", str(app.port), "--loop", "uvloop", "--http", "httptools"),
         *("--no-access-log", "--log-level", "warning"),
     ]
-    return bare
+    return app
 
 
 def _compared(
