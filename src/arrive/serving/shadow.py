@@ -129,6 +129,7 @@ class ShadowQueue:
             try:
                 for chunk in chunks(jobs):
                     self._score(chunk)
+                    self._held -= len(chunk)  # scored: no longer waiting
                     await asyncio.sleep(0)  # let requests in between chunks
             finally:
                 self._held = 0
