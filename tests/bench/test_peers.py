@@ -3,8 +3,6 @@ stored features, whole numbers included (Redis hands them back as integers)."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -21,22 +19,9 @@ from arrive.store.keys import KeyLayout
 from arrive.store.redis import RedisStore, RedisStoreConfig
 from arrive.testing.servers.redis_server import RedisServer
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
 T_US = 1_700_000_000_000_000
 
 pytestmark = pytest.mark.redis
-
-
-def _load(name: str) -> ModuleType:
-    if str(BENCH) not in sys.path:
-        sys.path.insert(0, str(BENCH))  # the benches import each other by name
-    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def _fill(
@@ -67,9 +52,10 @@ def test_the_bare_path_and_the_peer_answer_as_the_offline_prediction(
     local_registry: Callable[[int], LocalRegistry],
     orders: list[dict[str, Any]],
     tmp_path: Path,
+    load_bench: Callable[[str], ModuleType],
 ) -> None:
-    bare_path = _load("bare_path")
-    serve_bench = _load("serve_bench")
+    bare_path = load_bench("bare_path")
+    serve_bench = load_bench("serve_bench")
     registry = local_registry(1)
     bundle = bare_path.production(registry.root)
     asked = orders[:12]

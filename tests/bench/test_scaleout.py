@@ -3,19 +3,16 @@ over its descendants, and bytes per key are read per entity kind from a real red
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
 BURN = """
 import subprocess, sys, time
 if sys.argv[1] == "parent":
@@ -29,26 +26,14 @@ sys.stdin.readline() if sys.argv[1] == "parent" else time.sleep(60)
 """
 
 
-def _load(name: str) -> ModuleType:
-    if str(BENCH) not in sys.path:
-        sys.path.insert(0, str(BENCH))  # the benches import each other by name
-    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture(scope="module")
+def cpu_time(load_bench: Callable[[str], ModuleType]) -> ModuleType:
+    return load_bench("cpu_time")
 
 
 @pytest.fixture(scope="module")
-def cpu_time() -> ModuleType:
-    return _load("cpu_time")
-
-
-@pytest.fixture(scope="module")
-def redis_memory() -> ModuleType:
-    return _load("redis_memory")
+def redis_memory(load_bench: Callable[[str], ModuleType]) -> ModuleType:
+    return load_bench("redis_memory")
 
 
 @pytest.fixture

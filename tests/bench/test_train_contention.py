@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
+
+import pytest
 
 SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "train_contention.py"
 
 
-def _module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("train_contention", SCRIPT)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture(scope="module")
+def contention(load_bench: Callable[[str], ModuleType]) -> ModuleType:
+    return load_bench("train_contention")
 
 
 def test_help_names_the_scenarios() -> None:
@@ -28,8 +26,8 @@ def test_help_names_the_scenarios() -> None:
         assert word in done.stdout
 
 
-def test_ratios_are_to_the_median_alone_of_the_same_run() -> None:
-    report = _module().summarise(
+def test_ratios_are_to_the_median_alone_of_the_same_run(contention: ModuleType) -> None:
+    report = contention.summarise(
         {"alone": [10.0, 12.0, 11.0], "beside_busy": [25.0, 20.0, 21.0], "two_at_once": [30.0]}
     )
     assert report["median_s"] == {"alone": 11.0, "beside_busy": 21.0, "two_at_once": 30.0}
@@ -37,7 +35,7 @@ def test_ratios_are_to_the_median_alone_of_the_same_run() -> None:
     assert report["meets_targets"] == {"beside_busy": True, "two_at_once": False}
 
 
-def test_children_decide_their_own_threads() -> None:
+def test_children_decide_their_own_threads(contention: ModuleType) -> None:
     from arrive import cores
 
     env = {
@@ -45,7 +43,7 @@ def test_children_decide_their_own_threads() -> None:
         "OMP_WAIT_POLICY": "PASSIVE",
         cores.SET_MARKER: "OMP_WAIT_POLICY=PASSIVE",
     }
-    assert _module().child_env(env, {"ARRIVE_THREADS": "1"}) == {
+    assert contention.child_env(env, {"ARRIVE_THREADS": "1"}) == {
         "PATH": "/bin",
         "ARRIVE_THREADS": "1",
     }
