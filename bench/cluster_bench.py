@@ -33,7 +33,6 @@ from typing import Any
 
 import serve_bench as sb
 
-from arrive.ingest.importers import import_into, load_mapping
 from arrive.testing.servers.eta_service import ServeProcess, fill_redis, wait_for
 from arrive.testing.servers.redis_cluster import RedisClusterServer
 from arrive.testing.servers.redis_server import RedisServer
@@ -56,9 +55,7 @@ def main() -> None:
         parser.error("--blocks, --seconds and --rate must be positive")
     with tempfile.TemporaryDirectory(prefix="arrive-cluster-bench-") as tmp:
         work = Path(tmp)
-        data = import_into(work / "data", args.csv, load_mapping("food-delivery"))
-        registry = sb._registry(args.registry, data, work)
-        live = sb._shifted(data, work / "live")
+        registry, live = sb.market(args.csv, args.registry, work)
         with RedisServer() as single, RedisClusterServer() as cluster:
             urls = {"single": single.url, "cluster": cluster.url}
             for arm, url in urls.items():
@@ -99,14 +96,7 @@ def _blocks(
 
 def _service(args: argparse.Namespace, registry: Path, url: str, work: Path) -> ServeProcess:
     work.mkdir(parents=True)
-    env = {
-        "ARRIVE_REGISTRY_DIR": str(registry),
-        "ARRIVE_STORE_URL": url,
-        "ARRIVE_COMPILE_CACHE_DIR": str(args.cache),
-        "ARRIVE_PREDICTION_LOG_DIR": str(work / "predictions"),
-        "ARRIVE_MAX_FEATURE_LAG_S": "86400",
-        "ARRIVE_LOG_LEVEL": "warning",
-    }
+    env = sb.service_env(registry, url, args.cache, work / "predictions")
     return ServeProcess(env, workers=2, log_path=work / "serve.log")
 
 

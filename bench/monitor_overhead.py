@@ -40,7 +40,6 @@ from typing import Any
 
 import serve_bench as sb
 
-from arrive.ingest.importers import import_into, load_mapping
 from arrive.testing.servers.eta_service import ServeProcess, fill_redis, wait_for
 from arrive.testing.servers.ports import answers_ok, free_port
 from arrive.testing.servers.processes import terminate
@@ -66,9 +65,7 @@ def main() -> None:
         parser.error("wrk is not installed: run ./dev bench (it installs wrk)")
     with tempfile.TemporaryDirectory(prefix="arrive-monitor-overhead-") as tmp:
         work = Path(tmp)
-        data = import_into(work / "data", args.csv, load_mapping("food-delivery"))
-        registry = sb._registry(args.registry, data, work)
-        live = sb._shifted(data, work / "live")
+        registry, live = sb.market(args.csv, args.registry, work)
         with RedisServer() as redis:
             print("replaying the event log into redis ...", file=sys.stderr)
             fill_redis(redis.url, live, timeout_s=3600.0)
@@ -81,13 +78,8 @@ def _blocks(
     args: argparse.Namespace, registry: Path, url: str, single: Path, live: Path, work: Path
 ) -> dict[str, list[dict[str, float]]]:
     env = {
-        "ARRIVE_REGISTRY_DIR": str(registry),
-        "ARRIVE_STORE_URL": url,
-        "ARRIVE_COMPILE_CACHE_DIR": str(args.cache),
-        "ARRIVE_PREDICTION_LOG_DIR": str(work / "predictions"),
+        **sb.service_env(registry, url, args.cache, work / "predictions"),
         "ARRIVE_PREDICTION_LOG_ROTATE_S": "5",
-        "ARRIVE_MAX_FEATURE_LAG_S": "86400",
-        "ARRIVE_LOG_LEVEL": "warning",
     }
     monitor = [
         *(sys.executable, "-m", "arrive.cli", "monitor", "--quiet"),

@@ -31,7 +31,6 @@ from typing import Any
 import cpu_time
 import serve_bench as sb
 
-from arrive.ingest.importers import import_into, load_mapping
 from arrive.registry import LocalRegistry
 from arrive.testing.factories import ending_now, random_marketplace, write_data_dir
 from arrive.testing.servers.eta_service import ServeProcess, fill_redis, wait_for
@@ -107,8 +106,7 @@ def prepare(args: argparse.Namespace, work: Path) -> tuple[Path, Path]:
     if args.synthetic:
         _, registry, live = _synthetic(work)
         return registry, live
-    data = import_into(work / "data", args.csv, load_mapping("food-delivery"))
-    return sb._registry(args.registry, data, work), sb._shifted(data, work / "live")
+    return sb.market(args.csv, args.registry, work)
 
 
 def _synthetic(work: Path) -> tuple[Path, Path, Path]:
@@ -177,14 +175,7 @@ def service_env(
 ) -> dict[str, str]:
     """The environment of one ``arrive serve`` of the bench (compiled trees but with
     ``args.synthetic``)."""
-    env = {
-        "ARRIVE_REGISTRY_DIR": str(registry),
-        "ARRIVE_STORE_URL": url,
-        "ARRIVE_COMPILE_CACHE_DIR": str(args.cache),
-        "ARRIVE_PREDICTION_LOG_DIR": str(log_dir),
-        "ARRIVE_MAX_FEATURE_LAG_S": "86400",
-        "ARRIVE_LOG_LEVEL": "warning",
-    }
+    env = sb.service_env(registry, url, args.cache, log_dir)
     if args.synthetic:
         env["ARRIVE_COMPILE_BACKEND"] = "none"
     return env

@@ -36,7 +36,6 @@ import bare_path
 import serve_bench
 
 from arrive import datadir
-from arrive.ingest.importers import import_into, load_mapping
 from arrive.testing.servers.eta_service import ServeProcess, fill_redis, order_body, wait_for
 from arrive.testing.servers.redis_server import RedisServer
 
@@ -61,9 +60,7 @@ def main() -> None:
         )
     with tempfile.TemporaryDirectory(prefix="arrive-peer-bench-") as tmp:
         work = Path(tmp)
-        data = import_into(work / "data", args.csv, load_mapping("food-delivery"))
-        registry = serve_bench._registry(args.registry, data, work)
-        live = serve_bench._shifted(data, work / "live")
+        registry, live = serve_bench.market(args.csv, args.registry, work)
         with RedisServer() as redis:
             print("replaying the event log into redis ...", file=sys.stderr)
             fill_redis(redis.url, live, timeout_s=3600.0)
@@ -87,14 +84,7 @@ def _run(
     sample: list[dict[str, Any]],
     work: Path,
 ) -> dict[str, dict[str, Any]]:
-    env = {
-        "ARRIVE_REGISTRY_DIR": str(registry),
-        "ARRIVE_STORE_URL": url,
-        "ARRIVE_COMPILE_CACHE_DIR": str(args.cache),
-        "ARRIVE_PREDICTION_LOG_DIR": str(work / "predictions"),
-        "ARRIVE_MAX_FEATURE_LAG_S": "86400",
-        "ARRIVE_LOG_LEVEL": "warning",
-    }
+    env = serve_bench.service_env(registry, url, args.cache, work / "predictions")
     with ServeProcess(env, workers=2, log_path=work / "serve.log") as service:
         service.wait_ready(timeout_s=300)
         print("waiting for the compiled trees ...", file=sys.stderr)

@@ -42,7 +42,6 @@ import uvloop
 
 from arrive import datadir
 from arrive.features.online.reader import OnlineFeatures
-from arrive.ingest.importers import import_into, load_mapping
 from arrive.schema.eta import EtaRequest, to_order
 from arrive.serving.compiled import CompiledModel
 from arrive.store.base import EntityKey
@@ -65,9 +64,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="arrive-read-path-") as tmp:
         work = Path(tmp)
-        data = import_into(work / "data", args.csv, load_mapping("food-delivery"))
-        registry = serve_bench._registry(args.registry, data, work)
-        live = serve_bench._shifted(data, work / "live")
+        registry, live = serve_bench.market(args.csv, args.registry, work)
         with RedisServer() as redis:
             print("replaying the event log into redis ...", file=sys.stderr)
             fill_redis(redis.url, live, timeout_s=3600.0)

@@ -103,15 +103,35 @@ def main() -> None:
         )
     with tempfile.TemporaryDirectory(prefix="arrive-serve-bench-") as tmp:
         work = Path(tmp)
-        data = import_into(work / "data", args.csv, load_mapping("food-delivery"))
-        registry = _registry(args.registry, data, work)
-        live = _shifted(data, work / "live")
+        registry, live = market(args.csv, args.registry, work)
         with RedisServer() as redis:
             print("replaying the event log into redis ...", file=sys.stderr)
             fill_redis(redis.url, live, timeout_s=3600.0)
             bodies = _bodies(live, work)
             results = _run_phases(args, registry, redis.url, bodies, work)
     _print(results, args)
+
+
+def market(csv: Path, registry: Path, work: Path) -> tuple[Path, Path]:
+    """Food Delivery imported from ``csv`` under ``work``: the registry to serve (trained
+    into ``registry`` when it has no production model) and the data directory moved to
+    end now, to replay into the store."""
+    data = import_into(work / "data", csv, load_mapping("food-delivery"))
+    return _registry(registry, data, work), _shifted(data, work / "live")
+
+
+def service_env(registry: Path, url: str, cache: Path, log_dir: Path) -> dict[str, str]:
+    """The environment of one bench ``arrive serve``: ``registry``'s production model on
+    the store at ``url``, compiled trees cached in ``cache``, predictions logged into
+    ``log_dir``, features a day old still fresh (the replay ends now), warnings only."""
+    return {
+        "ARRIVE_REGISTRY_DIR": str(registry),
+        "ARRIVE_STORE_URL": url,
+        "ARRIVE_COMPILE_CACHE_DIR": str(cache),
+        "ARRIVE_PREDICTION_LOG_DIR": str(log_dir),
+        "ARRIVE_MAX_FEATURE_LAG_S": "86400",
+        "ARRIVE_LOG_LEVEL": "warning",
+    }
 
 
 def _registry(root: Path, data: Path, work: Path) -> Path:
@@ -154,14 +174,7 @@ def _bodies(live: Path, work: Path) -> dict[str, Path]:
 def _run_phases(
     args: argparse.Namespace, registry: Path, url: str, bodies: dict[str, Path], work: Path
 ) -> dict[str, Any]:
-    env = {
-        "ARRIVE_REGISTRY_DIR": str(registry),
-        "ARRIVE_STORE_URL": url,
-        "ARRIVE_COMPILE_CACHE_DIR": str(args.cache),
-        "ARRIVE_PREDICTION_LOG_DIR": str(work / "predictions"),
-        "ARRIVE_MAX_FEATURE_LAG_S": "86400",
-        "ARRIVE_LOG_LEVEL": "warning",
-    }
+    env = service_env(registry, url, args.cache, work / "predictions")
     with ServeProcess(env, workers=2, log_path=work / "serve.log") as service:
         service.wait_ready(timeout_s=300)
         print("waiting for the compiled trees ...", file=sys.stderr)
