@@ -503,11 +503,6 @@ def _errors(arms: _Arms, rails: Guardrails, alpha: float) -> _Rail:
     return _share_rail("error_rate", failed, rows, limits)(rails, alpha)
 
 
-MOST_RAILS: Final = 8
-"""The most rails judged at once: no look judges a rail at less than ``alpha_breach``
-over this."""
-
-
 def _early_errors(arms: _Arms, rails: Guardrails) -> _Rail | None:
     """The error rail before ``min_orders`` answered orders of each version, once each has
     ``min_orders`` requests (errors included); at the smallest share of ``alpha_breach``
@@ -515,7 +510,7 @@ def _early_errors(arms: _Arms, rails: Guardrails) -> _Rail | None:
     requests = min(arms.every_control.height, arms.every_candidate.height)
     if requests < rails.min_orders or not _has_errors(arms):
         return None
-    return _errors(arms, rails, rails.alpha_breach / MOST_RAILS)
+    return _errors(arms, rails, rails.alpha_breach / len(EVERY_RAIL))
 
 
 def _cancel(arms: _Arms, rails: Guardrails, alpha: float) -> _Rail:
@@ -601,3 +596,17 @@ def _latency(arms: _Arms, rails: Guardrails, alpha: float) -> _Rail:
         f"over control p99 + {rails.latency_limit_ms:.0f} ms (breach when surely above 1 %)"
     )
     return _Rail("latency_p99", "breach" if tail.breach.lower > 0 else "pass", detail, figures)
+
+
+EVERY_RAIL: Final[tuple[Check, ...]] = (
+    _mae,
+    _coverage,
+    _late,
+    _fallback,
+    _errors,
+    _latency,
+    _delivery_p95,
+    _cancel,
+)
+"""Every rail :func:`_rails` may judge at one look: no look judges a rail at less than
+``alpha_breach`` over their number."""
