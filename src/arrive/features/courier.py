@@ -24,6 +24,7 @@ NEAR_RADIUS_KM = 3.0
 NEAREST_MAX_KM = 5.0
 """The nearest idle courier is looked for within this distance (farther: unknown)."""
 PING_TTL = timedelta(minutes=10)
+_PING_TTL_US = int(PING_TTL.total_seconds() * 1e6)
 _HISTORY: dict[str, timedelta | None] = {
     "1d": timedelta(days=1),
     "7d": timedelta(days=7),
@@ -156,15 +157,14 @@ def _idle_spans(pings: pl.DataFrame) -> pl.DataFrame:
     came, idle or not) describes nothing at ``t``. Pings in time order; of two pings of
     a courier at the same instant, the later in that order is the last.
     """
-    ttl_us = int(PING_TTL.total_seconds() * 1e6)
     at = pl.col("event_time").dt.epoch("us")
     nxt = at.shift(-1).over("courier_id")
     return (
         pings.select(
             at.alias("at"),
-            pl.min_horizontal(nxt.fill_null(pl.lit(np.iinfo(np.int64).max)), at + ttl_us).alias(
-                "until"
-            ),
+            pl.min_horizontal(
+                nxt.fill_null(pl.lit(np.iinfo(np.int64).max)), at + _PING_TTL_US
+            ).alias("until"),
             "lat",
             "lon",
             idle=(pl.col("status") == "idle").fill_null(False),
@@ -189,11 +189,11 @@ def _sweep(
     o_time = orders.get_column("created_at").dt.epoch("us").to_numpy()
     o_lat = orders.get_column("pickup_lat").cast(pl.Float64).to_numpy()
     o_lon = orders.get_column("pickup_lon").cast(pl.Float64).to_numpy()
-    ttl_us = int(PING_TTL.total_seconds() * 1e6)
-    first = np.searchsorted(p_at, o_time - ttl_us, side="left")  # no older than the TTL
+    first = np.searchsorted(p_at, o_time - _PING_TTL_US, side="left")  # no older than the TTL
     count = np.searchsorted(p_at, o_time, side="left") - first  # strictly before t
-    count[np.isnan(o_lat) | np.isnan(o_lon)] = 0
-    near = np.where(np.isnan(o_lat) | np.isnan(o_lon), np.nan, 0.0)
+    unplaced = np.isnan(o_lat) | np.isnan(o_lon)
+    count[unplaced] = 0
+    near = np.where(unplaced, np.nan, 0.0)
     nearest = np.full(len(o_time), np.nan)
     for lo, hi in _chunks(count, _PAIRS_PER_CHUNK):
         c = count[lo:hi]
@@ -239,7 +239,6 @@ def proximity_of(distances_km: npt.NDArray[np.float64]) -> tuple[float, float]:
 
 CELL_DEG = NEAREST_MAX_KM / 111.0
 """Grid cell side in degrees: a little over :data:`NEAREST_MAX_KM` of latitude."""
-_PING_TTL_US = int(PING_TTL.total_seconds() * 1e6)
 
 Position = tuple[float, float, int]
 """``(lat, lon, last ping µs)`` of an idle courier."""
