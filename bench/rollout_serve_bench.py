@@ -7,14 +7,17 @@ Usage: python bench/rollout_serve_bench.py [--repeats 3] [--seconds 10] [--rate 
 1. Trains a small model on a synthetic marketplace whose log ends now (the fault
    suite's recipe: :func:`arrive.testing.factories.random_marketplace`), registers a
    copy of it as the candidate, fills a throw-away redis-server with its features.
-2. Starts ``arrive serve --workers 2`` on it (LightGBM trees: ``compile_backend none``,
-   so no compilation is waited for; the candidate, a copy, then costs the same).
+2. Starts ``arrive serve --workers 2`` on it with ``--compile-backend`` (default
+   ``lleaves``, the service's default: the bench waits for the compiled trees; the
+   candidate, a copy, hits the compiled-trees cache and then costs the same; ``none``
+   serves LightGBM's own trees).
 3. For each repeat, in turn: no rollout, a rollout at canary 50 %, a rollout in shadow;
    each block switches the registry's rollout (``Rollouts.start`` / ``abort``), waits
-   until 20 answers in a row show it, then runs the open-loop generator of
-   ``bench/serve_bench.py`` at ``--rate`` requests per second for ``--seconds`` (one
-   order per request, 2,000 orders of distinct customers; latency counted from the
-   scheduled send time). Shadow work scored and dropped comes from ``/metrics`` deltas.
+   until 20 answers in a row show it, sends 3 s of unmeasured traffic, then runs the
+   open-loop generator of ``bench/serve_bench.py`` at ``--rate`` requests per second
+   for ``--seconds`` (one order per request, 2,000 orders of distinct customers;
+   latency counted from the scheduled send time). Shadow work scored and dropped
+   comes from ``/metrics`` deltas.
 4. Overload, in shadow: ``wrk -t2 -c640`` for ``--seconds``; the shadow drop rate.
 
 Medians over the repeats are printed as JSON. The generator, redis-server and the two
@@ -35,7 +38,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from serve_bench import _counted, _open_loop, _wrk
+from serve_bench import _compiled, _counted, _open_loop, _wrk
 
 from arrive.monitoring.metrics import MULTIPROC_ENV
 from arrive.registry import LocalRegistry
@@ -62,6 +65,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="blocks of each mode")
     parser.add_argument("--seconds", type=int, default=10, help="length of each block")
     parser.add_argument("--rate", type=int, default=1000, help="requests per second")
+    parser.add_argument(
+        "--compile-backend",
+        choices=("lleaves", "none"),
+        default="lleaves",
+        help="the service's compile_backend (default %(default)s, the service's own)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="arrive-rollout-bench-") as tmp:
         work = Path(tmp)
@@ -87,7 +96,8 @@ def main() -> None:
             env = {
                 "ARRIVE_REGISTRY_DIR": str(registry.root),
                 "ARRIVE_STORE_URL": redis.url,
-                "ARRIVE_COMPILE_BACKEND": "none",
+                "ARRIVE_COMPILE_BACKEND": args.compile_backend,
+                "ARRIVE_COMPILE_CACHE_DIR": str(work / "compiled"),
                 "ARRIVE_PREDICTION_LOG_DIR": str(work / "predictions"),
                 "ARRIVE_MAX_FEATURE_LAG_S": "86400",
                 "ARRIVE_RELOAD_INTERVAL_S": "0",
@@ -96,6 +106,9 @@ def main() -> None:
             }
             with ServeProcess(env, workers=2, log_path=work / "serve.log") as service:
                 service.wait_ready(timeout_s=300)
+                if args.compile_backend != "none":
+                    print("waiting for the compiled trees ...", file=sys.stderr)
+                    wait_for(lambda: _compiled(service.url), 900, "compiled trees")
                 out = _blocks(args, service.url, Rollouts(registry), candidate, bodies)
     print(json.dumps(out, indent=2))
 
@@ -109,6 +122,7 @@ def _blocks(
     for repeat in range(args.repeats):
         for mode, found in runs.items():
             rollout = _switch(url, rollouts, candidate, mode, probe)
+            _open_loop(url, bodies, args.rate, 3)  # the switch settles, not measured
             before = _shadow_counts(url)
             result = _counted(url, lambda: _open_loop(url, bodies, args.rate, args.seconds))
             result |= _dropped(before, _shadow_counts(url))
