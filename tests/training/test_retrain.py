@@ -36,6 +36,7 @@ from arrive.training.retrain import (
     RetrainSettings,
     _judge,
     retrain,
+    reusable_selection,
 )
 
 START = datetime(2025, 3, 3, tzinfo=UTC)
@@ -117,6 +118,40 @@ def test_an_unknown_final_fit_is_refused() -> None:
     expected = "retrain final_fit: expected one of before-window, all, held-out"
     with pytest.raises(ConfigError, match=expected):
         RetrainSettings(final_fit="everything")  # type: ignore[arg-type]
+
+
+def test_a_daily_run_reuses_productions_selection_and_records_where_it_came_from(
+    market: Path, tmp_path: Path
+) -> None:
+    settings = replace(SETTINGS, train=TrainConfig(report=False))  # the selection runs
+    registry = LocalRegistry(tmp_path / "registry")
+    day8 = data_dir_until(market, tmp_path / "day8", START + timedelta(days=8))
+    assert retrain(day8, registry, tmp_path / "runs", _clock(8), settings).status == "promoted"
+    made = registry.get("production").metrics["selection"]
+    assert set(made) == {"dropped_groups", "selected_on"}
+    assert made["selected_on"] == registry.get("production").metrics["data_end"]
+
+    day9 = data_dir_until(market, tmp_path / "day9", START + timedelta(days=9))
+    outcome = retrain(day9, registry, tmp_path / "runs", _clock(9), settings)
+    assert outcome.version == "2"
+    candidate = registry.get("2")
+    assert candidate.metrics["selection"] == {**made, "from_version": "1"}
+    # the same groups left out: the same features as production
+    assert candidate.metadata["features"] == registry.get("1").metadata["features"]
+
+
+def test_a_selection_is_reused_only_while_it_is_recent_enough() -> None:
+    orders = pl.DataFrame({"created_at": [START, START + timedelta(days=9, hours=2)]})
+    record = {"dropped_groups": ["store"], "selected_on": str(START + timedelta(days=2))}
+    production = {"version": "4", "metrics": {"selection": record}}
+    # made on data ending 7 days and 2 hours before these orders' end
+    assert reusable_selection(production, orders, 8) == {**record, "from_version": "4"}
+    assert reusable_selection(production, orders, 7) is None
+    assert reusable_selection(production, orders, 0) is None  # 0: select on every run
+    carried = {"version": "5", "metrics": {"selection": {**record, "from_version": "4"}}}
+    assert reusable_selection(carried, orders, 8) == {**record, "from_version": "4"}
+    assert reusable_selection({"version": "6", "metrics": {}}, orders, 7) is None
+    assert reusable_selection(None, orders, 7) is None
 
 
 def test_the_same_data_again_trains_and_registers_nothing(first: tuple[Path, Path]) -> None:
@@ -225,6 +260,7 @@ def test_the_rules_pass_a_better_candidate_and_fail_a_worse_one() -> None:
         (["--every", "soon"], "--every 'soon': not a duration"),
         (["--metrics-port", "9999"], "--metrics-port: only with --every"),
         (["--window-days", "0"], "retrain window_days: must be >= 1"),
+        (["--reselect-days", "-1"], "retrain reselect_days: must be >= 0"),
     ],
 )
 def test_bad_options_are_one_line(

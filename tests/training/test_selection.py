@@ -8,7 +8,13 @@ import polars as pl
 from arrive.features import FeatureSet
 from arrive.features.spec import FeatureSpec
 from arrive.training.pipeline import _left_out_note
-from arrive.training.selection import drop_wide_categoricals, validation_scorer
+from arrive.training.selection import (
+    GroupDecision,
+    drop_groups,
+    drop_wide_categoricals,
+    selection_record,
+    validation_scorer,
+)
 from arrive.training.split import Split
 
 
@@ -79,3 +85,29 @@ def test_the_probes_train_on_one_sample_of_the_training_orders_and_all_validatio
 
     validation_scorer(split, np.ones(300), record)(features)
     assert unsampled == [200]  # no limit: every training order
+
+
+def test_a_reused_selection_drops_its_groups_and_keeps_the_rest_without_probes() -> None:
+    plain = _features()
+    groups = {"store": ("store_prep_mean_7d",), "calendar": ("area",)}
+    features = FeatureSet(plain.frame, plain.specs, {}, groups)
+    kept = drop_groups(features, ["store", "calendar", "absent"], "dropped earlier (reused)")
+
+    # the store group's features are gone, with the reason; an always-kept group and a
+    # group this data does not have change nothing
+    assert "store_prep_mean_7d" not in kept.names
+    assert "area" in kept.names
+    assert any("group 'store' dropped earlier (reused)" in why for why in kept.left_out.values())
+    unchanged = drop_groups(features, [], "never")
+    assert unchanged.names == features.names
+
+
+def test_a_selection_record_is_new_or_carried_over() -> None:
+    decisions = [
+        GroupDecision("store", 10.0, 9.0, kept=False),
+        GroupDecision("courier", 10.0, 11.0, kept=True),
+    ]
+    made = selection_record(decisions, "2025-03-10 23:00:00+00:00", None)
+    assert made == {"dropped_groups": ["store"], "selected_on": "2025-03-10 23:00:00+00:00"}
+    reused = {**made, "from_version": "3"}
+    assert selection_record([], "2025-03-12 23:00:00+00:00", reused) == reused

@@ -71,6 +71,14 @@ ARCHIVE_DATA = "archive-data"
     "before-window found; held-out: the evaluated model is registered (docs/retraining.md).",
 )
 @click.option(
+    "--reselect-days",
+    default=7,
+    show_default=True,
+    help="Reuse production's feature-group selection while it was made on data ending at "
+    "most N days before this data's end (its probes are not trained again); 0: select on "
+    "every run.",
+)
+@click.option(
     "--every",
     metavar="DURATION",
     help="Run again every DURATION (e.g. 24h, 30m) until stopped, instead of once.",
@@ -93,6 +101,7 @@ def command(
     plan_file: Path | None,
     no_rollout: bool,
     final_fit: Literal["before-window", "all", "held-out"],
+    reselect_days: int,
     every: str | None,
     metrics_port: int | None,
     metrics_host: str,
@@ -119,6 +128,7 @@ def command(
         rollout=not no_rollout,
         plan=plan_from_toml(plan_file) if plan_file else RolloutPlan(),
         final_fit=final_fit,
+        reselect_days=reselect_days,
     )
     if metrics_port is not None and every is None:
         raise ConfigError("--metrics-port: only with --every (a single run exits at once)")

@@ -37,8 +37,10 @@ from arrive.training.dataset import TrainingSet, load_training_set
 from arrive.training.report import write_report
 from arrive.training.selection import (
     GroupDecision,
+    drop_groups,
     drop_wide_categoricals,
     select_groups,
+    selection_record,
     validation_scorer,
 )
 from arrive.training.split import Split, SplitFractions, SplitKind, make_split
@@ -66,6 +68,10 @@ class TrainConfig:
     # sets are selected as before), learn at this rate (None: the model's): they compare
     # groups, and at twice the model's rate they stop in about half the rounds
     selection_learning_rate: float | None = 0.1
+    # an earlier model's selection (its ``metrics["selection"]``: ``dropped_groups``,
+    # ``selected_on``), applied without training probes: its dropped groups are left out,
+    # the others kept (None: select on this data). A daily retrain reuses production's.
+    reuse_selection: Mapping[str, Any] | None = None
     model_params: Mapping[str, Any] = field(default_factory=dict)
     heuristic_min_count: int = 30
     # scale the heuristic's P90 on the calibration window (see HeuristicEta.calibrate)
@@ -142,6 +148,9 @@ def run_training(
     on_step("evaluate")
     evaluation = _evaluate(ts, features, model, heuristic, split)
     metrics = _metrics(evaluation, ts, split, time.perf_counter() - started)
+    if config.select_groups:
+        reused = config.reuse_selection
+        metrics["selection"] = selection_record(decisions, metrics["data_end"], reused)
     metrics["heuristic_levels"] = list(heuristic.level_names_)
     run_dir.mkdir(parents=True, exist_ok=True)
     bundle = bundle_of(model, heuristic, features, ts, split.train)
@@ -194,6 +203,10 @@ def select_features(
     features = drop_wide_categoricals(ts.features, split.train, config.max_categories)
     if not config.select_groups:
         return features, []
+    if config.reuse_selection is not None:
+        reused = config.reuse_selection
+        why = f"dropped by the selection on data up to {reused['selected_on']} (reused)"
+        return drop_groups(features, reused["dropped_groups"], why), []
     params = dict(config.model_params)
     sampled = config.selection_rows is not None and split.train.size > config.selection_rows
     if sampled and config.selection_learning_rate is not None:

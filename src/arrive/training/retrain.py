@@ -32,7 +32,7 @@ import json
 import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, Literal, get_args
 
@@ -101,6 +101,10 @@ class RetrainSettings:
             order before the calibration window) and register a winner trained again up to
             the data's last calibration window, or on every order; ``"held-out"``:
             register the evaluated model itself (see the module docstring).
+        reselect_days: production's feature-group selection (``metrics["selection"]``)
+            is reused while it was made on data ending at most this many days before this
+            run's data, and its probes (most of a large retrain's training time) are not
+            trained again; older, missing or 0: the run selects on its own data.
     """
 
     window_days: int = 56
@@ -113,6 +117,7 @@ class RetrainSettings:
     train: TrainConfig = field(default_factory=TrainConfig)
     gate: PromotionPolicy = field(default_factory=PromotionPolicy)
     final_fit: FinalFitPolicy = "before-window"
+    reselect_days: int = 7
 
     def __post_init__(self) -> None:
         if self.final_fit not in get_args(FinalFitPolicy):
@@ -122,6 +127,8 @@ class RetrainSettings:
             )
         if self.window_days < 1:
             raise ConfigError("retrain window_days: must be >= 1")
+        if self.reselect_days < 0:
+            raise ConfigError("retrain reselect_days: must be >= 0")
         if not 0 <= self.margin < 1 or not 0 <= self.segment_bound < 1:
             raise ConfigError("retrain margin and segment_bound: must be in [0, 1)")
         if self.min_compare_orders < 1 or self.min_segment_orders < 1:
@@ -250,7 +257,8 @@ def _run(
         PROFILE_KEY: json.loads(checked.profile.to_json()),
         "trained_at": clock.now().isoformat(),
     }
-    config = train_config(settings, lineage)
+    reuse = reusable_selection(production, orders, settings.reselect_days)
+    config = train_config(settings, lineage, reuse)
     result = run_training(data_dir, run_dir, config, None, on_step)
     verdict = _verdict(registry, result, production, settings)
     final = verdict.serve and settings.final_fit != "held-out"
@@ -301,11 +309,18 @@ def final_fit_text(described: Mapping[str, Any]) -> str:
     return f"{trained}, {calibrated}; the test figures are the evaluated fit's"
 
 
-def train_config(settings: RetrainSettings, lineage: Mapping[str, Any]) -> TrainConfig:
-    """How a run trains its candidate: ``settings.train`` on the rolling window, and with
-    a final fit the evaluated recipe (trees on training + validation orders for
-    the rounds early stopping chose, calibrated on the calibration window alone)."""
-    config = replace(settings.train, window_days=settings.window_days, lineage=lineage)
+def train_config(
+    settings: RetrainSettings,
+    lineage: Mapping[str, Any],
+    reuse: Mapping[str, Any] | None = None,
+) -> TrainConfig:
+    """How a run trains its candidate: ``settings.train`` on the rolling window (with the
+    selection ``reuse`` when given), and with a final fit the evaluated recipe (trees on
+    training + validation orders for the rounds early stopping chose, calibrated on the
+    calibration window alone)."""
+    config = replace(
+        settings.train, window_days=settings.window_days, lineage=lineage, reuse_selection=reuse
+    )
     if settings.final_fit != "held-out":
         return replace(config, refit=True, pool_backtest=False)
     return config
@@ -481,6 +496,22 @@ def _production(registry: ModelRegistry) -> dict[str, Any] | None:
     except ModelNotFound:
         return None
     return {"version": version.version, **version.metadata}
+
+
+def reusable_selection(
+    production: Mapping[str, Any] | None, orders: pl.DataFrame, days: int
+) -> dict[str, Any] | None:
+    """Production's feature-group selection, with the version it came from, when it was
+    made on data ending at most ``days`` days before the end of ``orders``; else None."""
+    record = (production or {}).get("metrics", {}).get("selection")
+    if days == 0 or record is None:
+        return None
+    assert production is not None
+    data_end = orders.get_column("created_at").max()
+    assert isinstance(data_end, datetime)
+    if data_end - datetime.fromisoformat(record["selected_on"]) > timedelta(days=days):
+        return None
+    return {**record, "from_version": record.get("from_version", production["version"])}
 
 
 def _reference(production: Mapping[str, Any] | None) -> validation.DataProfile | None:

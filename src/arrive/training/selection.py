@@ -13,8 +13,9 @@ Two rules, both decided without looking at the test period:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -86,6 +87,27 @@ def select_groups(
         if drop:
             current, best = candidate, score
     return current, decisions
+
+
+def drop_groups(features: FeatureSet, groups: Collection[str], why: str) -> FeatureSet:
+    """``features`` without the history groups named in ``groups`` (those it has), each
+    left out for ``why``: an earlier selection's decision applied without probes."""
+    for group, names in features.groups.items():
+        if group in groups and group not in ALWAYS_KEPT and names:
+            features = features.without(set(names), f"group '{group}' {why}")
+    return features
+
+
+def selection_record(
+    decisions: list[GroupDecision], data_end: str, reused: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """What a model's ``metrics["selection"]`` keeps: the groups its selection dropped and
+    the end of the data that selection was made on (``reused``: an earlier model's record,
+    carried over with the version it came from)."""
+    if reused is not None:
+        return dict(reused)
+    dropped = [d.group for d in decisions if not d.kept]
+    return {"dropped_groups": dropped, "selected_on": data_end}
 
 
 def validation_scorer(
