@@ -22,7 +22,9 @@ vendor's ``/_stats``.
   folder, e.g. the previous commit's, exported to ``/tmp/x/src``) against the same vendor,
   the two services' runs alternating: a before/after in the same run.
 * **c outage:** a fresh provider service with ``provider_cache_ttl_s`` = ``--outage-ttl-s``
-  (20 s) and no grace, 1 s half-open interval; 1,000 req/s for 10 s healthy,
+  (20 s) and no grace, 1 s half-open interval; a warming pass over the orders at the pace
+  of one TTL (100 req/s for 20 s: the entries' ages spread over a TTL, as steady traffic
+  leaves them, not all expiring at once), then 1,000 req/s for 10 s healthy,
   ``--outage-s`` with every vendor request a 503, 15 s healthy again. The 2,000 orders'
   legs fall in about as many keys, each asked every 2 s: a key misses once a TTL, so
   the vendor is asked about 100 times a second (with TTL 1 s, the earlier set-up, every
@@ -247,6 +249,9 @@ def _outage(work: Path, data: Path, registry: Path, vendor: VendorProcess, bodie
     marks: dict[str, float] = {}
     scraper = threading.Thread(target=scrape, daemon=True)
     try:
+        ttl_s = max(1, round(args.outage_ttl_s))  # one pass over the orders in a TTL: the
+        rate = -(-len(bodies.read_text().splitlines()) // ttl_s)  # entries' ages spread
+        phases["warm"] = _load(served, bodies, ttl_s, rate)  # as steady traffic leaves them
         before = _vendor_requests(vendor)
         phases["healthy"] = _load(served, bodies, 10, args.rate)
         phases["healthy"]["vendor_requests"] = _vendor_requests(vendor) - before
