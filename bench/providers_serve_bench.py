@@ -29,11 +29,12 @@ vendor's ``/_stats``.
   legs fall in about as many keys, each asked every 2 s: a key misses once a TTL, so
   the vendor is asked about 100 times a second (with TTL 1 s, the earlier set-up, every
   request was a miss: 1,000 vendor requests a second, more than the Python vendor on the
-  same cores answers). Breaker state is scraped every 50 ms. The vendor requests of the
-  outage, from the service's counters: those sent while the breaker was closed (the
-  failures that open it), those sent while it was open or half-open
-  (``arrive_provider_calls_not_closed_total``), and the half-open probes it let through
-  (``arrive_provider_probes_total``); and the vendor's own count.
+  same cores answers). Breaker state is scraped every 50 ms (each scrape a ``/metrics``
+  request under the load: its send and answer times bound when the state was read). The
+  vendor requests of the outage, from the service's counters: those sent while the
+  breaker was closed (the failures that open it), those sent while it was open or
+  half-open (``arrive_provider_calls_not_closed_total``), and the half-open probes it
+  let through (``arrive_provider_probes_total``); and the vendor's own count.
 
 Prints JSON.
 """
@@ -235,14 +236,14 @@ def _outage(work: Path, data: Path, registry: Path, vendor: VendorProcess, bodie
         ARRIVE_PROVIDER_BREAKER_OPEN_S="1",
     )
     client = ServiceProbe(served.url, served)
-    states: list[tuple[float, float]] = []
+    states: list[tuple[float, float, float]] = []  # scrape sent, answered, state
     stop = threading.Event()
 
     def scrape() -> None:
         while not stop.is_set():
-            states.append(
-                (time.monotonic(), client.metric("arrive_provider_breaker_state", provider=VENDOR))
-            )
+            sent = time.monotonic()
+            state = client.metric("arrive_provider_breaker_state", provider=VENDOR)
+            states.append((sent, time.monotonic(), state))
             stop.wait(0.05)
 
     phases: dict[str, Any] = {}
@@ -268,8 +269,10 @@ def _outage(work: Path, data: Path, registry: Path, vendor: VendorProcess, bodie
     finally:
         stop.set()
         served.stop()
-    opened = next((t for t, s in states if t >= marks["down"] and s == 1), None)
-    closed = next((t for t, s in states if t >= marks["up"] and s == 0), None)
+    opened = next((t for t, _, s in states if t >= marks["down"] and s == 1), None)
+    closed = next((t for t, _, s in states if t >= marks["up"] and s == 0), None)
+    phases["breaker_opened_by_s"] = _first_seen(states, marks["down"], 1)
+    phases["scrape_s_median"] = statistics.median(b - a for a, b, _ in states)
     phases["breaker_open_after_s"] = None if opened is None else opened - marks["down"]
     phases["breaker_closed_after_s"] = None if closed is None else closed - marks["up"]
     phases["half_open_probes_max"] = 1 + args.outage_s  # one per 1 s interval (+ the first)
@@ -281,6 +284,14 @@ def _outage(work: Path, data: Path, registry: Path, vendor: VendorProcess, bodie
         "probes_admitted": counts.get("probes_total", 0.0),
     }
     return phases
+
+
+def _first_seen(states: list[tuple[float, float, float]], since: float, state: float) -> Any:
+    """Seconds after ``since`` by which the scrapes saw ``state``: the answer time of the
+    first scrape sent after ``since`` that shows it (an upper bound; the scrape's send
+    time, the value the earlier figure reports, is a lower one)."""
+    seen = next((b for a, b, s in states if a >= since and s == state), None)
+    return None if seen is None else seen - since
 
 
 CASES = {"warm": _warm, "slow": _slow, "outage": _outage}
