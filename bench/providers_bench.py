@@ -144,16 +144,21 @@ def run(market: Market, legs: list[Leg], spec: str | None) -> dict[str, Any]:
     chain = ProviderChain([vendor], builtin, clock, cache=cache)
 
     async def replay() -> list[float]:
-        errors = []
+        answers = []
         for leg in legs:
             clock.set(max(leg.at, clock.now()))
-            answer = await chain.travel_time(leg, timeout_s=1.0)
-            errors.append(abs(answer.seconds - truth_s(market, leg)))
+            answers.append((await chain.travel_time(leg, timeout_s=1.0)).seconds)
             await asyncio.sleep(0)  # background refreshes land before the next request
-        return errors
+        return answers
 
-    errors = asyncio.run(replay())
-    return {"vendor_requests": vendor.requests, "mae_s": statistics.fmean(errors), "errors": errors}
+    answers = asyncio.run(replay())
+    errors = [abs(a - truth_s(market, leg)) for a, leg in zip(answers, legs, strict=True)]
+    return {
+        "vendor_requests": vendor.requests,
+        "mae_s": statistics.fmean(errors),
+        "errors": errors,
+        "answers": answers,
+    }
 
 
 def main() -> None:

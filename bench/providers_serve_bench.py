@@ -21,10 +21,20 @@ vendor's ``/_stats``.
   ``--baseline-src DIR`` a second service runs another checkout's code (its ``src``
   folder, e.g. the previous commit's, exported to ``/tmp/x/src``) against the same vendor,
   the two services' runs alternating: a before/after in the same run.
-* **c outage:** a fresh provider service with ``provider_cache_ttl_s`` = 1 s and no grace
-  (every request a miss: the worst case, the cache does not hide the outage), 1 s
-  half-open interval; 1,000 req/s for 10 s healthy, ``--outage-s`` with every vendor
-  request a 503, 15 s healthy again. Breaker state is scraped every 50 ms.
+* **c outage:** a fresh provider service with ``provider_cache_ttl_s`` = ``--outage-ttl-s``
+  (20 s) and no grace, 1 s half-open interval; a warming pass over the orders at the pace
+  of one TTL (100 req/s for 20 s: the entries' ages spread over a TTL, as steady traffic
+  leaves them, not all expiring at once), then 1,000 req/s for 10 s healthy,
+  ``--outage-s`` with every vendor request a 503, 15 s healthy again. The 2,000 orders'
+  legs fall in about as many keys, each asked every 2 s: a key misses once a TTL, so
+  the vendor is asked about 100 times a second (with TTL 1 s, the earlier set-up, every
+  request was a miss: 1,000 vendor requests a second, more than the Python vendor on the
+  same cores answers). Breaker state is scraped every 50 ms (each scrape a ``/metrics``
+  request under the load: its send and answer times bound when the state was read). The
+  vendor requests of the outage, from the service's counters: those sent while the
+  breaker was closed (the failures that open it), those sent while it was open or
+  half-open (``arrive_provider_calls_not_closed_total``), and the half-open probes it
+  let through (``arrive_provider_probes_total``); and the vendor's own count.
 
 Prints JSON.
 """
@@ -64,6 +74,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--outage-s", type=int, default=60)
     parser.add_argument("--rate", type=int, default=RATE, help="requests a second")
+    parser.add_argument("--outage-ttl-s", type=float, default=20.0, help="cache TTL (c)")
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
     parser.add_argument("--slow-rates", nargs="+", type=int, default=[200, RATE])
     parser.add_argument("--baseline-src", type=Path, help="another checkout's src folder (b2)")
@@ -142,6 +153,12 @@ def _delta(after: dict[str, float], before: dict[str, float]) -> dict[str, float
     return {k: v - before.get(k, 0.0) for k, v in after.items() if v - before.get(k, 0.0)}
 
 
+def _breaker_counts(client: ServiceProbe) -> dict[str, float]:
+    """The vendor requests sent (all, and while the breaker was not closed) and the probes."""
+    names = ("calls_total", "calls_not_closed_total", "probes_total")
+    return {n: client.metric(f"arrive_provider_{n}", provider=VENDOR) for n in names}
+
+
 def _vendor_requests(vendor: VendorProcess) -> int:
     return sum(vendor.stats()["requests"].values())
 
@@ -214,44 +231,67 @@ def _outage(work: Path, data: Path, registry: Path, vendor: VendorProcess, bodie
         data,
         registry,
         vendor,
-        ARRIVE_PROVIDER_CACHE_TTL_S="1",
+        ARRIVE_PROVIDER_CACHE_TTL_S=str(args.outage_ttl_s),
         ARRIVE_PROVIDER_CACHE_GRACE_S="0",
         ARRIVE_PROVIDER_BREAKER_OPEN_S="1",
     )
     client = ServiceProbe(served.url, served)
-    states: list[tuple[float, float]] = []
+    states: list[tuple[float, float, float]] = []  # scrape sent, answered, state
     stop = threading.Event()
 
     def scrape() -> None:
         while not stop.is_set():
-            states.append(
-                (time.monotonic(), client.metric("arrive_provider_breaker_state", provider=VENDOR))
-            )
+            sent = time.monotonic()
+            state = client.metric("arrive_provider_breaker_state", provider=VENDOR)
+            states.append((sent, time.monotonic(), state))
             stop.wait(0.05)
 
     phases: dict[str, Any] = {}
     marks: dict[str, float] = {}
     scraper = threading.Thread(target=scrape, daemon=True)
     try:
-        phases["healthy"] = _load(served, bodies, 10, args.rate)
-        scraper.start()
+        ttl_s = max(1, round(args.outage_ttl_s))  # one pass over the orders in a TTL: the
+        rate = -(-len(bodies.read_text().splitlines()) // ttl_s)  # entries' ages spread
+        phases["warm"] = _load(served, bodies, ttl_s, rate)  # as steady traffic leaves them
         before = _vendor_requests(vendor)
+        phases["healthy"] = _load(served, bodies, 10, args.rate)
+        phases["healthy"]["vendor_requests"] = _vendor_requests(vendor) - before
+        scraper.start()
+        before, counted = _vendor_requests(vendor), _breaker_counts(client)
         vendor.set_faults(error_rate=1.0)
         marks["down"] = time.monotonic()
         phases["outage"] = _load(served, bodies, args.outage_s, args.rate)
         phases["outage"]["vendor_requests"] = _vendor_requests(vendor) - before
+        phases["outage"]["service_counts"] = _delta(_breaker_counts(client), counted)
         vendor.clear_faults()
         marks["up"] = time.monotonic()
         phases["after"] = _load(served, bodies, 15, args.rate)
     finally:
         stop.set()
         served.stop()
-    opened = next((t for t, s in states if t >= marks["down"] and s == 1), None)
-    closed = next((t for t, s in states if t >= marks["up"] and s == 0), None)
+    opened = next((t for t, _, s in states if t >= marks["down"] and s == 1), None)
+    closed = next((t for t, _, s in states if t >= marks["up"] and s == 0), None)
+    phases["breaker_opened_by_s"] = _first_seen(states, marks["down"], 1)
+    phases["scrape_s_median"] = statistics.median(b - a for a, b, _ in states)
     phases["breaker_open_after_s"] = None if opened is None else opened - marks["down"]
     phases["breaker_closed_after_s"] = None if closed is None else closed - marks["up"]
     phases["half_open_probes_max"] = 1 + args.outage_s  # one per 1 s interval (+ the first)
+    counts = phases["outage"]["service_counts"]
+    phases["outage"]["split"] = {
+        "sent_while_closed": counts.get("calls_total", 0.0)
+        - counts.get("calls_not_closed_total", 0.0),
+        "sent_while_open_or_half_open": counts.get("calls_not_closed_total", 0.0),
+        "probes_admitted": counts.get("probes_total", 0.0),
+    }
     return phases
+
+
+def _first_seen(states: list[tuple[float, float, float]], since: float, state: float) -> Any:
+    """Seconds after ``since`` by which the scrapes saw ``state``: the answer time of the
+    first scrape sent after ``since`` that shows it (an upper bound; the scrape's send
+    time, the value the earlier figure reports, is a lower one)."""
+    seen = next((b for a, b, s in states if a >= since and s == state), None)
+    return None if seen is None else seen - since
 
 
 CASES = {"warm": _warm, "slow": _slow, "outage": _outage}

@@ -87,14 +87,42 @@ def test_a_failed_probe_opens_for_another_interval() -> None:
     assert b.allow()
 
 
-def test_an_abandoned_probe_frees_the_slot() -> None:
+def test_an_abandoned_probe_opens_for_another_interval_not_a_second_probe() -> None:
     clock = ManualClock()
-    b, _ = breaker(clock, failures=1)
+    b, _ = breaker(clock, failures=1, half_open_after_s=5.0)
     b.failed()
-    clock.advance(60.0)
+    clock.advance(5.0)
+    probe = b.allow()
+    assert probe is not None
+    assert probe.probe
+    b.abandoned(probe)
+    assert b.state is BreakerState.OPEN
+    assert not b.allow()  # one probe per interval
+    clock.advance(5.0)
     assert b.allow()
-    b.abandoned()
-    assert b.allow()
+
+
+def test_a_call_let_through_before_the_breaker_opened_says_nothing_after() -> None:
+    clock = ManualClock()
+    b, _ = breaker(clock, failures=1, half_open_after_s=1.0)
+    early = b.allow()
+    assert early is not None
+    b.failed()  # another call's failure opens it
+    assert b.outdated(early)
+    clock.advance(1.0)
+    probe = b.allow()
+    assert probe is not None
+    assert probe.probe
+    b.succeeded(early)  # the early call answers while half-open: not the probe
+    b.abandoned(early)
+    b.failed(early)
+    assert b.state is BreakerState.HALF_OPEN
+    assert not b.allow()  # the probe's slot is still taken
+    b.succeeded(probe)
+    assert b.state is BreakerState.CLOSED
+    b.failed(early)  # nor does it count once closed again
+    assert b.allow() is not None
+    assert b.state is BreakerState.CLOSED
 
 
 @pytest.mark.parametrize(

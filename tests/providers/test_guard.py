@@ -87,6 +87,53 @@ def test_an_outage_costs_only_the_half_open_probes_and_recovery_takes_one_interv
     assert all(what == "t-outage" for t, what in answers if t >= recovered)
 
 
+def test_under_concurrent_load_only_the_probes_reach_a_vendor_whose_breaker_opened() -> None:
+    """40 callers at once, hedging on: no request (hedge, late task) leaves while the
+    breaker is open, and at most one probe an interval while half-open."""
+    clock = ManualClock()
+    vendor = ScriptedProvider("t-crowd", clock, default=Step(seconds=200.0, latency_s=0.01))
+    settings = BreakerSettings(failures=5, half_open_after_s=1.0)
+    hedge = HedgeSettings(min_samples=50, budget_reserve=1000.0, budget_ratio=1.0)
+    guarded = GuardedProvider(vendor, clock, breaker=settings, hedge=hedge, rng=random.Random(2))
+    opened: list[float] = []
+    counters = ("arrive_provider_probes_total", "arrive_provider_calls_not_closed_total")
+
+    async def caller(offset_s: float) -> None:  # 40 callers, 200 calls a second each, 20 s
+        await asyncio.sleep(offset_s)  # not in lockstep
+        for _ in range(4_000):
+            started = clock.monotonic()
+            await outcome(guarded, timeout_s=0.3)
+            await asyncio.sleep(max(0.0, started + 0.005 - clock.monotonic()))
+
+    async def watch_the_breaker() -> None:  # every 1 ms: when it first left closed
+        while not opened:
+            if guarded.breaker.state is not BreakerState.CLOSED:
+                opened.append(clock.monotonic())
+            await asyncio.sleep(0.001)
+
+    async def vendor_slow_to_fail_from_5_to_15_s() -> dict[str, float]:
+        await asyncio.sleep(5.0)
+        before = {name: sample(name, provider="t-crowd") for name in counters}
+        vendor.default = Step(error="http_5xx", latency_s=0.05)  # past the p95: hedged
+        vendor.script(*[Step(error="http_5xx", latency_s=0.012)] * 10)  # these open it
+        await asyncio.sleep(10.0)
+        vendor.default = Step(seconds=200.0, latency_s=0.01)
+        return {name: sample(name, provider="t-crowd") - before[name] for name in counters}
+
+    async def scenario() -> dict[str, float]:
+        *_, counted = await asyncio.gather(*(caller(i * 0.00013) for i in range(40)),
+                                           watch_the_breaker(),
+                                           vendor_slow_to_fail_from_5_to_15_s())  # fmt: skip
+        return counted
+
+    counted = run_virtual(scenario(), clock)
+    probes, not_closed = counted["arrive_provider_probes_total"], counted[counters[1]]
+    after_opening = [t for t in vendor.requests if opened[0] + 0.001 <= t < 15.0]
+    assert 1 <= probes <= 10  # one a 1 s interval
+    assert not_closed == probes
+    assert len(after_opening) <= probes  # before the fix: 9 hedges sent while open too
+
+
 def test_the_retry_budget_caps_retries_to_a_few_percent_of_calls() -> None:
     clock = ManualClock()
     vendor = ScriptedProvider("t-budget", clock, default=Step(error="http_5xx"))

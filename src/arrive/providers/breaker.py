@@ -4,8 +4,14 @@
   ``min_calls`` calls ended in the last ``window_s`` seconds and the share of failures among
   them reached ``failure_rate``.
 * **open**: calls are refused at once, for ``half_open_after_s`` seconds.
-* **half-open**: one probe call at a time passes; its success closes the breaker (the
-  window starts afresh), its failure opens it for another ``half_open_after_s``.
+* **half-open**: one probe call passes; its success closes the breaker (the window starts
+  afresh), its failure, or its abandonment, opens it for another ``half_open_after_s``: at
+  most one probe per interval.
+
+:meth:`CircuitBreaker.allow` hands each call it lets through a :class:`Permit`; a call
+reports its outcome with it. An outcome of a call let through before the breaker last
+opened is ignored (it says nothing the failures that opened it did not), so such a call
+ending while half-open neither closes the breaker nor frees the probe's slot.
 
 Written here rather than taken from a library: aiobreaker, aiocircuitbreaker and purgatory
 read wall time themselves (no injectable clock) and wrap calls as decorators, where the
@@ -32,6 +38,15 @@ class BreakerState(enum.IntEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class Permit:
+    """A call the breaker let through: ``epoch`` is how many times the breaker had opened
+    then, ``probe`` whether it is the half-open probe."""
+
+    epoch: int
+    probe: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class BreakerSettings:
     """When a breaker opens and how long it stays open (see the module docstring)."""
 
@@ -52,7 +67,8 @@ class BreakerSettings:
 
 class CircuitBreaker:
     """One provider's breaker: ask :meth:`allow` before a call, then report it with
-    :meth:`succeeded` or :meth:`failed`. ``on_change`` hears every change of state."""
+    :meth:`succeeded`, :meth:`failed` or :meth:`abandoned` with the permit it gave (module
+    docstring). ``on_change`` hears every change of state."""
 
     def __init__(
         self,
@@ -68,6 +84,7 @@ class CircuitBreaker:
         self._window: deque[tuple[float, bool]] = deque()
         self._opened_at = 0.0
         self._probing = False
+        self._epoch = 0
 
     @property
     def state(self) -> BreakerState:
@@ -76,20 +93,21 @@ class CircuitBreaker:
             return BreakerState.HALF_OPEN
         return self._state
 
-    def allow(self) -> bool:
-        """Whether a call may go to the vendor now (in half-open, takes the one probe slot)."""
+    def allow(self) -> Permit | None:
+        """A permit if a call may go to the vendor now (in half-open, the one probe's), else
+        None."""
         if self._state is BreakerState.OPEN and self._interval_passed():
             self._move(BreakerState.HALF_OPEN)
         if self._state is BreakerState.CLOSED:
-            return True
+            return Permit(self._epoch)
         if self._state is BreakerState.HALF_OPEN and not self._probing:
             self._probing = True
-            return True
-        return False
+            return Permit(self._epoch, probe=True)
+        return None
 
-    def succeeded(self) -> None:
-        """A call allowed earlier answered (ignored while open: it started before)."""
-        if self._state is BreakerState.OPEN:
+    def succeeded(self, permit: Permit | None = None) -> None:
+        """A call let through earlier answered (``permit`` None: one let through now)."""
+        if self.outdated(permit):
             return
         if self._state is BreakerState.HALF_OPEN:
             self._probing = False
@@ -98,9 +116,9 @@ class CircuitBreaker:
         self._consecutive = 0
         self._record(ok=True)
 
-    def failed(self) -> None:
-        """A call allowed earlier failed (ignored while open: it started before)."""
-        if self._state is BreakerState.OPEN:
+    def failed(self, permit: Permit | None = None) -> None:
+        """A call let through earlier failed (``permit`` None: one let through now)."""
+        if self.outdated(permit):
             return
         if self._state is BreakerState.HALF_OPEN:
             self._probing = False
@@ -111,10 +129,23 @@ class CircuitBreaker:
         if self._consecutive >= self.settings.failures or self._rate_reached():
             self._open()
 
-    def abandoned(self) -> None:
-        """A call allowed earlier was cancelled: frees the half-open probe slot."""
-        if self._state is BreakerState.HALF_OPEN:
+    def abandoned(self, permit: Permit) -> None:
+        """A call let through earlier was cancelled: if it was the probe, the breaker opens
+        for another interval (no second probe in this one)."""
+        if permit.probe and not self.outdated(permit) and self._state is BreakerState.HALF_OPEN:
             self._probing = False
+            self._open()
+
+    def outdated(self, permit: Permit | None) -> bool:
+        """Whether a call let through with ``permit`` no longer may be sent, and its outcome
+        is ignored: the breaker is open, or opened since, or (half-open) it is not the probe."""
+        if self._state is BreakerState.OPEN:
+            return True
+        if permit is None:
+            return False
+        return permit.epoch != self._epoch or (
+            self._state is BreakerState.HALF_OPEN and not permit.probe
+        )
 
     def _record(self, *, ok: bool) -> None:
         now = self.clock.monotonic()
@@ -128,6 +159,7 @@ class CircuitBreaker:
         return calls >= self.settings.min_calls and failures >= self.settings.failure_rate * calls
 
     def _open(self) -> None:
+        self._epoch += 1
         self._opened_at = self.clock.monotonic()
         self._consecutive = 0
         self._move(BreakerState.OPEN)

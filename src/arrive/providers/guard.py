@@ -9,14 +9,16 @@ one itself (same ``name``); :class:`GuardedWeather` does the same for a
    sent before it ends), and with ``breaker_open`` while the breaker is open;
 2. sends a request of at most ``attempt_timeout_s`` (and never past the call's
    ``timeout_s``); once the vendor's observed p95 has passed without an answer, a second,
-   hedged request goes out if the hedge budget allows (never while half-open), and the
-   first answer wins;
+   hedged request goes out if the hedge budget allows and the breaker is still closed
+   (never while half-open, nor once the breaker has opened), and the first answer wins;
 3. on a retryable failure (timeout, connection, 5xx, 429) waits a jittered back-off (or the
    Retry-After) and tries again, if the retry budget has a token, the deadline room and
    the breaker is still closed.
 
 Every request is counted (``arrive_provider_calls_total``, ``call_seconds``, ``errors_total``
-by reason, ``retries_total``, ``hedges_total``; the breaker's state in ``breaker_state``).
+by reason, ``retries_total``, ``hedges_total``; the breaker's state in ``breaker_state``,
+the half-open probes it let through in ``probes_total``, and the requests sent while it
+was not closed in ``calls_not_closed_total``: the probes, if nothing else slips through).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from arrive.providers.base import (
     Weather,
     WeatherProvider,
 )
-from arrive.providers.breaker import BreakerSettings, BreakerState, CircuitBreaker
+from arrive.providers.breaker import BreakerSettings, BreakerState, CircuitBreaker, Permit
 from arrive.providers.retry import (
     HedgeSettings,
     LatencyQuantile,
@@ -175,29 +177,42 @@ class Guard:
         now = self.clock.monotonic()
         if now < self._not_before:
             raise self._refused("rate_limited", self._not_before - now)
-        if not self.breaker.allow():
+        permit = self.breaker.allow()
+        if permit is None:
             raise self._refused("breaker_open")
-        probing = self.breaker.state is not BreakerState.CLOSED
+        if permit.probe:
+            metrics.PROBES.labels(self.name).inc()
         p95 = self.latency.value()
-        if probing or not self.hedge.enabled or p95 is None or now + p95 >= deadline:
-            return await self._request(request, deadline)
-        first = asyncio.ensure_future(self._request(request, deadline))
+        if permit.probe or not self.hedge.enabled or p95 is None or now + p95 >= deadline:
+            return await self._request(request, deadline, permit)
+        first = asyncio.ensure_future(self._request(request, deadline, permit))
         try:
             done, _ = await asyncio.wait({first}, timeout=p95)
-            if done or not self.hedges.withdraw():
+            if done or not self._may_hedge():
                 return await first
         except asyncio.CancelledError:
             first.cancel()
             raise
         metrics.HEDGES.labels(self.name).inc()
-        second = asyncio.ensure_future(self._request(request, deadline))
+        second = asyncio.ensure_future(self._request(request, deadline, permit))
         return await _first_answer(first, second)
 
-    async def _request(self, request: Request[T], deadline: float) -> T:
-        """One request to the vendor, counted and reported to the breaker."""
+    def _may_hedge(self) -> bool:
+        """Whether a hedge may go out now: the breaker still closed (it may have opened
+        while the first request ran) and a token in the hedge budget."""
+        return self.breaker.state is BreakerState.CLOSED and self.hedges.withdraw()
+
+    async def _request(self, request: Request[T], deadline: float, permit: Permit) -> T:
+        """One request to the vendor, counted and reported to the breaker with ``permit``;
+        refused if the breaker opened since the permit was given (a hedge, a task started
+        late)."""
+        if self.breaker.outdated(permit):
+            raise self._refused("breaker_open")
         started = self.clock.monotonic()
         timeout_s = max(0.0, min(self.retry.attempt_timeout_s, deadline - started))
         metrics.CALLS.labels(self.name).inc()
+        if self.breaker.state is not BreakerState.CLOSED:
+            metrics.CALLS_NOT_CLOSED.labels(self.name).inc()
         timed_out = False
         try:
             async with asyncio.timeout(timeout_s):
@@ -205,24 +220,24 @@ class Guard:
         except TimeoutError:
             timed_out = True
         except ProviderError as exc:
-            raise self._failed(exc) from exc.__cause__
+            raise self._failed(exc, permit) from exc.__cause__
         except asyncio.CancelledError:
-            self.breaker.abandoned()
+            self.breaker.abandoned(permit)
             raise
         finally:
             metrics.CALL_SECONDS.labels(self.name).observe(self.clock.monotonic() - started)
         if timed_out:  # raised here, not in the handler: no __context__ back to the timeout's task
-            raise self._failed(ProviderError(self.name, "timeout", f"{timeout_s:.3f} s"))
-        self.breaker.succeeded()
+            raise self._failed(ProviderError(self.name, "timeout", f"{timeout_s:.3f} s"), permit)
+        self.breaker.succeeded(permit)
         self.latency.add(self.clock.monotonic() - started)
         return answer
 
-    def _failed(self, exc: ProviderError) -> ProviderError:
+    def _failed(self, exc: ProviderError, permit: Permit) -> ProviderError:
         metrics.ERRORS.labels(self.name, exc.reason).inc()
         if exc.retry_after_s is not None:
             self._not_before = max(self._not_before, self.clock.monotonic() + exc.retry_after_s)
         if exc.reason not in NOT_A_FAULT:
-            self.breaker.failed()
+            self.breaker.failed(permit)
         return exc
 
     def _refused(self, reason: str, retry_after_s: float | None = None) -> ProviderError:

@@ -15,6 +15,10 @@ cache's name for the cache series. Names (all prefixed ``arrive_provider_``):
 * ``vendor_calls_saved_total{provider}`` — answers that needed no vendor request: hits,
   grace answers and callers that joined a request already in flight (single-flight).
 * ``breaker_state{provider}`` — 0 closed, 1 open, 2 half-open.
+* ``probes_total{provider}`` — half-open probes the breaker let through (one an interval
+  at most).
+* ``calls_not_closed_total{provider}`` — requests sent while the breaker was open or
+  half-open: the probes, if nothing else slips through.
 * ``retries_total{provider}``, ``hedges_total{provider}`` — retries and hedged requests sent.
 * ``answers_total{source}`` — the chain's answers by source (a provider's name, ``cache``,
   ``grace``, ``builtin``).
@@ -51,6 +55,14 @@ BREAKER_STATE: Final = Gauge(
     "Circuit breaker state: 0 closed, 1 open, 2 half-open",
     ["provider"],
     multiprocess_mode="livemax",
+)
+PROBES: Final = Counter(
+    "arrive_provider_probes", "Half-open probes a vendor's breaker let through", ["provider"]
+)
+CALLS_NOT_CLOSED: Final = Counter(
+    "arrive_provider_calls_not_closed",
+    "Requests sent to a vendor while its breaker was open or half-open",
+    ["provider"],
 )
 RETRIES: Final = Counter("arrive_provider_retries", "Retries sent to a vendor", ["provider"])
 HEDGES: Final = Counter("arrive_provider_hedges", "Hedged requests sent to a vendor", ["provider"])
