@@ -103,6 +103,7 @@ def _service(
     registry: Path,
     vendor: VendorProcess | None,
     wait: bool = True,
+    wrap: list[str] | None = None,
     **env: str,
 ) -> ServeProcess:
     name = f"serve-{len(list(work.glob('serve-*.log')))}"
@@ -116,12 +117,15 @@ def _service(
         "ARRIVE_LOG_LEVEL": "warning",
         **env,
     }
+    settings = {k: v for k, v in settings.items() if v}  # "" leaves a setting out
     args: tuple[str, ...] = ()
     if vendor is not None:
         config = work / f"{name}.toml"
         config.write_text(f'[providers.travel.{VENDOR}]\nkind = "osrm"\nurl = "{vendor.url}"\n')
         args = ("--config", str(config))
     process = ServeProcess(settings, args=args, log_path=work / f"{name}.log")
+    if wrap is not None:  # another entry point instead of ``python -m arrive.cli``
+        process.command[:3] = wrap
     process.start()
     if wait:
         process.wait_ready(timeout_s=600)
