@@ -65,7 +65,7 @@ CHECK_RTOL: Final = 1e-6
 _QUICK_FROM: Final = 6
 """Rows from which NumPy's setup pays for itself (measured: slower for 1-4 rows, faster
 from 8)."""
-_LGB: Final = lgb.basic._LIB
+_LGB: Final = lgb.libpath._LIB
 _lgb_call: Final = lgb.basic._safe_call  # raises LightGBMError with LightGBM's message
 _FLOAT64, _ROW_MAJOR, _NORMAL, _FIRST = (ctypes.c_int(v) for v in (1, 1, 0, 0))
 _ONE_THREAD: Final = b"num_threads=1"
