@@ -2,6 +2,7 @@
 
 Usage: python bench/providers_serve_bench.py [--seconds 10] [--repeats 3] [--outage-s 60]
 [--rate 1000] [--cases warm slow outage] [--slow-rates 200 1000] [--baseline-src DIR]
+[--backend none|lleaves] [--workers 1]
 
 Processes (all on this machine): the simulated vendor (``arrive providers serve-sim``),
 and ``arrive serve`` (1 worker, LightGBM trees, in-process store filled by the embedded
@@ -12,8 +13,11 @@ latest 2,000 orders (latency from the scheduled send time). Answers by source co
 ``arrive_provider_answers_total`` deltas on ``/metrics``; vendor requests from the
 vendor's ``/_stats``.
 
-* **b1 warm cache:** the provider service's cache is warmed (one pass), then
-  ``--repeats`` × (plain, provider) runs of ``--seconds`` each, alternating; p99 medians.
+* **b1 warm cache:** the provider service's cache is warmed (3 s passes until every
+  answer comes from it, at most 5), then ``--repeats`` × (plain, provider) runs of
+  ``--seconds`` each, alternating; p99 medians and the median of the paired differences.
+  Both services with ``--workers`` and the trees of ``--backend`` (``lleaves``: once
+  compiled; ``none``, the default: LightGBM's own, as the other cases).
 * **b2 vendor at 200 ms:** a fresh provider service (cold cache), the vendor answering
   after 200 ms; ``--repeats`` runs of ``--seconds`` at each of ``--slow-rates`` (the first
   run starts cold: it opens the breaker): p99 and answers by source, beside a ``plain``
@@ -42,6 +46,7 @@ Prints JSON.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -56,11 +61,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from serve_bench import _bodies, _open_loop
+from serve_bench import _bodies, _compiled, _open_loop
 
 from arrive.ingest.simulator.config import SimulationConfig
 from arrive.ingest.simulator.run import simulate, write_simulation
-from arrive.testing.servers.eta_service import ServeProcess, ServiceProbe
+from arrive.testing.servers.eta_service import ServeProcess, ServiceProbe, wait_for
 from arrive.testing.servers.vendor_sim import VendorProcess
 from arrive.testing.trained import production_model
 
@@ -78,6 +83,8 @@ def main() -> None:
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
     parser.add_argument("--slow-rates", nargs="+", type=int, default=[200, RATE])
     parser.add_argument("--baseline-src", type=Path, help="another checkout's src folder (b2)")
+    parser.add_argument("--backend", default="none", choices=["none", "lleaves"], help="b1's trees")
+    parser.add_argument("--workers", type=int, default=1, help="b1's worker processes")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -114,6 +121,8 @@ def _service(
     registry: Path,
     vendor: VendorProcess | None,
     wait: bool = True,
+    wrap: list[str] | None = None,
+    workers: int = 1,
     **env: str,
 ) -> ServeProcess:
     name = f"serve-{len(list(work.glob('serve-*.log')))}"
@@ -127,12 +136,15 @@ def _service(
         "ARRIVE_LOG_LEVEL": "warning",
         **env,
     }
+    settings = {k: v for k, v in settings.items() if v}  # "" leaves a setting out
     args: tuple[str, ...] = ()
     if vendor is not None:
         config = work / f"{name}.toml"
         config.write_text(f'[providers.travel.{VENDOR}]\nkind = "osrm"\nurl = "{vendor.url}"\n')
         args = ("--config", str(config))
-    process = ServeProcess(settings, args=args, log_path=work / f"{name}.log")
+    process = ServeProcess(settings, workers, args=args, log_path=work / f"{name}.log")
+    if wrap is not None:  # another entry point instead of ``python -m arrive.cli``
+        process.command[:3] = wrap
     process.start()
     if wait:
         process.wait_ready(timeout_s=600)
@@ -173,10 +185,17 @@ def _load(process: ServeProcess, bodies: Path, seconds: int, rate: int) -> dict[
 
 def _warm(work: Path, data: Path, registry: Path, vendor: VendorProcess, bodies: Path, args: Any):  # type: ignore[no-untyped-def]
     vendor.clear_faults()
-    plain = _service(work, data, registry, None)
-    served = _service(work, data, registry, vendor)
+    plain, served = (
+        _service(work, data, registry, v, workers=args.workers, ARRIVE_COMPILE_BACKEND=args.backend)
+        for v in (None, vendor)
+    )
     try:
-        _load(served, bodies, 3, args.rate)  # warms the cache (2,000 orders) and both paths
+        if args.backend != "none":
+            for url in (plain.url, served.url):
+                wait_for(functools.partial(_compiled, url), 900, "compiled trees")
+        for _ in range(5):  # warms the cache (2,000 orders) until every answer comes from it
+            if set(_load(served, bodies, 3, args.rate)["sources"]) <= {"cache"}:
+                break
         _load(plain, bodies, 3, args.rate)
         runs: dict[str, list[dict[str, Any]]] = {"plain": [], "provider": []}
         for _ in range(args.repeats):
@@ -186,7 +205,14 @@ def _warm(work: Path, data: Path, registry: Path, vendor: VendorProcess, bodies:
         plain.stop()
         served.stop()
     medians = {k: statistics.median(r["p99_ms"] for r in v) for k, v in runs.items()}
-    return {"p99_median_ms": medians, "runs": runs}
+    paired = [
+        p["p99_ms"] - q["p99_ms"] for p, q in zip(runs["provider"], runs["plain"], strict=True)
+    ]
+    return {
+        "p99_median_ms": medians,
+        "p99_paired_diff_median_ms": statistics.median(paired),
+        "runs": runs,
+    }
 
 
 def _slow(work: Path, data: Path, registry: Path, vendor: VendorProcess, bodies: Path, args: Any):  # type: ignore[no-untyped-def]

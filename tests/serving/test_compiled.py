@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
+import lightgbm as lgb
 import numpy as np
 import polars as pl
 import pytest
@@ -61,6 +63,28 @@ def test_lightgbm_path_equals_quantile_eta_predict(trained: Any) -> None:
     single = np.vstack([compiled.predict([row]) for row in frame.head(100).to_dicts()])
     np.testing.assert_allclose(single, want[:100], rtol=1e-12)
     assert compiled.trees.backend == "lightgbm"
+
+
+def test_lightgbm_path_leaves_nothing_to_the_garbage_collector(trained: Any) -> None:
+    """Booster.predict leaves a reference cycle per array it passes (numpy's
+    ``ctypes.data_as``); the serving path passes addresses, and its garbage is freed at once."""
+    compiled = CompiledModel(trained.bundle().model, "none")
+    rows = _frame(trained, 20).to_dicts()
+    gc.collect()
+    gc.disable()
+    try:
+        for row in rows:
+            compiled.predict([row])
+        compiled.predict(rows)
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
+
+
+def test_lightgbm_path_refuses_a_matrix_of_the_wrong_width(trained: Any) -> None:
+    trees = LightGBMTrees(CompiledModel(trained.bundle().model, "none").boosters)
+    with pytest.raises(lgb.basic.LightGBMError, match="number of features"):
+        trees.predict_raw(np.zeros((2, 1)))
 
 
 @pytest.mark.parametrize("backend", ["lleaves", "tl2cgen"])

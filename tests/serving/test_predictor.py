@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import math
 import os
 from collections.abc import Awaitable, Callable, Sequence
@@ -321,7 +322,7 @@ def test_a_read_past_its_deadline_keeps_the_store_up_and_counts_until_it_ends(
     memory = InMemoryStore()
     replay_until(memory, at)
 
-    async def run() -> tuple[list[str | None], bool | None, int, int]:
+    async def run() -> tuple[list[str | None], bool | None, int, int, int]:
         store = GatedStore(memory)
         predictor = build_predictor(
             settings_for(deadline_ms=20, max_in_flight=1, admission_wait_ms=0),
@@ -330,22 +331,29 @@ def test_a_read_past_its_deadline_keeps_the_store_up_and_counts_until_it_ends(
             registry=trained.registry(),
         )
         async with predictor:
-            late = await _ask(predictor, orders)  # its read is still held at the gate
-            held_in_flight = predictor.in_flight
-            shed = await _ask(predictor, orders)  # the late read still occupies the slot
-            store.gate.set()
-            await eventually(lambda: predictor.in_flight == 0 and store.waiting == 0)
-            served = await _ask(predictor, orders)
+            gc.collect()
+            gc.disable()
+            try:
+                late = await _ask(predictor, orders)  # its read is still held at the gate
+                held_in_flight = predictor.in_flight
+                shed = await _ask(predictor, orders)  # the late read still occupies the slot
+                store.gate.set()
+                await eventually(lambda: predictor.in_flight == 0 and store.waiting == 0)
+                served = await _ask(predictor, orders)
+                cycles = gc.collect()
+            finally:
+                gc.enable()
             store_ok = predictor.store_ok
             reads_left = len(predictor._late)
         reasons = [a.fallback for a in (*late, *shed, *served)]
-        return reasons, store_ok, held_in_flight, reads_left
+        return reasons, store_ok, held_in_flight, reads_left, cycles
 
-    reasons, store_ok, held_in_flight, reads_left = asyncio.run(run())
+    reasons, store_ok, held_in_flight, reads_left, cycles = asyncio.run(run())
     assert reasons == ["deadline", "overload", None]
     assert store_ok is True  # a passed deadline is not a store failure
     assert held_in_flight == 1
     assert reads_left == 0
+    assert cycles == 0  # each freed at once: no young collection full of them under load
 
 
 def test_aclose_is_bounded_when_a_background_job_hangs(

@@ -65,6 +65,12 @@ CHECK_RTOL: Final = 1e-6
 _QUICK_FROM: Final = 6
 """Rows from which NumPy's setup pays for itself (measured: slower for 1-4 rows, faster
 from 8)."""
+_LGB: Final = lgb.libpath._LIB
+_lgb_call: Final = lgb.basic._safe_call  # raises LightGBMError with LightGBM's message
+_FLOAT64, _ROW_MAJOR, _NORMAL, _FIRST = (ctypes.c_int(v) for v in (1, 1, 0, 0))
+_ONE_THREAD: Final = b"num_threads=1"
+"""LGBM_BoosterPredictForMat's arguments as Booster.predict passes them (C_API_DTYPE_FLOAT64,
+row-major, C_API_PREDICT_NORMAL, from the first iteration, ``num_threads=1``)."""
 _ENTRY = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int32, ctypes.c_int32)
 """lleaves' entry point: (rows, out, first row, end row)."""
 
@@ -186,18 +192,43 @@ class Trees(Protocol):
 
 
 class LightGBMTrees:
-    """The boosters themselves, one thread each call (other workers use the other cores)."""
+    """The boosters themselves, one thread each call (other workers use the other cores).
+
+    Called through LightGBM's C function for a dense matrix with plain addresses, as
+    ``Booster.predict`` calls it for a C-contiguous float64 matrix, minus its ctypes
+    pointers: each of those (numpy's ``ctypes.data_as``, two a booster) leaves a reference
+    cycle, a ``c_void_p`` and its dict (CPython issue 12836), that only the garbage
+    collector frees: 8 objects a request, and a young collection of ~50,000 of them every
+    few seconds under load (docs/benchmarks.md, the plain service's p99).
+    """
 
     backend = "lightgbm"
 
     def __init__(self, boosters: Sequence[lgb.Booster]) -> None:
         self.boosters = tuple(boosters)
+        # as Booster.predict: its best iteration (0: every tree), one thread, no options
+        self._calls = tuple((b._handle, ctypes.c_int(b.best_iteration)) for b in self.boosters)
 
     def predict_raw(self, matrix: FloatArray) -> FloatArray:
         """See :meth:`Trees.predict_raw`."""
+        matrix = np.ascontiguousarray(matrix, dtype=np.float64)
+        if matrix.ndim != 2:
+            raise ValueError(f"expected a matrix of rows, got shape {matrix.shape}")
+        rows, columns = ctypes.c_int32(matrix.shape[0]), ctypes.c_int32(matrix.shape[1])
         out = np.empty((len(self.boosters), matrix.shape[0]))
-        for j, booster in enumerate(self.boosters):
-            out[j] = booster.predict(matrix, num_threads=1)
+        data, written = ctypes.c_void_p(matrix.ctypes.data), ctypes.c_int64(0)
+        for j, (handle, iterations) in enumerate(self._calls):
+            _lgb_call(
+                _LGB.LGBM_BoosterPredictForMat(
+                    *(handle, data, _FLOAT64, rows, columns, _ROW_MAJOR, _NORMAL, _FIRST),
+                    *(iterations, _ONE_THREAD, ctypes.byref(written)),
+                    ctypes.c_void_p(out[j].ctypes.data),
+                )
+            )
+            if written.value != matrix.shape[0]:
+                raise InternalError(
+                    f"LightGBM wrote {written.value} predictions for {matrix.shape[0]} rows"
+                )
         return out.T
 
 
