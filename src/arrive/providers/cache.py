@@ -35,7 +35,7 @@ from arrive.clock import Clock
 from arrive.errors import ConfigError
 from arrive.providers import metrics
 from arrive.providers.base import Leg, ProviderError, TravelTime
-from arrive.providers.cache_store import CachedAnswer, CacheStore
+from arrive.providers.cache_store import CachedAnswer, CacheStore, MemoryCacheStore
 
 METRES_PER_DEGREE_LAT = 111_320.0
 Fetch = Callable[[], Awaitable[TravelTime]]
@@ -121,6 +121,17 @@ class TravelTimeCache:
         if found is not None and age <= self.settings.ttl_s + self.settings.grace_s:
             return self._counted(Lookup("grace", self._answer(found, leg, "grace")))
         return self._counted(Lookup("miss"))
+
+    def fresh_now(self, leg: Leg) -> TravelTime | None:
+        """The leg's fresh answer (``cache``, counted as a hit) when the store reads
+        without waiting (in-process) and holds one; else None, nothing counted: ask
+        :meth:`lookup`, which also sees answers within grace."""
+        if not isinstance(self.store, MemoryCacheStore):
+            return None
+        found = self.store.get_now(cache_key(leg, self.settings))
+        if found is None or self._age(found) > self.settings.ttl_s:
+            return None
+        return self._counted(Lookup("fresh", self._answer(found, leg, "cache"))).answer
 
     async def stale(self, leg: Leg) -> TravelTime | None:
         """The leg's answer if fresh (``cache``) or within grace (``grace``), else None; not

@@ -62,6 +62,10 @@ class MemoryCacheStore:
         self._entries: OrderedDict[str, tuple[float, CachedAnswer]] = OrderedDict()
 
     async def get(self, key: str) -> CachedAnswer | None:
+        return self.get_now(key)
+
+    def get_now(self, key: str) -> CachedAnswer | None:
+        """:meth:`get` without a coroutine: an in-process read never waits."""
         found = self._entries.get(key)
         if found is None:
             return None

@@ -89,6 +89,14 @@ class ProviderChain:
         metrics.ANSWERS.labels(answer.source).inc()
         return answer
 
+    def answered_now(self, leg: Leg) -> TravelTime | None:
+        """Step 1 without waiting: a fresh answer of an in-process cache, counted as
+        :meth:`travel_time` counts it; None: ask :meth:`travel_time`."""
+        answer = None if self.cache is None else self.cache.fresh_now(leg)
+        if answer is not None:
+            metrics.ANSWERS.labels(answer.source).inc()
+        return answer
+
     async def close(self) -> None:
         for link in (*self.links, self.last):
             await link.close()

@@ -68,7 +68,7 @@ from arrive.serving.settings import PredictorConfig
 from arrive.serving.shadow import ShadowJob, ShadowQueue
 from arrive.serving.slot import HeuristicAnswer, ModelSlot, ServedModel
 from arrive.serving.travel import FEATURE as TRAVEL_FEATURE
-from arrive.serving.travel import TravelLookup
+from arrive.serving.travel import Started, TravelLookup
 from arrive.store.base import AsyncOnlineStore, FeatureRow
 from arrive.store.memory import AsyncInMemoryStore
 
@@ -286,8 +286,8 @@ class EtaPredictor:
                 return Scored(
                     self._fallback(orders, request_ids, "store_unavailable", served.fallback)
                 )
-            if self.travel is not None:  # beside the read, within its share of the deadline
-                asked = asyncio.ensure_future(self.travel.times(orders, self.config.deadline_s))
+            if self.travel is not None:  # known at once, or asked beside the read
+                asked = self.travel.start(orders, self.config.deadline_s)
             reader = served.reader
             plan = reader.plan(orders, now)
             requested = None
@@ -319,7 +319,7 @@ class EtaPredictor:
             route = None if self.routing is None else self.routing.route
             if asked is None:
                 return self._score(served, orders, request_ids, features, route)
-            times = await asked
+            times = asked if isinstance(asked, list) else await asked
             features = [_with_travel(f, t) for f, t in zip(features, times, strict=True)]
             return self._score(served, orders, request_ids, features, route, times)
         finally:
@@ -572,9 +572,9 @@ def _with_travel(found: OrderFeatures, time: TravelTime | None) -> OrderFeatures
     return found._replace(values=values, missing=missing)
 
 
-def _drop(asked: asyncio.Future[list[TravelTime | None]] | None) -> None:
+def _drop(asked: Started | None) -> None:
     """Cancel a travel lookup a fallback made useless (the cache's fills go on, shielded)."""
-    if asked is not None and not asked.done():
+    if isinstance(asked, asyncio.Future) and not asked.done():
         asked.cancel()
 
 

@@ -36,6 +36,11 @@ from arrive.serving.settings import ServeSettings
 FEATURE: Final = "travel_time_provider_s"
 """The feature row's name of the chain's travel time (agreed with the feature spec)."""
 
+Known = list[TravelTime | Leg | None]
+"""Each order's travel time known at once, or its leg still to ask (None: no coordinates)."""
+Started = list[TravelTime | None] | asyncio.Future[list[TravelTime | None]]
+"""What :meth:`TravelLookup.start` gives: the answers, or the task that will have them."""
+
 
 class TravelLookup:
     """Each order's travel time from ``chain``, within ``share`` of the caller's budget.
@@ -55,11 +60,37 @@ class TravelLookup:
         self, orders: Sequence[OrderCreated], deadline_s: float
     ) -> list[TravelTime | None]:
         """Each order's travel time (None when it has no coordinates)."""
+        return await self.ask(self.known(orders), deadline_s)
+
+    def known(self, orders: Sequence[OrderCreated]) -> Known:
+        """Each order's travel time where it is known at once (a fresh answer of an
+        in-process cache; None without coordinates), else its leg, to :meth:`ask`: a warm
+        cache answers without a task or a turn of the event loop."""
+        found: Known = []
+        for order in orders:
+            leg = leg_of(order)
+            answer = None if leg is None else self.chain.answered_now(leg)
+            found.append(leg if answer is None else answer)
+        return found
+
+    async def ask(self, found: Known, deadline_s: float) -> list[TravelTime | None]:
+        """``found`` with each leg asked of the chain, within the lookup's share of
+        ``deadline_s``."""
         budget_s = deadline_s * self.share
-        legs = [leg_of(order) for order in orders]
-        asked = [self.chain.travel_time(leg, timeout_s=budget_s) for leg in legs if leg]
-        found = iter(await asyncio.gather(*asked))
-        return [next(found) if leg else None for leg in legs]
+        legs = [(i, leg) for i, leg in enumerate(found) if isinstance(leg, Leg)]
+        asked = [self.chain.travel_time(leg, timeout_s=budget_s) for _, leg in legs]
+        answers: list[TravelTime | None] = [None if isinstance(f, Leg) else f for f in found]
+        for (index, _), answer in zip(legs, await asyncio.gather(*asked), strict=True):
+            answers[index] = answer
+        return answers
+
+    def start(self, orders: Sequence[OrderCreated], deadline_s: float) -> Started:
+        """Each order's travel time at once when every one is :meth:`known`, else a task
+        asking the rest, to await beside the caller's own work."""
+        found = self.known(orders)
+        if any(isinstance(leg, Leg) for leg in found):
+            return asyncio.ensure_future(self.ask(found, deadline_s))
+        return [answer for answer in found if not isinstance(answer, Leg)]
 
     async def aclose(self) -> None:
         """Stop the cache's background requests, close the adapters and the client."""
