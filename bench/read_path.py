@@ -23,9 +23,10 @@ loaded so far frozen, young collections every 50,000 allocations) or Python's de
 
 Prints rows/s (keys over the median call) per arm and round, the medians over rounds and
 the median call, and where a read's time goes (building the keys, the MGET, decoding
-into rows, each timed alone on the same read). Then the whole batch path from the keys to the model's
-matrix (``get_many``, the reader's ``features``, the encoder), with what the orders give
-themselves worked out beforehand, as the service does while the read is out.
+into rows, each timed alone on the same read). Then the whole batch path from the keys
+to the model's matrix (``get_many``, the reader's ``features``, the encoder), with what
+the orders give themselves worked out beforehand, as the service does while the read
+is out.
 """
 
 from __future__ import annotations

@@ -95,3 +95,8 @@ WHOLE = pack_row({"a": FeatureValue(1.0, 0)})
 def test_one_foreign_value_fails_many_rows(foreign: bytes) -> None:
     with pytest.raises(msgspec.DecodeError):
         unpack_rows([WHOLE, foreign, None, WHOLE])
+
+
+def test_a_value_not_bytes_fails_many_rows() -> None:
+    with pytest.raises(TypeError):
+        unpack_rows([WHOLE, "text"])

@@ -17,7 +17,7 @@ update into the stored vector inside Redis, atomically per key, with the rule of
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Final
+from typing import Any, Final, cast
 
 import msgspec
 
@@ -44,7 +44,7 @@ def unpack_row(data: bytes) -> dict[str, FeatureValue]:
     return _decoder.decode(data)
 
 
-def unpack_rows(packed: Sequence[bytes | None]) -> list[dict[str, FeatureValue] | None]:
+def unpack_rows(packed: Sequence[object]) -> list[FeatureRow | None]:
     """The rows packed in ``packed`` (``None`` stays ``None``), in one decoder call: the
     values framed as one MessagePack array (about a tenth less time than a call each).
 
@@ -54,13 +54,13 @@ def unpack_rows(packed: Sequence[bytes | None]) -> list[dict[str, FeatureValue] 
             map, so a truncated or over-long one breaks the array; an empty one (it would
             shift the rest without an error) and a nil one (it would read as missing)
             are refused first.
-        TypeError: a value is not bytes.
+        TypeError: a value is neither bytes nor ``None``.
     """
     if b"" in packed or _NIL in packed:
         raise msgspec.DecodeError("an empty or nil value")
-    values = [_NIL if data is None else data for data in packed]
+    values: list[Any] = [_NIL if data is None else data for data in packed]  # join: bytes only
     frame = b"".join([_ARRAY32, len(values).to_bytes(4, "big"), *values])
-    return _many_decoder.decode(frame)
+    return cast("list[FeatureRow | None]", _many_decoder.decode(frame))
 
 
 MERGE_SCRIPT: Final = r"""

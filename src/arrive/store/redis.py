@@ -178,7 +178,7 @@ class _Plan:
         if len(keys) != len(packed):
             raise ValueError(f"{len(keys)} keys read but {len(packed)} values came back")
         try:
-            return unpack_rows(packed)  # type: ignore[arg-type]  # checked by decoding
+            return unpack_rows(packed)
         except (msgspec.DecodeError, TypeError):  # one by one, to name the key
             return [
                 None if data is None else self._unpack(key, data)
