@@ -1,6 +1,6 @@
 """The batch read path against a raw MGET of the same keys, in one run, in process.
 
-Usage: python bench/read_path.py [--registry DIR] [--rounds 7] [--calls 300]
+Usage: python bench/read_path.py [--registry DIR] [--rounds 7] [--calls 300] [--gc service]
 
 The setup of ``serve_bench.py`` (a redis-server of its own filled with the Food Delivery
 event log shifted to end now, the production model of ``--registry``, trained when it has
@@ -8,7 +8,8 @@ none), then the last 2,000 orders in batches of 100, read two ways:
 
 * ``600 keys``: each order's six rows (the engine's, store, day, market-day, market,
   courier), 600 keys a read without removing repeats: the reads of the issue's figure;
-* ``plan``: the keys the service's read plan asks for a batch of 100 (repeats removed).
+* ``plan``: the keys the service's read plan asks for a batch of 100 (repeats removed);
+* ``one order``: the keys of the plan of one order (the single request's read).
 
 Per round and shape, each arm ``--calls`` times, the arms interleaved call by call:
 
@@ -16,11 +17,16 @@ Per round and shape, each arm ``--calls`` times, the arms interleaved call by ca
   each call as the stores build them (bytes back; the breakdown times the MGET alone);
 * ``get_many``: ``AsyncRedisStore.get_many``, rows of ``FeatureValue``.
 
-Prints rows/s (keys over the median call) per arm and round, the medians over rounds,
-and where a read's time goes (building the keys, the MGET, decoding into rows, each
-timed alone on the same read). Then the whole batch path from the keys to the model's
-matrix (``get_many``, the reader's ``features``, the encoder), with what the orders give
-themselves worked out beforehand, as the service does while the read is out.
+Timed with the garbage collector set as the service sets it (``--gc service``: the heap
+loaded so far frozen, young collections every 50,000 allocations) or Python's default
+(``--gc default``, 700: a read's decoding then triggers a few collections of its own).
+
+Prints rows/s (keys over the median call) per arm and round, the medians over rounds and
+the median call, and where a read's time goes (building the keys, the MGET, decoding
+into rows, each timed alone on the same read). Then the whole batch path from the keys
+to the model's matrix (``get_many``, the reader's ``features``, the encoder), with what
+the orders give themselves worked out beforehand, as the service does while the read
+is out.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ from arrive import datadir
 from arrive.features.online.reader import OnlineFeatures
 from arrive.schema.eta import EtaRequest, to_order
 from arrive.serving.compiled import CompiledModel
+from arrive.serving.http.app import _settle_heap
 from arrive.store.base import EntityKey
 from arrive.store.redis import AsyncRedisStore, RedisStoreConfig
 from arrive.store.redis_pipe import PipelinedRedis
@@ -61,6 +68,7 @@ def main() -> None:
     )
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--calls", type=int, default=300, help="calls per arm, shape and round")
+    parser.add_argument("--gc", choices=("service", "default"), default="service")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="arrive-read-path-") as tmp:
         work = Path(tmp)
@@ -93,11 +101,15 @@ async def _bench(args: argparse.Namespace, registry: Path, live: Path, url: str)
         for i in range(0, len(bodies), 100)
     ]
     plans = [reader.plan(batch, now).keys for batch in batches]
+    singles = [reader.plan([item], now).keys for item in orders[:100]]
     store = AsyncRedisStore(RedisStoreConfig(url=url))
     raw = PipelinedRedis(url, where="bench", socket_timeout_s=5.0, connect_timeout_s=5.0)
     plan = store._plan  # the keys and decoding the store uses, for the breakdown
-    print(f"\n{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {args.rounds} rounds x {args.calls} calls")
-    for shape, reads in (("600 keys", six), ("plan", plans)):
+    if args.gc == "service":
+        _settle_heap()
+    when = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+    print(f"\n{when}, {args.rounds} rounds x {args.calls} calls, gc {args.gc}")
+    for shape, reads in (("600 keys", six), ("plan", plans), ("one order", singles)):
         sizes = [len(keys) for keys in reads]
         print(f"\n{shape}: {statistics.median(sizes):.0f} keys a read (median)")
         arms: dict[str, Callable[[list[EntityKey]], Awaitable[Any]]] = {
@@ -106,10 +118,14 @@ async def _bench(args: argparse.Namespace, registry: Path, live: Path, url: str)
         }
         rounds = [await _round(arms, reads, args.calls) for _ in range(args.rounds)]
         for arm in ARMS:
-            rates = [r[arm] for r in rounds]
+            rates = [r[arm][0] for r in rounds]
             runs = " / ".join(f"{x / 1e3:,.0f}k" for x in rates)
-            print(f"  {arm:12} {statistics.median(rates) / 1e3:8,.0f}k rows/s  ({runs})")
-        share = statistics.median(r["get_many"] / r["raw MGET"] for r in rounds)
+            p50 = statistics.median(r[arm][1] for r in rounds)
+            print(
+                f"  {arm:12} {statistics.median(rates) / 1e3:8,.0f}k rows/s  ({runs}); "
+                f"p50 {p50:,.0f} us a call"
+            )
+        share = statistics.median(r["get_many"][0] / r["raw MGET"][0] for r in rounds)
         print(f"  get_many / raw MGET: {share:.0%} (median of the rounds' ratios)")
         await _breakdown(raw, plan, reads)
     await _whole(args, store, reader, bundle, batches, now)
@@ -121,7 +137,8 @@ async def _round(
     arms: dict[str, Callable[[list[EntityKey]], Awaitable[Any]]],
     reads: list[list[EntityKey]],
     calls: int,
-) -> dict[str, float]:
+) -> dict[str, tuple[float, float]]:
+    """Per arm: rows/s (keys over the median call) and the median call in µs."""
     took: dict[str, list[float]] = {arm: [] for arm in arms}
     rows: dict[str, list[int]] = {arm: [] for arm in arms}
     for i in range(calls):
@@ -131,7 +148,13 @@ async def _round(
             await read(keys)
             took[arm].append(time.perf_counter() - start)
             rows[arm].append(len(keys))
-    return {arm: statistics.median(rows[arm]) / statistics.median(took[arm]) for arm in arms}
+    return {
+        arm: (
+            statistics.median(rows[arm]) / statistics.median(took[arm]),
+            statistics.median(took[arm]) * 1e6,
+        )
+        for arm in arms
+    }
 
 
 async def _breakdown(raw: PipelinedRedis, plan: Any, reads: list[list[EntityKey]]) -> None:

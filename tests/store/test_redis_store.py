@@ -215,6 +215,18 @@ def test_a_foreign_value_is_a_store_error(store: RedisStore, raw: redis.Redis) -
     assert not isinstance(info.value, FeatureStoreUnavailable)
 
 
+@pytest.mark.parametrize("data", [b"", b"\xc0", b"\x81\xa1x\x92\xc0", b"\x80\x80"])
+def test_a_foreign_value_among_good_ones_is_named(
+    store: RedisStore, raw: redis.Redis, data: bytes
+) -> None:
+    store.put_many(_rows(3))
+    raw.set(f"{store.config.key_prefix}:v1:f:store:junk", data)
+    keys = [key for key, _ in _rows(3)]
+    with pytest.raises(StoreError, match=r"key '.*:v1:f:store:junk' does not hold a packed"):
+        store.get_many([keys[0], ("store", "junk"), *keys[1:]])
+    assert store.get_many(keys) == [row for _, row in _rows(3)]
+
+
 @pytest.mark.parametrize(
     ("data", "match"),
     [

@@ -16,7 +16,8 @@ update into the stored vector inside Redis, atomically per key, with the rule of
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Sequence
+from typing import Any, Final, cast
 
 import msgspec
 
@@ -24,6 +25,9 @@ from arrive.store.base import FeatureRow, FeatureValue
 
 _encoder: Final = msgspec.msgpack.Encoder()
 _decoder: Final = msgspec.msgpack.Decoder(dict[str, FeatureValue])
+_many_decoder: Final = msgspec.msgpack.Decoder(list[dict[str, FeatureValue] | None])
+_NIL: Final = b"\xc0"
+_ARRAY32: Final = b"\xdd"
 
 
 def pack_row(row: FeatureRow) -> bytes:
@@ -38,6 +42,25 @@ def unpack_row(data: bytes) -> dict[str, FeatureValue]:
         msgspec.DecodeError: ``data`` is not a packed feature vector.
     """
     return _decoder.decode(data)
+
+
+def unpack_rows(packed: Sequence[object]) -> list[FeatureRow | None]:
+    """The rows packed in ``packed`` (``None`` stays ``None``), in one decoder call: the
+    values framed as one MessagePack array (about a tenth less time than a call each).
+
+    Raises:
+        msgspec.DecodeError: a value does not decode (:func:`unpack_row` on each then
+            tells which). One foreign value fails the whole frame: each value starts a
+            map, so a truncated or over-long one breaks the array; an empty one (it would
+            shift the rest without an error) and a nil one (it would read as missing)
+            are refused first.
+        TypeError: a value is neither bytes nor ``None``.
+    """
+    if b"" in packed or _NIL in packed:
+        raise msgspec.DecodeError("an empty or nil value")
+    values: list[Any] = [_NIL if data is None else data for data in packed]  # join: bytes only
+    frame = b"".join([_ARRAY32, len(values).to_bytes(4, "big"), *values])
+    return cast("list[FeatureRow | None]", _many_decoder.decode(frame))
 
 
 MERGE_SCRIPT: Final = r"""

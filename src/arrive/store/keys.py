@@ -13,6 +13,7 @@ is unique even when ids hold ``:``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Final
 
 from arrive.store.base import EntityKey, checked_key
@@ -46,6 +47,23 @@ class KeyLayout:
         """
         kind, entity_id = checked_key(entity)
         return f"{self._features}{kind}:{entity_id}"
+
+    def feature_keys(self, entities: Sequence[EntityKey]) -> list[str]:
+        """:meth:`feature_key` of each of ``entities``, in order (plain strings are
+        checked inline; anything else goes through :func:`checked_key`).
+
+        Raises:
+            ValueError: as :meth:`feature_key`.
+        """
+        base = self._features
+        keys = [
+            f"{base}{kind}:{eid}"
+            for kind, eid in entities
+            if type(kind) is str and kind and ":" not in kind and type(eid) is str and eid
+        ]
+        if len(keys) == len(entities):
+            return keys
+        return [self.feature_key(entity) for entity in entities]
 
     def feature_pattern(self) -> str:
         """A ``SCAN MATCH`` pattern for every feature key of this layout version."""

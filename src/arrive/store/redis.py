@@ -37,7 +37,7 @@ from arrive.store.base import (
     checked_row,
     merge_row,
 )
-from arrive.store.codec import MERGE_SCRIPT, pack_row, unpack_row
+from arrive.store.codec import MERGE_SCRIPT, pack_row, unpack_row, unpack_rows
 from arrive.store.keys import DEFAULT_PREFIX, KeyLayout
 from arrive.store.redis_pipe import PipelinedRedis
 
@@ -172,13 +172,18 @@ class _Plan:
         self._batch = config.merge_batch
 
     def read_keys(self, entities: Sequence[EntityKey]) -> list[str]:
-        return [self._keys.feature_key(entity) for entity in entities]
+        return self._keys.feature_keys(entities)
 
     def rows(self, keys: list[str], packed: Sequence[object]) -> list[FeatureRow | None]:
-        return [
-            None if data is None else self._unpack(key, data)
-            for key, data in zip(keys, packed, strict=True)
-        ]
+        if len(keys) != len(packed):
+            raise ValueError(f"{len(keys)} keys read but {len(packed)} values came back")
+        try:
+            return unpack_rows(packed)
+        except (msgspec.DecodeError, TypeError):  # one by one, to name the key
+            return [
+                None if data is None else self._unpack(key, data)
+                for key, data in zip(keys, packed, strict=True)
+            ]
 
     def merge_calls(self, rows: Sequence[tuple[EntityKey, FeatureRow]]) -> list[_MergeCall]:
         """The server-side merges of ``rows``; validates all first."""
