@@ -357,7 +357,11 @@ def _verdict(
     compared = compare(registry, result, production, settings)
     if isinstance(compared, str):
         return _Verdict(False, compared)
-    figures, failures = compared
+    return _decide(*compared)
+
+
+def _decide(figures: dict[str, Any], failures: list[str]) -> _Verdict:
+    """The verdict of a comparison (:func:`compare`), its reason naming the rule."""
     judged = _rule_text(figures)
     if figures["rule"] == "non-regression":
         passed, failed = "no worse than production", "worse than production"
@@ -394,9 +398,7 @@ def _act(
     try:
         started = Rollouts(registry).start(version, settings.plan, actor="retrain")
     except (RolloutRefused, ModelNotFound) as exc:
-        return done(
-            "registered", f"{verdict.reason}, but the rollout was refused: {exc}", figures
-        )
+        return done("registered", f"{verdict.reason}, but the rollout was refused: {exc}", figures)
     return done("rolled_out", f"{verdict.reason}: rollout {started.id} started", figures)
 
 
@@ -525,6 +527,17 @@ def _judge(
         )
     if rule == "non-regression":
         failures += _regressions(figures, settings)
+    failures += _segment_failures(new, old, settings, figures["segments"])
+    return figures, failures
+
+
+def _segment_failures(
+    new: Evaluation, old: Evaluation, settings: RetrainSettings, changes: list[dict[str, Any]]
+) -> list[str]:
+    """Segments (of ``min_segment_orders`` or more) whose P50 MAE is worse than
+    production's by more than ``segment_bound``; each judged segment's change is appended
+    to ``changes``."""
+    failures = []
     for kind, rows in new.segments.items():
         theirs = {row.value: row for row in old.segments.get(kind, ())}
         for row in rows:
@@ -532,15 +545,13 @@ def _judge(
             if other is None or row.n < settings.min_segment_orders:
                 continue
             change = row.model.mae_s / other.model.mae_s - 1
-            figures["segments"].append(
-                {"kind": kind, "value": row.value, "n": row.n, "change": change}
-            )
+            changes.append({"kind": kind, "value": row.value, "n": row.n, "change": change})
             if change > settings.segment_bound:
                 failures.append(
                     f"{kind} {row.value}: P50 MAE {change:+.1%} against production "
                     f"(bound {settings.segment_bound:+.0%})"
                 )
-    return figures, failures
+    return failures
 
 
 def _regressions(figures: Mapping[str, Any], settings: RetrainSettings) -> list[str]:
