@@ -18,7 +18,8 @@ evaluated model). The relative recovery day is computed here, not read from the 
 ``--test-frac``: the retrain's test window as a share of the orders (default 0.15).
 ``--gate``: the retrain's ``RetrainSettings.gate_rule`` (``better``: a candidate must beat
 production by the margin; ``non-regression``: a refresh of production's recipe is served
-unless worse by more than ``--max-regression``); omitted: the retrain's default.
+unless worse by more than ``--max-regression`` in P50 MAE or ``--max-coverage-loss`` in P90
+coverage); omitted: the retrain's defaults.
 
     python bench/drift_recovery.py --seeds 0 --gate non-regression --max-regression 0.01
 """
@@ -48,6 +49,7 @@ def main() -> None:
     parser.add_argument("--test-frac", type=float, default=None)
     parser.add_argument("--gate", choices=["better", "non-regression"], default=None)
     parser.add_argument("--max-regression", type=float, default=None)
+    parser.add_argument("--max-coverage-loss", type=float, default=None)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     results = []
@@ -58,6 +60,7 @@ def main() -> None:
         seconds = time.perf_counter() - started
         result = {"seed": seed, "final_fit": args.final_fit, "test_frac": args.test_frac}
         result |= {"gate": args.gate, "max_regression": args.max_regression}
+        result["max_coverage_loss"] = args.max_coverage_loss
         result["seconds"] = round(seconds, 1)
         result |= retrain_drift.figures_json(demo)
         results.append(result)
@@ -76,6 +79,8 @@ def _scenario(seed: int, args: argparse.Namespace) -> DriftScenario:
         retrain = replace(retrain, gate_rule=cast(GateRule, args.gate))
     if args.max_regression is not None:
         retrain = replace(retrain, max_regression=args.max_regression)
+    if args.max_coverage_loss is not None:
+        retrain = replace(retrain, max_coverage_loss=args.max_coverage_loss)
     if args.test_frac is not None:
         fractions = replace(retrain.train.fractions, test=args.test_frac)
         retrain = replace(retrain, train=replace(retrain.train, fractions=fractions))

@@ -226,7 +226,7 @@ def test_the_rules_pass_a_better_candidate_and_fail_a_worse_one() -> None:
     assert any(f.startswith("market a: P50 MAE +") for f in failures)
 
 
-REFRESH = RetrainSettings(gate_rule="non-regression", max_regression=0.05)
+REFRESH = RetrainSettings(gate_rule="non-regression", max_regression=0.05, max_coverage_loss=0.05)
 
 
 def test_non_regression_serves_a_peer_within_the_bound_and_says_so() -> None:
@@ -253,6 +253,8 @@ def test_non_regression_refuses_a_refresh_whose_p90_leaves_the_band() -> None:
         "P90 coverage 67.8% against production's 91.1%: further outside "
         "[87.5%, 92.5%] by more than 5 points"
     ]
+    unchecked = replace(REFRESH, max_coverage_loss=1.0)
+    assert _judge(poorly_covered, _evaluation(200), unchecked, "non-regression")[1] == []  # type: ignore[arg-type]
 
 
 def _metadata(**changes: object) -> dict[str, object]:
@@ -297,6 +299,7 @@ def test_the_decision_names_the_rule_it_was_judged_by() -> None:
         (["--metrics-port", "9999"], "--metrics-port: only with --every"),
         (["--window-days", "0"], "retrain window_days: must be >= 1"),
         (["--max-regression", "1.5"], "retrain max_regression: must be in [0, 1)"),
+        (["--max-coverage-loss", "-0.1"], "retrain max_coverage_loss: must be in [0, 1]"),
     ],
 )
 def test_bad_options_are_one_line(
@@ -316,7 +319,13 @@ def test_a_refresh_of_productions_recipe_is_judged_and_served_by_non_regression(
     assert retrain(day8, registry, tmp_path / "runs", _clock(8), SETTINGS).status == "promoted"
     data = data_dir_until(market, tmp_path / "day10", START + timedelta(days=10))
     # bounds no candidate of this recipe can fail: what is tested is the rule taken
-    refresh = replace(SETTINGS, gate_rule="non-regression", max_regression=0.99, segment_bound=0.99)
+    refresh = replace(
+        SETTINGS,
+        gate_rule="non-regression",
+        max_regression=0.99,
+        max_coverage_loss=1.0,
+        segment_bound=0.99,
+    )
     outcome = retrain(data, registry, tmp_path / "runs", _clock(10), refresh)
     assert outcome.figures["rule"] == "non-regression"
     assert "recipe_changed" not in outcome.figures

@@ -55,8 +55,14 @@ ARCHIVE_DATA = "archive-data"
     "--max-regression",
     default=0.01,
     show_default=True,
-    help="With --gate non-regression: most a refresh's P50 MAE may exceed production's (a "
-    "share), and most points its P90 coverage may lie further outside the gate's band.",
+    help="With --gate non-regression: most a refresh's P50 MAE may exceed production's (a share).",
+)
+@click.option(
+    "--max-coverage-loss",
+    default=0.01,
+    show_default=True,
+    help="With --gate non-regression: most a refresh's P90 coverage may lie further outside "
+    "the promotion gate's band [0.875, 0.925] than production's (a share; 1: not checked).",
 )
 @click.option(
     "--segment-bound",
@@ -107,6 +113,7 @@ def command(
     margin: float,
     gate_rule: Literal["better", "non-regression"],
     max_regression: float,
+    max_coverage_loss: float,
     segment_bound: float,
     min_compare_orders: int,
     plan_file: Path | None,
@@ -136,6 +143,7 @@ def command(
         margin=margin,
         gate_rule=gate_rule,
         max_regression=max_regression,
+        max_coverage_loss=max_coverage_loss,
         segment_bound=segment_bound,
         min_compare_orders=min_compare_orders,
         rollout=not no_rollout,

@@ -14,8 +14,9 @@ registered and no rollout starts. A candidate is served when its P50 MAE beats
 production's by ``margin`` (``gate_rule="better"``, the default) or, with
 ``gate_rule="non-regression"`` and production's own recipe (the same features,
 definitions, parameters, quantiles, code version and window: a daily refresh on newer
-data), when it is no worse than production by more than ``max_regression`` in P50 MAE and
-P90 coverage; either way no segment may be worse by more than ``segment_bound``.
+data), when its P50 MAE is no worse than production's by more than ``max_regression`` and
+its P90 coverage no further outside the promotion gate's band than production's by more
+than ``max_coverage_loss``; either way no segment may be worse by more than ``segment_bound``.
 
 What is compared and what is served (``RetrainSettings.final_fit``, see
 :mod:`arrive.training.final_fit`): the candidate is evaluated as trained on every order
@@ -117,8 +118,10 @@ class RetrainSettings:
             production by more than ``max_regression``. A changed recipe is always judged
             by ``"better"``.
         max_regression: with ``"non-regression"``: how much higher the refresh's P50 MAE
-            may be (a share of production's), and how many points further outside the
-            promotion gate's P90 band its P90 coverage may lie.
+            may be (a share of production's).
+        max_coverage_loss: with ``"non-regression"``: how much further outside the
+            promotion gate's P90 band (``gate``) the refresh's P90 coverage may lie than
+            production's (a share of the orders; 1: not checked).
     """
 
     window_days: int = 56
@@ -133,6 +136,7 @@ class RetrainSettings:
     final_fit: FinalFitPolicy = "before-window"
     gate_rule: GateRule = "better"
     max_regression: float = 0.01
+    max_coverage_loss: float = 0.01
 
     def __post_init__(self) -> None:
         for name, kind in (("final_fit", FinalFitPolicy), ("gate_rule", GateRule)):
@@ -143,6 +147,8 @@ class RetrainSettings:
                 )
         if not 0 <= self.max_regression < 1:
             raise ConfigError("retrain max_regression: must be in [0, 1)")
+        if not 0 <= self.max_coverage_loss <= 1:
+            raise ConfigError("retrain max_coverage_loss: must be in [0, 1]")
         if self.window_days < 1:
             raise ConfigError("retrain window_days: must be >= 1")
         if not 0 <= self.margin < 1 or not 0 <= self.segment_bound < 1:
@@ -556,8 +562,8 @@ def _segment_failures(
 
 def _regressions(figures: Mapping[str, Any], settings: RetrainSettings) -> list[str]:
     """A refresh's failures under "non-regression": its P50 MAE more than
-    ``max_regression`` above production's, its P90 coverage more than as many points
-    further outside the promotion gate's band than production's."""
+    ``max_regression`` above production's, its P90 coverage more than
+    ``max_coverage_loss`` further outside the promotion gate's band than production's."""
     bound, failures = settings.max_regression, []
     ours, theirs = figures["candidate_mae_s"] / 60, figures["production_mae_s"] / 60
     if ours > theirs * (1 + bound):
@@ -568,10 +574,10 @@ def _regressions(figures: Mapping[str, Any], settings: RetrainSettings) -> list[
     low, high = settings.gate.coverage_p90_min, settings.gate.coverage_p90_max
     cover, other = figures["candidate_p90_coverage"], figures["production_p90_coverage"]
     outside = [max(low - c, c - high, 0.0) for c in (cover, other)]
-    if outside[0] > outside[1] + bound:
+    if outside[0] > outside[1] + settings.max_coverage_loss:
         failures.append(
             f"P90 coverage {cover:.1%} against production's {other:.1%}: further outside "
-            f"[{low:.1%}, {high:.1%}] by more than {bound * 100:g} points"
+            f"[{low:.1%}, {high:.1%}] by more than {settings.max_coverage_loss * 100:g} points"
         )
     return failures
 
