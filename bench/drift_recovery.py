@@ -16,6 +16,12 @@ retrain's default (and, on a commit without the setting, the only behaviour: the
 evaluated model). The relative recovery day is computed here, not read from the demo's
 ``Recovery``, so that the script also runs on commits before it had one.
 ``--test-frac``: the retrain's test window as a share of the orders (default 0.15).
+``--gate``: the retrain's ``RetrainSettings.gate_rule`` (``better``: a candidate must beat
+production by the margin; ``non-regression``: a refresh of production's recipe is served
+unless worse by more than ``--max-regression`` in P50 MAE or ``--max-coverage-loss`` in P90
+coverage); omitted: the retrain's defaults.
+
+    python bench/drift_recovery.py --seeds 0 --gate non-regression --max-regression 0.01
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ import numpy as np
 
 from arrive.demo import retrain_drift
 from arrive.demo.retrain_drift import DriftDemo, DriftScenario
-from arrive.training.retrain import FinalFitPolicy
+from arrive.training.retrain import FinalFitPolicy, GateRule
 
 
 def main() -> None:
@@ -41,15 +47,20 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/drift-recovery"))
     parser.add_argument("--final-fit", choices=["all", "before-window", "held-out"], default=None)
     parser.add_argument("--test-frac", type=float, default=None)
+    parser.add_argument("--gate", choices=["better", "non-regression"], default=None)
+    parser.add_argument("--max-regression", type=float, default=None)
+    parser.add_argument("--max-coverage-loss", type=float, default=None)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     results = []
     for seed in args.seeds:
-        scenario = _scenario(seed, args.final_fit, args.test_frac)
+        scenario = _scenario(seed, args)
         started = time.perf_counter()
         demo = retrain_drift.run_drift_demo(args.workdir / f"seed-{seed}", scenario, _quiet)
         seconds = time.perf_counter() - started
         result = {"seed": seed, "final_fit": args.final_fit, "test_frac": args.test_frac}
+        result |= {"gate": args.gate, "max_regression": args.max_regression}
+        result["max_coverage_loss"] = args.max_coverage_loss
         result["seconds"] = round(seconds, 1)
         result |= retrain_drift.figures_json(demo)
         results.append(result)
@@ -59,13 +70,19 @@ def main() -> None:
     print(f"python {platform.python_version()}")
 
 
-def _scenario(seed: int, final_fit: str | None, test_frac: float | None) -> DriftScenario:
+def _scenario(seed: int, args: argparse.Namespace) -> DriftScenario:
     scenario = DriftScenario(seed=seed)
     retrain = scenario.retrain
-    if final_fit is not None:
-        retrain = replace(retrain, final_fit=cast(FinalFitPolicy, final_fit))
-    if test_frac is not None:
-        fractions = replace(retrain.train.fractions, test=test_frac)
+    if args.final_fit is not None:
+        retrain = replace(retrain, final_fit=cast(FinalFitPolicy, args.final_fit))
+    if args.gate is not None:
+        retrain = replace(retrain, gate_rule=cast(GateRule, args.gate))
+    if args.max_regression is not None:
+        retrain = replace(retrain, max_regression=args.max_regression)
+    if args.max_coverage_loss is not None:
+        retrain = replace(retrain, max_coverage_loss=args.max_coverage_loss)
+    if args.test_frac is not None:
+        fractions = replace(retrain.train.fractions, test=args.test_frac)
         retrain = replace(retrain, train=replace(retrain.train, fractions=fractions))
     return replace(scenario, retrain=retrain)
 

@@ -3,7 +3,9 @@ as its final fit (or as evaluated, with ``final_fit="held-out"``); the same
 data again changes nothing; a target in the wrong unit blocks with production untouched;
 a candidate is compared with production on recent orders neither saw and registered with
 its lineage; a run that dies before registering leaves nothing; the lock keeps two runs
-apart; the comparison's rules pass a better candidate and fail a worse one."""
+apart; the comparison's rules pass a better candidate and fail a worse one, and the
+non-regression gate serves a refresh of production's recipe within its bound, refuses one
+past it and judges a changed recipe by margin."""
 
 from __future__ import annotations
 
@@ -34,7 +36,10 @@ from arrive.training.retrain import (
     OUTCOME_FILE,
     RetrainBusy,
     RetrainSettings,
+    _decide,
     _judge,
+    gate_rule_for,
+    recipe_of,
     retrain,
     reusable_selection,
 )
@@ -228,14 +233,16 @@ def test_a_second_run_is_told_another_holds_the_lock(first: tuple[Path, Path]) -
             retrain(data, LocalRegistry(root / "registry"), root / "runs", _clock(8), SETTINGS)
 
 
-def _evaluation(error_s: float, seed: int = 0) -> object:
+def _evaluation(error_s: float, seed: int = 0, p90_z: float = 1.3) -> object:
+    """Scores of a model erring by ``error_s`` (normal); its P90 ``p90_z`` errors above its
+    P50 (1.3: about 90 % covered; 0.5: about 69 %)."""
     rng = np.random.default_rng(seed)
     y = rng.uniform(900, 3600, 2000)
     p50 = y + rng.normal(0, error_s, y.size)
     return evaluate(
         EvalInput(
             y_true_s=y,
-            pred_s=np.column_stack([p50, p50 + 1.3 * error_s]),
+            pred_s=np.column_stack([p50, p50 + p90_z * error_s]),
             heuristic_s=np.column_stack([y, y]),
             quantiles=(0.5, 0.9),
             created_at=pl.Series([START] * y.size),
@@ -254,6 +261,72 @@ def test_the_rules_pass_a_better_candidate_and_fail_a_worse_one() -> None:
     assert any(f.startswith("market a: P50 MAE +") for f in failures)
 
 
+REFRESH = RetrainSettings(gate_rule="non-regression", max_regression=0.05, max_coverage_loss=0.05)
+
+
+def test_non_regression_serves_a_peer_within_the_bound_and_says_so() -> None:
+    # the same draws, errors 2 % larger: a peer within 5 %, not better by the 1 % margin
+    figures, failures = _judge(_evaluation(204), _evaluation(200), REFRESH, "non-regression")  # type: ignore[arg-type]
+    assert figures["rule"] == "non-regression"
+    assert failures == []
+    _, failures = _judge(_evaluation(204), _evaluation(200), REFRESH)  # type: ignore[arg-type]
+    assert failures[0].endswith("(needs 1% better)")  # the margin refuses the same peer
+
+
+def test_non_regression_refuses_a_refresh_past_the_bound_and_names_it() -> None:
+    _, failures = _judge(_evaluation(230), _evaluation(200), REFRESH, "non-regression")  # type: ignore[arg-type]
+    assert len(failures) >= 1
+    assert failures[0].startswith("P50 MAE ")
+    assert failures[0].endswith("bound +5%)")
+    assert "against production's" in failures[0]
+
+
+def test_non_regression_refuses_a_refresh_whose_p90_leaves_the_band() -> None:
+    poorly_covered = _evaluation(200, p90_z=0.5)
+    _, failures = _judge(poorly_covered, _evaluation(200), REFRESH, "non-regression")  # type: ignore[arg-type]
+    assert [f for f in failures if f.startswith("P90 coverage ")] == [
+        "P90 coverage 67.8% against production's 91.1%: further outside "
+        "[87.5%, 92.5%] by more than 5 points"
+    ]
+    unchecked = replace(REFRESH, max_coverage_loss=1.0)
+    assert _judge(poorly_covered, _evaluation(200), unchecked, "non-regression")[1] == []  # type: ignore[arg-type]
+
+
+def _metadata(**changes: object) -> dict[str, object]:
+    recipe = {
+        "features": ["distance_km", "hour"],
+        "definitions_hash": "abc",
+        "params": {"learning_rate": 0.05, "n_jobs": 2},
+        "quantiles": [0.5, 0.9],
+        "code_version": "1.0",
+        "lineage": {"window_days": 56},
+    }
+    return recipe | changes
+
+
+def test_only_a_refresh_of_productions_recipe_is_judged_by_non_regression() -> None:
+    ours = recipe_of(_metadata(params={"learning_rate": 0.05, "n_jobs": 8}))  # n_jobs: no matter
+    assert gate_rule_for(ours, _metadata(), REFRESH) == ("non-regression", [])
+    assert gate_rule_for(ours, _metadata(), RetrainSettings()) == ("better", [])
+    changed = recipe_of(_metadata(features=["hour"], lineage={"window_days": 28}))
+    assert gate_rule_for(changed, _metadata(), REFRESH) == ("better", ["features", "window_days"])
+
+
+def test_the_decision_names_the_rule_it_was_judged_by() -> None:
+    figures, failures = _judge(_evaluation(230), _evaluation(200), REFRESH, "non-regression")  # type: ignore[arg-type]
+    judged = _decide(figures, failures)
+    assert not judged.serve
+    assert judged.reason.startswith("worse than production: P50 MAE ")
+    figures, failures = _judge(_evaluation(204), _evaluation(200), REFRESH, "non-regression")  # type: ignore[arg-type]
+    assert _decide(figures, failures).reason == "no worse than production"
+    figures, failures = _judge(_evaluation(204), _evaluation(200), REFRESH)  # type: ignore[arg-type]
+    reason = _decide(figures | {"recipe_changed": ["features"]}, failures).reason
+    assert reason.startswith(
+        "not better than production (its recipe differs from production's in features: "
+        "judged by margin): P50 MAE "
+    )
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -261,6 +334,8 @@ def test_the_rules_pass_a_better_candidate_and_fail_a_worse_one() -> None:
         (["--metrics-port", "9999"], "--metrics-port: only with --every"),
         (["--window-days", "0"], "retrain window_days: must be >= 1"),
         (["--reselect-days", "-1"], "retrain reselect_days: must be >= 0"),
+        (["--max-regression", "1.5"], "retrain max_regression: must be in [0, 1)"),
+        (["--max-coverage-loss", "-0.1"], "retrain max_coverage_loss: must be in [0, 1]"),
     ],
 )
 def test_bad_options_are_one_line(
@@ -270,3 +345,26 @@ def test_bad_options_are_one_line(
     err = capsys.readouterr().err
     assert message in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_a_refresh_of_productions_recipe_is_judged_and_served_by_non_regression(
+    first: tuple[Path, Path], market: Path, tmp_path: Path
+) -> None:
+    _, day8 = first
+    registry = LocalRegistry(tmp_path / "registry")
+    assert retrain(day8, registry, tmp_path / "runs", _clock(8), SETTINGS).status == "promoted"
+    data = data_dir_until(market, tmp_path / "day10", START + timedelta(days=10))
+    # bounds no candidate of this recipe can fail: what is tested is the rule taken
+    refresh = replace(
+        SETTINGS,
+        gate_rule="non-regression",
+        max_regression=0.99,
+        max_coverage_loss=1.0,
+        segment_bound=0.99,
+    )
+    outcome = retrain(data, registry, tmp_path / "runs", _clock(10), refresh)
+    assert outcome.figures["rule"] == "non-regression"
+    assert "recipe_changed" not in outcome.figures
+    assert outcome.status == "rolled_out"
+    assert outcome.reason.startswith("no worse than production: rollout ")
+    assert "registered as its final fit" in outcome.reason

@@ -42,6 +42,29 @@ ARCHIVE_DATA = "archive-data"
     help="Share by which the candidate's P50 MAE must beat production's.",
 )
 @click.option(
+    "--gate",
+    "gate_rule",
+    type=click.Choice(["better", "non-regression"]),
+    default="better",
+    show_default=True,
+    help="How a refresh of production's own recipe (same features, parameters, window, code; "
+    "newer data) is judged: better, by --margin; non-regression, served unless worse than "
+    "production by more than --max-regression. A changed recipe is always judged by --margin.",
+)
+@click.option(
+    "--max-regression",
+    default=0.01,
+    show_default=True,
+    help="With --gate non-regression: most a refresh's P50 MAE may exceed production's (a share).",
+)
+@click.option(
+    "--max-coverage-loss",
+    default=0.01,
+    show_default=True,
+    help="With --gate non-regression: most a refresh's P90 coverage may lie further outside "
+    "the promotion gate's band [0.875, 0.925] than production's (a share; 1: not checked).",
+)
+@click.option(
     "--segment-bound",
     default=0.05,
     show_default=True,
@@ -96,6 +119,9 @@ def command(
     runs_dir: Path,
     window_days: int,
     margin: float,
+    gate_rule: Literal["better", "non-regression"],
+    max_regression: float,
+    max_coverage_loss: float,
     segment_bound: float,
     min_compare_orders: int,
     plan_file: Path | None,
@@ -111,7 +137,8 @@ def command(
     --archive`, read afresh at each run): validate the data (a block stops here,
     production untouched), train and calibrate on the last --window-days, compare with
     production on recent orders neither model saw (overall and per segment), register
-    with lineage, and start a rollout when the candidate is better (the first model
+    with lineage, and start a rollout when the candidate passes (better by --margin, or
+    with --gate non-regression a refresh no worse than production; the first model
     becomes production).
 
     Idempotent: a run on data already trained on registers nothing. Exit code 2 when
@@ -123,6 +150,9 @@ def command(
     settings = RetrainSettings(
         window_days=window_days,
         margin=margin,
+        gate_rule=gate_rule,
+        max_regression=max_regression,
+        max_coverage_loss=max_coverage_loss,
         segment_bound=segment_bound,
         min_compare_orders=min_compare_orders,
         rollout=not no_rollout,

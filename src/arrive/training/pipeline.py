@@ -489,6 +489,24 @@ def _rounds(booster: Any) -> int:
     return best if best > 0 else int(booster.num_trees())
 
 
+def metadata_of(
+    bundle: ModelBundle, metrics: Mapping[str, Any], ts: TrainingSet, config: TrainConfig
+) -> dict[str, Any]:
+    """What a version is registered with: ``metrics``, the data range, the recipe (features,
+    their definitions, the model's parameters, quantiles, code version) and the lineage."""
+    return {
+        "metrics": dict(metrics),
+        "data_range": {"start": metrics["data_start"], "end": metrics["data_end"]},
+        "features": bundle.model.features_,
+        "definitions_hash": bundle.definitions_hash,
+        "params": bundle.model.get_params(),
+        "quantiles": list(config.quantiles),
+        "code_version": arrive.__version__,
+        "local_timezone": ts.local_timezone,
+        **({"lineage": dict(config.lineage)} if config.lineage else {}),
+    }
+
+
 def register(
     registry: ModelRegistry,
     bundle: ModelBundle,
@@ -502,17 +520,7 @@ def register(
     Raises:
         ModelIntegrityError: the files fail their check (nothing is registered).
     """
-    metadata = {
-        "metrics": dict(metrics),
-        "data_range": {"start": metrics["data_start"], "end": metrics["data_end"]},
-        "features": bundle.model.features_,
-        "definitions_hash": bundle.definitions_hash,
-        "params": bundle.model.get_params(),
-        "quantiles": list(config.quantiles),
-        "code_version": arrive.__version__,
-        "local_timezone": ts.local_timezone,
-        **({"lineage": dict(config.lineage)} if config.lineage else {}),
-    }
+    metadata = metadata_of(bundle, metrics, ts, config)
     files = bundle.to_files()
     check = check_files(files)
     if not check.ok:

@@ -1,5 +1,5 @@
 """One retraining run: validate → train on a rolling window → compare with production on
-the same recent orders → register with lineage → start a rollout when it is better.
+the same recent orders → register with lineage → start a rollout when it passes.
 
 :func:`retrain` is idempotent: its key is the checksum of the inputs (the orders table
 and every event file) with the window and the code version, so a second run on the same
@@ -10,7 +10,13 @@ leaves nothing registered, and the next run starts over.
 The comparison is honest about what each model saw: it uses the candidate's test
 orders (never trained on) created after the end of production's data (never seen by
 production either). It needs ``min_compare_orders`` of them; with fewer, the candidate is
-registered and no rollout starts.
+registered and no rollout starts. A candidate is served when its P50 MAE beats
+production's by ``margin`` (``gate_rule="better"``, the default) or, with
+``gate_rule="non-regression"`` and production's own recipe (the same features,
+definitions, parameters, quantiles, code version and window: a daily refresh on newer
+data), when its P50 MAE is no worse than production's by more than ``max_regression`` and
+its P90 coverage no further outside the promotion gate's band than production's by more
+than ``max_coverage_loss``; either way no segment may be worse by more than ``segment_bound``.
 
 What is compared and what is served (``RetrainSettings.final_fit``, see
 :mod:`arrive.training.final_fit`): the candidate is evaluated as trained on every order
@@ -60,6 +66,7 @@ from arrive.training.final_fit import final_fit
 from arrive.training.pipeline import (
     TrainConfig,
     TrainResult,
+    metadata_of,
     register,
     run_training,
     segments_of,
@@ -73,6 +80,10 @@ OUTCOME_FILE: Final = "outcome.json"
 LOCK_FILE: Final = ".retrain.lock"
 PROFILE_KEY: Final = "data_profile"
 FinalFitPolicy = Literal["before-window", "all", "held-out"]
+GateRule = Literal["better", "non-regression"]
+#: What makes a recipe: a candidate with these equal to production's (the lineage's
+#: ``window_days`` too) is a refresh of production on newer data.
+RECIPE_KEYS: Final = ("features", "definitions_hash", "params", "quantiles", "code_version")
 
 
 class RetrainBusy(UserError):
@@ -105,6 +116,16 @@ class RetrainSettings:
             is reused while it was made on data ending at most this many days before this
             run's data, and its probes (most of a large retrain's training time) are not
             trained again; older, missing or 0: the run selects on its own data.
+        gate_rule: how a candidate of production's own recipe (a daily refresh: the same
+            features, definitions, parameters and window on newer data) is judged:
+            ``"better"``, by ``margin``; ``"non-regression"``, accepted unless worse than
+            production by more than ``max_regression``. A changed recipe is always judged
+            by ``"better"``.
+        max_regression: with ``"non-regression"``: how much higher the refresh's P50 MAE
+            may be (a share of production's).
+        max_coverage_loss: with ``"non-regression"``: how much further outside the
+            promotion gate's P90 band (``gate``) the refresh's P90 coverage may lie than
+            production's (a share of the orders; 1: not checked).
     """
 
     window_days: int = 56
@@ -118,13 +139,21 @@ class RetrainSettings:
     gate: PromotionPolicy = field(default_factory=PromotionPolicy)
     final_fit: FinalFitPolicy = "before-window"
     reselect_days: int = 7
+    gate_rule: GateRule = "better"
+    max_regression: float = 0.01
+    max_coverage_loss: float = 0.01
 
     def __post_init__(self) -> None:
-        if self.final_fit not in get_args(FinalFitPolicy):
-            raise ConfigError(
-                f"retrain final_fit: expected one of {', '.join(get_args(FinalFitPolicy))}, "
-                f"got {self.final_fit!r}"
-            )
+        for name, kind in (("final_fit", FinalFitPolicy), ("gate_rule", GateRule)):
+            if getattr(self, name) not in get_args(kind):
+                raise ConfigError(
+                    f"retrain {name}: expected one of {', '.join(get_args(kind))}, "
+                    f"got {getattr(self, name)!r}"
+                )
+        if not 0 <= self.max_regression < 1:
+            raise ConfigError("retrain max_regression: must be in [0, 1)")
+        if not 0 <= self.max_coverage_loss <= 1:
+            raise ConfigError("retrain max_coverage_loss: must be in [0, 1]")
         if self.window_days < 1:
             raise ConfigError("retrain window_days: must be >= 1")
         if self.reselect_days < 0:
@@ -349,10 +378,28 @@ def _verdict(
     compared = compare(registry, result, production, settings)
     if isinstance(compared, str):
         return _Verdict(False, compared)
-    figures, failures = compared
+    return _decide(*compared)
+
+
+def _decide(figures: dict[str, Any], failures: list[str]) -> _Verdict:
+    """The verdict of a comparison (:func:`compare`), its reason naming the rule."""
+    judged = _rule_text(figures)
+    if figures["rule"] == "non-regression":
+        passed, failed = "no worse than production", "worse than production"
+    else:
+        passed, failed = "better than production", "not better than production"
     if failures:
-        return _Verdict(False, "not better than production: " + "; ".join(failures), figures)
-    return _Verdict(True, "better than production", figures)
+        return _Verdict(False, f"{failed}{judged}: " + "; ".join(failures), figures)
+    return _Verdict(True, passed + judged, figures)
+
+
+def _rule_text(figures: Mapping[str, Any]) -> str:
+    """How the candidate was judged, when it differs from what was asked: a changed
+    recipe judged by "better" under ``gate_rule="non-regression"``."""
+    changed = figures.get("recipe_changed")
+    if not changed:
+        return ""
+    return f" (its recipe differs from production's in {', '.join(changed)}: judged by margin)"
 
 
 def _act(
@@ -368,16 +415,12 @@ def _act(
     if not verdict.serve:
         return done("registered", verdict.reason, figures)
     if not settings.rollout:
-        return done(
-            "registered", "better than production; rollouts are off (--no-rollout)", figures
-        )
+        return done("registered", f"{verdict.reason}; rollouts are off (--no-rollout)", figures)
     try:
         started = Rollouts(registry).start(version, settings.plan, actor="retrain")
     except (RolloutRefused, ModelNotFound) as exc:
-        return done(
-            "registered", f"better than production, but the rollout was refused: {exc}", figures
-        )
-    return done("rolled_out", f"better than production: rollout {started.id} started", figures)
+        return done("registered", f"{verdict.reason}, but the rollout was refused: {exc}", figures)
+    return done("rolled_out", f"{verdict.reason}: rollout {started.id} started", figures)
 
 
 def _first(
@@ -409,8 +452,9 @@ def compare(
     settings: RetrainSettings,
 ) -> tuple[dict[str, Any], list[str]] | str:
     """Candidate against production on the candidate's test orders created after
-    production's data ended: the figures, and the rules the candidate fails (none: it is
-    better). A string says why no comparison could be made."""
+    production's data ended: the figures, and the rules the candidate fails (none: it
+    passes; :func:`gate_rule_for` says by which rule). A string says why no comparison
+    could be made."""
     ts, split, bundle = result.training_set, result.split, result.bundle
     assert ts is not None
     assert split is not None
@@ -432,7 +476,33 @@ def compare(
     rows = ts.orders[unseen]
     new_eval = _evaluation(bundle, bundle, frame, rows, ts.target_s[unseen], result)
     old_eval = _evaluation(old, bundle, frame, rows, ts.target_s[unseen], result)
-    return _judge(new_eval, old_eval, settings)
+    ours = recipe_of(metadata_of(bundle, result.metrics, ts, train_config(settings, {})))
+    ours["window_days"] = settings.window_days
+    rule, changed = gate_rule_for(ours, production, settings)
+    figures, failures = _judge(new_eval, old_eval, settings, rule)
+    return figures | ({"recipe_changed": changed} if changed else {}), failures
+
+
+def recipe_of(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """A version's recipe (:data:`RECIPE_KEYS`, ``params`` without ``n_jobs``, and the
+    lineage's ``window_days``), as its registered metadata stores it."""
+    recipe = {key: metadata.get(key) for key in RECIPE_KEYS}
+    recipe["params"] = {k: v for k, v in (recipe["params"] or {}).items() if k != "n_jobs"}
+    recipe["window_days"] = metadata.get("lineage", {}).get("window_days")
+    return dict(json.loads(json.dumps(recipe, default=str)))
+
+
+def gate_rule_for(
+    candidate: Mapping[str, Any], production: Mapping[str, Any], settings: RetrainSettings
+) -> tuple[GateRule, list[str]]:
+    """The rule a candidate of recipe ``candidate`` (:func:`recipe_of`) is judged by against
+    ``production`` (its registered metadata), and what differs between their recipes:
+    ``settings.gate_rule`` for a refresh of production's recipe, "better" otherwise."""
+    if settings.gate_rule == "better":
+        return "better", []
+    theirs = recipe_of(production)
+    changed = [key for key, value in candidate.items() if theirs.get(key) != value]
+    return ("better" if changed else "non-regression"), changed
 
 
 def _evaluation(
@@ -456,9 +526,12 @@ def _evaluation(
 
 
 def _judge(
-    new: Evaluation, old: Evaluation, settings: RetrainSettings
+    new: Evaluation, old: Evaluation, settings: RetrainSettings, rule: GateRule = "better"
 ) -> tuple[dict[str, Any], list[str]]:
+    """The figures of the comparison and the rules the candidate fails under ``rule``
+    (P50 MAE, with "non-regression" P90 coverage too; every segment either way)."""
     figures: dict[str, Any] = {
+        "rule": rule,
         "orders": new.model.n,
         "candidate_mae_s": new.model.mae_s,
         "production_mae_s": old.model.mae_s,
@@ -466,12 +539,26 @@ def _judge(
         "production_p90_coverage": old.model.quantiles[-1].coverage,
         "segments": [],
     }
+    ours, theirs = new.model.mae_s / 60, old.model.mae_s / 60
     failures = []
-    if new.model.mae_s > old.model.mae_s * (1 - settings.margin):
+    if rule == "better" and ours > theirs * (1 - settings.margin):
         failures.append(
-            f"P50 MAE {new.model.mae_s / 60:.2f} min against production's "
-            f"{old.model.mae_s / 60:.2f} min (needs {settings.margin:.0%} better)"
+            f"P50 MAE {ours:.2f} min against production's {theirs:.2f} min "
+            f"(needs {settings.margin:.0%} better)"
         )
+    if rule == "non-regression":
+        failures += _regressions(figures, settings)
+    failures += _segment_failures(new, old, settings, figures["segments"])
+    return figures, failures
+
+
+def _segment_failures(
+    new: Evaluation, old: Evaluation, settings: RetrainSettings, changes: list[dict[str, Any]]
+) -> list[str]:
+    """Segments (of ``min_segment_orders`` or more) whose P50 MAE is worse than
+    production's by more than ``segment_bound``; each judged segment's change is appended
+    to ``changes``."""
+    failures = []
     for kind, rows in new.segments.items():
         theirs = {row.value: row for row in old.segments.get(kind, ())}
         for row in rows:
@@ -479,15 +566,35 @@ def _judge(
             if other is None or row.n < settings.min_segment_orders:
                 continue
             change = row.model.mae_s / other.model.mae_s - 1
-            figures["segments"].append(
-                {"kind": kind, "value": row.value, "n": row.n, "change": change}
-            )
+            changes.append({"kind": kind, "value": row.value, "n": row.n, "change": change})
             if change > settings.segment_bound:
                 failures.append(
                     f"{kind} {row.value}: P50 MAE {change:+.1%} against production "
                     f"(bound {settings.segment_bound:+.0%})"
                 )
-    return figures, failures
+    return failures
+
+
+def _regressions(figures: Mapping[str, Any], settings: RetrainSettings) -> list[str]:
+    """A refresh's failures under "non-regression": its P50 MAE more than
+    ``max_regression`` above production's, its P90 coverage more than
+    ``max_coverage_loss`` further outside the promotion gate's band than production's."""
+    bound, failures = settings.max_regression, []
+    ours, theirs = figures["candidate_mae_s"] / 60, figures["production_mae_s"] / 60
+    if ours > theirs * (1 + bound):
+        failures.append(
+            f"P50 MAE {ours:.2f} min against production's {theirs:.2f} min "
+            f"({ours / theirs - 1:+.1%}, bound +{bound:.0%})"
+        )
+    low, high = settings.gate.coverage_p90_min, settings.gate.coverage_p90_max
+    cover, other = figures["candidate_p90_coverage"], figures["production_p90_coverage"]
+    outside = [max(low - c, c - high, 0.0) for c in (cover, other)]
+    if outside[0] > outside[1] + settings.max_coverage_loss:
+        failures.append(
+            f"P90 coverage {cover:.1%} against production's {other:.1%}: further outside "
+            f"[{low:.1%}, {high:.1%}] by more than {settings.max_coverage_loss * 100:g} points"
+        )
+    return failures
 
 
 def _production(registry: ModelRegistry) -> dict[str, Any] | None:
