@@ -3,8 +3,10 @@
 1. ``arrive score --registry``: orders/s of local scoring of the Food Delivery data
    directory (offline features of every order + both quantiles from the lleaves-compiled
    trees), with the features and the trees timed apart.
-2. ``bulk_predict`` of 200,000 orders (Food Delivery's orders, repeated with new ids)
-   against ``arrive serve --workers 2`` on the same machine, vs the service's batch
+2. ``bulk_predict`` of 200,000 orders (Food Delivery's latest 2,000 orders, repeated
+   with new ids) against ``arrive serve --workers 2`` on the same machine, its model
+   answering from live features (a redis-server of the bench's own, filled by a replay
+   of the event log moved to end now, as in ``serve_bench.py``), vs the service's batch
    throughput measured by wrk in the same run (the same batches of ``--batch`` orders),
    for each set-up of ``--configs`` (processes x requests in flight a process; wrk with
    as many connections as the client keeps requests on the wire), alternating wrk and
@@ -52,9 +54,10 @@ def main() -> None:
         _bulk_child(*sys.argv[2:])
         return
     sys.path.insert(0, str(BENCH))
-    from serve_bench import _registry
+    import serve_bench
 
-    from arrive.ingest.importers import import_into, load_mapping
+    from arrive.testing.servers.eta_service import fill_redis
+    from arrive.testing.servers.redis_server import RedisServer
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--csv", type=Path, default=ROOT / "../shared/data/food_delivery.csv.gz")
@@ -78,12 +81,14 @@ def main() -> None:
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="arrive-client-bench-") as tmp:
         work = Path(tmp)
-        data = import_into(work / "data", args.csv, load_mapping("food-delivery"))
-        registry = _registry(args.registry, data, work)
+        registry, live = serve_bench.market(args.csv, args.registry, work)
         if args.only is None:
-            out["score --registry"] = _score(registry, args.cache, data)
-        rows = _rows(data, args.orders)
-        out |= _served(args, registry, rows, work)
+            out["score --registry"] = _score(registry, args.cache, work / "data")
+        rows = _rows(live, args.orders)
+        with RedisServer() as redis:
+            print("replaying the event log into redis ...", file=sys.stderr)
+            fill_redis(redis.url, live, timeout_s=3600.0)
+            out |= _served(args, registry, rows, work, redis.url)
     print(json.dumps(out, indent=2))
 
 
@@ -113,10 +118,11 @@ def _score(registry: Path, cache: Path, data: Path) -> dict[str, float]:
 
 
 def _rows(data: Path, n: int) -> list[dict[str, Any]]:
+    """``n`` orders: the latest 2,000 of ``data`` (fresh features), repeated with new ids."""
     from arrive import datadir
     from arrive.testing.servers.eta_service import order_body
 
-    orders = datadir.read_orders(data).sort("created_at")
+    orders = datadir.read_orders(data).sort("created_at").tail(2000)
     base = [order_body(row) for row in orders.iter_rows(named=True)]
     rows = []
     for i in range(n):
@@ -127,15 +133,12 @@ def _rows(data: Path, n: int) -> list[dict[str, Any]]:
 
 
 def _served(
-    args: argparse.Namespace, registry: Path, rows: list[dict[str, Any]], work: Path
+    args: argparse.Namespace, registry: Path, rows: list[dict[str, Any]], work: Path, store: str
 ) -> dict[str, Any]:
-    env = {
-        "ARRIVE_REGISTRY_DIR": str(registry),
-        "ARRIVE_COMPILE_CACHE_DIR": str(args.cache),
-        "ARRIVE_PREDICTION_LOG_DIR": str(work / "predictions"),
-        "ARRIVE_MAX_BATCH": str(max(args.batch, 100)),
-        "ARRIVE_LOG_LEVEL": "warning",
-    }
+    from serve_bench import service_env
+
+    env = service_env(registry, store, args.cache, work / "predictions")
+    env["ARRIVE_MAX_BATCH"] = str(max(args.batch, 100))
     batches = work / "batches.jsonl"
     chunks = [rows[i : i + args.batch] for i in range(0, 20 * args.batch, args.batch)]
     batches.write_text("".join(json.dumps({"orders": c}) + "\n" for c in chunks))
@@ -235,6 +238,7 @@ def _bulk_child(url: str, rows_file: str, batch: str, processes: str, in_flight:
                 "orders_per_s": n / elapsed,
                 "caller_cpu_us": cpu / n * 1e6,
                 "workers_cpu_us": workers / n * 1e6,
+                "model_share": float(result.frame["fallback"].is_null().mean()),
             }
         )
     )
