@@ -114,13 +114,7 @@ class TravelTimeCache:
 
     async def lookup(self, leg: Leg) -> Lookup:
         """The leg's cached answer and whether it is fresh or within grace (counted)."""
-        found = await self._get(cache_key(leg, self.settings))
-        age = self._age(found)
-        if found is not None and age <= self.settings.ttl_s:
-            return self._counted(Lookup("fresh", self._answer(found, leg, "cache")))
-        if found is not None and age <= self.settings.ttl_s + self.settings.grace_s:
-            return self._counted(Lookup("grace", self._answer(found, leg, "grace")))
-        return self._counted(Lookup("miss"))
+        return self._counted(self._judged(await self._get(cache_key(leg, self.settings)), leg))
 
     def fresh_now(self, leg: Leg) -> TravelTime | None:
         """The leg's fresh answer (``cache``, counted as a hit) when the store reads
@@ -128,19 +122,13 @@ class TravelTimeCache:
         :meth:`lookup`, which also sees answers within grace."""
         if not isinstance(self.store, MemoryCacheStore):
             return None
-        found = self.store.get_now(cache_key(leg, self.settings))
-        if found is None or self._age(found) > self.settings.ttl_s:
-            return None
-        return self._counted(Lookup("fresh", self._answer(found, leg, "cache"))).answer
+        found = self._judged(self.store.get_now(cache_key(leg, self.settings)), leg)
+        return self._counted(found).answer if found.state == "fresh" else None
 
     async def stale(self, leg: Leg) -> TravelTime | None:
         """The leg's answer if fresh (``cache``) or within grace (``grace``), else None; not
         counted (the chain's last resort before the built-in estimate)."""
-        found = await self._get(cache_key(leg, self.settings))
-        age = self._age(found)
-        if found is None or age > self.settings.ttl_s + self.settings.grace_s:
-            return None
-        return self._answer(found, leg, "cache" if age <= self.settings.ttl_s else "grace")
+        return self._judged(await self._get(cache_key(leg, self.settings)), leg).answer
 
     async def fill(self, leg: Leg, fetch: Fetch) -> TravelTime:
         """``fetch``'s answer, stored; callers of the same key while it runs share it."""
@@ -209,6 +197,16 @@ class TravelTimeCache:
             return await self.store.get(key)
         except ProviderError:
             return None
+
+    def _judged(self, found: CachedAnswer | None, leg: Leg) -> Lookup:
+        """What the leg's entry ``found`` is worth now: fresh (``cache``), within grace
+        (``grace``) or a miss; not counted."""
+        age = self._age(found)
+        if found is None or age > self.settings.ttl_s + self.settings.grace_s:
+            return Lookup("miss")
+        if age <= self.settings.ttl_s:
+            return Lookup("fresh", self._answer(found, leg, "cache"))
+        return Lookup("grace", self._answer(found, leg, "grace"))
 
     def _age(self, found: CachedAnswer | None) -> float:
         return math.inf if found is None else self.clock.now().timestamp() - found.stored_at
