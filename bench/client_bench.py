@@ -56,9 +56,6 @@ def main() -> None:
     sys.path.insert(0, str(BENCH))
     import serve_bench
 
-    from arrive.testing.servers.eta_service import fill_redis
-    from arrive.testing.servers.redis_server import RedisServer
-
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--csv", type=Path, default=ROOT / "../shared/data/food_delivery.csv.gz")
     parser.add_argument("--registry", type=Path, default=ROOT / ".arrive" / "bench-registry")
@@ -81,14 +78,11 @@ def main() -> None:
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="arrive-client-bench-") as tmp:
         work = Path(tmp)
-        registry, live = serve_bench.market(args.csv, args.registry, work)
-        if args.only is None:
-            out["score --registry"] = _score(registry, args.cache, work / "data")
-        rows = _rows(live, args.orders)
-        with RedisServer() as redis:
-            print("replaying the event log into redis ...", file=sys.stderr)
-            fill_redis(redis.url, live, timeout_s=3600.0)
-            out |= _served(args, registry, rows, work, redis.url)
+        with serve_bench.filled_market(args.csv, args.registry, work) as (registry, live, url):
+            if args.only is None:
+                out["score --registry"] = _score(registry, args.cache, work / "data")
+            rows = _rows(live, args.orders)
+            out |= _served(args, registry, rows, work, url)
     print(json.dumps(out, indent=2))
 
 

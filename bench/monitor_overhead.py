@@ -40,10 +40,9 @@ from typing import Any
 
 import serve_bench as sb
 
-from arrive.testing.servers.eta_service import ServeProcess, fill_redis, wait_for
+from arrive.testing.servers.eta_service import ServeProcess, wait_for
 from arrive.testing.servers.ports import answers_ok, free_port
 from arrive.testing.servers.processes import terminate
-from arrive.testing.servers.redis_server import RedisServer
 
 SETTLE_S = 2.0
 
@@ -65,12 +64,9 @@ def main() -> None:
         parser.error("wrk is not installed: run ./dev bench (it installs wrk)")
     with tempfile.TemporaryDirectory(prefix="arrive-monitor-overhead-") as tmp:
         work = Path(tmp)
-        registry, live = sb.market(args.csv, args.registry, work)
-        with RedisServer() as redis:
-            print("replaying the event log into redis ...", file=sys.stderr)
-            fill_redis(redis.url, live, timeout_s=3600.0)
+        with sb.filled_market(args.csv, args.registry, work) as (registry, live, url):
             bodies = sb._bodies(live, work)
-            runs = _blocks(args, registry, redis.url, bodies["single"], live, work)
+            runs = _blocks(args, registry, url, bodies["single"], live, work)
     _print(runs, args)
 
 

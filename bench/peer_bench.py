@@ -36,8 +36,7 @@ import bare_path
 import serve_bench
 
 from arrive import datadir
-from arrive.testing.servers.eta_service import ServeProcess, fill_redis, order_body, wait_for
-from arrive.testing.servers.redis_server import RedisServer
+from arrive.testing.servers.eta_service import ServeProcess, order_body, wait_for
 
 ARMS = ("arrive", "bare path", "peer (FastAPI)")
 
@@ -60,10 +59,7 @@ def main() -> None:
         )
     with tempfile.TemporaryDirectory(prefix="arrive-peer-bench-") as tmp:
         work = Path(tmp)
-        registry, live = serve_bench.market(args.csv, args.registry, work)
-        with RedisServer() as redis:
-            print("replaying the event log into redis ...", file=sys.stderr)
-            fill_redis(redis.url, live, timeout_s=3600.0)
+        with serve_bench.filled_market(args.csv, args.registry, work) as (registry, live, url):
             bodies = serve_bench._bodies(live, work)
             sample = [
                 order_body(row)
@@ -72,7 +68,7 @@ def main() -> None:
                 .tail(50)
                 .iter_rows(named=True)
             ]
-            results = _run(args, registry, redis.url, bodies, sample, work)
+            results = _run(args, registry, url, bodies, sample, work)
     _print(results, args)
 
 

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -54,8 +53,7 @@ from arrive.serving.http.app import _settle_heap
 from arrive.store.base import EntityKey
 from arrive.store.redis import AsyncRedisStore, RedisStoreConfig
 from arrive.store.redis_pipe import PipelinedRedis
-from arrive.testing.servers.eta_service import fill_redis, order_body
-from arrive.testing.servers.redis_server import RedisServer
+from arrive.testing.servers.eta_service import order_body
 
 ARMS = ("raw MGET", "get_many")
 
@@ -72,11 +70,8 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="arrive-read-path-") as tmp:
         work = Path(tmp)
-        registry, live = serve_bench.market(args.csv, args.registry, work)
-        with RedisServer() as redis:
-            print("replaying the event log into redis ...", file=sys.stderr)
-            fill_redis(redis.url, live, timeout_s=3600.0)
-            uvloop.run(_bench(args, registry, live, redis.url))
+        with serve_bench.filled_market(args.csv, args.registry, work) as (registry, live, url):
+            uvloop.run(_bench(args, registry, live, url))
 
 
 async def _bench(args: argparse.Namespace, registry: Path, live: Path, url: str) -> None:

@@ -45,7 +45,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -103,12 +104,9 @@ def main() -> None:
         )
     with tempfile.TemporaryDirectory(prefix="arrive-serve-bench-") as tmp:
         work = Path(tmp)
-        registry, live = market(args.csv, args.registry, work)
-        with RedisServer() as redis:
-            print("replaying the event log into redis ...", file=sys.stderr)
-            fill_redis(redis.url, live, timeout_s=3600.0)
+        with filled_market(args.csv, args.registry, work) as (registry, live, url):
             bodies = _bodies(live, work)
-            results = _run_phases(args, registry, redis.url, bodies, work)
+            results = _run_phases(args, registry, url, bodies, work)
     _print(results, args)
 
 
@@ -118,6 +116,17 @@ def market(csv: Path, registry: Path, work: Path) -> tuple[Path, Path]:
     end now, to replay into the store."""
     data = import_into(work / "data", csv, load_mapping("food-delivery"))
     return _registry(registry, data, work), _shifted(data, work / "live")
+
+
+@contextmanager
+def filled_market(csv: Path, registry: Path, work: Path) -> Iterator[tuple[Path, Path, str]]:
+    """:func:`market`, with a redis-server of its own filled by the replay of the live
+    data: the registry, the live data directory and the server's URL."""
+    served, live = market(csv, registry, work)
+    with RedisServer() as redis:
+        print("replaying the event log into redis ...", file=sys.stderr)
+        fill_redis(redis.url, live, timeout_s=3600.0)
+        yield served, live, redis.url
 
 
 def service_env(registry: Path, url: str, cache: Path, log_dir: Path) -> dict[str, str]:
