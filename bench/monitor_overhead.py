@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import statistics
 import subprocess
 import sys
@@ -60,8 +59,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10, help="length of each phase")
     parser.add_argument("--rate", type=int, default=1000, help="open loop: requests per second")
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        parser.error("wrk is not installed: run ./dev bench (it installs wrk)")
+    sb.require_wrk(parser)
     with tempfile.TemporaryDirectory(prefix="arrive-monitor-overhead-") as tmp:
         work = Path(tmp)
         with sb.filled_market(args.csv, args.registry, work) as (registry, live, url):

@@ -24,7 +24,6 @@ logs and counts every answer; the bare path and the peer read only the stored fe
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 import tempfile
 from collections.abc import Callable
@@ -53,10 +52,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=15)
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        parser.error(
-            "wrk is not installed: run ./dev bench (it installs wrk) or apt-get install wrk"
-        )
+    serve_bench.require_wrk(parser)
     with tempfile.TemporaryDirectory(prefix="arrive-peer-bench-") as tmp:
         work = Path(tmp)
         with serve_bench.filled_market(args.csv, args.registry, work) as (registry, live, url):

@@ -98,10 +98,7 @@ def main() -> None:
         "--rate", type=int, default=1000, help="open-loop phase: requests per second"
     )
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        parser.error(
-            "wrk is not installed: run ./dev bench (it installs wrk) or apt-get install wrk"
-        )
+    require_wrk(parser)
     with tempfile.TemporaryDirectory(prefix="arrive-serve-bench-") as tmp:
         work = Path(tmp)
         with filled_market(args.csv, args.registry, work) as (registry, live, url):
@@ -116,6 +113,14 @@ def market(csv: Path, registry: Path, work: Path) -> tuple[Path, Path]:
     end now, to replay into the store."""
     data = import_into(work / "data", csv, load_mapping("food-delivery"))
     return _registry(registry, data, work), _shifted(data, work / "live")
+
+
+def require_wrk(parser: argparse.ArgumentParser) -> None:
+    """Stop with a usage error when wrk is not installed."""
+    if shutil.which("wrk") is None:
+        parser.error(
+            "wrk is not installed: run ./dev bench (it installs wrk) or apt-get install wrk"
+        )
 
 
 @contextmanager
