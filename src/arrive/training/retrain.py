@@ -476,8 +476,8 @@ def compare(
     rows = ts.orders[unseen]
     new_eval = _evaluation(bundle, bundle, frame, rows, ts.target_s[unseen], result)
     old_eval = _evaluation(old, bundle, frame, rows, ts.target_s[unseen], result)
-    ours = recipe_of(metadata_of(bundle, result.metrics, ts, train_config(settings, {})))
-    ours["window_days"] = settings.window_days
+    config = train_config(settings, {"window_days": settings.window_days})
+    ours = recipe_of(metadata_of(bundle, result.metrics, ts, config))
     rule, changed = gate_rule_for(ours, production, settings)
     figures, failures = _judge(new_eval, old_eval, settings, rule)
     return figures | ({"recipe_changed": changed} if changed else {}), failures
