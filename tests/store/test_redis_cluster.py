@@ -125,3 +125,19 @@ def test_reads_during_a_redis_cli_reshard_are_all_right(
     assert wrong == 0
     assert reads > 0
     assert in_moving & redis_cluster.slots_of(target)  # slots read did move
+
+
+def test_cluster_node_ports_leave_room_for_the_cluster_bus() -> None:
+    """A node refuses a port above 55,535 (its bus listens 10,000 higher): the ports a
+    cluster picks stay below that, and a port whose bus port is taken is passed over."""
+    import random
+    import socket
+
+    from arrive.testing.servers.ports import CLUSTER_BUS_OFFSET, free_cluster_port
+
+    ports = [free_cluster_port() for _ in range(300)]
+    assert max(ports) + CLUSTER_BUS_OFFSET <= 65_535
+    first = free_cluster_port(rng=random.Random(7))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", first + CLUSTER_BUS_OFFSET))
+        assert free_cluster_port(rng=random.Random(7)) != first

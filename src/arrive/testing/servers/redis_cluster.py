@@ -23,6 +23,7 @@ from typing import Final
 import redis
 
 from arrive.errors import InternalError
+from arrive.testing.servers.ports import free_cluster_port
 from arrive.testing.servers.redis_server import RedisServer
 
 _HOST: Final = "127.0.0.1"
@@ -47,7 +48,11 @@ class RedisClusterServer:
             raise InternalError(f"a Redis Cluster needs 3 primaries at least, not {size}")
         self.startup_timeout_s = startup_timeout_s
         self.nodes = [
-            RedisServer(startup_timeout_s=startup_timeout_s, extra_args=_cluster_args())
+            RedisServer(
+                startup_timeout_s=startup_timeout_s,
+                extra_args=_cluster_args(),
+                pick_port=free_cluster_port,
+            )
             for _ in range(size)
         ]
         self._ids: list[str] = []

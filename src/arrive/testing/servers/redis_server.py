@@ -16,7 +16,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Final
@@ -37,6 +37,8 @@ class RedisServer:
         executable: the server binary (looked up on PATH).
         startup_timeout_s: how long to wait for the first PONG.
         extra_args: more command-line options (e.g. ``("--cluster-enabled", "yes")``).
+        pick_port: where a free port comes from (a cluster node needs
+            :func:`~arrive.testing.servers.ports.free_cluster_port`).
 
     Raises:
         InternalError: (from :meth:`start`) the binary is missing, or the server
@@ -48,10 +50,12 @@ class RedisServer:
         executable: str = "redis-server",
         startup_timeout_s: float = 10.0,
         extra_args: Sequence[str] = (),
+        pick_port: Callable[[], int] = free_port,
     ) -> None:
         self.executable = executable
         self.startup_timeout_s = startup_timeout_s
         self.extra_args = tuple(extra_args)
+        self.pick_port = pick_port
         self.port = 0
         self._proc: subprocess.Popen[bytes] | None = None
         self._dir: Path | None = None
@@ -84,7 +88,7 @@ class RedisServer:
             self._dir = Path(tempfile.mkdtemp(prefix="arrive-redis-"))
         workdir = self._dir
         for _ in range(_START_ATTEMPTS):
-            self.port = port or free_port(_HOST)
+            self.port = port or self.pick_port()
             self._proc = subprocess.Popen(
                 [*_command(binary, self.port, workdir), *self.extra_args],
                 stdin=subprocess.DEVNULL,
