@@ -50,6 +50,13 @@ def main() -> None:
     parser.add_argument("--gate", choices=["better", "non-regression"], default=None)
     parser.add_argument("--max-regression", type=float, default=None)
     parser.add_argument("--max-coverage-loss", type=float, default=None)
+    parser.add_argument(
+        "--model-param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a QuantileEta parameter of every retrain (e.g. calib_half_life=0.25); repeatable",
+    )
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     results = []
@@ -61,6 +68,7 @@ def main() -> None:
         result = {"seed": seed, "final_fit": args.final_fit, "test_frac": args.test_frac}
         result |= {"gate": args.gate, "max_regression": args.max_regression}
         result["max_coverage_loss"] = args.max_coverage_loss
+        result["model_params"] = dict(scenario.retrain.train.model_params)
         result["seconds"] = round(seconds, 1)
         result |= retrain_drift.figures_json(demo)
         results.append(result)
@@ -84,7 +92,25 @@ def _scenario(seed: int, args: argparse.Namespace) -> DriftScenario:
     if args.test_frac is not None:
         fractions = replace(retrain.train.fractions, test=args.test_frac)
         retrain = replace(retrain, train=replace(retrain.train, fractions=fractions))
+    if args.model_param:
+        params = dict(retrain.train.model_params) | _model_params(args.model_param)
+        retrain = replace(retrain, train=replace(retrain.train, model_params=params))
     return replace(scenario, retrain=retrain)
+
+
+def _model_params(pairs: list[str]) -> dict[str, Any]:
+    """``NAME=VALUE`` pairs, each value read as JSON (a number, ``null``, ``true``) or
+    else kept as text."""
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep or not name:
+            raise SystemExit(f"--model-param: {pair!r} is not NAME=VALUE")
+        try:
+            params[name] = json.loads(text)
+        except json.JSONDecodeError:
+            params[name] = text
+    return params
 
 
 def _quiet(_what: str, _done: int, _total: int) -> None:
