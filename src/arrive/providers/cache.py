@@ -10,7 +10,7 @@ cells in the same bucket share one vendor answer. An answer is
 * gone after that: a **miss**, one vendor request however many callers wait for it
   (single-flight, per process: see :mod:`arrive.providers.cache_redis`).
 
-Legs of one key differ a little (a few hundred metres, a few minutes): with a ``rescale``
+Legs of one key differ (up to a cell's size in each end, up to a bucket in time): with a ``rescale``
 (the built-in estimate's ratio, :meth:`arrive.providers.builtin.BuiltinProvider.ratio`)
 a cached answer is carried over to the leg asked, ``seconds × estimate(asked leg) /
 estimate(cached leg)``: longer for a farther drop-off in the same cell, slower when the
@@ -53,9 +53,9 @@ class Rescale(Protocol):
 class CacheSettings:
     """Freshness and keys of the cache (module docstring)."""
 
-    ttl_s: float = 1800.0
+    ttl_s: float = 3600.0
     grace_s: float = 600.0
-    cell_m: float = 500.0
+    cell_m: float = 2500.0
     bucket_s: float = 3600.0
 
     def __post_init__(self) -> None:

@@ -303,7 +303,7 @@ class ServeSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     ] = "memory"
     provider_cache_ttl_s: Annotated[
         float, _doc("A cached travel time answers for this long (seconds).", gt=0)
-    ] = 1800.0
+    ] = 3600.0
     provider_cache_grace_s: Annotated[
         float,
         _doc(
@@ -314,7 +314,7 @@ class ServeSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     ] = 600.0
     provider_cache_cell_m: Annotated[
         float, _doc("Side of the geo cells that key the cache (metres).", gt=0)
-    ] = 500.0
+    ] = 2500.0
     provider_cache_bucket_s: Annotated[
         float,
         _doc(
