@@ -26,14 +26,17 @@ vendor's ``/_stats``.
   folder, e.g. the previous commit's, exported to ``/tmp/x/src``) against the same vendor,
   the two services' runs alternating: a before/after in the same run.
 * **c outage:** a fresh provider service with ``provider_cache_ttl_s`` = ``--outage-ttl-s``
-  (20 s) and no grace, 1 s half-open interval; a warming pass over the orders at the pace
+  (20 s), ``provider_cache_cell_m`` = ``--outage-cell-m`` (500 m) and no grace, 1 s
+  half-open interval; a warming pass over the orders at the pace
   of one TTL (100 req/s for 20 s: the entries' ages spread over a TTL, as steady traffic
   leaves them, not all expiring at once), then 1,000 req/s for 10 s healthy,
   ``--outage-s`` with every vendor request a 503, 15 s healthy again. The 2,000 orders'
   legs fall in about as many keys, each asked every 2 s: a key misses once a TTL, so
   the vendor is asked about 100 times a second (with TTL 1 s, the earlier set-up, every
   request was a miss: 1,000 vendor requests a second, more than the Python vendor on the
-  same cores answers). Breaker state is scraped every 50 ms (each scrape a ``/metrics``
+  same cores answers; with the default 2.5 km cells the legs share far fewer keys and
+  the vendor is asked a few times a second, so the breaker, which learns only from calls,
+  sees its fifth failure later). Breaker state is scraped every 50 ms (each scrape a ``/metrics``
   request under the load: its send and answer times bound when the state was read). The
   vendor requests of the outage, from the service's counters: those sent while the
   breaker was closed (the failures that open it), those sent while it was open or
@@ -80,6 +83,7 @@ def main() -> None:
     parser.add_argument("--outage-s", type=int, default=60)
     parser.add_argument("--rate", type=int, default=RATE, help="requests a second")
     parser.add_argument("--outage-ttl-s", type=float, default=20.0, help="cache TTL (c)")
+    parser.add_argument("--outage-cell-m", type=float, default=500.0, help="cache cells (c)")
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
     parser.add_argument("--slow-rates", nargs="+", type=int, default=[200, RATE])
     parser.add_argument("--baseline-src", type=Path, help="another checkout's src folder (b2)")
@@ -258,6 +262,7 @@ def _outage(work: Path, data: Path, registry: Path, vendor: VendorProcess, bodie
         registry,
         vendor,
         ARRIVE_PROVIDER_CACHE_TTL_S=str(args.outage_ttl_s),
+        ARRIVE_PROVIDER_CACHE_CELL_M=str(args.outage_cell_m),
         ARRIVE_PROVIDER_CACHE_GRACE_S="0",
         ARRIVE_PROVIDER_BREAKER_OPEN_S="1",
     )
