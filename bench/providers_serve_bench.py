@@ -29,8 +29,11 @@ vendor's ``/_stats``.
   (20 s), ``provider_cache_cell_m`` = ``--outage-cell-m`` (500 m) and no grace, 1 s
   half-open interval; a warming pass over the orders at the pace
   of one TTL (100 req/s for 20 s: the entries' ages spread over a TTL, as steady traffic
-  leaves them, not all expiring at once), then 1,000 req/s for 10 s healthy,
-  ``--outage-s`` with every vendor request a 503, 15 s healthy again. The 2,000 orders'
+  leaves them, not all expiring at once), then 1,000 req/s for 10 s healthy, then a
+  run of 3 s + ``--outage-s`` whose vendor starts answering every request with a 503 after
+  its first 3 s (mid-stream: a load generator starting with the outage sends nothing
+  for its first moments, which the breaker, learning only from calls, cannot see
+  through), then 15 s healthy again. The 2,000 orders'
   legs fall in about as many keys, each asked every 2 s: a key misses once a TTL, so
   the vendor is asked about 100 times a second (with TTL 1 s, the earlier set-up, every
   request was a miss: 1,000 vendor requests a second, more than the Python vendor on the
@@ -72,6 +75,8 @@ from arrive.testing.servers.eta_service import ServeProcess, ServiceProbe, wait_
 from arrive.testing.servers.vendor_sim import VendorProcess
 from arrive.testing.trained import production_model
 
+LEAD_IN_S = 3
+"""Seconds of the outage phase's load before the vendor fails (healthy; counted in it)."""
 RATE = 1000
 VENDOR = "simvendor"
 
@@ -288,12 +293,7 @@ def _outage(work: Path, data: Path, registry: Path, vendor: VendorProcess, bodie
         phases["healthy"] = _load(served, bodies, 10, args.rate)
         phases["healthy"]["vendor_requests"] = _vendor_requests(vendor) - before
         scraper.start()
-        before, counted = _vendor_requests(vendor), _breaker_counts(client)
-        vendor.set_faults(error_rate=1.0)
-        marks["down"] = time.monotonic()
-        phases["outage"] = _load(served, bodies, args.outage_s, args.rate)
-        phases["outage"]["vendor_requests"] = _vendor_requests(vendor) - before
-        phases["outage"]["service_counts"] = _delta(_breaker_counts(client), counted)
+        phases["outage"] = _outage_phase(served, bodies, vendor, args, marks)
         vendor.clear_faults()
         marks["up"] = time.monotonic()
         phases["after"] = _load(served, bodies, 15, args.rate)
@@ -315,6 +315,32 @@ def _outage(work: Path, data: Path, registry: Path, vendor: VendorProcess, bodie
         "probes_admitted": counts.get("probes_total", 0.0),
     }
     return phases
+
+
+def _outage_phase(
+    served: ServeProcess, bodies: Path, vendor: VendorProcess, args: Any, marks: dict[str, float]
+) -> dict[str, Any]:
+    """``LEAD_IN_S`` + ``--outage-s`` of load whose vendor fails after the lead-in.
+
+    Mid-stream: a load generator that starts with the outage sends nothing for its first
+    moments, and the breaker, which learns only from calls, cannot see through that.
+    """
+    at_down: dict[str, Any] = {}
+    probe = ServiceProbe(served.url, served)
+
+    def down() -> None:
+        at_down["vendor"], at_down["service"] = _vendor_requests(vendor), _breaker_counts(probe)
+        vendor.set_faults(error_rate=1.0)
+        marks["down"] = time.monotonic()
+
+    failing = threading.Timer(LEAD_IN_S, down)
+    failing.start()
+    phase = _load(served, bodies, LEAD_IN_S + args.outage_s, args.rate)
+    failing.join()
+    phase["lead_in_s"] = LEAD_IN_S
+    phase["vendor_requests"] = _vendor_requests(vendor) - at_down["vendor"]
+    phase["service_counts"] = _delta(_breaker_counts(probe), at_down["service"])
+    return phase
 
 
 def _first_seen(states: list[tuple[float, float, float]], since: float, state: float) -> Any:
