@@ -65,6 +65,18 @@ def test_deterministic_for_a_seed_and_round_trips_through_files() -> None:
     assert all(not name.endswith(".pkl") for name in a.to_files())
 
 
+def test_given_rounds_each_booster_trains_for_its_own_without_early_stopping() -> None:
+    X, y = _data(1, 3000)
+    model = QuantileEta(n_estimators=300, seed=0, n_jobs=1)
+    valid = (X[2000:], y[2000:])
+    model.fit(X[:2000], y[:2000], categorical=["zone"], eval_set=valid, rounds={0.5: 40, 0.9: 7})
+    assert model.rounds_ == {0.5: 40, 0.9: 7}
+    assert {q: b.current_iteration() for q, b in model.boosters_.items()} == {0.5: 40, 0.9: 7}
+    assert model.curves_ == {}  # no validation set was scored
+    with pytest.raises(ConfigError, match=r"rounds: one per quantile of \[0.5, 0.9\]"):
+        model.fit(X, y, categorical=["zone"], rounds={0.5: 40})
+
+
 def test_unseen_category_is_treated_as_missing() -> None:
     model = _fitted()
     X = pl.DataFrame({"distance_km": [3.0, 3.0], "zone": ["a", "never-seen"]})

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import shutil
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -41,6 +42,7 @@ from arrive.training.retrain import (
     gate_rule_for,
     recipe_of,
     retrain,
+    reusable_rounds,
     reusable_selection,
 )
 
@@ -157,6 +159,43 @@ def test_a_selection_is_reused_only_while_it_is_recent_enough() -> None:
     assert reusable_selection(carried, orders, 8) == {**record, "from_version": "4"}
     assert reusable_selection({"version": "6", "metrics": {}}, orders, 7) is None
     assert reusable_selection(None, orders, 7) is None
+
+
+def test_a_daily_run_trains_its_trees_once_for_productions_rounds(
+    first: tuple[Path, Path], market: Path, tmp_path: Path
+) -> None:
+    root, _ = first
+    shutil.copytree(root / "registry", tmp_path / "registry")
+    registry = LocalRegistry(tmp_path / "registry")
+    production = registry.get("production")
+    made = production.metrics["rounds"]  # what early stopping chose on production's data
+    assert made["chosen_on"] == production.metrics["data_end"]
+    assert made["recipe"] == {"quantiles": [0.5, 0.9], "model_params": {}}
+
+    day9 = data_dir_until(market, tmp_path / "day9", START + timedelta(days=9))
+    outcome = retrain(day9, registry, tmp_path / "runs", _clock(9), SETTINGS)
+    assert outcome.version is not None
+    candidate = registry.get(outcome.version)
+    assert candidate.metrics["rounds"] == {**made, "from_version": production.version}
+    meta = json.loads(registry.read_file(outcome.version, "model.json"))
+    assert meta["rounds"] == made["per_quantile"]  # the trees have production's rounds
+
+
+def test_rounds_are_reused_only_while_recent_and_for_the_same_recipe() -> None:
+    orders = pl.DataFrame({"created_at": [START, START + timedelta(days=9, hours=2)]})
+    recipe = {"quantiles": [0.5, 0.9], "model_params": {}}
+    record = {"per_quantile": {"0.5": 300, "0.9": 120}, "chosen_on": str(START + timedelta(days=2))}
+    production = {"version": "4", "metrics": {"rounds": {**record, "recipe": recipe}}}
+    reused = {**record, "recipe": recipe, "from_version": "4"}
+    assert reusable_rounds(production, orders, replace(SETTINGS, reselect_days=8)) == reused
+    assert reusable_rounds(production, orders, replace(SETTINGS, reselect_days=7)) is None
+    assert reusable_rounds(production, orders, replace(SETTINGS, reselect_days=0)) is None
+    faster = replace(SETTINGS.train, model_params={"learning_rate": 0.1})
+    changed = replace(SETTINGS, reselect_days=8, train=faster)
+    assert reusable_rounds(production, orders, changed) is None  # rounds of another recipe
+    p90_only = replace(SETTINGS, reselect_days=8, train=replace(SETTINGS.train, quantiles=(0.9,)))
+    assert reusable_rounds(production, orders, p90_only) is None
+    assert reusable_rounds({"version": "6", "metrics": {}}, orders, SETTINGS) is None
 
 
 def test_the_same_data_again_trains_and_registers_nothing(first: tuple[Path, Path]) -> None:

@@ -97,9 +97,10 @@ ARCHIVE_DATA = "archive-data"
     "--reselect-days",
     default=7,
     show_default=True,
-    help="Reuse production's feature-group selection while it was made on data ending at "
-    "most N days before this data's end (its probes are not trained again); 0: select on "
-    "every run.",
+    help="Reuse production's feature-group selection and boosting rounds while they were "
+    "chosen on data ending at most N days before this data's end (no selection probes, and "
+    "the trees trained once for those rounds instead of early-stopped again); 0: select "
+    "and early-stop on every run.",
 )
 @click.option(
     "--every",

@@ -113,12 +113,26 @@ class QuantileEta:
         *,
         categorical: Sequence[str] = (),
         eval_set: tuple[pl.DataFrame, FloatArray] | None = None,
+        rounds: Mapping[float, int] | None = None,
     ) -> QuantileEta:
-        """Train one booster per quantile; early-stop on ``eval_set`` when given."""
+        """Train one booster per quantile; early-stop on ``eval_set`` when given, or
+        (``rounds``: quantile → boosting rounds, e.g. an earlier model's) train each
+        booster for its rounds, without a validation set."""
         y = self.prepare(X, y, categorical)
+        if rounds is not None and set(rounds) != set(self.quantiles_):
+            raise ConfigError(
+                f"rounds: one per quantile of {list(self.quantiles_)}: {dict(rounds)}"
+            )
         train = self._dataset(X, y)
-        valid = self._dataset(eval_set[0], self.target(*eval_set), train) if eval_set else None
-        self.boosters_ = {q: self._fit_one(q, train, valid) for q in self.quantiles_}
+        valid = (
+            self._dataset(eval_set[0], self.target(*eval_set), train)
+            if eval_set is not None and rounds is None
+            else None
+        )
+        self.boosters_ = {
+            q: self._fit_one(q, train, valid, None if rounds is None else rounds[q])
+            for q in self.quantiles_
+        }
         self.rounds_ = {q: _rounds(b) for q, b in self.boosters_.items()}
         return self
 
@@ -128,12 +142,7 @@ class QuantileEta:
 
         The calibration is reset: calibrate afterwards, on rows the refit did not see.
         """
-        rounds = self._fitted_rounds()
-        y = self.prepare(X, y, self.categorical_)
-        train = self._dataset(X, y)
-        self.boosters_ = {q: self._fit_one(q, train, None, rounds[q]) for q in self.quantiles_}
-        self.rounds_ = rounds
-        return self
+        return self.fit(X, y, categorical=self.categorical_, rounds=self._fitted_rounds())
 
     def prepare(self, X: pl.DataFrame, y: FloatArray, categorical: Sequence[str]) -> FloatArray:
         """Validate parameters and target and learn the input schema (before any training)."""

@@ -72,6 +72,11 @@ class TrainConfig:
     # ``selected_on``), applied without training probes: its dropped groups are left out,
     # the others kept (None: select on this data). A daily retrain reuses production's.
     reuse_selection: Mapping[str, Any] | None = None
+    # an earlier model's boosting rounds (its ``metrics["rounds"]``: ``per_quantile``,
+    # ``chosen_on``, ``recipe``): the trees are trained once for those rounds, on training
+    # + validation orders with ``refit`` (else training orders), without early stopping
+    # (None: early-stop on this data). A daily retrain reuses production's. Not on Dask.
+    reuse_rounds: Mapping[str, Any] | None = None
     model_params: Mapping[str, Any] = field(default_factory=dict)
     heuristic_min_count: int = 30
     # scale the heuristic's P90 on the calibration window (see HeuristicEta.calibrate)
@@ -151,6 +156,7 @@ def run_training(
     if config.select_groups:
         reused = config.reuse_selection
         metrics["selection"] = selection_record(decisions, metrics["data_end"], reused)
+    metrics["rounds"] = rounds_record(model, metrics["data_end"], config)
     metrics["heuristic_levels"] = list(heuristic.level_names_)
     run_dir.mkdir(parents=True, exist_ok=True)
     bundle = bundle_of(model, heuristic, features, ts, split.train)
@@ -229,7 +235,9 @@ def fit_model(
     features: FeatureSet, y: FloatArray, split: Split, config: TrainConfig
 ) -> tuple[QuantileEta, Window | None]:
     """Train with early stopping on the validation orders, then (``config.refit``) again on
-    training + validation orders for the rounds early stopping kept.
+    training + validation orders for the rounds early stopping kept; with
+    ``config.reuse_rounds``, train once for those rounds (on the orders the refit would
+    learn from).
 
     Returns:
         The model, and (when refitted) the first fit's raw predictions and actuals on the
@@ -238,6 +246,10 @@ def fit_model(
     X = features.frame.drop("order_id")
     params = {"residual_of": residual_base(features, config), **config.model_params}
     model = QuantileEta(config.quantiles, seed=config.seed, **params)
+    if config.reuse_rounds is not None and config.dask is None:
+        rows = np.sort(np.concatenate([split.train, split.valid])) if config.refit else split.train
+        rounds = {float(q): int(r) for q, r in config.reuse_rounds["per_quantile"].items()}
+        return model.fit(X[rows], y[rows], categorical=features.categorical, rounds=rounds), None
     eval_set = (X[split.valid], y[split.valid])
     if config.dask is not None:
         from arrive.training.distributed import fit_on_dask
@@ -254,6 +266,25 @@ def fit_model(
     # from them (for the rounds early stopping chose) brings the model closer to the test.
     seen = np.sort(np.concatenate([split.train, split.valid]))
     return model.refit(X[seen], y[seen]), backtest
+
+
+def rounds_recipe(config: TrainConfig) -> dict[str, Any]:
+    """What boosting rounds depend on besides the data: the quantiles and the model's
+    parameters (as JSON keeps them)."""
+    recipe = {"quantiles": list(config.quantiles), "model_params": dict(config.model_params)}
+    loaded: dict[str, Any] = json.loads(json.dumps(recipe, default=str))
+    return loaded
+
+
+def rounds_record(model: QuantileEta, data_end: str, config: TrainConfig) -> dict[str, Any]:
+    """What a model's ``metrics["rounds"]`` keeps: its boosting rounds per quantile, the end
+    of the data early stopping chose them on, and the recipe they belong to (a reused
+    record, with the version it came from, is carried over as it is)."""
+    reused = config.reuse_rounds
+    if reused is not None and config.dask is None:
+        return dict(reused)
+    per_quantile = {str(q): r for q, r in model.rounds_.items()}
+    return {"per_quantile": per_quantile, "chosen_on": data_end, "recipe": rounds_recipe(config)}
 
 
 BUILTIN_FEATURE = "travel_estimate_s"

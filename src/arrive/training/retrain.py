@@ -68,6 +68,7 @@ from arrive.training.pipeline import (
     TrainResult,
     metadata_of,
     register,
+    rounds_recipe,
     run_training,
     segments_of,
     write_model,
@@ -113,9 +114,12 @@ class RetrainSettings:
             the data's last calibration window, or on every order; ``"held-out"``:
             register the evaluated model itself (see the module docstring).
         reselect_days: production's feature-group selection (``metrics["selection"]``)
-            is reused while it was made on data ending at most this many days before this
-            run's data, and its probes (most of a large retrain's training time) are not
-            trained again; older, missing or 0: the run selects on its own data.
+            and boosting rounds (``metrics["rounds"]``, for the same quantiles and model
+            parameters) are reused while they were chosen on data ending at most this many
+            days before this run's data: the selection's probes (most of a large retrain's
+            training time) are not trained again, and the trees are trained once for
+            production's rounds instead of early-stopped and trained again; older,
+            missing or 0: the run selects and early-stops on its own data.
         gate_rule: how a candidate of production's own recipe (a daily refresh: the same
             features, definitions, parameters and window on newer data) is judged:
             ``"better"``, by ``margin``; ``"non-regression"``, accepted unless worse than
@@ -287,7 +291,8 @@ def _run(
         "trained_at": clock.now().isoformat(),
     }
     reuse = reusable_selection(production, orders, settings.reselect_days)
-    config = train_config(settings, lineage, reuse)
+    rounds = reusable_rounds(production, orders, settings)
+    config = replace(train_config(settings, lineage, reuse), reuse_rounds=rounds)
     result = run_training(data_dir, run_dir, config, None, on_step)
     verdict = _verdict(registry, result, production, settings)
     final = verdict.serve and settings.final_fit != "held-out"
@@ -610,13 +615,33 @@ def reusable_selection(
 ) -> dict[str, Any] | None:
     """Production's feature-group selection, with the version it came from, when it was
     made on data ending at most ``days`` days before the end of ``orders``; else None."""
-    record = (production or {}).get("metrics", {}).get("selection")
+    return _recent_record(production, orders, days, "selection", "selected_on")
+
+
+def reusable_rounds(
+    production: Mapping[str, Any] | None, orders: pl.DataFrame, settings: RetrainSettings
+) -> dict[str, Any] | None:
+    """Production's boosting rounds, with the version they came from, when early stopping
+    chose them on data ending at most ``settings.reselect_days`` days before the end of
+    ``orders`` and for this run's recipe (quantiles and model parameters); else None."""
+    record = _recent_record(production, orders, settings.reselect_days, "rounds", "chosen_on")
+    if record is None or record.get("recipe") != rounds_recipe(settings.train):
+        return None
+    return record
+
+
+def _recent_record(
+    production: Mapping[str, Any] | None, orders: pl.DataFrame, days: int, key: str, on: str
+) -> dict[str, Any] | None:
+    """Production's ``metrics[key]`` with the version it came from, when its date ``on``
+    is at most ``days`` days before the end of ``orders``; else None."""
+    record = (production or {}).get("metrics", {}).get(key)
     if days == 0 or record is None:
         return None
     assert production is not None
     data_end = orders.get_column("created_at").max()
     assert isinstance(data_end, datetime)
-    if data_end - datetime.fromisoformat(record["selected_on"]) > timedelta(days=days):
+    if data_end - datetime.fromisoformat(record[on]) > timedelta(days=days):
         return None
     return {**record, "from_version": record.get("from_version", production["version"])}
 
