@@ -37,9 +37,8 @@ vendor's ``/_stats``.
   legs fall in about as many keys, each asked every 2 s: a key misses once a TTL, so
   the vendor is asked about 100 times a second (with TTL 1 s, the earlier set-up, every
   request was a miss: 1,000 vendor requests a second, more than the Python vendor on the
-  same cores answers; with the default 2.5 km cells the legs share far fewer keys and
-  the vendor is asked a few times a second, so the breaker, which learns only from calls,
-  sees its fifth failure later). Breaker state is scraped every 50 ms (each scrape a ``/metrics``
+  same cores answers; the cells stay 500 m, as in the runs before the default became
+  2.5 km, and ``--outage-cell-m 2500`` runs the default). Breaker state is scraped every 50 ms (each scrape a ``/metrics``
   request under the load: its send and answer times bound when the state was read). The
   vendor requests of the outage, from the service's counters: those sent while the
   breaker was closed (the failures that open it), those sent while it was open or

@@ -10,8 +10,9 @@ cells in the same bucket share one vendor answer. An answer is
 * gone after that: a **miss**, one vendor request however many callers wait for it
   (single-flight, per process: see :mod:`arrive.providers.cache_redis`).
 
-Legs of one key differ (up to a cell's size in each end, up to a bucket in time): with a ``rescale``
-(the built-in estimate's ratio, :meth:`arrive.providers.builtin.BuiltinProvider.ratio`)
+Legs of one key differ (by up to a cell at each end, up to a bucket in time): with a
+``rescale`` (the built-in estimate's ratio,
+:meth:`arrive.providers.builtin.BuiltinProvider.ratio`)
 a cached answer is carried over to the leg asked, ``seconds × estimate(asked leg) /
 estimate(cached leg)``: longer for a farther drop-off in the same cell, slower when the
 asked hour is slower. Every entry keeps the leg it answered (km and departure) for that.
