@@ -26,23 +26,22 @@ vendor's ``/_stats``.
   folder, e.g. the previous commit's, exported to ``/tmp/x/src``) against the same vendor,
   the two services' runs alternating: a before/after in the same run.
 * **c outage:** a fresh provider service with ``provider_cache_ttl_s`` = ``--outage-ttl-s``
-  (20 s), ``provider_cache_cell_m`` = ``--outage-cell-m`` (500 m) and no grace, 1 s
-  half-open interval; a warming pass over the orders at the pace
-  of one TTL (100 req/s for 20 s: the entries' ages spread over a TTL, as steady traffic
-  leaves them, not all expiring at once), then 1,000 req/s for 10 s healthy, then a
-  run of 3 s + ``--outage-s`` whose vendor starts answering every request with a 503 after
-  its first 3 s (mid-stream: a load generator starting with the outage sends nothing
-  for its first moments, which the breaker, learning only from calls, cannot see
-  through), then 15 s healthy again. The 2,000 orders'
-  legs fall in about as many keys, each asked every 2 s: a key misses once a TTL, so
-  the vendor is asked about 100 times a second (with TTL 1 s, the earlier set-up, every
-  request was a miss: 1,000 vendor requests a second, more than the Python vendor on the
-  same cores answers; the cells stay 500 m, as in the runs before the default became
-  2.5 km, and ``--outage-cell-m 2500`` runs the default). Breaker state is scraped every 50 ms (each scrape a ``/metrics``
-  request under the load: its send and answer times bound when the state was read). The
-  vendor requests of the outage, from the service's counters: those sent while the
-  breaker was closed (the failures that open it), those sent while it was open or
-  half-open (``arrive_provider_calls_not_closed_total``), and the half-open probes it
+  (20 s), ``provider_cache_cell_m`` = ``--outage-cell-m`` (500 m, as in the runs before
+  the default became 2.5 km; 2500 runs the default) and no grace, 1 s half-open
+  interval. A warming pass over the orders at the pace of one TTL (100 req/s for 20 s:
+  the entries' ages spread over a TTL, as steady traffic leaves them, not all expiring
+  at once), then 1,000 req/s for 10 s healthy, then a run of 3 s + ``--outage-s`` whose
+  vendor answers every request with a 503 from its fourth second on (mid-stream: a load
+  generator starting with the outage sends nothing for its first moments, which the
+  breaker, learning only from calls, cannot see through), then 15 s healthy again. The
+  2,000 orders' legs fall in about as many keys, each asked every 2 s: a key misses once
+  a TTL, so the vendor is asked about 100 times a second (with TTL 1 s, the earlier
+  set-up, every request was a miss: 1,000 vendor requests a second, more than the Python
+  vendor on the same cores answers). Breaker state is scraped every 50 ms (each scrape a
+  ``/metrics`` request under the load: its send and answer times bound when the state
+  was read). The vendor requests of the outage, from the service's counters: those sent
+  while the breaker was closed (the failures that open it), those sent while it was open
+  or half-open (``arrive_provider_calls_not_closed_total``), and the half-open probes it
   let through (``arrive_provider_probes_total``); and the vendor's own count.
 
 Prints JSON.
