@@ -142,7 +142,8 @@ class QuantileEta:
 
         The calibration is reset: calibrate afterwards, on rows the refit did not see.
         """
-        return self.fit(X, y, categorical=self.categorical_, rounds=self._fitted_rounds())
+        rounds = self._fitted_rounds()  # first: an unfitted model has no categorical_ either
+        return self.fit(X, y, categorical=self.categorical_, rounds=rounds)
 
     def prepare(self, X: pl.DataFrame, y: FloatArray, categorical: Sequence[str]) -> FloatArray:
         """Validate parameters and target and learn the input schema (before any training)."""
