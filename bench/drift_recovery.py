@@ -36,8 +36,10 @@ from typing import Any, cast
 
 import numpy as np
 
+from arrive.cli.options import name_values
 from arrive.demo import retrain_drift
 from arrive.demo.retrain_drift import DriftDemo, DriftScenario
+from arrive.errors import ConfigError
 from arrive.training.retrain import FinalFitPolicy, GateRule
 
 
@@ -93,24 +95,13 @@ def _scenario(seed: int, args: argparse.Namespace) -> DriftScenario:
         fractions = replace(retrain.train.fractions, test=args.test_frac)
         retrain = replace(retrain, train=replace(retrain.train, fractions=fractions))
     if args.model_param:
-        params = dict(retrain.train.model_params) | _model_params(args.model_param)
+        try:
+            given = name_values(args.model_param, "--model-param")
+        except ConfigError as exc:
+            raise SystemExit(str(exc)) from None
+        params = dict(retrain.train.model_params) | given
         retrain = replace(retrain, train=replace(retrain.train, model_params=params))
     return replace(scenario, retrain=retrain)
-
-
-def _model_params(pairs: list[str]) -> dict[str, Any]:
-    """``NAME=VALUE`` pairs, each value read as JSON (a number, ``null``, ``true``) or
-    else kept as text."""
-    params: dict[str, Any] = {}
-    for pair in pairs:
-        name, sep, text = pair.partition("=")
-        if not sep or not name:
-            raise SystemExit(f"--model-param: {pair!r} is not NAME=VALUE")
-        try:
-            params[name] = json.loads(text)
-        except json.JSONDecodeError:
-            params[name] = text
-    return params
 
 
 def _quiet(_what: str, _done: int, _total: int) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +9,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from arrive.cli.options import registry_option
+from arrive.cli.options import name_values, registry_option
 from arrive.cli.progress import progress
 from arrive.datadir import check_data_dir
 from arrive.errors import ConfigError
@@ -136,7 +135,7 @@ def command(
         quantiles=_quantiles(quantiles),
         seed=seed,
         select_groups=not no_selection,
-        model_params=_params(params),
+        model_params=name_values(params, "--param"),
     )
     registry = None if no_register else LocalRegistry(registry_root)
     result = _run(data_dir, run_dir, config, registry, dask_address, quiet)
@@ -207,19 +206,6 @@ def _quantiles(text: str) -> tuple[float, ...]:
     if 0.5 not in values or 0.9 not in values:
         raise ConfigError("--quantiles: must include 0.5 and 0.9 (P50 and the P90 promise)")
     return values
-
-
-def _params(pairs: tuple[str, ...]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name:
-            raise ConfigError(f"--param: expected NAME=VALUE, got {pair!r}")
-        try:
-            out[name] = json.loads(value)
-        except ValueError:
-            out[name] = value
-    return out
 
 
 def _summary(result: TrainResult) -> None:
