@@ -104,6 +104,11 @@ class TrainConfig:
     # to be rolled out, or the drift demo's retrains, which report themselves)
     report: bool = True
 
+    @property
+    def reused_rounds(self) -> Mapping[str, Any] | None:
+        """``reuse_rounds`` where it applies (not on Dask, which early-stops as before)."""
+        return self.reuse_rounds if self.dask is None else None
+
 
 @dataclass(frozen=True)
 class TrainResult:
@@ -246,9 +251,9 @@ def fit_model(
     X = features.frame.drop("order_id")
     params = {"residual_of": residual_base(features, config), **config.model_params}
     model = QuantileEta(config.quantiles, seed=config.seed, **params)
-    if config.reuse_rounds is not None and config.dask is None:
+    if config.reused_rounds is not None:
         rows = np.sort(np.concatenate([split.train, split.valid])) if config.refit else split.train
-        rounds = {float(q): int(r) for q, r in config.reuse_rounds["per_quantile"].items()}
+        rounds = {float(q): int(r) for q, r in config.reused_rounds["per_quantile"].items()}
         return model.fit(X[rows], y[rows], categorical=features.categorical, rounds=rounds), None
     eval_set = (X[split.valid], y[split.valid])
     if config.dask is not None:
@@ -280,9 +285,8 @@ def rounds_record(model: QuantileEta, data_end: str, config: TrainConfig) -> dic
     """What a model's ``metrics["rounds"]`` keeps: its boosting rounds per quantile, the end
     of the data early stopping chose them on, and the recipe they belong to (a reused
     record, with the version it came from, is carried over as it is)."""
-    reused = config.reuse_rounds
-    if reused is not None and config.dask is None:
-        return dict(reused)
+    if config.reused_rounds is not None:
+        return dict(config.reused_rounds)
     per_quantile = {str(q): r for q, r in model.rounds_.items()}
     return {"per_quantile": per_quantile, "chosen_on": data_end, "recipe": rounds_recipe(config)}
 
