@@ -1,7 +1,7 @@
 """A daily retrain of a mid-size city, and the backfill of its 8 weeks, end to end.
 
 Usage: python bench/retrain_city.py --work DIR [--days 56] [--orders-per-day 14286]
-       [--skip-backfill] [--skip-retrain]
+       [--skip-backfill] [--skip-retrain] [--gate better|non-regression] [--daily-only]
 
 1. ``arrive simulate`` of ``--days`` days at ``--orders-per-day`` (default: 100k orders a
    week for 8 weeks) into ``WORK/city`` (kept and reused when already there);
@@ -11,7 +11,10 @@ Usage: python bench/retrain_city.py --work DIR [--days 56] [--orders-per-day 142
 3. the daily retrain: ``arrive retrain`` on all but the last day (yesterday's run, which
    makes the first production model), then, timed, ``arrive retrain`` on the archive (all
    days): validate, train on the 8-week window, compare with production, register, roll
-   out; each a fresh process, so imports count (steps 2-3 skipped by ``--skip-retrain``);
+   out; each a fresh process, so imports count (steps 2-3 skipped by ``--skip-retrain``).
+   ``--gate non-regression`` lets a daily refresh no worse than production win, so its
+   final fit is timed too; ``--daily-only`` restores the registry the last full run kept
+   after yesterday's run and times the daily run alone;
 4. ``arrive backfill`` of every day, single machine then ``--dask local``, both timed,
    and the two outputs compared value for value.
 
@@ -124,15 +127,26 @@ def _yesterday(city: Path, out: Path) -> Path:
     return out
 
 
-def _retrain(work: Path, city: Path, archive: Path) -> dict[str, Any]:
-    registry, runs = work / "registry", work / "runs"
+def _retrain(work: Path, city: Path, archive: Path, gate: str, daily_only: bool) -> dict[str, Any]:
+    """Yesterday's run (kept as ``WORK/after-first``), then the daily run on the archive;
+    with ``daily_only`` the kept state of yesterday's run is restored instead."""
+    registry, runs, kept = work / "registry", work / "runs", work / "after-first"
     for folder in (registry, runs):
         shutil.rmtree(folder, ignore_errors=True)
     common = ["--registry", str(registry), "--runs", str(runs), "--quiet"]
-    yesterday = _yesterday(city, work / "yesterday")
-    first = _with_steps(_timed(["retrain", str(yesterday), *common]))
-    daily = _with_steps(_timed(["retrain", str(archive), *common]))
-    return {"first_run_on_yesterday": first, "daily_retrain_on_archive": daily}
+    report: dict[str, Any] = {}
+    if daily_only:
+        shutil.copytree(kept / "registry", registry)
+        shutil.copytree(kept / "runs", runs)
+    else:
+        yesterday = _yesterday(city, work / "yesterday")
+        report["first_run_on_yesterday"] = _with_steps(_timed(["retrain", str(yesterday), *common]))
+        shutil.rmtree(kept, ignore_errors=True)
+        shutil.copytree(registry, kept / "registry")
+        shutil.copytree(runs, kept / "runs")
+    daily = ["retrain", str(archive), *common, "--gate", gate]
+    report["daily_retrain_on_archive"] = _with_steps(_timed(daily))
+    return report
 
 
 def _backfill(work: Path, city: Path, days: int) -> dict[str, Any]:
@@ -157,6 +171,19 @@ def main() -> None:
     parser.add_argument("--orders-per-day", type=int, default=14_286)
     parser.add_argument("--skip-retrain", action="store_true")
     parser.add_argument("--skip-backfill", action="store_true")
+    parser.add_argument(
+        "--gate",
+        choices=("better", "non-regression"),
+        default="better",
+        help="the daily run's --gate (non-regression: a refresh no worse than production "
+        "wins, and its final fit is timed too)",
+    )
+    parser.add_argument(
+        "--daily-only",
+        action="store_true",
+        help="restore the registry yesterday's run left (kept by an earlier full run) "
+        "and time the daily run alone",
+    )
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {"machine": platform.platform(), "cpus": os.cpu_count()}
@@ -169,7 +196,7 @@ def main() -> None:
         started = time.perf_counter()
         to_data_dir(archive, args.work / "archive-data")
         report["archive_to_data_dir_s"] = round(time.perf_counter() - started, 1)
-        report["retrain"] = _retrain(args.work, city, archive)
+        report["retrain"] = _retrain(args.work, city, archive, args.gate, args.daily_only)
     if not args.skip_backfill:
         report["backfill"] = _backfill(args.work, city, args.days)
     print(json.dumps(report, indent=2))

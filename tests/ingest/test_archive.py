@@ -172,6 +172,40 @@ def test_the_orders_of_an_archive_are_those_its_events_were_made_of(tmp_path: Pa
     assert '"findings"' in result.output, result.output
 
 
+def test_a_second_conversion_rewrites_only_the_days_whose_parts_changed(tmp_path: Path) -> None:
+    from arrive.testing.factories import random_marketplace
+
+    events = random_marketplace(6, n_orders=120).events.sort("event_time")
+    days = events.get_column("event_time").dt.date()
+    last_day = days.max()
+    earlier, latest = events.filter(days < last_day), events.filter(days == last_day)
+    assert earlier.height > 0
+    assert latest.height > 0
+    archive = EventArchive(tmp_path / "a", timezone="Europe/Berlin")
+    archive.add(list(frame_to_events(earlier)))
+    archive.add(list(frame_to_events(latest.head(latest.height // 2))))
+    archive.write([Position("t", 0, 0)])
+    out = to_data_dir(archive.root, tmp_path / "data")
+    files = {p.parent.name: p for p in (out / "events").glob("*/*.parquet")}
+    inodes = {day: path.stat().st_ino for day, path in files.items()}
+    assert len(inodes) >= 2
+
+    # the rest of the last day arrives as a new part of that day
+    archive.add(list(frame_to_events(latest.tail(latest.height - latest.height // 2))))
+    archive.write([Position("t", 0, 1)])
+    again = to_data_dir(archive.root, out)
+    fresh = to_data_dir(archive.root, tmp_path / "fresh")
+
+    grown = f"date={last_day}"
+    for day, inode in inodes.items():
+        reused = (again / "events" / day / "part-0.parquet").stat().st_ino == inode
+        assert reused == (day != grown), day
+    for name in ("orders.parquet", *(f"events/{day}/part-0.parquet" for day in inodes)):
+        assert_frame_equal(pl.read_parquet(again / name), pl.read_parquet(fresh / name))
+    assert pl.read_parquet(again / "events" / grown / "part-0.parquet").height == latest.height
+    assert input_checksums(again) == input_checksums(fresh)
+
+
 @pytest.fixture(
     params=[
         pytest.param("redis", marks=pytest.mark.redis),

@@ -48,6 +48,10 @@ from arrive.schema.frame import UTC_TIME, created_orders, events_to_frame
 
 MARKER: Final = "archive.json"
 FORMAT: Final = "arrive-event-archive"
+DAY_FILE: Final = "part-0.parquet"
+"""A day's events in a data directory made from the archive."""
+DAYS_KEY: Final = "archive_days"
+"""In that directory's summary: per day, the digest of its archive parts and its events."""
 
 
 class EventArchive:
@@ -212,31 +216,64 @@ def to_data_dir(root: Path, out: Path) -> Path:
     """Write the archive at ``root`` as a data directory at ``out`` (replaced); returns it.
 
     A day at a time (an event's copies share its day), so memory holds one day's events.
+    A day whose archive parts are those ``out`` was last made from (their names and sizes:
+    parts are written once, under a name of their content's positions) is taken from
+    ``out`` as it is, so a daily run rewrites only the days that grew; the orders table is
+    derived again from every day.
 
     Raises:
         InputFileError: ``root`` is not an archive, or holds no events yet.
     """
     _scan_parts(root)  # raises when there is nothing to read
+    earlier = _converted_days(out)
     with datadir.staged(out, force=True) as stage:
-        events = 0
+        days: dict[str, dict[str, Any]] = {}
         for day in sorted((root / datadir.EVENTS_DIR).glob("date=*")):
             parts = sorted(day.glob("*.parquet"))
             if parts:
-                frame = _once_each(pl.scan_parquet(parts)).collect()
-                (stage / datadir.EVENTS_DIR / day.name).mkdir(parents=True)
-                frame.write_parquet(stage / datadir.EVENTS_DIR / day.name / "part-0.parquet")
-                events += frame.height
+                target = stage / datadir.EVENTS_DIR / day.name / DAY_FILE
+                target.parent.mkdir(parents=True)
+                days[day.name] = _day(parts, target, out, earlier.get(day.name))
         orders = archive_orders(datadir.scan_events(stage))
         datadir.write_orders(stage, orders)
         summary = {
             "source": "event archive",
             "archive": str(root),
-            "events": events,
+            "events": sum(int(d["events"]) for d in days.values()),
             "orders": orders.height,
             "local_timezone": archive_timezone(root),
+            DAYS_KEY: days,
         }
         datadir.write_summary(stage, summary)
     return out
+
+
+def _day(
+    parts: list[Path], target: Path, out: Path, earlier: dict[str, Any] | None
+) -> dict[str, Any]:
+    """Write one day's events to ``target`` (linked from ``out`` when its parts are
+    unchanged); its record for the summary: the parts' digest and the event count."""
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(f"{part.name}:{part.stat().st_size};".encode())
+    record = {"parts": digest.hexdigest()}
+    kept = out / datadir.EVENTS_DIR / target.parent.name / DAY_FILE
+    if earlier is not None and earlier.get("parts") == record["parts"] and kept.is_file():
+        os.link(kept, target)
+        return {**record, "events": int(earlier["events"])}
+    frame = _once_each(pl.scan_parquet(parts)).collect()
+    frame.write_parquet(target)
+    return {**record, "events": frame.height}
+
+
+def _converted_days(out: Path) -> dict[str, dict[str, Any]]:
+    """The day records of the data directory ``out`` made from an archive ({} when none)."""
+    try:
+        summary = json.loads((out / datadir.SUMMARY_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    days = summary.get(DAYS_KEY) if isinstance(summary, dict) else None
+    return days if isinstance(days, dict) else {}
 
 
 def archive_timezone(root: Path) -> str:

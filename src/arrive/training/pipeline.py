@@ -156,7 +156,8 @@ def run_training(
     calibrate_model(model, features, y, split, backtest if config.pool_backtest else None)
     heuristic = fit_heuristic(ts, split, config)
     on_step("evaluate")
-    evaluation = _evaluate(ts, features, model, heuristic, split)
+    pred = model.predict(features.frame.drop("order_id")[split.test])
+    evaluation = _evaluate(ts, features, pred, model.quantiles_, heuristic, split)
     metrics = _metrics(evaluation, ts, split, time.perf_counter() - started)
     if config.select_groups:
         reused = config.reuse_selection
@@ -175,6 +176,7 @@ def run_training(
             ts=ts,
             features=features,
             model=model,
+            pred=pred,
             evaluation=evaluation,
             split=split,
             metrics=metrics,
@@ -345,16 +347,21 @@ def fit_heuristic(ts: TrainingSet, split: Split, config: TrainConfig) -> Heurist
 
 
 def _evaluate(
-    ts: TrainingSet, features: FeatureSet, model: QuantileEta, heuristic: HeuristicEta, split: Split
+    ts: TrainingSet,
+    features: FeatureSet,
+    pred: FloatArray,
+    quantiles: tuple[float, ...],
+    heuristic: HeuristicEta,
+    split: Split,
 ) -> Evaluation:
+    """Scores on the test orders of the model's predictions ``pred`` and the heuristic's."""
     test = ts.orders[split.test]
-    X = features.frame.drop("order_id")[split.test]
     return evaluate(
         EvalInput(
             y_true_s=ts.target_s[split.test],
-            pred_s=model.predict(X),
+            pred_s=pred,
             heuristic_s=heuristic.predict(test),
-            quantiles=model.quantiles_,
+            quantiles=quantiles,
             created_at=test.get_column("created_at"),
             segments=segments_of(test, features.frame[split.test]),
         )
@@ -430,14 +437,15 @@ def _report(
     ts: TrainingSet,
     features: FeatureSet,
     model: QuantileEta,
+    pred: FloatArray,
     evaluation: Evaluation,
     split: Split,
     metrics: Mapping[str, Any],
     decisions: list[GroupDecision],
 ) -> None:
+    """The run's HTML report; ``pred``: the model's predictions of the test orders."""
     test = ts.orders[split.test]
     X = features.frame.drop("order_id")[split.test]
-    pred = model.predict(X)
     sample = pl.DataFrame(
         {
             "created_at": test.get_column("created_at"),
