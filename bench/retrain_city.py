@@ -12,6 +12,9 @@ Usage: python bench/retrain_city.py --work DIR [--days 56] [--orders-per-day 142
    makes the first production model), then, timed, ``arrive retrain`` on the archive (all
    days): validate, train on the 8-week window, compare with production, register, roll
    out; each a fresh process, so imports count (steps 2-3 skipped by ``--skip-retrain``).
+   Before it, untimed, the archive without its last day is converted where the run keeps
+   its data directory, as yesterday's run on the archive left it (the daily run converts
+   the new day only).
    ``--gate non-regression`` lets a daily refresh no worse than production win, so its
    final fit is timed too; ``--daily-only`` restores the registry the last full run kept
    after yesterday's run and times the daily run alone;
@@ -42,6 +45,7 @@ from typing import Any
 import polars as pl
 
 from arrive import datadir
+from arrive.cli.retrain_cmd import ARCHIVE_DATA
 from arrive.ingest.archive import EventArchive, to_data_dir
 from arrive.ingest.source import Position
 from arrive.training.backfill import read_backfill
@@ -127,6 +131,18 @@ def _yesterday(city: Path, out: Path) -> Path:
     return out
 
 
+def _converted_yesterday(archive: Path, copy: Path, out: Path) -> None:
+    """The data directory yesterday's run on the archive left (untimed): the archive
+    without its last day, converted where ``arrive retrain`` keeps it, so that the daily
+    run converts only the day that is new, as it does day after day."""
+    shutil.rmtree(copy, ignore_errors=True)
+    days = sorted((archive / datadir.EVENTS_DIR).glob("date=*"))
+    shutil.copytree(
+        archive, copy, ignore=lambda d, _: [days[-1].name] if Path(d) == days[-1].parent else []
+    )
+    to_data_dir(copy, out)
+
+
 def _retrain(work: Path, city: Path, archive: Path, gate: str, daily_only: bool) -> dict[str, Any]:
     """Yesterday's run (kept as ``WORK/after-first``), then the daily run on the archive;
     with ``daily_only`` the kept state of yesterday's run is restored instead."""
@@ -144,6 +160,7 @@ def _retrain(work: Path, city: Path, archive: Path, gate: str, daily_only: bool)
         shutil.rmtree(kept, ignore_errors=True)
         shutil.copytree(registry, kept / "registry")
         shutil.copytree(runs, kept / "runs")
+    _converted_yesterday(archive, work / "archive-yesterday", runs / ARCHIVE_DATA)
     daily = ["retrain", str(archive), *common, "--gate", gate]
     report["daily_retrain_on_archive"] = _with_steps(_timed(daily))
     return report

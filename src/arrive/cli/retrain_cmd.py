@@ -135,7 +135,8 @@ def command(
     quiet: bool,
 ) -> None:
     """Retrain on DATA_DIR (a data directory, or the event archive of `arrive ingest
-    --archive`, read afresh at each run): validate the data (a block stops here,
+    --archive`, read at each run; days unchanged since the last run are
+    kept from its conversion): validate the data (a block stops here,
     production untouched), train and calibrate on the last --window-days, compare with
     production on recent orders neither model saw (overall and per segment), register
     with lineage, and start a rollout when the candidate passes (better by --margin, or
