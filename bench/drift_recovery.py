@@ -32,7 +32,7 @@ import platform
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, cast, get_args
 
 import numpy as np
 
@@ -47,7 +47,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/drift-recovery"))
-    parser.add_argument("--final-fit", choices=["all", "before-window", "held-out"], default=None)
+    parser.add_argument("--final-fit", choices=get_args(FinalFitPolicy), default=None)
     parser.add_argument("--test-frac", type=float, default=None)
     parser.add_argument("--gate", choices=["better", "non-regression"], default=None)
     parser.add_argument("--max-regression", type=float, default=None)

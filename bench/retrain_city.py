@@ -2,6 +2,7 @@
 
 Usage: python bench/retrain_city.py --work DIR [--days 56] [--orders-per-day 14286]
        [--skip-backfill] [--skip-retrain] [--gate better|non-regression] [--daily-only]
+       [--daily-args "--final-fit evaluated --test-days 1"]
 
 1. ``arrive simulate`` of ``--days`` days at ``--orders-per-day`` (default: 100k orders a
    week for 8 weeks) into ``WORK/city`` (kept and reused when already there);
@@ -34,6 +35,7 @@ import os
 import platform
 import re
 import resource
+import shlex
 import shutil
 import subprocess
 import sys
@@ -143,7 +145,9 @@ def _converted_yesterday(archive: Path, copy: Path, out: Path) -> None:
     to_data_dir(copy, out)
 
 
-def _retrain(work: Path, city: Path, archive: Path, gate: str, daily_only: bool) -> dict[str, Any]:
+def _retrain(
+    work: Path, city: Path, archive: Path, gate: str, daily_only: bool, daily_args: list[str]
+) -> dict[str, Any]:
     """Yesterday's run (kept as ``WORK/after-first``), then the daily run on the archive;
     with ``daily_only`` the kept state of yesterday's run is restored instead."""
     registry, runs, kept = work / "registry", work / "runs", work / "after-first"
@@ -161,7 +165,7 @@ def _retrain(work: Path, city: Path, archive: Path, gate: str, daily_only: bool)
         shutil.copytree(registry, kept / "registry")
         shutil.copytree(runs, kept / "runs")
     _converted_yesterday(archive, work / "archive-yesterday", runs / ARCHIVE_DATA)
-    daily = ["retrain", str(archive), *common, "--gate", gate]
+    daily = ["retrain", str(archive), *common, "--gate", gate, *daily_args]
     report["daily_retrain_on_archive"] = _with_steps(_timed(daily))
     return report
 
@@ -201,6 +205,11 @@ def main() -> None:
         help="restore the registry yesterday's run left (kept by an earlier full run) "
         "and time the daily run alone",
     )
+    parser.add_argument(
+        "--daily-args",
+        default="",
+        help="more options of the daily run, e.g. '--final-fit evaluated --test-days 1'",
+    )
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {"machine": platform.platform(), "cpus": os.cpu_count()}
@@ -213,7 +222,9 @@ def main() -> None:
         started = time.perf_counter()
         to_data_dir(archive, args.work / "archive-data")
         report["archive_to_data_dir_s"] = round(time.perf_counter() - started, 1)
-        report["retrain"] = _retrain(args.work, city, archive, args.gate, args.daily_only)
+        report["retrain"] = _retrain(
+            args.work, city, archive, args.gate, args.daily_only, shlex.split(args.daily_args)
+        )
     if not args.skip_backfill:
         report["backfill"] = _backfill(args.work, city, args.days)
     print(json.dumps(report, indent=2))

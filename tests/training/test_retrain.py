@@ -121,8 +121,27 @@ def test_held_out_registers_the_evaluated_model(first: tuple[Path, Path], tmp_pa
     assert "final_fit" not in registry.get("production").metrics
 
 
+def test_evaluated_registers_the_evaluated_fit_itself(
+    first: tuple[Path, Path], tmp_path: Path
+) -> None:
+    root, data = first
+    registry = LocalRegistry(tmp_path / "registry")
+    settings = replace(SETTINGS, final_fit="evaluated")
+    outcome = retrain(data, registry, tmp_path / "runs", _clock(8), settings)
+    assert outcome.status == "promoted"
+    assert "final fit" not in outcome.reason
+    metrics = registry.get("production").metrics
+    assert "final_fit" not in metrics
+    # the fit a before-window run evaluated (its registered test figures), not held-out's
+    evaluated = LocalRegistry(root / "registry").get("1").metrics
+    assert metrics["mae_s"] == evaluated["mae_s"]
+    held_out = LocalRegistry(tmp_path / "held-out")
+    retrain(data, held_out, tmp_path / "runs-h", _clock(8), replace(settings, final_fit="held-out"))
+    assert held_out.get("production").metrics["mae_s"] != metrics["mae_s"]
+
+
 def test_an_unknown_final_fit_is_refused() -> None:
-    expected = "retrain final_fit: expected one of before-window, all, held-out"
+    expected = "retrain final_fit: expected one of before-window, all, evaluated, held-out"
     with pytest.raises(ConfigError, match=expected):
         RetrainSettings(final_fit="everything")  # type: ignore[arg-type]
 
@@ -384,6 +403,18 @@ def test_bad_options_are_one_line(
     err = capsys.readouterr().err
     assert message in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_the_cli_honours_test_days(first: tuple[Path, Path], tmp_path: Path) -> None:
+    _, data = first
+    registry = tmp_path / "registry"
+    args = ["--registry", str(registry), "--runs", str(tmp_path / "runs"), "--quiet"]
+    assert run(["retrain", str(data), *args, "--test-days", "1", "--final-fit", "evaluated"]) == 0
+    metrics = LocalRegistry(registry).get("1").metrics  # (promoted or refused by the gate)
+    test_start = datetime.fromisoformat(metrics["test_start"])
+    data_end = datetime.fromisoformat(metrics["data_end"])
+    assert timedelta(hours=23) < data_end - test_start <= timedelta(days=1)
+    assert "final_fit" not in metrics
 
 
 def test_a_refresh_of_productions_recipe_is_judged_and_served_by_non_regression(

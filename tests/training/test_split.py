@@ -156,6 +156,34 @@ def test_bad_calib_days_are_one_line_config_errors(bad: object) -> None:
     assert "\n" not in str(info.value)
 
 
+def test_test_days_takes_the_orders_of_the_last_days() -> None:
+    created = _every_minute(10)
+    last = created.max()
+    for fractions in (SplitFractions(test_days=2), SplitFractions(test_days=2, calib_days=None)):
+        split = make_split(created, fractions=fractions)
+        test = created[split.test]
+        assert test.min() == last - timedelta(days=2) + timedelta(minutes=1)  # strictly after
+        assert test.max() == last
+        assert split.test.size == 2 * 1440
+        parts = [created[p] for p in (split.train, split.valid, split.calib, split.test)]
+        for earlier, later in pairwise(parts):
+            assert earlier.max() < later.min()
+    by_days = make_split(created, fractions=SplitFractions(test_days=2, calib_days=1))
+    assert created[by_days.calib].min() == created[by_days.test].min() - timedelta(days=1)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, "day", True])
+def test_bad_test_days_are_one_line_config_errors(bad: object) -> None:
+    with pytest.raises(ConfigError, match=r"^test_days: expected a whole number") as info:
+        SplitFractions(test_days=bad)  # type: ignore[arg-type]
+    assert "\n" not in str(info.value)
+
+
+def test_test_days_that_leave_too_few_orders_are_a_data_error() -> None:
+    with pytest.raises(DataError, match=r"^test_days: the last 3 days hold 100% of the orders"):
+        make_split(_every_minute(2.5), fractions=SplitFractions(test_days=3))
+
+
 def test_a_calibration_window_that_takes_every_order_is_a_data_error() -> None:
     message = r"window leaves 0 orders before it, none for training .*; lower calib_days$"
     with pytest.raises(DataError, match=message):

@@ -85,13 +85,21 @@ ARCHIVE_DATA = "archive-data"
 @click.option("--no-rollout", is_flag=True, help="Register a better candidate, start no rollout.")
 @click.option(
     "--final-fit",
-    type=click.Choice(["before-window", "all", "held-out"]),
+    type=click.Choice(["before-window", "all", "evaluated", "held-out"]),
     default="before-window",
     show_default=True,
     help="before-window: a candidate that wins is trained again up to the data's last "
     "calibration window and calibrated on it before it is registered (its test figures stay "
     "the evaluated fit's); all: trained again on every order, with the shift and scales "
-    "before-window found; held-out: the evaluated model is registered (docs/retraining.md).",
+    "before-window found; evaluated: the evaluated fit (training + validation orders) is "
+    "registered, no second fit; held-out: the model of a run without a final fit (training "
+    "orders only) is registered (docs/retraining.md).",
+)
+@click.option(
+    "--test-days",
+    type=click.IntRange(min=1),
+    help="Test period: the orders of the data's last N days (e.g. 1 for a daily run, whose "
+    "comparison with production uses the newest day) instead of the latest 15 %.",
 )
 @click.option(
     "--reselect-days",
@@ -127,7 +135,8 @@ def command(
     min_compare_orders: int,
     plan_file: Path | None,
     no_rollout: bool,
-    final_fit: Literal["before-window", "all", "held-out"],
+    final_fit: Literal["before-window", "all", "evaluated", "held-out"],
+    test_days: int | None,
     reselect_days: int,
     every: str | None,
     metrics_port: int | None,
@@ -147,7 +156,9 @@ def command(
     validation blocks; with --every, each run's outcome is a metric instead.
     """
     from arrive.rollout.plan import RolloutPlan, plan_from_toml
+    from arrive.training.pipeline import TrainConfig
     from arrive.training.retrain import RetrainSettings
+    from arrive.training.split import SplitFractions
 
     settings = RetrainSettings(
         window_days=window_days,
@@ -161,6 +172,7 @@ def command(
         plan=plan_from_toml(plan_file) if plan_file else RolloutPlan(),
         final_fit=final_fit,
         reselect_days=reselect_days,
+        train=TrainConfig(fractions=SplitFractions(test_days=test_days)),
     )
     if metrics_port is not None and every is None:
         raise ConfigError("--metrics-port: only with --every (a single run exits at once)")

@@ -92,8 +92,8 @@ def write_drift_report(path: Path, demo: DriftDemo) -> Path:
 
 
 def _final_fit_fact(policy: str) -> str:
-    if policy == "held-out":
-        return "the evaluated model (final_fit held-out)"
+    if policy in ("held-out", "evaluated"):
+        return f"the evaluated model (final_fit {policy})"
     trees = "every order" if policy == "all" else "every order before the last calibration window"
     return (
         f"a winner's final fit (final_fit {policy}): trained again on {trees}, shift and scales "

@@ -24,9 +24,13 @@ before its calibration window, and the model registered once it has won (or, the
 model, passed the promotion gate) is that recipe trained again at the end of the data
 (``"before-window"``, the default: up to the data's last calibration window;
 ``"all"``: on every order), its registered metrics the evaluated fit's with a ``final_fit`` entry; a
-candidate that does not win is registered as evaluated. ``"held-out"``: the evaluated
-model itself (trained on the orders before its validation window) is registered, winner
-or not.
+candidate that does not win is registered as evaluated. ``"evaluated"``: the evaluated
+fit itself is registered, winner or not (no second fit: half the training time of a
+winning run, trees that stop learning a calibration window and a test period before the
+data's end; with ``TrainConfig.fractions.test_days`` = 1 a daily run's test period is its
+newest day). ``"held-out"``: the evaluated model of a run without a final fit (trained on
+the orders before its validation window, calibrated with the validation window pooled) is
+registered, winner or not.
 """
 
 from __future__ import annotations
@@ -80,7 +84,9 @@ Status = Literal[
 OUTCOME_FILE: Final = "outcome.json"
 LOCK_FILE: Final = ".retrain.lock"
 PROFILE_KEY: Final = "data_profile"
-FinalFitPolicy = Literal["before-window", "all", "held-out"]
+FinalFitPolicy = Literal["before-window", "all", "evaluated", "held-out"]
+_SECOND_FIT: Final = ("before-window", "all")
+"""The policies that train a winner again before it is registered."""
 GateRule = Literal["better", "non-regression"]
 #: What makes a recipe: a candidate with these equal to production's (the lineage's
 #: ``window_days`` too) is a refresh of production on newer data.
@@ -111,8 +117,9 @@ class RetrainSettings:
         gate: the promotion gate the first model passes to become production.
         final_fit: ``"before-window"`` or ``"all"``: evaluate the recipe (trees on every
             order before the calibration window) and register a winner trained again up to
-            the data's last calibration window, or on every order; ``"held-out"``:
-            register the evaluated model itself (see the module docstring).
+            the data's last calibration window, or on every order; ``"evaluated"``:
+            register that evaluated fit itself; ``"held-out"``: register the evaluated
+            model of a run without a final fit (see the module docstring).
         reselect_days: production's feature-group selection (``metrics["selection"]``)
             and boosting rounds (``metrics["rounds"]``, for the same quantiles and model
             parameters) are reused while they were chosen on data ending at most this many
@@ -295,7 +302,7 @@ def _run(
     config = replace(train_config(settings, lineage, reuse), reuse_rounds=rounds)
     result = run_training(data_dir, run_dir, config, None, on_step)
     verdict = _verdict(registry, result, production, settings)
-    final = verdict.serve and settings.final_fit != "held-out"
+    final = verdict.serve and settings.final_fit in _SECOND_FIT
     version, metrics = _register(
         registry, result, config, run_dir, on_step, final=final, every=settings.final_fit == "all"
     )

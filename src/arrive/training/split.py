@@ -18,7 +18,7 @@ once, when the history spans 7 weeks or more).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Literal
 
@@ -71,14 +71,22 @@ class SplitFractions:
             ``calib_days`` × 24 h before the test period (time splits only); ``"auto"``:
             a seventh of the days before the test period, 1 to 7 (see the module
             docstring), the default. None: the share ``calib``.
+        test_days: instead of ``test``, the test period is the orders of the data's last
+            ``test_days`` × 24 h (time splits only; e.g. 1 for a daily retrain, whose
+            comparison with production uses the newest day). None: the share ``test``.
     """
 
     test: float = 0.15
     valid: float = 0.10
     calib: float = 0.10
     calib_days: CalibDays = "auto"
+    test_days: int | None = None
 
     def __post_init__(self) -> None:
+        if self.test_days is not None and (type(self.test_days) is not int or self.test_days < 1):
+            raise ConfigError(
+                f"test_days: expected a whole number of days >= 1, got {self.test_days!r}"
+            )
         days = self.calib_days
         if days is not None and days != "auto" and (type(days) is not int or days < 1):
             raise ConfigError(
@@ -126,12 +134,34 @@ def make_split(
         fractions = SplitFractions(0.20, fractions.valid, fractions.calib)
     else:
         raise ConfigError(f"split: must be 'time' or 'random', got {kind!r}")
+    if kind == "time" and fractions.test_days is not None:
+        fractions = _with_test_days(created_at.gather(order), fractions)
     if kind == "time" and fractions.calib_days is not None:
         return _split_by_days(created_at, order, fractions)
     held_out = fractions.test + fractions.valid + fractions.calib
     cuts = np.cumsum([1.0 - held_out, fractions.valid, fractions.calib]) * n
     train, valid, calib, test = _checked(np.split(order, cuts.round().astype(int)), n)
     return Split(kind, train, valid, calib, test)
+
+
+def _with_test_days(times: pl.Series, fractions: SplitFractions) -> SplitFractions:
+    """``fractions`` with the share ``test`` of the orders in the last ``test_days`` × 24 h
+    of ``times`` (in time order).
+
+    Raises:
+        DataError: those days leave too few orders before them for the other parts.
+    """
+    days = fractions.test_days
+    assert days is not None
+    n = len(times)
+    start = times[n - 1] - timedelta(days=days)
+    share = (n - int(times.search_sorted(start, side="right"))) / n
+    if share + fractions.valid + fractions.calib >= 1.0:
+        raise DataError(
+            f"test_days: the last {days} days hold {share:.0%} of the orders and leave too "
+            "few before them for training, validation and calibration; lower test_days"
+        )
+    return replace(fractions, test=share, test_days=None)
 
 
 def _checked(parts: list[IntArray], n: int) -> list[IntArray]:
