@@ -149,10 +149,11 @@ def test_auto_calib_days_on_the_split() -> None:
     assert short.calib.size == round(0.10 * 1.5 * 1440)
 
 
+@pytest.mark.parametrize("field", ["calib_days", "test_days"])
 @pytest.mark.parametrize("bad", [0, -1, 1.5, "week", True])
-def test_bad_calib_days_are_one_line_config_errors(bad: object) -> None:
-    with pytest.raises(ConfigError, match=r"^calib_days: expected a whole number") as info:
-        SplitFractions(calib_days=bad)  # type: ignore[arg-type]
+def test_bad_days_are_one_line_config_errors(field: str, bad: object) -> None:
+    with pytest.raises(ConfigError, match=rf"^{field}: expected a whole number") as info:
+        SplitFractions(**{field: bad})  # type: ignore[arg-type]
     assert "\n" not in str(info.value)
 
 
@@ -170,13 +171,6 @@ def test_test_days_takes_the_orders_of_the_last_days() -> None:
             assert earlier.max() < later.min()
     by_days = make_split(created, fractions=SplitFractions(test_days=2, calib_days=1))
     assert created[by_days.calib].min() == created[by_days.test].min() - timedelta(days=1)
-
-
-@pytest.mark.parametrize("bad", [0, -1, 1.5, "day", True])
-def test_bad_test_days_are_one_line_config_errors(bad: object) -> None:
-    with pytest.raises(ConfigError, match=r"^test_days: expected a whole number") as info:
-        SplitFractions(test_days=bad)  # type: ignore[arg-type]
-    assert "\n" not in str(info.value)
 
 
 def test_test_days_that_leave_too_few_orders_are_a_data_error() -> None:
