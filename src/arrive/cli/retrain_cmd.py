@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import click
 
@@ -15,7 +15,7 @@ from arrive.errors import ArriveError, ConfigError
 from arrive.registry.local import LocalRegistry
 
 if TYPE_CHECKING:
-    from arrive.training.retrain import RetrainSettings
+    from arrive.training.retrain import FinalFitPolicy, GateRule, RetrainSettings
 
 logger = logging.getLogger(__name__)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -128,14 +128,14 @@ def command(
     runs_dir: Path,
     window_days: int,
     margin: float,
-    gate_rule: Literal["better", "non-regression"],
+    gate_rule: GateRule,
     max_regression: float,
     max_coverage_loss: float,
     segment_bound: float,
     min_compare_orders: int,
     plan_file: Path | None,
     no_rollout: bool,
-    final_fit: Literal["before-window", "all", "evaluated", "held-out"],
+    final_fit: FinalFitPolicy,
     test_days: int | None,
     reselect_days: int,
     every: str | None,
